@@ -1,0 +1,234 @@
+//! `warren list [--json]`: every connection, one line each.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use super::exit;
+use crate::config::forward::{Endpoint, Forward, ForwardKind};
+use crate::config::{Catalog, Connection, ConnectionKind, Origin, SourceKind};
+
+#[derive(Serialize)]
+pub struct SourceJson {
+    pub kind: SourceKind,
+    pub file: Option<String>,
+    pub line: Option<usize>,
+}
+
+impl SourceJson {
+    pub fn of(c: &Connection) -> Self {
+        SourceJson {
+            kind: c.source,
+            file: c.origin.file_line().map(|(p, _)| p.display().to_string()),
+            line: c.origin.file_line().map(|(_, l)| l),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct ForwardJson {
+    pub kind: ForwardKind,
+    pub local: Option<String>,
+    pub target: Option<String>,
+}
+
+#[derive(Serialize)]
+struct HopJson<'a> {
+    name: &'a str,
+    host: &'a str,
+    port: u16,
+    user: &'a str,
+}
+
+#[derive(Serialize)]
+struct ConnectionJson<'a> {
+    name: &'a str,
+    source: SourceJson,
+    kind: ConnectionKind,
+    forwards: Vec<ForwardJson>,
+    target: Option<String>,
+    hops: Vec<HopJson<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    engine: Option<&'a str>,
+}
+
+/// The local end as a user would type it: a bind address is always shown, port 0 is "auto".
+pub fn local_text(e: &Endpoint) -> String {
+    match e {
+        Endpoint::Tcp { host, port } => {
+            let host = match host.as_deref() {
+                None | Some("") => "localhost",
+                Some("*") => "0.0.0.0",
+                Some(h) => h,
+            };
+            let port = if *port == 0 {
+                "auto".to_string()
+            } else {
+                port.to_string()
+            };
+            if host.contains(':') {
+                format!("[{host}]:{port}")
+            } else {
+                format!("{host}:{port}")
+            }
+        }
+        Endpoint::Unix(p) => p.display().to_string(),
+    }
+}
+
+pub fn forward_json(f: &Forward) -> (Option<String>, Option<String>) {
+    let local = f.local_end().map(local_text);
+    let target = match f.kind {
+        ForwardKind::Dynamic => Some("socks".to_string()),
+        _ => f.far_end().map(Endpoint::to_string),
+    };
+    (local, target)
+}
+
+/// `local -> target` for the table.
+pub fn forward_text(f: &Forward) -> String {
+    let (local, target) = forward_json(f);
+    let local = local.unwrap_or_else(|| "-".into());
+    let target = target.unwrap_or_else(|| "-".into());
+    match f.kind {
+        ForwardKind::Local => format!("{local} -> {target}"),
+        ForwardKind::Remote if f.connect.is_none() => format!("remote {target} (SOCKS)"),
+        ForwardKind::Remote => format!("remote {target} -> {local}"),
+        ForwardKind::Dynamic => format!("{local} (SOCKS)"),
+    }
+}
+
+fn to_json(c: &Connection) -> ConnectionJson<'_> {
+    ConnectionJson {
+        name: &c.display_name,
+        source: SourceJson::of(c),
+        kind: c.kind(),
+        forwards: c
+            .forwards
+            .iter()
+            .map(|f| {
+                let (local, target) = forward_json(&f.value);
+                ForwardJson {
+                    kind: f.value.kind,
+                    local,
+                    target,
+                }
+            })
+            .collect(),
+        target: c.target(),
+        hops: c
+            .hops
+            .iter()
+            .map(|h| HopJson {
+                name: &h.name,
+                host: &h.host.value,
+                port: h.port.value,
+                user: &h.user.value,
+            })
+            .collect(),
+        engine: c.database.as_ref().map(|d| d.engine.as_str()),
+    }
+}
+
+fn short_origin(o: &Origin) -> String {
+    match o.file_line() {
+        Some((p, l)) => format!(
+            "{}:{l}",
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ),
+        None => o.to_string(),
+    }
+}
+
+/// Prints the catalog; returns the exit code.
+pub fn run(catalog: &Catalog, json: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    if json {
+        let list: Vec<ConnectionJson> = catalog.connections.iter().map(to_json).collect();
+        let _ = serde_json::to_writer_pretty(&mut *out, &list);
+        let _ = writeln!(out);
+    } else if catalog.connections.is_empty() {
+        let _ = writeln!(out, "No connections found. warren looked in:");
+        for f in &catalog.files {
+            let state = match &f.status {
+                crate::config::load::FileStatus::Loaded => "read, no connections".to_string(),
+                crate::config::load::FileStatus::Absent => "not there".to_string(),
+                crate::config::load::FileStatus::Unreadable { error } => error.clone(),
+                crate::config::load::FileStatus::Invalid => "not valid TOML".to_string(),
+            };
+            let _ = writeln!(out, "  {}  ({state})", f.path.display());
+        }
+        let _ = writeln!(
+            out,
+            "Add a Host with a LocalForward to ~/.ssh/config, or an entry to epoch.toml\n(see assets/epoch.example.toml), then run `warren list` again."
+        );
+    } else {
+        let rows: Vec<[String; 5]> = catalog
+            .connections
+            .iter()
+            .map(|c| {
+                let forwards = if c.forwards.is_empty() {
+                    c.target().map(|t| format!("-> {t}")).unwrap_or_default()
+                } else {
+                    c.forwards
+                        .iter()
+                        .map(|f| forward_text(&f.value))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                let via = match c.source {
+                    SourceKind::Ssh => &c.hops[..c.hops.len().saturating_sub(1)],
+                    SourceKind::Epoch => &c.hops[..],
+                };
+                let via = via
+                    .iter()
+                    .map(|h| h.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" -> ");
+                [
+                    c.display_name.clone(),
+                    format!("{} {}", c.source.prefix(), short_origin(&c.origin)),
+                    c.kind().to_string(),
+                    forwards,
+                    if via.is_empty() { "-".into() } else { via },
+                ]
+            })
+            .collect();
+        print_table(
+            out,
+            &["NAME", "SOURCE", "KIND", "LOCAL -> TARGET", "VIA"],
+            &rows,
+        );
+    }
+    super::report_problems(catalog, err);
+    if catalog.file_failed() {
+        exit::BAD_CONFIG
+    } else {
+        exit::OK
+    }
+}
+
+pub fn print_table<const N: usize>(out: &mut dyn Write, header: &[&str; N], rows: &[[String; N]]) {
+    let mut widths = header.map(|h| h.chars().count());
+    for r in rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| -> String {
+        let mut s = String::new();
+        for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
+            if i + 1 == N {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  "));
+            }
+        }
+        s.trim_end().to_string()
+    };
+    let _ = writeln!(out, "{}", line(header.to_vec()));
+    for r in rows {
+        let _ = writeln!(out, "{}", line(r.iter().map(String::as_str).collect()));
+    }
+}

@@ -1,0 +1,27 @@
+//! The headless commands: each file one command, each a client of the config model (and, in
+//! later commands, of the engine). Output goes to stdout, problems to stderr.
+
+pub mod list;
+pub mod show;
+
+use std::io::Write;
+
+use crate::config::{Catalog, Problem};
+
+/// Exit codes of the CLI contract.
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const FAILED: i32 = 1;
+    pub const BAD_CONFIG: i32 = 2;
+}
+
+/// Prints every problem of the catalog to stderr, once.
+pub fn report_problems(catalog: &Catalog, err: &mut dyn Write) {
+    for p in &catalog.problems {
+        let _ = writeln!(err, "{p}");
+    }
+}
+
+pub fn print_problem(p: &Problem, err: &mut dyn Write) {
+    let _ = writeln!(err, "{p}");
+}

@@ -1,0 +1,212 @@
+//! `warren show NAME [--json]`: every effective setting of a connection with its source.
+//! Secrets are shown as `***`.
+
+use std::io::Write;
+
+use serde::Serialize;
+
+use super::exit;
+use super::list::{ForwardJson, SourceJson, forward_json, forward_text, print_table};
+use crate::config::model::{Database, Hop, Policy};
+use crate::config::{Catalog, Connection, ConnectionKind, Origin, Problem, Sourced};
+
+#[derive(Serialize)]
+struct ForwardWithSource {
+    #[serde(flatten)]
+    forward: ForwardJson,
+    source: Origin,
+}
+
+#[derive(Serialize)]
+struct ShowJson<'a> {
+    name: &'a str,
+    source: SourceJson,
+    kind: ConnectionKind,
+    target: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    database: Option<&'a Database>,
+    forwards: Vec<ForwardWithSource>,
+    hops: &'a [Hop],
+    policy: &'a Policy,
+    other: Vec<OtherJson<'a>>,
+    problems: &'a [Problem],
+}
+
+#[derive(Serialize)]
+struct OtherJson<'a> {
+    key: &'a str,
+    value: &'a str,
+    source: &'a Origin,
+}
+
+pub fn run(
+    catalog: &Catalog,
+    name: &str,
+    json: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    let conn = match catalog.find(name) {
+        Ok(c) => c,
+        Err(e) => {
+            // The entry may exist but be broken: show why.
+            let related: Vec<&Problem> = catalog
+                .problems
+                .iter()
+                .filter(|p| {
+                    p.severity == crate::config::Severity::Error && p.message.contains(name)
+                })
+                .collect();
+            let _ = writeln!(err, "error: {e}");
+            for p in related {
+                super::print_problem(p, err);
+            }
+            return exit::BAD_CONFIG;
+        }
+    };
+    if json {
+        let doc = ShowJson {
+            name: &conn.display_name,
+            source: SourceJson::of(conn),
+            kind: conn.kind(),
+            target: conn.target(),
+            database: conn.database.as_ref(),
+            forwards: conn
+                .forwards
+                .iter()
+                .map(|f| {
+                    let (local, target) = forward_json(&f.value);
+                    ForwardWithSource {
+                        forward: ForwardJson {
+                            kind: f.value.kind,
+                            local,
+                            target,
+                        },
+                        source: f.origin.clone(),
+                    }
+                })
+                .collect(),
+            hops: &conn.hops,
+            policy: &conn.policy,
+            other: conn
+                .other
+                .iter()
+                .map(|(k, v)| OtherJson {
+                    key: k,
+                    value: &v.value,
+                    source: &v.origin,
+                })
+                .collect(),
+            problems: &conn.problems,
+        };
+        let _ = serde_json::to_writer_pretty(&mut *out, &doc);
+        let _ = writeln!(out);
+    } else {
+        human(conn, out);
+        for p in &conn.problems {
+            super::print_problem(p, err);
+        }
+    }
+    exit::OK
+}
+
+fn row<T: ToString>(rows: &mut Vec<[String; 3]>, key: &str, v: &Sourced<T>) {
+    rows.push([key.to_string(), v.value.to_string(), v.origin.to_string()]);
+}
+
+fn opt<T: ToString>(rows: &mut Vec<[String; 3]>, key: &str, v: &Option<Sourced<T>>) {
+    if let Some(v) = v {
+        row(rows, key, v);
+    }
+}
+
+fn human(c: &Connection, out: &mut dyn Write) {
+    let _ = writeln!(
+        out,
+        "{} ({}, {}) defined at {}",
+        c.display_name,
+        c.source.prefix(),
+        c.kind(),
+        c.origin
+    );
+    let mut rows: Vec<[String; 3]> = Vec::new();
+    if let Some(db) = &c.database {
+        rows.push(["engine".into(), db.engine.clone(), c.origin.to_string()]);
+        row(&mut rows, "host", &db.host);
+        row(&mut rows, "port", &db.port);
+        opt(&mut rows, "database", &db.database);
+        opt(&mut rows, "username", &db.username);
+        if let Some(p) = &db.password_file {
+            rows.push([
+                "password_file".into(),
+                p.value.display().to_string(),
+                p.origin.to_string(),
+            ]);
+        }
+        opt(&mut rows, "password", &db.password);
+    }
+    for f in &c.forwards {
+        rows.push([
+            format!("forward ({})", f.value.kind.as_str()),
+            forward_text(&f.value),
+            f.origin.to_string(),
+        ]);
+    }
+    row(&mut rows, "auto_reconnect", &c.policy.auto_reconnect);
+    row(&mut rows, "reconnect_delay", &c.policy.reconnect_delay);
+    row(
+        &mut rows,
+        "max_reconnect_attempts",
+        &c.policy.max_reconnect_attempts,
+    );
+    row(
+        &mut rows,
+        "exit_on_forward_failure",
+        &c.policy.exit_on_forward_failure,
+    );
+    let n = c.hops.len();
+    for (i, h) in c.hops.iter().enumerate() {
+        rows.push([format!("hop {}/{n}", i + 1), h.name.clone(), String::new()]);
+        row(&mut rows, "  host", &h.host);
+        row(&mut rows, "  port", &h.port);
+        row(&mut rows, "  user", &h.user);
+        for f in &h.identity_files {
+            rows.push([
+                "  identity_file".into(),
+                f.value.display().to_string(),
+                f.origin.to_string(),
+            ]);
+        }
+        row(&mut rows, "  identities_only", &h.identities_only);
+        row(&mut rows, "  use_agent", &h.use_agent);
+        opt(&mut rows, "  identity_agent", &h.identity_agent);
+        for f in &h.certificate_files {
+            rows.push([
+                "  certificate_file".into(),
+                f.value.display().to_string(),
+                f.origin.to_string(),
+            ]);
+        }
+        opt(&mut rows, "  key_passphrase", &h.key_passphrase);
+        let kh = h
+            .known_hosts_files
+            .value
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" ");
+        rows.push([
+            "  known_hosts".into(),
+            kh,
+            h.known_hosts_files.origin.to_string(),
+        ]);
+        row(&mut rows, "  host_key_policy", &h.host_key_policy);
+        row(&mut rows, "  connect_timeout", &h.connect_timeout);
+        row(&mut rows, "  keepalive_interval", &h.keepalive_interval);
+        row(&mut rows, "  keepalive_count_max", &h.keepalive_count_max);
+    }
+    for (k, v) in &c.other {
+        rows.push([format!("({k})"), v.value.clone(), v.origin.to_string()]);
+    }
+    print_table(out, &["SETTING", "VALUE", "SOURCE"], &rows);
+}

@@ -1,0 +1,115 @@
+//! `[user@]host[:port]` and `ssh://[user@]host[:port]`, as ProxyJump and `endpoint` take them.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// An SSH destination as written: any part but the host may be left out.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Destination {
+    pub user: Option<String>,
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+impl Destination {
+    /// Parses `ssh://[user@]host[:port][/]` or `[user@]host[:port]` (the user is everything
+    /// up to the last `@`; an IPv6 host is written in brackets).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let (rest, uri) = match s.strip_prefix("ssh://") {
+            Some(r) => (r.strip_suffix('/').unwrap_or(r), true),
+            None => (s, false),
+        };
+        if uri && rest.contains('/') {
+            return Err(format!("'{s}': an ssh:// address cannot have a path"));
+        }
+        let (user, hostport) = match rest.rfind('@') {
+            Some(i) => (Some(rest[..i].to_string()), &rest[i + 1..]),
+            None => (None, rest),
+        };
+        if user.as_deref() == Some("") {
+            return Err(format!("'{s}': empty user name before '@'"));
+        }
+        let (host, port) = if let Some(inner) = hostport.strip_prefix('[') {
+            let end = inner
+                .find(']')
+                .ok_or_else(|| format!("'{s}': '[' without its closing ']'"))?;
+            let after = &inner[end + 1..];
+            let port = match after {
+                "" => None,
+                p => Some(
+                    p.strip_prefix(':')
+                        .ok_or_else(|| format!("'{s}': junk after ']'"))?,
+                ),
+            };
+            (&inner[..end], port)
+        } else {
+            match hostport.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (hostport, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(format!("'{s}': no host name"));
+        }
+        let port = match port {
+            None => None,
+            Some(p) => Some(
+                p.parse::<u16>()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| format!("'{s}': '{p}' is not a port number (1-65535)"))?,
+            ),
+        };
+        Ok(Destination {
+            user,
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(u) = &self.user {
+            write!(f, "{u}@")?;
+        }
+        if self.host.contains(':') {
+            write!(f, "[{}]", self.host)?;
+        } else {
+            f.write_str(&self.host)?;
+        }
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn destinations() {
+        let d = Destination::parse("ssh://bob@b.example:2222").expect("parses");
+        assert_eq!(
+            d,
+            Destination {
+                user: Some("bob".into()),
+                host: "b.example".into(),
+                port: Some(2222)
+            }
+        );
+        let d = Destination::parse("a@b@host").expect("parses");
+        assert_eq!(d.user.as_deref(), Some("a@b"));
+        let d = Destination::parse("[::1]:22").expect("parses");
+        assert_eq!(d.host, "::1");
+        assert_eq!(d.to_string(), "[::1]:22");
+        assert!(Destination::parse("host:abc").is_err());
+        assert!(Destination::parse("host:0").is_err());
+        assert!(Destination::parse("@host").is_err());
+        assert!(Destination::parse("ssh://h/path").is_err());
+    }
+}

@@ -1,0 +1,113 @@
+//! ssh_config hosts -> [`Connection`]s and [`Hop`]s.
+
+use std::path::PathBuf;
+
+use super::model::{Connection, Hop, HostKeyPolicy, Policy, Seconds, SourceKind};
+use super::origin::{Origin, Problem, Sourced};
+use super::ssh_config::{HostConfig, SshConfig, StrictHostKeyChecking, chain};
+
+/// warren's connect timeout when ssh_config says `none`.
+pub const DEFAULT_CONNECT_TIMEOUT: u64 = 15;
+
+/// The connection for a concrete Host alias: its ProxyJump chain, then itself.
+pub fn connection(config: &SshConfig, alias: &str, origin: Origin) -> Connection {
+    let host = config.resolve(alias);
+    let forwards = host.forwards.clone();
+    let exit_on_failure = host.exit_on_forward_failure.clone();
+    let other = host.other.clone();
+    let (hops, mut problems) = hops(config, host);
+    let mut policy = Policy::defaults();
+    policy.exit_on_forward_failure = exit_on_failure;
+    // Problems of jump hosts are the connection's problems too.
+    problems.dedup();
+    Connection {
+        name: alias.to_string(),
+        display_name: alias.to_string(),
+        source: SourceKind::Ssh,
+        origin,
+        hops,
+        forwards,
+        database: None,
+        policy,
+        problems,
+        other,
+    }
+}
+
+/// The hops to reach a host resolved from ssh_config, outermost first, and the problems
+/// found on the way.
+pub fn hops(config: &SshConfig, host: HostConfig) -> (Vec<Hop>, Vec<Problem>) {
+    let (chain, mut problems) = chain::hops(config, host);
+    let mut out = Vec::with_capacity(chain.len());
+    for h in &chain {
+        problems.extend(h.problems.iter().cloned());
+        out.push(hop(h, &mut problems));
+    }
+    (out, problems)
+}
+
+fn hop(h: &HostConfig, problems: &mut Vec<Problem>) -> Hop {
+    let mut paths = |list: &[Sourced<String>]| -> Vec<Sourced<PathBuf>> {
+        list.iter()
+            .filter_map(|f| match h.expand_path(&f.value) {
+                Ok(p) => Some(Sourced::new(PathBuf::from(p), f.origin.clone())),
+                Err(e) => {
+                    problems.push(Problem::error(
+                        f.origin.clone(),
+                        format!("{}: {e}", f.value),
+                    ));
+                    None
+                }
+            })
+            .collect()
+    };
+    let identity_files = paths(&h.identity_files);
+    let certificate_files = paths(&h.certificate_files);
+    let use_agent = match &h.identity_agent {
+        Some(a) if a.value.eq_ignore_ascii_case("none") => Sourced::new(false, a.origin.clone()),
+        Some(a) => Sourced::new(true, a.origin.clone()),
+        None => Sourced::default_value(true),
+    };
+    let identity_agent = h
+        .identity_agent
+        .clone()
+        .filter(|a| !a.value.eq_ignore_ascii_case("none") && a.value != "SSH_AUTH_SOCK");
+    let policy = h.strict_host_key_checking.clone().map(|s| match s {
+        StrictHostKeyChecking::Yes => HostKeyPolicy::Strict,
+        StrictHostKeyChecking::Ask => HostKeyPolicy::Ask,
+        StrictHostKeyChecking::AcceptNew => HostKeyPolicy::AcceptNew,
+        StrictHostKeyChecking::No => HostKeyPolicy::Off,
+    });
+    let connect_timeout = match &h.connect_timeout {
+        Sourced {
+            value: Some(t),
+            origin,
+        } => Sourced::new(Seconds::from_secs(u64::from(*t)), origin.clone()),
+        Sourced { value: None, .. } => {
+            Sourced::default_value(Seconds::from_secs(DEFAULT_CONNECT_TIMEOUT))
+        }
+    };
+    Hop {
+        name: h.alias.clone(),
+        host: h.hostname.clone(),
+        port: h.port.clone(),
+        user: h.user.clone(),
+        identity_files,
+        identities_only: h.identities_only.clone(),
+        use_agent,
+        identity_agent,
+        certificate_files,
+        key_passphrase: None,
+        known_hosts_files: h
+            .known_hosts_files
+            .clone()
+            .map(|v| v.into_iter().map(PathBuf::from).collect()),
+        host_key_policy: policy,
+        connect_timeout,
+        keepalive_interval: h
+            .server_alive_interval
+            .clone()
+            .map(|s| Seconds::from_secs(u64::from(s))),
+        keepalive_count_max: h.server_alive_count_max.clone(),
+    }
+}

@@ -1,0 +1,278 @@
+//! Finds the config files, loads both sources into one [`Catalog`], and answers "which
+//! connection is NAME?".
+//!
+//! ssh_config: `--ssh-config PATH` alone (like `ssh -F`), else `~/.ssh/config` then
+//! `/etc/ssh/ssh_config`. epoch.toml: `--config`, else `$EPOCH_CONFIG`, else `./epoch.toml`,
+//! else `<config dir>/epoch/epoch.toml`. A file named explicitly must exist; a default one
+//! may be absent.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::context::Context;
+use super::epoch;
+use super::from_ssh;
+use super::model::{Connection, SourceKind};
+use super::origin::{Origin, Problem, Sourced};
+use super::ssh_config::{FileKind, SshConfig};
+
+/// The paths the user gave on the command line.
+#[derive(Clone, Debug, Default)]
+pub struct Paths {
+    pub ssh_config: Option<PathBuf>,
+    pub epoch: Option<PathBuf>,
+    pub known_hosts: Option<PathBuf>,
+}
+
+/// What happened to a file warren looked at.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase", tag = "status")]
+pub enum FileStatus {
+    Loaded,
+    /// A default location with no file: not an error.
+    Absent,
+    /// Named explicitly but missing, or not readable.
+    Unreadable {
+        error: String,
+    },
+    /// Read, but not valid as a whole (TOML syntax); the valid sections were loaded.
+    Invalid,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FileEntry {
+    pub source: SourceKind,
+    pub path: PathBuf,
+    #[serde(flatten)]
+    pub status: FileStatus,
+}
+
+/// Every connection from every source, and what went wrong on the way.
+pub struct Catalog {
+    pub connections: Vec<Connection>,
+    pub problems: Vec<Problem>,
+    pub files: Vec<FileEntry>,
+    pub ssh: SshConfig,
+}
+
+/// Why a name did not pick one connection.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LookupError {
+    #[error("no connection named '{name}'{hint}")]
+    Unknown { name: String, hint: String },
+    #[error("'{name}' is in both ~/.ssh/config and epoch.toml: say ssh:{name} or epoch:{name}")]
+    Ambiguous { name: String },
+}
+
+impl Catalog {
+    pub fn load(paths: &Paths, ctx: Arc<Context>) -> Catalog {
+        let mut files = Vec::new();
+        let mut problems = Vec::new();
+
+        let ssh_files: Vec<(PathBuf, FileKind, bool)> = match &paths.ssh_config {
+            Some(p) => vec![(p.clone(), FileKind::User, true)],
+            None => vec![
+                (ctx.home.join(".ssh/config"), FileKind::User, false),
+                (
+                    PathBuf::from("/etc/ssh/ssh_config"),
+                    FileKind::System,
+                    false,
+                ),
+            ],
+        };
+        let mut texts = Vec::new();
+        for (path, kind, explicit) in ssh_files {
+            if let Some(text) = read(&path, SourceKind::Ssh, explicit, &mut files, &mut problems) {
+                texts.push((path, text, kind));
+            }
+        }
+        let refs: Vec<(&Path, &str, FileKind)> = texts
+            .iter()
+            .map(|(p, t, k)| (p.as_path(), t.as_str(), *k))
+            .collect();
+        let ssh = SshConfig::from_texts(Arc::clone(&ctx), &refs);
+        problems.extend(ssh.problems.iter().cloned());
+        let mut connections: Vec<Connection> = ssh
+            .aliases
+            .iter()
+            .map(|a| from_ssh::connection(&ssh, &a.name, a.origin.clone()))
+            .collect();
+
+        let (epoch_path, explicit) = epoch_path(paths, &ctx);
+        if let Some(text) = read(
+            &epoch_path,
+            SourceKind::Epoch,
+            explicit,
+            &mut files,
+            &mut problems,
+        ) {
+            let loaded = epoch::load(&epoch_path, &text, &ctx, &ssh);
+            if loaded.syntax_error
+                && let Some(f) = files.last_mut()
+            {
+                f.status = FileStatus::Invalid;
+            }
+            problems.extend(loaded.problems);
+            connections.extend(loaded.connections);
+        }
+
+        for c in &connections {
+            problems.extend(c.problems.iter().cloned());
+        }
+        let mut seen = HashSet::new();
+        problems.retain(|p| seen.insert((p.origin.to_string(), p.message.clone())));
+
+        if let Some(kh) = &paths.known_hosts {
+            for hop in connections.iter_mut().flat_map(|c| c.hops.iter_mut()) {
+                hop.known_hosts_files =
+                    Sourced::new(vec![kh.clone()], Origin::Flag("--known-hosts"));
+            }
+        }
+        qualify(&mut connections);
+        Catalog {
+            connections,
+            problems,
+            files,
+            ssh,
+        }
+    }
+
+    /// A whole file could not be read (or is not valid TOML): `warren list` exits 2.
+    pub fn file_failed(&self) -> bool {
+        self.files.iter().any(|f| {
+            matches!(
+                f.status,
+                FileStatus::Unreadable { .. } | FileStatus::Invalid
+            )
+        })
+    }
+
+    /// The connection NAME names: its display name, `ssh:NAME` / `epoch:NAME`, or a plain
+    /// name that only one source has.
+    pub fn find(&self, name: &str) -> Result<&Connection, LookupError> {
+        if let Some(c) = self.connections.iter().find(|c| c.display_name == name) {
+            return Ok(c);
+        }
+        for source in [SourceKind::Ssh, SourceKind::Epoch] {
+            if let Some(rest) = name
+                .strip_prefix(source.prefix())
+                .and_then(|r| r.strip_prefix(':'))
+                && let Some(c) = self
+                    .connections
+                    .iter()
+                    .find(|c| c.source == source && c.name == rest)
+            {
+                return Ok(c);
+            }
+        }
+        let matches = self.connections.iter().filter(|c| c.name == name).count();
+        if matches > 1 {
+            return Err(LookupError::Ambiguous {
+                name: name.to_string(),
+            });
+        }
+        let names: Vec<&str> = self
+            .connections
+            .iter()
+            .map(|c| c.display_name.as_str())
+            .collect();
+        let hint = match epoch::closest(name, &names) {
+            Some(n) => format!("; did you mean '{n}'?"),
+            None => "; `warren list` shows the names".to_string(),
+        };
+        Err(LookupError::Unknown {
+            name: name.to_string(),
+            hint,
+        })
+    }
+}
+
+fn epoch_path(paths: &Paths, ctx: &Context) -> (PathBuf, bool) {
+    if let Some(p) = &paths.epoch {
+        return (p.clone(), true);
+    }
+    if let Some(p) = ctx.var("EPOCH_CONFIG").filter(|p| !p.is_empty()) {
+        return (PathBuf::from(p), true);
+    }
+    let local = PathBuf::from("epoch.toml");
+    if local.exists() {
+        return (local, false);
+    }
+    let config_dir = ctx
+        .var("XDG_CONFIG_HOME")
+        .filter(|p| p.starts_with('/'))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| ctx.home.join(".config"));
+    (config_dir.join("epoch/epoch.toml"), false)
+}
+
+fn read(
+    path: &Path,
+    source: SourceKind,
+    explicit: bool,
+    files: &mut Vec<FileEntry>,
+    problems: &mut Vec<Problem>,
+) -> Option<String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            files.push(FileEntry {
+                source,
+                path: path.to_path_buf(),
+                status: FileStatus::Loaded,
+            });
+            Some(text)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+            files.push(FileEntry {
+                source,
+                path: path.to_path_buf(),
+                status: FileStatus::Absent,
+            });
+            None
+        }
+        Err(e) => {
+            let fix = if e.kind() == std::io::ErrorKind::NotFound {
+                "check the path given with --config / --ssh-config / EPOCH_CONFIG"
+            } else {
+                "make the file readable by your user (chmod u+r)"
+            };
+            problems.push(
+                Problem::error(
+                    Origin::file(&Arc::from(path), 1),
+                    format!("cannot read the file: {e}"),
+                )
+                .with_fix(fix),
+            );
+            files.push(FileEntry {
+                source,
+                path: path.to_path_buf(),
+                status: FileStatus::Unreadable {
+                    error: e.to_string(),
+                },
+            });
+            None
+        }
+    }
+}
+
+/// Names in both sources are shown as `ssh:NAME` and `epoch:NAME`.
+fn qualify(connections: &mut [Connection]) {
+    let ssh: HashSet<String> = connections
+        .iter()
+        .filter(|c| c.source == SourceKind::Ssh)
+        .map(|c| c.name.clone())
+        .collect();
+    let epoch: HashSet<String> = connections
+        .iter()
+        .filter(|c| c.source == SourceKind::Epoch)
+        .map(|c| c.name.clone())
+        .collect();
+    for c in connections.iter_mut() {
+        if ssh.contains(&c.name) && epoch.contains(&c.name) {
+            c.display_name = format!("{}:{}", c.source.prefix(), c.name);
+        }
+    }
+}

@@ -1,0 +1,23 @@
+//! The connection model: every connection a user has, from `~/.ssh/config` and `epoch.toml`,
+//! with where each value came from.
+//!
+//! - [`model`]: `Connection`, `Hop`, `Policy` — what the engine and the clients read.
+//! - [`ssh_config`]: ssh_config evaluated as OpenSSH does -> connections.
+//! - [`epoch`]: epoch.toml (Horizon Epoch format) -> connections.
+//! - [`load`]: finds the files, loads both sources, qualifies names that clash.
+
+pub mod context;
+pub mod destination;
+pub mod epoch;
+pub mod expand;
+pub mod forward;
+pub mod from_ssh;
+pub mod load;
+pub mod model;
+pub mod origin;
+pub mod ssh_config;
+
+pub use context::Context;
+pub use load::{Catalog, Paths};
+pub use model::{Connection, ConnectionKind, Hop, HostKeyPolicy, Policy, SourceKind};
+pub use origin::{Origin, Problem, Secret, Severity, Sourced};

@@ -1,0 +1,193 @@
+//! Provenance: where an effective value came from.
+//!
+//! Every value warren uses remembers its origin (`~/.ssh/config:12`, `epoch.toml:8`,
+//! `env EPOCH_SSH_USER`, `default`), so `warren show` and the TUI can answer
+//! "why is it using this key?".
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+/// Where a value was set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// A line of a config file (1-based).
+    File { path: Arc<Path>, line: usize },
+    /// An environment variable.
+    Env(String),
+    /// A command-line flag.
+    Flag(&'static str),
+    /// warren's or OpenSSH's built-in default.
+    Default,
+}
+
+impl Origin {
+    pub fn file(path: &Arc<Path>, line: usize) -> Self {
+        Origin::File {
+            path: Arc::clone(path),
+            line,
+        }
+    }
+
+    /// The file and line, when the value came from a file.
+    pub fn file_line(&self) -> Option<(&Path, usize)> {
+        match self {
+            Origin::File { path, line } => Some((path, *line)),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File { path, line } => write!(f, "{}:{}", path.display(), line),
+            Origin::Env(var) => write!(f, "env {var}"),
+            Origin::Flag(flag) => write!(f, "flag {flag}"),
+            Origin::Default => f.write_str("default"),
+        }
+    }
+}
+
+impl Serialize for Origin {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// A value and where it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sourced<T> {
+    pub value: T,
+    pub origin: Origin,
+}
+
+impl<T> Sourced<T> {
+    pub fn new(value: T, origin: Origin) -> Self {
+        Sourced { value, origin }
+    }
+
+    pub fn default_value(value: T) -> Self {
+        Sourced {
+            value,
+            origin: Origin::Default,
+        }
+    }
+
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Sourced<U> {
+        Sourced {
+            value: f(self.value),
+            origin: self.origin,
+        }
+    }
+
+    pub fn as_ref(&self) -> Sourced<&T> {
+        Sourced {
+            value: &self.value,
+            origin: self.origin.clone(),
+        }
+    }
+}
+
+impl<T: Serialize> Serialize for Sourced<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Sourced", 2)?;
+        st.serialize_field("value", &self.value)?;
+        st.serialize_field("source", &self.origin)?;
+        st.end()
+    }
+}
+
+/// A secret (passphrase, password): it never reaches a log, the screen or JSON.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: String) -> Self {
+        Secret(s)
+    }
+    /// The secret itself, for the one place that needs it (authentication).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("***")
+    }
+}
+
+/// How bad a problem found in a config file is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The value was ignored or a default was used; everything else works.
+    Warning,
+    /// The entry (or line) could not be used.
+    Error,
+}
+
+/// Something wrong in a config file, with where it is and what to do about it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub severity: Severity,
+    pub origin: Origin,
+    pub message: String,
+    /// How to fix it.
+    pub fix: Option<String>,
+}
+
+impl Problem {
+    pub fn error(origin: Origin, message: impl Into<String>) -> Self {
+        Problem {
+            severity: Severity::Error,
+            origin,
+            message: message.into(),
+            fix: None,
+        }
+    }
+
+    pub fn warning(origin: Origin, message: impl Into<String>) -> Self {
+        Problem {
+            severity: Severity::Warning,
+            origin,
+            message: message.into(),
+            fix: None,
+        }
+    }
+
+    pub fn with_fix(mut self, fix: impl Into<String>) -> Self {
+        self.fix = Some(fix.into());
+        self
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let level = match self.severity {
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        };
+        write!(f, "{level}: {}: {}", self.origin, self.message)?;
+        if let Some(fix) = &self.fix {
+            write!(f, "\n  fix: {fix}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,471 @@
+//! Evaluates a loaded config for one host, as `ssh` does: first obtained value wins, Host
+//! patterns match the name as typed, Match tests the current HostName and User, a
+//! `Match final` asks for a second pass in which Host patterns match the final host name.
+
+use super::parse::{Block, Criterion, Directive, Header, Stmt, StrictHostKeyChecking, Test};
+use super::pattern::{self, ListMatch};
+use super::{HostConfig, SshConfig};
+use crate::config::destination::Destination;
+use crate::config::expand;
+use crate::config::forward::Forward;
+use crate::config::origin::{Origin, Problem, Sourced};
+
+/// Values given on the "command line" of a hop: ProxyJump's `user@host:port` and the rest of
+/// the chain. They win over the config, as `ssh -l user -p port -J ...` does.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub user: Option<Sourced<String>>,
+    pub port: Option<Sourced<u16>>,
+    pub jump: Option<Sourced<Vec<Destination>>>,
+}
+
+/// The options as they accumulate over the passes: `None` until first set.
+#[derive(Default)]
+struct Acc {
+    hostname: Option<Sourced<String>>,
+    port: Option<Sourced<u16>>,
+    user: Option<Sourced<String>>,
+    jump: Option<Sourced<Option<Vec<Destination>>>>,
+    proxy_command: Option<Sourced<String>>,
+    identity_files: Vec<Sourced<String>>,
+    certificate_files: Vec<Sourced<String>>,
+    identities_only: Option<Sourced<bool>>,
+    identity_agent: Option<Sourced<String>>,
+    known_hosts: Option<Sourced<Vec<String>>>,
+    strict: Option<Sourced<StrictHostKeyChecking>>,
+    alive_interval: Option<Sourced<u32>>,
+    alive_count: Option<Sourced<u32>>,
+    connect_timeout: Option<Sourced<Option<u32>>>,
+    forwards: Vec<Sourced<Forward>>,
+    exit_on_forward_failure: Option<Sourced<bool>>,
+    clear_forwardings: Option<Sourced<bool>>,
+    other: Vec<(String, Sourced<String>)>,
+}
+
+fn first<T>(slot: &mut Option<Sourced<T>>, value: T, origin: &Origin) {
+    if slot.is_none() {
+        *slot = Some(Sourced::new(value, origin.clone()));
+    }
+}
+
+impl Acc {
+    fn apply(&mut self, d: &Directive, origin: &Origin) {
+        match d {
+            Directive::HostName(v) => first(&mut self.hostname, v.clone(), origin),
+            Directive::Port(v) => first(&mut self.port, *v, origin),
+            Directive::User(v) => first(&mut self.user, v.clone(), origin),
+            Directive::ProxyJump(v) => {
+                if self.jump.is_none() && self.proxy_command.is_none() {
+                    self.jump = Some(Sourced::new(v.clone(), origin.clone()));
+                }
+            }
+            Directive::ProxyCommand(v) => {
+                let jump_set = matches!(&self.jump, Some(Sourced { value: Some(_), .. }));
+                if !jump_set {
+                    first(&mut self.proxy_command, v.clone(), origin);
+                }
+            }
+            Directive::IdentityFile(v) => push_unique(&mut self.identity_files, v, origin),
+            Directive::CertificateFile(v) => push_unique(&mut self.certificate_files, v, origin),
+            Directive::IdentitiesOnly(v) => first(&mut self.identities_only, *v, origin),
+            Directive::IdentityAgent(v) => first(&mut self.identity_agent, v.clone(), origin),
+            Directive::UserKnownHostsFile(v) => first(&mut self.known_hosts, v.clone(), origin),
+            Directive::StrictHostKeyChecking(v) => first(&mut self.strict, *v, origin),
+            Directive::ServerAliveInterval(v) => first(&mut self.alive_interval, *v, origin),
+            Directive::ServerAliveCountMax(v) => first(&mut self.alive_count, *v, origin),
+            Directive::ConnectTimeout(v) => first(&mut self.connect_timeout, *v, origin),
+            Directive::Forward(f) => {
+                if !self.forwards.iter().any(|x| x.value == *f) {
+                    self.forwards.push(Sourced::new(f.clone(), origin.clone()));
+                }
+            }
+            Directive::ExitOnForwardFailure(v) => {
+                first(&mut self.exit_on_forward_failure, *v, origin)
+            }
+            Directive::ClearAllForwardings(v) => first(&mut self.clear_forwardings, *v, origin),
+            Directive::Other { keyword, value } => {
+                if !self.other.iter().any(|(k, _)| k == keyword) {
+                    self.other
+                        .push((keyword.clone(), Sourced::new(value.clone(), origin.clone())));
+                }
+            }
+        }
+    }
+}
+
+fn push_unique(list: &mut Vec<Sourced<String>>, v: &str, origin: &Origin) {
+    if !list.iter().any(|x| x.value == v) {
+        list.push(Sourced::new(v.to_string(), origin.clone()));
+    }
+}
+
+/// The state of one pass over the files.
+struct Pass<'a> {
+    config: &'a SshConfig,
+    /// The name Host patterns are matched against.
+    host: String,
+    /// The name as the user typed it (`%n`, `Match originalhost`).
+    original: &'a str,
+    final_pass: bool,
+    problems: Vec<Problem>,
+}
+
+impl Pass<'_> {
+    fn file(&mut self, idx: usize, acc: &mut Acc, active: &mut bool, never: bool) {
+        let config = self.config;
+        let file = &config.files[idx];
+        let literal = file
+            .literal
+            .get(&self.host)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        // Blocks that can apply, in file order: the merge of two sorted lists. A literal
+        // Host block for another name would only switch `active` off for its own body, so
+        // skipping it changes nothing.
+        let (mut a, mut l) = (0, 0);
+        loop {
+            let bi = match (file.always.get(a), literal.get(l)) {
+                (Some(&x), Some(&y)) if x < y => {
+                    a += 1;
+                    x
+                }
+                (Some(_), Some(&y)) => {
+                    l += 1;
+                    y
+                }
+                (Some(&x), None) => {
+                    a += 1;
+                    x
+                }
+                (None, Some(&y)) => {
+                    l += 1;
+                    y
+                }
+                (None, None) => break,
+            };
+            self.block(&file.blocks[bi], &file.path, acc, active, never);
+        }
+    }
+
+    fn block(
+        &mut self,
+        block: &Block,
+        path: &std::sync::Arc<std::path::Path>,
+        acc: &mut Acc,
+        active: &mut bool,
+        never: bool,
+    ) {
+        match &block.header {
+            Header::Start => {}
+            Header::Host { patterns, .. } => {
+                *active = !never && host_matches(&self.host, patterns);
+            }
+            Header::Match { criteria, line } => {
+                let matched = match criteria {
+                    Some(c) => self.match_line(c, acc, &Origin::file(path, *line)),
+                    None => false,
+                };
+                *active = !never && matched;
+            }
+        }
+        for stmt in &block.body {
+            match stmt {
+                Stmt::Set { line, directive } => {
+                    if *active {
+                        acc.apply(directive, &Origin::file(path, *line));
+                    }
+                }
+                Stmt::Include { files } => {
+                    let outer = *active;
+                    for &f in files {
+                        self.file(f, acc, active, never || !outer);
+                        // A Match inside an included file does not change the includer's state.
+                        *active = outer;
+                    }
+                }
+            }
+        }
+    }
+
+    fn match_line(&mut self, criteria: &[Criterion], acc: &Acc, origin: &Origin) -> bool {
+        let mut result = true;
+        for c in criteria {
+            let hit = match &c.test {
+                Test::All => {
+                    if c.negated {
+                        result = false;
+                    }
+                    continue;
+                }
+                Test::Canonical | Test::Final => self.final_pass,
+                Test::Host(p) => {
+                    let host = match &acc.hostname {
+                        Some(h) => {
+                            expand::percent(&h.value, |t| (t == 'h').then(|| self.host.clone()))
+                                .unwrap_or_else(|_| h.value.clone())
+                        }
+                        None => self.host.clone(),
+                    };
+                    pattern::pattern_list(&host, p, true) == ListMatch::Positive
+                }
+                Test::OriginalHost(p) => {
+                    pattern::pattern_list(self.original, p, true) == ListMatch::Positive
+                }
+                Test::User(p) => {
+                    let user = acc
+                        .user
+                        .as_ref()
+                        .map(|u| u.value.as_str())
+                        .unwrap_or(&self.config.ctx.local_user);
+                    pattern::pattern_list(user, p, false) == ListMatch::Positive
+                }
+                Test::LocalUser(p) => {
+                    pattern::pattern_list(&self.config.ctx.local_user, p, false)
+                        == ListMatch::Positive
+                }
+                Test::Exec(cmd) => {
+                    if result {
+                        self.problems.push(
+                            Problem::warning(origin.clone(), format!("Match exec \"{cmd}\" is not run by warren; this block is treated as not matching"))
+                                .with_fix("use Match host/originalhost/user instead, or set the values in a Host block"),
+                        );
+                    }
+                    result = false;
+                    continue;
+                }
+            };
+            if hit == c.negated {
+                result = false;
+            }
+        }
+        result
+    }
+}
+
+fn host_matches(host: &str, patterns: &[(bool, String)]) -> bool {
+    let mut active = false;
+    for (negated, p) in patterns {
+        if pattern::wildcard(host, p) {
+            if *negated {
+                return false;
+            }
+            active = true;
+        }
+    }
+    active
+}
+
+/// The identity files OpenSSH tries when none is configured.
+pub const DEFAULT_IDENTITY_FILES: [&str; 7] = [
+    "~/.ssh/id_rsa",
+    "~/.ssh/id_ecdsa",
+    "~/.ssh/id_ecdsa_sk",
+    "~/.ssh/id_ed25519",
+    "~/.ssh/id_ed25519_sk",
+    "~/.ssh/id_xmss",
+    "~/.ssh/id_dsa",
+];
+
+pub(super) fn resolve(config: &SshConfig, name: &str, over: &Overrides) -> HostConfig {
+    let mut acc = Acc {
+        user: over.user.clone(),
+        port: over.port.clone(),
+        jump: over.jump.clone().map(|j| j.map(Some)),
+        ..Acc::default()
+    };
+    let mut pass = Pass {
+        config,
+        host: name.to_string(),
+        original: name,
+        final_pass: false,
+        problems: Vec::new(),
+    };
+    for &root in &config.roots {
+        let mut active = true;
+        pass.file(root, &mut acc, &mut active, false);
+    }
+    // ssh.c: HostName with %h expanded, lowercased, then (for Match final) a second pass
+    // in which Host patterns see this final name.
+    let hostname = match &acc.hostname {
+        Some(h) => match expand::percent(&h.value, |t| (t == 'h').then(|| name.to_string())) {
+            Ok(v) => Sourced::new(v, h.origin.clone()),
+            Err(e) => {
+                pass.problems.push(
+                    Problem::error(h.origin.clone(), format!("HostName: {e}"))
+                        .with_fix("only %h and %% may appear in HostName"),
+                );
+                h.clone()
+            }
+        },
+        None => Sourced::new(name.to_string(), Origin::Default),
+    };
+    let hostname = hostname.map(|h| h.to_ascii_lowercase());
+    if config.want_final {
+        acc.hostname = Some(hostname.clone());
+        pass.host = hostname.value.clone();
+        pass.final_pass = true;
+        for &root in &config.roots {
+            let mut active = true;
+            pass.file(root, &mut acc, &mut active, false);
+        }
+    }
+    finish(config, name, hostname, acc, pass.problems)
+}
+
+fn finish(
+    config: &SshConfig,
+    name: &str,
+    hostname: Sourced<String>,
+    acc: Acc,
+    mut problems: Vec<Problem>,
+) -> HostConfig {
+    let ctx = &*config.ctx;
+    let port = acc.port.unwrap_or_else(|| Sourced::default_value(22));
+    let user = acc
+        .user
+        .unwrap_or_else(|| Sourced::default_value(ctx.local_user.clone()));
+    let proxy_command = acc
+        .proxy_command
+        .filter(|p| !p.value.eq_ignore_ascii_case("none"));
+    let proxy_jump = acc.jump.and_then(|j| match j.value {
+        Some(list) => Some(Sourced::new(list, j.origin)),
+        None => None,
+    });
+    let identity_files = if acc.identity_files.is_empty() {
+        DEFAULT_IDENTITY_FILES
+            .iter()
+            .map(|f| Sourced::default_value(f.to_string()))
+            .collect()
+    } else {
+        acc.identity_files
+    };
+    let mut hc = HostConfig {
+        alias: name.to_string(),
+        hostname,
+        port,
+        user,
+        proxy_jump,
+        proxy_command,
+        identity_files,
+        certificate_files: acc.certificate_files,
+        identities_only: acc
+            .identities_only
+            .unwrap_or_else(|| Sourced::default_value(false)),
+        identity_agent: None,
+        known_hosts_files: Sourced::default_value(Vec::new()),
+        strict_host_key_checking: acc
+            .strict
+            .unwrap_or_else(|| Sourced::default_value(StrictHostKeyChecking::Ask)),
+        server_alive_interval: acc
+            .alive_interval
+            .unwrap_or_else(|| Sourced::default_value(0)),
+        server_alive_count_max: acc.alive_count.unwrap_or_else(|| Sourced::default_value(3)),
+        connect_timeout: acc
+            .connect_timeout
+            .unwrap_or_else(|| Sourced::default_value(None)),
+        forwards: Vec::new(),
+        exit_on_forward_failure: acc
+            .exit_on_forward_failure
+            .unwrap_or_else(|| Sourced::default_value(false)),
+        other: acc.other,
+        problems: Vec::new(),
+        ctx: std::sync::Arc::clone(&config.ctx),
+    };
+    // Paths that ssh expands before it uses (and prints) them: tilde with the passwd home,
+    // %-tokens and ${VAR}.
+    let known = acc.known_hosts.unwrap_or_else(|| {
+        Sourced::default_value(vec![
+            "~/.ssh/known_hosts".to_string(),
+            "~/.ssh/known_hosts2".to_string(),
+        ])
+    });
+    let mut files = Vec::new();
+    for f in &known.value {
+        match hc.expand_path(f) {
+            Ok(p) => files.push(p),
+            Err(e) => problems.push(Problem::error(
+                known.origin.clone(),
+                format!("UserKnownHostsFile {f}: {e}"),
+            )),
+        }
+    }
+    hc.known_hosts_files = Sourced::new(files, known.origin);
+    if let Some(agent) = acc.identity_agent {
+        match hc.expand_path(&agent.value) {
+            Ok(p) => hc.identity_agent = Some(Sourced::new(p, agent.origin)),
+            Err(e) => problems.push(Problem::error(agent.origin, format!("IdentityAgent: {e}"))),
+        }
+    }
+    if !acc.clear_forwardings.is_some_and(|c| c.value) {
+        for f in acc.forwards {
+            let origin = f.origin.clone();
+            match hc.expand_forward(f.value) {
+                Ok(v) => hc.forwards.push(Sourced::new(v, origin)),
+                Err(e) => problems.push(Problem::error(origin, format!("forward path: {e}"))),
+            }
+        }
+    }
+    if let Some(pc) = &hc.proxy_command {
+        problems.push(
+            Problem::warning(pc.origin.clone(), format!("{name}: ProxyCommand is not supported (warren never runs commands); connecting directly"))
+                .with_fix("use ProxyJump instead of ProxyCommand"),
+        );
+    }
+    hc.problems = problems;
+    hc
+}
+
+impl HostConfig {
+    /// The `%` token values of this host, as `ssh` computes them.
+    fn token(&self, t: char) -> Option<String> {
+        let ctx = &self.ctx;
+        Some(match t {
+            'h' => self.hostname.value.clone(),
+            'p' => self.port.value.to_string(),
+            'r' => self.user.value.clone(),
+            'n' | 'k' => self.alias.clone(),
+            'u' => ctx.local_user.clone(),
+            'd' => ctx.user_home.display().to_string(),
+            'i' => ctx.uid.to_string(),
+            'l' => ctx.local_host.clone(),
+            'L' => ctx
+                .local_host
+                .split('.')
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+            'j' => self
+                .proxy_jump
+                .as_ref()
+                .and_then(|j| j.value.last())
+                .map(|d| d.host.clone())
+                .unwrap_or_default(),
+            _ => return None,
+        })
+    }
+}
+
+impl HostConfig {
+    /// `~`, `%` tokens and `${VAR}` in a path (IdentityFile, CertificateFile,
+    /// UserKnownHostsFile, IdentityAgent), as ssh expands them.
+    pub fn expand_path(&self, raw: &str) -> Result<String, expand::ExpandError> {
+        let t = expand::tilde(raw, &self.ctx.user_home);
+        let t = expand::percent(&t, |c| self.token(c))?;
+        expand::dollar(&t, |v| self.ctx.env.get(v).cloned())
+    }
+
+    fn expand_forward(&self, mut f: Forward) -> Result<Forward, expand::ExpandError> {
+        use crate::config::forward::Endpoint;
+        let fix = |e: &mut Endpoint| -> Result<(), expand::ExpandError> {
+            if let Endpoint::Unix(p) = e {
+                *p = expand::percent(&p.to_string_lossy(), |c| self.token(c))?.into();
+            }
+            Ok(())
+        };
+        fix(&mut f.listen)?;
+        if let Some(c) = f.connect.as_mut() {
+            fix(c)?;
+        }
+        Ok(f)
+    }
+}

@@ -1,0 +1,11 @@
+//! warren: a terminal UI for SSH tunnels to private databases.
+//!
+//! # Layout
+//! - [`config`]: the connection model from `~/.ssh/config` and `epoch.toml`, each value with
+//!   its source. Knows nothing of the terminal.
+//! - [`cli`]: the headless commands (`list`, `show`), clients of the model.
+//!
+//! Data flows one way: config files -> `Connection` model -> engine -> events -> client.
+
+pub mod cli;
+pub mod config;

@@ -1,0 +1,77 @@
+//! The `warren` binary: parses the command line and hands it to a command. Nothing else.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use warren::cli;
+use warren::config::{Catalog, Context, Paths};
+
+/// SSH tunnels to private databases: list, open, diagnose.
+#[derive(Parser)]
+#[command(name = "warren", version, about)]
+struct Cli {
+    /// Read this ssh_config instead of ~/.ssh/config and /etc/ssh/ssh_config (like ssh -F).
+    #[arg(long, global = true, value_name = "PATH")]
+    ssh_config: Option<PathBuf>,
+    /// Read this epoch.toml (default: $EPOCH_CONFIG, ./epoch.toml, ~/.config/epoch/epoch.toml).
+    #[arg(long, global = true, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Check host keys against this known_hosts file only.
+    #[arg(long, global = true, value_name = "PATH")]
+    known_hosts: Option<PathBuf>,
+    /// More detail (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Every connection: name, source, kind, local -> target, hops.
+    List {
+        /// One JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every effective setting of a connection, with where it came from.
+    Show {
+        /// A connection name (ssh:NAME / epoch:NAME when both files have it).
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                cli::exit::BAD_CONFIG
+            } else {
+                cli::exit::OK
+            };
+            let _ = e.print();
+            return ExitCode::from(code as u8);
+        }
+    };
+    let paths = Paths {
+        ssh_config: cli.ssh_config,
+        epoch: cli.config,
+        known_hosts: cli.known_hosts,
+    };
+    let catalog = Catalog::load(&paths, Arc::new(Context::from_process()));
+    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+    let code = match cli.command {
+        // The TUI arrives with its own issue; until then the default is the list.
+        None => cli::list::run(&catalog, false, &mut out, &mut err),
+        Some(Command::List { json }) => cli::list::run(&catalog, json, &mut out, &mut err),
+        Some(Command::Show { name, json }) => {
+            cli::show::run(&catalog, &name, json, &mut out, &mut err)
+        }
+    };
+    ExitCode::from(code as u8)
+}

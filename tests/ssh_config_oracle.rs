@@ -1,0 +1,291 @@
+//! The differential test: every host of every config in tests/corpus/ssh_config is resolved
+//! by warren and by OpenSSH (`ssh -G -F FILE HOST`), and every key warren uses must agree.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+
+use warren::config::context::{Context, passwd_entry};
+use warren::config::destination::Destination;
+use warren::config::forward::{Endpoint, Forward, ForwardKind};
+use warren::config::ssh_config::{FileKind, HostConfig, SshConfig};
+
+/// Keys compared, as `ssh -G` names them.
+const KEYS: &[&str] = &[
+    "hostname",
+    "port",
+    "user",
+    "proxyjump",
+    "identityfile",
+    "identitiesonly",
+    "identityagent",
+    "certificatefile",
+    "userknownhostsfile",
+    "stricthostkeychecking",
+    "serveraliveinterval",
+    "serveralivecountmax",
+    "connecttimeout",
+    "localforward",
+    "remoteforward",
+    "dynamicforward",
+    "exitonforwardfailure",
+];
+
+/// Variables both sides see (for `${VAR}` in forwards and IdentityAgent).
+const ENV: &[(&str, &str)] = &[
+    ("WARREN_TEST_PORT", "15437"),
+    ("WARREN_TEST_AGENT", "/tmp/agent-from-env.sock"),
+];
+
+fn ssh_g(home: &Path, config: &Path, host: &str) -> BTreeMap<String, Vec<String>> {
+    let out = Command::new("ssh")
+        .arg("-G")
+        .arg("-F")
+        .arg(config)
+        .arg(host)
+        .env("HOME", home)
+        .envs(ENV.iter().copied())
+        .output()
+        .expect("run ssh -G");
+    assert!(
+        out.status.success(),
+        "ssh -G -F {} {host} failed: {}",
+        config.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let (k, v) = line.split_once(' ').unwrap_or((line, ""));
+        map.entry(k.to_ascii_lowercase())
+            .or_default()
+            .push(v.to_string());
+    }
+    map
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.to_string()
+}
+
+/// A forward end as ssh's `dump_cfg_forwards` prints it.
+fn end(e: &Endpoint) -> String {
+    match e {
+        Endpoint::Unix(p) => p.display().to_string(),
+        Endpoint::Tcp { host: None, port } => port.to_string(),
+        Endpoint::Tcp {
+            host: Some(h),
+            port,
+        } => format!("[{h}]:{port}"),
+    }
+}
+
+fn forward_line(f: &Forward) -> String {
+    match (&f.kind, &f.connect) {
+        (ForwardKind::Dynamic, _) => end(&f.listen),
+        (ForwardKind::Remote, None) => format!("{} [socks]:0", end(&f.listen)),
+        (_, Some(c)) => format!("{} {}", end(&f.listen), end(c)),
+        (_, None) => end(&f.listen),
+    }
+}
+
+/// warren's answer, in ssh -G's words. ProxyJump is compared as a parsed list.
+fn warren_view(h: &HostConfig) -> BTreeMap<String, Vec<String>> {
+    let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let put = |m: &mut BTreeMap<String, Vec<String>>, k: &str, v: String| {
+        m.entry(k.to_string()).or_default().push(v)
+    };
+    put(&mut m, "hostname", h.hostname.value.clone());
+    put(&mut m, "port", h.port.value.to_string());
+    put(&mut m, "user", h.user.value.clone());
+    if let Some(j) = &h.proxy_jump {
+        put(
+            &mut m,
+            "proxyjump",
+            j.value
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        );
+    }
+    for f in &h.identity_files {
+        put(&mut m, "identityfile", f.value.clone());
+    }
+    put(&mut m, "identitiesonly", yes_no(h.identities_only.value));
+    if let Some(a) = &h.identity_agent {
+        put(&mut m, "identityagent", a.value.clone());
+    }
+    for f in &h.certificate_files {
+        put(&mut m, "certificatefile", f.value.clone());
+    }
+    put(
+        &mut m,
+        "userknownhostsfile",
+        h.known_hosts_files.value.join(" "),
+    );
+    put(
+        &mut m,
+        "stricthostkeychecking",
+        h.strict_host_key_checking.value.as_ssh_g().to_string(),
+    );
+    put(
+        &mut m,
+        "serveraliveinterval",
+        h.server_alive_interval.value.to_string(),
+    );
+    put(
+        &mut m,
+        "serveralivecountmax",
+        h.server_alive_count_max.value.to_string(),
+    );
+    put(
+        &mut m,
+        "connecttimeout",
+        h.connect_timeout
+            .value
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| "none".into()),
+    );
+    for f in &h.forwards {
+        let key = match f.value.kind {
+            ForwardKind::Local => "localforward",
+            ForwardKind::Remote => "remoteforward",
+            ForwardKind::Dynamic => "dynamicforward",
+        };
+        put(&mut m, key, forward_line(&f.value));
+    }
+    // ssh -G's dump (readconf.c dump_cfg_forwards) walks one list of local and dynamic
+    // forwards and prints as "dynamicforward" every entry whose connect host is unset, which
+    // includes a LocalForward to a unix socket. Mirror that print quirk; the forward itself
+    // is a LocalForward on both sides (compared above).
+    m.remove("dynamicforward");
+    for f in &h.forwards {
+        let as_dynamic = match (&f.value.kind, &f.value.connect) {
+            (ForwardKind::Dynamic, _) => true,
+            (ForwardKind::Local, Some(Endpoint::Unix(_))) => true,
+            _ => false,
+        };
+        if as_dynamic {
+            m.entry("dynamicforward".to_string())
+                .or_default()
+                .push(end(&f.value.listen));
+        }
+    }
+    put(
+        &mut m,
+        "exitonforwardfailure",
+        yes_no(h.exit_on_forward_failure.value),
+    );
+    m
+}
+
+/// ssh prints ProxyJump as `[earlier,...,]user@host:port`; compare it parsed.
+fn normalize_jump(v: &str) -> String {
+    v.split(',')
+        .map(|p| {
+            Destination::parse(p)
+                .map(|d| d.to_string())
+                .unwrap_or_else(|e| format!("<{e}>"))
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[test]
+fn warren_resolves_every_corpus_host_as_ssh_g_does() {
+    if !support::require("ssh") {
+        return;
+    }
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/ssh_config");
+    let mut cases: Vec<_> = std::fs::read_dir(&corpus)
+        .expect("corpus")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .collect();
+    cases.sort();
+    assert!(
+        cases.len() >= 12,
+        "the corpus must hold at least 12 configs, found {}",
+        cases.len()
+    );
+
+    // SAFETY: getuid has no preconditions.
+    let uid = unsafe { libc::getuid() };
+    let (pw_name, pw_dir) = passwd_entry(uid).expect("passwd entry");
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for case in &cases {
+        let home = tempfile::tempdir().expect("temp home");
+        let ssh_dir = home.path().join(".ssh");
+        let replace = [
+            ("@HOME@", home.path().display().to_string()),
+            ("@LOCALUSER@", pw_name.clone()),
+        ];
+        support::copy_tree(case, &ssh_dir, &replace);
+        let config_path = ssh_dir.join("config");
+        let text = std::fs::read_to_string(&config_path).expect("config");
+        let ctx = Context {
+            home: home.path().to_path_buf(),
+            // ssh expands `~` and %d with the passwd home, not $HOME.
+            user_home: pw_dir.clone().into(),
+            local_user: pw_name.clone(),
+            uid,
+            local_host: Context::from_process().local_host,
+            env: ENV
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        };
+        let config = SshConfig::from_texts(Arc::new(ctx), &[(&config_path, &text, FileKind::User)]);
+        assert!(
+            config.problems.is_empty(),
+            "{}: warren found problems in a config ssh accepts: {:#?}",
+            case.display(),
+            config.problems
+        );
+        let mut hosts: Vec<String> = config.aliases.iter().map(|a| a.name.clone()).collect();
+        if let Ok(extra) = std::fs::read_to_string(case.join("hosts")) {
+            hosts.extend(
+                extra
+                    .lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(str::to_string),
+            );
+        }
+        assert!(!hosts.is_empty(), "{}: no hosts to compare", case.display());
+        for host in &hosts {
+            let theirs = ssh_g(home.path(), &config_path, host);
+            let ours = warren_view(&config.resolve(host));
+            for key in KEYS {
+                let mut want = theirs.get(*key).cloned().unwrap_or_default();
+                let mut got = ours.get(*key).cloned().unwrap_or_default();
+                if *key == "proxyjump" {
+                    want = want.iter().map(|v| normalize_jump(v)).collect();
+                    got = got.iter().map(|v| normalize_jump(v)).collect();
+                }
+                compared += 1;
+                if want != got {
+                    failures.push(format!(
+                        "{} host {host}: {key}\n    ssh -G: {want:?}\n    warren: {got:?}",
+                        case.file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {compared} values differ from ssh -G:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    eprintln!(
+        "{compared} values agree with ssh -G across {} configs",
+        cases.len()
+    );
+}

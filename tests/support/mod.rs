@@ -1,0 +1,159 @@
+//! Test harness: scratch homes with no trace of the user's own config, the warren binary
+//! with a clean environment, and checks for the tools a test needs.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Whether a program is on PATH (or at an absolute path).
+pub fn have(program: &str) -> bool {
+    if program.starts_with('/') {
+        return Path::new(program).exists();
+    }
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+        .unwrap_or(false)
+}
+
+/// Returns false (and says so) when a program is missing; under CI=true a missing program
+/// fails the test instead: CI must never skip.
+pub fn require(program: &str) -> bool {
+    if have(program) {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{program} is not installed, and CI=true: run scripts/test, which installs it");
+    }
+    eprintln!("SKIPPED: {program} is not installed (scripts/test installs it)");
+    false
+}
+
+/// A scratch HOME: nothing in it comes from the user's real home.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Self {
+        Scratch {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file under the scratch dir (creating parents) and returns its path.
+    pub fn write(&self, rel: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&p, text).expect("write");
+        p
+    }
+
+    /// `warren ARGS` with HOME set to this scratch dir, run in it, with no EPOCH_* or
+    /// XDG variables from the caller's environment.
+    pub fn warren(&self, args: &[&str]) -> Run {
+        self.warren_env(args, &[])
+    }
+
+    pub fn warren_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_warren"));
+        cmd.args(args)
+            .current_dir(self.path())
+            .env("HOME", self.path());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("EPOCH_") || k.starts_with("XDG_") || k == "SSH_AUTH_SOCK" {
+                cmd.env_remove(k);
+            }
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let output = cmd.output().expect("run warren");
+        Run {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            output,
+        }
+    }
+}
+
+/// The result of running warren, printed in full when an assertion about it fails.
+pub struct Run {
+    pub args: Vec<String>,
+    pub output: Output,
+}
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+    pub fn code(&self) -> i32 {
+        self.output.status.code().unwrap_or(-1)
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.output.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.describe()))
+    }
+    pub fn describe(&self) -> String {
+        format!(
+            "warren {}\nexit: {}\n--- stdout\n{}--- stderr\n{}",
+            self.args.join(" "),
+            self.code(),
+            self.stdout(),
+            self.stderr()
+        )
+    }
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code(),
+            code,
+            "unexpected exit code:\n{}",
+            self.describe()
+        );
+        self
+    }
+    #[track_caller]
+    pub fn expect_stderr(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr().contains(needle),
+            "stderr lacks {needle:?}:\n{}",
+            self.describe()
+        );
+        self
+    }
+    #[track_caller]
+    pub fn expect_stdout(&self, needle: &str) -> &Self {
+        assert!(
+            self.stdout().contains(needle),
+            "stdout lacks {needle:?}:\n{}",
+            self.describe()
+        );
+        self
+    }
+}
+
+/// Copies a directory tree.
+pub fn copy_tree(from: &Path, to: &Path, replace: &[(&str, String)]) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read corpus dir") {
+        let entry = entry.expect("entry");
+        let dest = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_tree(&entry.path(), &dest, replace);
+        } else {
+            let mut text = std::fs::read_to_string(entry.path()).expect("read corpus file");
+            for (from, to) in replace {
+                text = text.replace(from, to);
+            }
+            std::fs::write(dest, text).expect("write corpus file");
+        }
+    }
+}
