@@ -163,11 +163,10 @@ fn warren_view(h: &HostConfig) -> BTreeMap<String, Vec<String>> {
     // is a LocalForward on both sides (compared above).
     m.remove("dynamicforward");
     for f in &h.forwards {
-        let as_dynamic = match (&f.value.kind, &f.value.connect) {
-            (ForwardKind::Dynamic, _) => true,
-            (ForwardKind::Local, Some(Endpoint::Unix(_))) => true,
-            _ => false,
-        };
+        let as_dynamic = matches!(
+            (&f.value.kind, &f.value.connect),
+            (ForwardKind::Dynamic, _) | (ForwardKind::Local, Some(Endpoint::Unix(_)))
+        );
         if as_dynamic {
             m.entry("dynamicforward".to_string())
                 .or_default()
