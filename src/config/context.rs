@@ -55,6 +55,18 @@ impl Context {
         }
     }
 
+    /// A context for a given home, user and environment (tests, previews).
+    pub fn new(home: PathBuf, local_user: &str, env: HashMap<String, String>) -> Self {
+        Context {
+            user_home: home.clone(),
+            home,
+            local_user: local_user.to_string(),
+            uid: 1000,
+            local_host: "localhost".to_string(),
+            env,
+        }
+    }
+
     pub fn var(&self, name: &str) -> Option<&str> {
         self.env.get(name).map(String::as_str)
     }
