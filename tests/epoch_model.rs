@@ -12,13 +12,19 @@ use warren::config::{Connection, Context, HostKeyPolicy, Origin, Severity};
 const HOME: &str = "/home/tester";
 
 fn ctx(env: &[(&str, &str)]) -> Arc<Context> {
-    let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let env: HashMap<String, String> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     Arc::new(Context::new(PathBuf::from(HOME), "tester", env))
 }
 
 fn load_with(text: &str, env: &[(&str, &str)], ssh_config: &str) -> EpochFile {
     let ctx = ctx(env);
-    let ssh = SshConfig::from_texts(Arc::clone(&ctx), &[(Path::new("/cfg/ssh_config"), ssh_config, FileKind::User)]);
+    let ssh = SshConfig::from_texts(
+        Arc::clone(&ctx),
+        &[(Path::new("/cfg/ssh_config"), ssh_config, FileKind::User)],
+    );
     epoch::load(Path::new("/cfg/epoch.toml"), text, &ctx, &ssh)
 }
 
@@ -27,7 +33,12 @@ fn load(text: &str) -> EpochFile {
 }
 
 fn only(f: &EpochFile) -> &Connection {
-    assert_eq!(f.connections.len(), 1, "expected one connection; problems: {:#?}", f.problems);
+    assert_eq!(
+        f.connections.len(),
+        1,
+        "expected one connection; problems: {:#?}",
+        f.problems
+    );
     &f.connections[0]
 }
 
@@ -75,11 +86,23 @@ connect_timeout = "20s"
     assert_eq!(line(&c.origin), 3);
     let db = c.database.as_ref().expect("database");
     assert_eq!(db.engine, "postgres");
-    assert_eq!((db.host.value.as_str(), db.port.value), ("db.internal", 6543));
+    assert_eq!(
+        (db.host.value.as_str(), db.port.value),
+        ("db.internal", 6543)
+    );
     assert_eq!(line(&db.port.origin), 5);
-    assert_eq!(db.database.as_ref().map(|d| d.value.as_str()), Some("orders"));
-    assert_eq!(db.username.as_ref().map(|d| d.value.as_str()), Some("reporter"));
-    assert_eq!(db.password_file.as_ref().map(|p| p.value.clone()), Some(PathBuf::from("/home/tester/secrets/orders")));
+    assert_eq!(
+        db.database.as_ref().map(|d| d.value.as_str()),
+        Some("orders")
+    );
+    assert_eq!(
+        db.username.as_ref().map(|d| d.value.as_str()),
+        Some("reporter")
+    );
+    assert_eq!(
+        db.password_file.as_ref().map(|p| p.value.clone()),
+        Some(PathBuf::from("/home/tester/secrets/orders"))
+    );
 
     assert_eq!(c.hops.len(), 1);
     let h = &c.hops[0];
@@ -87,15 +110,24 @@ connect_timeout = "20s"
     assert_eq!(h.port.value, 2222);
     assert_eq!(h.user.value, "ops");
     assert_eq!(line(&h.user.origin), 15);
-    assert_eq!(h.identity_files[0].value, PathBuf::from("/home/tester/.ssh/orders_ed25519"));
+    assert_eq!(
+        h.identity_files[0].value,
+        PathBuf::from("/home/tester/.ssh/orders_ed25519")
+    );
     assert!(h.identities_only.value);
     assert!(h.use_agent.value);
-    assert_eq!(h.certificate_files[0].value, PathBuf::from("/home/tester/.ssh/orders_ed25519-cert.pub"));
+    assert_eq!(
+        h.certificate_files[0].value,
+        PathBuf::from("/home/tester/.ssh/orders_ed25519-cert.pub")
+    );
     let pass = h.key_passphrase.as_ref().expect("passphrase");
     assert_eq!(pass.value.expose(), "hunter2");
     assert_eq!(format!("{:?}", pass.value), "***", "a secret never prints");
     assert_eq!(serde_json::to_string(&pass.value).expect("json"), "\"***\"");
-    assert_eq!(h.known_hosts_files.value, vec![PathBuf::from("/etc/warren/known_hosts")]);
+    assert_eq!(
+        h.known_hosts_files.value,
+        vec![PathBuf::from("/etc/warren/known_hosts")]
+    );
     assert_eq!(h.host_key_policy.value, HostKeyPolicy::AcceptNew);
     assert_eq!(h.keepalive_interval.value.0.as_secs(), 15);
     assert_eq!(h.keepalive_count_max.value, 5);
@@ -123,15 +155,23 @@ fn strict_host_key_checking_takes_true_false_and_accept_new() {
         ));
         assert_eq!(only(&f).hops[0].host_key_policy.value, want, "{value}");
     }
-    let f = load("[storage.postgres.a]\nhost = \"db\"\n[storage.postgres.a.ssh_tunnel]\nhost = \"b\"\n");
+    let f = load(
+        "[storage.postgres.a]\nhost = \"db\"\n[storage.postgres.a.ssh_tunnel]\nhost = \"b\"\n",
+    );
     let h = &only(&f).hops[0];
-    assert_eq!(h.host_key_policy.value, HostKeyPolicy::Strict, "strict by default, as OpenSSH");
+    assert_eq!(
+        h.host_key_policy.value,
+        HostKeyPolicy::Strict,
+        "strict by default, as OpenSSH"
+    );
     assert_eq!(h.host_key_policy.origin, Origin::Default);
 }
 
 #[test]
 fn defaults_when_keys_are_left_out() {
-    let f = load("[storage.postgres.a]\nhost = \"db\"\n[storage.postgres.a.ssh_tunnel]\nhost = \"b\"\n");
+    let f = load(
+        "[storage.postgres.a]\nhost = \"db\"\n[storage.postgres.a.ssh_tunnel]\nhost = \"b\"\n",
+    );
     let c = only(&f);
     let h = &c.hops[0];
     assert_eq!(h.port.value, 22);
@@ -139,27 +179,55 @@ fn defaults_when_keys_are_left_out() {
     assert!(h.use_agent.value, "no key_file: the agent is used");
     assert!(!h.identities_only.value);
     assert_eq!(h.connect_timeout.value.0.as_secs(), 15);
-    assert_eq!(c.forwards[0].value.listen, Endpoint::tcp("127.0.0.1", 0), "loopback, a free port");
+    assert_eq!(
+        c.forwards[0].value.listen,
+        Endpoint::tcp("127.0.0.1", 0),
+        "loopback, a free port"
+    );
     assert!(c.policy.auto_reconnect.value);
 }
 
 #[test]
 fn local_socket_instead_of_a_port() {
-    let f = load("[storage.postgres.a]\nhost = \"db\"\nlocal_socket = \"~/pg.sock\"\n[storage.postgres.a.ssh_tunnel]\nhost = \"b\"\n");
-    assert_eq!(only(&f).forwards[0].value.listen, Endpoint::Unix("/home/tester/pg.sock".into()));
-    let f = load("[storage.postgres.a]\nhost = \"db\"\nlocal_socket = \"/s\"\nlocal_port = 5\n[storage.postgres.a.ssh_tunnel]\nhost = \"b\"\n");
+    let f = load(
+        "[storage.postgres.a]\nhost = \"db\"\nlocal_socket = \"~/pg.sock\"\n[storage.postgres.a.ssh_tunnel]\nhost = \"b\"\n",
+    );
+    assert_eq!(
+        only(&f).forwards[0].value.listen,
+        Endpoint::Unix("/home/tester/pg.sock".into())
+    );
+    let f = load(
+        "[storage.postgres.a]\nhost = \"db\"\nlocal_socket = \"/s\"\nlocal_port = 5\n[storage.postgres.a.ssh_tunnel]\nhost = \"b\"\n",
+    );
     assert!(f.connections.is_empty());
-    assert!(f.problems.iter().any(|p| p.message.contains("both local_port and local_socket")), "{:#?}", f.problems);
+    assert!(
+        f.problems
+            .iter()
+            .any(|p| p.message.contains("both local_port and local_socket")),
+        "{:#?}",
+        f.problems
+    );
 }
 
 #[test]
 fn endpoint_shorthand() {
-    let f = load("[storage.mysql.m]\nhost = \"db\"\n[storage.mysql.m.ssh_tunnel]\nendpoint = \"ssh://jo@bastion.example:2200\"\n");
+    let f = load(
+        "[storage.mysql.m]\nhost = \"db\"\n[storage.mysql.m.ssh_tunnel]\nendpoint = \"ssh://jo@bastion.example:2200\"\n",
+    );
     let h = &only(&f).hops[0];
-    assert_eq!((h.user.value.as_str(), h.host.value.as_str(), h.port.value), ("jo", "bastion.example", 2200));
-    let f = load("[storage.mysql.m]\nhost = \"db\"\n[storage.mysql.m.ssh_tunnel]\nendpoint = \"ssh://b\"\nhost = \"c\"\n");
+    assert_eq!(
+        (h.user.value.as_str(), h.host.value.as_str(), h.port.value),
+        ("jo", "bastion.example", 2200)
+    );
+    let f = load(
+        "[storage.mysql.m]\nhost = \"db\"\n[storage.mysql.m.ssh_tunnel]\nendpoint = \"ssh://b\"\nhost = \"c\"\n",
+    );
     assert!(f.connections.is_empty());
-    assert!(f.problems.iter().any(|p| p.message.contains("both endpoint")));
+    assert!(
+        f.problems
+            .iter()
+            .any(|p| p.message.contains("both endpoint"))
+    );
 }
 
 #[test]
@@ -189,11 +257,18 @@ strict_host_key_checking = false
     assert!(f.problems.is_empty(), "{:#?}", f.problems);
     let c = only(&f);
     let names: Vec<&str> = c.hops.iter().map(|h| h.host.value.as_str()).collect();
-    assert_eq!(names, ["jump3", "jump2", "jump1", "bastion"], "the outermost jump is dialled first");
+    assert_eq!(
+        names,
+        ["jump3", "jump2", "jump1", "bastion"],
+        "the outermost jump is dialled first"
+    );
     assert_eq!(c.hops[1].port.value, 2022);
     assert_eq!(c.hops[2].user.value, "j1");
     // Policy keys are inherited from the table around a jump host unless it sets its own.
-    assert_eq!(c.hops[0].known_hosts_files.value, vec![PathBuf::from("/kh")]);
+    assert_eq!(
+        c.hops[0].known_hosts_files.value,
+        vec![PathBuf::from("/kh")]
+    );
     assert_eq!(c.hops[0].connect_timeout.value.0.as_secs(), 9);
     assert_eq!(c.hops[0].host_key_policy.value, HostKeyPolicy::Off);
     assert_eq!(c.hops[1].host_key_policy.value, HostKeyPolicy::Strict);
@@ -201,69 +276,136 @@ strict_host_key_checking = false
 
 #[test]
 fn jump_host_as_inline_table_and_as_ssh_alias() {
-    let f = load("[storage.redis.r]\nhost = \"cache\"\n[storage.redis.r.ssh_tunnel]\nhost = \"b\"\njump_host = { host = \"j\", port = 2 }\n");
+    let f = load(
+        "[storage.redis.r]\nhost = \"cache\"\n[storage.redis.r.ssh_tunnel]\nhost = \"b\"\njump_host = { host = \"j\", port = 2 }\n",
+    );
     let c = only(&f);
-    assert_eq!(c.hops.iter().map(|h| h.address()).collect::<Vec<_>>(), ["j:2", "b:22"]);
+    assert_eq!(
+        c.hops.iter().map(|h| h.address()).collect::<Vec<_>>(),
+        ["j:2", "b:22"]
+    );
 
     let ssh = "Host edge\n  HostName edge.example.com\n  User edgeuser\n  ProxyJump outer\nHost outer\n  HostName outer.example.com\n";
-    let f = load_with("[storage.redis.r]\nhost = \"cache\"\n[storage.redis.r.ssh_tunnel]\nhost = \"b\"\njump_host = \"edge\"\n", &[], ssh);
+    let f = load_with(
+        "[storage.redis.r]\nhost = \"cache\"\n[storage.redis.r.ssh_tunnel]\nhost = \"b\"\njump_host = \"edge\"\n",
+        &[],
+        ssh,
+    );
     let c = only(&f);
     let hosts: Vec<&str> = c.hops.iter().map(|h| h.host.value.as_str()).collect();
     assert_eq!(hosts, ["outer.example.com", "edge.example.com", "b"]);
     assert_eq!(c.hops[1].user.value, "edgeuser");
-    assert_eq!(line(&c.hops[1].user.origin), 3, "the value's source is the ssh_config line");
+    assert_eq!(
+        line(&c.hops[1].user.origin),
+        3,
+        "the value's source is the ssh_config line"
+    );
 }
 
 #[test]
 fn variables_are_interpolated_and_an_unset_one_is_named() {
     let text = "[storage.postgres.a]\nhost = \"${DB_HOST}\"\nport = \"${DB_PORT}\"\n[storage.postgres.a.ssh_tunnel]\nhost = \"b-${REGION}.example\"\n";
-    let f = load_with(text, &[("DB_HOST", "db.eu"), ("DB_PORT", "5433"), ("REGION", "eu")], "");
+    let f = load_with(
+        text,
+        &[("DB_HOST", "db.eu"), ("DB_PORT", "5433"), ("REGION", "eu")],
+        "",
+    );
     let c = only(&f);
-    assert_eq!(c.database.as_ref().map(|d| (d.host.value.as_str(), d.port.value)), Some(("db.eu", 5433)));
+    assert_eq!(
+        c.database
+            .as_ref()
+            .map(|d| (d.host.value.as_str(), d.port.value)),
+        Some(("db.eu", 5433))
+    );
     assert_eq!(c.hops[0].host.value, "b-eu.example");
 
     let f = load_with(text, &[("DB_HOST", "db.eu"), ("DB_PORT", "5433")], "");
     assert!(f.connections.is_empty());
-    let p = f.problems.iter().find(|p| p.severity == Severity::Error).expect("an error");
+    let p = f
+        .problems
+        .iter()
+        .find(|p| p.severity == Severity::Error)
+        .expect("an error");
     assert!(p.message.contains("REGION"), "{p}");
     assert_eq!(line(&p.origin), 5);
-    assert!(p.fix.as_deref().unwrap_or("").contains("export REGION"), "{p}");
+    assert!(
+        p.fix.as_deref().unwrap_or("").contains("export REGION"),
+        "{p}"
+    );
 }
 
 #[test]
 fn epoch_ssh_env_fills_what_an_entry_leaves_out() {
-    let text = "[storage.postgres.a]\nhost = \"db\"\n[storage.postgres.a.ssh_tunnel]\nport = 2200\n";
-    let f = load_with(text, &[("EPOCH_SSH_HOST", "env-bastion"), ("EPOCH_SSH_USER", "envuser"), ("EPOCH_SSH_KEY_FILE", "~/.ssh/env_key")], "");
+    let text =
+        "[storage.postgres.a]\nhost = \"db\"\n[storage.postgres.a.ssh_tunnel]\nport = 2200\n";
+    let f = load_with(
+        text,
+        &[
+            ("EPOCH_SSH_HOST", "env-bastion"),
+            ("EPOCH_SSH_USER", "envuser"),
+            ("EPOCH_SSH_KEY_FILE", "~/.ssh/env_key"),
+        ],
+        "",
+    );
     let h = &only(&f).hops[0];
     assert_eq!(h.host.value, "env-bastion");
     assert_eq!(h.host.origin, Origin::Env("EPOCH_SSH_HOST".into()));
     assert_eq!(h.user.value, "envuser");
     assert_eq!(h.user.origin, Origin::Env("EPOCH_SSH_USER".into()));
-    assert_eq!(h.identity_files[0].value, PathBuf::from("/home/tester/.ssh/env_key"));
+    assert_eq!(
+        h.identity_files[0].value,
+        PathBuf::from("/home/tester/.ssh/env_key")
+    );
 
     // What the entry says wins over the environment.
     let text = "[storage.postgres.a]\nhost = \"db\"\n[storage.postgres.a.ssh_tunnel]\nhost = \"file-bastion\"\nuser = \"fileuser\"\n";
-    let f = load_with(text, &[("EPOCH_SSH_HOST", "env-bastion"), ("EPOCH_SSH_USER", "envuser")], "");
+    let f = load_with(
+        text,
+        &[
+            ("EPOCH_SSH_HOST", "env-bastion"),
+            ("EPOCH_SSH_USER", "envuser"),
+        ],
+        "",
+    );
     let h = &only(&f).hops[0];
-    assert_eq!((h.host.value.as_str(), h.user.value.as_str()), ("file-bastion", "fileuser"));
+    assert_eq!(
+        (h.host.value.as_str(), h.user.value.as_str()),
+        ("file-bastion", "fileuser")
+    );
 
     // Without EPOCH_SSH_HOST, a tunnel with no host is an error on that entry.
-    let f = load("[storage.postgres.a]\nhost = \"db\"\n[storage.postgres.a.ssh_tunnel]\nport = 2200\n");
+    let f =
+        load("[storage.postgres.a]\nhost = \"db\"\n[storage.postgres.a.ssh_tunnel]\nport = 2200\n");
     assert!(f.connections.is_empty());
-    assert!(f.problems.iter().any(|p| p.message.contains("has no host") && p.fix.as_deref().unwrap_or("").contains("EPOCH_SSH_HOST")));
+    assert!(f.problems.iter().any(|p| p.message.contains("has no host")
+        && p.fix.as_deref().unwrap_or("").contains("EPOCH_SSH_HOST")));
 }
 
 #[test]
 fn engine_default_ports() {
-    for (engine, port) in [("postgres", 5432), ("mysql", 3306), ("mssql", 1433), ("redis", 6379), ("mongodb", 27017)] {
-        let f = load(&format!("[storage.{engine}.x]\nhost = \"db\"\n[storage.{engine}.x.ssh_tunnel]\nhost = \"b\"\n"));
+    for (engine, port) in [
+        ("postgres", 5432),
+        ("mysql", 3306),
+        ("mssql", 1433),
+        ("redis", 6379),
+        ("mongodb", 27017),
+    ] {
+        let f = load(&format!(
+            "[storage.{engine}.x]\nhost = \"db\"\n[storage.{engine}.x.ssh_tunnel]\nhost = \"b\"\n"
+        ));
         let db = only(&f).database.clone().expect("db");
         assert_eq!(db.port.value, port, "{engine}");
         assert_eq!(db.port.origin, Origin::Default);
     }
-    let f = load("[storage.cockroach.x]\nhost = \"db\"\n[storage.cockroach.x.ssh_tunnel]\nhost = \"b\"\n");
+    let f = load(
+        "[storage.cockroach.x]\nhost = \"db\"\n[storage.cockroach.x.ssh_tunnel]\nhost = \"b\"\n",
+    );
     assert!(f.connections.is_empty());
-    assert!(f.problems.iter().any(|p| p.message.contains("no default port for engine 'cockroach'")));
+    assert!(
+        f.problems
+            .iter()
+            .any(|p| p.message.contains("no default port for engine 'cockroach'"))
+    );
 }
 
 #[test]
@@ -319,7 +461,9 @@ kye_file = "~/.ssh/k"
 
 #[test]
 fn a_syntax_error_skips_only_its_section() {
-    let f = load("[storage.postgres.a]\nhost = \"db\"\n[storage.postgres.a.ssh_tunnel]\nhost = \"b\"\n\n[storage.postgres.broken]\nhost = \"db\n[storage.postgres.broken.ssh_tunnel]\nhost = \"b\"\n\n[storage.postgres.c]\nhost = \"db\"\n[storage.postgres.c.ssh_tunnel]\nhost = \"b\"\n");
+    let f = load(
+        "[storage.postgres.a]\nhost = \"db\"\n[storage.postgres.a.ssh_tunnel]\nhost = \"b\"\n\n[storage.postgres.broken]\nhost = \"db\n[storage.postgres.broken.ssh_tunnel]\nhost = \"b\"\n\n[storage.postgres.c]\nhost = \"db\"\n[storage.postgres.c.ssh_tunnel]\nhost = \"b\"\n",
+    );
     assert!(f.syntax_error);
     let names: Vec<&str> = f.connections.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["a", "c"]);
@@ -330,7 +474,9 @@ fn a_syntax_error_skips_only_its_section() {
 
 #[test]
 fn entries_without_a_tunnel_or_host_are_not_connections() {
-    let f = load("[storage.s3.archive]\nbucket = \"b\"\n[storage.postgres.direct]\nhost = \"db.example\"\n");
+    let f = load(
+        "[storage.s3.archive]\nbucket = \"b\"\n[storage.postgres.direct]\nhost = \"db.example\"\n",
+    );
     let c = only(&f);
     assert_eq!(c.name, "direct");
     assert!(c.hops.is_empty());
@@ -339,7 +485,22 @@ fn entries_without_a_tunnel_or_host_are_not_connections() {
 
 #[test]
 fn a_wrong_type_for_a_table_is_an_error_on_the_entry() {
-    let f = load("[storage.postgres.a]\nhost = \"db\"\nssh_tunnel = \"bastion\"\n[storage.postgres.b]\nhost = \"db\"\n[storage.postgres.b.ssh_tunnel]\nhost = \"x\"\n");
-    assert_eq!(f.connections.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["b"]);
-    assert!(f.problems.iter().any(|p| p.message.contains("ssh_tunnel: expected a table, found a string") && line(&p.origin) == 3), "{:#?}", f.problems);
+    let f = load(
+        "[storage.postgres.a]\nhost = \"db\"\nssh_tunnel = \"bastion\"\n[storage.postgres.b]\nhost = \"db\"\n[storage.postgres.b.ssh_tunnel]\nhost = \"x\"\n",
+    );
+    assert_eq!(
+        f.connections
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
+        ["b"]
+    );
+    assert!(
+        f.problems.iter().any(|p| p
+            .message
+            .contains("ssh_tunnel: expected a table, found a string")
+            && line(&p.origin) == 3),
+        "{:#?}",
+        f.problems
+    );
 }

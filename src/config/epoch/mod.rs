@@ -127,7 +127,7 @@ pub fn load(path: &Path, text: &str, ctx: &Context, ssh: &SshConfig) -> EpochFil
             return out;
         }
     };
-    let mut seen: Vec<(String, Origin)> = Vec::new();
+    let mut seen: std::collections::HashMap<String, Origin> = std::collections::HashMap::new();
     for (engine, _) in storage.table.iter() {
         let engine_table = match storage.sub(engine) {
             Some(Ok(t)) => t,
@@ -151,7 +151,7 @@ pub fn load(path: &Path, text: &str, ctx: &Context, ssh: &SshConfig) -> EpochFil
                 }
                 None => continue,
             };
-            if let Some((_, first)) = seen.iter().find(|(n, _)| n == name) {
+            if let Some(first) = seen.get(name) {
                 out.problems.push(
                     Problem::error(entry.origin.clone(), format!("a second entry named '{name}' (the first is at {first}); this one is skipped"))
                         .with_fix("give each entry its own name"),
@@ -172,7 +172,7 @@ pub fn load(path: &Path, text: &str, ctx: &Context, ssh: &SshConfig) -> EpochFil
             }
             if let Some(mut c) = conn {
                 c.problems.extend(warnings);
-                seen.push((name.to_string(), entry.origin.clone()));
+                seen.insert(name.to_string(), entry.origin.clone());
                 out.connections.push(c);
             }
         }
