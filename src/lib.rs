@@ -9,3 +9,5 @@
 
 pub mod cli;
 pub mod config;
+pub mod fsutil;
+pub mod ssh;

@@ -72,6 +72,34 @@ impl Context {
     }
 }
 
+/// The home directory of a named user, from the passwd database.
+pub fn user_home(name: &str) -> Option<String> {
+    let cname = std::ffi::CString::new(name).ok()?;
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    // SAFETY: an all-zero passwd is a valid value for the out-parameter.
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the duration of the call and buf's length is passed.
+    let rc = unsafe {
+        libc::getpwnam_r(
+            cname.as_ptr(),
+            &mut pwd,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 || result.is_null() {
+        return None;
+    }
+    // SAFETY: on success pw_dir points to a NUL-terminated string inside buf.
+    Some(
+        unsafe { CStr::from_ptr(pwd.pw_dir) }
+            .to_string_lossy()
+            .into_owned(),
+    )
+}
+
 /// `(pw_name, pw_dir)` for a uid, from the passwd database.
 pub fn passwd_entry(uid: u32) -> Option<(String, String)> {
     let mut buf = vec![0 as libc::c_char; 16 * 1024];

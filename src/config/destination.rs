@@ -25,6 +25,12 @@ impl Destination {
             return Err(format!("'{s}': an ssh:// address cannot have a path"));
         }
         let (user, hostport) = match rest.rfind('@') {
+            Some(i) if uri => (
+                Some(percent_decode(
+                    rest[..i].split(';').next().unwrap_or_default(),
+                )),
+                &rest[i + 1..],
+            ),
             Some(i) => (Some(rest[..i].to_string()), &rest[i + 1..]),
             None => (None, rest),
         };
@@ -56,8 +62,7 @@ impl Destination {
         let port = match port {
             None => None,
             Some(p) => Some(
-                p.parse::<u16>()
-                    .ok()
+                crate::config::expand::port(p)
                     .filter(|&n| n > 0)
                     .ok_or_else(|| format!("'{s}': '{p}' is not a port number (1-65535)"))?,
             ),
@@ -68,6 +73,28 @@ impl Destination {
             port,
         })
     }
+}
+
+/// `%40` -> `@` in the user part of an ssh:// address (RFC 3986 percent-encoding).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Some(b) = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl fmt::Display for Destination {

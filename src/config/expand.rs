@@ -2,15 +2,53 @@
 
 use std::path::Path;
 
-/// `~` or `~/rest` with `home`; anything else unchanged (`~user` is left as written).
+/// OpenSSH's `tilde_expand`: `~`, `~/rest` with `home`, `~user/rest` with that user's home
+/// (unchanged if there is no such user); extra slashes after the `~` part are dropped.
 pub fn tilde(s: &str, home: &Path) -> String {
-    if s == "~" {
-        return home.display().to_string();
+    let Some(after) = s.strip_prefix('~') else {
+        return s.to_string();
+    };
+    let (user, rest) = match after.find('/') {
+        Some(i) => (&after[..i], after[i..].trim_start_matches('/')),
+        None => (after, ""),
+    };
+    let base = if user.is_empty() {
+        home.display().to_string()
+    } else {
+        match crate::config::context::user_home(user) {
+            Some(h) => h,
+            None => return s.to_string(),
+        }
+    };
+    let base = base.trim_end_matches('/');
+    format!("{base}/{rest}")
+}
+
+/// OpenSSH's `a2port`: a number (a leading `+` allowed) or a TCP service name from
+/// /etc/services; 0 is allowed here and rejected by callers that need a real port.
+pub fn port(s: &str) -> Option<u16> {
+    let digits = s.strip_prefix('+').unwrap_or(s);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return digits.parse().ok();
     }
-    if let Some(rest) = s.strip_prefix("~/") {
-        return home.join(rest).display().to_string();
+    if s.is_empty()
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return None;
     }
-    s.to_string()
+    let services = std::fs::read_to_string("/etc/services").ok()?;
+    services.lines().find_map(|line| {
+        let line = line.split('#').next().unwrap_or_default();
+        let mut f = line.split_whitespace();
+        let name = f.next()?;
+        let (num, proto) = f.next()?.split_once('/')?;
+        let aliases: Vec<&str> = f.collect();
+        (proto == "tcp" && (name == s || aliases.contains(&s)))
+            .then(|| num.parse().ok())
+            .flatten()
+    })
 }
 
 /// `${VAR}` from `lookup`. An unset variable is an error naming it; a `$` not followed by `{`
@@ -81,9 +119,30 @@ mod tests {
     fn tilde_expands_only_own_home() {
         let home = Path::new("/home/a");
         assert_eq!(tilde("~/.ssh/id", home), "/home/a/.ssh/id");
-        assert_eq!(tilde("~", home), "/home/a");
-        assert_eq!(tilde("~bob/x", home), "~bob/x");
+        assert_eq!(tilde("~//x", home), "/home/a/x");
+        assert_eq!(tilde("~", home), "/home/a/");
+        assert_eq!(tilde("~no-such-user-here/x", home), "~no-such-user-here/x");
+        assert_eq!(
+            tilde("~root/x", home),
+            format!(
+                "{}/x",
+                crate::config::context::user_home("root")
+                    .unwrap_or_default()
+                    .trim_end_matches('/')
+            )
+        );
         assert_eq!(tilde("/abs/~", home), "/abs/~");
+    }
+
+    #[test]
+    fn ports_as_ssh_reads_them() {
+        assert_eq!(port("2200"), Some(2200));
+        assert_eq!(port("+2200"), Some(2200));
+        assert_eq!(port("ssh"), Some(22));
+        assert_eq!(port("https"), Some(443));
+        assert_eq!(port("no-such-service"), None);
+        assert_eq!(port("12a"), None);
+        assert_eq!(port("70000"), None);
     }
 
     #[test]

@@ -146,11 +146,7 @@ fn fields(spec: &str) -> Option<Vec<Field>> {
 }
 
 fn port(s: &str) -> Option<u16> {
-    // a2port: a decimal number 0..=65535 (no service names in config files).
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    s.parse().ok()
+    crate::config::expand::port(s)
 }
 
 /// Parses a forward as OpenSSH's `parse_forward` does. For Local and Remote, `spec` is the

@@ -216,7 +216,7 @@ fn read(
     files: &mut Vec<FileEntry>,
     problems: &mut Vec<Problem>,
 ) -> Option<String> {
-    match std::fs::read_to_string(path) {
+    match std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()) {
         Ok(text) => {
             files.push(FileEntry {
                 source,

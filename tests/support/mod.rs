@@ -149,11 +149,18 @@ pub fn copy_tree(from: &Path, to: &Path, replace: &[(&str, String)]) {
         if entry.path().is_dir() {
             copy_tree(&entry.path(), &dest, replace);
         } else {
-            let mut text = std::fs::read_to_string(entry.path()).expect("read corpus file");
-            for (from, to) in replace {
-                text = text.replace(from, to);
-            }
-            std::fs::write(dest, text).expect("write corpus file");
+            let bytes = std::fs::read(entry.path()).expect("read corpus file");
+            // Files that are not UTF-8 (on purpose) are copied as they are.
+            let out = match String::from_utf8(bytes) {
+                Ok(mut text) => {
+                    for (from, to) in replace {
+                        text = text.replace(from, to);
+                    }
+                    text.into_bytes()
+                }
+                Err(e) => e.into_bytes(),
+            };
+            std::fs::write(dest, out).expect("write corpus file");
         }
     }
 }

@@ -109,6 +109,8 @@ pub struct HostConfig {
     /// Unix socket paths expanded.
     pub forwards: Vec<Sourced<Forward>>,
     pub exit_on_forward_failure: Sourced<bool>,
+    /// The name host keys are looked up under instead of the host name.
+    pub host_key_alias: Option<Sourced<String>>,
     /// Keywords warren does not use, first value of each, lowercased keyword.
     pub other: Vec<(String, Sourced<String>)>,
     /// Problems found while resolving this host (Match exec, token errors).

@@ -62,6 +62,9 @@ pub enum Directive {
     Forward(Forward),
     ExitOnForwardFailure(bool),
     ClearAllForwardings(bool),
+    HostKeyAlias(String),
+    /// Whether ssh canonicalizes the name (which also makes it re-read the config).
+    CanonicalizeHostname(bool),
     /// A keyword warren does not use: kept (for `warren show`) and otherwise ignored.
     Other {
         keyword: String,
@@ -195,6 +198,17 @@ impl<'a> Loader<'a> {
                     continue;
                 }
             };
+            if args.is_empty() && keyword == "host" && !raw.trim().eq_ignore_ascii_case("host") {
+                // `Host # comment`: ssh opens a block that matches no host.
+                blocks.push(Block {
+                    header: Header::Host {
+                        patterns: Vec::new(),
+                        line,
+                    },
+                    body: Vec::new(),
+                });
+                continue;
+            }
             if args.is_empty() {
                 self.problems.push(
                     Problem::error(origin, format!("no argument after keyword \"{keyword}\""))
@@ -306,7 +320,11 @@ impl<'a> Loader<'a> {
             } else {
                 Path::new("/etc/ssh").join(arg)
             };
-            let matches = match glob::glob(&pattern.to_string_lossy()) {
+            let options = glob::MatchOptions {
+                require_literal_leading_dot: true,
+                ..glob::MatchOptions::new()
+            };
+            let matches = match glob::glob_with(&pattern.to_string_lossy(), options) {
                 Ok(paths) => paths.filter_map(Result::ok).collect::<Vec<_>>(),
                 Err(e) => {
                     self.problems.push(Problem::error(
@@ -362,8 +380,8 @@ impl<'a> Loader<'a> {
         if path.is_dir() {
             return None;
         }
-        let text = match std::fs::read_to_string(path) {
-            Ok(t) => t,
+        let text = match std::fs::read(path) {
+            Ok(t) => String::from_utf8_lossy(&t).into_owned(),
             Err(e) => {
                 self.problems.push(
                     Problem::error(
@@ -384,6 +402,15 @@ impl<'a> Loader<'a> {
 
     /// The criteria of a Match line, checked as OpenSSH's `match_cfg_line` checks them.
     fn match_criteria(&mut self, args: &[String], origin: &Origin) -> Option<Vec<Criterion>> {
+        // ssh splits Match arguments with strdelim, for which one `=` also separates.
+        let args: Vec<String> = args
+            .iter()
+            .flat_map(|a| match a.split_once('=') {
+                Some((k, v)) => vec![k.to_string(), v.to_string()],
+                None => vec![a.clone()],
+            })
+            .filter(|a| !a.is_empty())
+            .collect();
         let mut out = Vec::new();
         let mut attributes = 0;
         let mut it = args.iter();
@@ -414,9 +441,8 @@ impl<'a> Loader<'a> {
             let test = match attr.as_str() {
                 "canonical" => Test::Canonical,
                 "final" => {
-                    if !negated {
-                        self.want_final = true;
-                    }
+                    // Negated or not, a `final` criterion makes ssh do the second pass.
+                    self.want_final = true;
                     Test::Final
                 }
                 "host" | "originalhost" | "user" | "localuser" | "exec" => {
@@ -483,10 +509,8 @@ impl<'a> Loader<'a> {
         match keyword {
             "hostname" => single(self).then_some(Directive::HostName(first)),
             "user" => single(self).then_some(Directive::User(first)),
-            "port" => match first.parse::<u16>() {
-                Ok(p) if p > 0 && first.bytes().all(|b| b.is_ascii_digit()) => {
-                    single(self).then_some(Directive::Port(p))
-                }
+            "port" => match crate::config::expand::port(&first) {
+                Some(p) if p > 0 => single(self).then_some(Directive::Port(p)),
                 _ => self.bad(
                     origin,
                     format!("Port '{first}' is not a port number"),
@@ -512,7 +536,19 @@ impl<'a> Loader<'a> {
                 }
             }
             "proxycommand" => Some(Directive::ProxyCommand(args.join(" "))),
-            "identityfile" => single(self).then_some(Directive::IdentityFile(first)),
+            "identityfile" | "identityfile2" => {
+                single(self).then_some(Directive::IdentityFile(first))
+            }
+            "hostkeyalias" => single(self).then_some(Directive::HostKeyAlias(first)),
+            "canonicalizehostname" => match first.to_ascii_lowercase().as_str() {
+                "yes" | "true" | "always" => Some(Directive::CanonicalizeHostname(true)),
+                "no" | "false" | "none" => Some(Directive::CanonicalizeHostname(false)),
+                _ => self.bad(
+                    origin,
+                    format!("CanonicalizeHostname '{first}' is not a valid value"),
+                    "use yes, no or always",
+                ),
+            },
             "certificatefile" => single(self).then_some(Directive::CertificateFile(first)),
             "identityagent" => single(self).then_some(Directive::IdentityAgent(first)),
             "userknownhostsfile" => Some(Directive::UserKnownHostsFile(args.to_vec())),

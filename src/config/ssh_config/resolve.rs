@@ -39,6 +39,8 @@ struct Acc {
     forwards: Vec<Sourced<Forward>>,
     exit_on_forward_failure: Option<Sourced<bool>>,
     clear_forwardings: Option<Sourced<bool>>,
+    host_key_alias: Option<Sourced<String>>,
+    canonicalize: Option<Sourced<bool>>,
     other: Vec<(String, Sourced<String>)>,
 }
 
@@ -73,7 +75,13 @@ impl Acc {
             Directive::StrictHostKeyChecking(v) => first(&mut self.strict, *v, origin),
             Directive::ServerAliveInterval(v) => first(&mut self.alive_interval, *v, origin),
             Directive::ServerAliveCountMax(v) => first(&mut self.alive_count, *v, origin),
-            Directive::ConnectTimeout(v) => first(&mut self.connect_timeout, *v, origin),
+            // `ConnectTimeout none` is stored by ssh as "unset": a later value still applies.
+            Directive::ConnectTimeout(Some(v)) => {
+                first(&mut self.connect_timeout, Some(*v), origin)
+            }
+            Directive::ConnectTimeout(None) => {}
+            Directive::HostKeyAlias(v) => first(&mut self.host_key_alias, v.clone(), origin),
+            Directive::CanonicalizeHostname(v) => first(&mut self.canonicalize, *v, origin),
             Directive::Forward(f) => {
                 if !self.forwards.iter().any(|x| x.value == *f) {
                     self.forwards.push(Sourced::new(f.clone(), origin.clone()));
@@ -206,10 +214,12 @@ impl Pass<'_> {
                         }
                         None => self.host.clone(),
                     };
-                    pattern::pattern_list(&host, p, true) == ListMatch::Positive
+                    pattern::pattern_list(&host.to_ascii_lowercase(), p, true)
+                        == ListMatch::Positive
                 }
                 Test::OriginalHost(p) => {
-                    pattern::pattern_list(self.original, p, true) == ListMatch::Positive
+                    pattern::pattern_list(&self.original.to_ascii_lowercase(), p, true)
+                        == ListMatch::Positive
                 }
                 Test::User(p) => {
                     let user = acc
@@ -299,8 +309,18 @@ pub(super) fn resolve(config: &SshConfig, name: &str, over: &Overrides) -> HostC
         },
         None => Sourced::new(name.to_string(), Origin::Default),
     };
-    let hostname = hostname.map(|h| h.to_ascii_lowercase());
-    if config.want_final {
+    // ssh lowercases names but not addresses.
+    let hostname = hostname.map(|h| {
+        if h.parse::<std::net::IpAddr>().is_ok() {
+            h
+        } else {
+            h.to_ascii_lowercase()
+        }
+    });
+    // A `Match final` anywhere, or CanonicalizeHostname yes/always, makes ssh read the config
+    // again. (warren does not canonicalize through DNS: the name stays as written.)
+    let canonicalize = acc.canonicalize.as_ref().is_some_and(|c| c.value);
+    if config.want_final || canonicalize {
         acc.hostname = Some(hostname.clone());
         pass.host = hostname.value.clone();
         pass.final_pass = true;
@@ -367,6 +387,7 @@ fn finish(
         exit_on_forward_failure: acc
             .exit_on_forward_failure
             .unwrap_or_else(|| Sourced::default_value(false)),
+        host_key_alias: acc.host_key_alias,
         other: acc.other,
         problems: Vec::new(),
         ctx: std::sync::Arc::clone(&config.ctx),
@@ -381,6 +402,10 @@ fn finish(
     });
     let mut files = Vec::new();
     for f in &known.value {
+        if f.eq_ignore_ascii_case("none") {
+            files.push("none".to_string());
+            continue;
+        }
         match hc.expand_path(f) {
             Ok(p) => files.push(p),
             Err(e) => problems.push(Problem::error(
@@ -423,7 +448,12 @@ impl HostConfig {
             'h' => self.hostname.value.clone(),
             'p' => self.port.value.to_string(),
             'r' => self.user.value.clone(),
-            'n' | 'k' => self.alias.clone(),
+            'n' => self.alias.clone(),
+            'k' => match &self.host_key_alias {
+                Some(a) => a.value.to_ascii_lowercase(),
+                None => self.alias.clone(),
+            },
+            'C' => self.connection_hash(),
             'u' => ctx.local_user.clone(),
             'd' => ctx.user_home.display().to_string(),
             'i' => ctx.uid.to_string(),
@@ -446,6 +476,17 @@ impl HostConfig {
 }
 
 impl HostConfig {
+    /// `%C`: the SHA1 of `%l%h%p%r`, in hex (OpenSSH 9.2's `ssh_connection_hash`).
+    fn connection_hash(&self) -> String {
+        use sha1::Digest;
+        let mut h = sha1::Sha1::new();
+        h.update(self.ctx.local_host.as_bytes());
+        h.update(self.hostname.value.as_bytes());
+        h.update(self.port.value.to_string().as_bytes());
+        h.update(self.user.value.as_bytes());
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// `~`, `%` tokens and `${VAR}` in a path (IdentityFile, CertificateFile,
     /// UserKnownHostsFile, IdentityAgent), as ssh expands them.
     pub fn expand_path(&self, raw: &str) -> Result<String, expand::ExpandError> {
