@@ -2,6 +2,8 @@
 //! with a clean environment, and checks for the tools a test needs.
 #![allow(dead_code)]
 
+pub mod sshd;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -19,7 +19,8 @@ pub struct Key {
 pub fn keygen(dir: &Path, name: &str, kind: &str, passphrase: &str, pem: bool) -> Key {
     let private = dir.join(name);
     let mut cmd = Command::new("ssh-keygen");
-    cmd.args(["-q", "-t", kind, "-N", passphrase, "-C", name, "-f"]).arg(&private);
+    cmd.args(["-q", "-t", kind, "-N", passphrase, "-C", name, "-f"])
+        .arg(&private);
     if kind == "rsa" {
         cmd.args(["-b", "2048"]);
     }
@@ -27,13 +28,20 @@ pub fn keygen(dir: &Path, name: &str, kind: &str, passphrase: &str, pem: bool) -
         cmd.args(["-m", "PEM"]);
     }
     let out = cmd.output().expect("run ssh-keygen");
-    assert!(out.status.success(), "ssh-keygen failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ssh-keygen failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let public_line = std::fs::read_to_string(private.with_extension("pub"))
         .or_else(|_| std::fs::read_to_string(format!("{}.pub", private.display())))
         .expect("read public key")
         .trim()
         .to_string();
-    Key { private, public_line }
+    Key {
+        private,
+        public_line,
+    }
 }
 
 /// A running sshd.
@@ -142,8 +150,12 @@ impl Sshd {
 
     /// The session processes (children of the listening sshd): one per SSH connection.
     pub fn session_pids(&self) -> Vec<u32> {
-        let Some(pid) = self.pid() else { return Vec::new() };
-        let out = Command::new("ps").args(["-o", "pid=", "--ppid", &pid.to_string()]).output();
+        let Some(pid) = self.pid() else {
+            return Vec::new();
+        };
+        let out = Command::new("ps")
+            .args(["-o", "pid=", "--ppid", &pid.to_string()])
+            .output();
         out.map(|o| {
             String::from_utf8_lossy(&o.stdout)
                 .split_whitespace()
@@ -160,7 +172,9 @@ impl Sshd {
             pids.push(p);
         }
         for p in pids {
-            let _ = Command::new("kill").args([&format!("-{signal}"), &p.to_string()]).status();
+            let _ = Command::new("kill")
+                .args([&format!("-{signal}"), &p.to_string()])
+                .status();
         }
     }
 
@@ -168,7 +182,9 @@ impl Sshd {
     pub fn kill(&mut self) {
         // Sessions are children of the listener: stop them first, or they outlive it.
         for p in self.session_pids() {
-            let _ = Command::new("kill").args(["-KILL", &p.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &p.to_string()])
+                .status();
         }
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -196,7 +212,11 @@ impl Sshd {
                 return;
             }
             self.kill();
-            assert!(Instant::now() < deadline, "sshd did not restart:\n{}", self.log_text());
+            assert!(
+                Instant::now() < deadline,
+                "sshd did not restart:\n{}",
+                self.log_text()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
