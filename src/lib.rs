@@ -9,5 +9,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod engine;
 pub mod fsutil;
 pub mod ssh;
+pub mod tunnel;

@@ -43,6 +43,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Open connections' tunnels in the foreground, like `ssh -N`; Ctrl-C closes them.
+    Up {
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// One JSON event a line.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -71,6 +79,21 @@ fn main() -> ExitCode {
         Some(Command::List { json }) => cli::list::run(&catalog, json, &mut out, &mut err),
         Some(Command::Show { name, json }) => {
             cli::show::run(&catalog, &name, json, &mut out, &mut err)
+        }
+        Some(Command::Up { names, json }) => {
+            drop((out, err));
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: cannot start the runtime: {e}");
+                    return ExitCode::from(cli::exit::FAILED as u8);
+                }
+            };
+            let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+            runtime.block_on(cli::up::run(&catalog, &names, json, &mut out, &mut err))
         }
     };
     ExitCode::from(code as u8)

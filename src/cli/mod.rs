@@ -3,6 +3,7 @@
 
 pub mod list;
 pub mod show;
+pub mod up;
 
 use std::io::Write;
 

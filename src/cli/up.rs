@@ -1,0 +1,112 @@
+//! `warren up NAME... [--json]`: opens the connections' tunnels in the foreground, like
+//! `ssh -N`; Ctrl-C or SIGTERM closes them and exits 0; exit 1 if no tunnel could be opened.
+
+use std::collections::HashSet;
+use std::io::Write;
+
+use tokio::sync::broadcast::error::RecvError;
+
+use super::exit;
+use crate::config::{Catalog, Connection};
+use crate::engine::{Command, Engine, Event, TunnelState};
+
+pub async fn run(
+    catalog: &Catalog,
+    names: &[String],
+    json: bool,
+    out: &mut (dyn Write + Send),
+    err: &mut (dyn Write + Send),
+) -> i32 {
+    let mut conns: Vec<Connection> = Vec::new();
+    for n in names {
+        match catalog.find(n) {
+            Ok(c) => conns.push(c.clone()),
+            Err(e) => {
+                let _ = writeln!(err, "error: {e}");
+                return exit::BAD_CONFIG;
+            }
+        }
+    }
+    let engine = Engine::start();
+    let mut events = engine.subscribe();
+    for c in &conns {
+        engine.send(Command::Open(Box::new(c.clone()))).await;
+    }
+    let mut sigterm = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = writeln!(err, "error: cannot watch SIGTERM: {e}");
+            return exit::FAILED;
+        }
+    };
+    let all: HashSet<String> = conns.iter().map(|c| c.display_name.clone()).collect();
+    let mut failed: HashSet<String> = HashSet::new();
+    loop {
+        let ev = tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = sigterm.recv() => break,
+            ev = events.recv() => ev,
+        };
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => break,
+        };
+        if json {
+            if !matches!(ev, Event::Stats { .. }) {
+                let _ = serde_json::to_writer(&mut *out, &ev);
+                let _ = writeln!(out);
+                let _ = out.flush();
+            }
+        } else {
+            human(&ev, out, err);
+        }
+        if let Event::State {
+            name,
+            state: TunnelState::Failed { .. },
+        } = &ev
+        {
+            failed.insert(name.clone());
+            if failed.len() == all.len() {
+                engine.shutdown().await;
+                return exit::FAILED;
+            }
+        }
+    }
+    engine.shutdown().await;
+    exit::OK
+}
+
+fn human(ev: &Event, out: &mut (dyn Write + Send), err: &mut (dyn Write + Send)) {
+    match ev {
+        Event::Listening {
+            name,
+            local,
+            target,
+            via,
+        } => {
+            let _ = writeln!(out, "{name}  {local} -> {target} via {via}");
+        }
+        Event::State { name, state } => {
+            let text = match state {
+                TunnelState::Up => "up".to_string(),
+                TunnelState::Down => "down".to_string(),
+                TunnelState::Connecting => "connecting".to_string(),
+                TunnelState::Reconnecting { in_secs, attempt } => {
+                    format!("reconnecting in {in_secs:.1}s (attempt {attempt})")
+                }
+                TunnelState::Failed { error } => format!("failed: {error}"),
+            };
+            let _ = writeln!(out, "{name}  {text}");
+        }
+        Event::Warning { name, message } => {
+            let _ = writeln!(err, "warning: {name}: {message}");
+        }
+        Event::Error { name, message } => {
+            let _ = writeln!(err, "error: {name}: {message}");
+        }
+        Event::Stats { .. } => {}
+    }
+    let _ = out.flush();
+}

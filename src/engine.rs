@@ -1,0 +1,529 @@
+//! The engine: owns SSH sessions and tunnels; takes commands, publishes events. The TUI and the
+//! CLI are its two clients; it imports nothing of either.
+//!
+//! Sessions are keyed by their hop chain: tunnels with the same chain share one SSH connection,
+//! and the last tunnel to close closes it. A session that drops is re-established with
+//! exponential backoff (jittered, capped) while the tunnels' listeners stay bound, so clients
+//! reconnect to the same local port.
+//!
+//! Events go out on a broadcast channel of [`EVENT_BUFFER`] entries: a client that falls that
+//! far behind loses the oldest ones (it sees `Lagged`), and the engine never waits for it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::forward::{Endpoint, ForwardKind};
+use crate::config::model::{Connection, Hop, Policy};
+use crate::ssh::client::{self, Chain};
+use crate::tunnel::{self, Stats, Target};
+
+pub const EVENT_BUFFER: usize = 4096;
+
+/// What a client asks of the engine.
+pub enum Command {
+    /// Open every forward of a connection.
+    Open(Box<Connection>),
+    /// Close a connection's tunnels.
+    Close(String),
+    /// Close everything and stop; answered when done.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// The state of a tunnel.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum TunnelState {
+    Down,
+    Connecting,
+    Up,
+    Reconnecting { in_secs: f64, attempt: u32 },
+    Failed { error: String },
+}
+
+/// What the engine tells its clients.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "snake_case", tag = "event")]
+pub enum Event {
+    /// A forward's listener is bound (port 0 is reported as the port picked).
+    Listening {
+        name: String,
+        local: String,
+        target: String,
+        via: String,
+    },
+    State {
+        name: String,
+        #[serde(flatten)]
+        state: TunnelState,
+    },
+    Warning {
+        name: String,
+        message: String,
+    },
+    Error {
+        name: String,
+        message: String,
+    },
+    Stats {
+        name: String,
+        bytes_in: u64,
+        bytes_out: u64,
+        active: u64,
+        total: u64,
+        reconnects: u64,
+    },
+}
+
+/// A handle on a running engine.
+#[derive(Clone)]
+pub struct Engine {
+    commands: mpsc::Sender<Command>,
+    events: broadcast::Sender<Event>,
+}
+
+impl Engine {
+    /// Starts the engine on the current tokio runtime.
+    pub fn start() -> Engine {
+        let (ctx, crx) = mpsc::channel(256);
+        let (etx, _) = broadcast::channel(EVENT_BUFFER);
+        let actor = Actor {
+            events: etx.clone(),
+            sessions: HashMap::new(),
+            tunnels: HashMap::new(),
+        };
+        tokio::spawn(actor.run(crx));
+        Engine {
+            commands: ctx,
+            events: etx,
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    pub async fn send(&self, c: Command) {
+        let _ = self.commands.send(c).await;
+    }
+
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Shutdown(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// One shared SSH connection and the tunnels on it.
+struct Session {
+    current: watch::Receiver<Option<Arc<russh::client::Handle<client::Client>>>>,
+    users: usize,
+    stop: CancellationToken,
+}
+
+struct Tunnel {
+    chain: String,
+    stop: CancellationToken,
+}
+
+struct Actor {
+    events: broadcast::Sender<Event>,
+    sessions: HashMap<String, Session>,
+    tunnels: HashMap<String, Tunnel>,
+}
+
+/// Tunnels with equal keys share a connection.
+fn chain_key(hops: &[Hop]) -> String {
+    hops.iter()
+        .map(|h| format!("{}@{}:{}", h.user.value, h.host.value, h.port.value))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl Actor {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        while let Some(c) = commands.recv().await {
+            match c {
+                Command::Open(conn) => self.open(*conn).await,
+                Command::Close(name) => self.close(&name),
+                Command::Shutdown(done) => {
+                    let names: Vec<String> = self.tunnels.keys().cloned().collect();
+                    for n in names {
+                        self.close(&n);
+                    }
+                    let _ = done.send(());
+                    return;
+                }
+            }
+        }
+    }
+
+    fn emit(&self, e: Event) {
+        let _ = self.events.send(e);
+    }
+
+    async fn open(&mut self, conn: Connection) {
+        let name = conn.display_name.clone();
+        if self.tunnels.contains_key(&name) {
+            return;
+        }
+        let via = conn
+            .hops
+            .iter()
+            .map(|h| h.name.clone())
+            .collect::<Vec<_>>()
+            .join(" -> ");
+        // Bind every listener first: a port in use is an error for this tunnel only.
+        let mut listeners = Vec::new();
+        for f in &conn.forwards {
+            let f = &f.value;
+            if f.kind != ForwardKind::Local {
+                self.emit(Event::Error {
+                    name: name.clone(),
+                    message: format!(
+                        "{} forwards are not supported yet; skipped",
+                        f.kind.as_str()
+                    ),
+                });
+                continue;
+            }
+            let Some(Endpoint::Tcp {
+                host: Some(th),
+                port: tp,
+            }) = &f.connect
+            else {
+                self.emit(Event::Error {
+                    name: name.clone(),
+                    message: "forwards to unix sockets are not supported yet; skipped".into(),
+                });
+                continue;
+            };
+            let target = Target {
+                host: th.clone(),
+                port: *tp,
+            };
+            match bind(&f.listen).await {
+                Ok((l, local)) => {
+                    self.emit(Event::Listening {
+                        name: name.clone(),
+                        local,
+                        target: format!("{}", Endpoint::tcp(th.clone(), *tp)),
+                        via: via.clone(),
+                    });
+                    listeners.push((l, target));
+                }
+                Err(e) => self.emit(Event::Error {
+                    name: name.clone(),
+                    message: format!(
+                        "cannot listen on {}: {e}",
+                        crate::cli::list::local_text(&f.listen)
+                    ),
+                }),
+            }
+        }
+        if listeners.is_empty() {
+            self.emit(Event::State {
+                name: name.clone(),
+                state: TunnelState::Failed {
+                    error: "no forward could be opened".into(),
+                },
+            });
+            return;
+        }
+        let key = chain_key(&conn.hops);
+        let stop = CancellationToken::new();
+        let stats = Arc::new(Stats::default());
+        let session = match self.sessions.get_mut(&key) {
+            Some(s) => {
+                s.users += 1;
+                s.current.clone()
+            }
+            None => {
+                let (tx, rx) = watch::channel(None);
+                let sstop = CancellationToken::new();
+                tokio::spawn(supervise(
+                    conn.hops.clone(),
+                    conn.policy.clone(),
+                    name.clone(),
+                    tx,
+                    self.events.clone(),
+                    Arc::clone(&stats),
+                    sstop.clone(),
+                ));
+                self.sessions.insert(
+                    key.clone(),
+                    Session {
+                        current: rx.clone(),
+                        users: 1,
+                        stop: sstop,
+                    },
+                );
+                rx
+            }
+        };
+        if session.borrow().is_some() {
+            self.emit(Event::State {
+                name: name.clone(),
+                state: TunnelState::Up,
+            });
+        }
+        let timeout = conn
+            .hops
+            .last()
+            .map(|h| h.connect_timeout.value.0)
+            .unwrap_or(Duration::from_secs(15));
+        for (l, target) in listeners {
+            let (s, st, sd) = (session.clone(), Arc::clone(&stats), stop.clone());
+            match l {
+                Listener::Tcp(l) => tokio::spawn(tunnel::serve_tcp(l, s, target, st, timeout, sd)),
+                Listener::Unix(l) => {
+                    tokio::spawn(tunnel::serve_unix(l, s, target, st, timeout, sd))
+                }
+            };
+        }
+        tokio::spawn(report_stats(
+            name.clone(),
+            stats,
+            self.events.clone(),
+            stop.clone(),
+        ));
+        self.tunnels.insert(name, Tunnel { chain: key, stop });
+    }
+
+    fn close(&mut self, name: &str) {
+        let Some(t) = self.tunnels.remove(name) else {
+            return;
+        };
+        t.stop.cancel();
+        if let Some(s) = self.sessions.get_mut(&t.chain) {
+            s.users -= 1;
+            if s.users == 0 {
+                s.stop.cancel();
+                self.sessions.remove(&t.chain);
+            }
+        }
+        self.emit(Event::State {
+            name: name.to_string(),
+            state: TunnelState::Down,
+        });
+    }
+}
+
+enum Listener {
+    Tcp(tokio::net::TcpListener),
+    Unix(tokio::net::UnixListener),
+}
+
+async fn bind(listen: &Endpoint) -> std::io::Result<(Listener, String)> {
+    match listen {
+        Endpoint::Tcp { host, port } => {
+            // No bind address means loopback, as ssh's GatewayPorts=no.
+            let host = match host.as_deref() {
+                None | Some("") | Some("localhost") => "127.0.0.1",
+                Some("*") => "0.0.0.0",
+                Some(h) => h,
+            };
+            let sock = if host.contains(':') {
+                tokio::net::TcpSocket::new_v6()?
+            } else {
+                tokio::net::TcpSocket::new_v4()?
+            };
+            sock.set_reuseaddr(true)?;
+            let addr: std::net::SocketAddr = format!(
+                "{}:{port}",
+                if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host.to_string()
+                }
+            )
+            .parse()
+            .map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{host}: {e}"))
+            })?;
+            sock.bind(addr)?;
+            // A large backlog: ssh -L's 128 drops connections under bursts.
+            let l = sock.listen(4096)?;
+            let local = l.local_addr()?.to_string();
+            Ok((Listener::Tcp(l), local))
+        }
+        Endpoint::Unix(path) => {
+            use std::os::unix::fs::PermissionsExt;
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let l = tokio::net::UnixListener::bind(path)?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+            Ok((Listener::Unix(l), path.display().to_string()))
+        }
+    }
+}
+
+/// Keeps one chain connected: connects, publishes the handle, watches it, reconnects.
+async fn supervise(
+    hops: Vec<Hop>,
+    policy: Policy,
+    name: String,
+    current: watch::Sender<Option<Arc<russh::client::Handle<client::Client>>>>,
+    events: broadcast::Sender<Event>,
+    stats: Arc<Stats>,
+    stop: CancellationToken,
+) {
+    let emit = |e: Event| {
+        let _ = events.send(e);
+    };
+    let mut attempt: u32 = 0;
+    let mut ever_up = false;
+    loop {
+        emit(Event::State {
+            name: name.clone(),
+            state: TunnelState::Connecting,
+        });
+        let result = tokio::select! {
+            _ = stop.cancelled() => return,
+            r = client::connect(&hops) => r,
+        };
+        match result {
+            Ok(chain) => {
+                for w in &chain.warnings {
+                    emit(Event::Warning {
+                        name: name.clone(),
+                        message: w.clone(),
+                    });
+                }
+                if ever_up {
+                    stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                }
+                ever_up = true;
+                attempt = 0;
+                let _ = current.send(Some(Arc::clone(chain.last())));
+                emit(Event::State {
+                    name: name.clone(),
+                    state: TunnelState::Up,
+                });
+                let lost = wait_closed(&chain, &stop).await;
+                let _ = current.send(None);
+                if !lost {
+                    disconnect(&chain).await;
+                    return;
+                }
+                emit(Event::Error {
+                    name: name.clone(),
+                    message: "the SSH connection was lost".into(),
+                });
+            }
+            Err(e) => {
+                emit(Event::Error {
+                    name: name.clone(),
+                    message: e.to_string(),
+                });
+                // The first attempt failing is reported, like ssh; only a tunnel that was up
+                // is re-established by itself.
+                if !ever_up || !policy.auto_reconnect.value {
+                    emit(Event::State {
+                        name: name.clone(),
+                        state: TunnelState::Failed {
+                            error: e.to_string(),
+                        },
+                    });
+                    return;
+                }
+            }
+        }
+        if !policy.auto_reconnect.value {
+            emit(Event::State {
+                name: name.clone(),
+                state: TunnelState::Failed {
+                    error: "connection lost".into(),
+                },
+            });
+            return;
+        }
+        attempt += 1;
+        let max = policy.max_reconnect_attempts.value;
+        if max > 0 && attempt > max {
+            emit(Event::State {
+                name: name.clone(),
+                state: TunnelState::Failed {
+                    error: format!("gave up after {max} reconnect attempts"),
+                },
+            });
+            return;
+        }
+        let delay = backoff(policy.reconnect_delay.value.0, attempt);
+        emit(Event::State {
+            name: name.clone(),
+            state: TunnelState::Reconnecting {
+                in_secs: delay.as_secs_f64(),
+                attempt,
+            },
+        });
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+/// Exponential backoff from `base`, capped at 30 s, with ±20% jitter.
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let exp = base.as_secs_f64() * 2f64.powi(attempt.saturating_sub(1).min(16) as i32);
+    let capped = exp.clamp(0.05, 30.0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let jitter = 0.8 + 0.4 * (f64::from(nanos % 1000) / 1000.0);
+    Duration::from_secs_f64(capped * jitter)
+}
+
+/// Waits until the chain drops (true) or the session is stopped (false).
+async fn wait_closed(chain: &Chain, stop: &CancellationToken) -> bool {
+    loop {
+        if chain.is_closed() {
+            return true;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return false,
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+}
+
+async fn disconnect(chain: &Chain) {
+    for h in chain.handles.iter().rev() {
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            h.disconnect(russh::Disconnect::ByApplication, "", "en"),
+        )
+        .await;
+    }
+}
+
+async fn report_stats(
+    name: String,
+    stats: Arc<Stats>,
+    events: broadcast::Sender<Event>,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        let _ = events.send(Event::Stats {
+            name: name.clone(),
+            bytes_in: stats.bytes_in.load(Ordering::Relaxed),
+            bytes_out: stats.bytes_out.load(Ordering::Relaxed),
+            active: stats.active.load(Ordering::Relaxed),
+            total: stats.total.load(Ordering::Relaxed),
+            reconnects: stats.reconnects.load(Ordering::Relaxed),
+        });
+    }
+}

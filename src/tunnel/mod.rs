@@ -1,0 +1,306 @@
+//! Local forwards: a listener per forward; each accepted connection becomes a direct-tcpip
+//! channel of the tunnel's SSH session, copied both ways.
+//!
+//! A channel is always drained. In russh one channel whose data is not read blocks the whole
+//! connection (every other channel, and keepalives), and the SSH window is refilled on receipt,
+//! not on consumption. So a pump task reads the channel without pause into a per-connection
+//! queue, and a writer task empties the queue into the local socket. A client that stops
+//! reading lets its queue grow to at most [`MAX_QUEUED`] bytes; past that its connection is
+//! closed (the pump keeps discarding until the channel is gone), and every other connection
+//! keeps flowing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use russh::ChannelMsg;
+use russh::client::Handle;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::ssh::client::Client;
+
+/// The most a connection may hold for a local client that does not read (bounds memory).
+pub const MAX_QUEUED: usize = 64 * 1024 * 1024;
+
+/// Live counters of one tunnel.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Bytes from the far end to local clients.
+    pub bytes_in: AtomicU64,
+    /// Bytes from local clients to the far end.
+    pub bytes_out: AtomicU64,
+    pub active: AtomicU64,
+    pub total: AtomicU64,
+    pub failed: AtomicU64,
+    /// Times the session under the tunnel was re-established.
+    pub reconnects: AtomicU64,
+}
+
+/// The session a tunnel's connections use; `None` while it is being re-established.
+pub type SessionWatch = watch::Receiver<Option<Arc<Handle<Client>>>>;
+
+/// Where a forward connects to from the last hop.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub host: String,
+    pub port: u16,
+}
+
+/// Accepts connections until `shutdown`, piping each through the current session.
+pub async fn serve_tcp(
+    listener: tokio::net::TcpListener,
+    session: SessionWatch,
+    target: Target,
+    stats: Arc<Stats>,
+    open_timeout: Duration,
+    shutdown: CancellationToken,
+) {
+    let tracker = tokio_util::task::TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((sock, peer)) => {
+                let _ = sock.set_nodelay(true);
+                let (s, t, st, sd) = (
+                    session.clone(),
+                    target.clone(),
+                    Arc::clone(&stats),
+                    shutdown.clone(),
+                );
+                tracker.spawn(async move {
+                    connection(
+                        sock,
+                        (peer.ip().to_string(), peer.port()),
+                        s,
+                        t,
+                        st,
+                        open_timeout,
+                        sd,
+                    )
+                    .await;
+                });
+            }
+            // Out of file descriptors and the like: back off instead of spinning.
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    tracker.close();
+    tracker.wait().await;
+}
+
+/// The same for a unix socket listener.
+pub async fn serve_unix(
+    listener: tokio::net::UnixListener,
+    session: SessionWatch,
+    target: Target,
+    stats: Arc<Stats>,
+    open_timeout: Duration,
+    shutdown: CancellationToken,
+) {
+    let tracker = tokio_util::task::TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((sock, _)) => {
+                let (s, t, st, sd) = (
+                    session.clone(),
+                    target.clone(),
+                    Arc::clone(&stats),
+                    shutdown.clone(),
+                );
+                tracker.spawn(async move {
+                    connection(
+                        sock,
+                        ("127.0.0.1".to_string(), 0),
+                        s,
+                        t,
+                        st,
+                        open_timeout,
+                        sd,
+                    )
+                    .await;
+                });
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    tracker.close();
+    tracker.wait().await;
+}
+
+async fn current_session(mut session: SessionWatch, wait: Duration) -> Option<Arc<Handle<Client>>> {
+    let found = tokio::time::timeout(
+        wait,
+        session.wait_for(|s| s.as_ref().is_some_and(|h| !h.is_closed())),
+    )
+    .await;
+    match found {
+        Ok(Ok(s)) => s.clone(),
+        _ => None,
+    }
+}
+
+async fn connection<S>(
+    sock: S,
+    peer: (String, u16),
+    session: SessionWatch,
+    target: Target,
+    stats: Arc<Stats>,
+    open_timeout: Duration,
+    shutdown: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    stats.total.fetch_add(1, Ordering::Relaxed);
+    // A connection that arrives while the session is being re-established waits for it.
+    let Some(handle) = current_session(session, open_timeout.max(Duration::from_secs(1)) * 2).await
+    else {
+        stats.failed.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    let opened = tokio::time::timeout(
+        open_timeout,
+        handle.channel_open_direct_tcpip(
+            target.host.clone(),
+            u32::from(target.port),
+            peer.0,
+            u32::from(peer.1),
+        ),
+    )
+    .await;
+    let channel = match opened {
+        Ok(Ok(c)) => c,
+        _ => {
+            stats.failed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+    };
+    stats.active.fetch_add(1, Ordering::Relaxed);
+    let (mut from_remote, to_remote) = channel.split();
+    let to_remote = Arc::new(to_remote);
+    let (mut sock_r, mut sock_w) = tokio::io::split(sock);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let dead = Arc::new(AtomicBool::new(false));
+    let conn_done = CancellationToken::new();
+    let remote_gone = CancellationToken::new();
+
+    // Pump: the channel is read without pause, whatever the local client does.
+    let pump = {
+        let (queued, dead, to_remote, done, gone) = (
+            Arc::clone(&queued),
+            Arc::clone(&dead),
+            Arc::clone(&to_remote),
+            conn_done.clone(),
+            remote_gone.clone(),
+        );
+        tokio::spawn(async move {
+            let mut tx = Some(tx);
+            while let Some(msg) = from_remote.wait().await {
+                match msg {
+                    ChannelMsg::Data { data } => {
+                        if dead.load(Ordering::Relaxed) {
+                            continue;
+                        }
+                        let total = queued.fetch_add(data.len(), Ordering::Relaxed) + data.len();
+                        if total > MAX_QUEUED {
+                            // The local client stopped reading: give up on this connection only.
+                            dead.store(true, Ordering::Relaxed);
+                            tx = None;
+                            done.cancel();
+                            let _ = to_remote.close().await;
+                            continue;
+                        }
+                        if let Some(t) = &tx
+                            && t.send(data).is_err()
+                        {
+                            dead.store(true, Ordering::Relaxed);
+                            tx = None;
+                            let _ = to_remote.close().await;
+                        }
+                    }
+                    ChannelMsg::Eof => tx = None,
+                    ChannelMsg::Close => break,
+                    _ => {}
+                }
+            }
+            // The far end is gone: what is queued still reaches the client, and reading the
+            // client stops.
+            gone.cancel();
+        })
+    };
+
+    // Writer: the queue into the local socket.
+    let writer = {
+        let (queued, dead, stats, done) = (
+            Arc::clone(&queued),
+            Arc::clone(&dead),
+            Arc::clone(&stats),
+            conn_done.clone(),
+        );
+        async move {
+            loop {
+                let next = tokio::select! {
+                    _ = done.cancelled() => None,
+                    b = rx.recv() => b,
+                };
+                let Some(b) = next else { break };
+                if sock_w.write_all(&b).await.is_err() {
+                    dead.store(true, Ordering::Relaxed);
+                    done.cancel();
+                    break;
+                }
+                queued.fetch_sub(b.len(), Ordering::Relaxed);
+                stats.bytes_in.fetch_add(b.len() as u64, Ordering::Relaxed);
+            }
+            let _ = sock_w.shutdown().await;
+        }
+    };
+
+    // Reader: the local socket into the channel (waits for the SSH window: back-pressure).
+    let reader = {
+        let (stats, to_remote, done, gone) = (
+            Arc::clone(&stats),
+            Arc::clone(&to_remote),
+            conn_done.clone(),
+            remote_gone.clone(),
+        );
+        async move {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = tokio::select! {
+                    _ = done.cancelled() => break,
+                    _ = gone.cancelled() => break,
+                    r = sock_r.read(&mut buf) => r.unwrap_or(0),
+                };
+                if n == 0 {
+                    let _ = to_remote.eof().await;
+                    break;
+                }
+                if to_remote.data(&buf[..n]).await.is_err() {
+                    done.cancel();
+                    break;
+                }
+                stats.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+            }
+        }
+    };
+
+    tokio::select! {
+        _ = async { tokio::join!(writer, reader) } => {}
+        _ = shutdown.cancelled() => {}
+    }
+    let _ = to_remote.close().await;
+    // The pump ends when the channel is closed; it never blocks the session meanwhile.
+    let _ = tokio::time::timeout(Duration::from_secs(5), pump).await;
+    stats.active.fetch_sub(1, Ordering::Relaxed);
+}
