@@ -27,24 +27,29 @@ pub async fn run(
             }
         }
     }
+    // Both signal streams exist before any tunnel opens, so a signal is never lost between
+    // two turns of the loop.
+    use tokio::signal::unix::{SignalKind, signal};
+    let (mut sigint, mut sigterm) = match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(i), Ok(t)) => (i, t),
+        (Err(e), _) | (_, Err(e)) => {
+            let _ = writeln!(err, "error: cannot watch SIGINT/SIGTERM: {e}");
+            return exit::FAILED;
+        }
+    };
     let engine = Engine::start();
     let mut events = engine.subscribe();
     for c in &conns {
         engine.send(Command::Open(Box::new(c.clone()))).await;
     }
-    let mut sigterm = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-    {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = writeln!(err, "error: cannot watch SIGTERM: {e}");
-            return exit::FAILED;
-        }
-    };
     let all: HashSet<String> = conns.iter().map(|c| c.display_name.clone()).collect();
     let mut failed: HashSet<String> = HashSet::new();
     loop {
         let ev = tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
             ev = events.recv() => ev,
         };

@@ -254,7 +254,13 @@ async fn connection<S>(
                     b = rx.recv() => b,
                 };
                 let Some(b) = next else { break };
-                if sock_w.write_all(&b).await.is_err() {
+                // A client that stops reading blocks this write: the cap (or the end of the
+                // connection) must still be able to end it.
+                let written = tokio::select! {
+                    _ = done.cancelled() => break,
+                    r = sock_w.write_all(&b) => r,
+                };
+                if written.is_err() {
                     dead.store(true, Ordering::Relaxed);
                     done.cancel();
                     break;
@@ -286,7 +292,13 @@ async fn connection<S>(
                     let _ = to_remote.eof().await;
                     break;
                 }
-                if to_remote.data(&buf[..n]).await.is_err() {
+                // Waiting for the SSH window must not outlive the connection.
+                let sent = tokio::select! {
+                    _ = done.cancelled() => break,
+                    _ = gone.cancelled() => break,
+                    r = to_remote.data(&buf[..n]) => r,
+                };
+                if sent.is_err() {
                     done.cancel();
                     break;
                 }

@@ -2,6 +2,7 @@
 //! with a clean environment, and checks for the tools a test needs.
 #![allow(dead_code)]
 
+pub mod agent;
 pub mod net;
 pub mod sshd;
 

@@ -45,19 +45,26 @@ pub struct Up {
     pub child: Child,
     lines: std::sync::mpsc::Receiver<String>,
     pub seen: Vec<serde_json::Value>,
+    stderr_path: std::path::PathBuf,
 }
 
 impl Up {
     pub fn start(home: &std::path::Path, args: &[&str]) -> Up {
+        Up::start_env(home, args, &[])
+    }
+
+    pub fn start_env(home: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Up {
         let mut child = Command::new(env!("CARGO_BIN_EXE_warren"))
             .args(args)
             .current_dir(home)
             .env("HOME", home)
             .env_remove("SSH_AUTH_SOCK")
             .env_remove("EPOCH_CONFIG")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            // A file, not a pipe: a pipe nobody reads could fill and block warren.
+            .stderr(std::fs::File::create(home.join("warren-up.stderr")).expect("stderr file"))
             .spawn()
             .expect("start warren up");
         let stdout: ChildStdout = child.stdout.take().expect("stdout");
@@ -73,6 +80,7 @@ impl Up {
             child,
             lines: rx,
             seen: Vec::new(),
+            stderr_path: home.join("warren-up.stderr"),
         }
     }
 
@@ -121,11 +129,7 @@ impl Up {
 
     fn stderr_now(&mut self) -> String {
         let _ = self.child.kill();
-        let mut s = String::new();
-        if let Some(mut e) = self.child.stderr.take() {
-            let _ = e.read_to_string(&mut s);
-        }
-        s
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
     /// SIGINT, then the exit code.

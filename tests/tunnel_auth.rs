@@ -1,0 +1,239 @@
+//! Authentication against a real sshd: ssh-agent, an encrypted key with its passphrase, a PEM
+//! RSA key, a user certificate; and the report when nothing works.
+
+mod support;
+
+use support::Scratch;
+use support::agent::Agent;
+use support::net::{Up, echo_server, echo_through};
+use support::sshd::{Sshd, keygen};
+
+fn have_servers() -> bool {
+    support::require("/usr/sbin/sshd")
+        && support::require("ssh-keygen")
+        && support::require("ssh-agent")
+}
+
+fn local_user() -> String {
+    let out = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .expect("id -un");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn entry(sshd: &Sshd, echo: u16, tunnel_keys: &str) -> String {
+    format!(
+        "[storage.postgres.pg]\nhost = \"127.0.0.1\"\nport = {echo}\n\n[storage.postgres.pg.ssh_tunnel]\nhost = \"127.0.0.1\"\nport = {}\nuser = \"{}\"\n{tunnel_keys}\n",
+        sshd.port,
+        local_user()
+    )
+}
+
+/// Opens the tunnel and checks that data flows through it.
+fn tunnel_works(s: &Scratch, env: &[(&str, &str)]) {
+    let mut up = Up::start_env(
+        s.path(),
+        &[
+            "--ssh-config",
+            "/dev/null",
+            "--known-hosts",
+            "known_hosts",
+            "up",
+            "pg",
+            "--json",
+        ],
+        env,
+    );
+    let local = up.listening("pg");
+    assert_eq!(
+        echo_through(&local, b"through the tunnel"),
+        b"through the tunnel"
+    );
+    assert_eq!(up.interrupt(), 0);
+}
+
+fn scratch_for(sshd: &Sshd) -> Scratch {
+    let s = Scratch::new();
+    s.write("known_hosts", &format!("{}\n", sshd.known_hosts_line()));
+    s
+}
+
+#[test]
+fn keys_from_a_real_ssh_agent() {
+    if !have_servers() {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let s = scratch_for(&sshd);
+    let key = keygen(s.path(), "agent_key", "ed25519", "", false);
+    sshd.authorize(&key.public_line);
+    let agent = Agent::start(s.path());
+    agent.add(&key.private);
+    std::fs::remove_file(&key.private).expect("only the agent has the key now");
+    s.write(
+        "epoch.toml",
+        &entry(&sshd, echo_server(), "use_agent = true"),
+    );
+    tunnel_works(
+        &s,
+        &[("SSH_AUTH_SOCK", agent.socket.to_str().unwrap_or_default())],
+    );
+}
+
+#[test]
+fn an_encrypted_key_with_its_passphrase_from_the_environment() {
+    if !have_servers() {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let s = scratch_for(&sshd);
+    let key = keygen(s.path(), "enc_key", "ed25519", "correct horse", false);
+    sshd.authorize(&key.public_line);
+    s.write(
+        "epoch.toml",
+        &entry(
+            &sshd,
+            echo_server(),
+            &format!(
+                "key_file = \"{}\"\nkey_passphrase = \"${{PG_KEY_PASS}}\"",
+                key.private.display()
+            ),
+        ),
+    );
+    tunnel_works(&s, &[("PG_KEY_PASS", "correct horse")]);
+
+    // Without the passphrase, the report says why the key was not used.
+    s.write(
+        "epoch.toml",
+        &entry(
+            &sshd,
+            echo_server(),
+            &format!("key_file = \"{}\"", key.private.display()),
+        ),
+    );
+    s.warren(&[
+        "--ssh-config",
+        "/dev/null",
+        "--known-hosts",
+        "known_hosts",
+        "up",
+        "pg",
+    ])
+    .expect_code(1)
+    .expect_stderr("encrypted, and no key_passphrase is set")
+    .expect_stderr("server offered publickey");
+}
+
+#[test]
+fn a_pem_rsa_key() {
+    if !have_servers() {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let s = scratch_for(&sshd);
+    let key = keygen(s.path(), "rsa_key", "rsa", "", true);
+    let text = std::fs::read_to_string(&key.private).expect("key");
+    assert!(
+        text.starts_with("-----BEGIN RSA PRIVATE KEY-----"),
+        "ssh-keygen -m PEM wrote PKCS#1"
+    );
+    sshd.authorize(&key.public_line);
+    s.write(
+        "epoch.toml",
+        &entry(
+            &sshd,
+            echo_server(),
+            &format!("key_file = \"{}\"", key.private.display()),
+        ),
+    );
+    tunnel_works(&s, &[]);
+}
+
+#[test]
+fn a_user_certificate_signed_by_a_trusted_ca() {
+    if !have_servers() {
+        return;
+    }
+    let ca_dir = tempfile::tempdir().expect("ca dir");
+    let ca = keygen(ca_dir.path(), "user_ca", "ed25519", "", false);
+    let sshd = Sshd::start(&format!("TrustedUserCAKeys {}.pub", ca.private.display()));
+    let s = scratch_for(&sshd);
+    let key = keygen(s.path(), "cert_key", "ed25519", "", false);
+    // The key itself is not in authorized_keys: only the certificate lets it in.
+    let out = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-s"])
+        .arg(&ca.private)
+        .args(["-I", "warren-test", "-n", &local_user(), "-V", "+1h"])
+        .arg(format!("{}.pub", key.private.display()))
+        .output()
+        .expect("ssh-keygen -s");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cert = format!("{}-cert.pub", key.private.display());
+    // Without the certificate the key is refused ...
+    s.write(
+        "epoch.toml",
+        &entry(
+            &sshd,
+            echo_server(),
+            &format!("key_file = \"{}\"", key.private.display()),
+        ),
+    );
+    s.warren(&[
+        "--ssh-config",
+        "/dev/null",
+        "--known-hosts",
+        "known_hosts",
+        "up",
+        "pg",
+    ])
+    .expect_code(1)
+    .expect_stderr("refused");
+    // ... and with it, accepted.
+    s.write(
+        "epoch.toml",
+        &entry(
+            &sshd,
+            echo_server(),
+            &format!(
+                "key_file = \"{}\"\ncert_file = \"{cert}\"",
+                key.private.display()
+            ),
+        ),
+    );
+    tunnel_works(&s, &[]);
+}
+
+#[test]
+fn a_key_not_authorized_reports_the_offered_methods_and_what_was_tried() {
+    if !have_servers() {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let s = scratch_for(&sshd);
+    let key = keygen(s.path(), "stranger", "ed25519", "", false);
+    s.write(
+        "epoch.toml",
+        &entry(
+            &sshd,
+            echo_server(),
+            &format!("key_file = \"{}\"", key.private.display()),
+        ),
+    );
+    s.warren(&[
+        "--ssh-config",
+        "/dev/null",
+        "--known-hosts",
+        "known_hosts",
+        "up",
+        "pg",
+    ])
+    .expect_code(1)
+    .expect_stderr("authentication failed")
+    .expect_stderr("server offered publickey")
+    .expect_stderr("stranger: refused");
+}
