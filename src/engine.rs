@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::forward::{Endpoint, ForwardKind};
 use crate::config::model::{Connection, Hop, Policy};
+use crate::prompt::{Answer, Prompt, Prompter};
 use crate::ssh::client::{self, Chain};
 use crate::tunnel::{self, Stats, Target};
 
@@ -33,6 +34,24 @@ pub enum Command {
     Close(String),
     /// Close everything and stop; answered when done.
     Shutdown(oneshot::Sender<()>),
+    /// The answer to a prompt.
+    Answer { id: u64, answer: Answer },
+    /// The state, counters and log of every open tunnel.
+    Snapshot(oneshot::Sender<Vec<TunnelSnapshot>>),
+}
+
+/// One open tunnel, as a client shows it.
+#[derive(Clone, Debug, Serialize)]
+pub struct TunnelSnapshot {
+    pub name: String,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub active: u64,
+    pub total: u64,
+    pub reconnects: u64,
+    pub uptime_secs: Option<f64>,
+    pub last_error: Option<String>,
+    pub log: Vec<String>,
 }
 
 /// The state of a tunnel.
@@ -77,6 +96,14 @@ pub enum Event {
         active: u64,
         total: u64,
         reconnects: u64,
+        uptime_secs: Option<f64>,
+        last_error: Option<String>,
+    },
+    /// A question for the client; answer with [`Command::Answer`] and the same id.
+    Prompt {
+        id: u64,
+        name: String,
+        prompt: Prompt,
     },
 }
 
@@ -88,14 +115,26 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Starts the engine on the current tokio runtime.
+    /// Starts a headless engine: every prompt is answered "no" (an unknown host key under
+    /// strict checking is refused).
     pub fn start() -> Engine {
+        Engine::start_with(false)
+    }
+
+    /// Starts the engine on the current tokio runtime; `interactive` when the client answers
+    /// prompts.
+    pub fn start_with(interactive: bool) -> Engine {
         let (ctx, crx) = mpsc::channel(256);
         let (etx, _) = broadcast::channel(EVENT_BUFFER);
+        let pe = etx.clone();
+        let prompter = Arc::new(Prompter::new(interactive, move |id, name, prompt| {
+            let _ = pe.send(Event::Prompt { id, name, prompt });
+        }));
         let actor = Actor {
             events: etx.clone(),
             sessions: HashMap::new(),
             tunnels: HashMap::new(),
+            prompter,
         };
         tokio::spawn(actor.run(crx));
         Engine {
@@ -123,19 +162,24 @@ impl Engine {
 /// One shared SSH connection and the tunnels on it.
 struct Session {
     current: watch::Receiver<Option<Arc<russh::client::Handle<client::Client>>>>,
-    users: usize,
+    members: Members,
     stop: CancellationToken,
 }
+
+/// The tunnels riding one session: its events are theirs.
+type Members = Arc<std::sync::Mutex<Vec<(String, Arc<Stats>)>>>;
 
 struct Tunnel {
     chain: String,
     stop: CancellationToken,
+    stats: Arc<Stats>,
 }
 
 struct Actor {
     events: broadcast::Sender<Event>,
     sessions: HashMap<String, Session>,
     tunnels: HashMap<String, Tunnel>,
+    prompter: Arc<Prompter>,
 }
 
 /// Tunnels with equal keys share a connection.
@@ -152,6 +196,18 @@ impl Actor {
             match c {
                 Command::Open(conn) => self.open(*conn).await,
                 Command::Close(name) => self.close(&name),
+                Command::Answer { id, answer } => {
+                    self.prompter.answer(id, answer);
+                }
+                Command::Snapshot(reply) => {
+                    let mut list: Vec<TunnelSnapshot> = self
+                        .tunnels
+                        .iter()
+                        .map(|(n, t)| snapshot(n, &t.stats))
+                        .collect();
+                    list.sort_by(|a, b| a.name.cmp(&b.name));
+                    let _ = reply.send(list);
+                }
                 Command::Shutdown(done) => {
                     let names: Vec<String> = self.tunnels.keys().cloned().collect();
                     for n in names {
@@ -241,26 +297,38 @@ impl Actor {
         let stats = Arc::new(Stats::default());
         let session = match self.sessions.get_mut(&key) {
             Some(s) => {
-                s.users += 1;
+                if let Ok(mut m) = s.members.lock() {
+                    m.push((name.clone(), Arc::clone(&stats)));
+                }
+                if s.current.borrow().is_some()
+                    && let Ok(mut u) = stats.up_since.lock()
+                {
+                    *u = Some(std::time::Instant::now());
+                }
                 s.current.clone()
             }
             None => {
                 let (tx, rx) = watch::channel(None);
                 let sstop = CancellationToken::new();
-                tokio::spawn(supervise(
-                    conn.hops.clone(),
-                    conn.policy.clone(),
+                let members: Members = Arc::new(std::sync::Mutex::new(vec![(
                     name.clone(),
-                    tx,
-                    self.events.clone(),
                     Arc::clone(&stats),
-                    sstop.clone(),
-                ));
+                )]));
+                let sup = Supervisor {
+                    hops: conn.hops.clone(),
+                    policy: conn.policy.clone(),
+                    label: name.clone(),
+                    current: tx,
+                    events: self.events.clone(),
+                    members: Arc::clone(&members),
+                    prompter: Arc::clone(&self.prompter),
+                };
+                tokio::spawn(sup.run(sstop.clone()));
                 self.sessions.insert(
                     key.clone(),
                     Session {
                         current: rx.clone(),
-                        users: 1,
+                        members,
                         stop: sstop,
                     },
                 );
@@ -289,11 +357,18 @@ impl Actor {
         }
         tokio::spawn(report_stats(
             name.clone(),
-            stats,
+            Arc::clone(&stats),
             self.events.clone(),
             stop.clone(),
         ));
-        self.tunnels.insert(name, Tunnel { chain: key, stop });
+        self.tunnels.insert(
+            name,
+            Tunnel {
+                chain: key,
+                stop,
+                stats,
+            },
+        );
     }
 
     fn close(&mut self, name: &str) {
@@ -302,8 +377,15 @@ impl Actor {
         };
         t.stop.cancel();
         if let Some(s) = self.sessions.get_mut(&t.chain) {
-            s.users -= 1;
-            if s.users == 0 {
+            let left = s
+                .members
+                .lock()
+                .map(|mut m| {
+                    m.retain(|(n, _)| n != name);
+                    m.len()
+                })
+                .unwrap_or(0);
+            if left == 0 {
                 s.stop.cancel();
                 self.sessions.remove(&t.chain);
             }
@@ -365,108 +447,135 @@ async fn bind(listen: &Endpoint) -> std::io::Result<(Listener, String)> {
     }
 }
 
-/// Keeps one chain connected: connects, publishes the handle, watches it, reconnects.
-async fn supervise(
+/// Keeps one chain connected for the tunnels that share it: connects, publishes the handle,
+/// watches it, reconnects. Its events are sent for every member tunnel.
+struct Supervisor {
     hops: Vec<Hop>,
     policy: Policy,
-    name: String,
+    /// The first tunnel's name: used in prompts.
+    label: String,
     current: watch::Sender<Option<Arc<russh::client::Handle<client::Client>>>>,
     events: broadcast::Sender<Event>,
-    stats: Arc<Stats>,
-    stop: CancellationToken,
-) {
-    let emit = |e: Event| {
-        let _ = events.send(e);
-    };
-    let mut attempt: u32 = 0;
-    let mut ever_up = false;
-    loop {
-        emit(Event::State {
-            name: name.clone(),
-            state: TunnelState::Connecting,
-        });
-        let result = tokio::select! {
-            _ = stop.cancelled() => return,
-            r = client::connect(&hops) => r,
-        };
-        match result {
-            Ok(chain) => {
-                for w in &chain.warnings {
-                    emit(Event::Warning {
-                        name: name.clone(),
-                        message: w.clone(),
-                    });
+    members: Members,
+    prompter: Arc<Prompter>,
+}
+
+impl Supervisor {
+    fn members(&self) -> Vec<(String, Arc<Stats>)> {
+        self.members.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    fn state(&self, state: TunnelState) {
+        for (name, stats) in self.members() {
+            let line = match &state {
+                TunnelState::Up => "up".to_string(),
+                TunnelState::Down => "down".to_string(),
+                TunnelState::Connecting => "connecting".to_string(),
+                TunnelState::Reconnecting { in_secs, attempt } => {
+                    format!("reconnecting in {in_secs:.1}s (attempt {attempt})")
                 }
-                if ever_up {
-                    stats.reconnects.fetch_add(1, Ordering::Relaxed);
-                }
-                ever_up = true;
-                attempt = 0;
-                let _ = current.send(Some(Arc::clone(chain.last())));
-                emit(Event::State {
-                    name: name.clone(),
-                    state: TunnelState::Up,
-                });
-                let lost = wait_closed(&chain, &stop).await;
-                let _ = current.send(None);
-                if !lost {
-                    disconnect(&chain).await;
-                    return;
-                }
-                emit(Event::Error {
-                    name: name.clone(),
-                    message: "the SSH connection was lost".into(),
-                });
+                TunnelState::Failed { error } => format!("failed: {error}"),
+            };
+            stats.log(line);
+            if let Ok(mut u) = stats.up_since.lock() {
+                *u = (state == TunnelState::Up).then(std::time::Instant::now);
             }
-            Err(e) => {
-                emit(Event::Error {
-                    name: name.clone(),
-                    message: e.to_string(),
-                });
-                // The first attempt failing is reported, like ssh; only a tunnel that was up
-                // is re-established by itself.
-                if !ever_up || !policy.auto_reconnect.value {
-                    emit(Event::State {
-                        name: name.clone(),
-                        state: TunnelState::Failed {
+            let _ = self.events.send(Event::State {
+                name,
+                state: state.clone(),
+            });
+        }
+    }
+
+    fn error(&self, message: &str) {
+        for (name, stats) in self.members() {
+            stats.log(format!("error: {message}"));
+            if let Ok(mut e) = stats.last_error.lock() {
+                *e = Some(message.to_string());
+            }
+            let _ = self.events.send(Event::Error {
+                name,
+                message: message.to_string(),
+            });
+        }
+    }
+
+    fn warning(&self, message: &str) {
+        for (name, stats) in self.members() {
+            stats.log(format!("warning: {message}"));
+            let _ = self.events.send(Event::Warning {
+                name,
+                message: message.to_string(),
+            });
+        }
+    }
+
+    async fn run(self, stop: CancellationToken) {
+        let mut attempt: u32 = 0;
+        let mut ever_up = false;
+        loop {
+            self.state(TunnelState::Connecting);
+            let result = tokio::select! {
+                _ = stop.cancelled() => return,
+                r = client::connect(&self.hops, &self.prompter, &self.label) => r,
+            };
+            match result {
+                Ok(chain) => {
+                    for w in &chain.warnings {
+                        self.warning(w);
+                    }
+                    if ever_up {
+                        for (_, stats) in self.members() {
+                            stats.reconnects.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    ever_up = true;
+                    attempt = 0;
+                    let _ = self.current.send(Some(Arc::clone(chain.last())));
+                    self.state(TunnelState::Up);
+                    let lost = wait_closed(&chain, &stop).await;
+                    let _ = self.current.send(None);
+                    if !lost {
+                        disconnect(&chain).await;
+                        return;
+                    }
+                    self.error("the SSH connection was lost");
+                }
+                Err(e) => {
+                    self.error(&e.to_string());
+                    // A first attempt that fails is reported, like ssh; only a tunnel that was
+                    // up is re-established by itself.
+                    if !ever_up {
+                        self.state(TunnelState::Failed {
                             error: e.to_string(),
-                        },
-                    });
-                    return;
+                        });
+                        return;
+                    }
                 }
             }
-        }
-        if !policy.auto_reconnect.value {
-            emit(Event::State {
-                name: name.clone(),
-                state: TunnelState::Failed {
-                    error: "connection lost".into(),
-                },
-            });
-            return;
-        }
-        attempt += 1;
-        let max = policy.max_reconnect_attempts.value;
-        if max > 0 && attempt > max {
-            emit(Event::State {
-                name: name.clone(),
-                state: TunnelState::Failed {
+            if !self.policy.auto_reconnect.value {
+                self.state(TunnelState::Failed {
+                    error: "the connection was lost and auto_reconnect is off".into(),
+                });
+                return;
+            }
+            attempt += 1;
+            let max = self.policy.max_reconnect_attempts.value;
+            if max > 0 && attempt > max {
+                self.state(TunnelState::Failed {
                     error: format!("gave up after {max} reconnect attempts"),
-                },
-            });
-            return;
-        }
-        let delay = backoff(policy.reconnect_delay.value.0, attempt);
-        emit(Event::State {
-            name: name.clone(),
-            state: TunnelState::Reconnecting {
+                });
+                return;
+            }
+            let delay = backoff(self.policy.reconnect_delay.value.0, attempt);
+            self.state(TunnelState::Reconnecting {
                 in_secs: delay.as_secs_f64(),
                 attempt,
-            },
-        });
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(delay) => {}
+            });
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
         }
     }
 }
@@ -524,6 +633,26 @@ async fn report_stats(
             active: stats.active.load(Ordering::Relaxed),
             total: stats.total.load(Ordering::Relaxed),
             reconnects: stats.reconnects.load(Ordering::Relaxed),
+            uptime_secs: stats.uptime().map(|d| d.as_secs_f64()),
+            last_error: stats.last_error.lock().ok().and_then(|e| e.clone()),
         });
+    }
+}
+
+fn snapshot(name: &str, s: &Stats) -> TunnelSnapshot {
+    TunnelSnapshot {
+        name: name.to_string(),
+        bytes_in: s.bytes_in.load(Ordering::Relaxed),
+        bytes_out: s.bytes_out.load(Ordering::Relaxed),
+        active: s.active.load(Ordering::Relaxed),
+        total: s.total.load(Ordering::Relaxed),
+        reconnects: s.reconnects.load(Ordering::Relaxed),
+        uptime_secs: s.uptime().map(|d| d.as_secs_f64()),
+        last_error: s.last_error.lock().ok().and_then(|e| e.clone()),
+        log: s
+            .log
+            .lock()
+            .map(|l| l.iter().cloned().collect())
+            .unwrap_or_default(),
     }
 }

@@ -11,5 +11,6 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod fsutil;
+pub mod prompt;
 pub mod ssh;
 pub mod tunnel;

@@ -318,3 +318,120 @@ fn a_client_that_stops_reading_does_not_stall_the_others() {
     assert_eq!(echo_through(&local, b"and after"), b"and after");
     assert_eq!(up.interrupt(), 0);
 }
+
+/// Signs the sshd's host key with a new CA for `principal`; returns the CA's public line.
+fn host_certificate(sshd: &mut Sshd, principal: &str) -> String {
+    let ca_dir = tempfile::tempdir().expect("ca dir");
+    let ca = keygen(ca_dir.path(), "host_ca", "ed25519", "", false);
+    let host_pub = sshd.dir.path().join("host_ed25519.pub");
+    let out = Command::new("ssh-keygen")
+        .args(["-q", "-s"])
+        .arg(&ca.private)
+        .args(["-I", "warren-test-host", "-h", "-n", principal, "-V", "+1h"])
+        .arg(&host_pub)
+        .output()
+        .expect("ssh-keygen -s -h");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cert = sshd.dir.path().join("host_ed25519-cert.pub");
+    sshd.reconfigure(&format!("HostCertificate {}", cert.display()));
+    ca.public_line
+}
+
+#[test]
+fn a_host_certificate_signed_by_a_listed_ca_is_accepted() {
+    if !have_servers() {
+        return;
+    }
+    let mut sshd = Sshd::start("");
+    let (s, key) = setup(&sshd);
+    let ca = host_certificate(&mut sshd, "127.0.0.1");
+    let fields: Vec<&str> = ca.split_whitespace().collect();
+    // Only the CA is known, not the host's own key.
+    s.write(
+        "known_hosts",
+        &format!(
+            "@cert-authority [127.0.0.1]:{} {} {}\n",
+            sshd.port, fields[0], fields[1]
+        ),
+    );
+    let echo = echo_server();
+    s.write("epoch.toml", &entry("pg", echo, &sshd, &key, 0, ""));
+    let mut up = Up::start(s.path(), &up_args(&["pg"]));
+    let local = up.listening("pg");
+    assert_eq!(echo_through(&local, b"certified"), b"certified");
+    assert_eq!(up.interrupt(), 0);
+}
+
+#[test]
+fn a_host_certificate_for_another_host_is_refused() {
+    if !have_servers() {
+        return;
+    }
+    let mut sshd = Sshd::start("");
+    let (s, key) = setup(&sshd);
+    let ca = host_certificate(&mut sshd, "db.example.com");
+    let fields: Vec<&str> = ca.split_whitespace().collect();
+    s.write(
+        "known_hosts",
+        &format!("@cert-authority * {} {}\n", fields[0], fields[1]),
+    );
+    s.write(
+        "epoch.toml",
+        &entry("pg", echo_server(), &sshd, &key, 0, ""),
+    );
+    s.warren(&[
+        "--ssh-config",
+        "/dev/null",
+        "--known-hosts",
+        "known_hosts",
+        "up",
+        "pg",
+    ])
+    .expect_code(1)
+    .expect_stderr("it is for db.example.com, not 127.0.0.1");
+}
+
+#[test]
+fn a_changed_host_key_is_refused_under_strict() {
+    if !have_servers() {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let (s, key) = setup(&sshd);
+    let other = keygen(s.path(), "other_host", "ed25519", "", false);
+    let fields: Vec<&str> = other.public_line.split_whitespace().collect();
+    s.write(
+        "known_hosts",
+        &format!(
+            "# pinned\n[127.0.0.1]:{} {} {}\n",
+            sshd.port, fields[0], fields[1]
+        ),
+    );
+    s.write(
+        "epoch.toml",
+        &entry(
+            "pg",
+            echo_server(),
+            &sshd,
+            &key,
+            0,
+            "strict_host_key_checking = true",
+        ),
+    );
+    s.warren(&[
+        "--ssh-config",
+        "/dev/null",
+        "--known-hosts",
+        "known_hosts",
+        "up",
+        "pg",
+    ])
+    .expect_code(1)
+    .expect_stderr("REMOTE HOST IDENTIFICATION HAS CHANGED")
+    .expect_stderr("known_hosts:2")
+    .expect_stderr("SHA256:");
+}

@@ -112,6 +112,8 @@ fn human(ev: &Event, out: &mut (dyn Write + Send), err: &mut (dyn Write + Send))
             let _ = writeln!(err, "error: {name}: {message}");
         }
         Event::Stats { .. } => {}
+        // warren up runs headless: the engine never asks.
+        Event::Prompt { .. } => {}
     }
     let _ = out.flush();
 }

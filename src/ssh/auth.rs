@@ -14,6 +14,7 @@ use russh::{MethodKind, MethodSet};
 
 use super::client::Client;
 use crate::config::model::Hop;
+use crate::prompt::{Answer, Prompt, Prompter};
 
 fn methods(set: &MethodSet) -> String {
     let names: Vec<&str> = set
@@ -41,7 +42,12 @@ fn public_of(path: &Path) -> Option<PublicKey> {
 }
 
 /// Authenticates `handle` as the hop's user. `Err` carries the report for the user.
-pub async fn authenticate(handle: &mut Handle<Client>, hop: &Hop) -> Result<(), String> {
+pub async fn authenticate(
+    handle: &mut Handle<Client>,
+    hop: &Hop,
+    prompter: &Prompter,
+    connection: &str,
+) -> Result<(), String> {
     let user = hop.user.value.clone();
     let mut tried: Vec<String> = Vec::new();
     let offered = match handle.authenticate_none(&user).await {
@@ -120,10 +126,29 @@ pub async fn authenticate(handle: &mut Handle<Client>, hop: &Hop) -> Result<(), 
         }
         match load_secret_key(path, passphrase.as_deref()) {
             Ok(k) => keys.push((path.display().to_string(), Arc::new(k))),
-            Err(russh::keys::Error::KeyIsEncrypted) => tried.push(format!(
-                "{}: encrypted, and no key_passphrase is set",
-                path.display()
-            )),
+            Err(russh::keys::Error::KeyIsEncrypted) => {
+                let asked = prompter
+                    .ask(
+                        connection,
+                        Prompt::Passphrase {
+                            key_file: path.display().to_string(),
+                        },
+                    )
+                    .await;
+                match asked {
+                    Some(Answer::Secret(p)) => match load_secret_key(path, Some(p.expose())) {
+                        Ok(k) => keys.push((path.display().to_string(), Arc::new(k))),
+                        Err(_) => tried.push(format!(
+                            "{}: the passphrase given did not open it",
+                            path.display()
+                        )),
+                    },
+                    _ => tried.push(format!(
+                        "{}: encrypted, and no key_passphrase is set",
+                        path.display()
+                    )),
+                }
+            }
             Err(e) => tried.push(format!(
                 "{}: cannot load ({e}; wrong passphrase?)",
                 path.display()
@@ -174,6 +199,30 @@ pub async fn authenticate(handle: &mut Handle<Client>, hop: &Hop) -> Result<(), 
             }
         }
     }
+    // keyboard-interactive and password only when someone is there to answer.
+    if prompter.interactive()
+        && offered.contains(&MethodKind::KeyboardInteractive)
+        && keyboard_interactive(handle, &user, prompter, connection).await
+    {
+        return Ok(());
+    }
+    if prompter.interactive() && offered.contains(&MethodKind::Password) {
+        let asked = prompter
+            .ask(
+                connection,
+                Prompt::Password {
+                    user: user.clone(),
+                    host: hop.address(),
+                },
+            )
+            .await;
+        if let Some(Answer::Secret(p)) = asked {
+            match handle.authenticate_password(&user, p.expose()).await {
+                Ok(r) if r.success() => return Ok(()),
+                _ => tried.push("password: refused".into()),
+            }
+        }
+    }
     if handle.is_closed() {
         return Err(format!(
             "the server closed the connection (offered: {}; tried: {})",
@@ -189,6 +238,50 @@ pub async fn authenticate(handle: &mut Handle<Client>, hop: &Hop) -> Result<(), 
         methods(&offered),
         tried.join("; ")
     ))
+}
+
+async fn keyboard_interactive(
+    handle: &mut Handle<Client>,
+    user: &str,
+    prompter: &Prompter,
+    connection: &str,
+) -> bool {
+    use russh::client::KeyboardInteractiveAuthResponse as R;
+    let mut reply = handle
+        .authenticate_keyboard_interactive_start(user, None::<String>)
+        .await;
+    // A server may ask several rounds; a bounded number is enough for any real one.
+    for _ in 0..8 {
+        match reply {
+            Ok(R::Success) => return true,
+            Ok(R::InfoRequest {
+                name,
+                instructions,
+                prompts,
+            }) => {
+                let responses = if prompts.is_empty() {
+                    Vec::new()
+                } else {
+                    let prompt = Prompt::KeyboardInteractive {
+                        name,
+                        instructions,
+                        prompts: prompts.iter().map(|p| (p.prompt.clone(), p.echo)).collect(),
+                    };
+                    match prompter.ask(connection, prompt).await {
+                        Some(Answer::Responses(r)) => {
+                            r.iter().map(|s| s.expose().to_string()).collect()
+                        }
+                        _ => return false,
+                    }
+                };
+                reply = handle
+                    .authenticate_keyboard_interactive_respond(responses)
+                    .await;
+            }
+            _ => return false,
+        }
+    }
+    false
 }
 
 async fn handle_rsa_hash(handle: &Handle<Client>) -> Option<russh::keys::HashAlg> {

@@ -13,6 +13,7 @@ use russh::keys::ssh_key::PublicKey;
 use super::auth;
 use super::known_hosts::{self, KnownHosts, Verdict};
 use crate::config::model::{Hop, HostKeyPolicy};
+use crate::prompt::{Answer, HostKeyAnswer, Prompt, Prompter};
 
 /// What went wrong while connecting, with the hop it happened at.
 #[derive(Debug, thiserror::Error)]
@@ -60,7 +61,43 @@ pub enum ConnectError {
 /// Tunables of every SSH connection warren makes.
 pub fn ssh_config(hop: &Hop) -> Arc<client::Config> {
     let keepalive = hop.keepalive_interval.value.0;
+    use russh::keys::ssh_key::{Algorithm, EcdsaCurve, HashAlg};
+    let mut preferred = russh::Preferred {
+        // Host certificates first, as OpenSSH: a server that has one shows it, and it is
+        // checked against @cert-authority lines (else its plain key against known_hosts).
+        host_key_certificates: std::borrow::Cow::Owned(vec![
+            Algorithm::Ed25519,
+            Algorithm::Ecdsa {
+                curve: EcdsaCurve::NistP256,
+            },
+            Algorithm::Ecdsa {
+                curve: EcdsaCurve::NistP384,
+            },
+            Algorithm::Ecdsa {
+                curve: EcdsaCurve::NistP521,
+            },
+            Algorithm::Rsa {
+                hash: Some(HashAlg::Sha512),
+            },
+            Algorithm::Rsa {
+                hash: Some(HashAlg::Sha256),
+            },
+        ]),
+        ..russh::Preferred::DEFAULT
+    };
+    if aes_ni() {
+        // With AES-NI, AES-GCM outruns chacha20-poly1305 (measured: 0.74 vs 0.55 GB/s).
+        preferred.cipher = std::borrow::Cow::Borrowed(&[
+            russh::cipher::AES_256_GCM,
+            russh::cipher::AES_128_GCM,
+            russh::cipher::CHACHA20_POLY1305,
+            russh::cipher::AES_256_CTR,
+            russh::cipher::AES_192_CTR,
+            russh::cipher::AES_128_CTR,
+        ]);
+    }
     Arc::new(client::Config {
+        preferred,
         // The default 2 MiB window is slow on long links (9.8 MiB/s at 100 ms RTT).
         window_size: 16 * 1024 * 1024,
         maximum_packet_size: 65535,
@@ -69,6 +106,23 @@ pub fn ssh_config(hop: &Hop) -> Arc<client::Config> {
         keepalive_max: hop.keepalive_count_max.value as usize,
         ..Default::default()
     })
+}
+
+/// Whether this CPU has AES instructions (AES-GCM is then the fastest cipher).
+fn aes_ni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("aes")
+            && std::arch::is_x86_feature_detected!("pclmulqdq")
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        std::arch::is_aarch64_feature_detected!("aes")
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        false
+    }
 }
 
 /// The outcome of the host key check, kept for the error message.
@@ -86,6 +140,10 @@ pub struct Client {
     pub policy: HostKeyPolicy,
     pub known_hosts: Vec<PathBuf>,
     pub seen: Arc<Mutex<HostKeySeen>>,
+    /// Asks the client about an unknown key under strict checking.
+    pub prompter: Arc<Prompter>,
+    /// The connection this hop belongs to (for the prompt).
+    pub connection: String,
 }
 
 impl client::Handler for Client {
@@ -102,19 +160,92 @@ impl client::Handler for Client {
                 Some(PublicKey::from(c.signature_key().clone())),
             ),
         };
-        let outcome = check(
+        let mut outcome = check(
             &self.name,
             &public,
             ca.as_ref(),
             self.policy,
             &self.known_hosts,
         );
+        // A host certificate vouched for by a @cert-authority must also be valid now, be a
+        // host certificate, and name this host.
+        if let (PublicKeyOrCertificate::Certificate(cert), Some(Verdict::KnownByCa(at))) =
+            (key, &outcome.verdict)
+        {
+            let host = self
+                .name
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let problem = certificate_problem(cert, &host);
+            if let Some(p) = problem {
+                outcome.refused = Some(format!(
+                    "the host certificate of {} is not acceptable ({p}); CA at {at}",
+                    self.name
+                ));
+            }
+        }
+        // Under strict checking an unknown key becomes a question for the client, if one
+        // answers; headless it stays refused.
+        let unknown = matches!(outcome.verdict, Some(Verdict::Unknown { .. }));
+        if unknown && outcome.refused.is_some() && self.prompter.interactive() {
+            let prompt = Prompt::HostKey {
+                host: self.name.clone(),
+                key_type: public.algorithm().as_str().to_string(),
+                fingerprint: known_hosts::fingerprint(&public),
+            };
+            match self.prompter.ask(&self.connection, prompt).await {
+                Some(Answer::HostKey(HostKeyAnswer::AcceptOnce)) => outcome.refused = None,
+                Some(Answer::HostKey(HostKeyAnswer::AcceptAndSave)) => {
+                    outcome.refused = match self.known_hosts.first() {
+                        Some(path) => {
+                            known_hosts::append(path, &self.name, &public)
+                                .err()
+                                .map(|e| {
+                                    format!(
+                                        "could not add the host key of {} to {}: {e}",
+                                        self.name,
+                                        path.display()
+                                    )
+                                })
+                        }
+                        None => Some("no known_hosts file to save the key to".into()),
+                    };
+                }
+                _ => {
+                    outcome.refused = Some(format!(
+                        "the host key of {} ({}) was rejected",
+                        self.name,
+                        known_hosts::fingerprint(&public)
+                    ))
+                }
+            }
+        }
         let ok = outcome.refused.is_none();
         if let Ok(mut s) = self.seen.lock() {
             *s = outcome;
         }
         Ok(ok)
     }
+}
+
+/// Why a host certificate cannot be used, or None if it can.
+fn certificate_problem(cert: &russh::keys::ssh_key::Certificate, host: &str) -> Option<String> {
+    use russh::keys::ssh_key::{HashAlg, certificate::CertType};
+    if cert.cert_type() != CertType::Host {
+        return Some("it is a user certificate".into());
+    }
+    let ca = cert.signature_key().fingerprint(HashAlg::Sha256);
+    if let Err(e) = cert.validate([&ca]) {
+        return Some(format!("{e}: expired, not yet valid, or a bad signature"));
+    }
+    let principals = cert.valid_principals();
+    if !principals.is_empty() && !principals.iter().any(|p| p == host) {
+        return Some(format!("it is for {}, not {host}", principals.join(",")));
+    }
+    None
 }
 
 /// Applies a policy to what known_hosts says; appends the key under accept-new.
@@ -224,7 +355,11 @@ async fn bounded<T>(
 }
 
 /// Connects every hop in order, each through the one before.
-pub async fn connect(hops: &[Hop]) -> Result<Chain, ConnectError> {
+pub async fn connect(
+    hops: &[Hop],
+    prompter: &Arc<Prompter>,
+    connection: &str,
+) -> Result<Chain, ConnectError> {
     let mut handles: Vec<Arc<Handle<Client>>> = Vec::with_capacity(hops.len());
     let mut warnings = Vec::new();
     for (i, hop) in hops.iter().enumerate() {
@@ -235,6 +370,8 @@ pub async fn connect(hops: &[Hop]) -> Result<Chain, ConnectError> {
             policy: hop.host_key_policy.value,
             known_hosts: hop.known_hosts_files.value.clone(),
             seen: Arc::clone(&seen),
+            prompter: Arc::clone(prompter),
+            connection: connection.to_string(),
         };
         let config = ssh_config(hop);
         let result = match handles.last() {
@@ -308,13 +445,23 @@ pub async fn connect(hops: &[Hop]) -> Result<Chain, ConnectError> {
         if let Some(w) = seen.warning {
             warnings.push(w);
         }
-        bounded(
-            i,
-            hop,
-            "authentication",
-            auth::authenticate(&mut handle, hop),
+        // Authentication may wait for a person (a passphrase): its bound is the prompt's own.
+        let auth_wait = if prompter.interactive() {
+            crate::prompt::ANSWER_TIMEOUT
+        } else {
+            hop.connect_timeout.value.0
+        };
+        tokio::time::timeout(
+            auth_wait,
+            auth::authenticate(&mut handle, hop, prompter, connection),
         )
-        .await?
+        .await
+        .map_err(|_| ConnectError::Timeout {
+            hop: i,
+            addr: addr.clone(),
+            step: "authentication",
+            secs: auth_wait.as_secs(),
+        })?
         .map_err(|detail| ConnectError::Auth {
             hop: i,
             addr: addr.clone(),

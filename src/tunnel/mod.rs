@@ -37,6 +37,32 @@ pub struct Stats {
     pub failed: AtomicU64,
     /// Times the session under the tunnel was re-established.
     pub reconnects: AtomicU64,
+    /// When the session last came up; `None` while down.
+    pub up_since: std::sync::Mutex<Option<std::time::Instant>>,
+    pub last_error: std::sync::Mutex<Option<String>>,
+    /// The tunnel's recent log lines, oldest first, at most [`LOG_LINES`].
+    pub log: std::sync::Mutex<std::collections::VecDeque<String>>,
+}
+
+/// Lines kept in a tunnel's log ring.
+pub const LOG_LINES: usize = 256;
+
+impl Stats {
+    pub fn log(&self, line: impl Into<String>) {
+        if let Ok(mut l) = self.log.lock() {
+            if l.len() == LOG_LINES {
+                l.pop_front();
+            }
+            l.push_back(line.into());
+        }
+    }
+
+    pub fn uptime(&self) -> Option<std::time::Duration> {
+        self.up_since
+            .lock()
+            .ok()
+            .and_then(|u| u.map(|t| t.elapsed()))
+    }
 }
 
 /// The session a tunnel's connections use; `None` while it is being re-established.

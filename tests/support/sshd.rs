@@ -174,6 +174,7 @@ impl Sshd {
         for p in pids {
             let _ = Command::new("kill")
                 .args([&format!("-{signal}"), &p.to_string()])
+                .stderr(Stdio::null())
                 .status();
         }
     }
@@ -190,6 +191,13 @@ impl Sshd {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Puts `lines` at the top of the config (they win) and restarts sshd on the same port.
+    pub fn reconfigure(&mut self, lines: &str) {
+        let text = std::fs::read_to_string(&self.config).expect("sshd_config");
+        std::fs::write(&self.config, format!("{lines}\n{text}")).expect("sshd_config");
+        self.restart();
     }
 
     /// Starts sshd again on the same port with the same keys and config.
