@@ -435,3 +435,50 @@ fn a_changed_host_key_is_refused_under_strict() {
     .expect_stderr("known_hosts:2")
     .expect_stderr("SHA256:");
 }
+
+#[test]
+fn a_unix_socket_listener_is_private_and_carries_data() {
+    if !have_servers() {
+        return;
+    }
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let sshd = Sshd::start("");
+    let (s, key) = setup(&sshd);
+    let echo = echo_server();
+    let sock = s.path().join("run/pg.sock");
+    let text = entry("pg", echo, &sshd, &key, 0, "").replace(
+        "local_port = 0\n",
+        &format!("local_socket = \"{}\"\n", sock.display()),
+    );
+    s.write("epoch.toml", &text);
+    let mut up = Up::start(s.path(), &up_args(&["pg"]));
+    let local = up.listening("pg");
+    assert_eq!(local, sock.display().to_string());
+    let mode = std::fs::metadata(&sock)
+        .expect("socket")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "the socket is the user's only");
+    let mut c = std::os::unix::net::UnixStream::connect(&sock).expect("connect");
+    c.write_all(b"over a unix socket").expect("write");
+    c.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    let mut back = Vec::new();
+    c.read_to_end(&mut back).expect("read");
+    assert_eq!(back, b"over a unix socket");
+    assert_eq!(up.interrupt(), 0);
+}
+
+#[test]
+fn dynamic_and_remote_forwards_are_reported_as_not_supported_yet() {
+    if !have_servers() {
+        return;
+    }
+    let s = Scratch::new();
+    s.write("ssh_config", "Host socks\n    HostName 127.0.0.1\n    DynamicForward 1080\n    RemoteForward 9000 localhost:80\n");
+    s.warren(&["--ssh-config", "ssh_config", "up", "socks"])
+        .expect_code(1)
+        .expect_stderr("dynamic forwards are not supported yet")
+        .expect_stderr("remote forwards are not supported yet");
+}
