@@ -22,7 +22,7 @@ use crate::config::forward::{Endpoint, ForwardKind};
 use crate::config::model::{Connection, Hop, Policy};
 use crate::prompt::{Answer, Prompt, Prompter};
 use crate::ssh::client::{self, Chain};
-use crate::tunnel::{self, Stats, Target};
+use crate::tunnel::{self, Listener, Stats, Target};
 
 pub const EVENT_BUFFER: usize = 4096;
 
@@ -63,6 +63,20 @@ pub enum TunnelState {
     Up,
     Reconnecting { in_secs: f64, attempt: u32 },
     Failed { error: String },
+}
+
+impl std::fmt::Display for TunnelState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TunnelState::Up => f.write_str("up"),
+            TunnelState::Down => f.write_str("down"),
+            TunnelState::Connecting => f.write_str("connecting"),
+            TunnelState::Reconnecting { in_secs, attempt } => {
+                write!(f, "reconnecting in {in_secs:.1}s (attempt {attempt})")
+            }
+            TunnelState::Failed { error } => write!(f, "failed: {error}"),
+        }
+    }
 }
 
 /// What the engine tells its clients.
@@ -348,12 +362,7 @@ impl Actor {
             .unwrap_or(Duration::from_secs(15));
         for (l, target) in listeners {
             let (s, st, sd) = (session.clone(), Arc::clone(&stats), stop.clone());
-            match l {
-                Listener::Tcp(l) => tokio::spawn(tunnel::serve_tcp(l, s, target, st, timeout, sd)),
-                Listener::Unix(l) => {
-                    tokio::spawn(tunnel::serve_unix(l, s, target, st, timeout, sd))
-                }
-            };
+            tokio::spawn(tunnel::serve(l, s, target, st, timeout, sd));
         }
         tokio::spawn(report_stats(
             name.clone(),
@@ -395,11 +404,6 @@ impl Actor {
             state: TunnelState::Down,
         });
     }
-}
-
-enum Listener {
-    Tcp(tokio::net::TcpListener),
-    Unix(tokio::net::UnixListener),
 }
 
 async fn bind(listen: &Endpoint) -> std::io::Result<(Listener, String)> {
@@ -467,16 +471,7 @@ impl Supervisor {
 
     fn state(&self, state: TunnelState) {
         for (name, stats) in self.members() {
-            let line = match &state {
-                TunnelState::Up => "up".to_string(),
-                TunnelState::Down => "down".to_string(),
-                TunnelState::Connecting => "connecting".to_string(),
-                TunnelState::Reconnecting { in_secs, attempt } => {
-                    format!("reconnecting in {in_secs:.1}s (attempt {attempt})")
-                }
-                TunnelState::Failed { error } => format!("failed: {error}"),
-            };
-            stats.log(line);
+            stats.log(state.to_string());
             if let Ok(mut u) = stats.up_since.lock() {
                 *u = (state == TunnelState::Up).then(std::time::Instant::now);
             }

@@ -9,30 +9,10 @@ use std::time::Duration;
 use support::Scratch;
 use support::net::{echo_server, echo_through};
 use support::sshd::{Sshd, keygen};
+use support::tunnel::{entry, have_servers, local_user};
 use warren::config::{Catalog, Context, Paths, Secret};
 use warren::engine::{Command, Engine, Event, TunnelState};
 use warren::prompt::{Answer, HostKeyAnswer, Prompt};
-
-fn have_servers() -> bool {
-    support::require("/usr/sbin/sshd") && support::require("ssh-keygen")
-}
-
-fn local_user() -> String {
-    let out = std::process::Command::new("id")
-        .arg("-un")
-        .output()
-        .expect("id -un");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn entry(name: &str, sshd: &Sshd, key: &str, known_hosts: &str, extra: &str) -> String {
-    format!(
-        "[storage.postgres.{name}]\nhost = \"127.0.0.1\"\nport = {}\n\n[storage.postgres.{name}.ssh_tunnel]\nhost = \"127.0.0.1\"\nport = {}\nuser = \"{}\"\nkey_file = \"{key}\"\nknown_hosts_file = \"{known_hosts}\"\n{extra}\n",
-        echo_server(),
-        sshd.port,
-        local_user()
-    )
-}
 
 fn catalog(s: &Scratch) -> Catalog {
     let paths = Paths {
@@ -98,10 +78,10 @@ async fn an_unknown_host_key_is_asked_about_and_saved_when_accepted() {
         "epoch.toml",
         &entry(
             "pg",
+            echo_server(),
             &sshd,
-            &key.private.display().to_string(),
-            &kh.display().to_string(),
-            "",
+            Some(&key.private.display().to_string()),
+            &format!("known_hosts_file = \"{}\"", kh.display()),
         ),
     );
     let cat = catalog(&s);
@@ -176,8 +156,20 @@ async fn a_rejected_host_key_fails_the_tunnel_and_a_pending_prompt_blocks_no_oth
         "epoch.toml",
         &format!(
             "{}\n{}",
-            entry("asks", &unknown, &k, &khs, ""),
-            entry("known", &known, &k, &khs, "")
+            entry(
+                "asks",
+                echo_server(),
+                &unknown,
+                Some(&k),
+                &format!("known_hosts_file = \"{}\"", &khs)
+            ),
+            entry(
+                "known",
+                echo_server(),
+                &known,
+                Some(&k),
+                &format!("known_hosts_file = \"{}\"", &khs)
+            )
         ),
     );
     let cat = catalog(&s);
@@ -244,10 +236,10 @@ async fn an_encrypted_key_without_a_passphrase_is_asked_for_one() {
         "epoch.toml",
         &entry(
             "pg",
+            echo_server(),
             &sshd,
-            &key.private.display().to_string(),
-            &kh.display().to_string(),
-            "",
+            Some(&key.private.display().to_string()),
+            &format!("known_hosts_file = \"{}\"", kh.display()),
         ),
     );
     let cat = catalog(&s);

@@ -7,27 +7,12 @@ use support::Scratch;
 use support::agent::Agent;
 use support::net::{Up, echo_server, echo_through};
 use support::sshd::{Sshd, keygen};
+use support::tunnel::{entry, local_user};
 
 fn have_servers() -> bool {
     support::require("/usr/sbin/sshd")
         && support::require("ssh-keygen")
         && support::require("ssh-agent")
-}
-
-fn local_user() -> String {
-    let out = std::process::Command::new("id")
-        .arg("-un")
-        .output()
-        .expect("id -un");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn entry(sshd: &Sshd, echo: u16, tunnel_keys: &str) -> String {
-    format!(
-        "[storage.postgres.pg]\nhost = \"127.0.0.1\"\nport = {echo}\n\n[storage.postgres.pg.ssh_tunnel]\nhost = \"127.0.0.1\"\nport = {}\nuser = \"{}\"\n{tunnel_keys}\n",
-        sshd.port,
-        local_user()
-    )
 }
 
 /// Opens the tunnel and checks that data flows through it.
@@ -73,7 +58,7 @@ fn keys_from_a_real_ssh_agent() {
     std::fs::remove_file(&key.private).expect("only the agent has the key now");
     s.write(
         "epoch.toml",
-        &entry(&sshd, echo_server(), "use_agent = true"),
+        &entry("pg", echo_server(), &sshd, None, "use_agent = true"),
     );
     tunnel_works(
         &s,
@@ -93,8 +78,10 @@ fn an_encrypted_key_with_its_passphrase_from_the_environment() {
     s.write(
         "epoch.toml",
         &entry(
-            &sshd,
+            "pg",
             echo_server(),
+            &sshd,
+            None,
             &format!(
                 "key_file = \"{}\"\nkey_passphrase = \"${{PG_KEY_PASS}}\"",
                 key.private.display()
@@ -107,8 +94,10 @@ fn an_encrypted_key_with_its_passphrase_from_the_environment() {
     s.write(
         "epoch.toml",
         &entry(
-            &sshd,
+            "pg",
             echo_server(),
+            &sshd,
+            None,
             &format!("key_file = \"{}\"", key.private.display()),
         ),
     );
@@ -142,8 +131,10 @@ fn a_pem_rsa_key() {
     s.write(
         "epoch.toml",
         &entry(
-            &sshd,
+            "pg",
             echo_server(),
+            &sshd,
+            None,
             &format!("key_file = \"{}\"", key.private.display()),
         ),
     );
@@ -178,8 +169,10 @@ fn a_user_certificate_signed_by_a_trusted_ca() {
     s.write(
         "epoch.toml",
         &entry(
-            &sshd,
+            "pg",
             echo_server(),
+            &sshd,
+            None,
             &format!("key_file = \"{}\"", key.private.display()),
         ),
     );
@@ -197,8 +190,10 @@ fn a_user_certificate_signed_by_a_trusted_ca() {
     s.write(
         "epoch.toml",
         &entry(
-            &sshd,
+            "pg",
             echo_server(),
+            &sshd,
+            None,
             &format!(
                 "key_file = \"{}\"\ncert_file = \"{cert}\"",
                 key.private.display()
@@ -219,8 +214,10 @@ fn a_key_not_authorized_reports_the_offered_methods_and_what_was_tried() {
     s.write(
         "epoch.toml",
         &entry(
-            &sshd,
+            "pg",
             echo_server(),
+            &sshd,
+            None,
             &format!("key_file = \"{}\"", key.private.display()),
         ),
     );

@@ -11,31 +11,7 @@ use std::time::{Duration, Instant};
 use support::Scratch;
 use support::net::{Up, echo_server, echo_through};
 use support::sshd::{Sshd, keygen};
-
-fn have_servers() -> bool {
-    support::require("/usr/sbin/sshd") && support::require("ssh-keygen")
-}
-
-fn local_user() -> String {
-    let out = Command::new("id").arg("-un").output().expect("id -un");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn setup(sshd: &Sshd) -> (Scratch, String) {
-    let s = Scratch::new();
-    let key = keygen(s.path(), "id_ed25519", "ed25519", "", false);
-    sshd.authorize(&key.public_line);
-    s.write("known_hosts", &format!("{}\n", sshd.known_hosts_line()));
-    (s, key.private.display().to_string())
-}
-
-fn entry(name: &str, echo: u16, sshd: &Sshd, key: &str, local_port: u16, extra: &str) -> String {
-    format!(
-        "[storage.postgres.{name}]\nhost = \"127.0.0.1\"\nport = {echo}\nlocal_port = {local_port}\n\n[storage.postgres.{name}.ssh_tunnel]\nhost = \"127.0.0.1\"\nport = {}\nuser = \"{}\"\nkey_file = \"{key}\"\n{extra}\n",
-        sshd.port,
-        local_user()
-    )
-}
+use support::tunnel::{entry, have_servers, local_user, with_key};
 
 const ARGS: [&str; 4] = ["--ssh-config", "/dev/null", "--known-hosts", "known_hosts"];
 
@@ -53,7 +29,7 @@ fn a_revoked_host_key_is_refused() {
         return;
     }
     let sshd = Sshd::start("");
-    let (s, key) = setup(&sshd);
+    let (s, key) = with_key(&sshd);
     let fields: Vec<&str> = sshd.host_key_line.split_whitespace().collect();
     s.write(
         "known_hosts",
@@ -70,8 +46,7 @@ fn a_revoked_host_key_is_refused() {
             "pg",
             echo_server(),
             &sshd,
-            &key,
-            0,
+            Some(&key),
             "strict_host_key_checking = false",
         ),
     );
@@ -94,7 +69,7 @@ fn a_hashed_known_hosts_entry_is_accepted() {
         return;
     }
     let sshd = Sshd::start("");
-    let (s, key) = setup(&sshd);
+    let (s, key) = with_key(&sshd);
     let kh = s.path().join("known_hosts");
     let out = Command::new("ssh-keygen")
         .arg("-H")
@@ -106,7 +81,7 @@ fn a_hashed_known_hosts_entry_is_accepted() {
     let text = std::fs::read_to_string(&kh).expect("known_hosts");
     assert!(text.starts_with("|1|"), "hashed: {text}");
     let echo = echo_server();
-    s.write("epoch.toml", &entry("pg", echo, &sshd, &key, 0, ""));
+    s.write("epoch.toml", &entry("pg", echo, &sshd, Some(&key), ""));
     let mut up = Up::start(s.path(), &up_args(&["pg"]));
     let local = up.listening("pg");
     assert_eq!(echo_through(&local, b"hashed"), b"hashed");
@@ -119,7 +94,7 @@ fn a_three_deep_nested_jump_host_chain_from_epoch_toml() {
         return;
     }
     let sshd = Sshd::start("");
-    let (s, key) = setup(&sshd);
+    let (s, key) = with_key(&sshd);
     let user = local_user();
     let hop = |path: &str| {
         format!(
@@ -156,7 +131,7 @@ fn a_local_port_in_use_fails_that_tunnel_only() {
         return;
     }
     let sshd = Sshd::start("");
-    let (s, key) = setup(&sshd);
+    let (s, key) = with_key(&sshd);
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let busy = taken.local_addr().expect("addr").port();
     let echo = echo_server();
@@ -164,8 +139,14 @@ fn a_local_port_in_use_fails_that_tunnel_only() {
         "epoch.toml",
         &format!(
             "{}\n{}",
-            entry("busy", echo, &sshd, &key, busy, ""),
-            entry("fine", echo, &sshd, &key, 0, "")
+            entry(
+                "busy",
+                echo,
+                &sshd,
+                Some(&key),
+                &format!("local_port = {busy}")
+            ),
+            entry("fine", echo, &sshd, Some(&key), "")
         ),
     );
     let mut up = Up::start(s.path(), &up_args(&["busy", "fine"]));
@@ -190,9 +171,9 @@ fn warren_up_prints_one_line_per_listening_forward() {
         return;
     }
     let sshd = Sshd::start("");
-    let (s, key) = setup(&sshd);
+    let (s, key) = with_key(&sshd);
     let echo = echo_server();
-    s.write("epoch.toml", &entry("pg", echo, &sshd, &key, 0, ""));
+    s.write("epoch.toml", &entry("pg", echo, &sshd, Some(&key), ""));
     let mut child = Command::new(env!("CARGO_BIN_EXE_warren"))
         .args([
             "--ssh-config",
@@ -228,9 +209,9 @@ fn the_tunnel_recovers_on_the_same_port_after_the_bastion_restarts() {
         return;
     }
     let mut sshd = Sshd::start("");
-    let (s, key) = setup(&sshd);
+    let (s, key) = with_key(&sshd);
     let echo = echo_server();
-    s.write("epoch.toml", &entry("pg", echo, &sshd, &key, 0, "reconnect_delay = 0.2\nkeepalive_interval = 1\nkeepalive_count_max = 2\nconnect_timeout = 3"));
+    s.write("epoch.toml", &entry("pg", echo, &sshd, Some(&key), "reconnect_delay = 0.2\nkeepalive_interval = 1\nkeepalive_count_max = 2\nconnect_timeout = 3"));
     let mut up = Up::start(s.path(), &up_args(&["pg"]));
     let local = up.listening("pg");
     assert_eq!(echo_through(&local, b"before"), b"before");
@@ -256,9 +237,9 @@ fn a_frozen_bastion_is_found_by_keepalive_and_recovered() {
         return;
     }
     let sshd = Sshd::start("");
-    let (s, key) = setup(&sshd);
+    let (s, key) = with_key(&sshd);
     let echo = echo_server();
-    s.write("epoch.toml", &entry("pg", echo, &sshd, &key, 0, "reconnect_delay = 0.2\nkeepalive_interval = 1\nkeepalive_count_max = 2\nconnect_timeout = 2"));
+    s.write("epoch.toml", &entry("pg", echo, &sshd, Some(&key), "reconnect_delay = 0.2\nkeepalive_interval = 1\nkeepalive_count_max = 2\nconnect_timeout = 2"));
     let mut up = Up::start(s.path(), &up_args(&["pg"]));
     let local = up.listening("pg");
     assert_eq!(echo_through(&local, b"before"), b"before");
@@ -280,9 +261,9 @@ fn a_client_that_stops_reading_does_not_stall_the_others() {
         return;
     }
     let sshd = Sshd::start("");
-    let (s, key) = setup(&sshd);
+    let (s, key) = with_key(&sshd);
     let echo = echo_server();
-    s.write("epoch.toml", &entry("pg", echo, &sshd, &key, 0, ""));
+    s.write("epoch.toml", &entry("pg", echo, &sshd, Some(&key), ""));
     let mut up = Up::start(s.path(), &up_args(&["pg"]));
     let local = up.listening("pg");
 
@@ -347,7 +328,7 @@ fn a_host_certificate_signed_by_a_listed_ca_is_accepted() {
         return;
     }
     let mut sshd = Sshd::start("");
-    let (s, key) = setup(&sshd);
+    let (s, key) = with_key(&sshd);
     let ca = host_certificate(&mut sshd, "127.0.0.1");
     let fields: Vec<&str> = ca.split_whitespace().collect();
     // Only the CA is known, not the host's own key.
@@ -359,7 +340,7 @@ fn a_host_certificate_signed_by_a_listed_ca_is_accepted() {
         ),
     );
     let echo = echo_server();
-    s.write("epoch.toml", &entry("pg", echo, &sshd, &key, 0, ""));
+    s.write("epoch.toml", &entry("pg", echo, &sshd, Some(&key), ""));
     let mut up = Up::start(s.path(), &up_args(&["pg"]));
     let local = up.listening("pg");
     assert_eq!(echo_through(&local, b"certified"), b"certified");
@@ -372,7 +353,7 @@ fn a_host_certificate_for_another_host_is_refused() {
         return;
     }
     let mut sshd = Sshd::start("");
-    let (s, key) = setup(&sshd);
+    let (s, key) = with_key(&sshd);
     let ca = host_certificate(&mut sshd, "db.example.com");
     let fields: Vec<&str> = ca.split_whitespace().collect();
     s.write(
@@ -381,7 +362,7 @@ fn a_host_certificate_for_another_host_is_refused() {
     );
     s.write(
         "epoch.toml",
-        &entry("pg", echo_server(), &sshd, &key, 0, ""),
+        &entry("pg", echo_server(), &sshd, Some(&key), ""),
     );
     s.warren(&[
         "--ssh-config",
@@ -401,7 +382,7 @@ fn a_changed_host_key_is_refused_under_strict() {
         return;
     }
     let sshd = Sshd::start("");
-    let (s, key) = setup(&sshd);
+    let (s, key) = with_key(&sshd);
     let other = keygen(s.path(), "other_host", "ed25519", "", false);
     let fields: Vec<&str> = other.public_line.split_whitespace().collect();
     s.write(
@@ -417,8 +398,7 @@ fn a_changed_host_key_is_refused_under_strict() {
             "pg",
             echo_server(),
             &sshd,
-            &key,
-            0,
+            Some(&key),
             "strict_host_key_checking = true",
         ),
     );
@@ -444,12 +424,15 @@ fn a_unix_socket_listener_is_private_and_carries_data() {
     use std::io::Read;
     use std::os::unix::fs::PermissionsExt;
     let sshd = Sshd::start("");
-    let (s, key) = setup(&sshd);
+    let (s, key) = with_key(&sshd);
     let echo = echo_server();
     let sock = s.path().join("run/pg.sock");
-    let text = entry("pg", echo, &sshd, &key, 0, "").replace(
-        "local_port = 0\n",
-        &format!("local_socket = \"{}\"\n", sock.display()),
+    let text = entry(
+        "pg",
+        echo,
+        &sshd,
+        Some(&key),
+        &format!("local_socket = \"{}\"", sock.display()),
     );
     s.write("epoch.toml", &text);
     let mut up = Up::start(s.path(), &up_args(&["pg"]));

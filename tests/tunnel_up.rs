@@ -4,38 +4,9 @@
 mod support;
 
 use sha2::{Digest, Sha256};
-use support::Scratch;
 use support::net::{Up, echo_server, echo_through};
 use support::sshd::{Sshd, keygen};
-
-fn have_servers() -> bool {
-    support::require("/usr/sbin/sshd") && support::require("ssh-keygen")
-}
-
-fn local_user() -> String {
-    let out = std::process::Command::new("id")
-        .arg("-un")
-        .output()
-        .expect("id -un");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// A scratch home with a client key authorized on `sshd` and its host key in known_hosts.
-fn setup(sshd: &Sshd) -> (Scratch, String) {
-    let s = Scratch::new();
-    let key = keygen(s.path(), "id_ed25519", "ed25519", "", false);
-    sshd.authorize(&key.public_line);
-    s.write("known_hosts", &format!("{}\n", sshd.known_hosts_line()));
-    (s, key.private.display().to_string())
-}
-
-fn epoch_entry(name: &str, target_port: u16, sshd: &Sshd, key: &str, extra: &str) -> String {
-    format!(
-        "[storage.postgres.{name}]\nhost = \"127.0.0.1\"\nport = {target_port}\nlocal_port = 0\n\n[storage.postgres.{name}.ssh_tunnel]\nhost = \"127.0.0.1\"\nport = {}\nuser = \"{}\"\nkey_file = \"{key}\"\n{extra}\n",
-        sshd.port,
-        local_user()
-    )
-}
+use support::tunnel::{entry, have_servers, local_user, with_key};
 
 fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
@@ -55,9 +26,9 @@ fn sixty_four_mib_each_way_arrive_byte_exact() {
         return;
     }
     let sshd = Sshd::start("");
-    let (s, key) = setup(&sshd);
+    let (s, key) = with_key(&sshd);
     let echo = echo_server();
-    s.write("epoch.toml", &epoch_entry("pg", echo, &sshd, &key, ""));
+    s.write("epoch.toml", &entry("pg", echo, &sshd, Some(&key), ""));
     let mut up = Up::start(
         s.path(),
         &[
@@ -92,9 +63,9 @@ fn two_hundred_concurrent_connections_echo_one_mib_each() {
         return;
     }
     let sshd = Sshd::start("");
-    let (s, key) = setup(&sshd);
+    let (s, key) = with_key(&sshd);
     let echo = echo_server();
-    s.write("epoch.toml", &epoch_entry("pg", echo, &sshd, &key, ""));
+    s.write("epoch.toml", &entry("pg", echo, &sshd, Some(&key), ""));
     let mut up = Up::start(
         s.path(),
         &[
@@ -133,11 +104,11 @@ fn an_unknown_host_key_is_refused_under_strict_with_its_fingerprint() {
         return;
     }
     let sshd = Sshd::start("");
-    let (s, key) = setup(&sshd);
+    let (s, key) = with_key(&sshd);
     s.write("known_hosts", "");
     s.write(
         "epoch.toml",
-        &epoch_entry("pg", echo_server(), &sshd, &key, ""),
+        &entry("pg", echo_server(), &sshd, Some(&key), ""),
     );
     let r = s.warren(&[
         "--ssh-config",
@@ -163,7 +134,7 @@ fn a_changed_host_key_is_refused_even_under_accept_new() {
         return;
     }
     let sshd = Sshd::start("");
-    let (s, key) = setup(&sshd);
+    let (s, key) = with_key(&sshd);
     let other = keygen(s.path(), "other_host", "ed25519", "", false);
     let fields: Vec<&str> = other.public_line.split_whitespace().collect();
     s.write(
@@ -172,11 +143,11 @@ fn a_changed_host_key_is_refused_even_under_accept_new() {
     );
     s.write(
         "epoch.toml",
-        &epoch_entry(
+        &entry(
             "pg",
             echo_server(),
             &sshd,
-            &key,
+            Some(&key),
             "strict_host_key_checking = \"accept-new\"",
         ),
     );
@@ -200,17 +171,17 @@ fn accept_new_appends_exactly_one_line_and_keeps_the_rest() {
         return;
     }
     let sshd = Sshd::start("");
-    let (s, key) = setup(&sshd);
+    let (s, key) = with_key(&sshd);
     let before = "# my hosts\nexample.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n";
     s.write("known_hosts", before);
     let echo = echo_server();
     s.write(
         "epoch.toml",
-        &epoch_entry(
+        &entry(
             "pg",
             echo,
             &sshd,
-            &key,
+            Some(&key),
             "strict_host_key_checking = \"accept-new\"",
         ),
     );
@@ -247,7 +218,7 @@ fn a_two_hop_proxyjump_chain_carries_data() {
     }
     let jump = Sshd::start("");
     let bastion = Sshd::start("");
-    let (s, key) = setup(&jump);
+    let (s, key) = with_key(&jump);
     let pubkey = std::fs::read_to_string(format!("{key}.pub")).expect("pub");
     bastion.authorize(pubkey.trim());
     s.write(
@@ -304,14 +275,14 @@ fn tunnels_on_the_same_chain_share_one_ssh_connection() {
         return;
     }
     let sshd = Sshd::start("");
-    let (s, key) = setup(&sshd);
+    let (s, key) = with_key(&sshd);
     let (e1, e2) = (echo_server(), echo_server());
     s.write(
         "epoch.toml",
         &format!(
             "{}\n{}",
-            epoch_entry("one", e1, &sshd, &key, ""),
-            epoch_entry("two", e2, &sshd, &key, "")
+            entry("one", e1, &sshd, Some(&key), ""),
+            entry("two", e2, &sshd, Some(&key), "")
         ),
     );
     let mut up = Up::start(

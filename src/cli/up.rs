@@ -94,16 +94,7 @@ fn human(ev: &Event, out: &mut (dyn Write + Send), err: &mut (dyn Write + Send))
             let _ = writeln!(out, "{name}  {local} -> {target} via {via}");
         }
         Event::State { name, state } => {
-            let text = match state {
-                TunnelState::Up => "up".to_string(),
-                TunnelState::Down => "down".to_string(),
-                TunnelState::Connecting => "connecting".to_string(),
-                TunnelState::Reconnecting { in_secs, attempt } => {
-                    format!("reconnecting in {in_secs:.1}s (attempt {attempt})")
-                }
-                TunnelState::Failed { error } => format!("failed: {error}"),
-            };
-            let _ = writeln!(out, "{name}  {text}");
+            let _ = writeln!(out, "{name}  {state}");
         }
         Event::Warning { name, message } => {
             let _ = writeln!(err, "warning: {name}: {message}");

@@ -18,6 +18,7 @@ use russh::ChannelMsg;
 use russh::client::Handle;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
+use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 
 use crate::ssh::client::Client;
@@ -75,9 +76,36 @@ pub struct Target {
     pub port: u16,
 }
 
-/// Accepts connections until `shutdown`, piping each through the current session.
-pub async fn serve_tcp(
-    listener: tokio::net::TcpListener,
+/// A bound local listener.
+pub enum Listener {
+    Tcp(tokio::net::TcpListener),
+    /// Mode 0600.
+    Unix(tokio::net::UnixListener),
+}
+
+type LocalStream = Either<tokio::net::TcpStream, tokio::net::UnixStream>;
+
+impl Listener {
+    /// The next client and its address (for the channel's originator field).
+    async fn accept(&self) -> std::io::Result<(LocalStream, (String, u16))> {
+        match self {
+            Listener::Tcp(l) => {
+                let (sock, peer) = l.accept().await?;
+                let _ = sock.set_nodelay(true);
+                Ok((Either::Left(sock), (peer.ip().to_string(), peer.port())))
+            }
+            Listener::Unix(l) => {
+                let (sock, _) = l.accept().await?;
+                Ok((Either::Right(sock), ("127.0.0.1".to_string(), 0)))
+            }
+        }
+    }
+}
+
+/// Accepts connections until `shutdown`, piping each through the current session; waits for
+/// them to end before returning.
+pub async fn serve(
+    listener: Listener,
     session: SessionWatch,
     target: Target,
     stats: Arc<Stats>,
@@ -92,7 +120,6 @@ pub async fn serve_tcp(
         };
         match accepted {
             Ok((sock, peer)) => {
-                let _ = sock.set_nodelay(true);
                 let (s, t, st, sd) = (
                     session.clone(),
                     target.clone(),
@@ -100,62 +127,10 @@ pub async fn serve_tcp(
                     shutdown.clone(),
                 );
                 tracker.spawn(async move {
-                    connection(
-                        sock,
-                        (peer.ip().to_string(), peer.port()),
-                        s,
-                        t,
-                        st,
-                        open_timeout,
-                        sd,
-                    )
-                    .await;
+                    connection(sock, peer, s, t, st, open_timeout, sd).await;
                 });
             }
             // Out of file descriptors and the like: back off instead of spinning.
-            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-    tracker.close();
-    tracker.wait().await;
-}
-
-/// The same for a unix socket listener.
-pub async fn serve_unix(
-    listener: tokio::net::UnixListener,
-    session: SessionWatch,
-    target: Target,
-    stats: Arc<Stats>,
-    open_timeout: Duration,
-    shutdown: CancellationToken,
-) {
-    let tracker = tokio_util::task::TaskTracker::new();
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            a = listener.accept() => a,
-        };
-        match accepted {
-            Ok((sock, _)) => {
-                let (s, t, st, sd) = (
-                    session.clone(),
-                    target.clone(),
-                    Arc::clone(&stats),
-                    shutdown.clone(),
-                );
-                tracker.spawn(async move {
-                    connection(
-                        sock,
-                        ("127.0.0.1".to_string(), 0),
-                        s,
-                        t,
-                        st,
-                        open_timeout,
-                        sd,
-                    )
-                    .await;
-                });
-            }
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }

@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod net;
 pub mod sshd;
+pub mod tunnel;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
