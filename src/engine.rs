@@ -36,6 +36,9 @@ pub enum Command {
     Shutdown(oneshot::Sender<()>),
     /// The answer to a prompt.
     Answer { id: u64, answer: Answer },
+    /// Run the diagnostics of a connection; steps arrive as [`Event::Step`], then
+    /// [`Event::Diagnosed`].
+    Diagnose(Box<Connection>),
     /// The state, counters and log of every open tunnel.
     Snapshot(oneshot::Sender<Vec<TunnelSnapshot>>),
 }
@@ -118,6 +121,16 @@ pub enum Event {
         id: u64,
         name: String,
         prompt: Prompt,
+    },
+    /// A diagnostic step finished.
+    Step {
+        name: String,
+        step: crate::diagnose::Step,
+    },
+    /// The diagnostics of a connection finished.
+    Diagnosed {
+        name: String,
+        ok: bool,
     },
 }
 
@@ -212,6 +225,24 @@ impl Actor {
                 Command::Close(name) => self.close(&name),
                 Command::Answer { id, answer } => {
                     self.prompter.answer(id, answer);
+                }
+                Command::Diagnose(conn) => {
+                    // A walk runs on its own: it never holds up the engine.
+                    let events = self.events.clone();
+                    tokio::spawn(async move {
+                        let name = conn.display_name.clone();
+                        let mut send = |s: &crate::diagnose::Step| {
+                            let _ = events.send(Event::Step {
+                                name: name.clone(),
+                                step: s.clone(),
+                            });
+                        };
+                        let report = crate::diagnose::run(&conn, &mut send).await;
+                        let _ = events.send(Event::Diagnosed {
+                            name: conn.display_name.clone(),
+                            ok: report.ok,
+                        });
+                    });
                 }
                 Command::Snapshot(reply) => {
                     let mut list: Vec<TunnelSnapshot> = self

@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod diagnose;
 pub mod engine;
 pub mod fsutil;
 pub mod prompt;

@@ -43,6 +43,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Walk a connection step by step and say which step fails, why, and what to do.
+    Doctor {
+        name: String,
+        /// The walk as one JSON document.
+        #[arg(long)]
+        json: bool,
+        /// A copyable report: the walk and the effective settings, secrets redacted.
+        #[arg(long)]
+        report: bool,
+    },
     /// Open connections' tunnels in the foreground, like `ssh -N`; Ctrl-C closes them.
     Up {
         #[arg(required = true)]
@@ -51,6 +61,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Runs an async command on a fresh multi-threaded runtime with stdout and stderr.
+fn with_runtime<F, Fut>(f: F) -> i32
+where
+    F: FnOnce((std::io::Stdout, std::io::Stderr)) -> Fut,
+    Fut: std::future::Future<Output = i32>,
+{
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r.block_on(f((std::io::stdout(), std::io::stderr()))),
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            cli::exit::FAILED
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -82,18 +110,15 @@ fn main() -> ExitCode {
         }
         Some(Command::Up { names, json }) => {
             drop((out, err));
-            let runtime = match tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("error: cannot start the runtime: {e}");
-                    return ExitCode::from(cli::exit::FAILED as u8);
-                }
-            };
-            let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
-            runtime.block_on(cli::up::run(&catalog, &names, json, &mut out, &mut err))
+            with_runtime(|(mut o, mut e)| async move {
+                cli::up::run(&catalog, &names, json, &mut o, &mut e).await
+            })
+        }
+        Some(Command::Doctor { name, json, report }) => {
+            drop((out, err));
+            with_runtime(|(mut o, mut e)| async move {
+                cli::doctor::run(&catalog, &name, json, report, &mut o, &mut e).await
+            })
         }
     };
     ExitCode::from(code as u8)

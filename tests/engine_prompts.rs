@@ -273,3 +273,68 @@ async fn an_encrypted_key_without_a_passphrase_is_asked_for_one() {
     .await;
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diagnose_streams_each_step_then_the_verdict() {
+    if !have_servers() {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let s = Scratch::new();
+    let key = keygen(s.path(), "id", "ed25519", "", false);
+    sshd.authorize(&key.public_line);
+    let kh = s.write("known_hosts", &format!("{}\n", sshd.known_hosts_line()));
+    s.write(
+        "epoch.toml",
+        &entry(
+            "pg",
+            echo_server(),
+            &sshd,
+            Some(&key.private.display().to_string()),
+            &format!("known_hosts_file = \"{}\"", kh.display()),
+        ),
+    );
+    let cat = catalog(&s);
+    let engine = Engine::start();
+    let mut rx = engine.subscribe();
+    engine
+        .send(Command::Diagnose(Box::new(
+            cat.find("pg").expect("pg").clone(),
+        )))
+        .await;
+    let mut steps = Vec::new();
+    let ok = loop {
+        match tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .expect("events in time")
+            .expect("event")
+        {
+            Event::Step { name, step } if name == "pg" => steps.push(step),
+            Event::Diagnosed { name, ok } if name == "pg" => break ok,
+            _ => {}
+        }
+    };
+    let ids: Vec<&str> = steps.iter().map(|s| s.id).collect();
+    assert_eq!(
+        ids,
+        [
+            "config", "dns", "tcp", "banner", "kex", "host_key", "auth", "forward", "probe"
+        ]
+    );
+    // The "database" is an echo server: everything up to the forward passes, and the
+    // PostgreSQL probe sees its own bytes come back.
+    assert!(
+        steps[..8]
+            .iter()
+            .all(|s| s.status == warren::diagnose::Status::Pass),
+        "{steps:#?}"
+    );
+    assert_eq!(steps[8].status, warren::diagnose::Status::Fail);
+    assert!(
+        steps[8].detail.contains("not a PostgreSQL answer"),
+        "{}",
+        steps[8].detail
+    );
+    assert!(!ok);
+    engine.shutdown().await;
+}

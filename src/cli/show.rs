@@ -120,7 +120,7 @@ fn opt<T: ToString>(rows: &mut Vec<[String; 3]>, key: &str, v: &Option<Sourced<T
     }
 }
 
-fn human(c: &Connection, out: &mut dyn Write) {
+pub fn human(c: &Connection, out: &mut dyn Write) {
     let _ = writeln!(
         out,
         "{} ({}, {}) defined at {}",

@@ -103,8 +103,8 @@ fn human(ev: &Event, out: &mut (dyn Write + Send), err: &mut (dyn Write + Send))
             let _ = writeln!(err, "error: {name}: {message}");
         }
         Event::Stats { .. } => {}
-        // warren up runs headless: the engine never asks.
-        Event::Prompt { .. } => {}
+        // warren up runs headless: the engine never asks, and runs no diagnostics.
+        Event::Prompt { .. } | Event::Step { .. } | Event::Diagnosed { .. } => {}
     }
     let _ = out.flush();
 }

@@ -47,18 +47,34 @@ pub async fn authenticate(
     hop: &Hop,
     prompter: &Prompter,
     connection: &str,
-) -> Result<(), String> {
+) -> AuthReport {
     let user = hop.user.value.clone();
     let mut tried: Vec<String> = Vec::new();
     let offered = match handle.authenticate_none(&user).await {
-        Ok(AuthResult::Success) => return Ok(()),
+        Ok(AuthResult::Success) => {
+            return AuthReport::success(
+                &MethodSet::empty(),
+                tried,
+                "none (the server asked for nothing)",
+            );
+        }
         Ok(AuthResult::Failure {
             remaining_methods, ..
         }) => remaining_methods,
-        Err(e) => return Err(format!("the server closed the connection: {e}")),
+        Err(e) => {
+            return AuthReport::failure(
+                &MethodSet::empty(),
+                tried,
+                format!("the server closed the connection: {e}"),
+            );
+        }
     };
     if handle.is_closed() {
-        return Err("the server closed the connection before authentication".into());
+        return AuthReport::failure(
+            &offered,
+            tried,
+            "the server closed the connection before authentication".into(),
+        );
     }
     let configured: Vec<PublicKey> = hop
         .identity_files
@@ -100,7 +116,13 @@ pub async fn authenticate(
                             .authenticate_publickey_with(&user, key, hash, &mut agent)
                             .await
                         {
-                            Ok(r) if r.success() => return Ok(()),
+                            Ok(r) if r.success() => {
+                                return AuthReport::success(
+                                    &offered,
+                                    tried,
+                                    &format!("agent key {comment}"),
+                                );
+                            }
                             Ok(_) => tried.push(format!("agent key {comment}: refused")),
                             Err(e) => tried.push(format!("agent key {comment}: {e}")),
                         }
@@ -178,7 +200,7 @@ pub async fn authenticate(
                 continue;
             };
             match handle.authenticate_openssh_cert(&user, Arc::clone(key), cert).await {
-                Ok(r) if r.success() => return Ok(()),
+                Ok(r) if r.success() => return AuthReport::success(&offered, tried, &format!("certificate {} with {name}", c.value.display())),
                 Ok(_) => tried.push(format!("certificate {} with {name}: refused (expired, or principal '{user}' not in it?)", c.value.display())),
                 Err(e) => tried.push(format!("certificate {}: {e}", c.value.display())),
             }
@@ -193,7 +215,7 @@ pub async fn authenticate(
                 .authenticate_publickey(&user, PrivateKeyWithHashAlg::new(Arc::clone(key), hash))
                 .await
             {
-                Ok(r) if r.success() => return Ok(()),
+                Ok(r) if r.success() => return AuthReport::success(&offered, tried, name),
                 Ok(_) => tried.push(format!("{name}: refused")),
                 Err(e) => tried.push(format!("{name}: {e}")),
             }
@@ -204,7 +226,7 @@ pub async fn authenticate(
         && offered.contains(&MethodKind::KeyboardInteractive)
         && keyboard_interactive(handle, &user, prompter, connection).await
     {
-        return Ok(());
+        return AuthReport::success(&offered, tried, "keyboard-interactive");
     }
     if prompter.interactive() && offered.contains(&MethodKind::Password) {
         let asked = prompter
@@ -218,26 +240,60 @@ pub async fn authenticate(
             .await;
         if let Some(Answer::Secret(p)) = asked {
             match handle.authenticate_password(&user, p.expose()).await {
-                Ok(r) if r.success() => return Ok(()),
+                Ok(r) if r.success() => return AuthReport::success(&offered, tried, "password"),
                 _ => tried.push("password: refused".into()),
             }
         }
     }
     if handle.is_closed() {
-        return Err(format!(
+        let msg = format!(
             "the server closed the connection (offered: {}; tried: {})",
             methods(&offered),
             tried.join("; ")
-        ));
+        );
+        return AuthReport::failure(&offered, tried, msg);
     }
     if tried.is_empty() {
         tried.push("no identity (no agent key, no key file)".into());
     }
-    Err(format!(
+    let msg = format!(
         "server offered {}; tried: {}",
         methods(&offered),
         tried.join("; ")
-    ))
+    );
+    AuthReport::failure(&offered, tried, msg)
+}
+
+/// What authentication found: the methods the server offered, every identity tried with its
+/// result, and the one that worked.
+#[derive(Clone, Debug, Default)]
+pub struct AuthReport {
+    pub offered: String,
+    pub tried: Vec<String>,
+    /// The identity that was accepted.
+    pub used: Option<String>,
+    /// Why it failed, when it did.
+    pub failure: Option<String>,
+}
+
+impl AuthReport {
+    fn success(offered: &MethodSet, tried: Vec<String>, used: &str) -> Self {
+        AuthReport {
+            offered: methods(offered),
+            tried,
+            used: Some(used.to_string()),
+            failure: None,
+        }
+    }
+
+    fn failure(offered: &MethodSet, tried: Vec<String>, why: String) -> Self {
+        AuthReport {
+            offered: methods(offered),
+            tried,
+            used: None,
+            failure: Some(why),
+        }
+    }
 }
 
 async fn keyboard_interactive(

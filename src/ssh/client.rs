@@ -144,10 +144,54 @@ pub struct Client {
     pub prompter: Arc<Prompter>,
     /// The connection this hop belongs to (for the prompt).
     pub connection: String,
+    /// Never write known_hosts (the diagnostics look, they do not change files).
+    pub dry_run: bool,
+    /// The algorithms key exchange settled on, once it is done.
+    pub negotiated: Arc<Mutex<Option<String>>>,
+}
+
+impl Client {
+    pub fn new(hop: &Hop, prompter: &Arc<Prompter>, connection: &str) -> Self {
+        Client {
+            name: known_hosts::host_key_name(&hop.host.value, hop.port.value),
+            policy: hop.host_key_policy.value,
+            known_hosts: hop.known_hosts_files.value.clone(),
+            seen: Arc::new(Mutex::new(HostKeySeen::default())),
+            prompter: Arc::clone(prompter),
+            connection: connection.to_string(),
+            dry_run: false,
+            negotiated: Arc::new(Mutex::new(None)),
+        }
+    }
 }
 
 impl client::Handler for Client {
     type Error = russh::Error;
+
+    async fn kex_done(
+        &mut self,
+        _secret: Option<&[u8]>,
+        names: &russh::Names,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        let mac = if names.cipher.as_ref().contains("gcm")
+            || names.cipher.as_ref().contains("poly1305")
+        {
+            "implicit (AEAD)".to_string()
+        } else {
+            names.client_mac.as_ref().to_string()
+        };
+        let text = format!(
+            "kex {}, host key {}, cipher {}, MAC {mac}",
+            names.kex.as_ref(),
+            names.key.as_str(),
+            names.cipher.as_ref()
+        );
+        if let Ok(mut n) = self.negotiated.lock() {
+            *n = Some(text);
+        }
+        Ok(())
+    }
 
     async fn check_server_key(
         &mut self,
@@ -160,13 +204,23 @@ impl client::Handler for Client {
                 Some(PublicKey::from(c.signature_key().clone())),
             ),
         };
-        let mut outcome = check(
-            &self.name,
-            &public,
-            ca.as_ref(),
-            self.policy,
-            &self.known_hosts,
-        );
+        let policy = if self.dry_run && self.policy == HostKeyPolicy::AcceptNew {
+            HostKeyPolicy::Strict
+        } else {
+            self.policy
+        };
+        let mut outcome = check(&self.name, &public, ca.as_ref(), policy, &self.known_hosts);
+        if self.dry_run
+            && self.policy == HostKeyPolicy::AcceptNew
+            && matches!(outcome.verdict, Some(Verdict::Unknown { .. }))
+        {
+            // accept-new would add it: the diagnosis says so and writes nothing.
+            outcome.refused = None;
+            outcome.warning = Some(format!(
+                "not in known_hosts yet; accept-new will add it on the first connection ({})",
+                known_hosts::fingerprint(&public)
+            ));
+        }
         // A host certificate vouched for by a @cert-authority must also be valid now, be a
         // host certificate, and name this host.
         if let (PublicKeyOrCertificate::Certificate(cert), Some(Verdict::KnownByCa(at))) =
@@ -364,15 +418,8 @@ pub async fn connect(
     let mut warnings = Vec::new();
     for (i, hop) in hops.iter().enumerate() {
         let addr = hop.address();
-        let seen = Arc::new(Mutex::new(HostKeySeen::default()));
-        let client = Client {
-            name: known_hosts::host_key_name(&hop.host.value, hop.port.value),
-            policy: hop.host_key_policy.value,
-            known_hosts: hop.known_hosts_files.value.clone(),
-            seen: Arc::clone(&seen),
-            prompter: Arc::clone(prompter),
-            connection: connection.to_string(),
-        };
+        let client = Client::new(hop, prompter, connection);
+        let seen = Arc::clone(&client.seen);
         let config = ssh_config(hop);
         let result = match handles.last() {
             None => {
@@ -451,7 +498,7 @@ pub async fn connect(
         } else {
             hop.connect_timeout.value.0
         };
-        tokio::time::timeout(
+        let report = tokio::time::timeout(
             auth_wait,
             auth::authenticate(&mut handle, hop, prompter, connection),
         )
@@ -461,13 +508,15 @@ pub async fn connect(
             addr: addr.clone(),
             step: "authentication",
             secs: auth_wait.as_secs(),
-        })?
-        .map_err(|detail| ConnectError::Auth {
-            hop: i,
-            addr: addr.clone(),
-            user: hop.user.value.clone(),
-            detail,
         })?;
+        if let Some(detail) = report.failure {
+            return Err(ConnectError::Auth {
+                hop: i,
+                addr: addr.clone(),
+                user: hop.user.value.clone(),
+                detail,
+            });
+        }
         handles.push(Arc::new(handle));
     }
     Ok(Chain { handles, warnings })

@@ -3,3 +3,4 @@
 pub mod auth;
 pub mod client;
 pub mod known_hosts;
+pub mod replay;

@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod net;
+pub mod postgres;
 pub mod sshd;
 pub mod tunnel;
 

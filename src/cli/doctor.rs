@@ -1,0 +1,104 @@
+//! `warren doctor NAME [--json] [--report]`: the diagnostics, each step shown as it finishes
+//! with its mark, time and, on trouble, the likely cause and the fix. Exit 0 if no step
+//! failed, 1 if one did, 2 for an unknown name.
+
+use std::io::Write;
+
+use super::exit;
+use crate::config::Catalog;
+use crate::diagnose::{self, Status, Step};
+
+fn mark(s: Status) -> &'static str {
+    match s {
+        Status::Pass => "ok  ",
+        Status::Warn => "WARN",
+        Status::Fail => "FAIL",
+        Status::Skip => "skip",
+    }
+}
+
+/// One step as a line (and its hint on the next), for the terminal and the report.
+pub fn step_text(s: &Step) -> String {
+    let mut line = format!(
+        "[{}] hop {} {:<9} {:>6} ms  {}",
+        mark(s.status),
+        s.hop,
+        s.id,
+        s.duration_ms,
+        s.detail
+    );
+    if let Some(h) = &s.hint {
+        line.push_str(&format!("\n       -> {h}"));
+    }
+    line
+}
+
+pub async fn run(
+    catalog: &Catalog,
+    name: &str,
+    json: bool,
+    report: bool,
+    out: &mut (dyn Write + Send),
+    err: &mut (dyn Write + Send),
+) -> i32 {
+    let conn = match catalog.find(name) {
+        Ok(c) => c.clone(),
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            return exit::BAD_CONFIG;
+        }
+    };
+    let live = !json && !report;
+    if live {
+        let via = conn
+            .hops
+            .iter()
+            .map(|h| h.address())
+            .collect::<Vec<_>>()
+            .join(" -> ");
+        let _ = writeln!(
+            out,
+            "doctor {}: {}",
+            conn.display_name,
+            if via.is_empty() { "direct".into() } else { via }
+        );
+        let _ = out.flush();
+    }
+    let mut print = |s: &Step| {
+        if live {
+            let _ = writeln!(out, "{}", step_text(s));
+            let _ = out.flush();
+        }
+    };
+    let result = diagnose::run(&conn, &mut print).await;
+    if json {
+        let _ = serde_json::to_writer_pretty(&mut *out, &result);
+        let _ = writeln!(out);
+    } else if report {
+        let _ = writeln!(out, "warren doctor report: {}\n", conn.display_name);
+        for s in &result.steps {
+            let _ = writeln!(out, "{}", step_text(s));
+        }
+        let _ = writeln!(
+            out,
+            "\nresult: {}\n\neffective settings (secrets redacted):",
+            if result.ok {
+                "no step failed"
+            } else {
+                "a step FAILED"
+            }
+        );
+        super::show::human(&conn, out);
+    } else {
+        let _ = writeln!(
+            out,
+            "{}",
+            if result.ok {
+                "no step failed"
+            } else {
+                "a step failed: see the hint under it"
+            }
+        );
+    }
+    if result.ok { exit::OK } else { exit::FAILED }
+}
