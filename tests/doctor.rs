@@ -477,3 +477,27 @@ fn the_report_has_the_walk_and_redacted_settings_and_unknown_names_exit_2() {
         .expect_code(2)
         .expect_stderr("no connection named 'nope'");
 }
+
+#[test]
+fn no_common_key_exchange_algorithm_names_both_lists() {
+    if !have_servers() {
+        return;
+    }
+    let sshd = Sshd::start("KexAlgorithms diffie-hellman-group1-sha1");
+    let (s, key) = with_key(&sshd);
+    s.write(
+        "epoch.toml",
+        &entry("pg", echo_server(), &sshd, Some(&key), ""),
+    );
+    let (r, v) = doctor(&s, "pg");
+    r.expect_code(1);
+    let (id, _, detail, hint) = failed_at(&v);
+    assert_eq!(id, "kex");
+    assert!(
+        detail.contains("no common")
+            && detail.contains("diffie-hellman-group1-sha1")
+            && detail.contains("curve25519-sha256"),
+        "{detail}"
+    );
+    assert!(hint.contains("modern"), "{hint}");
+}
