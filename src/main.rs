@@ -63,21 +63,53 @@ enum Command {
     },
 }
 
-/// Runs an async command on a fresh multi-threaded runtime with stdout and stderr.
+/// The runtime of the network commands. Single-threaded by default, like ssh: the bytes of a
+/// connection pass through three tasks, and on one thread that is a function call where on
+/// many it is a wake-up across cores (measured: see the README's performance section).
+/// `WARREN_THREADS=N` gives a multi-threaded one.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    match std::env::var("WARREN_THREADS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+    {
+        Some(n) if n > 1 => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+    }
+}
+
+/// Runs an async command on a fresh runtime with stdout and stderr.
 fn with_runtime<F, Fut>(f: F) -> i32
 where
     F: FnOnce((std::io::Stdout, std::io::Stderr)) -> Fut,
     Fut: std::future::Future<Output = i32>,
 {
-    match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    match runtime() {
         Ok(r) => r.block_on(f((std::io::stdout(), std::io::stderr()))),
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
             cli::exit::FAILED
         }
+    }
+}
+
+/// A tunnel holds two descriptors per connection: lift the soft limit on open files to the
+/// hard one (often 1024 -> 1048576), as a busy `ssh -L` would need too.
+fn raise_nofile_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: lim is a valid out-parameter for getrlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 && lim.rlim_cur < lim.rlim_max
+    {
+        lim.rlim_cur = lim.rlim_max;
+        // SAFETY: lim is a valid, initialised rlimit.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
     }
 }
 
@@ -110,6 +142,7 @@ fn main() -> ExitCode {
         }
         Some(Command::Up { names, json }) => {
             drop((out, err));
+            raise_nofile_limit();
             with_runtime(|(mut o, mut e)| async move {
                 cli::up::run(&catalog, &names, json, &mut o, &mut e).await
             })

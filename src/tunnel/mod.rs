@@ -58,6 +58,17 @@ impl Stats {
         }
     }
 
+    /// A connection that could not be served: the last error and a log line.
+    pub fn note_failure(&self, why: String) {
+        if std::env::var_os("WARREN_DEBUG_FAILURES").is_some() {
+            eprintln!("connection failed: {why}");
+        }
+        self.log(format!("connection failed: {why}"));
+        if let Ok(mut e) = self.last_error.lock() {
+            *e = Some(why);
+        }
+    }
+
     pub fn uptime(&self) -> Option<std::time::Duration> {
         self.up_since
             .lock()
@@ -100,6 +111,36 @@ impl Listener {
             }
         }
     }
+}
+
+/// The most queued packets written in one vectored write.
+const MAX_BATCH: usize = 64;
+
+/// Writes every buffer, in order, with as few `writev` calls as the socket allows.
+async fn write_all_vectored<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    bufs: &mut Vec<Bytes>,
+) -> std::io::Result<()> {
+    use bytes::Buf;
+    while !bufs.is_empty() {
+        let slices: Vec<std::io::IoSlice<'_>> =
+            bufs.iter().map(|b| std::io::IoSlice::new(b)).collect();
+        let mut n = w.write_vectored(&slices).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while n > 0 {
+            let first = &mut bufs[0];
+            if n >= first.len() {
+                n -= first.len();
+                bufs.remove(0);
+            } else {
+                first.advance(n);
+                n = 0;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Accepts connections until `shutdown`, piping each through the current session; waits for
@@ -166,8 +207,13 @@ async fn connection<S>(
     let Some(handle) = current_session(session, open_timeout.max(Duration::from_secs(1)) * 2).await
     else {
         stats.failed.fetch_add(1, Ordering::Relaxed);
+        stats.note_failure(
+            "a client connected while the SSH session was down, and it did not come back in time"
+                .into(),
+        );
         return;
     };
+    let target_text = format!("{}:{}", target.host, target.port);
     let opened = tokio::time::timeout(
         open_timeout,
         handle.channel_open_direct_tcpip(
@@ -180,8 +226,19 @@ async fn connection<S>(
     .await;
     let channel = match opened {
         Ok(Ok(c)) => c,
-        _ => {
+        Ok(Err(e)) => {
             stats.failed.fetch_add(1, Ordering::Relaxed);
+            stats.note_failure(format!(
+                "the bastion could not open a channel to {target_text}: {e}"
+            ));
+            return;
+        }
+        Err(_) => {
+            stats.failed.fetch_add(1, Ordering::Relaxed);
+            stats.note_failure(format!(
+                "opening a channel to {target_text} timed out after {}s",
+                open_timeout.as_secs()
+            ));
             return;
         }
     };
@@ -255,19 +312,29 @@ async fn connection<S>(
                     b = rx.recv() => b,
                 };
                 let Some(b) = next else { break };
+                // Whatever else is already queued goes out in the same vectored write: one
+                // syscall for many SSH packets.
+                let mut batch = vec![b];
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(more) => batch.push(more),
+                        Err(_) => break,
+                    }
+                }
+                let len: usize = batch.iter().map(Bytes::len).sum();
                 // A client that stops reading blocks this write: the cap (or the end of the
                 // connection) must still be able to end it.
                 let written = tokio::select! {
                     _ = done.cancelled() => break,
-                    r = sock_w.write_all(&b) => r,
+                    r = write_all_vectored(&mut sock_w, &mut batch) => r,
                 };
                 if written.is_err() {
                     dead.store(true, Ordering::Relaxed);
                     done.cancel();
                     break;
                 }
-                queued.fetch_sub(b.len(), Ordering::Relaxed);
-                stats.bytes_in.fetch_add(b.len() as u64, Ordering::Relaxed);
+                queued.fetch_sub(len, Ordering::Relaxed);
+                stats.bytes_in.fetch_add(len as u64, Ordering::Relaxed);
             }
             let _ = sock_w.shutdown().await;
         }
