@@ -384,3 +384,52 @@ async fn connection<S>(
     let _ = tokio::time::timeout(Duration::from_secs(5), pump).await;
     stats.active.fetch_sub(1, Ordering::Relaxed);
 }
+
+/// Binds a forward's local end: loopback when no address is given (as ssh with
+/// GatewayPorts no), a large backlog, a unix socket made 0600.
+pub async fn bind(
+    listen: &crate::config::forward::Endpoint,
+) -> std::io::Result<(Listener, String)> {
+    match listen {
+        crate::config::forward::Endpoint::Tcp { host, port } => {
+            // No bind address means loopback, as ssh's GatewayPorts=no.
+            let host = match host.as_deref() {
+                None | Some("") | Some("localhost") => "127.0.0.1",
+                Some("*") => "0.0.0.0",
+                Some(h) => h,
+            };
+            let sock = if host.contains(':') {
+                tokio::net::TcpSocket::new_v6()?
+            } else {
+                tokio::net::TcpSocket::new_v4()?
+            };
+            sock.set_reuseaddr(true)?;
+            let addr: std::net::SocketAddr = format!(
+                "{}:{port}",
+                if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host.to_string()
+                }
+            )
+            .parse()
+            .map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{host}: {e}"))
+            })?;
+            sock.bind(addr)?;
+            // A large backlog: ssh -L's 128 drops connections under bursts.
+            let l = sock.listen(4096)?;
+            let local = l.local_addr()?.to_string();
+            Ok((Listener::Tcp(l), local))
+        }
+        crate::config::forward::Endpoint::Unix(path) => {
+            use std::os::unix::fs::PermissionsExt;
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let l = tokio::net::UnixListener::bind(path)?;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+            Ok((Listener::Unix(l), path.display().to_string()))
+        }
+    }
+}

@@ -10,6 +10,7 @@
 //! - [`chain`]: ProxyJump -> the list of hops, each resolved as ssh resolves a jump host.
 
 pub mod chain;
+pub mod directive;
 mod lex;
 pub mod parse;
 pub mod pattern;
@@ -18,7 +19,8 @@ pub mod resolve;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use parse::{Alias, StrictHostKeyChecking};
+pub use directive::StrictHostKeyChecking;
+pub use parse::Alias;
 pub use resolve::Overrides;
 
 use crate::config::context::Context;

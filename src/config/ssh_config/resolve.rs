@@ -2,7 +2,8 @@
 //! patterns match the name as typed, Match tests the current HostName and User, a
 //! `Match final` asks for a second pass in which Host patterns match the final host name.
 
-use super::parse::{Block, Criterion, Directive, Header, Stmt, StrictHostKeyChecking, Test};
+use super::directive::{Directive, StrictHostKeyChecking};
+use super::parse::{Block, Criterion, Header, Stmt, Test};
 use super::pattern::{self, ListMatch};
 use super::{HostConfig, SshConfig};
 use crate::config::destination::Destination;

@@ -1,0 +1,255 @@
+//! The hops of an `ssh_tunnel` table: its `jump_host` tables (nested, outermost dialled first)
+//! or an ssh_config alias, then the bastion itself, with the EPOCH_SSH_* defaults and the
+//! policy keys a jump host takes from the table around it.
+
+use std::path::PathBuf;
+
+use super::fields::{Findings, Table};
+use super::{DEFAULT_KEEPALIVE, DEFAULT_KEEPALIVE_COUNT, JUMP_KEYS};
+use crate::config::destination::Destination;
+use crate::config::from_ssh;
+use crate::config::model::{Hop, HostKeyPolicy, Seconds};
+use crate::config::origin::{Origin, Problem, Sourced};
+use crate::config::ssh_config::{Overrides, SshConfig};
+
+/// Settings a jump_host table takes from the table around it when it does not set them.
+#[derive(Clone, Default)]
+pub(super) struct Inherit {
+    known_hosts: Option<Sourced<Vec<PathBuf>>>,
+    policy: Option<Sourced<HostKeyPolicy>>,
+    connect_timeout: Option<Sourced<Seconds>>,
+    keepalive_interval: Option<Sourced<Seconds>>,
+    keepalive_count_max: Option<Sourced<u32>>,
+}
+
+/// The hops of an ssh_tunnel (or jump_host) table: its jump hosts, outermost first, then itself.
+pub(super) fn hops(
+    t: &Table,
+    inherit: &Inherit,
+    bastion: bool,
+    ssh: &SshConfig,
+    f: &mut Findings,
+) -> Option<Vec<Hop>> {
+    let ctx = ssh.context();
+    if !bastion {
+        t.unknown_keys(JUMP_KEYS, f);
+    }
+    let endpoint = t
+        .string("endpoint", f)
+        .and_then(|e| match Destination::parse(&e.value) {
+            Ok(d) => Some(Sourced::new(d, e.origin)),
+            Err(msg) => {
+                f.push(
+                    Problem::error(e.origin, format!("{}.endpoint: {msg}", t.name))
+                        .with_fix("write endpoint = \"ssh://user@host:22\""),
+                );
+                None
+            }
+        });
+    if let Some(e) = &endpoint {
+        for key in ["host", "user", "port"] {
+            if let Some((_, origin)) = t.item(key) {
+                f.push(
+                    Problem::error(
+                        origin,
+                        format!(
+                            "{}: both endpoint (at {}) and {key} are set",
+                            t.name, e.origin
+                        ),
+                    )
+                    .with_fix(format!("keep the endpoint or the {key} key, not both")),
+                );
+            }
+        }
+    }
+    let env = |var: &str| {
+        ctx.var(var)
+            .filter(|v| !v.is_empty())
+            .map(|v| Sourced::new(v.to_string(), Origin::Env(var.to_string())))
+    };
+    let from_endpoint = |get: &dyn Fn(&Destination) -> Option<String>| {
+        endpoint
+            .as_ref()
+            .and_then(|e| get(&e.value).map(|v| Sourced::new(v, e.origin.clone())))
+    };
+    let host = t
+        .string("host", f)
+        .or_else(|| from_endpoint(&|d| Some(d.host.clone())))
+        .or_else(|| if bastion { env("EPOCH_SSH_HOST") } else { None });
+    let port = t
+        .port("port", false, f)
+        .or_else(|| {
+            endpoint
+                .as_ref()
+                .and_then(|e| e.value.port.map(|p| Sourced::new(p, e.origin.clone())))
+        })
+        .unwrap_or_else(|| Sourced::default_value(22));
+    let user = t
+        .string("user", f)
+        .or_else(|| from_endpoint(&|d| d.user.clone()))
+        .or_else(|| env("EPOCH_SSH_USER"))
+        .unwrap_or_else(|| Sourced::default_value(ctx.local_user.clone()));
+    let key_file = t.path("key_file", f).or_else(|| {
+        env("EPOCH_SSH_KEY_FILE")
+            .map(|k| k.map(|v| PathBuf::from(crate::config::expand::tilde(&v, &ctx.home))))
+    });
+    let use_agent = t
+        .boolean("use_agent", f)
+        .unwrap_or_else(|| Sourced::default_value(key_file.is_none()));
+    let identities_only = Sourced::new(
+        key_file.is_some(),
+        key_file
+            .as_ref()
+            .map(|k| k.origin.clone())
+            .unwrap_or(Origin::Default),
+    );
+    let identity_files = match key_file {
+        Some(k) => vec![k],
+        None => crate::config::ssh_config::resolve::DEFAULT_IDENTITY_FILES
+            .iter()
+            .map(|p| {
+                Sourced::default_value(PathBuf::from(crate::config::expand::tilde(
+                    p,
+                    &ctx.user_home,
+                )))
+            })
+            .collect(),
+    };
+    let known_hosts = t
+        .path("known_hosts_file", f)
+        .map(|p| p.map(|v| vec![v]))
+        .or_else(|| inherit.known_hosts.clone())
+        .unwrap_or_else(|| Sourced::default_value(vec![ctx.user_home.join(".ssh/known_hosts")]));
+    let policy = strictness(t, f)
+        .or_else(|| inherit.policy.clone())
+        .unwrap_or_else(|| Sourced::default_value(HostKeyPolicy::Strict));
+    let connect_timeout = t
+        .seconds("connect_timeout", f)
+        .or_else(|| inherit.connect_timeout.clone())
+        .unwrap_or_else(|| {
+            Sourced::default_value(Seconds::from_secs(from_ssh::DEFAULT_CONNECT_TIMEOUT))
+        });
+    let keepalive_interval = t
+        .seconds("keepalive_interval", f)
+        .or_else(|| inherit.keepalive_interval.clone())
+        .unwrap_or_else(|| Sourced::default_value(Seconds::from_secs(DEFAULT_KEEPALIVE)));
+    let keepalive_count_max = t
+        .count("keepalive_count_max", f)
+        .or_else(|| inherit.keepalive_count_max.clone())
+        .unwrap_or_else(|| Sourced::default_value(DEFAULT_KEEPALIVE_COUNT));
+    let Some(host) = host else {
+        let fix = if bastion {
+            "add host = \"bastion.example.com\" (or set EPOCH_SSH_HOST)"
+        } else {
+            "add host = \"jump.example.com\""
+        };
+        f.push(Problem::error(t.origin.clone(), format!("[{}] has no host", t.name)).with_fix(fix));
+        return None;
+    };
+    let this = Hop {
+        name: host.value.clone(),
+        host,
+        port,
+        user,
+        identity_files,
+        identities_only,
+        use_agent,
+        identity_agent: None,
+        certificate_files: t.path("cert_file", f).into_iter().collect(),
+        key_passphrase: t.secret("key_passphrase", f),
+        known_hosts_files: known_hosts.clone(),
+        host_key_policy: policy.clone(),
+        connect_timeout: connect_timeout.clone(),
+        keepalive_interval: keepalive_interval.clone(),
+        keepalive_count_max: keepalive_count_max.clone(),
+    };
+    let inner = Inherit {
+        known_hosts: Some(known_hosts),
+        policy: Some(policy),
+        connect_timeout: Some(connect_timeout),
+        keepalive_interval: Some(keepalive_interval),
+        keepalive_count_max: Some(keepalive_count_max),
+    };
+    let mut chain = match t.item("jump_host") {
+        None => Vec::new(),
+        Some((item, origin)) => {
+            if let Some(alias) = item.as_str() {
+                ssh_alias_hops(alias, origin, ssh, f)?
+            } else {
+                match t.sub("jump_host") {
+                    Some(Ok(jt)) => hops(&jt, &inner, false, ssh, f)?,
+                    Some(Err(p)) => {
+                        f.push(p.with_fix("write jump_host = { host = \"jump.example.com\" } or jump_host = \"ssh-config-alias\""));
+                        return None;
+                    }
+                    None => Vec::new(),
+                }
+            }
+        }
+    };
+    chain.push(this);
+    Some(chain)
+}
+
+/// `jump_host = "alias"`: the alias resolved through ssh_config, its own ProxyJump included.
+fn ssh_alias_hops(
+    alias: &str,
+    origin: Origin,
+    ssh: &SshConfig,
+    f: &mut Findings,
+) -> Option<Vec<Hop>> {
+    let dest = match Destination::parse(alias) {
+        Ok(d) => d,
+        Err(msg) => {
+            f.push(
+                Problem::error(origin, format!("jump_host: {msg}"))
+                    .with_fix("name an ssh_config Host alias, or write a jump_host table"),
+            );
+            return None;
+        }
+    };
+    let over = Overrides {
+        user: dest.user.clone().map(|u| Sourced::new(u, origin.clone())),
+        port: dest.port.map(|p| Sourced::new(p, origin.clone())),
+        jump: None,
+    };
+    let (hops, problems) = from_ssh::hops(ssh, ssh.resolve_with(&dest.host, &over));
+    for p in problems {
+        f.push(p);
+    }
+    Some(hops)
+}
+
+fn strictness(t: &Table, f: &mut Findings) -> Option<Sourced<HostKeyPolicy>> {
+    let (item, origin) = t.item("strict_host_key_checking")?;
+    let v = match item.as_value() {
+        Some(toml_edit::Value::Boolean(b)) => Some(if *b.value() {
+            HostKeyPolicy::Strict
+        } else {
+            HostKeyPolicy::Off
+        }),
+        Some(toml_edit::Value::String(s)) => match s.value().to_ascii_lowercase().as_str() {
+            "accept-new" => Some(HostKeyPolicy::AcceptNew),
+            "true" | "yes" | "strict" => Some(HostKeyPolicy::Strict),
+            "ask" => Some(HostKeyPolicy::Ask),
+            "false" | "no" | "off" => Some(HostKeyPolicy::Off),
+            _ => None,
+        },
+        _ => None,
+    };
+    if v.is_none() {
+        let shown = item.as_value().map(|v| v.to_string()).unwrap_or_default();
+        f.push(
+            Problem::error(
+                origin.clone(),
+                format!(
+                    "{}.strict_host_key_checking: {} is not true, false or \"accept-new\"",
+                    t.name,
+                    shown.trim()
+                ),
+            )
+            .with_fix("write strict_host_key_checking = true (or \"accept-new\", or false)"),
+        );
+    }
+    v.map(|p| Sourced::new(p, origin))
+}

@@ -1,0 +1,469 @@
+//! The steps of one hop: config, dns, tcp (or the previous hop's channel), banner, kex,
+//! host_key, auth.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use russh::client::Handle;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+
+use super::{Status, Walk, checks, probe};
+use crate::config::model::{Connection, Hop};
+use crate::prompt::Prompter;
+use crate::ssh::client::{Client, ssh_config};
+use crate::ssh::known_hosts::Verdict;
+use crate::ssh::replay::Replay;
+
+pub(super) async fn walk(
+    w: &mut Walk<'_>,
+    conn: &Connection,
+    hop: &Hop,
+    i: usize,
+    prev: Option<&Arc<Handle<Client>>>,
+    prompter: &Arc<Prompter>,
+) -> Option<Handle<Client>> {
+    let hops = conn.hops.len();
+    let timeout = hop.connect_timeout.value.0;
+    let addr = hop.address();
+
+    // config
+    let t = Instant::now();
+    let c = checks::hop(conn, hop, i == 0).await;
+    let mut detail: Vec<String> = c.fail.iter().chain(c.warn.iter()).cloned().collect();
+    detail.extend(c.info.iter().cloned());
+    let status = if !c.fail.is_empty() {
+        Status::Fail
+    } else if !c.warn.is_empty() {
+        Status::Warn
+    } else {
+        Status::Pass
+    };
+    w.push(
+        "config",
+        i,
+        status,
+        t,
+        format!("{}@{addr}: {}", hop.user.value, detail.join("; ")),
+        Some(c.hints.join("; ")).filter(|h| !h.is_empty()),
+    );
+    if status == Status::Fail {
+        w.skip_rest(hops, i, "config");
+        return None;
+    }
+
+    match prev {
+        None => {
+            // dns
+            let t = Instant::now();
+            let lookup = tokio::time::timeout(
+                timeout,
+                tokio::net::lookup_host((hop.host.value.as_str(), hop.port.value)),
+            )
+            .await;
+            let addrs: Vec<std::net::SocketAddr> = match lookup {
+                Ok(Ok(a)) => a.collect(),
+                Ok(Err(e)) => {
+                    w.fail("dns", i, t, format!("{} does not resolve: {e}", hop.host.value), format!("check the name '{}' (a typo? a VPN that must be up? an internal name your resolver does not know?) or use its IP address", hop.host.value));
+                    w.skip_rest(hops, i, "dns");
+                    return None;
+                }
+                Err(_) => {
+                    w.fail(
+                        "dns",
+                        i,
+                        t,
+                        format!(
+                            "resolving {} timed out after {}s",
+                            hop.host.value,
+                            timeout.as_secs()
+                        ),
+                        "the resolver does not answer: check /etc/resolv.conf and your network",
+                    );
+                    w.skip_rest(hops, i, "dns");
+                    return None;
+                }
+            };
+            let shown: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
+            w.pass(
+                "dns",
+                i,
+                t,
+                format!("{} -> {}", hop.host.value, shown.join(", ")),
+            );
+            // tcp
+            let t = Instant::now();
+            let tcp = match tcp_connect(&addrs, timeout).await {
+                Ok(s) => s,
+                Err((detail, hint)) => {
+                    w.fail("tcp", i, t, detail, hint);
+                    w.skip_rest(hops, i, "tcp");
+                    return None;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            w.pass(
+                "tcp",
+                i,
+                t,
+                format!(
+                    "connected to {}",
+                    tcp.peer_addr()
+                        .map(|a| a.to_string())
+                        .unwrap_or(addr.clone())
+                ),
+            );
+            ssh_steps(w, conn, hop, i, tcp, prompter).await
+        }
+        Some(prev) => {
+            w.skip(
+                "dns",
+                i,
+                &format!("{} is resolved by hop {}", hop.host.value, i - 1),
+            );
+            let t = Instant::now();
+            let opened = tokio::time::timeout(
+                timeout,
+                prev.channel_open_direct_tcpip(
+                    hop.host.value.clone(),
+                    u32::from(hop.port.value),
+                    "127.0.0.1",
+                    0,
+                ),
+            )
+            .await;
+            let channel = match opened {
+                Ok(Ok(c)) => c,
+                Ok(Err(e)) => {
+                    let (detail, hint) = channel_failure(&e, &addr, i - 1);
+                    w.fail("tcp", i, t, detail, hint);
+                    w.skip_rest(hops, i, "tcp");
+                    return None;
+                }
+                Err(_) => {
+                    w.fail("tcp", i, t, format!("hop {} did not open a connection to {addr} within {}s", i - 1, timeout.as_secs()), "the previous hop cannot reach this one: a firewall between them drops the packets");
+                    w.skip_rest(hops, i, "tcp");
+                    return None;
+                }
+            };
+            w.pass("tcp", i, t, format!("hop {} connected to {addr}", i - 1));
+            ssh_steps(w, conn, hop, i, channel.into_stream(), prompter).await
+        }
+    }
+}
+
+async fn tcp_connect(
+    addrs: &[std::net::SocketAddr],
+    timeout: Duration,
+) -> Result<tokio::net::TcpStream, (String, String)> {
+    let mut last = None;
+    for a in addrs {
+        match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(a)).await {
+            Ok(Ok(s)) => return Ok(s),
+            Ok(Err(e)) => last = Some((a, Some(e))),
+            Err(_) => last = Some((a, None)),
+        }
+    }
+    let Some((a, e)) = last else {
+        return Err((
+            "no address to connect to".into(),
+            "the name resolved to nothing".into(),
+        ));
+    };
+    Err(match e {
+        None => (
+            format!("connecting to {a} timed out after {}s", timeout.as_secs()),
+            "nothing answers: a firewall, security group or allowlist drops the packets (ask for your egress IP to be allowed), or the host is down".into(),
+        ),
+        Some(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => (
+            format!("{a} refused the connection"),
+            "nothing listens on that port: sshd is down, or listens on another port (check port / Port)".into(),
+        ),
+        Some(e) if matches!(e.raw_os_error(), Some(libc::ENETUNREACH) | Some(libc::EHOSTUNREACH)) => (
+            format!("{a} is unreachable: {e}"),
+            "there is no route to it: a VPN is down, or the address is on a network you are not on".into(),
+        ),
+        Some(e) => (format!("connecting to {a} failed: {e}"), "check the address and your network".into()),
+    })
+}
+
+pub(super) fn channel_failure(e: &russh::Error, target: &str, from: usize) -> (String, String) {
+    use russh::ChannelOpenFailure as F;
+    match e {
+        russh::Error::ChannelOpenFailure(F::AdministrativelyProhibited) => (
+            format!("hop {from} refused to forward to {target} (administratively prohibited)"),
+            "the bastion forbids forwarding: AllowTcpForwarding no or a PermitOpen list in its sshd_config, or restrict / permitopen on the key in authorized_keys".into(),
+        ),
+        russh::Error::ChannelOpenFailure(F::ConnectFailed) => (
+            format!("hop {from} could not connect to {target}"),
+            "from the bastion the target does not answer: the service is down, its firewall or security group does not allow the bastion, or the host or port is wrong".into(),
+        ),
+        other => (format!("hop {from} could not open a channel to {target}: {other}"), "see the bastion's sshd log".into()),
+    }
+}
+
+/// Reads the server's identification line; returns it and every byte read.
+async fn read_banner<S: AsyncRead + Unpin>(
+    s: &mut S,
+    timeout: Duration,
+) -> Result<(String, Vec<u8>), (String, String)> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(pos) = got.iter().position(|&c| c == b'\n') {
+            let line = String::from_utf8_lossy(&got[..pos]).trim_end().to_string();
+            if line.starts_with("SSH-") {
+                return Ok((line, got));
+            }
+            return Err(not_ssh(&got));
+        }
+        if got.len() > 255 {
+            return Err(not_ssh(&got));
+        }
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Ok(Ok(0)) if got.is_empty() => return Err(("the server closed the connection without a word".into(), "sshd drops us before the banner: MaxStartups reached, a TCP wrapper or firewall (DenyHosts, fail2ban) rejects our address, or a proxy in between closes it".into())),
+            Ok(Ok(0)) => return Err(not_ssh(&got)),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Ok(Err(e)) => return Err((format!("reading the banner failed: {e}"), "the connection broke: check the server".into())),
+            Err(_) if got.is_empty() => return Err(("the port accepts connections but says nothing (timed out)".into(), "this is not an SSH server (or it is hung): SSH servers speak first; check the port".into())),
+            Err(_) => return Err(not_ssh(&got)),
+        }
+    }
+}
+
+fn not_ssh(b: &[u8]) -> (String, String) {
+    match probe::name_protocol(b) {
+        Some(p) => (
+            format!("this port speaks {p}, not SSH: {}", probe::show_bytes(b)),
+            "the port is wrong: sshd usually listens on 22 (check port / Port)".into(),
+        ),
+        None => (
+            format!("this port does not speak SSH: {}", probe::show_bytes(b)),
+            "the port is wrong, or a proxy answers for it (check port / Port)".into(),
+        ),
+    }
+}
+
+async fn ssh_steps<S>(
+    w: &mut Walk<'_>,
+    conn: &Connection,
+    hop: &Hop,
+    i: usize,
+    mut stream: S,
+    prompter: &Arc<Prompter>,
+) -> Option<Handle<Client>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let hops = conn.hops.len();
+    let timeout = hop.connect_timeout.value.0;
+    // banner
+    let t = Instant::now();
+    let (banner, raw) = match read_banner(&mut stream, timeout).await {
+        Ok(b) => b,
+        Err((detail, hint)) => {
+            w.fail("banner", i, t, detail, hint);
+            w.skip_rest(hops, i, "banner");
+            return None;
+        }
+    };
+    w.pass("banner", i, t, banner);
+
+    // kex and host_key
+    let t = Instant::now();
+    let mut client = Client::new(hop, prompter, &conn.display_name);
+    client.dry_run = true;
+    let (seen, negotiated) = (Arc::clone(&client.seen), Arc::clone(&client.negotiated));
+    let connected = tokio::time::timeout(
+        timeout,
+        russh::client::connect_stream(ssh_config(hop), Replay::new(raw, stream), client),
+    )
+    .await;
+    let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
+    let negotiated = negotiated.lock().ok().and_then(|n| n.clone());
+    let handle = match connected {
+        Err(_) => {
+            w.fail(
+                "kex",
+                i,
+                t,
+                format!("key exchange did not finish within {}s", timeout.as_secs()),
+                "the server stopped answering during key exchange: check its load and logs",
+            );
+            w.skip_rest(hops, i, "kex");
+            return None;
+        }
+        Ok(Err(russh::Error::NoCommonAlgo { kind, ours, theirs })) => {
+            w.fail("kex", i, t, format!("no common {kind:?} algorithm: warren offers {}; the server offers {}", ours.join(","), theirs.join(",")), "the server only allows algorithms warren does not implement (or the reverse): ask for a modern one (curve25519-sha256, ssh-ed25519, aes256-gcm) on the server");
+            w.skip_rest(hops, i, "kex");
+            return None;
+        }
+        Ok(Err(e)) if seen.key.is_none() => {
+            w.fail(
+                "kex",
+                i,
+                t,
+                format!("key exchange failed: {e}"),
+                "see the server's sshd log",
+            );
+            w.skip_rest(hops, i, "kex");
+            return None;
+        }
+        Ok(r) => r,
+    };
+    let key_type = seen
+        .key
+        .as_ref()
+        .map(|k| k.algorithm().as_str().to_string())
+        .unwrap_or_default();
+    w.pass(
+        "kex",
+        i,
+        t,
+        negotiated.unwrap_or_else(|| format!("host key {key_type}")),
+    );
+    let t = Instant::now();
+    let fp = seen
+        .key
+        .as_ref()
+        .map(crate::ssh::known_hosts::fingerprint)
+        .unwrap_or_default();
+    match (&seen.refused, &seen.verdict) {
+        (Some(msg), verdict) => {
+            let hint = match verdict {
+                Some(Verdict::Unknown { .. }) => format!(
+                    "first connection to this host: confirm {fp} with the bastion's owner, then add it: connect once with strict_host_key_checking = \"accept-new\", or run ssh-keyscan -p {} {} >> {}",
+                    hop.port.value,
+                    hop.host.value,
+                    hop.known_hosts_files
+                        .value
+                        .first()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                ),
+                Some(Verdict::Changed(at)) => format!(
+                    "the server's key changed: it was rebuilt, or someone is in the middle. Confirm {fp} with its owner, then run ssh-keygen -R '{}' -f {}",
+                    crate::ssh::known_hosts::host_key_name(&hop.host.value, hop.port.value),
+                    at.path.display()
+                ),
+                Some(Verdict::Revoked(_)) => {
+                    "the key is revoked: do not connect; ask the bastion's owner".into()
+                }
+                _ => "see the message".into(),
+            };
+            w.fail("host_key", i, t, msg.clone(), hint);
+            w.skip_rest(hops, i, "host_key");
+            return None;
+        }
+        (None, Some(Verdict::Known(at))) => {
+            w.pass("host_key", i, t, format!("{key_type} {fp} matches {at}"))
+        }
+        (None, Some(Verdict::KnownByCa(at))) => w.pass(
+            "host_key",
+            i,
+            t,
+            format!("host certificate signed by the CA at {at}"),
+        ),
+        (None, _) => {
+            let warning = seen.warning.unwrap_or_else(|| format!("{key_type} {fp}"));
+            w.push("host_key", i, Status::Warn, t, warning, Some("host key checking is off or lenient for this hop: set strict_host_key_checking = true once the key is known".into()));
+        }
+    }
+    let mut handle = match handle {
+        Ok(h) => h,
+        Err(e) => {
+            w.fail(
+                "auth",
+                i,
+                Instant::now(),
+                format!("the connection ended after the host key check: {e}"),
+                "see the server's sshd log",
+            );
+            w.skip_rest(hops, i, "auth");
+            return None;
+        }
+    };
+
+    // auth
+    let t = Instant::now();
+    let report = match tokio::time::timeout(
+        timeout,
+        crate::ssh::auth::authenticate(&mut handle, hop, prompter, &conn.display_name),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => {
+            w.fail(
+                "auth",
+                i,
+                t,
+                format!(
+                    "authentication did not finish within {}s",
+                    timeout.as_secs()
+                ),
+                "the server is slow to answer: check its load (and UseDNS)",
+            );
+            w.skip_rest(hops, i, "auth");
+            return None;
+        }
+    };
+    match report.used {
+        Some(used) => {
+            w.pass(
+                "auth",
+                i,
+                t,
+                format!(
+                    "{}@{}: server offers {}; accepted {used}",
+                    hop.user.value,
+                    hop.address(),
+                    report.offered
+                ),
+            );
+            Some(handle)
+        }
+        None => {
+            let detail = format!(
+                "{}@{}: {}",
+                hop.user.value,
+                hop.address(),
+                report.failure.unwrap_or_default()
+            );
+            w.fail(
+                "auth",
+                i,
+                t,
+                detail,
+                auth_hint(hop, &report.offered, &report.tried),
+            );
+            w.skip_rest(hops, i, "auth");
+            None
+        }
+    }
+}
+
+fn auth_hint(hop: &Hop, offered: &str, tried: &[String]) -> String {
+    let user = &hop.user.value;
+    let joined = tried.join(" ");
+    let mut hints = Vec::new();
+    if !offered.contains("publickey") {
+        hints.push(format!("the server does not offer publickey (it offers {offered}): keys cannot work here; ask for PubkeyAuthentication yes"));
+    }
+    if joined.contains("encrypted, and no key_passphrase") {
+        hints.push("the key is encrypted: set key_passphrase, or ssh-add it to the agent".into());
+    }
+    if joined.contains("holds no keys") || joined.contains("no SSH_AUTH_SOCK") {
+        hints.push("the agent has no key: ssh-add your key".into());
+    }
+    if joined.contains("certificate") {
+        hints.push("a certificate was refused: check it is not expired and names this user (ssh-keygen -L -f CERT)".into());
+    }
+    if joined.contains("refused") || hints.is_empty() {
+        hints.push(format!(
+            "the public key is not in ~{user}/.ssh/authorized_keys on {} (add the line of your .pub file), or sshd ignores it because ~/.ssh is not 0700 / authorized_keys not 0600 (StrictModes), or '{user}' is the wrong user",
+            hop.host.value
+        ));
+    }
+    hints.join("; ")
+}
