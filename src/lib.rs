@@ -14,4 +14,5 @@ pub mod engine;
 pub mod fsutil;
 pub mod prompt;
 pub mod ssh;
+pub mod tui;
 pub mod tunnel;

@@ -134,7 +134,22 @@ fn main() -> ExitCode {
     let catalog = Catalog::load(&paths, Arc::new(Context::from_process()));
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
     let code = match cli.command {
-        // The TUI arrives with its own issue; until then the default is the list.
+        // On a terminal, the TUI; piped, the list (for scripts).
+        None if std::io::IsTerminal::is_terminal(&std::io::stdout())
+            && std::io::IsTerminal::is_terminal(&std::io::stdin()) =>
+        {
+            drop((out, err));
+            let verbose = cli.verbose > 0;
+            with_runtime(|_| async move {
+                match warren::tui::run(paths, Arc::new(Context::from_process()), verbose).await {
+                    Ok(()) => cli::exit::OK,
+                    Err(e) => {
+                        eprintln!("error: the terminal failed: {e}");
+                        cli::exit::FAILED
+                    }
+                }
+            })
+        }
         None => cli::list::run(&catalog, false, &mut out, &mut err),
         Some(Command::List { json }) => cli::list::run(&catalog, json, &mut out, &mut err),
         Some(Command::Show { name, json }) => {

@@ -501,3 +501,29 @@ fn no_common_key_exchange_algorithm_names_both_lists() {
     );
     assert!(hint.contains("modern"), "{hint}");
 }
+
+#[test]
+fn a_busy_local_port_is_a_warning_and_the_walk_goes_on() {
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let busy = taken.local_addr().expect("addr").port();
+    let Some((_sshd, s)) = setup(echo_server(), &format!("local_port = {busy}\n"), "") else {
+        return;
+    };
+    let (r, v) = doctor(&s, "pg");
+    let (id, _, status, detail, hint) = first_trouble(&v);
+    assert_eq!((id.as_str(), status.as_str()), ("config", "warn"));
+    assert!(
+        detail.contains(&format!("local port 127.0.0.1:{busy} is not free")),
+        "{detail}"
+    );
+    assert!(hint.contains("ss -ltnp"), "{hint}");
+    let forward = v["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["id"] == "forward")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(forward["status"], "pass", "the path is still walked");
+    drop(r);
+}

@@ -70,7 +70,7 @@ pub async fn run(
             let _ = out.flush();
         }
     };
-    let result = diagnose::run(&conn, &mut print).await;
+    let result = diagnose::run(&conn, false, &mut print).await;
     if json {
         let _ = serde_json::to_writer_pretty(&mut *out, &result);
         let _ = writeln!(out);

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::exit;
 use crate::config::forward::{Endpoint, Forward, ForwardKind};
-use crate::config::{Catalog, Connection, ConnectionKind, Origin, SourceKind};
+use crate::config::{Catalog, Connection, ConnectionKind, SourceKind};
 
 #[derive(Serialize)]
 pub struct SourceJson {
@@ -130,18 +130,6 @@ fn to_json(c: &Connection) -> ConnectionJson<'_> {
     }
 }
 
-fn short_origin(o: &Origin) -> String {
-    match o.file_line() {
-        Some((p, l)) => format!(
-            "{}:{l}",
-            p.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        ),
-        None => o.to_string(),
-    }
-}
-
 /// Prints the catalog; returns the exit code.
 pub fn run(catalog: &Catalog, json: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     if json {
@@ -188,7 +176,7 @@ pub fn run(catalog: &Catalog, json: bool, out: &mut dyn Write, err: &mut dyn Wri
                     .join(" -> ");
                 [
                     c.display_name.clone(),
-                    format!("{} {}", c.source.prefix(), short_origin(&c.origin)),
+                    format!("{} {}", c.source.prefix(), c.origin.short()),
                     c.kind().to_string(),
                     forwards,
                     if via.is_empty() { "-".into() } else { via },

@@ -31,6 +31,19 @@ impl Origin {
         }
     }
 
+    /// `epoch.toml:8`, `env EPOCH_SSH_USER`, `default`: the file's name without its folder.
+    pub fn short(&self) -> String {
+        match self {
+            Origin::File { path, line } => format!(
+                "{}:{line}",
+                path.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            ),
+            other => other.to_string(),
+        }
+    }
+
     /// The file and line, when the value came from a file.
     pub fn file_line(&self) -> Option<(&Path, usize)> {
         match self {

@@ -48,7 +48,8 @@ pub fn key_encrypted(text: &str) -> bool {
     }
 }
 
-pub async fn hop(conn: &Connection, hop: &Hop, first: bool) -> ConfigFinding {
+/// `open`: the connection's tunnel is open in this engine, so its local ports are its own.
+pub async fn hop(conn: &Connection, hop: &Hop, first: bool, open: bool) -> ConfigFinding {
     let mut f = ConfigFinding {
         fail: Vec::new(),
         warn: Vec::new(),
@@ -177,8 +178,12 @@ pub async fn hop(conn: &Connection, hop: &Hop, first: bool) -> ConfigFinding {
                 };
                 match std::net::TcpListener::bind((bind, *port)) {
                     Ok(_) => f.info.push(format!("local port {bind}:{port} is free")),
+                    Err(_) if open => f.info.push(format!(
+                        "local port {bind}:{port} is held by this open tunnel"
+                    )),
                     Err(e) => {
-                        f.fail
+                        // The tunnel cannot open, but the path behind it can still be walked.
+                        f.warn
                             .push(format!("local port {bind}:{port} is not free: {e}"));
                         f.hints.push(format!("another program (or another tunnel) listens there: find it with `ss -ltnp 'sport = :{port}'`, or choose another local_port"));
                     }

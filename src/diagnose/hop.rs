@@ -21,6 +21,7 @@ pub(super) async fn walk(
     i: usize,
     prev: Option<&Arc<Handle<Client>>>,
     prompter: &Arc<Prompter>,
+    open: bool,
 ) -> Option<Handle<Client>> {
     let hops = conn.hops.len();
     let timeout = hop.connect_timeout.value.0;
@@ -28,7 +29,7 @@ pub(super) async fn walk(
 
     // config
     let t = Instant::now();
-    let c = checks::hop(conn, hop, i == 0).await;
+    let c = checks::hop(conn, hop, i == 0, open).await;
     let mut detail: Vec<String> = c.fail.iter().chain(c.warn.iter()).cloned().collect();
     detail.extend(c.info.iter().cloned());
     let status = if !c.fail.is_empty() {

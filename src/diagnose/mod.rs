@@ -125,8 +125,9 @@ impl Walk<'_> {
     }
 }
 
-/// Runs the diagnostics of a connection; `on_step` sees each step as it finishes.
-pub async fn run(conn: &Connection, on_step: &mut (dyn FnMut(&Step) + Send)) -> Report {
+/// Runs the diagnostics of a connection; `on_step` sees each step as it finishes. `open`: its
+/// tunnel is open in the caller's engine (its local ports are then its own).
+pub async fn run(conn: &Connection, open: bool, on_step: &mut (dyn FnMut(&Step) + Send)) -> Report {
     let mut w = Walk {
         steps: Vec::new(),
         on_step,
@@ -137,7 +138,7 @@ pub async fn run(conn: &Connection, on_step: &mut (dyn FnMut(&Step) + Send)) -> 
     let hops = conn.hops.len();
     let mut handles: Vec<Arc<Handle<Client>>> = Vec::new();
     for (i, hop) in conn.hops.iter().enumerate() {
-        match hop::walk(&mut w, conn, hop, i, handles.last(), &prompter).await {
+        match hop::walk(&mut w, conn, hop, i, handles.last(), &prompter, open).await {
             Some(h) => handles.push(Arc::new(h)),
             None => {
                 break;

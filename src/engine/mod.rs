@@ -30,6 +30,7 @@ use supervisor::Supervisor;
 pub const EVENT_BUFFER: usize = 4096;
 
 /// What a client asks of the engine.
+#[derive(Debug)]
 pub enum Command {
     /// Open every forward of a connection.
     Open(Box<Connection>),
@@ -232,6 +233,7 @@ impl Actor {
                 Command::Diagnose(conn) => {
                     // A walk runs on its own: it never holds up the engine.
                     let events = self.events.clone();
+                    let open = self.tunnels.contains_key(&conn.display_name);
                     tokio::spawn(async move {
                         let name = conn.display_name.clone();
                         let mut send = |s: &crate::diagnose::Step| {
@@ -240,7 +242,7 @@ impl Actor {
                                 step: s.clone(),
                             });
                         };
-                        let report = crate::diagnose::run(&conn, &mut send).await;
+                        let report = crate::diagnose::run(&conn, open, &mut send).await;
                         let _ = events.send(Event::Diagnosed {
                             name: conn.display_name.clone(),
                             ok: report.ok,

@@ -6,6 +6,7 @@ pub mod agent;
 pub mod net;
 pub mod postgres;
 pub mod sshd;
+pub mod tmux;
 pub mod tunnel;
 
 use std::path::{Path, PathBuf};

@@ -176,6 +176,9 @@ pub fn load(path: &Path, text: &str, ctx: &Context, ssh: &SshConfig) -> EpochFil
             }
         }
     }
+    // In the order the file has them, not grouped by engine table.
+    out.connections
+        .sort_by_key(|c| c.origin.file_line().map(|(_, l)| l).unwrap_or(0));
     out
 }
 

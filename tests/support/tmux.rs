@@ -1,0 +1,100 @@
+//! A real terminal: tmux runs a command in a detached session; keys go in with send-keys and
+//! the screen comes out with capture-pane. Waits have deadlines, not sleeps.
+#![allow(dead_code)]
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+pub struct Tmux {
+    pub name: String,
+}
+
+impl Tmux {
+    /// Starts `command` (a shell line) in a 120x36 terminal; it prints `EXITED <code>` at the end.
+    pub fn start(command: &str) -> Tmux {
+        let name = format!(
+            "warren-test-{}-{}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos() ^ rand_suffix()
+        );
+        let line = format!("{command}; echo EXITED $?; sleep 60");
+        let st = Command::new("tmux")
+            .args([
+                "new-session",
+                "-d",
+                "-s",
+                &name,
+                "-x",
+                "120",
+                "-y",
+                "36",
+                &line,
+            ])
+            .status()
+            .expect("tmux");
+        assert!(st.success(), "tmux new-session failed");
+        Tmux { name }
+    }
+
+    pub fn screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-t", &self.name])
+            .output()
+            .expect("capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until the screen shows `text` (20 s at most), and returns it.
+    pub fn wait_for(&self, text: &str) -> String {
+        self.wait_until(text, |s| s.contains(text))
+    }
+
+    pub fn wait_until(&self, what: &str, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let s = self.screen();
+            if ok(&s) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the screen never showed {what:?}; it shows:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Sends keys (tmux names: Enter, Escape, Up...) one at a time, so that Escape and a
+    /// following key are not read as Alt+key.
+    pub fn keys(&self, keys: &[&str]) {
+        for k in keys {
+            let _ = Command::new("tmux")
+                .args(["send-keys", "-t", &self.name, k])
+                .status();
+            std::thread::sleep(Duration::from_millis(120));
+        }
+    }
+
+    /// Types text literally.
+    pub fn type_text(&self, text: &str) {
+        let _ = Command::new("tmux")
+            .args(["send-keys", "-t", &self.name, "-l", text])
+            .status();
+        std::thread::sleep(Duration::from_millis(120));
+    }
+}
+
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["kill-session", "-t", &self.name])
+            .status();
+    }
+}
