@@ -477,3 +477,20 @@ fn no_color_draws_without_colours() {
         .any(|c| c.fg != ratatui::style::Color::Reset || c.bg != ratatui::style::Color::Reset);
     assert!(!coloured, "NO_COLOR: no cell has a colour");
 }
+
+#[test]
+fn a_click_selects_a_row_and_the_wheel_scrolls() {
+    let mut app = App::new(connections(), vec![]);
+    update(&mut app, Action::Click(3));
+    assert_eq!(
+        app.selected_connection().map(|c| c.display_name.as_str()),
+        Some("billing")
+    );
+    update(&mut app, Action::ScrollDown);
+    assert_eq!(app.selected, 4);
+    update(&mut app, Action::ScrollUp);
+    update(&mut app, Action::ScrollUp);
+    assert_eq!(app.selected, 2);
+    update(&mut app, Action::Click(40));
+    assert_eq!(app.selected, 2, "a click below the list changes nothing");
+}

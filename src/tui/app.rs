@@ -54,6 +54,8 @@ pub enum Mode {
 
 pub struct App {
     pub connections: Vec<Connection>,
+    /// Each connection's lowercase search text (name, hosts, target), computed once.
+    haystacks: Vec<String>,
     pub states: HashMap<String, TunnelState>,
     pub live: HashMap<String, Live>,
     pub filter: Input,
@@ -99,6 +101,7 @@ pub enum Effect {
 impl App {
     pub fn new(connections: Vec<Connection>, looked_in: Vec<String>) -> Self {
         App {
+            haystacks: connections.iter().map(haystack).collect(),
             connections,
             states: HashMap::new(),
             live: HashMap::new(),
@@ -121,7 +124,9 @@ impl App {
         let f = self.filter.value().to_ascii_lowercase();
         self.connections
             .iter()
-            .filter(|c| f.is_empty() || fuzzy(&f, &haystack(c)))
+            .zip(&self.haystacks)
+            .filter(|(_, h)| f.is_empty() || fuzzy(&f, h))
+            .map(|(c, _)| c)
             .collect()
     }
 
@@ -159,6 +164,7 @@ impl App {
     }
 
     pub fn set_connections(&mut self, connections: Vec<Connection>) {
+        self.haystacks = connections.iter().map(haystack).collect();
         self.connections = connections;
         self.clamp();
     }

@@ -1,0 +1,87 @@
+//! The TUI with a 10,000-host config: the first frame (load, build the app, draw) and a
+//! filter keystroke (update and redraw), median of 7, on ratatui's TestBackend at 120x36.
+//!
+//! Run: `cargo bench --bench tui_frame`
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use warren::config::{Catalog, Context, Paths};
+use warren::tui::app::{Action, App, update};
+use warren::tui::view::{Theme, render};
+
+const HOSTS: usize = 10_000;
+const RUNS: usize = 7;
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+fn main() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut cfg = String::new();
+    for i in 0..HOSTS {
+        let _ = write!(
+            cfg,
+            "Host db{i}\n    HostName 10.{}.{}.{}\n    ProxyJump bastion{}\n    LocalForward {} db{i}.internal:5432\n\n",
+            i / 65536,
+            (i / 256) % 256,
+            i % 256,
+            i % 10,
+            20000 + i % 40000
+        );
+    }
+    cfg.push_str("Host *\n    User ops\n");
+    let path = dir.path().join("ssh_config");
+    std::fs::write(&path, cfg).expect("write");
+    let none = dir.path().join("none.toml");
+    std::fs::write(&none, "").expect("write");
+    let paths = Paths {
+        ssh_config: Some(path),
+        epoch: Some(none),
+        known_hosts: None,
+    };
+    let ctx = Arc::new(Context::new(
+        dir.path().to_path_buf(),
+        "ops",
+        Default::default(),
+    ));
+    let theme = Theme { color: true };
+
+    let (mut first, mut key) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        let t = Instant::now();
+        let catalog = Catalog::load(&paths, Arc::clone(&ctx));
+        let mut app = App::new(catalog.connections, Vec::new());
+        let mut term = Terminal::new(TestBackend::new(120, 36)).expect("terminal");
+        term.draw(|f| render(&app, f, theme)).expect("draw");
+        first.push(t.elapsed());
+        assert_eq!(app.connections.len(), HOSTS);
+
+        update(
+            &mut app,
+            Action::Key(KeyEvent::new(KeyCode::Char('/'), KeyModifiers::NONE)),
+        );
+        let t = Instant::now();
+        update(
+            &mut app,
+            Action::Key(KeyEvent::new(KeyCode::Char('9'), KeyModifiers::NONE)),
+        );
+        term.draw(|f| render(&app, f, theme)).expect("draw");
+        key.push(t.elapsed());
+    }
+    println!("TUI with {HOSTS} hosts (median of {RUNS}, 120x36):");
+    println!(
+        "  first frame (load + app + draw): {:>8.1} ms",
+        median(first).as_secs_f64() * 1000.0
+    );
+    println!(
+        "  a filter keystroke (update + draw): {:>5.1} ms",
+        median(key).as_secs_f64() * 1000.0
+    );
+}
