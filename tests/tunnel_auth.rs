@@ -101,17 +101,10 @@ fn an_encrypted_key_with_its_passphrase_from_the_environment() {
             &format!("key_file = \"{}\"", key.private.display()),
         ),
     );
-    s.warren(&[
-        "--ssh-config",
-        "/dev/null",
-        "--known-hosts",
-        "known_hosts",
-        "up",
-        "pg",
-    ])
-    .expect_code(1)
-    .expect_stderr("encrypted, and no key_passphrase is set")
-    .expect_stderr("server offered publickey");
+    s.warren_kh(&["up", "pg"])
+        .expect_code(1)
+        .expect_stderr("encrypted, and no key_passphrase is set")
+        .expect_stderr("server offered publickey");
 }
 
 #[test]
@@ -176,16 +169,9 @@ fn a_user_certificate_signed_by_a_trusted_ca() {
             &format!("key_file = \"{}\"", key.private.display()),
         ),
     );
-    s.warren(&[
-        "--ssh-config",
-        "/dev/null",
-        "--known-hosts",
-        "known_hosts",
-        "up",
-        "pg",
-    ])
-    .expect_code(1)
-    .expect_stderr("refused");
+    s.warren_kh(&["up", "pg"])
+        .expect_code(1)
+        .expect_stderr("refused");
     // ... and with it, accepted.
     s.write(
         "epoch.toml",
@@ -221,16 +207,9 @@ fn a_key_not_authorized_reports_the_offered_methods_and_what_was_tried() {
             &format!("key_file = \"{}\"", key.private.display()),
         ),
     );
-    s.warren(&[
-        "--ssh-config",
-        "/dev/null",
-        "--known-hosts",
-        "known_hosts",
-        "up",
-        "pg",
-    ])
-    .expect_code(1)
-    .expect_stderr("authentication failed")
-    .expect_stderr("server offered publickey")
-    .expect_stderr("stranger: refused");
+    s.warren_kh(&["up", "pg"])
+        .expect_code(1)
+        .expect_stderr("authentication failed")
+        .expect_stderr("server offered publickey")
+        .expect_stderr("stranger: refused");
 }

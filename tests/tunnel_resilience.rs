@@ -50,17 +50,10 @@ fn a_revoked_host_key_is_refused() {
             "strict_host_key_checking = false",
         ),
     );
-    s.warren(&[
-        "--ssh-config",
-        "/dev/null",
-        "--known-hosts",
-        "known_hosts",
-        "up",
-        "pg",
-    ])
-    .expect_code(1)
-    .expect_stderr("marked @revoked at")
-    .expect_stderr("known_hosts:2");
+    s.warren_kh(&["up", "pg"])
+        .expect_code(1)
+        .expect_stderr("marked @revoked at")
+        .expect_stderr("known_hosts:2");
 }
 
 #[test]
@@ -364,16 +357,9 @@ fn a_host_certificate_for_another_host_is_refused() {
         "epoch.toml",
         &entry("pg", echo_server(), &sshd, Some(&key), ""),
     );
-    s.warren(&[
-        "--ssh-config",
-        "/dev/null",
-        "--known-hosts",
-        "known_hosts",
-        "up",
-        "pg",
-    ])
-    .expect_code(1)
-    .expect_stderr("it is for db.example.com, not 127.0.0.1");
+    s.warren_kh(&["up", "pg"])
+        .expect_code(1)
+        .expect_stderr("it is for db.example.com, not 127.0.0.1");
 }
 
 #[test]
@@ -402,18 +388,11 @@ fn a_changed_host_key_is_refused_under_strict() {
             "strict_host_key_checking = true",
         ),
     );
-    s.warren(&[
-        "--ssh-config",
-        "/dev/null",
-        "--known-hosts",
-        "known_hosts",
-        "up",
-        "pg",
-    ])
-    .expect_code(1)
-    .expect_stderr("REMOTE HOST IDENTIFICATION HAS CHANGED")
-    .expect_stderr("known_hosts:2")
-    .expect_stderr("SHA256:");
+    s.warren_kh(&["up", "pg"])
+        .expect_code(1)
+        .expect_stderr("REMOTE HOST IDENTIFICATION HAS CHANGED")
+        .expect_stderr("known_hosts:2")
+        .expect_stderr("SHA256:");
 }
 
 #[test]

@@ -110,14 +110,7 @@ fn an_unknown_host_key_is_refused_under_strict_with_its_fingerprint() {
         "epoch.toml",
         &entry("pg", echo_server(), &sshd, Some(&key), ""),
     );
-    let r = s.warren(&[
-        "--ssh-config",
-        "/dev/null",
-        "--known-hosts",
-        "known_hosts",
-        "up",
-        "pg",
-    ]);
+    let r = s.warren_kh(&["up", "pg"]);
     r.expect_code(1)
         .expect_stderr("is not known")
         .expect_stderr("SHA256:");
@@ -151,14 +144,7 @@ fn a_changed_host_key_is_refused_even_under_accept_new() {
             "strict_host_key_checking = \"accept-new\"",
         ),
     );
-    let r = s.warren(&[
-        "--ssh-config",
-        "/dev/null",
-        "--known-hosts",
-        "known_hosts",
-        "up",
-        "pg",
-    ]);
+    let r = s.warren_kh(&["up", "pg"]);
     r.expect_code(1)
         .expect_stderr("REMOTE HOST IDENTIFICATION HAS CHANGED")
         .expect_stderr("known_hosts:1")

@@ -67,6 +67,14 @@ impl Scratch {
         self.warren_env(args, &[])
     }
 
+    /// `warren` with no ssh_config and the scratch dir's `known_hosts`, then `args`: how the
+    /// tunnel tests run it.
+    pub fn warren_kh(&self, args: &[&str]) -> Run {
+        let mut all = vec!["--ssh-config", "/dev/null", "--known-hosts", "known_hosts"];
+        all.extend_from_slice(args);
+        self.warren(&all)
+    }
+
     pub fn warren_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_warren"));
         cmd.args(args)
