@@ -527,3 +527,73 @@ fn a_busy_local_port_is_a_warning_and_the_walk_goes_on() {
     assert_eq!(forward["status"], "pass", "the path is still walked");
     drop(r);
 }
+
+#[test]
+fn with_a_password_file_the_probe_logs_in_and_names_a_wrong_password() {
+    let Some(pg) = Postgres::start_with_password("correct horse battery") else {
+        return;
+    };
+    let Some((_sshd, s)) = setup(
+        pg.port,
+        "username = \"postgres\"\ndatabase = \"postgres\"\npassword_file = \"pw\"\n",
+        "",
+    ) else {
+        return;
+    };
+    let probe = |v: &Value| {
+        v["steps"]
+            .as_array()
+            .expect("steps")
+            .iter()
+            .find(|s| s["id"] == "probe")
+            .cloned()
+            .unwrap_or_default()
+    };
+
+    s.write("pw", "correct horse battery\n");
+    let (r, v) = doctor(&s, "pg");
+    r.expect_code(0);
+    let p = probe(&v);
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("logged in to postgres with the password from password_file (SCRAM-SHA-256)"),
+        "{p:#}"
+    );
+    assert!(
+        !r.stdout().contains("correct horse"),
+        "the password never reaches the output"
+    );
+
+    s.write("pw", "wrong horse\n");
+    let (r, v) = doctor(&s, "pg");
+    r.expect_code(1);
+    let p = probe(&v);
+    assert_eq!(p["status"], "fail");
+    assert!(
+        p["detail"].as_str().unwrap_or_default().contains("28P01"),
+        "{p:#}"
+    );
+    assert!(
+        p["hint"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("password_file"),
+        "{p:#}"
+    );
+
+    // Without a password_file nothing is sent: the probe says what the server asks for.
+    let text = std::fs::read_to_string(s.path().join("epoch.toml"))
+        .expect("epoch")
+        .replace("password_file = \"pw\"\n", "");
+    s.write("epoch.toml", &text);
+    let (r, v) = doctor(&s, "pg");
+    r.expect_code(0);
+    let detail = probe(&v)["detail"].as_str().unwrap_or_default().to_string();
+    assert!(
+        detail.contains("asks postgres for a SCRAM-SHA-256 password")
+            && detail.contains("not sent by the probe"),
+        "{detail}"
+    );
+}

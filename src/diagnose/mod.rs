@@ -8,6 +8,7 @@
 
 pub mod checks;
 mod hop;
+mod pgauth;
 pub mod probe;
 
 use std::sync::Arc;
@@ -309,7 +310,33 @@ where
                 hint: None,
             };
         };
-        let mut f = probe::pg_login(&mut s2, &user, &database, timeout).await;
+        let password = match (
+            db.and_then(|d| d.password_file.as_ref()),
+            db.and_then(|d| d.password.as_ref()),
+        ) {
+            (Some(pf), _) => match std::fs::read_to_string(&pf.value) {
+                Ok(p) => Some(p.trim_end_matches(['\n', '\r']).to_string()),
+                Err(e) => {
+                    return probe::Finding {
+                        ok: false,
+                        detail: format!(
+                            "{ssl}; cannot read password_file {}: {e}",
+                            pf.value.display()
+                        ),
+                        hint: Some(format!(
+                            "fix the path or the permissions of password_file ({})",
+                            pf.origin
+                        )),
+                    };
+                }
+            },
+            (None, Some(p)) => Some(p.value.expose().to_string()),
+            (None, None) => None,
+        };
+        let mut f = match &password {
+            Some(p) => probe::pg_login_password(&mut s2, &user, &database, p, timeout).await,
+            None => probe::pg_login(&mut s2, &user, &database, timeout).await,
+        };
         f.detail = format!("{ssl}; {}", f.detail);
         return f;
     }

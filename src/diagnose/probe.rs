@@ -376,6 +376,123 @@ pub async fn pg_login<S: AsyncRead + AsyncWrite + Unpin>(
     pg_startup_reply(&b, user, database)
 }
 
+/// Logs in with a password (from password_file), as a client would: SCRAM-SHA-256, MD5 or
+/// cleartext, whichever the server asks for; the server's SCRAM signature is checked too.
+pub async fn pg_login_password<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    user: &str,
+    database: &str,
+    password: &str,
+    timeout: Duration,
+) -> Finding {
+    use super::pgauth::{md5_password, nonce, read_message, scram_final, send};
+    if s.write_all(&pg_startup(user, database)).await.is_err() {
+        return Finding::fail(
+            "the connection closed before the startup message",
+            "the database closed the connection: check its logs",
+        );
+    }
+    let mut version = None;
+    let mut scram: Option<(String, String)> = None; // (client-first-bare, nonce)
+    let mut expect_signature: Option<Vec<u8>> = None;
+    let mut method = "no password";
+    for _ in 0..32 {
+        let Some((kind, body)) = read_message(s, timeout).await else {
+            return Finding::fail(
+                "PostgreSQL stopped answering during authentication",
+                "check the database's logs",
+            );
+        };
+        match (
+            kind,
+            body.get(..4)
+                .map(|c| i32::from_be_bytes([c[0], c[1], c[2], c[3]])),
+        ) {
+            (b'R', Some(0)) => {}
+            (b'R', Some(3)) => {
+                method = "a cleartext password";
+                let mut b = password.as_bytes().to_vec();
+                b.push(0);
+                send(s, b'p', &b).await;
+            }
+            (b'R', Some(5)) if body.len() >= 8 => {
+                method = "an MD5 password";
+                let mut b = md5_password(password, user, &body[4..8]).into_bytes();
+                b.push(0);
+                send(s, b'p', &b).await;
+            }
+            (b'R', Some(10)) => {
+                let mechs = String::from_utf8_lossy(&body[4..]).to_string();
+                if !mechs.split('\0').any(|m| m == "SCRAM-SHA-256") {
+                    return Finding::fail(
+                        format!(
+                            "PostgreSQL asks for SASL mechanisms warren does not speak ({})",
+                            mechs.replace('\0', " ").trim()
+                        ),
+                        "use SCRAM-SHA-256 for this role",
+                    );
+                }
+                method = "SCRAM-SHA-256";
+                let n = nonce();
+                let bare = format!("n=,r={n}");
+                let first = format!("n,,{bare}");
+                let mut b = b"SCRAM-SHA-256\0".to_vec();
+                b.extend_from_slice(&(first.len() as i32).to_be_bytes());
+                b.extend_from_slice(first.as_bytes());
+                send(s, b'p', &b).await;
+                scram = Some((bare, n));
+            }
+            (b'R', Some(11)) => {
+                let Some((bare, n)) = &scram else {
+                    return Finding::fail("an unexpected SASL message", "see the server's log");
+                };
+                let server_first = String::from_utf8_lossy(&body[4..]).to_string();
+                match scram_final(password, bare, &server_first, n) {
+                    Ok((msg, sig)) => {
+                        expect_signature = Some(sig);
+                        send(s, b'p', msg.as_bytes()).await;
+                    }
+                    Err(e) => return Finding::fail(e, "see the server's log"),
+                }
+            }
+            (b'R', Some(12)) => {
+                let text = String::from_utf8_lossy(&body[4..]).to_string();
+                let got = text.strip_prefix("v=").and_then(|v| {
+                    <base64ct::Base64 as base64ct::Encoding>::decode_vec(v.trim()).ok()
+                });
+                if got.is_none() || got != expect_signature {
+                    return Finding::fail(
+                        "the server's SCRAM signature is wrong: it does not know the password, or something is in between",
+                        "check that nothing intercepts the connection",
+                    );
+                }
+            }
+            (b'S', _) => {
+                let mut parts = body.split(|&c| c == 0);
+                if parts.next() == Some(b"server_version".as_slice()) {
+                    version = parts
+                        .next()
+                        .map(|v| String::from_utf8_lossy(v).into_owned());
+                }
+            }
+            (b'Z', _) => {
+                let v = version
+                    .map(|v| format!(" (PostgreSQL {v})"))
+                    .unwrap_or_default();
+                return Finding::pass(format!(
+                    "PostgreSQL answered: {user} logged in to {database} with the password from password_file ({method}){v}"
+                ));
+            }
+            (b'E', _) => return pg_error(&body, user, database),
+            _ => {}
+        }
+    }
+    Finding::fail(
+        "PostgreSQL's authentication did not finish",
+        "see the server's log",
+    )
+}
+
 /// Probes a non-PostgreSQL engine (or none) over one stream.
 pub async fn probe_other<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,

@@ -40,6 +40,15 @@ fn as_postgres(cmd: &str, args: &[&str]) -> Command {
 impl Postgres {
     /// `None` (with a SKIPPED line) when PostgreSQL is not installed; under CI=true, a panic.
     pub fn start() -> Option<Postgres> {
+        Postgres::start_auth(None)
+    }
+
+    /// A cluster whose `postgres` role has `password`, asked for with SCRAM-SHA-256 over TCP.
+    pub fn start_with_password(password: &str) -> Option<Postgres> {
+        Postgres::start_auth(Some(password))
+    }
+
+    fn start_auth(password: Option<&str>) -> Option<Postgres> {
         let Some(bin) = bin_dir() else {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
@@ -52,20 +61,30 @@ impl Postgres {
         let _ = Command::new("chmod").arg("0777").arg(dir.path()).status();
         let data = dir.path().join("data");
         let initdb = bin.join("initdb");
-        let out = as_postgres(
-            initdb.to_str().unwrap_or_default(),
-            &[
-                "-A",
-                "trust",
-                "--no-sync",
-                "-U",
-                "postgres",
-                "-D",
-                data.to_str().unwrap_or_default(),
-            ],
-        )
-        .output()
-        .expect("initdb");
+        let pwfile = dir.path().join("pwfile");
+        let mut args: Vec<String> = vec![
+            "--no-sync".into(),
+            "-U".into(),
+            "postgres".into(),
+            "-D".into(),
+            data.display().to_string(),
+        ];
+        match password {
+            None => args.extend(["-A".into(), "trust".into()]),
+            Some(p) => {
+                std::fs::write(&pwfile, format!("{p}\n")).expect("pwfile");
+                let _ = Command::new("chmod").arg("0644").arg(&pwfile).status();
+                args.extend([
+                    "--auth-local=trust".into(),
+                    "--auth-host=scram-sha-256".into(),
+                    format!("--pwfile={}", pwfile.display()),
+                ]);
+            }
+        }
+        let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = as_postgres(initdb.to_str().unwrap_or_default(), &arg_refs)
+            .output()
+            .expect("initdb");
         assert!(
             out.status.success(),
             "initdb failed: {}",
