@@ -289,37 +289,45 @@ impl Actor {
         let mut listeners = Vec::new();
         for f in &conn.forwards {
             let f = &f.value;
-            if f.kind != ForwardKind::Local {
-                self.emit(Event::Error {
-                    name: name.clone(),
-                    message: format!(
-                        "{} forwards are not supported yet; skipped",
-                        f.kind.as_str()
-                    ),
-                });
-                continue;
-            }
-            let Some(Endpoint::Tcp {
-                host: Some(th),
-                port: tp,
-            }) = &f.connect
-            else {
-                self.emit(Event::Error {
-                    name: name.clone(),
-                    message: "forwards to unix sockets are not supported yet; skipped".into(),
-                });
-                continue;
-            };
-            let target = Target {
-                host: th.clone(),
-                port: *tp,
+            let (target, shown) = match (f.kind, &f.connect) {
+                (
+                    ForwardKind::Local,
+                    Some(Endpoint::Tcp {
+                        host: Some(th),
+                        port: tp,
+                    }),
+                ) => (
+                    Target::Fixed {
+                        host: th.clone(),
+                        port: *tp,
+                    },
+                    Endpoint::tcp(th.clone(), *tp).to_string(),
+                ),
+                (ForwardKind::Dynamic, _) => (
+                    Target::Socks,
+                    "SOCKS (any host the client asks for)".to_string(),
+                ),
+                (ForwardKind::Local, _) => {
+                    self.emit(Event::Error {
+                        name: name.clone(),
+                        message: "forwards to unix sockets are not supported yet; skipped".into(),
+                    });
+                    continue;
+                }
+                (ForwardKind::Remote, _) => {
+                    self.emit(Event::Error {
+                        name: name.clone(),
+                        message: "remote forwards are not supported yet; skipped".into(),
+                    });
+                    continue;
+                }
             };
             match tunnel::bind(&f.listen).await {
                 Ok((l, local)) => {
                     self.emit(Event::Listening {
                         name: name.clone(),
                         local,
-                        target: format!("{}", Endpoint::tcp(th.clone(), *tp)),
+                        target: shown,
                         via: via.clone(),
                     });
                     listeners.push((l, target));

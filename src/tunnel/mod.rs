@@ -23,6 +23,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ssh::client::Client;
 
+pub mod socks;
+
 /// The most a connection may hold for a local client that does not read (bounds memory).
 pub const MAX_QUEUED: usize = 64 * 1024 * 1024;
 
@@ -82,9 +84,11 @@ pub type SessionWatch = watch::Receiver<Option<Arc<Handle<Client>>>>;
 
 /// Where a forward connects to from the last hop.
 #[derive(Clone, Debug)]
-pub struct Target {
-    pub host: String,
-    pub port: u16,
+pub enum Target {
+    /// A fixed host and port (LocalForward).
+    Fixed { host: String, port: u16 },
+    /// Whatever the SOCKS client asks for (DynamicForward).
+    Socks,
 }
 
 /// A bound local listener.
@@ -200,8 +204,9 @@ async fn connection<S>(
     open_timeout: Duration,
     shutdown: CancellationToken,
 ) where
-    S: AsyncRead + AsyncWrite + Send + 'static,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let mut sock = sock;
     stats.total.fetch_add(1, Ordering::Relaxed);
     // A connection that arrives while the session is being re-established waits for it.
     let Some(handle) = current_session(session, open_timeout.max(Duration::from_secs(1)) * 2).await
@@ -213,20 +218,45 @@ async fn connection<S>(
         );
         return;
     };
-    let target_text = format!("{}:{}", target.host, target.port);
+    // A dynamic forward learns its target from the SOCKS request.
+    let (socks_version, host, port) = match &target {
+        Target::Fixed { host, port } => (None, host.clone(), *port),
+        Target::Socks => {
+            match tokio::time::timeout(open_timeout, socks::handshake(&mut sock)).await {
+                Ok(Ok((v, h, p))) => (Some(v), h, p),
+                Ok(Err(e)) => {
+                    stats.failed.fetch_add(1, Ordering::Relaxed);
+                    stats.note_failure(format!("SOCKS: {e}"));
+                    return;
+                }
+                Err(_) => {
+                    stats.failed.fetch_add(1, Ordering::Relaxed);
+                    stats.note_failure("SOCKS: the client sent no complete request in time".into());
+                    return;
+                }
+            }
+        }
+    };
+    let target_text = crate::config::forward::Endpoint::tcp(host.clone(), port).to_string();
     let opened = tokio::time::timeout(
         open_timeout,
-        handle.channel_open_direct_tcpip(
-            target.host.clone(),
-            u32::from(target.port),
-            peer.0,
-            u32::from(peer.1),
-        ),
+        handle.channel_open_direct_tcpip(host, u32::from(port), peer.0, u32::from(peer.1)),
     )
     .await;
     let channel = match opened {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => {
+            if let Some(v) = socks_version {
+                use russh::ChannelOpenFailure as F;
+                let why = match &e {
+                    russh::Error::ChannelOpenFailure(F::AdministrativelyProhibited) => {
+                        socks::Refusal::NotAllowed
+                    }
+                    russh::Error::ChannelOpenFailure(F::ConnectFailed) => socks::Refusal::Refused,
+                    _ => socks::Refusal::General,
+                };
+                let _ = socks::reply(&mut sock, v, Err(why)).await;
+            }
             stats.failed.fetch_add(1, Ordering::Relaxed);
             stats.note_failure(format!(
                 "the bastion could not open a channel to {target_text}: {e}"
@@ -234,6 +264,9 @@ async fn connection<S>(
             return;
         }
         Err(_) => {
+            if let Some(v) = socks_version {
+                let _ = socks::reply(&mut sock, v, Err(socks::Refusal::Unreachable)).await;
+            }
             stats.failed.fetch_add(1, Ordering::Relaxed);
             stats.note_failure(format!(
                 "opening a channel to {target_text} timed out after {}s",
@@ -242,6 +275,11 @@ async fn connection<S>(
             return;
         }
     };
+    if let Some(v) = socks_version
+        && socks::reply(&mut sock, v, Ok(())).await.is_err()
+    {
+        return;
+    }
     stats.active.fetch_add(1, Ordering::Relaxed);
     let (mut from_remote, to_remote) = channel.split();
     let to_remote = Arc::new(to_remote);
