@@ -8,7 +8,6 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::Scratch;
 use support::net::{Up, echo_server, echo_through};
 use support::sshd::{Sshd, keygen};
 use support::tunnel::{entry, have_servers, local_user, with_key};
@@ -430,19 +429,4 @@ fn a_unix_socket_listener_is_private_and_carries_data() {
     c.read_to_end(&mut back).expect("read");
     assert_eq!(back, b"over a unix socket");
     assert_eq!(up.interrupt(), 0);
-}
-
-#[test]
-fn remote_forwards_are_reported_as_not_supported_yet() {
-    if !have_servers() {
-        return;
-    }
-    let s = Scratch::new();
-    s.write(
-        "ssh_config",
-        "Host rev\n    HostName 127.0.0.1\n    RemoteForward 9000 localhost:80\n",
-    );
-    s.warren(&["--ssh-config", "ssh_config", "up", "rev"])
-        .expect_code(1)
-        .expect_stderr("remote forwards are not supported yet");
 }

@@ -25,7 +25,7 @@ use crate::config::model::{Connection, Hop};
 use crate::prompt::{Answer, Prompt, Prompter};
 use crate::ssh::client::{self};
 use crate::tunnel::{self, Stats, Target};
-use supervisor::Supervisor;
+use supervisor::{RemoteSpec, Supervisor};
 
 pub const EVENT_BUFFER: usize = 4096;
 
@@ -287,6 +287,7 @@ impl Actor {
             .join(" -> ");
         // Bind every listener first: a port in use is an error for this tunnel only.
         let mut listeners = Vec::new();
+        let mut remote: Vec<RemoteSpec> = Vec::new();
         for f in &conn.forwards {
             let f = &f.value;
             let (target, shown) = match (f.kind, &f.connect) {
@@ -314,11 +315,39 @@ impl Actor {
                     });
                     continue;
                 }
-                (ForwardKind::Remote, _) => {
-                    self.emit(Event::Error {
-                        name: name.clone(),
-                        message: "remote forwards are not supported yet; skipped".into(),
+                (
+                    ForwardKind::Remote,
+                    Some(Endpoint::Tcp {
+                        host: Some(th),
+                        port: tp,
+                    }),
+                ) => {
+                    let (bind, port) = match &f.listen {
+                        Endpoint::Tcp { host, port } => (
+                            host.clone()
+                                .filter(|h| !h.is_empty())
+                                .unwrap_or_else(|| "localhost".into()),
+                            *port,
+                        ),
+                        Endpoint::Unix(_) => {
+                            self.emit(Event::Error {
+                                name: name.clone(),
+                                message:
+                                    "remote forwards on unix sockets are not supported yet; skipped"
+                                        .into(),
+                            });
+                            continue;
+                        }
+                    };
+                    remote.push(RemoteSpec {
+                        bind,
+                        port,
+                        target: (th.clone(), *tp),
                     });
+                    continue;
+                }
+                (ForwardKind::Remote, _) => {
+                    self.emit(Event::Error { name: name.clone(), message: "remote forwards to unix sockets or SOCKS are not supported yet; skipped".into() });
                     continue;
                 }
             };
@@ -341,7 +370,7 @@ impl Actor {
                 }),
             }
         }
-        if listeners.is_empty() {
+        if listeners.is_empty() && remote.is_empty() {
             self.emit(Event::State {
                 name: name.clone(),
                 state: TunnelState::Failed {
@@ -350,7 +379,12 @@ impl Actor {
             });
             return;
         }
-        let key = chain_key(&conn.hops);
+        // A tunnel with remote forwards keeps its own session: its requests follow it.
+        let key = if remote.is_empty() {
+            chain_key(&conn.hops)
+        } else {
+            format!("{}#{name}", chain_key(&conn.hops))
+        };
         let stop = CancellationToken::new();
         let stats = Arc::new(Stats::default());
         let session = match self.sessions.get_mut(&key) {
@@ -380,6 +414,9 @@ impl Actor {
                     events: self.events.clone(),
                     members: Arc::clone(&members),
                     prompter: Arc::clone(&self.prompter),
+                    reverse: (!remote.is_empty())
+                        .then(|| Arc::new(tunnel::Reverse::new(Arc::clone(&stats), stop.clone()))),
+                    remote: remote.clone(),
                 };
                 tokio::spawn(sup.run(sstop.clone()));
                 self.sessions.insert(

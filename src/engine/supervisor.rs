@@ -25,6 +25,17 @@ pub(super) struct Supervisor {
     pub(super) events: broadcast::Sender<Event>,
     pub(super) members: Members,
     pub(super) prompter: Arc<Prompter>,
+    /// Remote forwards to request after every connect, and where their connections go.
+    pub(super) remote: Vec<RemoteSpec>,
+    pub(super) reverse: Option<Arc<crate::tunnel::Reverse>>,
+}
+
+/// A remote forward: the bastion listens on `bind:port` (0: it picks) for `target` here.
+#[derive(Clone, Debug)]
+pub(super) struct RemoteSpec {
+    pub bind: String,
+    pub port: u16,
+    pub target: (String, u16),
 }
 
 impl Supervisor {
@@ -68,6 +79,48 @@ impl Supervisor {
         }
     }
 
+    /// Asks the bastion to listen for every remote forward (again, after a reconnect).
+    async fn request_remote(&self, chain: &Chain) {
+        let Some(reverse) = &self.reverse else { return };
+        reverse.clear();
+        let last = chain.last();
+        let timeout = self
+            .hops
+            .last()
+            .map(|h| h.connect_timeout.value.0)
+            .unwrap_or(Duration::from_secs(15));
+        let via = self
+            .hops
+            .iter()
+            .map(|h| h.name.clone())
+            .collect::<Vec<_>>()
+            .join(" -> ");
+        for spec in &self.remote {
+            let asked = tokio::time::timeout(
+                timeout,
+                last.tcpip_forward(spec.bind.clone(), u32::from(spec.port)),
+            )
+            .await;
+            let target =
+                crate::config::forward::Endpoint::tcp(spec.target.0.clone(), spec.target.1)
+                    .to_string();
+            match asked {
+                Ok(Ok(bound)) => {
+                    let port = if spec.port == 0 { bound } else { u32::from(spec.port) };
+                    reverse.add(port, spec.target.clone());
+                    for (name, _) in self.members() {
+                        let _ = self.events.send(Event::Listening { name, local: format!("{}:{port} on the bastion", spec.bind), target: target.clone(), via: via.clone() });
+                    }
+                }
+                Ok(Err(e)) => self.error(&format!(
+                    "the bastion refused to listen on {}:{} ({e}): the port is in use there, or sshd forbids it (AllowTcpForwarding, GatewayPorts for a non-loopback address, PermitListen)",
+                    spec.bind, spec.port
+                )),
+                Err(_) => self.error(&format!("the bastion did not answer the request to listen on {}:{}", spec.bind, spec.port)),
+            }
+        }
+    }
+
     pub(super) async fn run(self, stop: CancellationToken) {
         let mut attempt: u32 = 0;
         let mut ever_up = false;
@@ -75,7 +128,7 @@ impl Supervisor {
             self.state(TunnelState::Connecting);
             let result = tokio::select! {
                 _ = stop.cancelled() => return,
-                r = client::connect(&self.hops, &self.prompter, &self.label) => r,
+                r = client::connect(&self.hops, &self.prompter, &self.label, self.reverse.as_ref()) => r,
             };
             match result {
                 Ok(chain) => {
@@ -89,6 +142,7 @@ impl Supervisor {
                     }
                     ever_up = true;
                     attempt = 0;
+                    self.request_remote(&chain).await;
                     let _ = self.current.send(Some(Arc::clone(chain.last())));
                     self.state(TunnelState::Up);
                     let lost = wait_closed(&chain, &stop).await;

@@ -148,6 +148,8 @@ pub struct Client {
     pub dry_run: bool,
     /// The algorithms key exchange settled on, once it is done.
     pub negotiated: Arc<Mutex<Option<String>>>,
+    /// Where connections the bastion forwards (remote forwards) go; `None`: refuse them.
+    pub reverse: Option<Arc<crate::tunnel::Reverse>>,
 }
 
 impl Client {
@@ -161,12 +163,97 @@ impl Client {
             connection: connection.to_string(),
             dry_run: false,
             negotiated: Arc::new(Mutex::new(None)),
+            reverse: None,
         }
     }
 }
 
 impl client::Handler for Client {
     type Error = russh::Error;
+
+    // A tunnel client opens channels; the server may open only the forwarded connections of
+    // remote forwards it was asked for. Everything else it tries is refused (dropping the
+    // reply refuses), where russh would accept by default.
+    async fn server_channel_open_forwarded_tcpip(
+        &mut self,
+        channel: russh::Channel<client::Msg>,
+        _connected_address: &str,
+        connected_port: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: client::ChannelOpenHandle,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        if let Some(reverse) = &self.reverse
+            && let Some(target) = reverse.target(connected_port)
+        {
+            reply.accept().await;
+            reverse.serve(target, channel);
+        }
+        Ok(())
+    }
+
+    async fn server_channel_open_session(
+        &mut self,
+        _c: russh::Channel<client::Msg>,
+        _reply: client::ChannelOpenHandle,
+        _s: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    async fn server_channel_open_direct_tcpip(
+        &mut self,
+        _c: russh::Channel<client::Msg>,
+        _h: &str,
+        _p: u32,
+        _oa: &str,
+        _op: u32,
+        _reply: client::ChannelOpenHandle,
+        _s: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    async fn server_channel_open_direct_streamlocal(
+        &mut self,
+        _c: russh::Channel<client::Msg>,
+        _p: &str,
+        _reply: client::ChannelOpenHandle,
+        _s: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    async fn server_channel_open_forwarded_streamlocal(
+        &mut self,
+        _c: russh::Channel<client::Msg>,
+        _p: &str,
+        _reply: client::ChannelOpenHandle,
+        _s: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    async fn server_channel_open_x11(
+        &mut self,
+        _c: russh::Channel<client::Msg>,
+        _oa: &str,
+        _op: u32,
+        _reply: client::ChannelOpenHandle,
+        _s: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    async fn server_channel_open_agent_forward(
+        &mut self,
+        _c: russh::Channel<client::Msg>,
+        _reply: client::ChannelOpenHandle,
+        _s: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        Ok(())
+    }
 
     async fn kex_done(
         &mut self,
@@ -413,12 +500,16 @@ pub async fn connect(
     hops: &[Hop],
     prompter: &Arc<Prompter>,
     connection: &str,
+    reverse: Option<&Arc<crate::tunnel::Reverse>>,
 ) -> Result<Chain, ConnectError> {
     let mut handles: Vec<Arc<Handle<Client>>> = Vec::with_capacity(hops.len());
     let mut warnings = Vec::new();
     for (i, hop) in hops.iter().enumerate() {
         let addr = hop.address();
-        let client = Client::new(hop, prompter, connection);
+        let mut client = Client::new(hop, prompter, connection);
+        if i + 1 == hops.len() {
+            client.reverse = reverse.cloned();
+        }
         let seen = Arc::clone(&client.seen);
         let config = ssh_config(hop);
         let result = match handles.last() {

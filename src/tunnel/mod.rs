@@ -280,6 +280,20 @@ async fn connection<S>(
     {
         return;
     }
+    pipe(channel, sock, stats, shutdown).await;
+}
+
+/// Copies between an open channel and a local stream until both sides are done, always
+/// draining the channel (see the module docs); a client that does not read is closed past
+/// [`MAX_QUEUED`].
+pub async fn pipe<S>(
+    channel: russh::Channel<russh::client::Msg>,
+    sock: S,
+    stats: Arc<Stats>,
+    shutdown: CancellationToken,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     stats.active.fetch_add(1, Ordering::Relaxed);
     let (mut from_remote, to_remote) = channel.split();
     let to_remote = Arc::new(to_remote);
@@ -469,5 +483,72 @@ pub async fn bind(
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
             Ok((Listener::Unix(l), path.display().to_string()))
         }
+    }
+}
+
+/// The remote forwards of one session: which local target each port the bastion listens on
+/// leads to. Connections the bastion forwards become [`pipe`]s to that target.
+pub struct Reverse {
+    targets: std::sync::Mutex<std::collections::HashMap<u32, (String, u16)>>,
+    stats: Arc<Stats>,
+    shutdown: CancellationToken,
+}
+
+impl Reverse {
+    pub fn new(stats: Arc<Stats>, shutdown: CancellationToken) -> Self {
+        Reverse {
+            targets: std::sync::Mutex::new(std::collections::HashMap::new()),
+            stats,
+            shutdown,
+        }
+    }
+
+    /// The bastion listens on `port` for `target`.
+    pub fn add(&self, port: u32, target: (String, u16)) {
+        if let Ok(mut t) = self.targets.lock() {
+            t.insert(port, target);
+        }
+    }
+
+    pub fn clear(&self) {
+        if let Ok(mut t) = self.targets.lock() {
+            t.clear();
+        }
+    }
+
+    /// Where a connection to the bastion's `port` goes, if it is one of ours.
+    pub fn target(&self, port: u32) -> Option<(String, u16)> {
+        self.targets.lock().ok().and_then(|t| t.get(&port).cloned())
+    }
+
+    /// Connects to the local target and pipes the forwarded channel to it, in its own task.
+    pub fn serve(&self, target: (String, u16), channel: russh::Channel<russh::client::Msg>) {
+        let (stats, shutdown) = (Arc::clone(&self.stats), self.shutdown.clone());
+        tokio::spawn(async move {
+            stats.total.fetch_add(1, Ordering::Relaxed);
+            let connected = tokio::time::timeout(
+                Duration::from_secs(10),
+                tokio::net::TcpStream::connect((target.0.as_str(), target.1)),
+            )
+            .await;
+            match connected {
+                Ok(Ok(sock)) => {
+                    let _ = sock.set_nodelay(true);
+                    pipe(channel, sock, stats, shutdown).await;
+                }
+                other => {
+                    let why = match other {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => "timed out".into(),
+                    };
+                    let _ = channel.close().await;
+                    stats.failed.fetch_add(1, Ordering::Relaxed);
+                    stats.note_failure(format!(
+                        "a connection forwarded by the bastion could not reach {}:{}: {why}",
+                        target.0, target.1
+                    ));
+                }
+            }
+        });
     }
 }
