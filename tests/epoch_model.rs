@@ -504,3 +504,57 @@ fn a_wrong_type_for_a_table_is_an_error_on_the_entry() {
         f.problems
     );
 }
+
+#[test]
+fn reverse_tables_are_remote_forwards() {
+    let ssh = "Host edge\n    HostName edge.example.com\n    User edgeuser\n";
+    let f = load_with(
+        r#"[reverse.metrics]
+bastion = "edge"
+remote_port = 0
+target = "127.0.0.1:9100"
+
+[reverse.pg-in]
+remote_bind = "0.0.0.0"
+remote_port = 15432
+target = "db.local:5432"
+
+[reverse.pg-in.bastion]
+host = "bastion.example.com"
+user = "ops"
+
+[reverse.broken]
+bastion = "edge"
+remote_port = 1
+target = "no-port-here"
+"#,
+        &[],
+        ssh,
+    );
+    let names: Vec<&str> = f.connections.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["metrics", "pg-in"]);
+    let m = &f.connections[0];
+    assert_eq!(m.hops[0].host.value, "edge.example.com");
+    let fw = &m.forwards[0].value;
+    assert_eq!(fw.kind, ForwardKind::Remote);
+    assert_eq!(
+        fw.listen,
+        Endpoint::Tcp {
+            host: None,
+            port: 0
+        }
+    );
+    assert_eq!(fw.connect, Some(Endpoint::tcp("127.0.0.1", 9100)));
+    let p = &f.connections[1];
+    assert_eq!(
+        (p.hops[0].host.value.as_str(), p.hops[0].user.value.as_str()),
+        ("bastion.example.com", "ops")
+    );
+    assert_eq!(p.forwards[0].value.listen, Endpoint::tcp("0.0.0.0", 15432));
+    let err = f
+        .problems
+        .iter()
+        .find(|p| p.message.contains("no-port-here"))
+        .expect("the broken entry is named");
+    assert_eq!(line(&err.origin), 18);
+}

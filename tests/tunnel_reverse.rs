@@ -151,3 +151,36 @@ fn a_refused_remote_port_is_a_clear_error() {
     );
     assert_eq!(up.interrupt(), 0);
 }
+
+#[test]
+fn a_reverse_table_in_epoch_toml_works_the_same() {
+    if !have_servers() {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let (s, key) = with_key(&sshd);
+    let echo = echo_server();
+    s.write(
+        "epoch.toml",
+        &format!(
+            "[reverse.back]\nremote_bind = \"127.0.0.1\"\nremote_port = 0\ntarget = \"127.0.0.1:{echo}\"\n\n[reverse.back.bastion]\nhost = \"127.0.0.1\"\nport = {}\nuser = \"{}\"\nkey_file = \"{key}\"\n",
+            sshd.port,
+            local_user()
+        ),
+    );
+    let mut up = Up::start(
+        s.path(),
+        &[
+            "--ssh-config",
+            "/dev/null",
+            "--known-hosts",
+            "known_hosts",
+            "up",
+            "back",
+            "--json",
+        ],
+    );
+    let addr = remote_listening(&mut up);
+    assert_eq!(echo_through(&addr, b"from epoch.toml"), b"from epoch.toml");
+    assert_eq!(up.interrupt(), 0);
+}

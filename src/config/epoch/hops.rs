@@ -192,7 +192,7 @@ pub(super) fn hops(
 }
 
 /// `jump_host = "alias"`: the alias resolved through ssh_config, its own ProxyJump included.
-fn ssh_alias_hops(
+pub(super) fn ssh_alias_hops(
     alias: &str,
     origin: Origin,
     ssh: &SshConfig,

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use fields::{Findings, Source, Table};
 
 use super::context::Context;
+use super::destination::Destination;
 use super::forward::{Endpoint, Forward, ForwardKind};
 use super::model::{Connection, Database, Policy, SourceKind};
 use super::origin::{Origin, Problem, Sourced};
@@ -115,18 +116,33 @@ pub fn load(path: &Path, text: &str, ctx: &Context, ssh: &SshConfig) -> EpochFil
         name: String::new(),
         origin: Origin::file(&path, 1),
     };
+    let mut seen: std::collections::HashMap<String, Origin> = std::collections::HashMap::new();
+    load_storage(&root, ssh, &mut out, &mut seen);
+    load_reverse(&root, ssh, &mut out, &mut seen);
+    // In the order the file has them, not grouped by engine table.
+    out.connections
+        .sort_by_key(|c| c.origin.file_line().map(|(_, l)| l).unwrap_or(0));
+    out
+}
+
+/// `[storage.<engine>.<name>]`: databases, with their ssh_tunnel.
+fn load_storage(
+    root: &Table,
+    ssh: &SshConfig,
+    out: &mut EpochFile,
+    seen: &mut std::collections::HashMap<String, Origin>,
+) {
     let Some(storage) = root.sub("storage") else {
-        return out;
+        return;
     };
     let storage = match storage {
         Ok(s) => s,
         Err(p) => {
             out.problems
                 .push(p.with_fix("write [storage.<engine>.<name>] tables"));
-            return out;
+            return;
         }
     };
-    let mut seen: std::collections::HashMap<String, Origin> = std::collections::HashMap::new();
     for (engine, _) in storage.table.iter() {
         let engine_table = match storage.sub(engine) {
             Some(Ok(t)) => t,
@@ -176,10 +192,158 @@ pub fn load(path: &Path, text: &str, ctx: &Context, ssh: &SshConfig) -> EpochFil
             }
         }
     }
-    // In the order the file has them, not grouped by engine table.
-    out.connections
-        .sort_by_key(|c| c.origin.file_line().map(|(_, l)| l).unwrap_or(0));
-    out
+}
+
+/// Keys of a `[reverse.<name>]` table.
+pub const REVERSE_KEYS: &[&str] = &["bastion", "remote_bind", "remote_port", "target"];
+
+/// `[reverse.<name>]`: the bastion listens on remote_bind:remote_port (0: it picks) and its
+/// connections reach `target` (host:port) here — `ssh -R`. `bastion` is an ssh_config alias or
+/// `user@host:port`, or a table with the ssh_tunnel keys.
+fn load_reverse(
+    root: &Table,
+    ssh: &SshConfig,
+    out: &mut EpochFile,
+    seen: &mut std::collections::HashMap<String, Origin>,
+) {
+    let Some(reverse) = root.sub("reverse") else {
+        return;
+    };
+    let reverse = match reverse {
+        Ok(r) => r,
+        Err(p) => {
+            out.problems
+                .push(p.with_fix("write [reverse.<name>] tables"));
+            return;
+        }
+    };
+    for (name, _) in reverse.table.iter() {
+        let t = match reverse.sub(name) {
+            Some(Ok(t)) => Table {
+                name: format!("reverse.{name}"),
+                ..t
+            },
+            Some(Err(p)) => {
+                out.problems
+                    .push(p.with_fix(format!("write [reverse.{name}] as a table")));
+                continue;
+            }
+            None => continue,
+        };
+        let mut f = Findings::default();
+        t.unknown_keys(REVERSE_KEYS, &mut f);
+        let conn = reverse_connection(name, &t, ssh, &mut f);
+        out.problems.extend(f.problems.iter().cloned());
+        if f.has_errors() {
+            continue;
+        }
+        let Some(mut c) = conn else { continue };
+        if let Some(first) = seen.get(name) {
+            out.problems.push(Problem::error(t.origin.clone(), format!("a second entry named '{name}' (the first is at {first}); this one is skipped")).with_fix("give each entry its own name"));
+            continue;
+        }
+        c.problems.extend(
+            f.problems
+                .into_iter()
+                .filter(|p| p.severity == super::Severity::Warning),
+        );
+        seen.insert(name.to_string(), t.origin.clone());
+        out.connections.push(c);
+    }
+}
+
+fn reverse_connection(
+    name: &str,
+    t: &Table,
+    ssh: &SshConfig,
+    f: &mut Findings,
+) -> Option<Connection> {
+    let target = match t.string("target", f) {
+        Some(v) => match Destination::parse(&v.value) {
+            Ok(Destination {
+                host,
+                port: Some(port),
+                user: None,
+            }) => Sourced::new(Endpoint::tcp(host, port), v.origin),
+            _ => {
+                f.push(
+                    Problem::error(
+                        v.origin,
+                        format!("[{}] target '{}' is not host:port", t.name, v.value),
+                    )
+                    .with_fix("write target = \"127.0.0.1:5432\""),
+                );
+                return None;
+            }
+        },
+        None => {
+            f.push(
+                Problem::error(
+                    t.origin.clone(),
+                    format!(
+                        "[{}] has no target: the local host:port the bastion's port leads to",
+                        t.name
+                    ),
+                )
+                .with_fix("add target = \"127.0.0.1:5432\""),
+            );
+            return None;
+        }
+    };
+    let Some(port) = t.port("remote_port", true, f) else {
+        if t.item("remote_port").is_none() {
+            f.push(
+                Problem::error(t.origin.clone(), format!("[{}] has no remote_port", t.name))
+                    .with_fix("add remote_port = 15432 (0 lets the bastion pick)"),
+            );
+        }
+        return None;
+    };
+    let bind = t.string("remote_bind", f).map(|b| b.value);
+    let hops = match t.item("bastion") {
+        Some((item, origin)) => match item.as_str() {
+            Some(alias) => hops::ssh_alias_hops(alias, origin, ssh, f)?,
+            None => match t.sub("bastion") {
+                Some(Ok(bt)) => hops::hops(&bt, &hops::Inherit::default(), true, ssh, f)?,
+                Some(Err(p)) => {
+                    f.push(
+                        p.with_fix("write bastion = \"alias\" or a [reverse.<name>.bastion] table"),
+                    );
+                    return None;
+                }
+                None => return None,
+            },
+        },
+        None => {
+            f.push(
+                Problem::error(t.origin.clone(), format!("[{}] has no bastion", t.name))
+                    .with_fix("add bastion = \"ops@bastion.example.com\" (or an ssh_config alias)"),
+            );
+            return None;
+        }
+    };
+    Some(Connection {
+        name: name.to_string(),
+        display_name: name.to_string(),
+        source: SourceKind::Epoch,
+        origin: t.origin.clone(),
+        hops,
+        forwards: vec![Sourced::new(
+            Forward {
+                kind: ForwardKind::Remote,
+                listen: Endpoint::Tcp {
+                    host: bind,
+                    port: port.value,
+                },
+                connect: Some(target.value),
+            },
+            port.origin,
+        )],
+        database: None,
+        policy: Policy::defaults(),
+        problems: Vec::new(),
+        other: Vec::new(),
+    })
 }
 
 /// One storage entry; `None` when it is not a network database (e.g. an object store).
