@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod diagnose;
 pub mod engine;
 pub mod fsutil;

@@ -60,7 +60,24 @@ enum Command {
         /// One JSON event a line.
         #[arg(long)]
         json: bool,
+        /// Hand the tunnels to the per-user daemon and return: they outlive this terminal.
+        #[arg(long)]
+        detach: bool,
     },
+    /// What the daemon runs: state, local address, target, uptime, bytes, reconnects.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Close tunnels the daemon runs.
+    Down {
+        names: Vec<String>,
+        #[arg(long, conflicts_with = "names")]
+        all: bool,
+    },
+    /// The daemon itself (started by `up --detach`).
+    #[command(hide = true)]
+    Daemon,
 }
 
 /// The runtime of the network commands. Single-threaded by default, like ssh: the bytes of a
@@ -126,10 +143,12 @@ fn main() -> ExitCode {
             return ExitCode::from(code as u8);
         }
     };
+    // Absolute, so that a daemon started from here reads the same files from anywhere.
+    let abs = |p: Option<PathBuf>| p.map(|p| std::path::absolute(&p).unwrap_or(p));
     let paths = Paths {
-        ssh_config: cli.ssh_config,
-        epoch: cli.config,
-        known_hosts: cli.known_hosts,
+        ssh_config: abs(cli.ssh_config),
+        epoch: abs(cli.config),
+        known_hosts: abs(cli.known_hosts),
     };
     let catalog = Catalog::load(&paths, Arc::new(Context::from_process()));
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
@@ -155,7 +174,48 @@ fn main() -> ExitCode {
         Some(Command::Show { name, json }) => {
             cli::show::run(&catalog, &name, json, &mut out, &mut err)
         }
-        Some(Command::Up { names, json }) => {
+        Some(Command::Up {
+            names,
+            json,
+            detach: true,
+        }) => {
+            drop((out, err));
+            let ctx = Arc::new(Context::from_process());
+            with_runtime(|(mut o, mut e)| async move {
+                cli::daemon::up(&catalog, &ctx, &paths, &names, json, &mut o, &mut e).await
+            })
+        }
+        Some(Command::Status { json }) => {
+            drop((out, err));
+            let ctx = Context::from_process();
+            with_runtime(|(mut o, _)| async move { cli::daemon::status(&ctx, json, &mut o).await })
+        }
+        Some(Command::Down { names, all }) => {
+            drop((out, err));
+            let ctx = Context::from_process();
+            with_runtime(|(mut o, mut e)| async move {
+                cli::daemon::down(&ctx, &names, all, &mut o, &mut e).await
+            })
+        }
+        Some(Command::Daemon) => {
+            drop((out, err));
+            raise_nofile_limit();
+            let ctx = Arc::new(Context::from_process());
+            with_runtime(|_| async move {
+                match warren::daemon::serve(paths, ctx).await {
+                    Ok(()) => cli::exit::OK,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        cli::exit::FAILED
+                    }
+                }
+            })
+        }
+        Some(Command::Up {
+            names,
+            json,
+            detach: false,
+        }) => {
             drop((out, err));
             raise_nofile_limit();
             with_runtime(|(mut o, mut e)| async move {

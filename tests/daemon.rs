@@ -1,0 +1,147 @@
+//! The per-user daemon: `up --detach` hands tunnels to it and returns, `status` and `down`
+//! talk to it, and its control socket is private, single, self-healing and strict.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+
+use support::Scratch;
+use support::net::{echo_server, echo_through};
+use support::sshd::Sshd;
+use support::tunnel::{entry, have_servers, with_key};
+
+/// A scratch home with its own runtime dir; the daemon is closed when this goes away.
+struct Home {
+    s: Scratch,
+    run: String,
+}
+
+impl Home {
+    fn new(s: Scratch) -> Home {
+        let run = s.path().join("run").display().to_string();
+        std::fs::create_dir_all(&run).expect("run dir");
+        Home { s, run }
+    }
+    fn warren(&self, args: &[&str]) -> support::Run {
+        let mut all = vec!["--ssh-config", "/dev/null", "--known-hosts", "known_hosts"];
+        all.extend_from_slice(args);
+        self.s.warren_env(&all, &[("XDG_RUNTIME_DIR", &self.run)])
+    }
+    fn socket(&self) -> std::path::PathBuf {
+        std::path::Path::new(&self.run).join("warren/control.sock")
+    }
+    fn ask(&self, line: &[u8]) -> serde_json::Value {
+        let mut c = UnixStream::connect(self.socket()).expect("connect to the control socket");
+        c.write_all(line).expect("write");
+        let mut answer = String::new();
+        BufReader::new(c).read_line(&mut answer).expect("answer");
+        serde_json::from_str(&answer).unwrap_or_else(|e| panic!("not JSON ({e}): {answer}"))
+    }
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        let _ = self.warren(&["down", "--all"]);
+    }
+}
+
+fn setup() -> Option<(Sshd, Home, u16)> {
+    if !have_servers() {
+        return None;
+    }
+    let sshd = Sshd::start("");
+    let (s, key) = with_key(&sshd);
+    let echo = echo_server();
+    s.write("epoch.toml", &entry("pg", echo, &sshd, Some(&key), ""));
+    Some((sshd, Home::new(s), echo))
+}
+
+#[test]
+fn up_detach_returns_and_the_tunnel_keeps_carrying_data_until_down() {
+    let Some((_sshd, h, echo)) = setup() else {
+        return;
+    };
+    let r = h.warren(&["up", "--detach", "pg"]);
+    r.expect_code(0)
+        .expect_stdout(&format!("-> 127.0.0.1:{echo}"))
+        .expect_stdout("up");
+    // The client process has exited; the daemon carries the tunnel.
+    let r = h.warren(&["status", "--json"]);
+    r.expect_code(0);
+    let v = r.json();
+    assert_eq!(v[0]["name"], "pg");
+    assert_eq!(v[0]["state"], "up");
+    let local = v[0]["local"][0].as_str().unwrap_or_default().to_string();
+    let data: Vec<u8> = (0..500_000u32).map(|i| (i % 239) as u8).collect();
+    assert_eq!(echo_through(&local, &data), data);
+    // Counters show in status.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let v = h.warren(&["status", "--json"]).json();
+    assert!(v[0]["bytes_in"].as_u64().unwrap_or(0) >= 500_000, "{v}");
+
+    h.warren(&["down", "pg"])
+        .expect_code(0)
+        .expect_stdout("0 tunnel(s) still running");
+    h.warren(&["status"])
+        .expect_code(0)
+        .expect_stdout("no tunnels are running");
+    assert!(
+        std::net::TcpStream::connect(&local).is_err(),
+        "the tunnel is closed"
+    );
+}
+
+#[test]
+fn the_control_socket_is_private_single_and_strict() {
+    let Some((_sshd, h, _)) = setup() else { return };
+    // A socket file left by a dead daemon does not stop a new one.
+    let dir = std::path::Path::new(&h.run).join("warren");
+    std::fs::create_dir_all(&dir).expect("dir");
+    drop(std::os::unix::net::UnixListener::bind(h.socket()).expect("stale socket"));
+    assert!(h.socket().exists(), "a stale socket file is there");
+    h.warren(&["up", "--detach", "pg"]).expect_code(0);
+
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700, "the directory is the user's only");
+    assert_eq!(mode(&h.socket()), 0o600, "the socket is the user's only");
+
+    // A second daemon is refused.
+    let r = h.warren(&["daemon"]);
+    r.expect_code(1)
+        .expect_stderr("another warren daemon is running");
+
+    // Malformed, wrong-version and oversized requests get an error; the daemon keeps serving.
+    let a = h.ask(b"this is not json\n");
+    assert_eq!(a["ok"], false);
+    assert!(
+        a["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not a JSON request"),
+        "{a}"
+    );
+    let a = h.ask(b"{\"v\": 99, \"cmd\": \"status\"}\n");
+    assert!(
+        a["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("protocol version 99"),
+        "{a}"
+    );
+    let mut big = vec![b'x'; 70 * 1024];
+    big.push(b'\n');
+    let a = h.ask(&big);
+    assert!(
+        a["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("longer than"),
+        "{a}"
+    );
+    let a = h.ask(b"{\"v\": 1, \"cmd\": \"status\"}\n");
+    assert_eq!(a["ok"], true);
+    assert_eq!(a["tunnels"][0]["name"], "pg", "still serving: {a}");
+}
