@@ -75,6 +75,11 @@ enum Command {
         #[arg(long, conflicts_with = "names")]
         all: bool,
     },
+    /// A systemd unit that runs `warren up NAME...` (install, uninstall, status).
+    Service {
+        #[command(subcommand)]
+        action: ServiceAction,
+    },
     /// The daemon itself (started by `up --detach`).
     #[command(hide = true)]
     Daemon,
@@ -128,6 +133,35 @@ fn raise_nofile_limit() {
         // SAFETY: lim is a valid, initialised rlimit.
         unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
     }
+}
+
+#[derive(Subcommand)]
+enum ServiceAction {
+    /// Write the unit (prints the enable / start commands unless --now).
+    Install {
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// A system unit in /etc/systemd/system instead of a user unit.
+        #[arg(long)]
+        system: bool,
+        /// Also run systemctl daemon-reload and enable --now.
+        #[arg(long)]
+        now: bool,
+    },
+    /// Remove the unit.
+    Uninstall {
+        #[arg(required = true)]
+        names: Vec<String>,
+        #[arg(long)]
+        system: bool,
+    },
+    /// Whether the unit is installed and running.
+    Status {
+        #[arg(required = true)]
+        names: Vec<String>,
+        #[arg(long)]
+        system: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -196,6 +230,20 @@ fn main() -> ExitCode {
             with_runtime(|(mut o, mut e)| async move {
                 cli::daemon::down(&ctx, &names, all, &mut o, &mut e).await
             })
+        }
+        Some(Command::Service { action }) => {
+            let ctx = Context::from_process();
+            match action {
+                ServiceAction::Install { names, system, now } => cli::service::install(
+                    &catalog, &ctx, &paths, &names, system, now, &mut out, &mut err,
+                ),
+                ServiceAction::Uninstall { names, system } => {
+                    cli::service::uninstall(&ctx, &names, system, &mut out, &mut err)
+                }
+                ServiceAction::Status { names, system } => {
+                    cli::service::status(&ctx, &names, system, &mut out)
+                }
+            }
         }
         Some(Command::Daemon) => {
             drop((out, err));

@@ -4,6 +4,7 @@
 pub mod daemon;
 pub mod doctor;
 pub mod list;
+pub mod service;
 pub mod show;
 pub mod up;
 
