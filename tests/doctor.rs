@@ -597,3 +597,51 @@ fn with_a_password_file_the_probe_logs_in_and_names_a_wrong_password() {
         "{detail}"
     );
 }
+
+#[test]
+fn a_remote_forward_is_checked_by_asking_the_bastion_to_listen() {
+    if !have_servers() {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let (s, key) = with_key(&sshd);
+    let taken = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let busy = taken.local_addr().expect("addr").port();
+    let rev = |port: u16| {
+        format!(
+            "[reverse.back]\nremote_bind = \"127.0.0.1\"\nremote_port = {port}\ntarget = \"127.0.0.1:9\"\n[reverse.back.bastion]\nhost = \"127.0.0.1\"\nport = {}\nuser = \"{}\"\nkey_file = \"{key}\"\n",
+            sshd.port,
+            support::tunnel::local_user()
+        )
+    };
+    s.write("epoch.toml", &rev(0));
+    let (r, v) = doctor(&s, "back");
+    r.expect_code(0);
+    let fwd = v["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["id"] == "forward")
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        fwd["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("the bastion can listen on 127.0.0.1:"),
+        "{fwd:#}"
+    );
+    s.write("epoch.toml", &rev(busy));
+    let (r, v) = doctor(&s, "back");
+    r.expect_code(1);
+    let (id, _, detail, hint) = failed_at(&v);
+    assert_eq!(id, "forward");
+    assert!(
+        detail.contains(&format!("refused to listen on 127.0.0.1:{busy}")),
+        "{detail}"
+    );
+    assert!(
+        hint.contains("GatewayPorts") && hint.contains("in use"),
+        "{hint}"
+    );
+}

@@ -193,6 +193,49 @@ async fn forward_and_probe(
 ) {
     let targets = targets(conn);
     let timeout = conn.hops[hop].connect_timeout.value.0;
+    // Remote forwards: can the bastion listen where they ask? (The port is released again.)
+    for f in conn
+        .forwards
+        .iter()
+        .filter(|f| f.value.kind == ForwardKind::Remote)
+    {
+        let Endpoint::Tcp { host, port } = &f.value.listen else {
+            continue;
+        };
+        let bind = host
+            .clone()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "localhost".into());
+        let t = Instant::now();
+        match tokio::time::timeout(timeout, last.tcpip_forward(bind.clone(), u32::from(*port))).await {
+            Ok(Ok(bound)) => {
+                let p = if *port == 0 { bound } else { u32::from(*port) };
+                let _ = tokio::time::timeout(timeout, last.cancel_tcpip_forward(bind.clone(), p)).await;
+                w.pass("forward", hop, t, format!("the bastion can listen on {bind}:{p} for the remote forward"));
+            }
+            Ok(Err(e)) => w.fail(
+                "forward",
+                hop,
+                t,
+                format!("the bastion refused to listen on {bind}:{port}: {e}"),
+                "the port is in use on the bastion, or its sshd forbids it: AllowTcpForwarding (must allow remote), GatewayPorts (for an address other than loopback), PermitListen",
+            ),
+            Err(_) => w.fail("forward", hop, t, format!("the bastion did not answer the request to listen on {bind}:{port}"), "check the bastion's sshd log"),
+        }
+    }
+    if targets.is_empty()
+        && conn
+            .forwards
+            .iter()
+            .any(|f| f.value.kind == ForwardKind::Remote)
+    {
+        w.skip(
+            "probe",
+            hop,
+            "a remote forward: its target is here, not behind the bastion",
+        );
+        return;
+    }
     if targets.is_empty() {
         w.skip(
             "forward",
