@@ -28,10 +28,17 @@ pub const MAX_REQUEST: usize = 64 * 1024;
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
-    Open { names: Vec<String> },
-    Close { names: Vec<String> },
+    Open {
+        names: Vec<String>,
+    },
+    Close {
+        names: Vec<String>,
+    },
     CloseAll,
     Status,
+    /// Answers with the tunnels, then streams the engine's events (JSON lines) on this
+    /// connection until it closes: how the TUI attaches.
+    Subscribe,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -205,6 +212,8 @@ pub async fn serve(paths: Paths, ctx: Arc<Context>) -> std::io::Result<()> {
         }
     });
     let stop = tokio_util::sync::CancellationToken::new();
+    // Attached clients (the TUI): the daemon stays while any is there.
+    let subscribers = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => break,
@@ -218,8 +227,9 @@ pub async fn serve(paths: Paths, ctx: Arc<Context>) -> std::io::Result<()> {
             Arc::clone(&ctx),
             stop.clone(),
         );
+        let subs = Arc::clone(&subscribers);
         tokio::spawn(async move {
-            let _ = client_session(conn, &engine, &known, &paths, &ctx, &stop).await;
+            let _ = client_session(conn, &engine, &known, &paths, &ctx, &stop, &subs).await;
         });
     }
     engine.shutdown().await;
@@ -234,7 +244,9 @@ async fn client_session(
     paths: &Paths,
     ctx: &Arc<Context>,
     stop: &tokio_util::sync::CancellationToken,
+    subscribers: &std::sync::atomic::AtomicUsize,
 ) -> std::io::Result<()> {
+    use std::sync::atomic::Ordering;
     let (r, mut w) = conn.into_split();
     let mut r = BufReader::new(r.take(MAX_REQUEST as u64 + 1));
     let mut line = String::new();
@@ -244,13 +256,54 @@ async fn client_session(
         if n == 0 {
             return Ok(());
         }
+        if line.contains("\"subscribe\"") && line.len() <= MAX_REQUEST {
+            let mut events = engine.subscribe();
+            let answer = handle(&line, engine, known, paths, ctx, stop, subscribers).await;
+            w.write_all(
+                format!("{}\n", serde_json::to_string(&answer).unwrap_or_default()).as_bytes(),
+            )
+            .await?;
+            if answer.ok {
+                subscribers.fetch_add(1, Ordering::Relaxed);
+                let streamed: std::io::Result<()> = async {
+                    loop {
+                        match events.recv().await {
+                            Ok(ev) => {
+                                // Diagnostics and prompts stay with the client that asked for them.
+                                if matches!(
+                                    ev,
+                                    Event::Step { .. }
+                                        | Event::Diagnosed { .. }
+                                        | Event::Prompt { .. }
+                                ) {
+                                    continue;
+                                }
+                                let text = serde_json::to_string(&ev).unwrap_or_default();
+                                w.write_all(format!("{text}\n").as_bytes()).await?;
+                            }
+                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                            Err(_) => return Ok(()),
+                        }
+                    }
+                }
+                .await;
+                // The client left: with nothing running and nobody attached, the daemon goes.
+                if subscribers.fetch_sub(1, Ordering::Relaxed) == 1
+                    && known.lock().await.tunnels.is_empty()
+                {
+                    stop.cancel();
+                }
+                return streamed;
+            }
+            return Ok(());
+        }
         let answer = if line.len() > MAX_REQUEST {
             let a = Answer::error(format!("request longer than {MAX_REQUEST} bytes"));
             w.write_all(format!("{}\n", serde_json::to_string(&a).unwrap_or_default()).as_bytes())
                 .await?;
             return Ok(());
         } else {
-            handle(&line, engine, known, paths, ctx, stop).await
+            handle(&line, engine, known, paths, ctx, stop, subscribers).await
         };
         w.write_all(format!("{}\n", serde_json::to_string(&answer).unwrap_or_default()).as_bytes())
             .await?;
@@ -264,6 +317,7 @@ async fn handle(
     paths: &Paths,
     ctx: &Arc<Context>,
     stop: &tokio_util::sync::CancellationToken,
+    subscribers: &std::sync::atomic::AtomicUsize,
 ) -> Answer {
     let value: serde_json::Value = match serde_json::from_str(line) {
         Ok(v) => v,
@@ -314,26 +368,27 @@ async fn handle(
             for n in &names {
                 engine.send(Command::Close(n.clone())).await;
             }
-            settle_and_maybe_stop(known, stop).await
+            settle_and_maybe_stop(known, stop, subscribers).await
         }
         Request::CloseAll => {
             let names: Vec<String> = known.lock().await.tunnels.keys().cloned().collect();
             for n in names {
                 engine.send(Command::Close(n)).await;
             }
-            settle_and_maybe_stop(known, stop).await
+            settle_and_maybe_stop(known, stop, subscribers).await
         }
-        Request::Status => status(known, None).await,
+        Request::Status | Request::Subscribe => status(known, None).await,
     }
 }
 
 async fn settle_and_maybe_stop(
     known: &Mutex<Known>,
     stop: &tokio_util::sync::CancellationToken,
+    subscribers: &std::sync::atomic::AtomicUsize,
 ) -> Answer {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let answer = status(known, None).await;
-    if answer.tunnels.is_empty() {
+    if answer.tunnels.is_empty() && subscribers.load(std::sync::atomic::Ordering::Relaxed) == 0 {
         // Nothing left to keep alive: the daemon goes away.
         stop.cancel();
     }

@@ -81,3 +81,163 @@ fn the_tui_lists_filters_opens_a_tunnel_diagnoses_and_quits() {
         "the TUI logs to a file under the state dir:\n{log}"
     );
 }
+
+#[test]
+fn the_tui_attaches_to_the_daemon_and_toggles_its_tunnel() {
+    if !have_servers() || !support::require("tmux") {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let (s, key) = with_key(&sshd);
+    let echo = echo_server();
+    let local = free_port();
+    s.write(
+        "epoch.toml",
+        &support::tunnel::entry(
+            "pg",
+            echo,
+            &sshd,
+            Some(&key),
+            &format!("local_port = {local}"),
+        ),
+    );
+    let run = s.path().join("run").display().to_string();
+    std::fs::create_dir_all(&run).expect("run");
+    let env = [("XDG_RUNTIME_DIR", run.as_str())];
+    let args = ["--ssh-config", "/dev/null", "--known-hosts", "known_hosts"];
+    let warren_cli = |extra: &[&str]| {
+        let mut a: Vec<&str> = args.to_vec();
+        a.extend_from_slice(extra);
+        s.warren_env(&a, &env)
+    };
+    struct Down<'a>(&'a dyn Fn(&[&str]) -> support::Run);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            let _ = (self.0)(&["down", "--all"]);
+        }
+    }
+    let _cleanup = Down(&warren_cli);
+    warren_cli(&["up", "--detach", "pg"]).expect_code(0);
+
+    let warren = env!("CARGO_BIN_EXE_warren");
+    let t = Tmux::start(&format!(
+        "cd {d} && HOME={d} XDG_STATE_HOME={d}/state XDG_RUNTIME_DIR={run} {warren} --ssh-config /dev/null --known-hosts known_hosts",
+        d = s.path().display()
+    ));
+    t.wait_until("pg up, attached", |s| {
+        s.contains("attached to the daemon")
+            && s.lines().any(|l| l.contains(" up ") && l.contains("pg"))
+    });
+    assert_eq!(
+        echo_through(&format!("127.0.0.1:{local}"), b"daemon tunnel"),
+        b"daemon tunnel"
+    );
+
+    // Enter closes it in the daemon; Enter again opens it there.
+    t.keys(&["Enter"]);
+    t.wait_until("pg down", |s| {
+        s.lines().any(|l| l.contains("down") && l.contains("pg"))
+    });
+    let v = warren_cli(&["status", "--json"]).json();
+    assert_eq!(
+        v.as_array().map(Vec::len),
+        Some(0),
+        "closed in the daemon: {v}"
+    );
+    t.keys(&["Enter"]);
+    t.wait_until("pg up again", |s| {
+        s.lines().any(|l| l.contains(" up ") && l.contains("pg"))
+    });
+
+    // Quitting leaves it running in the daemon.
+    t.keys(&["q"]);
+    t.wait_for("Tunnels run in the daemon");
+    t.keys(&["y"]);
+    t.wait_for("EXITED 0");
+    let v = warren_cli(&["status", "--json"]).json();
+    assert_eq!(v[0]["name"], "pg");
+    assert_eq!(v[0]["state"], "up", "left running: {v}");
+    assert_eq!(
+        echo_through(&format!("127.0.0.1:{local}"), b"still there"),
+        b"still there"
+    );
+}
+
+#[test]
+fn tunnels_opened_in_the_tui_can_be_left_running_on_quit() {
+    if !have_servers() || !support::require("tmux") {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let (s, key) = with_key(&sshd);
+    let echo = echo_server();
+    let local = free_port();
+    s.write(
+        "epoch.toml",
+        &support::tunnel::entry(
+            "pg",
+            echo,
+            &sshd,
+            Some(&key),
+            &format!("local_port = {local}"),
+        ),
+    );
+    let run = s.path().join("run").display().to_string();
+    std::fs::create_dir_all(&run).expect("run");
+    let env = [("XDG_RUNTIME_DIR", run.as_str())];
+    let status = || {
+        s.warren_env(
+            &[
+                "--ssh-config",
+                "/dev/null",
+                "--known-hosts",
+                "known_hosts",
+                "status",
+                "--json",
+            ],
+            &env,
+        )
+        .json()
+    };
+    let warren = env!("CARGO_BIN_EXE_warren");
+    let t = Tmux::start(&format!(
+        "cd {d} && HOME={d} XDG_STATE_HOME={d}/state XDG_RUNTIME_DIR={run} {warren} --ssh-config /dev/null --known-hosts known_hosts",
+        d = s.path().display()
+    ));
+    let screen = t.wait_for("connections");
+    assert!(
+        !screen.contains("attached to the daemon"),
+        "no daemon yet:\n{screen}"
+    );
+    t.keys(&["Enter"]);
+    t.wait_until("pg up", |s| {
+        s.lines().any(|l| l.contains(" up ") && l.contains("pg"))
+    });
+    t.keys(&["q"]);
+    t.wait_for("leave them running");
+    t.keys(&["l"]);
+    t.wait_for("EXITED 0");
+    let v = status();
+    let guard = scopeguard(&s, &env);
+    assert_eq!(v[0]["name"], "pg", "the daemon took the tunnel over: {v}");
+    assert_eq!(v[0]["state"], "up");
+    assert_eq!(
+        echo_through(&format!("127.0.0.1:{local}"), b"handed over"),
+        b"handed over",
+        "on the same local port"
+    );
+    drop(guard);
+}
+
+/// Closes the daemon's tunnels (and so the daemon) when dropped.
+fn scopeguard<'a>(s: &'a support::Scratch, env: &'a [(&'a str, &'a str)]) -> impl Drop + 'a {
+    struct G<'a>(&'a support::Scratch, &'a [(&'a str, &'a str)]);
+    impl Drop for G<'_> {
+        fn drop(&mut self) {
+            let _ = self
+                .0
+                .warren_env(&["--ssh-config", "/dev/null", "down", "--all"], self.1);
+        }
+    }
+    G(s, env)
+}

@@ -132,3 +132,44 @@ fn unsupported_methods_and_commands_are_refused_cleanly() {
     echo_check(c, b"still serving");
     assert_eq!(up.interrupt(), 0);
 }
+
+#[test]
+fn socks_port_in_epoch_toml_is_a_dynamic_forward() {
+    if !have_servers() {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let (s, key) = with_key(&sshd);
+    let echo = echo_server();
+    let port = free_port();
+    s.write(
+        "epoch.toml",
+        &support::tunnel::entry(
+            "pg",
+            echo,
+            &sshd,
+            Some(&key),
+            &format!("socks_port = {port}"),
+        ),
+    );
+    let mut up = Up::start(
+        s.path(),
+        &[
+            "--ssh-config",
+            "/dev/null",
+            "--known-hosts",
+            "known_hosts",
+            "up",
+            "pg",
+            "--json",
+        ],
+    );
+    up.wait_for("the SOCKS listener", |v| {
+        v["event"] == "listening" && v["local"] == format!("127.0.0.1:{port}")
+    });
+    up.wait_for("up", |v| v["event"] == "state" && v["state"] == "up");
+    let (c, reply) = connect5(&format!("127.0.0.1:{port}"), &[1, 127, 0, 0, 1], echo);
+    assert_eq!(reply[1], 0);
+    echo_check(c, b"via socks_port");
+    assert_eq!(up.interrupt(), 0);
+}

@@ -25,7 +25,7 @@ fn line(t: &TunnelStatus) -> String {
 }
 
 /// Starts the daemon (in its own session, so it outlives this terminal) unless one answers.
-async fn ensure_daemon(ctx: &Context, paths: &Paths) -> Result<(), String> {
+pub async fn ensure_daemon(ctx: &Context, paths: &Paths) -> Result<(), String> {
     if daemon::request(ctx, Request::Status).await.is_ok() {
         return Ok(());
     }

@@ -52,8 +52,22 @@ pub enum Mode {
     ConfirmQuit,
 }
 
+/// What quitting does with open tunnels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuitChoice {
+    /// Local tunnels close; the daemon's keep running.
+    Default,
+    /// Local tunnels are handed to the daemon and keep running.
+    LeaveRunning,
+    /// The daemon's tunnels close too.
+    CloseAll,
+}
+
 pub struct App {
     pub connections: Vec<Connection>,
+    /// The tunnels live in the per-user daemon (the TUI attached to it).
+    pub attached: bool,
+    pub quit_choice: QuitChoice,
     /// Each connection's lowercase search text (name, hosts, target), computed once.
     haystacks: Vec<String>,
     pub states: HashMap<String, TunnelState>,
@@ -101,6 +115,8 @@ pub enum Effect {
 impl App {
     pub fn new(connections: Vec<Connection>, looked_in: Vec<String>) -> Self {
         App {
+            attached: false,
+            quit_choice: QuitChoice::Default,
             haystacks: connections.iter().map(haystack).collect(),
             connections,
             states: HashMap::new(),
@@ -308,6 +324,14 @@ fn key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
         Mode::ConfirmQuit => {
             match k.code {
                 KeyCode::Char('y') | KeyCode::Char('Y') => app.quit = true,
+                KeyCode::Char('l') if !app.attached => {
+                    app.quit_choice = QuitChoice::LeaveRunning;
+                    app.quit = true;
+                }
+                KeyCode::Char('c') if app.attached => {
+                    app.quit_choice = QuitChoice::CloseAll;
+                    app.quit = true;
+                }
                 _ => app.mode = Mode::Normal,
             }
             Vec::new()

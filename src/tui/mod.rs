@@ -25,6 +25,7 @@ use view::Theme;
 
 use crate::config::load::FileStatus;
 use crate::config::{Catalog, Context, Paths};
+use crate::daemon;
 use crate::engine::{Engine, Event};
 
 /// Redraws at most this often while something moves (spinner, countdown, sparkline).
@@ -91,8 +92,26 @@ pub async fn run(paths: Paths, ctx: Arc<Context>, verbose: bool) -> std::io::Res
     let theme = Theme {
         color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
     };
+    // The local engine always runs (diagnostics and prompts, and the tunnels when no daemon
+    // is there); with a daemon, the tunnels live in it and its events stream in.
     let engine = Engine::start_with(true);
-    let mut events = engine.subscribe();
+    let (tx, mut events) = tokio::sync::mpsc::channel::<Event>(4096);
+    let mut local_events = engine.subscribe();
+    let ltx = tx.clone();
+    tokio::spawn(async move {
+        loop {
+            match local_events.recv().await {
+                Ok(ev) => {
+                    if ltx.send(ev).await.is_err() {
+                        return;
+                    }
+                }
+                Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return,
+            }
+        }
+    });
+    app.attached = attach(&ctx, tx.clone()).await;
     let mut log = Log::open(verbose);
 
     // ratatui::init restores the terminal on panic too.
@@ -128,12 +147,11 @@ pub async fn run(paths: Paths, ctx: Arc<Context>, verbose: bool) -> std::io::Res
                 None => break Ok(()),
             },
             ev = events.recv() => match ev {
-                Ok(ev) => {
+                Some(ev) => {
                     log.event(&ev);
                     Some(Action::Engine(ev))
                 }
-                Err(RecvError::Lagged(_)) => None,
-                Err(RecvError::Closed) => break Ok(()),
+                None => break Ok(()),
             },
             _ = tick.tick(), if app.animating() => Some(Action::Tick),
         };
@@ -141,7 +159,7 @@ pub async fn run(paths: Paths, ctx: Arc<Context>, verbose: bool) -> std::io::Res
         dirty = true;
         for effect in update(&mut app, action) {
             match effect {
-                Effect::Engine(c) => engine.send(c).await,
+                Effect::Engine(c) => send(&engine, &ctx, app.attached, c).await,
                 Effect::Copy(text) => copy_osc52(&text),
                 Effect::Reload => {
                     let catalog = Catalog::load(&paths, Arc::clone(&ctx));
@@ -156,9 +174,178 @@ pub async fn run(paths: Paths, ctx: Arc<Context>, verbose: bool) -> std::io::Res
     };
     let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
     ratatui::restore();
-    // Tunnels opened here close on quit.
+    // Local tunnels close on quit, unless the user asked to leave them running: then the
+    // daemon takes them over (after they are closed here, so their ports are free).
+    let open: Vec<String> = app
+        .connections
+        .iter()
+        .filter(|c| app.is_open(&c.display_name))
+        .map(|c| c.display_name.clone())
+        .collect();
     let _ = tokio::time::timeout(Duration::from_secs(5), engine.shutdown()).await;
+    match (app.attached, app.quit_choice) {
+        (false, app::QuitChoice::LeaveRunning)
+            if !open.is_empty()
+                && crate::cli::daemon::ensure_daemon(&ctx, &paths)
+                    .await
+                    .is_ok() =>
+        {
+            let _ = daemon::request(&ctx, daemon::Request::Open { names: open }).await;
+        }
+        (true, app::QuitChoice::CloseAll) => {
+            let _ = daemon::request(&ctx, daemon::Request::CloseAll).await;
+        }
+        _ => {}
+    }
     result
+}
+
+/// Sends a command where the tunnels live: open and close to the daemon when attached (in
+/// its own task, so the screen never waits), everything else to the local engine.
+async fn send(engine: &Engine, ctx: &Arc<Context>, attached: bool, c: crate::engine::Command) {
+    use crate::engine::Command;
+    let req = match (&c, attached) {
+        (Command::Open(conn), true) => Some(daemon::Request::Open {
+            names: vec![conn.display_name.clone()],
+        }),
+        (Command::Close(name), true) => Some(daemon::Request::Close {
+            names: vec![name.clone()],
+        }),
+        _ => None,
+    };
+    match req {
+        Some(r) => {
+            let ctx = Arc::clone(ctx);
+            tokio::spawn(async move {
+                let _ = daemon::request(&ctx, r).await;
+            });
+        }
+        None => engine.send(c).await,
+    }
+}
+
+/// Attaches to a running daemon: its tunnels, then its events, go into `tx`. False if none.
+async fn attach(ctx: &Arc<Context>, tx: tokio::sync::mpsc::Sender<Event>) -> bool {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let Ok(dir) = daemon::runtime_dir(ctx) else {
+        return false;
+    };
+    let Ok(mut conn) = tokio::net::UnixStream::connect(daemon::socket_path(&dir)).await else {
+        return false;
+    };
+    let hello = format!("{{\"v\": {}, \"cmd\": \"subscribe\"}}\n", daemon::VERSION);
+    if conn.write_all(hello.as_bytes()).await.is_err() {
+        return false;
+    }
+    let mut lines = BufReader::new(conn).lines();
+    let Ok(Ok(Some(first))) = tokio::time::timeout(Duration::from_secs(5), lines.next_line()).await
+    else {
+        return false;
+    };
+    let Ok(answer) = serde_json::from_str::<daemon::Answer>(&first) else {
+        return false;
+    };
+    if !answer.ok {
+        return false;
+    }
+    for t in answer.tunnels {
+        for local in &t.local {
+            let _ = tx
+                .send(Event::Listening {
+                    name: t.name.clone(),
+                    local: local.clone(),
+                    target: t.target.clone(),
+                    via: t.via.clone(),
+                })
+                .await;
+        }
+        let _ = tx
+            .send(Event::State {
+                name: t.name.clone(),
+                state: state_of(&t.state),
+            })
+            .await;
+    }
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if let Some(ev) = event_of(&v)
+                && tx.send(ev).await.is_err()
+            {
+                return;
+            }
+        }
+    });
+    true
+}
+
+/// A tunnel state as the daemon's status words it.
+fn state_of(s: &str) -> crate::engine::TunnelState {
+    use crate::engine::TunnelState;
+    match s {
+        "up" => TunnelState::Up,
+        "connecting" => TunnelState::Connecting,
+        s if s.starts_with("reconnecting") => TunnelState::Reconnecting {
+            in_secs: 0.0,
+            attempt: 0,
+        },
+        s if s.starts_with("failed") => TunnelState::Failed {
+            error: s.trim_start_matches("failed: ").to_string(),
+        },
+        _ => TunnelState::Down,
+    }
+}
+
+/// An engine event from the daemon's JSON stream (the kinds it sends).
+fn event_of(v: &serde_json::Value) -> Option<Event> {
+    use crate::engine::TunnelState;
+    let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
+    let n = |k: &str| v.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
+    let name = s("name")?;
+    Some(match v.get("event")?.as_str()? {
+        "listening" => Event::Listening {
+            name,
+            local: s("local")?,
+            target: s("target").unwrap_or_default(),
+            via: s("via").unwrap_or_default(),
+        },
+        "state" => Event::State {
+            name,
+            state: match s("state")?.as_str() {
+                "up" => TunnelState::Up,
+                "connecting" => TunnelState::Connecting,
+                "down" => TunnelState::Down,
+                "reconnecting" => TunnelState::Reconnecting {
+                    in_secs: v.get("in_secs").and_then(|x| x.as_f64()).unwrap_or(0.0),
+                    attempt: n("attempt") as u32,
+                },
+                _ => TunnelState::Failed {
+                    error: s("error").unwrap_or_default(),
+                },
+            },
+        },
+        "error" => Event::Error {
+            name,
+            message: s("message")?,
+        },
+        "warning" => Event::Warning {
+            name,
+            message: s("message")?,
+        },
+        "stats" => Event::Stats {
+            name,
+            bytes_in: n("bytes_in"),
+            bytes_out: n("bytes_out"),
+            active: n("active"),
+            total: n("total"),
+            reconnects: n("reconnects"),
+            uptime_secs: v.get("uptime_secs").and_then(|x| x.as_f64()),
+            last_error: s("last_error"),
+        },
+        _ => return None,
+    })
 }
 
 /// Puts text on the terminal's clipboard with OSC 52 (works over SSH and in tmux with

@@ -85,8 +85,13 @@ pub fn render(app: &App, f: &mut Frame, theme: Theme) {
         .filter(|c| app.is_open(&c.display_name))
         .count();
     let mut head = format!(
-        " warren  {} connections, {open} open",
-        app.connections.len()
+        " warren  {} connections, {open} open{}",
+        app.connections.len(),
+        if app.attached {
+            "  (attached to the daemon)"
+        } else {
+            ""
+        }
     );
     if !app.filter.value().is_empty() || app.mode == Mode::Filter {
         head.push_str(&format!("   filter: /{}", app.filter.value()));
@@ -150,9 +155,13 @@ pub fn render(app: &App, f: &mut Frame, theme: Theme) {
         Mode::Diagnose => diagnose_pane(app, f, theme),
         Mode::Prompt => prompt_modal(app, f, theme),
         Mode::ConfirmQuit => {
-            let area = centered(f.area(), 50, 5);
+            let area = centered(f.area(), 76, 5);
             f.render_widget(Clear, area);
-            let text = "Tunnels are open: they close on quit.\n\n  y quit    any other key: stay";
+            let text = if app.attached {
+                "Tunnels run in the daemon: they keep running.\n\n  y quit    c close them and quit    any other key: stay"
+            } else {
+                "Tunnels are open: they close on quit.\n\n  y quit    l leave them running in the background    other: stay"
+            };
             f.render_widget(
                 Paragraph::new(text).block(Block::default().borders(Borders::ALL).title(" quit? ")),
                 area,
@@ -178,7 +187,8 @@ pub fn status_line(app: &App, width: u16) -> String {
             Some(Prompt::HostKey { .. }) => " o accept once  s accept and save  r reject".into(),
             _ => " Enter send  Esc cancel".into(),
         },
-        Mode::ConfirmQuit => " y quit (tunnels close)  any other key stays".into(),
+        Mode::ConfirmQuit if app.attached => " y quit (tunnels keep running)  c close them  any other key stays".into(),
+        Mode::ConfirmQuit => " y quit (tunnels close)  l leave them running  any other key stays".into(),
     }
 }
 

@@ -61,6 +61,7 @@ pub const TUNNEL_KEYS: &[&str] = &[
     "local_port",
     "local_bind",
     "local_socket",
+    "socks_port",
 ];
 
 /// Keys of a `jump_host` table.
@@ -435,6 +436,20 @@ fn entry_connection(
             },
             listen.origin,
         ));
+        // socks_port: a SOCKS proxy through the same bastion (DynamicForward), on local_bind.
+        if let Some(p) = either(t, tt, "socks_port", f, |t, k, f| t.port(k, false, f)) {
+            let bind = either(t, tt, "local_bind", f, |t, k, f| t.string(k, f))
+                .map(|b| b.value)
+                .unwrap_or_else(|| "127.0.0.1".into());
+            conn.forwards.push(Sourced::new(
+                Forward {
+                    kind: ForwardKind::Dynamic,
+                    listen: Endpoint::tcp(bind, p.value),
+                    connect: None,
+                },
+                p.origin,
+            ));
+        }
         if let Some(v) = tt.boolean("auto_reconnect", f) {
             conn.policy.auto_reconnect = v;
         }
