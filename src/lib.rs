@@ -14,6 +14,7 @@ pub mod diagnose;
 pub mod engine;
 pub mod fsutil;
 pub mod prompt;
+pub mod setup;
 pub mod ssh;
 pub mod tui;
 pub mod tunnel;

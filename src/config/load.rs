@@ -190,7 +190,7 @@ impl Catalog {
     }
 }
 
-fn epoch_path(paths: &Paths, ctx: &Context) -> (PathBuf, bool) {
+pub fn epoch_path(paths: &Paths, ctx: &Context) -> (PathBuf, bool) {
     if let Some(p) = &paths.epoch {
         return (p.clone(), true);
     }

@@ -1,0 +1,282 @@
+//! `warren setup`: guided first-time setup. Every answer can be a flag (so scripts run it with
+//! no prompt); what is missing is asked on the terminal. Then: the key, the exact lines for the
+//! bastion, the entry written into epoch.toml, and the diagnostics of the new entry.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use super::exit;
+use crate::config::destination::Destination;
+use crate::config::{Catalog, Context, Paths};
+use crate::setup::{self, KeyChoice, Plan};
+
+/// The answers, as flags.
+#[derive(Clone, Debug, Default)]
+pub struct Answers {
+    pub name: Option<String>,
+    pub engine: Option<String>,
+    pub target: Option<String>,
+    pub bastion: Option<String>,
+    pub jump: Option<String>,
+    pub key: Option<PathBuf>,
+    pub generate_key: Option<PathBuf>,
+    pub agent: bool,
+    /// The generated key's passphrase is read from this environment variable.
+    pub passphrase_env: Option<String>,
+    pub instructions: Option<PathBuf>,
+    pub yes: bool,
+}
+
+fn ask(question: &str, out: &mut dyn Write) -> Option<String> {
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return None;
+    }
+    let _ = write!(out, "{question}: ");
+    let _ = out.flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).ok()?;
+    Some(line.trim().to_string()).filter(|l| !l.is_empty())
+}
+
+fn need(
+    v: Option<String>,
+    flag: &str,
+    question: &str,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Option<String> {
+    if let Some(v) = v.or_else(|| ask(question, out)) {
+        return Some(v);
+    }
+    let _ = writeln!(
+        err,
+        "error: {flag} is missing (no terminal to ask on)\n  fix: pass {flag}"
+    );
+    None
+}
+
+pub async fn run(
+    ctx: &Arc<Context>,
+    paths: &Paths,
+    a: Answers,
+    out: &mut (dyn Write + Send),
+    err: &mut (dyn Write + Send),
+) -> i32 {
+    // Step 1: what to reach.
+    let Some(engine) = need(
+        a.engine,
+        "--engine",
+        "1. engine (postgres, mysql, redis, mongodb, mssql)",
+        out,
+        err,
+    ) else {
+        return exit::BAD_CONFIG;
+    };
+    let Some(target) = need(
+        a.target,
+        "--target",
+        "1. database host:port as the bastion sees it",
+        out,
+        err,
+    ) else {
+        return exit::BAD_CONFIG;
+    };
+    let mut target = match Destination::parse(&target) {
+        Ok(d) if d.user.is_none() => d,
+        _ => {
+            let _ = writeln!(
+                err,
+                "error: --target '{target}' is not host[:port]\n  fix: e.g. --target db.internal:5432"
+            );
+            return exit::BAD_CONFIG;
+        }
+    };
+    if target.port.is_none() {
+        target.port = crate::config::epoch::default_port(&engine);
+    }
+    let Some(name) = need(a.name, "--name", "1. a name for the entry", out, err) else {
+        return exit::BAD_CONFIG;
+    };
+    // Step 2: how.
+    let Some(bastion) = need(
+        a.bastion,
+        "--bastion",
+        "2. bastion (host, user@host:port or ssh://user@host:port)",
+        out,
+        err,
+    ) else {
+        return exit::BAD_CONFIG;
+    };
+    let parse = |s: &str, flag: &str, err: &mut dyn Write| match Destination::parse(s) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            let _ = writeln!(
+                err,
+                "error: {flag}: {e}\n  fix: write host, user@host:port or ssh://user@host:port"
+            );
+            None
+        }
+    };
+    let Some(bastion) = parse(&bastion, "--bastion", err) else {
+        return exit::BAD_CONFIG;
+    };
+    let jump = match &a.jump {
+        Some(j) => match parse(j, "--jump", err) {
+            Some(d) => Some(d),
+            None => return exit::BAD_CONFIG,
+        },
+        None => None,
+    };
+    // Step 3: the key.
+    let key = match (a.generate_key, a.key, a.agent) {
+        (Some(p), None, false) => KeyChoice::Generate(p),
+        (None, Some(p), false) => KeyChoice::Existing(p),
+        (None, None, true) => KeyChoice::Agent,
+        (None, None, false) => match ask(
+            "3. key: a path to generate a new Ed25519 key at, or 'agent'",
+            out,
+        ) {
+            Some(a) if a == "agent" => KeyChoice::Agent,
+            Some(p) => {
+                KeyChoice::Generate(PathBuf::from(crate::config::expand::tilde(&p, &ctx.home)))
+            }
+            None => {
+                let _ = writeln!(
+                    err,
+                    "error: no key chosen\n  fix: pass --generate-key PATH, --key PATH or --agent"
+                );
+                return exit::BAD_CONFIG;
+            }
+        },
+        _ => {
+            let _ = writeln!(
+                err,
+                "error: choose one of --generate-key, --key and --agent"
+            );
+            return exit::BAD_CONFIG;
+        }
+    };
+    let plan = Plan {
+        name: name.clone(),
+        engine: engine.clone(),
+        target,
+        bastion,
+        jump,
+        key: key.clone(),
+    };
+    let public = match &key {
+        KeyChoice::Generate(p) => {
+            let passphrase = a
+                .passphrase_env
+                .as_deref()
+                .and_then(|v| ctx.var(v))
+                .map(str::to_string);
+            match setup::generate_key(p, passphrase.as_deref(), &format!("warren-{name}")) {
+                Ok(public) => {
+                    let _ = writeln!(
+                        out,
+                        "3. new key: {} (0600) and {}.pub",
+                        p.display(),
+                        p.display()
+                    );
+                    Some(public)
+                }
+                Err(e) => {
+                    let _ = writeln!(err, "error: {e}");
+                    return exit::FAILED;
+                }
+            }
+        }
+        KeyChoice::Existing(p) => std::fs::read_to_string(format!("{}.pub", p.display()))
+            .ok()
+            .map(|t| t.trim().to_string()),
+        KeyChoice::Agent => None,
+    };
+    // Step 4: the bastion's side.
+    let public_line =
+        public.unwrap_or_else(|| "<your public key line, e.g. from ssh-add -L>".into());
+    let text = setup::bastion_instructions(&public_line, &plan);
+    let _ = writeln!(out, "\n4. on the bastion:\n{text}");
+    if let Some(file) = &a.instructions {
+        if let Err(e) = crate::fsutil::write_atomic(file, text.as_bytes(), 0o644) {
+            let _ = writeln!(err, "error: cannot write {}: {e}", file.display());
+            return exit::FAILED;
+        }
+        let _ = writeln!(out, "   (also written to {})", file.display());
+    }
+    // Step 5: save.
+    let (path, _) = crate::config::load::epoch_path(paths, ctx);
+    let had_file = path.exists();
+    match setup::write_entry(&path, &plan, a.yes) {
+        Ok(_) => {
+            let bak = if had_file {
+                format!(" (the previous file is {}.bak)", path.display())
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                out,
+                "5. saved [storage.{engine}.{name}] in {}{bak}",
+                path.display()
+            );
+        }
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            return exit::FAILED;
+        }
+    }
+    // Step 6: test it.
+    let mut paths = paths.clone();
+    paths.epoch = Some(path);
+    let catalog = Catalog::load(&paths, Arc::clone(ctx));
+    let conn = catalog
+        .find(&name)
+        .or_else(|_| catalog.find(&format!("epoch:{name}")));
+    let Ok(conn) = conn.cloned() else {
+        let _ = writeln!(
+            err,
+            "error: the new entry did not load: {:?}",
+            catalog.problems
+        );
+        return exit::FAILED;
+    };
+    let _ = writeln!(out, "\n6. the diagnostics of {name}:");
+    let mut print = |s: &crate::diagnose::Step| {
+        let _ = writeln!(out, "{}", super::doctor::step_text(s));
+    };
+    let report = crate::diagnose::run(&conn, false, &mut print).await;
+    let failed = report
+        .steps
+        .iter()
+        .find(|s| s.status == crate::diagnose::Status::Fail);
+    match failed.map(|s| s.id) {
+        None => {
+            let _ = writeln!(
+                out,
+                "\nall set: warren up {name}  (or Enter on it in warren)"
+            );
+        }
+        Some(id) => {
+            let back = match id {
+                "config" => "step 3 (the key)",
+                "dns" | "tcp" | "banner" | "kex" => "step 2 (the bastion's address)",
+                "host_key" => {
+                    "step 2: check the bastion's host key fingerprint with its owner, then add it to known_hosts"
+                }
+                "auth" => {
+                    "step 4: put the authorized_keys line on the bastion (and the user's ~/.ssh 0700)"
+                }
+                "forward" => {
+                    "step 4 (sshd_config: AllowTcpForwarding, PermitOpen) or step 1 (the target as the bastion sees it)"
+                }
+                _ => "step 1 (the engine and the database's port)",
+            };
+            let _ = writeln!(
+                out,
+                "\nthe walk stopped at '{id}': revisit {back}; then run warren doctor {name}"
+            );
+        }
+    }
+    exit::OK
+}

@@ -1,0 +1,320 @@
+//! First-time setup, without the terminal: a new Ed25519 key, the exact lines for the
+//! bastion, and the new entry written into epoch.toml (every comment, key order and blank line
+//! kept; atomic; the previous file kept as `.bak`).
+
+use std::path::{Path, PathBuf};
+
+use russh::keys::ssh_key::{Algorithm, LineEnding, PrivateKey};
+use toml_edit::{DocumentMut, Item, Table, value};
+
+use crate::config::destination::Destination;
+
+/// What the new entry says.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub name: String,
+    pub engine: String,
+    /// The database as the bastion sees it.
+    pub target: Destination,
+    pub bastion: Destination,
+    pub jump: Option<Destination>,
+    pub key: KeyChoice,
+}
+
+#[derive(Clone, Debug)]
+pub enum KeyChoice {
+    Agent,
+    Existing(PathBuf),
+    Generate(PathBuf),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(
+        "{0} already exists: warren never overwrites a key; choose another path or use it with --key"
+    )]
+    KeyExists(PathBuf),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} is not valid TOML ({message}): fix it first, warren will not rewrite a file it cannot read"
+    )]
+    Invalid { path: PathBuf, message: String },
+    #[error(
+        "an entry [storage.{engine}.{name}] already exists in {path}: pass --yes to replace it"
+    )]
+    EntryExists {
+        engine: String,
+        name: String,
+        path: PathBuf,
+    },
+    #[error("key generation failed: {0}")]
+    Key(String),
+}
+
+/// Writes a new Ed25519 key (private 0600, OpenSSH format) and its `.pub`; returns the public
+/// line. An existing file is never overwritten.
+pub fn generate_key(
+    path: &Path,
+    passphrase: Option<&str>,
+    comment: &str,
+) -> Result<String, SetupError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let pub_path = PathBuf::from(format!("{}.pub", path.display()));
+    for p in [path, pub_path.as_path()] {
+        if p.exists() {
+            return Err(SetupError::KeyExists(p.to_path_buf()));
+        }
+    }
+    let mut key = PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519)
+        .map_err(|e| SetupError::Key(e.to_string()))?;
+    key.set_comment(comment);
+    let public = key
+        .public_key()
+        .to_openssh()
+        .map_err(|e| SetupError::Key(e.to_string()))?;
+    let key = match passphrase.filter(|p| !p.is_empty()) {
+        Some(p) => key
+            .encrypt(&mut rand::rng(), p)
+            .map_err(|e| SetupError::Key(e.to_string()))?,
+        None => key,
+    };
+    let text = key
+        .to_openssh(LineEnding::LF)
+        .map_err(|e| SetupError::Key(e.to_string()))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && !dir.exists()
+    {
+        std::fs::create_dir_all(dir).map_err(|source| SetupError::Write {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let _ = std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700));
+    }
+    let write = |p: &Path, data: &[u8], mode: u32| -> Result<(), SetupError> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(p)
+            .map_err(|source| SetupError::Write {
+                path: p.to_path_buf(),
+                source,
+            })?;
+        f.write_all(data)
+            .and_then(|_| f.sync_all())
+            .map_err(|source| SetupError::Write {
+                path: p.to_path_buf(),
+                source,
+            })
+    };
+    write(path, text.as_bytes(), 0o600)?;
+    write(&pub_path, format!("{public}\n").as_bytes(), 0o644)?;
+    Ok(public)
+}
+
+/// The exact lines for the bastion: the restricted authorized_keys line, the commands to make
+/// a tunnel-only user, and the sshd_config fragment.
+pub fn bastion_instructions(public_line: &str, plan: &Plan) -> String {
+    let user = plan.bastion.user.clone().unwrap_or_else(|| "tunnel".into());
+    let target = format!("{}:{}", plan.target.host, plan.target.port.unwrap_or(0));
+    let line = format!("restrict,port-forwarding,permitopen=\"{target}\" {public_line}");
+    format!(
+        r#"# 1. On the bastion ({bastion}), a user that can only forward to {target}:
+sudo useradd --create-home --shell /usr/sbin/nologin {user}
+sudo install -d -m 0700 -o {user} -g {user} ~{user}/.ssh
+echo '{line}' | sudo tee -a ~{user}/.ssh/authorized_keys
+sudo chown {user}:{user} ~{user}/.ssh/authorized_keys && sudo chmod 0600 ~{user}/.ssh/authorized_keys
+
+# 2. In /etc/ssh/sshd_config (then: sudo sshd -t && sudo systemctl reload ssh):
+Match User {user}
+    AllowTcpForwarding local
+    PermitOpen {target}
+    X11Forwarding no
+    AllowAgentForwarding no
+    PermitTTY no
+    ForceCommand /bin/false
+
+# Notes: ClientAliveInterval 30 on the bastion drops dead tunnels on its side too; a burst of
+# tunnels may hit MaxStartups (default 10:30:100): raise it if connections are refused.
+"#,
+        bastion = plan.bastion,
+    )
+}
+
+/// The entry's tables, as toml_edit items.
+fn entry_tables(plan: &Plan) -> (Table, Table) {
+    let mut db = Table::new();
+    db["host"] = value(plan.target.host.clone());
+    if let Some(p) = plan.target.port {
+        db["port"] = value(i64::from(p));
+    }
+    let mut tunnel = Table::new();
+    tunnel["host"] = value(plan.bastion.host.clone());
+    if let Some(p) = plan.bastion.port {
+        tunnel["port"] = value(i64::from(p));
+    }
+    if let Some(u) = &plan.bastion.user {
+        tunnel["user"] = value(u.clone());
+    }
+    match &plan.key {
+        KeyChoice::Agent => tunnel["use_agent"] = value(true),
+        KeyChoice::Existing(p) | KeyChoice::Generate(p) => {
+            tunnel["key_file"] = value(p.display().to_string())
+        }
+    }
+    if let Some(j) = &plan.jump {
+        let mut jt = toml_edit::InlineTable::new();
+        jt.insert("host", j.host.clone().into());
+        if let Some(p) = j.port {
+            jt.insert("port", i64::from(p).into());
+        }
+        if let Some(u) = &j.user {
+            jt.insert("user", u.clone().into());
+        }
+        tunnel["jump_host"] = value(jt);
+    }
+    (db, tunnel)
+}
+
+/// Adds (or, with `replace`, replaces) the entry in epoch.toml at `path`: comments, key order
+/// and blank lines of the rest are kept; the write is atomic and the old file is kept as
+/// `.bak`. Returns the new text.
+pub fn write_entry(path: &Path, plan: &Plan, replace: bool) -> Result<String, SetupError> {
+    let old = match std::fs::read_to_string(path) {
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(source) => {
+            return Err(SetupError::Write {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let mut doc: DocumentMut = match &old {
+        Some(t) => t
+            .parse()
+            .map_err(|e: toml_edit::TomlError| SetupError::Invalid {
+                path: path.to_path_buf(),
+                message: e.message().to_string(),
+            })?,
+        None => DocumentMut::new(),
+    };
+    let exists = doc
+        .get("storage")
+        .and_then(|s| s.get(&plan.engine))
+        .and_then(|e| e.get(&plan.name))
+        .is_some();
+    if exists && !replace {
+        return Err(SetupError::EntryExists {
+            engine: plan.engine.clone(),
+            name: plan.name.clone(),
+            path: path.to_path_buf(),
+        });
+    }
+    let storage = doc.entry("storage").or_insert_with(|| {
+        let mut t = Table::new();
+        t.set_implicit(true);
+        Item::Table(t)
+    });
+    let Some(storage) = storage.as_table_mut() else {
+        return Err(SetupError::Invalid {
+            path: path.to_path_buf(),
+            message: "storage is not a table".into(),
+        });
+    };
+    let engine = storage.entry(&plan.engine).or_insert_with(|| {
+        let mut t = Table::new();
+        t.set_implicit(true);
+        Item::Table(t)
+    });
+    let Some(engine) = engine.as_table_mut() else {
+        return Err(SetupError::Invalid {
+            path: path.to_path_buf(),
+            message: format!("storage.{} is not a table", plan.engine),
+        });
+    };
+    let (mut db, tunnel) = entry_tables(plan);
+    db.decor_mut().set_prefix("\n# added by warren setup\n");
+    db["ssh_tunnel"] = Item::Table(tunnel);
+    engine.insert(&plan.name, Item::Table(db));
+    let text = doc.to_string();
+    if let Some(old) = &old {
+        let bak = PathBuf::from(format!("{}.bak", path.display()));
+        crate::fsutil::write_atomic(&bak, old.as_bytes(), 0o600)
+            .map_err(|source| SetupError::Write { path: bak, source })?;
+    }
+    crate::fsutil::write_atomic(path, text.as_bytes(), 0o600).map_err(|source| {
+        SetupError::Write {
+            path: path.to_path_buf(),
+            source,
+        }
+    })?;
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> Plan {
+        Plan {
+            name: "orders".into(),
+            engine: "postgres".into(),
+            target: Destination {
+                user: None,
+                host: "db.internal".into(),
+                port: Some(5432),
+            },
+            bastion: Destination {
+                user: Some("tunnel".into()),
+                host: "bastion.example.com".into(),
+                port: None,
+            },
+            jump: None,
+            key: KeyChoice::Agent,
+        }
+    }
+
+    #[test]
+    fn comments_order_and_blank_lines_survive() {
+        let dir = tempfile::tempdir().expect("dir");
+        let p = dir.path().join("epoch.toml");
+        let before = "# team config\nmetadata_url = \"postgresql://meta\"   # keep me\n\n[storage.mysql.billing]\nhost = \"b\"\nport = 3306\n";
+        std::fs::write(&p, before).expect("write");
+        let text = write_entry(&p, &plan(), false).expect("written");
+        assert!(
+            text.starts_with(before.trim_end()),
+            "the old text is kept as it was:\n{text}"
+        );
+        assert!(
+            text.contains("[storage.postgres.orders]")
+                && text.contains("[storage.postgres.orders.ssh_tunnel]"),
+            "{text}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("epoch.toml.bak")).expect("bak"),
+            before
+        );
+        let again = write_entry(&p, &plan(), false);
+        assert!(matches!(again, Err(SetupError::EntryExists { .. })));
+        assert!(write_entry(&p, &plan(), true).is_ok());
+    }
+
+    #[test]
+    fn instructions_restrict_the_key_to_the_target() {
+        let text = bastion_instructions("ssh-ed25519 AAAA me", &plan());
+        assert!(text.contains(
+            "restrict,port-forwarding,permitopen=\"db.internal:5432\" ssh-ed25519 AAAA me"
+        ));
+        assert!(
+            text.contains("PermitOpen db.internal:5432")
+                && text.contains("ForceCommand /bin/false")
+                && text.contains("install -d -m 0700")
+        );
+    }
+}

@@ -1,0 +1,165 @@
+//! `warren setup` with flags, against a real sshd and PostgreSQL: a new key, the bastion's
+//! lines, the entry written without losing a comment, and the entry then passing doctor.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+
+use support::Scratch;
+use support::postgres::Postgres;
+use support::sshd::Sshd;
+use support::tunnel::{have_servers, local_user};
+
+const BEFORE: &str = "# team databases: edit with care\nmetadata_url = \"postgresql://meta/epoch\"   # the catalog\n\n[storage.mysql.billing]\nhost = \"billing.internal\"   # primary\nport = 3306\n";
+
+#[test]
+fn setup_with_flags_then_the_entry_passes_doctor() {
+    if !have_servers() {
+        return;
+    }
+    let Some(pg) = Postgres::start() else { return };
+    let sshd = Sshd::start("");
+    let s = Scratch::new();
+    s.write("known_hosts", &format!("{}\n", sshd.known_hosts_line()));
+    s.write("epoch.toml", BEFORE);
+    let bastion = format!("{}@127.0.0.1:{}", local_user(), sshd.port);
+    let target = format!("127.0.0.1:{}", pg.port);
+    let args = [
+        "--ssh-config",
+        "/dev/null",
+        "--known-hosts",
+        "known_hosts",
+        "--config",
+        "epoch.toml",
+        "setup",
+        "--name",
+        "orders",
+        "--engine",
+        "postgres",
+        "--target",
+        &target,
+        "--bastion",
+        &bastion,
+        "--generate-key",
+        "keys/id_orders",
+    ];
+    let r = s.warren(&args);
+    r.expect_code(0)
+        .expect_stdout(&format!(
+            "restrict,port-forwarding,permitopen=\"{target}\" ssh-ed25519 "
+        ))
+        .expect_stdout("PermitOpen")
+        .expect_stdout("the walk stopped at 'auth'")
+        .expect_stdout("step 4");
+
+    let key = s.path().join("keys/id_orders");
+    assert_eq!(
+        std::fs::metadata(&key).expect("key").permissions().mode() & 0o777,
+        0o600,
+        "the private key is 0600"
+    );
+    let text = std::fs::read_to_string(s.path().join("epoch.toml")).expect("epoch");
+    assert!(
+        text.starts_with(BEFORE.trim_end()),
+        "every comment, key and blank line kept:\n{text}"
+    );
+    assert!(
+        text.contains("[storage.postgres.orders]")
+            && text.contains("[storage.postgres.orders.ssh_tunnel]"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.path().join("epoch.toml.bak")).expect("bak"),
+        BEFORE
+    );
+
+    // The bastion's side, as the instructions say; then the entry passes doctor.
+    let public = std::fs::read_to_string(s.path().join("keys/id_orders.pub")).expect("pub");
+    sshd.authorize(public.trim());
+    s.warren_kh(&["--config", "epoch.toml", "doctor", "orders"])
+        .expect_code(0)
+        .expect_stdout("no step failed");
+
+    // Again without --yes: refused, nothing changed (and the key is never overwritten).
+    let after = std::fs::read_to_string(s.path().join("epoch.toml")).expect("epoch");
+    let mut again: Vec<&str> = args.to_vec();
+    again.truncate(again.len() - 2);
+    again.extend(["--agent"]);
+    s.warren(&again)
+        .expect_code(1)
+        .expect_stderr("already exists")
+        .expect_stderr("--yes");
+    assert_eq!(
+        std::fs::read_to_string(s.path().join("epoch.toml")).expect("epoch"),
+        after
+    );
+    s.warren(&args)
+        .expect_code(1)
+        .expect_stderr("warren never overwrites a key");
+}
+
+#[test]
+fn a_read_only_directory_fails_clearly_and_keeps_the_file() {
+    // As root every directory is writable: run warren as 'nobody' in a root-owned one.
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    if !root || !support::have("runuser") {
+        eprintln!("SKIPPED: needs root and runuser to make a directory read-only for warren");
+        return;
+    }
+    let s = Scratch::new();
+    std::fs::set_permissions(s.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let epoch = s.write("epoch.toml", BEFORE);
+    std::fs::set_permissions(&epoch, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = std::process::Command::new("runuser")
+        .args([
+            "-u",
+            "nobody",
+            "--",
+            "env",
+            &format!("HOME={}", s.path().display()),
+            env!("CARGO_BIN_EXE_warren"),
+            "--ssh-config",
+            "/dev/null",
+        ])
+        .arg("--config")
+        .arg(&epoch)
+        .args([
+            "setup",
+            "--name",
+            "x",
+            "--engine",
+            "postgres",
+            "--target",
+            "db.internal:5432",
+            "--bastion",
+            "ops@bastion.example.com",
+            "--agent",
+        ])
+        .output()
+        .expect("runuser");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot write {}",
+            s.path().join("epoch.toml.bak").display()
+        )) || stderr.contains("cannot write"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Permission denied"), "{stderr}");
+    assert_eq!(
+        std::fs::read_to_string(&epoch).expect("epoch"),
+        BEFORE,
+        "the original file is intact"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(s.path())
+        .expect("dir")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(leftovers.len(), 1, "no temp file left: {leftovers:?}");
+}
