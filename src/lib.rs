@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod diagnose;
 pub mod engine;
 pub mod fsutil;

@@ -111,6 +111,8 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// The TUI against an embedded demo: bastions and a database on loopback, removed on exit.
+    Demo,
     /// A systemd unit that runs `warren up NAME...` (install, uninstall, status).
     Service {
         #[command(subcommand)]
@@ -230,7 +232,9 @@ fn main() -> ExitCode {
             drop((out, err));
             let verbose = cli.verbose > 0;
             with_runtime(|_| async move {
-                match warren::tui::run(paths, Arc::new(Context::from_process()), verbose).await {
+                match warren::tui::run(paths, Arc::new(Context::from_process()), verbose, false)
+                    .await
+                {
                     Ok(()) => cli::exit::OK,
                     Err(e) => {
                         eprintln!("error: the terminal failed: {e}");
@@ -297,6 +301,19 @@ fn main() -> ExitCode {
             };
             with_runtime(|(mut o, mut e)| async move {
                 cli::setup::run(&ctx, &paths, answers, &mut o, &mut e).await
+            })
+        }
+        Some(Command::Demo) => {
+            drop((out, err));
+            let verbose = cli.verbose > 0;
+            with_runtime(|_| async move {
+                match warren::demo::run(verbose).await {
+                    Ok(()) => cli::exit::OK,
+                    Err(e) => {
+                        eprintln!("error: the demo failed: {e}");
+                        cli::exit::FAILED
+                    }
+                }
             })
         }
         Some(Command::Service { action }) => {

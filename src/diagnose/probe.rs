@@ -335,6 +335,49 @@ async fn read_some<S: AsyncRead + Unpin>(s: &mut S, timeout: Duration, want: usi
     buf
 }
 
+/// Whether a startup answer is complete: ReadyForQuery, an error, or a request for a password;
+/// or bytes that are not PostgreSQL messages at all (then nothing more is worth waiting for).
+fn pg_answer_complete(b: &[u8]) -> bool {
+    let mut i = 0;
+    while i + 5 <= b.len() {
+        let kind = b[i];
+        let len = i32::from_be_bytes([b[i + 1], b[i + 2], b[i + 3], b[i + 4]]);
+        if !(4..=1 << 20).contains(&len) || !kind.is_ascii_alphabetic() {
+            return true;
+        }
+        let end = i + 1 + len as usize;
+        if end > b.len() {
+            return false;
+        }
+        match kind {
+            b'Z' | b'E' => return true,
+            b'R' if b.len() >= i + 9 && b[i + 5..i + 9] != [0, 0, 0, 0] => return true,
+            _ => {}
+        }
+        i = end;
+    }
+    // A first chunk that cannot start a message (an SSH banner, say) is complete as it is.
+    !b.is_empty() && !b[0].is_ascii_alphabetic()
+}
+
+/// Reads until `done` says the bytes so far are a whole answer, or the time is up.
+async fn read_until<S: AsyncRead + Unpin>(
+    s: &mut S,
+    timeout: Duration,
+    done: fn(&[u8]) -> bool,
+) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut chunk = [0u8; 4096];
+    while !done(&buf) {
+        match tokio::time::timeout_at(deadline, s.read(&mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            _ => break,
+        }
+    }
+    buf
+}
+
 /// The PostgreSQL SSLRequest: 'S' (TLS offered) or 'N'.
 pub async fn pg_ssl<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
@@ -366,7 +409,7 @@ pub async fn pg_login<S: AsyncRead + AsyncWrite + Unpin>(
             "the database closed the connection: check its logs",
         );
     }
-    let b = read_some(s, timeout, 1024).await;
+    let b = read_until(s, timeout, pg_answer_complete).await;
     if b.is_empty() {
         return Finding::fail(
             "PostgreSQL did not answer the startup message",

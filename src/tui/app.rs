@@ -67,6 +67,8 @@ pub struct App {
     pub connections: Vec<Connection>,
     /// The tunnels live in the per-user daemon (the TUI attached to it).
     pub attached: bool,
+    /// No daemon may be used (the demo): tunnels always close on quit.
+    pub standalone: bool,
     pub quit_choice: QuitChoice,
     /// Each connection's lowercase search text (name, hosts, target), computed once.
     haystacks: Vec<String>,
@@ -116,6 +118,7 @@ impl App {
     pub fn new(connections: Vec<Connection>, looked_in: Vec<String>) -> Self {
         App {
             attached: false,
+            standalone: false,
             quit_choice: QuitChoice::Default,
             haystacks: connections.iter().map(haystack).collect(),
             connections,
@@ -324,7 +327,7 @@ fn key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
         Mode::ConfirmQuit => {
             match k.code {
                 KeyCode::Char('y') | KeyCode::Char('Y') => app.quit = true,
-                KeyCode::Char('l') if !app.attached => {
+                KeyCode::Char('l') if !app.attached && !app.standalone => {
                     app.quit_choice = QuitChoice::LeaveRunning;
                     app.quit = true;
                 }

@@ -86,7 +86,13 @@ impl Log {
 }
 
 /// Runs the TUI until the user quits; tunnels opened in it close on quit.
-pub async fn run(paths: Paths, ctx: Arc<Context>, verbose: bool) -> std::io::Result<()> {
+/// `standalone`: never attach to (or hand tunnels to) a daemon — the demo's world ends with it.
+pub async fn run(
+    paths: Paths,
+    ctx: Arc<Context>,
+    verbose: bool,
+    standalone: bool,
+) -> std::io::Result<()> {
     let catalog = Catalog::load(&paths, Arc::clone(&ctx));
     let mut app = App::new(catalog.connections.clone(), looked_in(&catalog));
     let theme = Theme {
@@ -111,7 +117,8 @@ pub async fn run(paths: Paths, ctx: Arc<Context>, verbose: bool) -> std::io::Res
             }
         }
     });
-    app.attached = attach(&ctx, tx.clone()).await;
+    app.standalone = standalone;
+    app.attached = !standalone && attach(&ctx, tx.clone()).await;
     let mut log = Log::open(verbose);
 
     // ratatui::init restores the terminal on panic too.

@@ -157,7 +157,9 @@ pub fn render(app: &App, f: &mut Frame, theme: Theme) {
         Mode::ConfirmQuit => {
             let area = centered(f.area(), 76, 5);
             f.render_widget(Clear, area);
-            let text = if app.attached {
+            let text = if app.standalone {
+                "Tunnels are open: they close on quit.\n\n  y quit    any other key: stay"
+            } else if app.attached {
                 "Tunnels run in the daemon: they keep running.\n\n  y quit    c close them and quit    any other key: stay"
             } else {
                 "Tunnels are open: they close on quit.\n\n  y quit    l leave them running in the background    other: stay"
@@ -357,10 +359,9 @@ fn empty_state(app: &App, f: &mut Frame, area: Rect) {
     text.extend(app.looked_in.iter().map(|l| Line::from(format!("  {l}"))));
     text.extend([
         Line::from(""),
-        Line::from("Add a Host with a LocalForward to ~/.ssh/config, or an entry to epoch.toml"),
-        Line::from(
-            "(assets/ has examples: warren --ssh-config assets/ssh_config.example), then press r.",
-        ),
+        Line::from("See warren work with nothing set up:   warren demo   (all on loopback, removed on exit)"),
+        Line::from("Set up access to a database:           warren setup  (a key, the bastion's lines, the entry, a test)"),
+        Line::from("Or add a Host with a LocalForward to ~/.ssh/config, or an entry to epoch.toml, then press r."),
     ]);
     f.render_widget(
         Paragraph::new(text)

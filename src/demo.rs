@@ -1,0 +1,262 @@
+//! `warren demo`: warren working with no infrastructure at all. In this process and on
+//! loopback only: three SSH bastions (russh servers with their own host keys) that allow
+//! direct-tcpip only to their private targets, a small database that answers the PostgreSQL
+//! probe, and a throwaway config for them in a temp dir. The connections show warren working,
+//! and failing: a bastion whose host key changed, one that refuses the key, a database that is
+//! down. Everything is removed on exit.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use russh::keys::ssh_key::{Algorithm, LineEnding, PrivateKey, PublicKey};
+use russh::server::{self, Auth, Msg, Session};
+use russh::{Channel, ChannelOpenFailure};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Context, Paths};
+
+/// Names the demo bastions route, and where each really is on loopback (`None`: down).
+type Routes = Arc<HashMap<String, Option<u16>>>;
+
+#[derive(Clone)]
+struct Bastion {
+    /// The one client key it accepts; `None`: it accepts no key.
+    accepts: Option<PublicKey>,
+    routes: Routes,
+}
+
+impl server::Handler for Bastion {
+    type Error = russh::Error;
+
+    async fn auth_publickey(
+        &mut self,
+        _user: &str,
+        key: server::VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        Ok(match &self.accepts {
+            Some(k) if k.key_data() == key.public_key.key_data() => Auth::Accept,
+            _ => Auth::reject(),
+        })
+    }
+
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        channel: Channel<Msg>,
+        host: &str,
+        port: u32,
+        _oa: &str,
+        _op: u32,
+        reply: server::ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(target) = self.routes.get(&format!("{host}:{port}")).copied() else {
+            // Not one of its private targets: administratively prohibited, like PermitOpen.
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        };
+        let connected = match target {
+            Some(p) => {
+                tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(("127.0.0.1", p)))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+            }
+            None => None,
+        };
+        match connected {
+            Some(mut tcp) => {
+                reply.accept().await;
+                tokio::spawn(async move {
+                    let mut stream = channel.into_stream();
+                    let _ = tokio::io::copy_bidirectional(&mut stream, &mut tcp).await;
+                });
+            }
+            None => reply.reject(ChannelOpenFailure::ConnectFailed).await,
+        }
+        Ok(())
+    }
+}
+
+async fn serve_bastion(
+    listener: TcpListener,
+    key: PrivateKey,
+    bastion: Bastion,
+    stop: CancellationToken,
+) {
+    let config = Arc::new(server::Config {
+        keys: vec![key],
+        auth_rejection_time: Duration::from_millis(10),
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        inactivity_timeout: Some(Duration::from_secs(3600)),
+        ..Default::default()
+    });
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let Ok((sock, _)) = accepted else { continue };
+        let (config, handler, stop) = (Arc::clone(&config), bastion.clone(), stop.clone());
+        tokio::spawn(async move {
+            if let Ok(session) = server::run_stream(config, sock, handler).await {
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = session => {}
+                }
+            }
+        });
+    }
+}
+
+/// Enough of PostgreSQL for the probe: no SSL, then any user logs in to any database.
+async fn serve_database(listener: TcpListener, stop: CancellationToken) {
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => return,
+            a = listener.accept() => a,
+        };
+        let Ok((mut s, _)) = accepted else { continue };
+        tokio::spawn(async move {
+            let mut first = [0u8; 8];
+            if s.read_exact(&mut first).await.is_err() {
+                return;
+            }
+            let len = i32::from_be_bytes([first[0], first[1], first[2], first[3]]) as usize;
+            let code = i32::from_be_bytes([first[4], first[5], first[6], first[7]]);
+            let mut rest = vec![0u8; len.saturating_sub(8).min(1 << 16)];
+            if code == 80877103 {
+                // SSLRequest: no TLS here; the startup message follows.
+                if s.write_all(b"N").await.is_err() {
+                    return;
+                }
+                let mut head = [0u8; 4];
+                if s.read_exact(&mut head).await.is_err() {
+                    return;
+                }
+                rest = vec![
+                    0u8;
+                    (i32::from_be_bytes(head) as usize)
+                        .saturating_sub(4)
+                        .min(1 << 16)
+                ];
+            }
+            if s.read_exact(&mut rest).await.is_err() {
+                return;
+            }
+            let mut reply = vec![b'R', 0, 0, 0, 8, 0, 0, 0, 0];
+            let version = b"server_version\x0015.0 (warren demo)\x00";
+            reply.push(b'S');
+            reply.extend_from_slice(&((version.len() + 4) as i32).to_be_bytes());
+            reply.extend_from_slice(version);
+            reply.extend_from_slice(&[b'Z', 0, 0, 0, 5, b'I']);
+            let _ = s.write_all(&reply).await;
+            let mut sink = [0u8; 1024];
+            while let Ok(n) = s.read(&mut sink).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        });
+    }
+}
+
+async fn bind() -> std::io::Result<(TcpListener, u16)> {
+    let l = TcpListener::bind("127.0.0.1:0").await?;
+    let p = l.local_addr()?.port();
+    Ok((l, p))
+}
+
+fn random_key() -> std::io::Result<PrivateKey> {
+    PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).map_err(std::io::Error::other)
+}
+
+/// Starts the demo world, runs the TUI on it, and removes it all on exit.
+pub async fn run(verbose: bool) -> std::io::Result<()> {
+    let dir = tempfile::Builder::new().prefix("warren-demo-").tempdir()?;
+    let stop = CancellationToken::new();
+    let client = random_key()?;
+    let key_path = dir.path().join("demo_key");
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let text = client
+            .to_openssh(LineEnding::LF)
+            .map_err(std::io::Error::other)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&key_path)?;
+        std::io::Write::write_all(&mut f, text.as_bytes())?;
+    }
+    let (db_listener, db_port) = bind().await?;
+    tokio::spawn(serve_database(db_listener, stop.clone()));
+    let routes: Routes = Arc::new(HashMap::from([
+        ("db.demo.internal:5432".to_string(), Some(db_port)),
+        ("down.demo.internal:5432".to_string(), None),
+    ]));
+    let mut known = String::new();
+    let mut ports = HashMap::new();
+    for (name, accepts, changed) in [
+        ("good", true, false),
+        ("rebuilt", true, true),
+        ("locked", false, false),
+    ] {
+        let (l, port) = bind().await?;
+        let host_key = random_key()?;
+        // The "rebuilt" bastion's known_hosts line holds the key it had before.
+        let listed = if changed {
+            random_key()?
+        } else {
+            host_key.clone()
+        };
+        let line = listed
+            .public_key()
+            .to_openssh()
+            .map_err(std::io::Error::other)?;
+        let mut parts = line.split_whitespace();
+        known.push_str(&format!(
+            "[127.0.0.1]:{port} {} {}\n",
+            parts.next().unwrap_or_default(),
+            parts.next().unwrap_or_default()
+        ));
+        let bastion = Bastion {
+            accepts: accepts.then(|| client.public_key().clone()),
+            routes: Arc::clone(&routes),
+        };
+        tokio::spawn(serve_bastion(l, host_key, bastion, stop.clone()));
+        ports.insert(name, port);
+    }
+    std::fs::write(dir.path().join("known_hosts"), known)?;
+    let entry = |name: &str, bastion: &str, target: &str| {
+        format!(
+            "[storage.postgres.{name}]\nhost = \"{target}\"\nusername = \"demo\"\ndatabase = \"demo\"\n\n[storage.postgres.{name}.ssh_tunnel]\nhost = \"127.0.0.1\"\nport = {}\nuser = \"demo\"\nkey_file = \"{}\"\nconnect_timeout = 5\n\n",
+            ports[bastion],
+            key_path.display()
+        )
+    };
+    let epoch = format!(
+        "# warren demo: a throwaway config, removed on exit\n{}{}{}{}",
+        entry("demo-db", "good", "db.demo.internal"),
+        entry("demo-db-down", "good", "down.demo.internal"),
+        entry("demo-host-key-changed", "rebuilt", "db.demo.internal"),
+        entry("demo-key-refused", "locked", "db.demo.internal"),
+    );
+    std::fs::write(dir.path().join("epoch.toml"), epoch)?;
+    let paths = Paths {
+        ssh_config: Some("/dev/null".into()),
+        epoch: Some(dir.path().join("epoch.toml")),
+        known_hosts: Some(dir.path().join("known_hosts")),
+    };
+    let ctx = Arc::new(Context::from_process());
+    let result = crate::tui::run(paths, ctx, verbose, true).await;
+    stop.cancel();
+    // Let the servers notice before the temp dir goes.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(dir);
+    result
+}

@@ -1,0 +1,109 @@
+//! `warren demo` in a real terminal: the demo connections, the healthy one opened and carrying
+//! PostgreSQL bytes, the broken ones failing at the right steps, nothing left after exit.
+
+mod support;
+
+use std::io::{Read, Write};
+
+use support::Scratch;
+use support::tmux::Tmux;
+
+/// The port in the first `127.0.0.1:PORT` after `after` on a screen line containing `marker`.
+fn port_on(screen: &str, marker: &str, after: &str) -> u16 {
+    let line = screen
+        .lines()
+        .find(|l| l.contains(marker))
+        .unwrap_or_else(|| panic!("no line with {marker}:\n{screen}"));
+    let rest = &line[line
+        .find(after)
+        .unwrap_or_else(|| panic!("no {after} in {line}"))
+        + after.len()..];
+    rest.chars()
+        .take_while(|c| c.is_ascii_digit())
+        .collect::<String>()
+        .parse()
+        .unwrap_or_else(|_| panic!("no port in {line}"))
+}
+
+#[test]
+fn the_demo_works_and_fails_as_designed_and_leaves_nothing() {
+    if !support::require("tmux") {
+        return;
+    }
+    let s = Scratch::new();
+    let tmp = s.path().join("tmp");
+    std::fs::create_dir_all(&tmp).expect("tmp");
+    let t = Tmux::start(&format!(
+        "cd {d} && HOME={d} XDG_STATE_HOME={d}/state XDG_RUNTIME_DIR={d}/run TMPDIR={} {} demo",
+        tmp.display(),
+        env!("CARGO_BIN_EXE_warren"),
+        d = s.path().display()
+    ));
+    let screen = t.wait_for("demo-key-refused");
+    for name in ["demo-db ", "demo-db-down", "demo-host-key-changed"] {
+        assert!(screen.contains(name), "{name} missing:\n{screen}");
+    }
+    let bastion = port_on(&screen, "you -> demo@", "demo@127.0.0.1:");
+
+    // The healthy one: open it and speak PostgreSQL through it.
+    t.keys(&["Enter"]);
+    let screen = t.wait_until("demo-db up", |s| {
+        s.lines()
+            .any(|l| l.contains(" up ") && l.contains("demo-db "))
+    });
+    let local = port_on(&screen, " up ", "127.0.0.1:");
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", local)).expect("connect to the tunnel");
+    c.write_all(&[0, 0, 0, 8, 4, 210, 22, 47])
+        .expect("SSLRequest");
+    let mut b = [0u8; 1];
+    c.read_exact(&mut b).expect("answer");
+    assert_eq!(&b, b"N", "the demo database answered through the tunnel");
+    drop(c);
+    t.keys(&["d"]);
+    let screen = t.wait_for("no step failed");
+    assert!(screen.contains("PostgreSQL answered"), "{screen}");
+    t.keys(&["Escape"]);
+
+    // The broken ones fail where they should.
+    for (expect_step, expect_text) in [
+        ("forward", "could not connect"),
+        ("host_key", "CHANGED"),
+        ("auth", "demo_key: refused"),
+    ] {
+        t.keys(&["j", "d"]);
+        let screen = t.wait_for("a step failed");
+        let failed = screen
+            .lines()
+            .find(|l| l.contains('✘'))
+            .unwrap_or_default()
+            .to_string();
+        assert!(
+            failed.contains(expect_step),
+            "expected a failure at {expect_step}: {failed}\n{screen}"
+        );
+        assert!(
+            screen.contains(expect_text),
+            "expected {expect_text:?}:\n{screen}"
+        );
+        t.keys(&["Escape"]);
+    }
+
+    t.keys(&["q"]);
+    t.wait_for("Tunnels are open");
+    t.keys(&["y"]);
+    t.wait_for("EXITED 0");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", local)).is_err(),
+        "no listener left (tunnel)"
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", bastion)).is_err(),
+        "no listener left (bastion)"
+    );
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .expect("tmp")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "the demo's temp files are gone: {left:?}");
+}
