@@ -318,3 +318,85 @@ mod tests {
         );
     }
 }
+
+/// Checks the answers (the same for the CLI and the TUI wizard): `target` is host[:port] (the
+/// engine's port by default), `bastion` and `jump` host, user@host:port or ssh://user@host:port.
+pub fn plan(
+    name: &str,
+    engine: &str,
+    target: &str,
+    bastion: &str,
+    jump: Option<&str>,
+    key: KeyChoice,
+) -> Result<Plan, String> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(format!("name '{name}': use letters, digits, - and _"));
+    }
+    let mut target = match Destination::parse(target) {
+        Ok(d) if d.user.is_none() => d,
+        _ => {
+            return Err(format!(
+                "target '{target}' is not host[:port]; e.g. db.internal:5432"
+            ));
+        }
+    };
+    if target.port.is_none() {
+        target.port = crate::config::epoch::default_port(engine);
+        if target.port.is_none() {
+            return Err(format!(
+                "engine '{engine}' has no default port: write the target as host:port"
+            ));
+        }
+    }
+    let bastion = Destination::parse(bastion)
+        .map_err(|e| format!("bastion: {e}; write host, user@host:port or ssh://user@host:port"))?;
+    let jump = match jump.filter(|j| !j.is_empty()) {
+        Some(j) => Some(Destination::parse(j).map_err(|e| format!("jump: {e}"))?),
+        None => None,
+    };
+    // Key paths go into epoch.toml: make them absolute, or they would depend on the directory
+    // warren runs in.
+    let abs = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());
+    let key = match key {
+        KeyChoice::Generate(p) => KeyChoice::Generate(abs(&p)),
+        KeyChoice::Existing(p) => KeyChoice::Existing(abs(&p)),
+        KeyChoice::Agent => KeyChoice::Agent,
+    };
+    Ok(Plan {
+        name: name.to_string(),
+        engine: engine.to_string(),
+        target,
+        bastion,
+        jump,
+        key,
+    })
+}
+
+/// Steps 3 to 5 for a checked plan: the key (generated if asked), the bastion's lines, the
+/// entry saved in `epoch`. Returns the instructions text.
+pub fn apply(
+    plan: &Plan,
+    passphrase: Option<&str>,
+    epoch: &Path,
+    replace: bool,
+) -> Result<String, SetupError> {
+    let public = match &plan.key {
+        KeyChoice::Generate(p) => Some(generate_key(
+            p,
+            passphrase,
+            &format!("warren-{}", plan.name),
+        )?),
+        KeyChoice::Existing(p) => std::fs::read_to_string(format!("{}.pub", p.display()))
+            .ok()
+            .map(|t| t.trim().to_string()),
+        KeyChoice::Agent => None,
+    };
+    let line = public.unwrap_or_else(|| "<your public key line, e.g. from ssh-add -L>".into());
+    let text = bastion_instructions(&line, plan);
+    write_entry(epoch, plan, replace)?;
+    Ok(text)
+}

@@ -7,9 +7,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::exit;
-use crate::config::destination::Destination;
 use crate::config::{Catalog, Context, Paths};
-use crate::setup::{self, KeyChoice, Plan};
+use crate::setup::{self, KeyChoice};
 
 /// The answers, as flags.
 #[derive(Clone, Debug, Default)]
@@ -82,19 +81,6 @@ pub async fn run(
     ) else {
         return exit::BAD_CONFIG;
     };
-    let mut target = match Destination::parse(&target) {
-        Ok(d) if d.user.is_none() => d,
-        _ => {
-            let _ = writeln!(
-                err,
-                "error: --target '{target}' is not host[:port]\n  fix: e.g. --target db.internal:5432"
-            );
-            return exit::BAD_CONFIG;
-        }
-    };
-    if target.port.is_none() {
-        target.port = crate::config::epoch::default_port(&engine);
-    }
     let Some(name) = need(a.name, "--name", "1. a name for the entry", out, err) else {
         return exit::BAD_CONFIG;
     };
@@ -107,26 +93,6 @@ pub async fn run(
         err,
     ) else {
         return exit::BAD_CONFIG;
-    };
-    let parse = |s: &str, flag: &str, err: &mut dyn Write| match Destination::parse(s) {
-        Ok(d) => Some(d),
-        Err(e) => {
-            let _ = writeln!(
-                err,
-                "error: {flag}: {e}\n  fix: write host, user@host:port or ssh://user@host:port"
-            );
-            None
-        }
-    };
-    let Some(bastion) = parse(&bastion, "--bastion", err) else {
-        return exit::BAD_CONFIG;
-    };
-    let jump = match &a.jump {
-        Some(j) => match parse(j, "--jump", err) {
-            Some(d) => Some(d),
-            None => return exit::BAD_CONFIG,
-        },
-        None => None,
     };
     // Step 3: the key.
     let key = match (a.generate_key, a.key, a.agent) {
@@ -157,46 +123,42 @@ pub async fn run(
             return exit::BAD_CONFIG;
         }
     };
-    let plan = Plan {
-        name: name.clone(),
-        engine: engine.clone(),
-        target,
-        bastion,
-        jump,
-        key: key.clone(),
-    };
-    let public = match &key {
-        KeyChoice::Generate(p) => {
-            let passphrase = a
-                .passphrase_env
-                .as_deref()
-                .and_then(|v| ctx.var(v))
-                .map(str::to_string);
-            match setup::generate_key(p, passphrase.as_deref(), &format!("warren-{name}")) {
-                Ok(public) => {
-                    let _ = writeln!(
-                        out,
-                        "3. new key: {} (0600) and {}.pub",
-                        p.display(),
-                        p.display()
-                    );
-                    Some(public)
-                }
-                Err(e) => {
-                    let _ = writeln!(err, "error: {e}");
-                    return exit::FAILED;
-                }
-            }
+    let plan = match setup::plan(
+        &name,
+        &engine,
+        &target,
+        &bastion,
+        a.jump.as_deref(),
+        key.clone(),
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            return exit::BAD_CONFIG;
         }
-        KeyChoice::Existing(p) => std::fs::read_to_string(format!("{}.pub", p.display()))
-            .ok()
-            .map(|t| t.trim().to_string()),
-        KeyChoice::Agent => None,
     };
-    // Step 4: the bastion's side.
-    let public_line =
-        public.unwrap_or_else(|| "<your public key line, e.g. from ssh-add -L>".into());
-    let text = setup::bastion_instructions(&public_line, &plan);
+    let passphrase = a
+        .passphrase_env
+        .as_deref()
+        .and_then(|v| ctx.var(v))
+        .map(str::to_string);
+    let (path, _) = crate::config::load::epoch_path(paths, ctx);
+    let had_file = path.exists();
+    let text = match setup::apply(&plan, passphrase.as_deref(), &path, a.yes) {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            return exit::FAILED;
+        }
+    };
+    if let KeyChoice::Generate(p) = &key {
+        let _ = writeln!(
+            out,
+            "3. new key: {} (0600) and {}.pub",
+            p.display(),
+            p.display()
+        );
+    }
     let _ = writeln!(out, "\n4. on the bastion:\n{text}");
     if let Some(file) = &a.instructions {
         if let Err(e) = crate::fsutil::write_atomic(file, text.as_bytes(), 0o644) {
@@ -205,27 +167,16 @@ pub async fn run(
         }
         let _ = writeln!(out, "   (also written to {})", file.display());
     }
-    // Step 5: save.
-    let (path, _) = crate::config::load::epoch_path(paths, ctx);
-    let had_file = path.exists();
-    match setup::write_entry(&path, &plan, a.yes) {
-        Ok(_) => {
-            let bak = if had_file {
-                format!(" (the previous file is {}.bak)", path.display())
-            } else {
-                String::new()
-            };
-            let _ = writeln!(
-                out,
-                "5. saved [storage.{engine}.{name}] in {}{bak}",
-                path.display()
-            );
-        }
-        Err(e) => {
-            let _ = writeln!(err, "error: {e}");
-            return exit::FAILED;
-        }
-    }
+    let bak = if had_file {
+        format!(" (the previous file is {}.bak)", path.display())
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        out,
+        "5. saved [storage.{engine}.{name}] in {}{bak}",
+        path.display()
+    );
     // Step 6: test it.
     let mut paths = paths.clone();
     paths.epoch = Some(path);
