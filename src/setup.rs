@@ -257,68 +257,6 @@ pub fn write_entry(path: &Path, plan: &Plan, replace: bool) -> Result<String, Se
     Ok(text)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn plan() -> Plan {
-        Plan {
-            name: "orders".into(),
-            engine: "postgres".into(),
-            target: Destination {
-                user: None,
-                host: "db.internal".into(),
-                port: Some(5432),
-            },
-            bastion: Destination {
-                user: Some("tunnel".into()),
-                host: "bastion.example.com".into(),
-                port: None,
-            },
-            jump: None,
-            key: KeyChoice::Agent,
-        }
-    }
-
-    #[test]
-    fn comments_order_and_blank_lines_survive() {
-        let dir = tempfile::tempdir().expect("dir");
-        let p = dir.path().join("epoch.toml");
-        let before = "# team config\nmetadata_url = \"postgresql://meta\"   # keep me\n\n[storage.mysql.billing]\nhost = \"b\"\nport = 3306\n";
-        std::fs::write(&p, before).expect("write");
-        let text = write_entry(&p, &plan(), false).expect("written");
-        assert!(
-            text.starts_with(before.trim_end()),
-            "the old text is kept as it was:\n{text}"
-        );
-        assert!(
-            text.contains("[storage.postgres.orders]")
-                && text.contains("[storage.postgres.orders.ssh_tunnel]"),
-            "{text}"
-        );
-        assert_eq!(
-            std::fs::read_to_string(dir.path().join("epoch.toml.bak")).expect("bak"),
-            before
-        );
-        let again = write_entry(&p, &plan(), false);
-        assert!(matches!(again, Err(SetupError::EntryExists { .. })));
-        assert!(write_entry(&p, &plan(), true).is_ok());
-    }
-
-    #[test]
-    fn instructions_restrict_the_key_to_the_target() {
-        let text = bastion_instructions("ssh-ed25519 AAAA me", &plan());
-        assert!(text.contains(
-            "restrict,port-forwarding,permitopen=\"db.internal:5432\" ssh-ed25519 AAAA me"
-        ));
-        assert!(
-            text.contains("PermitOpen db.internal:5432")
-                && text.contains("ForceCommand /bin/false")
-                && text.contains("install -d -m 0700")
-        );
-    }
-}
-
 /// Checks the answers (the same for the CLI and the TUI wizard): `target` is host[:port] (the
 /// engine's port by default), `bastion` and `jump` host, user@host:port or ssh://user@host:port.
 pub fn plan(
@@ -399,4 +337,66 @@ pub fn apply(
     let text = bastion_instructions(&line, plan);
     write_entry(epoch, plan, replace)?;
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> Plan {
+        Plan {
+            name: "orders".into(),
+            engine: "postgres".into(),
+            target: Destination {
+                user: None,
+                host: "db.internal".into(),
+                port: Some(5432),
+            },
+            bastion: Destination {
+                user: Some("tunnel".into()),
+                host: "bastion.example.com".into(),
+                port: None,
+            },
+            jump: None,
+            key: KeyChoice::Agent,
+        }
+    }
+
+    #[test]
+    fn comments_order_and_blank_lines_survive() {
+        let dir = tempfile::tempdir().expect("dir");
+        let p = dir.path().join("epoch.toml");
+        let before = "# team config\nmetadata_url = \"postgresql://meta\"   # keep me\n\n[storage.mysql.billing]\nhost = \"b\"\nport = 3306\n";
+        std::fs::write(&p, before).expect("write");
+        let text = write_entry(&p, &plan(), false).expect("written");
+        assert!(
+            text.starts_with(before.trim_end()),
+            "the old text is kept as it was:\n{text}"
+        );
+        assert!(
+            text.contains("[storage.postgres.orders]")
+                && text.contains("[storage.postgres.orders.ssh_tunnel]"),
+            "{text}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("epoch.toml.bak")).expect("bak"),
+            before
+        );
+        let again = write_entry(&p, &plan(), false);
+        assert!(matches!(again, Err(SetupError::EntryExists { .. })));
+        assert!(write_entry(&p, &plan(), true).is_ok());
+    }
+
+    #[test]
+    fn instructions_restrict_the_key_to_the_target() {
+        let text = bastion_instructions("ssh-ed25519 AAAA me", &plan());
+        assert!(text.contains(
+            "restrict,port-forwarding,permitopen=\"db.internal:5432\" ssh-ed25519 AAAA me"
+        ));
+        assert!(
+            text.contains("PermitOpen db.internal:5432")
+                && text.contains("ForceCommand /bin/false")
+                && text.contains("install -d -m 0700")
+        );
+    }
 }
