@@ -241,3 +241,63 @@ fn scopeguard<'a>(s: &'a support::Scratch, env: &'a [(&'a str, &'a str)]) -> imp
     }
     G(s, env)
 }
+
+#[test]
+fn the_setup_wizard_in_the_tui_writes_the_entry_and_tests_it() {
+    if !have_servers() || !support::require("tmux") {
+        return;
+    }
+    let Some(pg) = support::postgres::Postgres::start() else {
+        return;
+    };
+    let sshd = Sshd::start("");
+    let s = support::Scratch::new();
+    s.write("known_hosts", &format!("{}\n", sshd.known_hosts_line()));
+    let before = "# our databases\n[storage.mysql.billing]   # keep\nhost = \"billing.internal\"\n";
+    s.write("epoch.toml", before);
+    let warren = env!("CARGO_BIN_EXE_warren");
+    let t = Tmux::start(&format!(
+        "cd {d} && HOME={d} XDG_STATE_HOME={d}/state XDG_RUNTIME_DIR={d}/run {warren} --ssh-config /dev/null --config epoch.toml --known-hosts known_hosts",
+        d = s.path().display()
+    ));
+    t.wait_for("billing");
+    t.keys(&["s"]);
+    t.wait_for("engine");
+    for answer in [
+        "postgres".to_string(),
+        format!("127.0.0.1:{}", pg.port),
+        "fromtui".into(),
+        format!("{}@127.0.0.1:{}", local_user(), sshd.port),
+        "keys/tui_key".into(),
+    ] {
+        t.type_text(&answer);
+        t.keys(&["Enter"]);
+    }
+    t.wait_for("permitopen=");
+    let screen = t.wait_for("saved 'fromtui'");
+    assert!(
+        screen.contains("PermitOpen") || screen.contains("Match User"),
+        "{screen}"
+    );
+    let text = std::fs::read_to_string(s.path().join("epoch.toml")).expect("epoch");
+    assert!(
+        text.starts_with(before.trim_end()) && text.contains("[storage.postgres.fromtui]"),
+        "{text}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let key = s.path().join("keys/tui_key");
+    assert_eq!(
+        std::fs::metadata(&key).expect("key").permissions().mode() & 0o777,
+        0o600
+    );
+    // The bastion's side, then step 6 from the wizard.
+    sshd.authorize(
+        std::fs::read_to_string(s.path().join("keys/tui_key.pub"))
+            .expect("pub")
+            .trim(),
+    );
+    t.keys(&["Enter"]);
+    t.wait_for("no step failed");
+    t.keys(&["Escape", "q"]);
+    t.wait_for("EXITED 0");
+}

@@ -50,6 +50,27 @@ pub enum Mode {
     /// A prompt from the engine (the front of `prompts`).
     Prompt,
     ConfirmQuit,
+    /// The setup wizard (`s`): the same flow as `warren setup`.
+    Setup,
+}
+
+/// The setup wizard's questions, in order (the answers become `setup::plan`'s arguments).
+pub const WIZARD: [&str; 5] = [
+    "1. engine (postgres, mysql, redis, mongodb, mssql)",
+    "1. the database's host:port, as the bastion sees it",
+    "1. a name for the entry",
+    "2. the bastion: host, user@host:port or ssh://user@host:port",
+    "3. the key: a path for a new key, a path to an existing one, or 'agent'",
+];
+
+/// The wizard's state.
+#[derive(Debug, Default)]
+pub struct Wizard {
+    pub answers: Vec<String>,
+    pub input: Input,
+    pub error: Option<String>,
+    /// After saving: the entry's name and the bastion instructions.
+    pub done: Option<(String, String)>,
 }
 
 /// What quitting does with open tunnels.
@@ -89,6 +110,7 @@ pub struct App {
     pub looked_in: Vec<String>,
     /// Advances on each tick: the spinner.
     pub tick: u64,
+    pub wizard: Wizard,
     pub quit: bool,
 }
 
@@ -112,6 +134,8 @@ pub enum Effect {
     Copy(String),
     /// Read the config files again.
     Reload,
+    /// Carry out the wizard's answers (key, instructions, entry), then reload.
+    Setup(Vec<String>),
 }
 
 impl App {
@@ -134,6 +158,7 @@ impl App {
             message: None,
             looked_in,
             tick: 0,
+            wizard: Wizard::default(),
             quit: false,
         }
     }
@@ -340,6 +365,56 @@ fn key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
             Vec::new()
         }
         Mode::Prompt => prompt_key(app, k),
+        Mode::Setup => wizard_key(app, k),
+    }
+}
+
+fn wizard_key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
+    if k.code == KeyCode::Esc {
+        app.wizard = Wizard::default();
+        app.mode = Mode::Normal;
+        return Vec::new();
+    }
+    if let Some((name, _)) = app.wizard.done.clone() {
+        // Step 6: the walk of the new entry.
+        if k.code == KeyCode::Enter
+            && let Some(c) = app
+                .connections
+                .iter()
+                .find(|c| c.name == name && c.source == crate::config::SourceKind::Epoch)
+                .cloned()
+        {
+            app.wizard = Wizard::default();
+            app.diagnosis = Some(Diagnosis {
+                name: c.display_name.clone(),
+                steps: Vec::new(),
+                done: None,
+            });
+            app.mode = Mode::Diagnose;
+            return vec![Effect::Engine(Command::Diagnose(Box::new(c)))];
+        }
+        return Vec::new();
+    }
+    match k.code {
+        KeyCode::Enter => {
+            let answer = app.wizard.input.value_and_reset().trim().to_string();
+            if answer.is_empty() {
+                app.wizard.error = Some("an answer is needed (Esc cancels)".into());
+                return Vec::new();
+            }
+            app.wizard.error = None;
+            app.wizard.answers.push(answer);
+            if app.wizard.answers.len() == WIZARD.len() {
+                return vec![Effect::Setup(app.wizard.answers.clone())];
+            }
+            Vec::new()
+        }
+        _ => {
+            app.wizard
+                .input
+                .handle_event(&crossterm::event::Event::Key(k));
+            Vec::new()
+        }
     }
 }
 
@@ -386,6 +461,11 @@ fn normal_key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
         }
         KeyCode::Char('?') => {
             app.mode = Mode::Help;
+            Vec::new()
+        }
+        KeyCode::Char('s') => {
+            app.wizard = Wizard::default();
+            app.mode = Mode::Setup;
             Vec::new()
         }
         KeyCode::Char('r') => {

@@ -168,6 +168,23 @@ pub async fn run(
             match effect {
                 Effect::Engine(c) => send(&engine, &ctx, app.attached, c).await,
                 Effect::Copy(text) => copy_osc52(&text),
+                Effect::Setup(answers) => {
+                    let (epoch, _) = crate::config::load::epoch_path(&paths, &ctx);
+                    match run_setup(&answers, &ctx, &epoch) {
+                        Ok((name, text)) => {
+                            let catalog = Catalog::load(&paths, Arc::clone(&ctx));
+                            app.looked_in = looked_in(&catalog);
+                            app.set_connections(catalog.connections.clone());
+                            app.wizard.done =
+                                Some((name, format!("{text}\nsaved in {}", epoch.display())));
+                        }
+                        Err(e) => {
+                            // Back to the last question, with the reason.
+                            app.wizard.answers.pop();
+                            app.wizard.error = Some(e);
+                        }
+                    }
+                }
                 Effect::Reload => {
                     let catalog = Catalog::load(&paths, Arc::clone(&ctx));
                     app.looked_in = looked_in(&catalog);
@@ -205,6 +222,32 @@ pub async fn run(
         _ => {}
     }
     result
+}
+
+/// The wizard's answers through the same plan / apply as `warren setup`.
+fn run_setup(
+    a: &[String],
+    ctx: &Context,
+    epoch: &std::path::Path,
+) -> Result<(String, String), String> {
+    use crate::setup::{self, KeyChoice};
+    let [engine, target, name, bastion, key] = a else {
+        return Err("the wizard is incomplete".into());
+    };
+    let key = match key.as_str() {
+        "agent" => KeyChoice::Agent,
+        p => {
+            let path = std::path::PathBuf::from(crate::config::expand::tilde(p, &ctx.home));
+            if path.exists() {
+                KeyChoice::Existing(path)
+            } else {
+                KeyChoice::Generate(path)
+            }
+        }
+    };
+    let plan = setup::plan(name, engine, target, bastion, None, key)?;
+    let text = setup::apply(&plan, None, epoch, false).map_err(|e| e.to_string())?;
+    Ok((name.clone(), text))
 }
 
 /// Sends a command where the tunnels live: open and close to the daemon when attached (in

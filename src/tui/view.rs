@@ -169,8 +169,63 @@ pub fn render(app: &App, f: &mut Frame, theme: Theme) {
                 area,
             );
         }
+        Mode::Setup => wizard(app, f, theme),
         Mode::Normal | Mode::Filter => {}
     }
+}
+
+fn wizard(app: &App, f: &mut Frame, theme: Theme) {
+    use super::app::WIZARD;
+    let area = f.area().inner(ratatui::layout::Margin {
+        horizontal: 2,
+        vertical: 1,
+    });
+    f.render_widget(Clear, area);
+    let w = &app.wizard;
+    let mut lines: Vec<Line> = Vec::new();
+    if let Some((name, text)) = &w.done {
+        lines.push(Line::styled(
+            format!("5. saved '{name}'. 4. On the bastion:"),
+            theme.fg(Color::Green),
+        ));
+        lines.extend(text.lines().map(|l| Line::from(l.to_string())));
+        lines.push(Line::styled(
+            "6. Enter: test it (the diagnostics)    Esc: close",
+            theme.fg(Color::Cyan),
+        ));
+    } else {
+        for (q, a) in WIZARD.iter().zip(&w.answers) {
+            lines.push(Line::from(vec![
+                Span::styled(format!("{q}: "), theme.fg(Color::DarkGray)),
+                Span::raw(a.clone()),
+            ]));
+        }
+        if let Some(q) = WIZARD.get(w.answers.len()) {
+            lines.push(Line::from(vec![
+                Span::styled(
+                    format!("{q}: "),
+                    Style::default().add_modifier(Modifier::BOLD),
+                ),
+                Span::raw(w.input.value().to_string()),
+                Span::raw("_"),
+            ]));
+        } else {
+            lines.push(Line::from("saving..."));
+        }
+        if let Some(e) = &w.error {
+            lines.push(Line::styled(format!("error: {e}"), theme.fg(Color::Red)));
+        }
+        lines.push(Line::styled(
+            "Enter: next    Esc: cancel",
+            theme.fg(Color::DarkGray),
+        ));
+    }
+    f.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: false })
+            .block(Block::default().borders(Borders::ALL).title(" setup ")),
+        area,
+    );
 }
 
 /// The keys that apply now (the short form on a narrow terminal).
@@ -179,11 +234,12 @@ pub fn status_line(app: &App, width: u16) -> String {
         return format!(" {m}");
     }
     match app.mode {
-        Mode::Normal if app.connections.is_empty() => " q quit  r reload  ? help".into(),
+        Mode::Normal if app.connections.is_empty() => " s setup  q quit  r reload  ? help".into(),
         Mode::Normal if width < 100 => " ↑↓ move  Enter open/close  d diagnose  / filter  c copy  ? help  q quit".into(),
         Mode::Normal => " ↑↓/jk move  Enter open/close  d diagnose  / filter  l log  c copy  a all  r reload  ? help  q quit".into(),
         Mode::Filter => " type to filter  Enter keep  Esc clear".into(),
         Mode::Help | Mode::Log => " Esc close".into(),
+        Mode::Setup => " Enter next  Esc cancel".into(),
         Mode::Diagnose => " Esc close".into(),
         Mode::Prompt => match app.prompts.front().map(|p| &p.2) {
             Some(Prompt::HostKey { .. }) => " o accept once  s accept and save  r reject".into(),
@@ -360,7 +416,7 @@ fn empty_state(app: &App, f: &mut Frame, area: Rect) {
     text.extend([
         Line::from(""),
         Line::from("See warren work with nothing set up:   warren demo   (all on loopback, removed on exit)"),
-        Line::from("Set up access to a database:           warren setup  (a key, the bastion's lines, the entry, a test)"),
+        Line::from("Set up access to a database:           press s       (a key, the bastion's lines, the entry, a test)"),
         Line::from("Or add a Host with a LocalForward to ~/.ssh/config, or an entry to epoch.toml, then press r."),
     ]);
     f.render_widget(
@@ -395,6 +451,10 @@ fn help(f: &mut Frame, _theme: Theme) {
         ("c", "copy a connection string (OSC 52)"),
         ("a", "open / close every tunnel in the list"),
         ("r", "read the config files again"),
+        (
+            "s",
+            "set up a new connection (key, bastion lines, entry, test)",
+        ),
         ("?", "this help"),
         ("q", "quit (asks first when tunnels are open)"),
     ];
