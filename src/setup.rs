@@ -18,6 +18,8 @@ pub struct Plan {
     pub target: Destination,
     pub bastion: Destination,
     pub jump: Option<Destination>,
+    /// A jump host given as an ssh_config alias (written as `jump_host = "alias"`).
+    pub jump_alias: Option<String>,
     pub key: KeyChoice,
 }
 
@@ -177,6 +179,8 @@ fn entry_tables(plan: &Plan) -> (Table, Table) {
             jt.insert("user", u.clone().into());
         }
         tunnel["jump_host"] = value(jt);
+    } else if let Some(alias) = &plan.jump_alias {
+        tunnel["jump_host"] = value(alias.clone());
     }
     (db, tunnel)
 }
@@ -310,6 +314,45 @@ pub fn plan(
         target,
         bastion,
         jump,
+        jump_alias: None,
+        key,
+    })
+}
+
+/// A bastion named by a concrete ~/.ssh/config alias: its HostName, Port and User, its
+/// ProxyJump (written as an alias the loader resolves again) and its explicit IdentityFile.
+pub struct FromAlias {
+    pub bastion: Destination,
+    pub jump_alias: Option<String>,
+    pub key: Option<PathBuf>,
+}
+
+pub fn from_ssh_alias(
+    ssh: &crate::config::ssh_config::SshConfig,
+    alias: &str,
+) -> Option<FromAlias> {
+    if !ssh.aliases.iter().any(|a| a.name == alias) {
+        return None;
+    }
+    let h = ssh.resolve(alias);
+    let key = h
+        .identity_files
+        .iter()
+        .filter(|f| f.origin != crate::config::Origin::Default)
+        .find_map(|f| h.expand_path(&f.value).ok().map(PathBuf::from));
+    Some(FromAlias {
+        bastion: Destination {
+            user: Some(h.user.value.clone()),
+            host: h.hostname.value.clone(),
+            port: Some(h.port.value),
+        },
+        // The last jump, as an alias: the loader resolves it (and its own ProxyJump) again.
+        // Exact for the usual single jump host.
+        jump_alias: h
+            .proxy_jump
+            .as_ref()
+            .and_then(|j| j.value.last())
+            .map(|d| d.to_string()),
         key,
     })
 }
@@ -358,6 +401,7 @@ mod tests {
                 port: None,
             },
             jump: None,
+            jump_alias: None,
             key: KeyChoice::Agent,
         }
     }

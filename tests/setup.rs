@@ -163,3 +163,82 @@ fn a_read_only_directory_fails_clearly_and_keeps_the_file() {
         .collect();
     assert_eq!(leftovers.len(), 1, "no temp file left: {leftovers:?}");
 }
+
+#[test]
+fn a_bastion_named_by_an_ssh_config_alias_reuses_its_settings() {
+    if !have_servers() {
+        return;
+    }
+    let Some(pg) = Postgres::start() else { return };
+    let jump = Sshd::start("");
+    let bastion = Sshd::start("");
+    let s = Scratch::new();
+    let key = support::sshd::keygen(s.path(), "id_edge", "ed25519", "", false);
+    jump.authorize(&key.public_line);
+    bastion.authorize(&key.public_line);
+    s.write(
+        "known_hosts",
+        &format!(
+            "{}\n{}\n",
+            jump.known_hosts_line(),
+            bastion.known_hosts_line()
+        ),
+    );
+    let user = local_user();
+    let k = key.private.display().to_string();
+    s.write(
+        "ssh_config",
+        &format!(
+            "Host jumpy\n    HostName 127.0.0.1\n    Port {}\n    User {user}\n    IdentityFile {k}\n\nHost edge\n    HostName 127.0.0.1\n    Port {}\n    User {user}\n    IdentityFile {k}\n    ProxyJump jumpy\n",
+            jump.port, bastion.port
+        ),
+    );
+    let target = format!("127.0.0.1:{}", pg.port);
+    let r = s.warren(&[
+        "--ssh-config",
+        "ssh_config",
+        "--known-hosts",
+        "known_hosts",
+        "--config",
+        "epoch.toml",
+        "setup",
+        "--name",
+        "viaedge",
+        "--engine",
+        "postgres",
+        "--target",
+        &target,
+        "--bastion",
+        "edge",
+    ]);
+    r.expect_code(0)
+        .expect_stdout("'edge' is a ~/.ssh/config host")
+        .expect_stdout("all set");
+    let text = std::fs::read_to_string(s.path().join("epoch.toml")).expect("epoch");
+    assert!(
+        text.contains("jump_host = \"jumpy\"") && text.contains(&format!("key_file = \"{k}\"")),
+        "{text}"
+    );
+    let v = s
+        .warren(&[
+            "--ssh-config",
+            "ssh_config",
+            "--known-hosts",
+            "known_hosts",
+            "--config",
+            "epoch.toml",
+            "doctor",
+            "viaedge",
+            "--json",
+        ])
+        .json();
+    assert_eq!(v["ok"], true, "{v:#}");
+    let hops: Vec<u64> = v["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter(|s| s["id"] == "auth")
+        .filter_map(|s| s["hop"].as_u64())
+        .collect();
+    assert_eq!(hops, [0, 1], "through the alias's jump host");
+}

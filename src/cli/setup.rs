@@ -94,11 +94,33 @@ pub async fn run(
     ) else {
         return exit::BAD_CONFIG;
     };
+    // Step 2 again: a bastion named by a ~/.ssh/config alias reuses its settings.
+    let catalog = Catalog::load(paths, Arc::clone(ctx));
+    let from_alias = setup::from_ssh_alias(&catalog.ssh, &bastion);
+    let bastion = match &from_alias {
+        Some(fa) => {
+            let _ = writeln!(
+                out,
+                "2. '{bastion}' is a ~/.ssh/config host: {}{}",
+                fa.bastion,
+                fa.jump_alias
+                    .as_ref()
+                    .map(|j| format!(" via {j}"))
+                    .unwrap_or_default()
+            );
+            fa.bastion.to_string()
+        }
+        None => bastion,
+    };
+    let alias_key = from_alias.as_ref().and_then(|fa| fa.key.clone());
     // Step 3: the key.
     let key = match (a.generate_key, a.key, a.agent) {
         (Some(p), None, false) => KeyChoice::Generate(p),
         (None, Some(p), false) => KeyChoice::Existing(p),
         (None, None, true) => KeyChoice::Agent,
+        (None, None, false) if alias_key.is_some() => {
+            KeyChoice::Existing(alias_key.clone().unwrap_or_default())
+        }
         (None, None, false) => match ask(
             "3. key: a path to generate a new Ed25519 key at, or 'agent'",
             out,
@@ -131,7 +153,13 @@ pub async fn run(
         a.jump.as_deref(),
         key.clone(),
     ) {
-        Ok(p) => p,
+        Ok(mut p) => {
+            // A bastion alias's ProxyJump comes along, unless --jump says otherwise.
+            if p.jump.is_none() {
+                p.jump_alias = from_alias.and_then(|fa| fa.jump_alias);
+            }
+            p
+        }
         Err(e) => {
             let _ = writeln!(err, "error: {e}");
             return exit::BAD_CONFIG;

@@ -170,7 +170,7 @@ pub async fn run(
                 Effect::Copy(text) => copy_osc52(&text),
                 Effect::Setup(answers) => {
                     let (epoch, _) = crate::config::load::epoch_path(&paths, &ctx);
-                    match run_setup(&answers, &ctx, &epoch) {
+                    match run_setup(&answers, &ctx, &paths, &epoch) {
                         Ok((name, text)) => {
                             let catalog = Catalog::load(&paths, Arc::clone(&ctx));
                             app.looked_in = looked_in(&catalog);
@@ -228,6 +228,7 @@ pub async fn run(
 fn run_setup(
     a: &[String],
     ctx: &Context,
+    paths: &Paths,
     epoch: &std::path::Path,
 ) -> Result<(String, String), String> {
     use crate::setup::{self, KeyChoice};
@@ -245,7 +246,15 @@ fn run_setup(
             }
         }
     };
-    let plan = setup::plan(name, engine, target, bastion, None, key)?;
+    // A bastion named by a ~/.ssh/config alias reuses its settings.
+    let catalog = Catalog::load(paths, Arc::new(ctx.clone()));
+    let from_alias = setup::from_ssh_alias(&catalog.ssh, bastion);
+    let bastion = from_alias
+        .as_ref()
+        .map(|fa| fa.bastion.to_string())
+        .unwrap_or_else(|| bastion.clone());
+    let mut plan = setup::plan(name, engine, target, &bastion, None, key)?;
+    plan.jump_alias = from_alias.and_then(|fa| fa.jump_alias);
     let text = setup::apply(&plan, None, epoch, false).map_err(|e| e.to_string())?;
     Ok((name.clone(), text))
 }
