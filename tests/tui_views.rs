@@ -494,3 +494,36 @@ fn a_click_selects_a_row_and_the_wheel_scrolls() {
     update(&mut app, Action::Click(40));
     assert_eq!(app.selected, 2, "a click below the list changes nothing");
 }
+
+#[test]
+fn the_wizard_needs_every_answer_but_the_jump_host() {
+    let mut app = App::new(connections(), vec![]);
+    update(&mut app, key(KeyCode::Char('s')));
+    assert_eq!(app.mode, Mode::Setup);
+    let answer = |app: &mut App, text: &str| {
+        for c in text.chars() {
+            update(app, key(KeyCode::Char(c)));
+        }
+        update(app, key(KeyCode::Enter))
+    };
+    // An empty engine is refused, with the reason on screen.
+    assert!(answer(&mut app, "").is_empty());
+    assert!(screen(&app, 100, 24).contains("an answer is needed"));
+    for a in [
+        "postgres",
+        "10.0.0.5:5432",
+        "orders2",
+        "ops@bastion.example.com",
+    ] {
+        assert!(answer(&mut app, a).is_empty());
+    }
+    // The jump host may be left empty; the key may not.
+    assert!(answer(&mut app, "").is_empty());
+    assert!(answer(&mut app, "").is_empty());
+    assert!(screen(&app, 100, 24).contains("an answer is needed"));
+    let effects = answer(&mut app, "agent");
+    assert!(
+        matches!(effects.as_slice(), [Effect::Setup(a)] if a[3] == "ops@bastion.example.com" && a[4].is_empty() && a[5] == "agent"),
+        "{effects:?}"
+    );
+}

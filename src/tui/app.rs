@@ -55,13 +55,17 @@ pub enum Mode {
 }
 
 /// The setup wizard's questions, in order (the answers become `setup::plan`'s arguments).
-pub const WIZARD: [&str; 5] = [
+pub const WIZARD: [&str; 6] = [
     "1. engine (postgres, mysql, redis, mongodb, mssql)",
     "1. the database's host:port, as the bastion sees it",
     "1. a name for the entry",
-    "2. the bastion: host, user@host:port or ssh://user@host:port",
+    "2. the bastion: host, user@host:port, ssh://... or a ~/.ssh/config alias",
+    "2. a jump host before it (Enter for none)",
     "3. the key: a path for a new key, a path to an existing one, or 'agent'",
 ];
+
+/// The wizard's one question that may be left empty: the jump host.
+pub const WIZARD_OPTIONAL: usize = 4;
 
 /// The wizard's state.
 #[derive(Debug, Default)]
@@ -398,7 +402,7 @@ fn wizard_key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
     match k.code {
         KeyCode::Enter => {
             let answer = app.wizard.input.value_and_reset().trim().to_string();
-            if answer.is_empty() {
+            if answer.is_empty() && app.wizard.answers.len() != WIZARD_OPTIONAL {
                 app.wizard.error = Some("an answer is needed (Esc cancels)".into());
                 return Vec::new();
             }

@@ -232,7 +232,7 @@ fn run_setup(
     epoch: &std::path::Path,
 ) -> Result<(String, String), String> {
     use crate::setup::{self, KeyChoice};
-    let [engine, target, name, bastion, key] = a else {
+    let [engine, target, name, bastion, jump, key] = a else {
         return Err("the wizard is incomplete".into());
     };
     let key = match key.as_str() {
@@ -253,8 +253,12 @@ fn run_setup(
         .as_ref()
         .map(|fa| fa.bastion.to_string())
         .unwrap_or_else(|| bastion.clone());
-    let mut plan = setup::plan(name, engine, target, &bastion, None, key)?;
-    plan.jump_alias = from_alias.and_then(|fa| fa.jump_alias);
+    let jump = Some(jump.as_str()).filter(|j| !j.is_empty());
+    let mut plan = setup::plan(name, engine, target, &bastion, jump, key)?;
+    // The alias's ProxyJump comes along unless a jump host was given.
+    if jump.is_none() {
+        plan.jump_alias = from_alias.and_then(|fa| fa.jump_alias);
+    }
     let text = setup::apply(&plan, None, epoch, false).map_err(|e| e.to_string())?;
     Ok((name.clone(), text))
 }
