@@ -242,3 +242,45 @@ fn a_bastion_named_by_an_ssh_config_alias_reuses_its_settings() {
         .collect();
     assert_eq!(hops, [0, 1], "through the alias's jump host");
 }
+
+/// A passphrase encrypts the new key the way OpenSSH reads it: `ssh-keygen -y` needs it.
+#[test]
+fn a_generated_key_with_a_passphrase_is_encrypted_for_openssh() {
+    if !support::require("ssh-keygen") {
+        return;
+    }
+    let s = Scratch::new();
+    let key = s.path().join("enc_key");
+    let public =
+        warren::setup::generate_key(&key, Some("correct horse"), "warren-test").expect("generate");
+    assert_eq!(
+        std::fs::metadata(&key).expect("key").permissions().mode() & 0o777,
+        0o600
+    );
+    let derive = |pass: &str| {
+        std::process::Command::new("ssh-keygen")
+            .args(["-y", "-P", pass, "-f"])
+            .arg(&key)
+            .output()
+            .expect("ssh-keygen")
+    };
+    let wrong = derive("");
+    assert!(
+        !wrong.status.success(),
+        "an empty passphrase opened the key"
+    );
+    let right = derive("correct horse");
+    assert!(
+        right.status.success(),
+        "{}",
+        String::from_utf8_lossy(&right.stderr)
+    );
+    let derived = String::from_utf8_lossy(&right.stdout);
+    let field = |l: &str| l.split_whitespace().nth(1).map(str::to_string);
+    assert_eq!(field(&derived), field(&public), "{derived} vs {public}");
+    // The passphrase is nowhere in the files.
+    for f in [&key, &key.with_extension("pub")] {
+        let bytes = std::fs::read(f).unwrap_or_default();
+        assert!(!String::from_utf8_lossy(&bytes).contains("correct horse"));
+    }
+}

@@ -270,6 +270,7 @@ fn the_setup_wizard_in_the_tui_writes_the_entry_and_tests_it() {
         format!("{}@127.0.0.1:{}", local_user(), sshd.port),
         String::new(), // no jump host
         "keys/tui_key".into(),
+        String::new(), // no passphrase
     ] {
         if !answer.is_empty() {
             t.type_text(&answer);

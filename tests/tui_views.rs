@@ -521,9 +521,56 @@ fn the_wizard_needs_every_answer_but_the_jump_host() {
     assert!(answer(&mut app, "").is_empty());
     assert!(answer(&mut app, "").is_empty());
     assert!(screen(&app, 100, 24).contains("an answer is needed"));
+    // 'agent' has no key file, so there is no passphrase to ask for.
     let effects = answer(&mut app, "agent");
     assert!(
-        matches!(effects.as_slice(), [Effect::Setup(a)] if a[3] == "ops@bastion.example.com" && a[4].is_empty() && a[5] == "agent"),
+        matches!(effects.as_slice(), [Effect::Setup { answers: a, passphrase: None }]
+            if a[3] == "ops@bastion.example.com" && a[4].is_empty() && a[5] == "agent"),
         "{effects:?}"
     );
+}
+
+#[test]
+fn the_wizard_masks_a_new_keys_passphrase() {
+    let mut app = App::new(connections(), vec![]);
+    update(&mut app, key(KeyCode::Char('s')));
+    let answer = |app: &mut App, text: &str| {
+        for c in text.chars() {
+            update(app, key(KeyCode::Char(c)));
+        }
+        update(app, key(KeyCode::Enter))
+    };
+    for a in [
+        "postgres",
+        "10.0.0.5:5432",
+        "orders2",
+        "bastion",
+        "",
+        "~/.ssh/new_key",
+    ] {
+        assert!(answer(&mut app, a).is_empty());
+    }
+    for c in "hunter2-horse".chars() {
+        update(&mut app, key(KeyCode::Char(c)));
+    }
+    let typing = screen(&app, 100, 24);
+    assert!(
+        !typing.contains("hunter2") && typing.contains("*************_"),
+        "{typing}"
+    );
+    let effects = update(&mut app, key(KeyCode::Enter));
+    let [
+        Effect::Setup {
+            answers,
+            passphrase: Some(p),
+        },
+    ] = effects.as_slice()
+    else {
+        panic!("{effects:?}");
+    };
+    assert_eq!(p.expose(), "hunter2-horse");
+    // Neither the answers nor any debug output carry it.
+    assert!(!answers.iter().any(|a| a.contains("hunter2")));
+    assert!(!format!("{effects:?}").contains("hunter2"));
+    assert!(!screen(&app, 100, 24).contains("hunter2"));
 }

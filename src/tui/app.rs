@@ -55,22 +55,33 @@ pub enum Mode {
 }
 
 /// The setup wizard's questions, in order (the answers become `setup::plan`'s arguments).
-pub const WIZARD: [&str; 6] = [
+pub const WIZARD: [&str; 7] = [
     "1. engine (postgres, mysql, redis, mongodb, mssql)",
     "1. the database's host:port, as the bastion sees it",
     "1. a name for the entry",
     "2. the bastion: host, user@host:port, ssh://... or a ~/.ssh/config alias",
     "2. a jump host before it (Enter for none)",
     "3. the key: a path for a new key, a path to an existing one, or 'agent'",
+    "3. a passphrase for a new key (Enter for none)",
 ];
 
-/// The wizard's one question that may be left empty: the jump host.
-pub const WIZARD_OPTIONAL: usize = 4;
+/// The wizard's questions that may be left empty: the jump host and the passphrase.
+pub fn wizard_optional(question: usize) -> bool {
+    question == WIZARD_JUMP || question == WIZARD_PASSPHRASE
+}
+
+const WIZARD_JUMP: usize = 4;
+const WIZARD_KEY: usize = 5;
+/// The passphrase question: its input is masked and its answer is kept as a `Secret`, out
+/// of `answers`.
+pub const WIZARD_PASSPHRASE: usize = 6;
 
 /// The wizard's state.
 #[derive(Debug, Default)]
 pub struct Wizard {
     pub answers: Vec<String>,
+    /// The new key's passphrase (its slot in `answers` holds only "" or "***").
+    pub passphrase: Option<Secret>,
     pub input: Input,
     pub error: Option<String>,
     /// After saving: the entry's name and the bastion instructions.
@@ -139,7 +150,10 @@ pub enum Effect {
     /// Read the config files again.
     Reload,
     /// Carry out the wizard's answers (key, instructions, entry), then reload.
-    Setup(Vec<String>),
+    Setup {
+        answers: Vec<String>,
+        passphrase: Option<Secret>,
+    },
 }
 
 impl App {
@@ -402,14 +416,31 @@ fn wizard_key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
     match k.code {
         KeyCode::Enter => {
             let answer = app.wizard.input.value_and_reset().trim().to_string();
-            if answer.is_empty() && app.wizard.answers.len() != WIZARD_OPTIONAL {
+            let question = app.wizard.answers.len();
+            if answer.is_empty() && !wizard_optional(question) {
                 app.wizard.error = Some("an answer is needed (Esc cancels)".into());
                 return Vec::new();
             }
             app.wizard.error = None;
-            app.wizard.answers.push(answer);
+            if question == WIZARD_PASSPHRASE {
+                let masked = if answer.is_empty() { "" } else { "***" };
+                app.wizard.passphrase =
+                    Some(Secret::new(answer)).filter(|p| !p.expose().is_empty());
+                app.wizard.answers.push(masked.into());
+            } else {
+                let agent = question == WIZARD_KEY && answer == "agent";
+                app.wizard.answers.push(answer);
+                if agent {
+                    // No key file, so no passphrase to ask for.
+                    app.wizard.passphrase = None;
+                    app.wizard.answers.push(String::new());
+                }
+            }
             if app.wizard.answers.len() == WIZARD.len() {
-                return vec![Effect::Setup(app.wizard.answers.clone())];
+                return vec![Effect::Setup {
+                    answers: app.wizard.answers.clone(),
+                    passphrase: app.wizard.passphrase.clone(),
+                }];
             }
             Vec::new()
         }

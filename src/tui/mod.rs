@@ -20,7 +20,7 @@ use crossterm::event::{
 use futures_util::StreamExt;
 use tokio::sync::broadcast::error::RecvError;
 
-use app::{Action, App, Effect, update};
+use app::{Action, App, Effect, WIZARD, update};
 use view::Theme;
 
 use crate::config::load::FileStatus;
@@ -168,9 +168,12 @@ pub async fn run(
             match effect {
                 Effect::Engine(c) => send(&engine, &ctx, app.attached, c).await,
                 Effect::Copy(text) => copy_osc52(&text),
-                Effect::Setup(answers) => {
+                Effect::Setup {
+                    answers,
+                    passphrase,
+                } => {
                     let (epoch, _) = crate::config::load::epoch_path(&paths, &ctx);
-                    match run_setup(&answers, &ctx, &paths, &epoch) {
+                    match run_setup(&answers, passphrase.as_ref(), &ctx, &paths, &epoch) {
                         Ok((name, text)) => {
                             let catalog = Catalog::load(&paths, Arc::clone(&ctx));
                             app.looked_in = looked_in(&catalog);
@@ -179,8 +182,9 @@ pub async fn run(
                                 Some((name, format!("{text}\nsaved in {}", epoch.display())));
                         }
                         Err(e) => {
-                            // Back to the last question, with the reason.
-                            app.wizard.answers.pop();
+                            // Back to the key question, with the reason.
+                            app.wizard.answers.truncate(WIZARD.len() - 2);
+                            app.wizard.passphrase = None;
                             app.wizard.error = Some(e);
                         }
                     }
@@ -227,12 +231,13 @@ pub async fn run(
 /// The wizard's answers through the same plan / apply as `warren setup`.
 fn run_setup(
     a: &[String],
+    passphrase: Option<&crate::config::Secret>,
     ctx: &Context,
     paths: &Paths,
     epoch: &std::path::Path,
 ) -> Result<(String, String), String> {
     use crate::setup::{self, KeyChoice};
-    let [engine, target, name, bastion, jump, key] = a else {
+    let [engine, target, name, bastion, jump, key, _passphrase_slot] = a else {
         return Err("the wizard is incomplete".into());
     };
     let key = match key.as_str() {
@@ -259,7 +264,8 @@ fn run_setup(
     if jump.is_none() {
         plan.jump_alias = from_alias.and_then(|fa| fa.jump_alias);
     }
-    let text = setup::apply(&plan, None, epoch, false).map_err(|e| e.to_string())?;
+    let text = setup::apply(&plan, passphrase.map(|p| p.expose()), epoch, false)
+        .map_err(|e| e.to_string())?;
     Ok((name.clone(), text))
 }
 

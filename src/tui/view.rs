@@ -175,7 +175,7 @@ pub fn render(app: &App, f: &mut Frame, theme: Theme) {
 }
 
 fn wizard(app: &App, f: &mut Frame, theme: Theme) {
-    use super::app::WIZARD;
+    use super::app::{WIZARD, WIZARD_PASSPHRASE};
     let area = f.area().inner(ratatui::layout::Margin {
         horizontal: 2,
         vertical: 1,
@@ -206,7 +206,11 @@ fn wizard(app: &App, f: &mut Frame, theme: Theme) {
                     format!("{q}: "),
                     Style::default().add_modifier(Modifier::BOLD),
                 ),
-                Span::raw(w.input.value().to_string()),
+                Span::raw(if w.answers.len() == WIZARD_PASSPHRASE {
+                    "*".repeat(w.input.value().chars().count())
+                } else {
+                    w.input.value().to_string()
+                }),
                 Span::raw("_"),
             ]));
         } else {
