@@ -415,8 +415,14 @@ fn wizard_key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
     }
     match k.code {
         KeyCode::Enter => {
-            let answer = app.wizard.input.value_and_reset().trim().to_string();
             let question = app.wizard.answers.len();
+            let raw = app.wizard.input.value_and_reset();
+            // A passphrase is taken as typed; every other answer is trimmed.
+            let answer = if question == WIZARD_PASSPHRASE {
+                raw
+            } else {
+                raw.trim().to_string()
+            };
             if answer.is_empty() && !wizard_optional(question) {
                 app.wizard.error = Some("an answer is needed (Esc cancels)".into());
                 return Vec::new();
