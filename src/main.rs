@@ -76,41 +76,7 @@ enum Command {
         all: bool,
     },
     /// Guided first-time setup: key, bastion instructions, the epoch.toml entry, a test.
-    Setup {
-        /// The entry's name.
-        #[arg(long)]
-        name: Option<String>,
-        /// postgres, mysql, redis, mongodb, mssql.
-        #[arg(long)]
-        engine: Option<String>,
-        /// The database's host:port as the bastion sees it.
-        #[arg(long)]
-        target: Option<String>,
-        /// host, user@host:port or ssh://user@host:port.
-        #[arg(long)]
-        bastion: Option<String>,
-        /// A jump host in front of the bastion.
-        #[arg(long)]
-        jump: Option<String>,
-        /// Use this existing key.
-        #[arg(long, value_name = "PATH")]
-        key: Option<PathBuf>,
-        /// Generate a new Ed25519 key here (never overwrites).
-        #[arg(long, value_name = "PATH")]
-        generate_key: Option<PathBuf>,
-        /// Authenticate with the agent's keys.
-        #[arg(long)]
-        agent: bool,
-        /// Encrypt the generated key with the passphrase in this environment variable.
-        #[arg(long, value_name = "VAR")]
-        passphrase_env: Option<String>,
-        /// Also write the bastion instructions to this file.
-        #[arg(long, value_name = "PATH")]
-        instructions: Option<PathBuf>,
-        /// Replace an entry that already exists.
-        #[arg(long)]
-        yes: bool,
-    },
+    Setup(cli::setup::Answers),
     /// The TUI against an embedded demo: bastions and a database on loopback, removed on exit.
     Demo,
     /// A systemd unit that runs `warren up NAME...` (install, uninstall, status).
@@ -271,34 +237,9 @@ fn main() -> ExitCode {
                 cli::daemon::down(&ctx, &names, all, &mut o, &mut e).await
             })
         }
-        Some(Command::Setup {
-            name,
-            engine,
-            target,
-            bastion,
-            jump,
-            key,
-            generate_key,
-            agent,
-            passphrase_env,
-            instructions,
-            yes,
-        }) => {
+        Some(Command::Setup(answers)) => {
             drop((out, err));
             let ctx = Arc::new(Context::from_process());
-            let answers = cli::setup::Answers {
-                name,
-                engine,
-                target,
-                bastion,
-                jump,
-                key,
-                generate_key,
-                agent,
-                passphrase_env,
-                instructions,
-                yes,
-            };
             with_runtime(|(mut o, mut e)| async move {
                 cli::setup::run(&ctx, &paths, answers, &mut o, &mut e).await
             })

@@ -10,20 +10,41 @@ use super::exit;
 use crate::config::{Catalog, Context, Paths};
 use crate::setup::{self, KeyChoice};
 
-/// The answers, as flags.
-#[derive(Clone, Debug, Default)]
+/// The answers, as flags (`warren setup --help`).
+#[derive(Clone, Debug, Default, clap::Args)]
 pub struct Answers {
+    /// The entry's name.
+    #[arg(long)]
     pub name: Option<String>,
+    /// postgres, mysql, redis, mongodb, mssql.
+    #[arg(long)]
     pub engine: Option<String>,
+    /// The database's host:port as the bastion sees it.
+    #[arg(long)]
     pub target: Option<String>,
+    /// host, user@host:port or ssh://user@host:port.
+    #[arg(long)]
     pub bastion: Option<String>,
+    /// A jump host in front of the bastion.
+    #[arg(long)]
     pub jump: Option<String>,
+    /// Use this existing key.
+    #[arg(long, value_name = "PATH")]
     pub key: Option<PathBuf>,
+    /// Generate a new Ed25519 key here (never overwrites).
+    #[arg(long, value_name = "PATH")]
     pub generate_key: Option<PathBuf>,
+    /// Authenticate with the agent's keys.
+    #[arg(long)]
     pub agent: bool,
-    /// The generated key's passphrase is read from this environment variable.
+    /// Encrypt the generated key with the passphrase in this environment variable.
+    #[arg(long, value_name = "VAR")]
     pub passphrase_env: Option<String>,
+    /// Also write the bastion instructions to this file.
+    #[arg(long, value_name = "PATH")]
     pub instructions: Option<PathBuf>,
+    /// Replace an entry that already exists.
+    #[arg(long)]
     pub yes: bool,
 }
 
