@@ -88,21 +88,7 @@ fn the_tui_attaches_to_the_daemon_and_toggles_its_tunnel() {
         return;
     }
     let sshd = Sshd::start("");
-    let (s, key) = with_key(&sshd);
-    let echo = echo_server();
-    let local = free_port();
-    s.write(
-        "epoch.toml",
-        &support::tunnel::entry(
-            "pg",
-            echo,
-            &sshd,
-            Some(&key),
-            &format!("local_port = {local}"),
-        ),
-    );
-    let run = s.path().join("run").display().to_string();
-    std::fs::create_dir_all(&run).expect("run");
+    let (s, local, run) = daemon_scratch(&sshd);
     let env = [("XDG_RUNTIME_DIR", run.as_str())];
     let args = ["--ssh-config", "/dev/null", "--known-hosts", "known_hosts"];
     let warren_cli = |extra: &[&str]| {
@@ -169,21 +155,7 @@ fn tunnels_opened_in_the_tui_can_be_left_running_on_quit() {
         return;
     }
     let sshd = Sshd::start("");
-    let (s, key) = with_key(&sshd);
-    let echo = echo_server();
-    let local = free_port();
-    s.write(
-        "epoch.toml",
-        &support::tunnel::entry(
-            "pg",
-            echo,
-            &sshd,
-            Some(&key),
-            &format!("local_port = {local}"),
-        ),
-    );
-    let run = s.path().join("run").display().to_string();
-    std::fs::create_dir_all(&run).expect("run");
+    let (s, local, run) = daemon_scratch(&sshd);
     let env = [("XDG_RUNTIME_DIR", run.as_str())];
     let status = || {
         s.warren_env(
@@ -304,4 +276,24 @@ fn the_setup_wizard_in_the_tui_writes_the_entry_and_tests_it() {
     t.wait_for("no step failed");
     t.keys(&["Escape", "q"]);
     t.wait_for("EXITED 0");
+}
+
+/// A scratch HOME with one entry "pg" on a fixed local port through `sshd` to an echo
+/// server, and a runtime dir for the daemon's socket: (scratch, local port, runtime dir).
+fn daemon_scratch(sshd: &Sshd) -> (support::Scratch, u16, String) {
+    let (s, key) = with_key(sshd);
+    let local = free_port();
+    s.write(
+        "epoch.toml",
+        &support::tunnel::entry(
+            "pg",
+            echo_server(),
+            sshd,
+            Some(&key),
+            &format!("local_port = {local}"),
+        ),
+    );
+    let run = s.path().join("run").display().to_string();
+    std::fs::create_dir_all(&run).expect("run");
+    (s, local, run)
 }
