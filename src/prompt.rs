@@ -1,22 +1,30 @@
-//! Questions the engine asks its client: an unknown host key, a key passphrase,
-//! keyboard-interactive prompts, a password. A prompt never blocks other tunnels: only the
-//! connection that asked waits (bounded by [`ANSWER_TIMEOUT`]). Headless (no client answers),
-//! every prompt is answered "no" at once.
+//! Questions the engine asks a person: an unknown host key, a key passphrase,
+//! keyboard-interactive prompts, a password. A question never blocks other tunnels: only the
+//! connection that asked waits.
+//!
+//! Each question has its own answer timeout ([`Prompt::timeout`]), sent with it so a client
+//! can show it. A question ends in exactly one way: answered, timed out, or withdrawn (its
+//! connection attempt ended, or its tunnel was closed); in the last two cases a `Withdrawn`
+//! notice goes out, and an answer that arrives later does nothing. With nobody to answer
+//! (headless, BatchMode), every question is answered "no" at once.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::Secret;
 
-/// How long a connection waits for an answer before giving up.
-pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a host key, passphrase or password question waits for an answer.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
+/// keyboard-interactive may wait on a second factor (a push to a phone): longer.
+pub const KBD_TIMEOUT: Duration = Duration::from_secs(300);
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Prompt {
     /// The server's key is not in known_hosts.
@@ -24,6 +32,13 @@ pub enum Prompt {
         host: String,
         key_type: String,
         fingerprint: String,
+        /// Where else the same key is listed (`file:line: name`), as ssh shows them.
+        #[serde(default)]
+        other_names: Vec<String>,
+    },
+    /// A yes/no question about a host key (CheckHostIP: the IP address's key differs).
+    Confirm {
+        text: String,
     },
     /// A key file is encrypted and no passphrase was configured.
     Passphrase {
@@ -41,7 +56,18 @@ pub enum Prompt {
     },
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+impl Prompt {
+    /// How long this question waits.
+    pub fn timeout(&self) -> Duration {
+        match self {
+            Prompt::KeyboardInteractive { .. } => KBD_TIMEOUT,
+            _ => ANSWER_TIMEOUT,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum HostKeyAnswer {
     AcceptOnce,
     AcceptAndSave,
@@ -59,21 +85,37 @@ pub enum Answer {
     Cancel,
 }
 
-/// Sends prompts as events and routes answers back to the connection that asked.
+/// What the prompter tells the client.
+#[derive(Clone, Debug)]
+pub enum Notice {
+    /// A question, to be answered with its id within `timeout`.
+    Ask {
+        id: u64,
+        connection: String,
+        prompt: Prompt,
+        timeout: Duration,
+    },
+    /// The question is no longer asked: do not show it; an answer would do nothing.
+    Withdrawn { id: u64, connection: String },
+}
+
+struct Pending {
+    connection: String,
+    reply: oneshot::Sender<Answer>,
+    cancel: CancellationToken,
+}
+
+/// Sends questions as notices and routes answers back to the connection that asked.
 pub struct Prompter {
     interactive: bool,
     next: AtomicU64,
-    pending: Mutex<HashMap<u64, oneshot::Sender<Answer>>>,
-    send: Box<dyn Fn(u64, String, Prompt) + Send + Sync>,
+    pending: Mutex<HashMap<u64, Pending>>,
+    send: Box<dyn Fn(Notice) + Send + Sync>,
 }
 
 impl Prompter {
-    /// `send(id, connection, prompt)` publishes a prompt; `interactive` says whether anyone
-    /// will answer.
-    pub fn new(
-        interactive: bool,
-        send: impl Fn(u64, String, Prompt) + Send + Sync + 'static,
-    ) -> Self {
+    /// `send` publishes notices; `interactive` says whether anyone will answer.
+    pub fn new(interactive: bool, send: impl Fn(Notice) + Send + Sync + 'static) -> Self {
         Prompter {
             interactive,
             next: AtomicU64::new(1),
@@ -82,37 +124,180 @@ impl Prompter {
         }
     }
 
+    /// Nobody answers: every question is "no".
+    pub fn headless() -> Self {
+        Prompter::new(false, |_| {})
+    }
+
     pub fn interactive(&self) -> bool {
         self.interactive
     }
 
-    /// Asks and waits; `None` when headless, cancelled, or unanswered in time.
+    /// Asks and waits; `None` when headless, declined, timed out or withdrawn.
     pub async fn ask(&self, connection: &str, prompt: Prompt) -> Option<Answer> {
         if !self.interactive {
             return None;
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
+        let cancel = CancellationToken::new();
+        let timeout = prompt.timeout();
         if let Ok(mut p) = self.pending.lock() {
-            p.insert(id, tx);
+            p.insert(
+                id,
+                Pending {
+                    connection: connection.to_string(),
+                    reply: tx,
+                    cancel: cancel.clone(),
+                },
+            );
         }
-        (self.send)(id, connection.to_string(), prompt);
-        let answer = tokio::time::timeout(ANSWER_TIMEOUT, rx)
-            .await
-            .ok()
-            .and_then(Result::ok);
-        if let Ok(mut p) = self.pending.lock() {
-            p.remove(&id);
+        // If the asking future is dropped (its connection attempt ended), the question goes.
+        let mut guard = Withdraw {
+            prompter: self,
+            id,
+            connection: connection.to_string(),
+            armed: true,
+        };
+        (self.send)(Notice::Ask {
+            id,
+            connection: connection.to_string(),
+            prompt,
+            timeout,
+        });
+        let answer = tokio::select! {
+            a = rx => a.ok(),
+            _ = tokio::time::sleep(timeout) => None,
+            _ = cancel.cancelled() => None,
+        };
+        if answer.is_some() {
+            guard.armed = false;
         }
+        drop(guard);
         match answer {
             Some(Answer::Cancel) | None => None,
             a => a,
         }
     }
 
-    /// Delivers a client's answer; false if nobody waits for it (answered twice, timed out).
+    /// Delivers a client's answer; false if nobody waits for it (answered twice, timed out,
+    /// withdrawn).
     pub fn answer(&self, id: u64, answer: Answer) -> bool {
-        let tx = self.pending.lock().ok().and_then(|mut p| p.remove(&id));
-        tx.is_some_and(|tx| tx.send(answer).is_ok())
+        let p = self.pending.lock().ok().and_then(|mut p| p.remove(&id));
+        p.is_some_and(|p| p.reply.send(answer).is_ok())
+    }
+
+    /// Withdraws every question of a connection (its tunnel closed or failed).
+    pub fn withdraw_all(&self, connection: &str) {
+        let ids: Vec<u64> = self
+            .pending
+            .lock()
+            .map(|p| {
+                p.iter()
+                    .filter(|(_, q)| q.connection == connection)
+                    .map(|(id, _)| *id)
+                    .collect()
+            })
+            .unwrap_or_default();
+        for id in ids {
+            if let Some(p) = self.pending.lock().ok().and_then(|mut m| m.remove(&id)) {
+                p.cancel.cancel();
+                (self.send)(Notice::Withdrawn {
+                    id,
+                    connection: p.connection,
+                });
+            }
+        }
+    }
+
+    /// Whether a question of this connection waits for a person (time spent waiting does not
+    /// count against a connect timeout).
+    pub fn waiting(&self, connection: &str) -> bool {
+        self.pending
+            .lock()
+            .map(|p| p.values().any(|q| q.connection == connection))
+            .unwrap_or(false)
+    }
+}
+
+/// Removes a question that ended without an answer and says so.
+struct Withdraw<'a> {
+    prompter: &'a Prompter,
+    id: u64,
+    connection: String,
+    armed: bool,
+}
+
+impl Drop for Withdraw<'_> {
+    fn drop(&mut self) {
+        let removed = self
+            .prompter
+            .pending
+            .lock()
+            .ok()
+            .and_then(|mut p| p.remove(&self.id));
+        if self.armed || removed.is_some() {
+            (self.prompter.send)(Notice::Withdrawn {
+                id: self.id,
+                connection: std::mem::take(&mut self.connection),
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_question_times_out_and_a_late_answer_does_nothing() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = Arc::clone(&seen);
+        let p = Arc::new(Prompter::new(true, move |n| {
+            if let Ok(mut v) = s.lock() {
+                v.push(n);
+            }
+        }));
+        let q = Arc::clone(&p);
+        let asked = tokio::spawn(async move {
+            q.ask(
+                "db",
+                Prompt::Password {
+                    user: "u".into(),
+                    host: "h".into(),
+                },
+            )
+            .await
+        });
+        tokio::time::sleep(ANSWER_TIMEOUT + Duration::from_secs(1)).await;
+        assert!(asked.await.ok().flatten().is_none());
+        assert!(!p.answer(1, Answer::Cancel), "a late answer is refused");
+        let notices = seen.lock().map(|v| v.clone()).unwrap_or_default();
+        assert!(matches!(
+            notices.last(),
+            Some(Notice::Withdrawn { id: 1, .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn withdrawing_a_connection_ends_its_questions() {
+        let p = Arc::new(Prompter::new(true, |_| {}));
+        let q = Arc::clone(&p);
+        let asked = tokio::spawn(async move {
+            q.ask(
+                "db",
+                Prompt::Passphrase {
+                    key_file: "k".into(),
+                },
+            )
+            .await
+        });
+        while !p.waiting("db") {
+            tokio::task::yield_now().await;
+        }
+        p.withdraw_all("db");
+        assert!(asked.await.ok().flatten().is_none());
+        assert!(!p.waiting("db"));
     }
 }

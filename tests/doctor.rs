@@ -269,7 +269,7 @@ fn an_unknown_host_under_strict_fails_at_host_key() {
     let (id, _, detail, hint) = failed_at(&v);
     assert_eq!(id, "host_key");
     assert!(detail.contains("not known"), "{detail}");
-    assert!(hint.contains("ssh-keyscan"), "{hint}");
+    assert!(hint.contains("warren trust pg"), "{hint}");
     assert_eq!(
         std::fs::read_to_string(s.path().join("known_hosts")).unwrap_or_default(),
         "",

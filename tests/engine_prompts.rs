@@ -99,6 +99,7 @@ async fn an_unknown_host_key_is_asked_about_and_saved_when_accepted() {
             prompt: Prompt::HostKey {
                 fingerprint, host, ..
             },
+            ..
         } if name == "pg" => {
             assert_eq!(host, &format!("[127.0.0.1]:{}", sshd.port));
             Some((*id, fingerprint.clone()))

@@ -161,8 +161,8 @@ fn strict_host_key_checking_takes_true_false_and_accept_new() {
     let h = &only(&f).hops[0];
     assert_eq!(
         h.host_key_policy.value,
-        HostKeyPolicy::Strict,
-        "strict by default, as OpenSSH"
+        HostKeyPolicy::Ask,
+        "ask by default, as OpenSSH: refused unless a person confirms"
     );
     assert_eq!(h.host_key_policy.origin, Origin::Default);
 }
@@ -271,7 +271,7 @@ strict_host_key_checking = false
     );
     assert_eq!(c.hops[0].connect_timeout.value.0.as_secs(), 9);
     assert_eq!(c.hops[0].host_key_policy.value, HostKeyPolicy::Off);
-    assert_eq!(c.hops[1].host_key_policy.value, HostKeyPolicy::Strict);
+    assert_eq!(c.hops[1].host_key_policy.value, HostKeyPolicy::Ask);
 }
 
 #[test]

@@ -32,6 +32,22 @@ const KEYS: &[&str] = &[
     "remoteforward",
     "dynamicforward",
     "exitonforwardfailure",
+    "ciphers",
+    "kexalgorithms",
+    "hostkeyalgorithms",
+    "macs",
+    "pubkeyacceptedalgorithms",
+    "globalknownhostsfile",
+    "hostkeyalias",
+    "revokedhostkeys",
+    "checkhostip",
+    "hashknownhosts",
+    "knownhostscommand",
+    "preferredauthentications",
+    "passwordauthentication",
+    "kbdinteractiveauthentication",
+    "numberofpasswordprompts",
+    "batchmode",
 ];
 
 /// Variables both sides see (for `${VAR}` in forwards and IdentityAgent).
@@ -178,6 +194,48 @@ fn warren_view(h: &HostConfig) -> BTreeMap<String, Vec<String>> {
         "exitonforwardfailure",
         yes_no(h.exit_on_forward_failure.value),
     );
+    for (kind, list) in &h.algorithms {
+        put(
+            &mut m,
+            &kind.keyword().to_ascii_lowercase(),
+            list.value.join(","),
+        );
+    }
+    put(
+        &mut m,
+        "globalknownhostsfile",
+        h.global_known_hosts_files.value.join(" "),
+    );
+    if let Some(a) = &h.host_key_alias {
+        put(&mut m, "hostkeyalias", a.value.clone());
+    }
+    if let Some(r) = &h.revoked_host_keys {
+        put(&mut m, "revokedhostkeys", r.value.clone());
+    }
+    put(&mut m, "checkhostip", yes_no(h.check_host_ip.value));
+    put(&mut m, "hashknownhosts", yes_no(h.hash_known_hosts.value));
+    if let Some(c) = &h.known_hosts_command {
+        put(&mut m, "knownhostscommand", c.value.clone());
+    }
+    if let Some(p) = &h.preferred_authentications {
+        put(&mut m, "preferredauthentications", p.value.join(","));
+    }
+    put(
+        &mut m,
+        "passwordauthentication",
+        yes_no(h.password_authentication.value),
+    );
+    put(
+        &mut m,
+        "kbdinteractiveauthentication",
+        yes_no(h.kbd_interactive_authentication.value),
+    );
+    put(
+        &mut m,
+        "numberofpasswordprompts",
+        h.number_of_password_prompts.value.to_string(),
+    );
+    put(&mut m, "batchmode", yes_no(h.batch_mode.value));
     m
 }
 

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use ratatui::Terminal;
@@ -14,7 +15,7 @@ use warren::config::{Connection, Context};
 use warren::diagnose::{Status, Step};
 use warren::engine::{Command, Event, TunnelState};
 use warren::prompt::Prompt;
-use warren::tui::app::{Action, App, Effect, Mode, update};
+use warren::tui::app::{Action, App, Effect, Mode, PROMPT_GUARD, update};
 use warren::tui::view::{Theme, render};
 
 const EPOCH: &str = r#"[storage.postgres.orders]
@@ -256,26 +257,56 @@ fn the_diagnostics_pane_mid_run_and_finished_with_a_failure() {
     assert_eq!(app.mode, Mode::Normal);
 }
 
+/// Lets the question on screen outlive its guard: as if the user looked at it a moment.
+fn settle(app: &mut App) {
+    app.prompt_shown_at = Some(Instant::now() - PROMPT_GUARD);
+}
+
+fn host_key_question(id: u64) -> Event {
+    Event::Prompt {
+        id,
+        name: "orders".into(),
+        prompt: Prompt::HostKey {
+            host: "bastion.example.com".into(),
+            key_type: "ED25519".into(),
+            fingerprint: "SHA256:mVPwvezndPv/ARoIadVY98vAC0g+P/5633yTC4d/wXE".into(),
+            other_names: vec![],
+        },
+        timeout_secs: 120,
+    }
+}
+
+/// The countdown moves: snapshots show it as [time].
+fn without_countdown(text: String) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        match line.find("answer within ") {
+            Some(i) => {
+                let rest = &line[i + "answer within ".len()..];
+                let end = rest.find(',').unwrap_or(rest.len());
+                out.push_str(&line[..i]);
+                out.push_str("answer within [time]");
+                out.push_str(&rest[end..]);
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
+
 #[test]
 fn the_host_key_prompt_and_its_answers() {
     let mut app = App::new(connections(), vec![]);
-    event(
-        &mut app,
-        Event::Prompt {
-            id: 7,
-            name: "orders".into(),
-            prompt: Prompt::HostKey {
-                host: "bastion.example.com".into(),
-                key_type: "ssh-ed25519".into(),
-                fingerprint: "SHA256:mVPwvezndPv/ARoIadVY98vAC0g+P/5633yTC4d/wXE".into(),
-            },
-        },
-    );
+    event(&mut app, host_key_question(7));
     assert_eq!(app.mode, Mode::Prompt);
-    insta::assert_snapshot!("host_key_prompt", screen(&app, 100, 24));
-    // Other keys do nothing; 's' answers "accept and save" to prompt 7.
+    let text = screen(&app, 100, 24);
+    assert!(text.contains("answer within 1:5"), "{text}");
+    insta::assert_snapshot!("host_key_prompt", without_countdown(text));
+    settle(&mut app);
+    // Other keys do nothing; 'y' answers "yes, trust and save" to question 7.
     assert!(update(&mut app, ch('x')).is_empty());
-    let effects = update(&mut app, ch('s'));
+    let effects = update(&mut app, ch('y'));
     assert!(
         matches!(
             effects.as_slice(),
@@ -292,6 +323,68 @@ fn the_host_key_prompt_and_its_answers() {
 }
 
 #[test]
+fn a_key_typed_before_the_question_appeared_does_not_answer_it() {
+    let mut app = App::new(connections(), vec![]);
+    event(&mut app, host_key_question(7));
+    // The user was pressing keys for the list; they arrive just after the dialog.
+    for c in ['y', 'o', 's', 'n'] {
+        assert!(update(&mut app, ch(c)).is_empty(), "{c} answered");
+    }
+    assert_eq!(app.mode, Mode::Prompt);
+    assert_eq!(app.prompts.len(), 1);
+    settle(&mut app);
+    assert_eq!(update(&mut app, ch('n')).len(), 1);
+}
+
+#[test]
+fn a_question_waits_while_the_user_types_in_the_filter() {
+    let mut app = App::new(connections(), vec![]);
+    update(&mut app, ch('/'));
+    update(&mut app, ch('o'));
+    event(&mut app, host_key_question(9));
+    // Still filtering: 's', 'o', 'y' go into the filter, not to the question.
+    for c in ['s', 'y'] {
+        assert!(update(&mut app, ch(c)).is_empty());
+    }
+    assert_eq!(app.mode, Mode::Filter);
+    assert_eq!(app.filter.value(), "osy");
+    assert!(
+        screen(&app, 100, 24).contains("a question is waiting"),
+        "the status line says a question waits"
+    );
+    // Done typing: the question comes up, and needs a fresh key press.
+    update(&mut app, key(KeyCode::Enter));
+    assert_eq!(app.mode, Mode::Prompt);
+    assert!(update(&mut app, ch('y')).is_empty());
+}
+
+#[test]
+fn a_withdrawn_question_goes_and_cannot_be_answered() {
+    let mut app = App::new(connections(), vec![]);
+    event(&mut app, host_key_question(4));
+    settle(&mut app);
+    event(
+        &mut app,
+        Event::PromptWithdrawn {
+            id: 4,
+            name: "orders".into(),
+        },
+    );
+    assert_eq!(app.mode, Mode::Normal);
+    assert!(app.prompts.is_empty());
+    assert!(
+        screen(&app, 100, 24).contains("withdrawn"),
+        "the user is told"
+    );
+    // 'y' is now a plain key of the list: no answer goes out.
+    assert!(
+        !update(&mut app, ch('y'))
+            .iter()
+            .any(|e| matches!(e, Effect::Engine(Command::Answer { .. })))
+    );
+}
+
+#[test]
 fn a_passphrase_prompt_is_masked() {
     let mut app = App::new(connections(), vec![]);
     event(
@@ -302,8 +395,10 @@ fn a_passphrase_prompt_is_masked() {
             prompt: Prompt::Passphrase {
                 key_file: "/home/tester/.ssh/id_ed25519".into(),
             },
+            timeout_secs: 120,
         },
     );
+    settle(&mut app);
     for c in "hunter2".chars() {
         update(&mut app, ch(c));
     }

@@ -4,9 +4,13 @@
 
 use std::io::Write;
 
+use std::sync::Arc;
+
+use super::ask::{self, TerminalAsker};
 use super::exit;
 use crate::config::Catalog;
 use crate::diagnose::{self, Status, Step};
+use crate::prompt::{Answer, Notice, Prompter};
 
 fn mark(s: Status) -> &'static str {
     match s {
@@ -70,7 +74,48 @@ pub async fn run(
             let _ = out.flush();
         }
     };
-    let result = diagnose::run(&conn, false, &mut print).await;
+    // On a terminal, questions (an unknown host key under `ask`, a passphrase) are asked
+    // there; otherwise nobody is asked and nothing is written.
+    let (atx, mut arx) = tokio::sync::mpsc::unbounded_channel::<(u64, Answer)>();
+    let asker = if live && ask::available() {
+        TerminalAsker::start(move |id, a| {
+            let _ = atx.send((id, a));
+        })
+    } else {
+        None
+    };
+    let (ntx, mut nrx) = tokio::sync::mpsc::unbounded_channel::<Notice>();
+    let prompter = Arc::new(if asker.is_some() {
+        Prompter::new(true, move |n| {
+            let _ = ntx.send(n);
+        })
+    } else {
+        Prompter::headless()
+    });
+    let p = Arc::clone(&prompter);
+    let answers = tokio::spawn(async move {
+        while let Some((id, a)) = arx.recv().await {
+            p.answer(id, a);
+        }
+    });
+    let result = {
+        let walk = diagnose::run(&conn, false, &prompter, &mut print);
+        tokio::pin!(walk);
+        loop {
+            tokio::select! {
+                r = &mut walk => break r,
+                Some(n) = nrx.recv() => {
+                    if let Some(a) = &asker {
+                        a.notice(n);
+                    }
+                }
+            }
+        }
+    };
+    if let Some(a) = asker {
+        a.stop().await;
+    }
+    answers.abort();
     if json {
         let _ = serde_json::to_writer_pretty(&mut *out, &result);
         let _ = writeln!(out);

@@ -1,6 +1,7 @@
 //! The headless commands: each file one command, each a client of the config model (and, in
 //! later commands, of the engine). Output goes to stdout, problems to stderr.
 
+pub mod ask;
 pub mod daemon;
 pub mod doctor;
 pub mod list;

@@ -245,7 +245,8 @@ pub async fn run(
     let mut print = |s: &crate::diagnose::Step| {
         let _ = writeln!(out, "{}", super::doctor::step_text(s));
     };
-    let report = crate::diagnose::run(&conn, false, &mut print).await;
+    let prompter = std::sync::Arc::new(crate::prompt::Prompter::headless());
+    let report = crate::diagnose::run(&conn, false, &prompter, &mut print).await;
     let failed = report
         .steps
         .iter()

@@ -6,9 +6,11 @@ use std::io::Write;
 
 use tokio::sync::broadcast::error::RecvError;
 
+use super::ask::{self, TerminalAsker};
 use super::exit;
 use crate::config::{Catalog, Connection};
 use crate::engine::{Command, Engine, Event, TunnelState};
+use crate::prompt::Notice;
 
 pub async fn run(
     catalog: &Catalog,
@@ -40,7 +42,18 @@ pub async fn run(
             return exit::FAILED;
         }
     };
-    let engine = Engine::start();
+    // On a terminal a person answers questions, as with ssh; otherwise nobody is asked.
+    let interactive = !json && ask::available();
+    let engine = Engine::start_with(interactive);
+    let asker = if interactive {
+        let e = engine.clone();
+        TerminalAsker::start(move |id, answer| {
+            let e = e.clone();
+            tokio::spawn(async move { e.send(Command::Answer { id, answer }).await });
+        })
+    } else {
+        None
+    };
     let mut events = engine.subscribe();
     for c in &conns {
         engine.send(Command::Open(Box::new(c.clone()))).await;
@@ -58,6 +71,26 @@ pub async fn run(
             Err(RecvError::Lagged(_)) => continue,
             Err(RecvError::Closed) => break,
         };
+        if let Some(a) = &asker {
+            match &ev {
+                Event::Prompt {
+                    id,
+                    name,
+                    prompt,
+                    timeout_secs,
+                } => a.notice(Notice::Ask {
+                    id: *id,
+                    connection: name.clone(),
+                    prompt: prompt.clone(),
+                    timeout: std::time::Duration::from_secs(*timeout_secs),
+                }),
+                Event::PromptWithdrawn { id, name } => a.notice(Notice::Withdrawn {
+                    id: *id,
+                    connection: name.clone(),
+                }),
+                _ => {}
+            }
+        }
         if json {
             if !matches!(ev, Event::Stats { .. }) {
                 let _ = serde_json::to_writer(&mut *out, &ev);
@@ -74,10 +107,16 @@ pub async fn run(
         {
             failed.insert(name.clone());
             if failed.len() == all.len() {
+                if let Some(a) = asker {
+                    a.stop().await;
+                }
                 engine.shutdown().await;
                 return exit::FAILED;
             }
         }
+    }
+    if let Some(a) = asker {
+        a.stop().await;
     }
     engine.shutdown().await;
     exit::OK
@@ -104,7 +143,10 @@ fn human(ev: &Event, out: &mut (dyn Write + Send), err: &mut (dyn Write + Send))
         }
         Event::Stats { .. } => {}
         // warren up runs headless: the engine never asks, and runs no diagnostics.
-        Event::Prompt { .. } | Event::Step { .. } | Event::Diagnosed { .. } => {}
+        Event::Prompt { .. }
+        | Event::PromptWithdrawn { .. }
+        | Event::Step { .. }
+        | Event::Diagnosed { .. } => {}
     }
     let _ = out.flush();
 }

@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use super::model::{Connection, Hop, HostKeyPolicy, Policy, Seconds, SourceKind};
+use super::model::{
+    Algorithms, AuthPrefs, Connection, Hop, HostKeyPolicy, Policy, Seconds, SourceKind,
+};
 use super::origin::{Origin, Problem, Sourced};
 use super::ssh_config::{HostConfig, SshConfig, StrictHostKeyChecking, chain};
 
@@ -87,6 +89,46 @@ fn hop(h: &HostConfig, problems: &mut Vec<Problem>) -> Hop {
             Sourced::default_value(Seconds::from_secs(DEFAULT_CONNECT_TIMEOUT))
         }
     };
+    let mut algorithms = Algorithms::defaults();
+    for (kind, list) in &h.algorithms {
+        algorithms.set(*kind, list.clone());
+    }
+    algorithms.host_key_reorder = h.host_key_reorder;
+    let file_list = |list: &Sourced<Vec<String>>| {
+        // `none` is no file at all (ssh.c); it is never a file named "none".
+        list.clone().map(|v| {
+            v.into_iter()
+                .filter(|f| !f.eq_ignore_ascii_case("none"))
+                .map(PathBuf::from)
+                .collect::<Vec<_>>()
+        })
+    };
+    let global_known_hosts_files = file_list(&h.global_known_hosts_files.clone().map(|v| {
+        v.into_iter()
+            .map(|f| crate::config::expand::tilde(&f, &h.context().user_home))
+            .collect()
+    }));
+    let revoked_host_keys = h
+        .revoked_host_keys
+        .as_ref()
+        .filter(|r| !r.value.eq_ignore_ascii_case("none"))
+        .and_then(|r| match h.expand_path(&r.value) {
+            Ok(p) => Some(Sourced::new(PathBuf::from(p), r.origin.clone())),
+            Err(e) => {
+                problems.push(Problem::error(
+                    r.origin.clone(),
+                    format!("RevokedHostKeys {}: {e}", r.value),
+                ));
+                None
+            }
+        });
+    let mut auth = AuthPrefs::defaults();
+    if let Some(p) = &h.preferred_authentications {
+        auth.preferred = p.clone();
+    }
+    auth.password = h.password_authentication.clone();
+    auth.kbd_interactive = h.kbd_interactive_authentication.clone();
+    auth.password_prompts = h.number_of_password_prompts.clone();
     Hop {
         name: h.alias.clone(),
         host: h.hostname.clone(),
@@ -98,11 +140,20 @@ fn hop(h: &HostConfig, problems: &mut Vec<Problem>) -> Hop {
         identity_agent,
         certificate_files,
         key_passphrase: None,
-        known_hosts_files: h
-            .known_hosts_files
+        known_hosts_files: file_list(&h.known_hosts_files),
+        global_known_hosts_files,
+        host_key_alias: h.host_key_alias.clone(),
+        revoked_host_keys,
+        check_host_ip: h.check_host_ip.clone(),
+        hash_known_hosts: h.hash_known_hosts.clone(),
+        known_hosts_command: h
+            .known_hosts_command
             .clone()
-            .map(|v| v.into_iter().map(PathBuf::from).collect()),
+            .filter(|c| !c.value.eq_ignore_ascii_case("none")),
         host_key_policy: policy,
+        algorithms,
+        auth,
+        batch_mode: h.batch_mode.clone(),
         connect_timeout,
         keepalive_interval: h
             .server_alive_interval

@@ -129,6 +129,9 @@ impl Catalog {
             for hop in connections.iter_mut().flat_map(|c| c.hops.iter_mut()) {
                 hop.known_hosts_files =
                     Sourced::new(vec![kh.clone()], Origin::Flag("--known-hosts"));
+                // "this file only": the system's files are not read either.
+                hop.global_known_hosts_files =
+                    Sourced::new(Vec::new(), Origin::Flag("--known-hosts"));
             }
         }
         qualify(&mut connections);

@@ -6,6 +6,7 @@
 //! - [`epoch`]: epoch.toml (Horizon Epoch format) -> connections.
 //! - [`load`]: finds the files, loads both sources, qualifies names that clash.
 
+pub mod algorithms;
 pub mod context;
 pub mod destination;
 pub mod epoch;

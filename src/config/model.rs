@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::algorithms::AlgorithmKind;
 use super::forward::{Endpoint, Forward, ForwardKind};
 use super::origin::{Origin, Problem, Secret, Sourced};
 
@@ -111,8 +112,26 @@ pub struct Hop {
     pub identity_agent: Option<Sourced<String>>,
     pub certificate_files: Vec<Sourced<PathBuf>>,
     pub key_passphrase: Option<Sourced<Secret>>,
+    /// The user's known_hosts files, checked and (the first) written; empty for `none`.
     pub known_hosts_files: Sourced<Vec<PathBuf>>,
+    /// The system's known_hosts files: checked, never written; empty for `none`.
+    pub global_known_hosts_files: Sourced<Vec<PathBuf>>,
+    /// The name host keys are looked up and recorded under instead of the host's.
+    pub host_key_alias: Option<Sourced<String>>,
+    /// A file of revoked keys (a key list or an OpenSSH KRL).
+    pub revoked_host_keys: Option<Sourced<PathBuf>>,
+    /// Also check (and record) the key under the server's IP address.
+    pub check_host_ip: Sourced<bool>,
+    /// Hash host names in lines warren adds to known_hosts.
+    pub hash_known_hosts: Sourced<bool>,
+    /// A command whose output is more known_hosts lines.
+    pub known_hosts_command: Option<Sourced<String>>,
     pub host_key_policy: Sourced<HostKeyPolicy>,
+    /// The algorithms offered, as OpenSSH assembles them.
+    pub algorithms: Algorithms,
+    pub auth: AuthPrefs,
+    /// Never ask a person (BatchMode): prompts are refused.
+    pub batch_mode: Sourced<bool>,
     pub connect_timeout: Sourced<Seconds>,
     /// Zero: no keepalive.
     pub keepalive_interval: Sourced<Seconds>,
@@ -122,6 +141,165 @@ pub struct Hop {
 impl Hop {
     pub fn address(&self) -> String {
         Endpoint::tcp(self.host.value.clone(), self.port.value).to_string()
+    }
+
+    /// Everything about this hop that decides whom warren trusts and who it is: only hops
+    /// with equal keys may share one SSH connection.
+    pub fn trust_key(&self) -> String {
+        use std::fmt::Write;
+        let mut k = String::new();
+        let paths = |v: &[PathBuf]| {
+            v.iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(":")
+        };
+        let _ = write!(
+            k,
+            "{}@{}:{}|policy={}|user_kh={}|global_kh={}|alias={}|revoked={}|ip={}|khcmd={}",
+            self.user.value,
+            self.host.value,
+            self.port.value,
+            self.host_key_policy.value,
+            paths(&self.known_hosts_files.value),
+            paths(&self.global_known_hosts_files.value),
+            self.host_key_alias
+                .as_ref()
+                .map(|a| a.value.as_str())
+                .unwrap_or(""),
+            self.revoked_host_keys
+                .as_ref()
+                .map(|r| r.value.display().to_string())
+                .unwrap_or_default(),
+            self.check_host_ip.value,
+            self.known_hosts_command
+                .as_ref()
+                .map(|c| c.value.as_str())
+                .unwrap_or(""),
+        );
+        let files = |v: &[Sourced<PathBuf>]| {
+            v.iter()
+                .map(|p| p.value.display().to_string())
+                .collect::<Vec<_>>()
+                .join(":")
+        };
+        let _ = write!(
+            k,
+            "|ids={}|only={}|agent={}:{}|certs={}|batch={}",
+            files(&self.identity_files),
+            self.identities_only.value,
+            self.use_agent.value,
+            self.identity_agent
+                .as_ref()
+                .map(|a| a.value.as_str())
+                .unwrap_or(""),
+            files(&self.certificate_files),
+            self.batch_mode.value,
+        );
+        for (kind, list) in self.algorithms.lists() {
+            let _ = write!(k, "|{kind:?}={}", list.value.join(","));
+        }
+        let a = &self.auth;
+        let _ = write!(
+            k,
+            "|auth={}:{}:{}:{}",
+            a.preferred.value.join(","),
+            a.password.value,
+            a.kbd_interactive.value,
+            a.password_prompts.value
+        );
+        k
+    }
+}
+
+/// The algorithm lists of a hop, each assembled as OpenSSH does from the config and its
+/// defaults. An origin of `default` means the list was not set.
+#[derive(Clone, Debug, Serialize)]
+pub struct Algorithms {
+    pub ciphers: Sourced<Vec<String>>,
+    pub kex: Sourced<Vec<String>>,
+    pub host_key: Sourced<Vec<String>>,
+    pub macs: Sourced<Vec<String>>,
+    pub pubkey: Sourced<Vec<String>>,
+    /// HostKeyAlgorithms is unset or given as `+list`/`-list`: ssh then puts the types
+    /// known_hosts holds for the host first.
+    pub host_key_reorder: bool,
+}
+
+impl Algorithms {
+    /// OpenSSH's defaults.
+    pub fn defaults() -> Self {
+        let d = |k: AlgorithmKind| {
+            Sourced::default_value(k.default_list().iter().map(|s| s.to_string()).collect())
+        };
+        Algorithms {
+            ciphers: d(AlgorithmKind::Ciphers),
+            kex: d(AlgorithmKind::Kex),
+            host_key: d(AlgorithmKind::HostKey),
+            macs: d(AlgorithmKind::Macs),
+            pubkey: d(AlgorithmKind::Pubkey),
+            host_key_reorder: true,
+        }
+    }
+
+    pub fn get(&self, kind: AlgorithmKind) -> &Sourced<Vec<String>> {
+        match kind {
+            AlgorithmKind::Ciphers => &self.ciphers,
+            AlgorithmKind::Kex => &self.kex,
+            AlgorithmKind::HostKey => &self.host_key,
+            AlgorithmKind::Macs => &self.macs,
+            AlgorithmKind::Pubkey => &self.pubkey,
+        }
+    }
+
+    pub fn set(&mut self, kind: AlgorithmKind, list: Sourced<Vec<String>>) {
+        match kind {
+            AlgorithmKind::Ciphers => self.ciphers = list,
+            AlgorithmKind::Kex => self.kex = list,
+            AlgorithmKind::HostKey => self.host_key = list,
+            AlgorithmKind::Macs => self.macs = list,
+            AlgorithmKind::Pubkey => self.pubkey = list,
+        }
+    }
+
+    pub fn lists(&self) -> impl Iterator<Item = (AlgorithmKind, &Sourced<Vec<String>>)> {
+        AlgorithmKind::ALL.into_iter().map(|k| (k, self.get(k)))
+    }
+}
+
+/// Which authentication methods to try, in which order, how often (ssh_config's
+/// PreferredAuthentications, PasswordAuthentication, KbdInteractiveAuthentication and
+/// NumberOfPasswordPrompts).
+#[derive(Clone, Debug, Serialize)]
+pub struct AuthPrefs {
+    pub preferred: Sourced<Vec<String>>,
+    pub password: Sourced<bool>,
+    pub kbd_interactive: Sourced<bool>,
+    pub password_prompts: Sourced<u32>,
+}
+
+/// OpenSSH's order when PreferredAuthentications is not set.
+pub const DEFAULT_PREFERRED_AUTHENTICATIONS: [&str; 5] = [
+    "gssapi-with-mic",
+    "hostbased",
+    "publickey",
+    "keyboard-interactive",
+    "password",
+];
+
+impl AuthPrefs {
+    pub fn defaults() -> Self {
+        AuthPrefs {
+            preferred: Sourced::default_value(
+                DEFAULT_PREFERRED_AUTHENTICATIONS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+            ),
+            password: Sourced::default_value(true),
+            kbd_interactive: Sourced::default_value(true),
+            password_prompts: Sourced::default_value(3),
+        }
     }
 }
 

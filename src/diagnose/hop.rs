@@ -11,7 +11,7 @@ use super::{Status, Walk, checks, probe};
 use crate::config::model::{Connection, Hop};
 use crate::prompt::Prompter;
 use crate::ssh::client::{Client, ssh_config};
-use crate::ssh::known_hosts::Verdict;
+use crate::ssh::host_key::Found;
 use crate::ssh::replay::Replay;
 
 pub(super) async fn walk(
@@ -113,7 +113,8 @@ pub(super) async fn walk(
                         .unwrap_or(addr.clone())
                 ),
             );
-            ssh_steps(w, conn, hop, i, tcp, prompter).await
+            let peer = tcp.peer_addr().ok();
+            ssh_steps(w, conn, hop, i, tcp, peer, prompter).await
         }
         Some(prev) => {
             w.skip(
@@ -147,7 +148,7 @@ pub(super) async fn walk(
                 }
             };
             w.pass("tcp", i, t, format!("hop {} connected to {addr}", i - 1));
-            ssh_steps(w, conn, hop, i, channel.into_stream(), prompter).await
+            ssh_steps(w, conn, hop, i, channel.into_stream(), None, prompter).await
         }
     }
 }
@@ -251,6 +252,7 @@ async fn ssh_steps<S>(
     hop: &Hop,
     i: usize,
     mut stream: S,
+    peer: Option<std::net::SocketAddr>,
     prompter: &Arc<Prompter>,
 ) -> Option<Handle<Client>>
 where
@@ -272,16 +274,52 @@ where
 
     // kex and host_key
     let t = Instant::now();
-    let mut client = Client::new(hop, prompter, &conn.display_name);
+    let offer = match crate::ssh::client::offer_for(hop) {
+        Ok(o) => o,
+        Err(e) => {
+            w.fail(
+                "kex",
+                i,
+                t,
+                e.to_string(),
+                "choose algorithms warren implements (listed above) in Ciphers / KexAlgorithms / MACs / HostKeyAlgorithms, or the matching epoch.toml key",
+            );
+            w.skip_rest(hops, i, "kex");
+            return None;
+        }
+    };
+    let mut client = Client::new(hop, peer, prompter, &conn.display_name);
     client.dry_run = true;
     let (seen, negotiated) = (Arc::clone(&client.seen), Arc::clone(&client.negotiated));
-    let connected = tokio::time::timeout(
+    let connected = bounded_unless_asked(
         timeout,
-        russh::client::connect_stream(ssh_config(hop), Replay::new(raw, stream), client),
+        prompter,
+        &conn.display_name,
+        russh::client::connect_stream(ssh_config(hop, &offer), Replay::new(raw, stream), client),
     )
     .await;
     let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
     let negotiated = negotiated.lock().ok().and_then(|n| n.clone());
+    // What was asked for: the lists the config sets (the rest are OpenSSH's defaults).
+    let asked = {
+        let set: Vec<String> = hop
+            .algorithms
+            .lists()
+            .filter(|(_, l)| l.origin != crate::config::Origin::Default)
+            .map(|(kind, l)| {
+                let mut t = format!("{} {} ({})", kind.keyword(), l.value.join(","), l.origin);
+                if let Some((_, out)) = offer.left_out.iter().find(|(k, _)| *k == kind) {
+                    t.push_str(&format!(", not implemented by warren: {}", out.join(",")));
+                }
+                t
+            })
+            .collect();
+        if set.is_empty() {
+            "asked for OpenSSH's default lists".to_string()
+        } else {
+            format!("asked for {}", set.join("; "))
+        }
+    };
     let handle = match connected {
         Err(_) => {
             w.fail(
@@ -295,7 +333,7 @@ where
             return None;
         }
         Ok(Err(russh::Error::NoCommonAlgo { kind, ours, theirs })) => {
-            w.fail("kex", i, t, format!("no common {kind:?} algorithm: warren offers {}; the server offers {}", ours.join(","), theirs.join(",")), "the server only allows algorithms warren does not implement (or the reverse): ask for a modern one (curve25519-sha256, ssh-ed25519, aes256-gcm) on the server");
+            w.fail("kex", i, t, format!("no common {kind:?} algorithm: warren offers {}; the server offers {}", ours.join(","), theirs.join(",")), "the lists have nothing in common: widen the list on this side (Ciphers / KexAlgorithms / MACs / HostKeyAlgorithms, or the epoch.toml key), or ask for a modern algorithm on the server (curve25519-sha256, ssh-ed25519, aes256-gcm)");
             w.skip_rest(hops, i, "kex");
             return None;
         }
@@ -304,7 +342,10 @@ where
                 "kex",
                 i,
                 t,
-                format!("key exchange failed: {e}"),
+                format!(
+                    "key exchange failed: {e}; {asked}; offered {}",
+                    offer.summary()
+                ),
                 "see the server's sshd log",
             );
             w.skip_rest(hops, i, "kex");
@@ -321,7 +362,10 @@ where
         "kex",
         i,
         t,
-        negotiated.unwrap_or_else(|| format!("host key {key_type}")),
+        format!(
+            "negotiated {}; {asked}",
+            negotiated.unwrap_or_else(|| format!("host key {key_type}"))
+        ),
     );
     let t = Instant::now();
     let fp = seen
@@ -329,26 +373,29 @@ where
         .as_ref()
         .map(crate::ssh::known_hosts::fingerprint)
         .unwrap_or_default();
-    match (&seen.refused, &seen.verdict) {
-        (Some(msg), verdict) => {
-            let hint = match verdict {
-                Some(Verdict::Unknown { .. }) => format!(
-                    "first connection to this host: confirm {fp} with the bastion's owner, then add it: connect once with strict_host_key_checking = \"accept-new\", or run ssh-keyscan -p {} {} >> {}",
-                    hop.port.value,
-                    hop.host.value,
-                    hop.known_hosts_files
-                        .value
-                        .first()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default()
+    let user_file = hop
+        .known_hosts_files
+        .value
+        .first()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "(none: UserKnownHostsFile none)".into());
+    match (&seen.refused, &seen.found) {
+        (Some(msg), found) => {
+            let hint = match found {
+                Some(Found::New) => format!(
+                    "first connection to this host: confirm {fp} with the bastion's owner, then add it: warren trust {} (or answer yes when warren up asks in a terminal); it is recorded in {user_file}",
+                    conn.display_name
                 ),
-                Some(Verdict::Changed(at)) => format!(
+                Some(Found::Changed(at)) => format!(
                     "the server's key changed: it was rebuilt, or someone is in the middle. Confirm {fp} with its owner, then run ssh-keygen -R '{}' -f {}",
-                    crate::ssh::known_hosts::host_key_name(&hop.host.value, hop.port.value),
+                    seen.name,
                     at.path.display()
                 ),
-                Some(Verdict::Revoked(_)) => {
+                Some(Found::Revoked(_)) | Some(Found::RevokedByFile(_)) => {
                     "the key is revoked: do not connect; ask the bastion's owner".into()
+                }
+                Some(Found::CommandRefused) => {
+                    "remove KnownHostsCommand, or list the key in a known_hosts file".into()
                 }
                 _ => "see the message".into(),
             };
@@ -356,10 +403,21 @@ where
             w.skip_rest(hops, i, "host_key");
             return None;
         }
-        (None, Some(Verdict::Known(at))) => {
-            w.pass("host_key", i, t, format!("{key_type} {fp} matches {at}"))
+        (None, Some(Found::Known(at))) | (None, Some(Found::KnownBare(at))) => {
+            let detail = format!("{key_type} {fp} matches {at}");
+            match &seen.warning {
+                Some(warn) => w.push(
+                    "host_key",
+                    i,
+                    Status::Warn,
+                    t,
+                    format!("{detail}; {warn}"),
+                    Some("see the warning".into()),
+                ),
+                None => w.pass("host_key", i, t, detail),
+            }
         }
-        (None, Some(Verdict::KnownByCa(at))) => w.pass(
+        (None, Some(Found::ByCa(at))) => w.pass(
             "host_key",
             i,
             t,
@@ -389,7 +447,7 @@ where
     let t = Instant::now();
     let report = match tokio::time::timeout(
         timeout,
-        crate::ssh::auth::authenticate(&mut handle, hop, prompter, &conn.display_name),
+        crate::ssh::auth::authenticate(&mut handle, hop, &offer, prompter, &conn.display_name),
     )
     .await
     {
@@ -467,4 +525,29 @@ fn auth_hint(hop: &Hop, offered: &str, tried: &[String]) -> String {
         ));
     }
     hints.join("; ")
+}
+
+/// A step bounded by `timeout`, except while a question of this connection waits for a
+/// person (the question has its own timeout).
+async fn bounded_unless_asked<T>(
+    timeout: Duration,
+    prompter: &Prompter,
+    connection: &str,
+    f: impl std::future::Future<Output = T>,
+) -> Result<T, ()> {
+    tokio::pin!(f);
+    let mut deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        tokio::select! {
+            r = &mut f => return Ok(r),
+            _ = tokio::time::sleep_until(deadline) => {
+                if prompter.waiting(connection) {
+                    deadline = tokio::time::Instant::now() + timeout;
+                    continue;
+                }
+                prompter.withdraw_all(connection);
+                return Err(());
+            }
+        }
+    }
 }

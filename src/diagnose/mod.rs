@@ -127,15 +127,21 @@ impl Walk<'_> {
 }
 
 /// Runs the diagnostics of a connection; `on_step` sees each step as it finishes. `open`: its
-/// tunnel is open in the caller's engine (its local ports are then its own).
-pub async fn run(conn: &Connection, open: bool, on_step: &mut (dyn FnMut(&Step) + Send)) -> Report {
+/// tunnel is open in the caller's engine (its local ports are then its own). Questions (an
+/// unknown host key under `ask`, a passphrase) go to `prompter`; nothing is written unless
+/// a person says yes.
+pub async fn run(
+    conn: &Connection,
+    open: bool,
+    prompter: &Arc<Prompter>,
+    on_step: &mut (dyn FnMut(&Step) + Send),
+) -> Report {
     let mut w = Walk {
         steps: Vec::new(),
         on_step,
         failed: false,
     };
-    // Headless: nothing is asked, nothing is written.
-    let prompter = Arc::new(Prompter::new(false, |_, _, _| {}));
+    let prompter = Arc::clone(prompter);
     let hops = conn.hops.len();
     let mut handles: Vec<Arc<Handle<Client>>> = Vec::new();
     for (i, hop) in conn.hops.iter().enumerate() {

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::forward::{Endpoint, ForwardKind};
 use crate::config::model::{Connection, Hop};
-use crate::prompt::{Answer, Prompt, Prompter};
+use crate::prompt::{Answer, Notice, Prompt, Prompter};
 use crate::ssh::client::{self};
 use crate::tunnel::{self, Stats, Target};
 use supervisor::{RemoteSpec, Supervisor};
@@ -120,11 +120,18 @@ pub enum Event {
         uptime_secs: Option<f64>,
         last_error: Option<String>,
     },
-    /// A question for the client; answer with [`Command::Answer`] and the same id.
+    /// A question for the client; answer with [`Command::Answer`] and the same id within
+    /// `timeout_secs`.
     Prompt {
         id: u64,
         name: String,
         prompt: Prompt,
+        timeout_secs: u64,
+    },
+    /// The question is no longer asked (timed out, or its tunnel failed or closed).
+    PromptWithdrawn {
+        id: u64,
+        name: String,
     },
     /// A diagnostic step finished.
     Step {
@@ -158,8 +165,24 @@ impl Engine {
         let (ctx, crx) = mpsc::channel(256);
         let (etx, _) = broadcast::channel(EVENT_BUFFER);
         let pe = etx.clone();
-        let prompter = Arc::new(Prompter::new(interactive, move |id, name, prompt| {
-            let _ = pe.send(Event::Prompt { id, name, prompt });
+        let prompter = Arc::new(Prompter::new(interactive, move |notice| {
+            let _ = pe.send(match notice {
+                Notice::Ask {
+                    id,
+                    connection,
+                    prompt,
+                    timeout,
+                } => Event::Prompt {
+                    id,
+                    name: connection,
+                    prompt,
+                    timeout_secs: timeout.as_secs(),
+                },
+                Notice::Withdrawn { id, connection } => Event::PromptWithdrawn {
+                    id,
+                    name: connection,
+                },
+            });
         }));
         let actor = Actor {
             events: etx.clone(),
@@ -213,12 +236,13 @@ struct Actor {
     prompter: Arc<Prompter>,
 }
 
-/// Tunnels with equal keys share a connection.
+/// Tunnels with equal keys share a connection: every hop must agree on everything that
+/// decides trust and identity (see [`Hop::trust_key`]), not only on user, host and port.
 fn chain_key(hops: &[Hop]) -> String {
     hops.iter()
-        .map(|h| format!("{}@{}:{}", h.user.value, h.host.value, h.port.value))
+        .map(Hop::trust_key)
         .collect::<Vec<_>>()
-        .join(",")
+        .join(" -> ")
 }
 
 impl Actor {
@@ -234,6 +258,9 @@ impl Actor {
                     // A walk runs on its own: it never holds up the engine.
                     let events = self.events.clone();
                     let open = self.tunnels.contains_key(&conn.display_name);
+                    // A walk in a client's pane asks nobody: it reports what a question
+                    // would be about (warren doctor on a terminal asks).
+                    let prompter = Arc::new(Prompter::headless());
                     tokio::spawn(async move {
                         let name = conn.display_name.clone();
                         let mut send = |s: &crate::diagnose::Step| {
@@ -242,7 +269,7 @@ impl Actor {
                                 step: s.clone(),
                             });
                         };
-                        let report = crate::diagnose::run(&conn, open, &mut send).await;
+                        let report = crate::diagnose::run(&conn, open, &prompter, &mut send).await;
                         let _ = events.send(Event::Diagnosed {
                             name: conn.display_name.clone(),
                             ok: report.ok,
@@ -462,6 +489,8 @@ impl Actor {
     }
 
     fn close(&mut self, name: &str) {
+        // Its questions go with it: a late answer must not record a host key.
+        self.prompter.withdraw_all(name);
         let Some(t) = self.tunnels.remove(name) else {
             return;
         };

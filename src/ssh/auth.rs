@@ -1,33 +1,45 @@
-//! Authentication in OpenSSH's order: agent identities, certificates with their key, key
-//! files (OpenSSH, PEM RSA, PKCS#8; RSA signed with rsa-sha2-256/512 when the server allows).
-//! A failure says which methods the server offered and what was tried.
+//! Authentication as OpenSSH's client does it (sshconnect2.c): after `none`, the next
+//! method is the first of PreferredAuthentications that the server allows and that is still
+//! enabled; a method with nothing left to try (every key offered, NumberOfPasswordPrompts
+//! used) is disabled for the session. Partial success (AuthenticationMethods
+//! `publickey,keyboard-interactive`) is followed through: the server's new list starts the
+//! choice over from the top, and keys may be offered again.
+//!
+//! keyboard-interactive and password need a person: with nobody to answer (headless,
+//! BatchMode) they are not tried, and a failure says so. A server controls how long this
+//! goes on only within bounds: at most [`MAX_ATTEMPTS`] method attempts and
+//! [`MAX_ROUNDS`] keyboard-interactive rounds each.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::collections::HashSet;
 
-use russh::client::{AuthResult, Handle};
-use russh::keys::agent::AgentIdentity;
-use russh::keys::agent::client::AgentClient;
-use russh::keys::ssh_key::{Certificate, PrivateKey, PublicKey};
-use russh::keys::{PrivateKeyWithHashAlg, load_secret_key};
+use russh::client::{AuthResult, Handle, KeyboardInteractiveAuthResponse as Kbd};
+use russh::keys::PrivateKeyWithHashAlg;
 use russh::{MethodKind, MethodSet};
 
+use super::algorithms::Offer;
 use super::client::Client;
+use super::identity::{self, Identity};
 use crate::config::model::Hop;
 use crate::prompt::{Answer, Prompt, Prompter};
 
+/// The most authentication requests one connection makes.
+pub const MAX_ATTEMPTS: usize = 64;
+/// The most keyboard-interactive rounds in one request.
+pub const MAX_ROUNDS: usize = 16;
+
+fn method_name(m: &MethodKind) -> &'static str {
+    match m {
+        MethodKind::None => "none",
+        MethodKind::Password => "password",
+        MethodKind::PublicKey => "publickey",
+        MethodKind::HostBased => "hostbased",
+        MethodKind::KeyboardInteractive => "keyboard-interactive",
+        MethodKind::GssapiWithMic => "gssapi-with-mic",
+    }
+}
+
 fn methods(set: &MethodSet) -> String {
-    let names: Vec<&str> = set
-        .iter()
-        .map(|m| match m {
-            MethodKind::None => "none",
-            MethodKind::Password => "password",
-            MethodKind::PublicKey => "publickey",
-            MethodKind::HostBased => "hostbased",
-            MethodKind::KeyboardInteractive => "keyboard-interactive",
-            MethodKind::GssapiWithMic => "gssapi-with-mic",
-        })
-        .collect();
+    let names: Vec<&str> = set.iter().map(method_name).collect();
     if names.is_empty() {
         "none".into()
     } else {
@@ -35,315 +47,401 @@ fn methods(set: &MethodSet) -> String {
     }
 }
 
-/// The public half of a key file: `FILE.pub`, or derived from the private key.
-fn public_of(path: &Path) -> Option<PublicKey> {
-    let pubfile = format!("{}.pub", path.display());
-    russh::keys::load_public_key(&pubfile).ok()
-}
-
-/// Authenticates `handle` as the hop's user. `Err` carries the report for the user.
-pub async fn authenticate(
-    handle: &mut Handle<Client>,
-    hop: &Hop,
-    prompter: &Prompter,
-    connection: &str,
-) -> AuthReport {
-    let user = hop.user.value.clone();
-    let mut tried: Vec<String> = Vec::new();
-    let offered = match handle.authenticate_none(&user).await {
-        Ok(AuthResult::Success) => {
-            return AuthReport::success(
-                &MethodSet::empty(),
-                tried,
-                "none (the server asked for nothing)",
-            );
-        }
-        Ok(AuthResult::Failure {
-            remaining_methods, ..
-        }) => remaining_methods,
-        Err(e) => {
-            return AuthReport::failure(
-                &MethodSet::empty(),
-                tried,
-                format!("the server closed the connection: {e}"),
-            );
-        }
-    };
-    if handle.is_closed() {
-        return AuthReport::failure(
-            &offered,
-            tried,
-            "the server closed the connection before authentication".into(),
-        );
-    }
-    let configured: Vec<PublicKey> = hop
-        .identity_files
-        .iter()
-        .filter_map(|f| public_of(&f.value))
-        .collect();
-
-    // 1. Agent identities.
-    if hop.use_agent.value && offered.contains(&MethodKind::PublicKey) {
-        let socket = hop
-            .identity_agent
-            .as_ref()
-            .map(|a| a.value.clone())
-            .or_else(|| std::env::var("SSH_AUTH_SOCK").ok());
-        match socket {
-            None => tried.push("agent: no SSH_AUTH_SOCK".into()),
-            Some(sock) => match AgentClient::connect_uds(&sock).await {
-                Err(e) => tried.push(format!("agent at {sock}: {e}")),
-                Ok(mut agent) => {
-                    let ids = agent.request_identities().await.unwrap_or_default();
-                    if ids.is_empty() {
-                        tried.push("agent: holds no keys".into());
-                    }
-                    for id in ids {
-                        let AgentIdentity::PublicKey { key, comment } = id else {
-                            continue;
-                        };
-                        if hop.identities_only.value
-                            && !configured.iter().any(|c| c.key_data() == key.key_data())
-                        {
-                            continue;
-                        }
-                        let hash = if key.algorithm().is_rsa() {
-                            handle_rsa_hash(handle).await
-                        } else {
-                            None
-                        };
-                        match handle
-                            .authenticate_publickey_with(&user, key, hash, &mut agent)
-                            .await
-                        {
-                            Ok(r) if r.success() => {
-                                return AuthReport::success(
-                                    &offered,
-                                    tried,
-                                    &format!("agent key {comment}"),
-                                );
-                            }
-                            Ok(_) => tried.push(format!("agent key {comment}: refused")),
-                            Err(e) => tried.push(format!("agent key {comment}: {e}")),
-                        }
-                    }
-                }
-            },
-        }
-    }
-
-    // 2 and 3: load each key file once; certificates first, then the plain keys.
-    let passphrase = hop
-        .key_passphrase
-        .as_ref()
-        .map(|p| p.value.expose().to_string());
-    let mut keys: Vec<(String, Arc<PrivateKey>)> = Vec::new();
-    for f in &hop.identity_files {
-        let path = &f.value;
-        if !path.exists() {
-            if f.origin != crate::config::Origin::Default {
-                tried.push(format!("{}: no such file", path.display()));
-            }
-            continue;
-        }
-        match load_secret_key(path, passphrase.as_deref()) {
-            Ok(k) => keys.push((path.display().to_string(), Arc::new(k))),
-            Err(russh::keys::Error::KeyIsEncrypted) => {
-                let asked = prompter
-                    .ask(
-                        connection,
-                        Prompt::Passphrase {
-                            key_file: path.display().to_string(),
-                        },
-                    )
-                    .await;
-                match asked {
-                    Some(Answer::Secret(p)) => match load_secret_key(path, Some(p.expose())) {
-                        Ok(k) => keys.push((path.display().to_string(), Arc::new(k))),
-                        Err(_) => tried.push(format!(
-                            "{}: the passphrase given did not open it",
-                            path.display()
-                        )),
-                    },
-                    _ => tried.push(format!(
-                        "{}: encrypted, and no key_passphrase is set",
-                        path.display()
-                    )),
-                }
-            }
-            Err(e) => tried.push(format!(
-                "{}: cannot load ({e}; wrong passphrase?)",
-                path.display()
-            )),
-        }
-    }
-    if offered.contains(&MethodKind::PublicKey) {
-        for c in &hop.certificate_files {
-            let cert = match Certificate::read_file(&c.value) {
-                Ok(cert) => cert,
-                Err(e) => {
-                    tried.push(format!(
-                        "certificate {}: cannot read ({e})",
-                        c.value.display()
-                    ));
-                    continue;
-                }
-            };
-            let Some((name, key)) = keys
-                .iter()
-                .find(|(_, k)| k.public_key().key_data() == cert.public_key())
-            else {
-                tried.push(format!(
-                    "certificate {}: no key file matches it",
-                    c.value.display()
-                ));
-                continue;
-            };
-            match handle.authenticate_openssh_cert(&user, Arc::clone(key), cert).await {
-                Ok(r) if r.success() => return AuthReport::success(&offered, tried, &format!("certificate {} with {name}", c.value.display())),
-                Ok(_) => tried.push(format!("certificate {} with {name}: refused (expired, or principal '{user}' not in it?)", c.value.display())),
-                Err(e) => tried.push(format!("certificate {}: {e}", c.value.display())),
-            }
-        }
-        for (name, key) in &keys {
-            let hash = if key.algorithm().is_rsa() {
-                handle_rsa_hash(handle).await
-            } else {
-                None
-            };
-            match handle
-                .authenticate_publickey(&user, PrivateKeyWithHashAlg::new(Arc::clone(key), hash))
-                .await
-            {
-                Ok(r) if r.success() => return AuthReport::success(&offered, tried, name),
-                Ok(_) => tried.push(format!("{name}: refused")),
-                Err(e) => tried.push(format!("{name}: {e}")),
-            }
-        }
-    }
-    // keyboard-interactive and password only when someone is there to answer.
-    if prompter.interactive()
-        && offered.contains(&MethodKind::KeyboardInteractive)
-        && keyboard_interactive(handle, &user, prompter, connection).await
-    {
-        return AuthReport::success(&offered, tried, "keyboard-interactive");
-    }
-    if prompter.interactive() && offered.contains(&MethodKind::Password) {
-        let asked = prompter
-            .ask(
-                connection,
-                Prompt::Password {
-                    user: user.clone(),
-                    host: hop.address(),
-                },
-            )
-            .await;
-        if let Some(Answer::Secret(p)) = asked {
-            match handle.authenticate_password(&user, p.expose()).await {
-                Ok(r) if r.success() => return AuthReport::success(&offered, tried, "password"),
-                _ => tried.push("password: refused".into()),
-            }
-        }
-    }
-    if handle.is_closed() {
-        let msg = format!(
-            "the server closed the connection (offered: {}; tried: {})",
-            methods(&offered),
-            tried.join("; ")
-        );
-        return AuthReport::failure(&offered, tried, msg);
-    }
-    if tried.is_empty() {
-        tried.push("no identity (no agent key, no key file)".into());
-    }
-    let msg = format!(
-        "server offered {}; tried: {}",
-        methods(&offered),
-        tried.join("; ")
-    );
-    AuthReport::failure(&offered, tried, msg)
-}
-
 /// What authentication found: the methods the server offered, every identity tried with its
-/// result, and the one that worked.
+/// result, the methods that succeeded partially, and the one that completed it.
 #[derive(Clone, Debug, Default)]
 pub struct AuthReport {
     pub offered: String,
     pub tried: Vec<String>,
-    /// The identity that was accepted.
+    /// Methods the server accepted as one step of several (AuthenticationMethods).
+    pub partial: Vec<String>,
+    /// What completed authentication.
     pub used: Option<String>,
     /// Why it failed, when it did.
     pub failure: Option<String>,
 }
 
-impl AuthReport {
-    fn success(offered: &MethodSet, tried: Vec<String>, used: &str) -> Self {
-        AuthReport {
-            offered: methods(offered),
-            tried,
-            used: Some(used.to_string()),
-            failure: None,
-        }
-    }
+/// The outcome of one request.
+enum Step {
+    Done,
+    /// Accepted as one of several steps; the server's new list.
+    Partial(MethodSet),
+    Failed(MethodSet),
+    /// Nothing was sent: the method has nothing left to try.
+    Exhausted,
+    /// The connection broke.
+    Broken(String),
+}
 
-    fn failure(offered: &MethodSet, tried: Vec<String>, why: String) -> Self {
-        AuthReport {
-            offered: methods(offered),
-            tried,
-            used: None,
-            failure: Some(why),
-        }
+fn from_result(r: Result<AuthResult, russh::Error>) -> Step {
+    match r {
+        Ok(AuthResult::Success) => Step::Done,
+        Ok(AuthResult::Failure {
+            remaining_methods,
+            partial_success: true,
+        }) => Step::Partial(remaining_methods),
+        Ok(AuthResult::Failure {
+            remaining_methods, ..
+        }) => Step::Failed(remaining_methods),
+        Err(e) => Step::Broken(e.to_string()),
     }
 }
 
-async fn keyboard_interactive(
+struct Session<'a> {
+    handle: &'a mut Handle<Client>,
+    hop: &'a Hop,
+    offer: &'a Offer,
+    prompter: &'a Prompter,
+    connection: &'a str,
+    user: String,
+    identities: Vec<Identity>,
+    agent: Option<russh::keys::agent::client::AgentClient<tokio::net::UnixStream>>,
+    /// Identities offered since the last partial success (indexes).
+    offered: HashSet<usize>,
+    kbd_attempts: u32,
+    password_attempts: u32,
+    tried: Vec<String>,
+}
+
+impl Session<'_> {
+    fn person(&self) -> bool {
+        self.prompter.interactive() && !self.hop.batch_mode.value
+    }
+
+    async fn rsa_hash(&self) -> Option<russh::keys::HashAlg> {
+        match self.handle.best_supported_rsa_hash().await {
+            Ok(Some(h)) => h,
+            // No server-sig-algs: modern servers still take rsa-sha2-256.
+            _ => Some(russh::keys::HashAlg::Sha256),
+        }
+    }
+
+    /// Offers the next identity not offered yet.
+    async fn publickey(&mut self) -> Step {
+        while let Some(i) = (0..self.identities.len()).find(|i| !self.offered.contains(i)) {
+            self.offered.insert(i);
+            let label = self.identities[i].label();
+            let server_rsa = self.rsa_hash().await;
+            let accepted = &self.offer.pubkey;
+            let step = match &self.identities[i] {
+                Identity::Agent { key, .. } => {
+                    let Some(hash) =
+                        identity::allowed(accepted, &key.algorithm(), false, server_rsa)
+                    else {
+                        self.tried.push(format!(
+                            "{label}: its type is not in PubkeyAcceptedAlgorithms"
+                        ));
+                        continue;
+                    };
+                    let key = key.clone();
+                    let Some(agent) = self.agent.as_mut() else {
+                        continue;
+                    };
+                    match self
+                        .handle
+                        .authenticate_publickey_with(&self.user, key, hash, agent)
+                        .await
+                    {
+                        Ok(r) => from_result(Ok(r)),
+                        Err(e) => {
+                            // The agent would not sign: the next identity.
+                            self.tried.push(format!("{label}: {e}"));
+                            continue;
+                        }
+                    }
+                }
+                Identity::Certificate { cert, key_file, .. } => {
+                    let algorithm = cert.algorithm();
+                    if identity::allowed(accepted, &algorithm, true, server_rsa).is_none() {
+                        self.tried.push(format!(
+                            "{label}: its type is not in PubkeyAcceptedAlgorithms"
+                        ));
+                        continue;
+                    }
+                    let (cert, key_file) = ((**cert).clone(), key_file.clone());
+                    match identity::load(&key_file, self.hop, self.prompter, self.connection).await
+                    {
+                        Ok(key) => from_result(
+                            self.handle
+                                .authenticate_openssh_cert(&self.user, key, cert)
+                                .await,
+                        ),
+                        Err(why) => {
+                            self.tried.push(format!("{label}: {why}"));
+                            continue;
+                        }
+                    }
+                }
+                Identity::File { path } => {
+                    let path = path.clone();
+                    let key = match identity::load(&path, self.hop, self.prompter, self.connection)
+                        .await
+                    {
+                        Ok(k) => k,
+                        Err(why) => {
+                            self.tried.push(format!("{label}: {why}"));
+                            continue;
+                        }
+                    };
+                    let Some(hash) =
+                        identity::allowed(accepted, &key.algorithm(), false, server_rsa)
+                    else {
+                        self.tried.push(format!(
+                            "{label}: its type is not in PubkeyAcceptedAlgorithms"
+                        ));
+                        continue;
+                    };
+                    from_result(
+                        self.handle
+                            .authenticate_publickey(
+                                &self.user,
+                                PrivateKeyWithHashAlg::new(key, hash),
+                            )
+                            .await,
+                    )
+                }
+            };
+            match &step {
+                Step::Failed(_) => self.tried.push(format!("{label}: refused")),
+                Step::Partial(_) => self.tried.push(format!("{label}: accepted, more required")),
+                Step::Done => self.tried.push(format!("{label}: accepted")),
+                _ => {}
+            }
+            return step;
+        }
+        Step::Exhausted
+    }
+
+    async fn keyboard_interactive(&mut self) -> Step {
+        if !self.hop.auth.kbd_interactive.value
+            || !self.person()
+            || self.kbd_attempts >= self.hop.auth.password_prompts.value
+        {
+            return Step::Exhausted;
+        }
+        self.kbd_attempts += 1;
+        let mut reply = self
+            .handle
+            .authenticate_keyboard_interactive_start(&self.user, None::<String>)
+            .await;
+        for _ in 0..MAX_ROUNDS {
+            match reply {
+                Ok(Kbd::Success) => return Step::Done,
+                Ok(Kbd::Failure {
+                    remaining_methods,
+                    partial_success,
+                }) => {
+                    self.tried.push(if partial_success {
+                        "keyboard-interactive: accepted, more required".into()
+                    } else {
+                        "keyboard-interactive: refused".into()
+                    });
+                    return if partial_success {
+                        Step::Partial(remaining_methods)
+                    } else {
+                        Step::Failed(remaining_methods)
+                    };
+                }
+                Ok(Kbd::InfoRequest {
+                    name,
+                    instructions,
+                    prompts,
+                }) => {
+                    let responses = if prompts.is_empty() {
+                        Vec::new()
+                    } else {
+                        let prompt = Prompt::KeyboardInteractive {
+                            name,
+                            instructions,
+                            prompts: prompts.iter().map(|p| (p.prompt.clone(), p.echo)).collect(),
+                        };
+                        match self.prompter.ask(self.connection, prompt).await {
+                            Some(Answer::Responses(r)) if r.len() == prompts.len() => {
+                                r.iter().map(|s| s.expose().to_string()).collect()
+                            }
+                            _ => {
+                                self.tried.push("keyboard-interactive: not answered".into());
+                                // No answer: the method ends for this session.
+                                self.kbd_attempts = u32::MAX;
+                                return Step::Broken(
+                                    "keyboard-interactive question not answered".into(),
+                                );
+                            }
+                        }
+                    };
+                    reply = self
+                        .handle
+                        .authenticate_keyboard_interactive_respond(responses)
+                        .await;
+                }
+                Err(e) => return Step::Broken(e.to_string()),
+            }
+        }
+        Step::Broken(format!(
+            "the server asked more than {MAX_ROUNDS} keyboard-interactive rounds"
+        ))
+    }
+
+    async fn password(&mut self) -> Step {
+        if !self.hop.auth.password.value
+            || !self.person()
+            || self.password_attempts >= self.hop.auth.password_prompts.value
+        {
+            return Step::Exhausted;
+        }
+        self.password_attempts += 1;
+        let asked = self
+            .prompter
+            .ask(
+                self.connection,
+                Prompt::Password {
+                    user: self.user.clone(),
+                    host: self.hop.address(),
+                },
+            )
+            .await;
+        let Some(Answer::Secret(p)) = asked else {
+            self.password_attempts = u32::MAX;
+            self.tried.push("password: not answered".into());
+            return Step::Exhausted;
+        };
+        let step = from_result(
+            self.handle
+                .authenticate_password(&self.user, p.expose())
+                .await,
+        );
+        match &step {
+            Step::Failed(_) => self.tried.push("password: refused".into()),
+            Step::Partial(_) => self.tried.push("password: accepted, more required".into()),
+            _ => {}
+        }
+        step
+    }
+}
+
+/// Authenticates `handle` as the hop's user.
+pub async fn authenticate(
     handle: &mut Handle<Client>,
-    user: &str,
+    hop: &Hop,
+    offer: &Offer,
     prompter: &Prompter,
     connection: &str,
-) -> bool {
-    use russh::client::KeyboardInteractiveAuthResponse as R;
-    let mut reply = handle
-        .authenticate_keyboard_interactive_start(user, None::<String>)
-        .await;
-    // A server may ask several rounds; a bounded number is enough for any real one.
-    for _ in 0..8 {
-        match reply {
-            Ok(R::Success) => return true,
-            Ok(R::InfoRequest {
-                name,
-                instructions,
-                prompts,
-            }) => {
-                let responses = if prompts.is_empty() {
-                    Vec::new()
-                } else {
-                    let prompt = Prompt::KeyboardInteractive {
-                        name,
-                        instructions,
-                        prompts: prompts.iter().map(|p| (p.prompt.clone(), p.echo)).collect(),
-                    };
-                    match prompter.ask(connection, prompt).await {
-                        Some(Answer::Responses(r)) => {
-                            r.iter().map(|s| s.expose().to_string()).collect()
-                        }
-                        _ => return false,
-                    }
-                };
-                reply = handle
-                    .authenticate_keyboard_interactive_respond(responses)
-                    .await;
+) -> AuthReport {
+    let user = hop.user.value.clone();
+    let mut report = AuthReport::default();
+    let mut allowed = match handle.authenticate_none(&user).await {
+        Ok(AuthResult::Success) => {
+            report.offered = "none".into();
+            report.used = Some("none (the server asked for nothing)".into());
+            return report;
+        }
+        Ok(AuthResult::Failure {
+            remaining_methods, ..
+        }) => remaining_methods,
+        Err(e) => {
+            report.failure = Some(format!("the server closed the connection: {e}"));
+            return report;
+        }
+    };
+    report.offered = methods(&allowed);
+    let mut tried = Vec::new();
+    let (identities, agent) = identity::list(hop, &mut tried).await;
+    let mut s = Session {
+        handle,
+        hop,
+        offer,
+        prompter,
+        connection,
+        user,
+        identities,
+        agent,
+        offered: HashSet::new(),
+        kbd_attempts: 0,
+        password_attempts: 0,
+        tried,
+    };
+    let preferred = &hop.auth.preferred.value;
+    let mut disabled: HashSet<&'static str> = HashSet::new();
+    for _ in 0..MAX_ATTEMPTS {
+        // The first preferred method the server allows that still has something to try.
+        let next = preferred.iter().find_map(|p| {
+            allowed
+                .iter()
+                .find(|m| method_name(m) == p && !disabled.contains(method_name(m)))
+                .cloned()
+        });
+        let Some(method) = next else { break };
+        let step = match method {
+            MethodKind::PublicKey => s.publickey().await,
+            MethodKind::KeyboardInteractive => s.keyboard_interactive().await,
+            MethodKind::Password => s.password().await,
+            // gssapi-with-mic and hostbased: warren has neither.
+            _ => Step::Exhausted,
+        };
+        match step {
+            Step::Done => {
+                report.used = Some(match method {
+                    MethodKind::PublicKey => s
+                        .tried
+                        .iter()
+                        .rev()
+                        .find_map(|t| t.strip_suffix(": accepted"))
+                        .unwrap_or("publickey")
+                        .to_string(),
+                    m => method_name(&m).to_string(),
+                });
+                report.tried = s.tried;
+                return report;
             }
-            _ => return false,
+            Step::Partial(list) => {
+                report.partial.push(method_name(&method).to_string());
+                // pubkey_reset: every key may be offered again.
+                s.offered.clear();
+                allowed = list;
+            }
+            Step::Failed(list) => allowed = list,
+            Step::Exhausted => {
+                disabled.insert(method_name(&method));
+            }
+            Step::Broken(why) => {
+                if s.handle.is_closed() {
+                    report.tried = s.tried;
+                    report.failure = Some(format!("the server closed the connection: {why}"));
+                    return report;
+                }
+                disabled.insert(method_name(&method));
+            }
         }
     }
-    false
-}
-
-async fn handle_rsa_hash(handle: &Handle<Client>) -> Option<russh::keys::HashAlg> {
-    match handle.best_supported_rsa_hash().await {
-        Ok(Some(h)) => h,
-        // No server-sig-algs: modern servers still take rsa-sha2-256.
-        _ => Some(russh::keys::HashAlg::Sha256),
+    report.tried = std::mem::take(&mut s.tried);
+    if report.tried.is_empty() {
+        report
+            .tried
+            .push("no identity (no agent key, no key file)".into());
     }
+    let needs_person: Vec<&str> = allowed
+        .iter()
+        .map(method_name)
+        .filter(|m| matches!(*m, "keyboard-interactive" | "password"))
+        .collect();
+    let mut msg = format!(
+        "server offered {}; tried: {}",
+        report.offered,
+        report.tried.join("; ")
+    );
+    if !report.partial.is_empty() {
+        msg.push_str(&format!(
+            "; succeeded partially: {}; still required: {}",
+            report.partial.join(", "),
+            methods(&allowed)
+        ));
+    }
+    if !needs_person.is_empty() && !s.person() {
+        msg.push_str(&format!(
+            "; {} needs a person to answer: run warren up in a terminal, or open the tunnel in the TUI",
+            needs_person.join(" or ")
+        ));
+    }
+    report.failure = Some(msg);
+    report
 }

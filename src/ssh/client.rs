@@ -10,8 +10,10 @@ use russh::client::{self, Handle};
 use russh::keys::PublicKeyOrCertificate;
 use russh::keys::ssh_key::PublicKey;
 
+use super::algorithms::{self, Offer};
 use super::auth;
-use super::known_hosts::{self, KnownHosts, Verdict};
+use super::host_key::{self, Action, Found, Question, Rules};
+use super::known_hosts::{self, KnownHosts};
 use crate::config::model::{Hop, HostKeyPolicy};
 use crate::prompt::{Answer, HostKeyAnswer, Prompt, Prompter};
 
@@ -50,6 +52,12 @@ pub enum ConnectError {
         addr: String,
         message: String,
     },
+    #[error("hop {hop} ({addr}): {source}")]
+    Algorithms {
+        hop: usize,
+        addr: String,
+        source: algorithms::Unsatisfiable,
+    },
     #[error("hop {hop} ({addr}): SSH error: {message}")]
     Ssh {
         hop: usize,
@@ -58,46 +66,11 @@ pub enum ConnectError {
     },
 }
 
-/// Tunables of every SSH connection warren makes.
-pub fn ssh_config(hop: &Hop) -> Arc<client::Config> {
+/// Tunables of every SSH connection warren makes, with the algorithms `offer` allows.
+pub fn ssh_config(hop: &Hop, offer: &Offer) -> Arc<client::Config> {
     let keepalive = hop.keepalive_interval.value.0;
-    use russh::keys::ssh_key::{Algorithm, EcdsaCurve, HashAlg};
-    let mut preferred = russh::Preferred {
-        // Host certificates first, as OpenSSH: a server that has one shows it, and it is
-        // checked against @cert-authority lines (else its plain key against known_hosts).
-        host_key_certificates: std::borrow::Cow::Owned(vec![
-            Algorithm::Ed25519,
-            Algorithm::Ecdsa {
-                curve: EcdsaCurve::NistP256,
-            },
-            Algorithm::Ecdsa {
-                curve: EcdsaCurve::NistP384,
-            },
-            Algorithm::Ecdsa {
-                curve: EcdsaCurve::NistP521,
-            },
-            Algorithm::Rsa {
-                hash: Some(HashAlg::Sha512),
-            },
-            Algorithm::Rsa {
-                hash: Some(HashAlg::Sha256),
-            },
-        ]),
-        ..russh::Preferred::DEFAULT
-    };
-    if aes_ni() {
-        // With AES-NI, AES-GCM outruns chacha20-poly1305 (measured: 0.74 vs 0.55 GB/s).
-        preferred.cipher = std::borrow::Cow::Borrowed(&[
-            russh::cipher::AES_256_GCM,
-            russh::cipher::AES_128_GCM,
-            russh::cipher::CHACHA20_POLY1305,
-            russh::cipher::AES_256_CTR,
-            russh::cipher::AES_192_CTR,
-            russh::cipher::AES_128_CTR,
-        ]);
-    }
     Arc::new(client::Config {
-        preferred,
+        preferred: offer.preferred.clone(),
         // The default 2 MiB window is slow on long links (9.8 MiB/s at 100 ms RTT).
         window_size: 16 * 1024 * 1024,
         maximum_packet_size: 65535,
@@ -108,63 +81,105 @@ pub fn ssh_config(hop: &Hop) -> Arc<client::Config> {
     })
 }
 
-/// Whether this CPU has AES instructions (AES-GCM is then the fastest cipher).
-fn aes_ni() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("aes")
-            && std::arch::is_x86_feature_detected!("pclmulqdq")
-    }
-    #[cfg(target_arch = "aarch64")]
-    {
-        std::arch::is_aarch64_feature_detected!("aes")
-    }
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    {
-        false
-    }
+/// `~/.ssh`: the one directory a known_hosts write may create.
+pub fn ssh_dir() -> PathBuf {
+    dirs::home_dir().unwrap_or_default().join(".ssh")
 }
 
-/// The outcome of the host key check, kept for the error message.
+/// The algorithms to offer `hop`, host key types ordered by what known_hosts holds for it.
+pub fn offer_for(hop: &Hop) -> Result<Offer, algorithms::Unsatisfiable> {
+    let rules = Rules::for_hop(hop, None, ssh_dir());
+    let known = if hop.algorithms.host_key_reorder {
+        KnownHosts::read(&rules.files()).known_types(&rules.lookup_name())
+    } else {
+        (Vec::new(), false)
+    };
+    algorithms::offer(hop, (&known.0, known.1))
+}
+
+/// The outcome of the host key check, kept for the error message and the diagnostics.
 #[derive(Clone, Debug, Default)]
 pub struct HostKeySeen {
     pub key: Option<PublicKey>,
-    pub verdict: Option<Verdict>,
+    /// The name looked up in known_hosts.
+    pub name: String,
+    pub found: Option<Found>,
     pub refused: Option<String>,
     pub warning: Option<String>,
+    /// What was written to known_hosts.
+    pub recorded: Option<String>,
 }
 
-/// russh's view of one hop: it checks the host key as the hop's policy says.
+/// russh's view of one hop: it checks the host key as the hop's rules say.
 pub struct Client {
-    pub name: String,
-    pub policy: HostKeyPolicy,
-    pub known_hosts: Vec<PathBuf>,
+    pub rules: Rules,
     pub seen: Arc<Mutex<HostKeySeen>>,
-    /// Asks the client about an unknown key under strict checking.
+    /// Asks a person about an unknown key under `ask`.
     pub prompter: Arc<Prompter>,
     /// The connection this hop belongs to (for the prompt).
     pub connection: String,
-    /// Never write known_hosts (the diagnostics look, they do not change files).
+    /// Write nothing by itself (the diagnostics look; only a person's "yes" records a key).
     pub dry_run: bool,
     /// The algorithms key exchange settled on, once it is done.
     pub negotiated: Arc<Mutex<Option<String>>>,
     /// Where connections the bastion forwards (remote forwards) go; `None`: refuse them.
     pub reverse: Option<Arc<crate::tunnel::Reverse>>,
+    /// The key accepted at the first key exchange: a re-exchange with it is accepted.
+    accepted: Option<PublicKey>,
 }
 
 impl Client {
-    pub fn new(hop: &Hop, prompter: &Arc<Prompter>, connection: &str) -> Self {
+    pub fn new(
+        hop: &Hop,
+        peer: Option<std::net::SocketAddr>,
+        prompter: &Arc<Prompter>,
+        connection: &str,
+    ) -> Self {
         Client {
-            name: known_hosts::host_key_name(&hop.host.value, hop.port.value),
-            policy: hop.host_key_policy.value,
-            known_hosts: hop.known_hosts_files.value.clone(),
+            rules: Rules::for_hop(hop, peer, ssh_dir()),
             seen: Arc::new(Mutex::new(HostKeySeen::default())),
             prompter: Arc::clone(prompter),
             connection: connection.to_string(),
             dry_run: false,
             negotiated: Arc::new(Mutex::new(None)),
             reverse: None,
+            accepted: None,
         }
+    }
+
+    /// Appends lines to the first user known_hosts file. A failure is a warning, as in ssh.
+    fn record(&self, lines: &[String], outcome: &mut HostKeySeen) {
+        let Some(path) = self.rules.user_files.first() else {
+            return;
+        };
+        match known_hosts::append(path, lines, &self.rules.ssh_dir) {
+            Ok(()) => {
+                outcome.recorded = Some(format!(
+                    "permanently added '{}' ({}) to {}",
+                    outcome.name,
+                    outcome
+                        .key
+                        .as_ref()
+                        .map(known_hosts::type_name)
+                        .unwrap_or(""),
+                    path.display()
+                ))
+            }
+            Err(e) => {
+                outcome.warning = Some(format!(
+                    "failed to add the host to the list of known hosts ({}): {e}",
+                    path.display()
+                ))
+            }
+        }
+    }
+
+    /// Asks a person, if one is there; `None` when nobody answers.
+    async fn ask(&self, prompt: Prompt) -> Option<Answer> {
+        if !self.prompter.interactive() || self.rules.batch {
+            return None;
+        }
+        self.prompter.ask(&self.connection, prompt).await
     }
 }
 
@@ -284,181 +299,94 @@ impl client::Handler for Client {
         &mut self,
         key: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
-        let (public, ca) = match key {
+        let (public, cert) = match key {
             PublicKeyOrCertificate::PublicKey { key, .. } => (key.clone(), None),
-            PublicKeyOrCertificate::Certificate(c) => (
-                key.public_key(),
-                Some(PublicKey::from(c.signature_key().clone())),
-            ),
+            PublicKeyOrCertificate::Certificate(c) => (key.public_key(), Some(c)),
         };
-        let policy = if self.dry_run && self.policy == HostKeyPolicy::AcceptNew {
-            HostKeyPolicy::Strict
-        } else {
-            self.policy
+        // A re-exchange with the key accepted before (sshconnect.c previous_host_key).
+        if self
+            .accepted
+            .as_ref()
+            .is_some_and(|a| a.key_data() == public.key_data())
+        {
+            return Ok(true);
+        }
+        let d = host_key::decide(&self.rules, &public, cert);
+        let fp = known_hosts::fingerprint(&public);
+        let kind = known_hosts::type_name(&public);
+        let mut outcome = HostKeySeen {
+            key: Some(public.clone()),
+            name: d.name.clone(),
+            found: Some(d.found.clone()),
+            refused: None,
+            warning: d.warning.clone(),
+            recorded: None,
         };
-        let mut outcome = check(&self.name, &public, ca.as_ref(), policy, &self.known_hosts);
-        if self.dry_run
-            && self.policy == HostKeyPolicy::AcceptNew
-            && matches!(outcome.verdict, Some(Verdict::Unknown { .. }))
-        {
-            // accept-new would add it: the diagnosis says so and writes nothing.
-            outcome.refused = None;
-            outcome.warning = Some(format!(
-                "not in known_hosts yet; accept-new will add it on the first connection ({})",
-                known_hosts::fingerprint(&public)
-            ));
+        if !d.also_record.is_empty() && !self.dry_run {
+            self.record(&d.also_record, &mut outcome);
         }
-        // A host certificate vouched for by a @cert-authority must also be valid now, be a
-        // host certificate, and name this host.
-        if let (PublicKeyOrCertificate::Certificate(cert), Some(Verdict::KnownByCa(at))) =
-            (key, &outcome.verdict)
-        {
-            let host = self
-                .name
-                .trim_start_matches('[')
-                .split(']')
-                .next()
-                .unwrap_or_default()
-                .to_string();
-            let problem = certificate_problem(cert, &host);
-            if let Some(p) = problem {
-                outcome.refused = Some(format!(
-                    "the host certificate of {} is not acceptable ({p}); CA at {at}",
-                    self.name
-                ));
-            }
-        }
-        // Under strict checking an unknown key becomes a question for the client, if one
-        // answers; headless it stays refused.
-        let unknown = matches!(outcome.verdict, Some(Verdict::Unknown { .. }));
-        if unknown && outcome.refused.is_some() && self.prompter.interactive() {
-            let prompt = Prompt::HostKey {
-                host: self.name.clone(),
-                key_type: public.algorithm().as_str().to_string(),
-                fingerprint: known_hosts::fingerprint(&public),
-            };
-            match self.prompter.ask(&self.connection, prompt).await {
-                Some(Answer::HostKey(HostKeyAnswer::AcceptOnce)) => outcome.refused = None,
-                Some(Answer::HostKey(HostKeyAnswer::AcceptAndSave)) => {
-                    outcome.refused = match self.known_hosts.first() {
-                        Some(path) => {
-                            known_hosts::append(path, &self.name, &public)
-                                .err()
-                                .map(|e| {
-                                    format!(
-                                        "could not add the host key of {} to {}: {e}",
-                                        self.name,
-                                        path.display()
-                                    )
-                                })
-                        }
-                        None => Some("no known_hosts file to save the key to".into()),
-                    };
+        match d.action {
+            Action::Accept => {}
+            Action::Refuse(msg) => outcome.refused = Some(msg),
+            Action::Record(lines) => {
+                if self.dry_run {
+                    outcome.warning = Some(format!(
+                        "not in known_hosts yet; {} will add it on the first connection ({fp})",
+                        self.rules.policy
+                    ));
+                } else {
+                    self.record(&lines, &mut outcome);
                 }
-                _ => {
-                    outcome.refused = Some(format!(
-                        "the host key of {} ({}) was rejected",
-                        self.name,
-                        known_hosts::fingerprint(&public)
-                    ))
+                if self.rules.policy == HostKeyPolicy::Off && outcome.warning.is_none() {
+                    outcome.warning = Some(format!(
+                        "host key for {} not checked ({kind} {fp}): host key checking is off",
+                        d.name
+                    ));
+                }
+            }
+            Action::Ask(Question::UnknownKey { lines, other_names }) => {
+                let prompt = Prompt::HostKey {
+                    host: d.name.clone(),
+                    key_type: kind.to_string(),
+                    fingerprint: fp.clone(),
+                    other_names,
+                };
+                match self.ask(prompt).await {
+                    Some(Answer::HostKey(HostKeyAnswer::AcceptOnce)) => {}
+                    Some(Answer::HostKey(HostKeyAnswer::AcceptAndSave)) => {
+                        self.record(&lines, &mut outcome)
+                    }
+                    Some(_) => {
+                        outcome.refused = Some(format!(
+                            "the {kind} host key of {} ({fp}) was rejected",
+                            d.name
+                        ))
+                    }
+                    None => {
+                        outcome.refused = Some(format!(
+                            "Host key verification failed: the {kind} key of {} ({fp}) is not known and nobody confirmed it; answer the question in a terminal (warren up) or in the TUI, or add it after checking the fingerprint: warren trust {}",
+                            d.name, self.connection
+                        ))
+                    }
+                }
+            }
+            Action::Ask(Question::IpChanged { text }) => {
+                match self.ask(Prompt::Confirm { text: text.clone() }).await {
+                    Some(Answer::HostKey(HostKeyAnswer::AcceptOnce))
+                    | Some(Answer::HostKey(HostKeyAnswer::AcceptAndSave)) => {}
+                    _ => outcome.refused = Some(format!("{text}; not confirmed")),
                 }
             }
         }
         let ok = outcome.refused.is_none();
+        if ok {
+            self.accepted = Some(public);
+        }
         if let Ok(mut s) = self.seen.lock() {
             *s = outcome;
         }
         Ok(ok)
     }
-}
-
-/// Why a host certificate cannot be used, or None if it can.
-fn certificate_problem(cert: &russh::keys::ssh_key::Certificate, host: &str) -> Option<String> {
-    use russh::keys::ssh_key::{HashAlg, certificate::CertType};
-    if cert.cert_type() != CertType::Host {
-        return Some("it is a user certificate".into());
-    }
-    let ca = cert.signature_key().fingerprint(HashAlg::Sha256);
-    if let Err(e) = cert.validate([&ca]) {
-        return Some(format!("{e}: expired, not yet valid, or a bad signature"));
-    }
-    let principals = cert.valid_principals();
-    if !principals.is_empty() && !principals.iter().any(|p| p == host) {
-        return Some(format!("it is for {}, not {host}", principals.join(",")));
-    }
-    None
-}
-
-/// Applies a policy to what known_hosts says; appends the key under accept-new.
-pub fn check(
-    name: &str,
-    key: &PublicKey,
-    ca: Option<&PublicKey>,
-    policy: HostKeyPolicy,
-    files: &[PathBuf],
-) -> HostKeySeen {
-    let fp = known_hosts::fingerprint(key);
-    let kind = key.algorithm().as_str().to_string();
-    let mut seen = HostKeySeen {
-        key: Some(key.clone()),
-        ..Default::default()
-    };
-    let kh = match KnownHosts::read(files) {
-        Ok(k) => k,
-        Err(e) => {
-            seen.refused = Some(format!("cannot read known_hosts: {e}"));
-            return seen;
-        }
-    };
-    let verdict = kh.check(name, key, ca);
-    seen.verdict = Some(verdict.clone());
-    let file = files
-        .first()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
-    match verdict {
-        Verdict::Known(_) | Verdict::KnownByCa(_) => {}
-        Verdict::Revoked(at) => {
-            seen.refused = Some(format!(
-                "the {kind} host key {fp} is marked @revoked at {at}"
-            ))
-        }
-        Verdict::Changed(at) => {
-            if policy == HostKeyPolicy::Off {
-                seen.warning = Some(format!(
-                    "host key for {name} CHANGED ({kind} {fp}, known_hosts has another at {at}); accepted because host key checking is off"
-                ));
-            } else {
-                seen.refused = Some(format!(
-                    "REMOTE HOST IDENTIFICATION HAS CHANGED: {name} presented {kind} {fp}, which contradicts {at}; if the change is expected, run: ssh-keygen -R '{name}' -f {}",
-                    at.path.display()
-                ));
-            }
-        }
-        Verdict::Unknown { .. } => match policy {
-            HostKeyPolicy::Strict | HostKeyPolicy::Ask => {
-                seen.refused = Some(format!(
-                    "host key for {name} is not known ({kind} {fp}) and strict host key checking is on; verify the fingerprint, then add it (e.g. strict_host_key_checking = \"accept-new\" once) to {file}"
-                ));
-            }
-            HostKeyPolicy::AcceptNew => {
-                if let Some(path) = files.first()
-                    && let Err(e) = known_hosts::append(path, name, key)
-                {
-                    seen.refused = Some(format!(
-                        "could not add the host key of {name} to {}: {e}",
-                        path.display()
-                    ));
-                }
-            }
-            HostKeyPolicy::Off => {
-                seen.warning = Some(format!(
-                    "host key for {name} not checked ({kind} {fp}): host key checking is off"
-                ))
-            }
-        },
-    }
-    seen
 }
 
 /// A connected, authenticated chain: the last handle carries the forwards; the earlier ones
@@ -478,25 +406,53 @@ impl Chain {
     }
 }
 
+/// Bounds a step by the hop's connect_timeout; time spent waiting for a person to answer a
+/// question of this connection does not count (the question has its own timeout).
 async fn bounded<T>(
     hop: usize,
     h: &Hop,
     step: &'static str,
+    asking: Option<(&Prompter, &str)>,
     f: impl std::future::Future<Output = T>,
 ) -> Result<T, ConnectError> {
     let d: Duration = h.connect_timeout.value.0;
-    tokio::time::timeout(d, f)
-        .await
-        .map_err(|_| ConnectError::Timeout {
-            hop,
-            addr: h.address(),
-            step,
-            secs: d.as_secs(),
-        })
+    tokio::pin!(f);
+    let mut deadline = tokio::time::Instant::now() + d;
+    loop {
+        tokio::select! {
+            r = &mut f => return Ok(r),
+            _ = tokio::time::sleep_until(deadline) => {
+                if asking.is_some_and(|(p, c)| p.waiting(c)) {
+                    deadline = tokio::time::Instant::now() + d;
+                    continue;
+                }
+                return Err(ConnectError::Timeout {
+                    hop,
+                    addr: h.address(),
+                    step,
+                    secs: d.as_secs(),
+                });
+            }
+        }
+    }
 }
 
-/// Connects every hop in order, each through the one before.
+/// Connects every hop in order, each through the one before. Questions this attempt asked
+/// and left open are withdrawn when it fails.
 pub async fn connect(
+    hops: &[Hop],
+    prompter: &Arc<Prompter>,
+    connection: &str,
+    reverse: Option<&Arc<crate::tunnel::Reverse>>,
+) -> Result<Chain, ConnectError> {
+    let result = connect_hops(hops, prompter, connection, reverse).await;
+    if result.is_err() {
+        prompter.withdraw_all(connection);
+    }
+    result
+}
+
+async fn connect_hops(
     hops: &[Hop],
     prompter: &Arc<Prompter>,
     connection: &str,
@@ -504,20 +460,22 @@ pub async fn connect(
 ) -> Result<Chain, ConnectError> {
     let mut handles: Vec<Arc<Handle<Client>>> = Vec::with_capacity(hops.len());
     let mut warnings = Vec::new();
+    let asking = Some((&**prompter, connection));
     for (i, hop) in hops.iter().enumerate() {
         let addr = hop.address();
-        let mut client = Client::new(hop, prompter, connection);
-        if i + 1 == hops.len() {
-            client.reverse = reverse.cloned();
-        }
-        let seen = Arc::clone(&client.seen);
-        let config = ssh_config(hop);
-        let result = match handles.last() {
+        let offer = offer_for(hop).map_err(|source| ConnectError::Algorithms {
+            hop: i,
+            addr: addr.clone(),
+            source,
+        })?;
+        let config = ssh_config(hop, &offer);
+        let (result, seen) = match handles.last() {
             None => {
                 let tcp = bounded(
                     i,
                     hop,
                     "TCP connect",
+                    None,
                     tokio::net::TcpStream::connect((hop.host.value.as_str(), hop.port.value)),
                 )
                 .await?
@@ -527,19 +485,27 @@ pub async fn connect(
                     source,
                 })?;
                 let _ = tcp.set_nodelay(true);
-                bounded(
+                let mut client = Client::new(hop, tcp.peer_addr().ok(), prompter, connection);
+                if i + 1 == hops.len() {
+                    client.reverse = reverse.cloned();
+                }
+                let seen = Arc::clone(&client.seen);
+                let r = bounded(
                     i,
                     hop,
                     "SSH handshake",
+                    asking,
                     client::connect_stream(config, tcp, client),
                 )
-                .await?
+                .await?;
+                (r, seen)
             }
             Some(prev) => {
                 let channel = bounded(
                     i,
                     hop,
                     "opening the channel to the next hop",
+                    None,
                     prev.channel_open_direct_tcpip(
                         hop.host.value.clone(),
                         u32::from(hop.port.value),
@@ -553,13 +519,20 @@ pub async fn connect(
                     addr: hops[i - 1].address(),
                     message: format!("to {addr}: {e}"),
                 })?;
-                bounded(
+                let mut client = Client::new(hop, None, prompter, connection);
+                if i + 1 == hops.len() {
+                    client.reverse = reverse.cloned();
+                }
+                let seen = Arc::clone(&client.seen);
+                let r = bounded(
                     i,
                     hop,
                     "SSH handshake",
+                    asking,
                     client::connect_stream(config, channel.into_stream(), client),
                 )
-                .await?
+                .await?;
+                (r, seen)
             }
         };
         let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
@@ -580,26 +553,16 @@ pub async fn connect(
                 });
             }
         };
-        if let Some(w) = seen.warning {
-            warnings.push(w);
-        }
-        // Authentication may wait for a person (a passphrase): its bound is the prompt's own.
-        let auth_wait = if prompter.interactive() {
-            crate::prompt::ANSWER_TIMEOUT
-        } else {
-            hop.connect_timeout.value.0
-        };
-        let report = tokio::time::timeout(
-            auth_wait,
-            auth::authenticate(&mut handle, hop, prompter, connection),
+        warnings.extend(seen.warning);
+        warnings.extend(seen.recorded);
+        let report = bounded(
+            i,
+            hop,
+            "authentication",
+            asking,
+            auth::authenticate(&mut handle, hop, &offer, prompter, connection),
         )
-        .await
-        .map_err(|_| ConnectError::Timeout {
-            hop: i,
-            addr: addr.clone(),
-            step: "authentication",
-            secs: auth_wait.as_secs(),
-        })?;
+        .await?;
         if let Some(detail) = report.failure {
             return Err(ConnectError::Auth {
                 hop: i,

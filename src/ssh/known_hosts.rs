@@ -1,21 +1,31 @@
-//! known_hosts: reading (hashed `|1|` entries, `[host]:port`, wildcard and negated patterns,
-//! tab-separated fields, `@revoked`, `@cert-authority`), the verdict for a server's key, and
-//! the atomic append of accept-new.
+//! known_hosts files, read and written as OpenSSH 9.2 does (`hostfile.c`): hashed `|1|`
+//! entries, `[host]:port`, wildcard and negated patterns, tab-separated fields, `@revoked`,
+//! `@cert-authority`. All the files of a hop (its user files, then the global ones) form one
+//! pool: a matching key anywhere is known, a revocation anywhere wins, and another key for the
+//! host (of any type) is a change only when no line matches.
+//!
+//! Appends are what `ssh` does, made safe: `O_APPEND` under an exclusive `flock` (two warrens
+//! never interleave), following a symlinked file, keeping its owner and mode, creating only
+//! `~/.ssh` (0700) when missing. A file whose last line has no newline gets one first (ssh
+//! would glue the new entry onto that line). Lines that are not UTF-8 or do not parse are
+//! skipped, as ssh skips them.
 //!
 //! Written here rather than taken from russh: its helpers miss tabs, patterns and markers and
 //! misreport line numbers (measured on 0.65).
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use base64ct::{Base64, Encoding};
 use hmac::{KeyInit, Mac};
-use russh::keys::ssh_key::{HashAlg, PublicKey};
+use russh::keys::ssh_key::{Algorithm, HashAlg, PublicKey};
 
 use crate::config::ssh_config::pattern::{ListMatch, pattern_list};
 
-/// The name a host key is recorded under: `host`, or `[host]:port` when the port is not 22.
+/// The name a host key is recorded under: `host`, or `[host]:port` when the port is not 22
+/// (misc.c `put_host_port`).
 pub fn host_key_name(host: &str, port: u16) -> String {
-    if port == 22 {
+    if port == 22 || port == 0 {
         host.to_string()
     } else {
         format!("[{host}]:{port}")
@@ -25,6 +35,19 @@ pub fn host_key_name(host: &str, port: u16) -> String {
 /// `SHA256:...` as OpenSSH prints it.
 pub fn fingerprint(key: &PublicKey) -> String {
     key.fingerprint(HashAlg::Sha256).to_string()
+}
+
+/// `ED25519`, `RSA`, `ECDSA`: the type name ssh's messages use.
+pub fn type_name(key: &PublicKey) -> &'static str {
+    match key.algorithm() {
+        Algorithm::Ed25519 => "ED25519",
+        Algorithm::Rsa { .. } => "RSA",
+        Algorithm::Ecdsa { .. } => "ECDSA",
+        Algorithm::Dsa => "DSA",
+        Algorithm::SkEd25519 => "ED25519-SK",
+        Algorithm::SkEcdsaSha2NistP256 => "ECDSA-SK",
+        _ => "UNKNOWN",
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,8 +60,7 @@ enum Marker {
 /// One key line of a known_hosts file.
 #[derive(Clone, Debug)]
 struct Line {
-    path: PathBuf,
-    number: usize,
+    place: Place,
     marker: Marker,
     patterns: String,
     key: PublicKey,
@@ -57,127 +79,181 @@ impl std::fmt::Display for Place {
     }
 }
 
-/// What the known_hosts files say about a server's key.
+/// What the files say about a server's key under one name (hostfile.c
+/// `check_hostkeys_by_key_or_type`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
-    /// Listed for this host at this line.
+    /// Listed for this name at this line (a plain key, or the CA of a certificate).
     Known(Place),
-    /// Signed by a `@cert-authority` listed for this host.
-    KnownByCa(Place),
-    /// No key of this type is listed for this host (`other` names a line with a key of another
-    /// type for it, if any).
-    Unknown { other: Option<Place> },
-    /// Another key of the same type is listed for this host: possibly an attack.
+    /// Nothing is listed for this name.
+    New,
+    /// Other keys are listed for this name, none of them this one: possibly an attack.
+    /// The place is the last such line, as ssh reports it.
     Changed(Place),
-    /// The key is marked `@revoked`.
+    /// The key (or its CA) is marked `@revoked`.
     Revoked(Place),
 }
 
-/// The lines of known_hosts files that warren could read.
+/// The lines of the known_hosts files warren could read.
 #[derive(Clone, Debug, Default)]
 pub struct KnownHosts {
     lines: Vec<Line>,
-    /// Lines that could not be parsed: `(place, why)`. They are skipped, as OpenSSH does.
+    /// Lines that could not be used: `(place, why)`. They are skipped, as OpenSSH does.
     pub skipped: Vec<(Place, String)>,
 }
 
 impl KnownHosts {
-    /// Reads the files that exist; a missing file is an empty one.
-    pub fn read(paths: &[PathBuf]) -> std::io::Result<Self> {
+    /// Reads the files that exist, in order; a missing or unreadable file is skipped (as ssh).
+    pub fn read(paths: &[PathBuf]) -> Self {
         let mut kh = KnownHosts::default();
         for p in paths {
-            match std::fs::read_to_string(p) {
-                Ok(text) => kh.add_text(p, &text),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
+            if let Ok(bytes) = std::fs::read(p) {
+                kh.add_bytes(p, &bytes);
             }
         }
-        Ok(kh)
+        kh
     }
 
-    pub fn add_text(&mut self, path: &Path, text: &str) {
-        for (i, raw) in text.lines().enumerate() {
-            let place = || Place {
+    /// Adds the lines of one file; a line that is not UTF-8 is skipped, not fatal.
+    pub fn add_bytes(&mut self, path: &Path, bytes: &[u8]) {
+        for (i, raw) in bytes.split(|b| *b == b'\n').enumerate() {
+            let place = Place {
                 path: path.to_path_buf(),
                 line: i + 1,
             };
-            let line = raw.trim_matches([' ', '\t', '\r']);
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let mut fields = line.split([' ', '\t']).filter(|f| !f.is_empty());
-            let mut first = fields.next().unwrap_or_default();
-            let marker = match first {
-                "@revoked" => Marker::Revoked,
-                "@cert-authority" => Marker::CertAuthority,
-                m if m.starts_with('@') => {
-                    self.skipped.push((place(), format!("unknown marker {m}")));
-                    continue;
-                }
-                _ => Marker::None,
-            };
-            if marker != Marker::None {
-                first = fields.next().unwrap_or_default();
-            }
-            let (Some(kind), Some(data)) = (fields.next(), fields.next()) else {
-                self.skipped
-                    .push((place(), "expected: hosts keytype key".into()));
-                continue;
-            };
-            match PublicKey::from_openssh(&format!("{kind} {data}")) {
-                Ok(key) => self.lines.push(Line {
-                    path: path.to_path_buf(),
-                    number: i + 1,
-                    marker,
-                    patterns: first.to_string(),
-                    key,
-                }),
-                Err(e) => self.skipped.push((place(), format!("bad key: {e}"))),
+            match std::str::from_utf8(raw) {
+                Ok(text) => self.add_line(place, text),
+                Err(_) => self.skipped.push((place, "not UTF-8".into())),
             }
         }
     }
 
-    /// The verdict for `key` presented by `name` (see [`host_key_name`]). `ca` is the
-    /// certificate's signing key when the server presented a host certificate.
-    pub fn check(&self, name: &str, key: &PublicKey, ca: Option<&PublicKey>) -> Verdict {
-        let lines: Vec<&Line> = self
-            .lines
-            .iter()
-            .filter(|l| host_matches(name, &l.patterns))
-            .collect();
-        let place = |l: &Line| Place {
-            path: l.path.clone(),
-            line: l.number,
+    pub fn add_text(&mut self, path: &Path, text: &str) {
+        self.add_bytes(path, text.as_bytes());
+    }
+
+    fn add_line(&mut self, place: Place, raw: &str) {
+        let line = raw.trim_matches([' ', '\t', '\r']);
+        if line.is_empty() || line.starts_with('#') {
+            return;
+        }
+        let mut fields = line.split([' ', '\t']).filter(|f| !f.is_empty());
+        let mut first = fields.next().unwrap_or_default();
+        let marker = match first {
+            "@revoked" => Marker::Revoked,
+            "@cert-authority" => Marker::CertAuthority,
+            m if m.starts_with('@') => {
+                self.skipped.push((place, format!("unknown marker {m}")));
+                return;
+            }
+            _ => Marker::None,
         };
-        let same = |a: &PublicKey, b: &PublicKey| a.key_data() == b.key_data();
-        if let Some(l) = lines.iter().find(|l| {
-            l.marker == Marker::Revoked
-                && (same(&l.key, key) || ca.is_some_and(|c| same(&l.key, c)))
-        }) {
-            return Verdict::Revoked(place(l));
+        if marker != Marker::None {
+            first = fields.next().unwrap_or_default();
         }
-        if let Some(ca) = ca
-            && let Some(l) = lines
-                .iter()
-                .find(|l| l.marker == Marker::CertAuthority && same(&l.key, ca))
+        let (Some(kind), Some(data)) = (fields.next(), fields.next()) else {
+            self.skipped
+                .push((place, "expected: hosts keytype key".into()));
+            return;
+        };
+        match PublicKey::from_openssh(&format!("{kind} {data}")) {
+            Ok(key) => self.lines.push(Line {
+                place,
+                marker,
+                patterns: first.to_string(),
+                key,
+            }),
+            Err(e) => self.skipped.push((place, format!("bad key: {e}"))),
+        }
+    }
+
+    fn for_name<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Line> + 'a {
+        self.lines
+            .iter()
+            .filter(move |l| host_matches(name, &l.patterns))
+    }
+
+    /// The verdict for a plain key presented under `name`.
+    pub fn check(&self, name: &str, key: &PublicKey) -> Verdict {
+        self.verdict(name, key, Marker::None)
+    }
+
+    /// The verdict for a host certificate under `name`, by its signing CA: `Known` when a
+    /// `@cert-authority` line for the name lists it.
+    pub fn check_ca(&self, name: &str, ca: &PublicKey) -> Verdict {
+        self.verdict(name, ca, Marker::CertAuthority)
+    }
+
+    fn verdict(&self, name: &str, key: &PublicKey, kind: Marker) -> Verdict {
+        let same = |a: &PublicKey| a.key_data() == key.key_data();
+        let mut found = None;
+        let mut changed = None;
+        for l in self.for_name(name).filter(|l| l.marker == kind) {
+            if same(&l.key) {
+                found = Some(l.place.clone());
+                break;
+            }
+            changed = Some(l.place.clone());
+        }
+        if let Some(l) = self
+            .for_name(name)
+            .find(|l| l.marker == Marker::Revoked && same(&l.key))
         {
-            return Verdict::KnownByCa(place(l));
+            return Verdict::Revoked(l.place.clone());
         }
-        let plain: Vec<&&Line> = lines.iter().filter(|l| l.marker == Marker::None).collect();
-        if let Some(l) = plain.iter().find(|l| same(&l.key, key)) {
-            return Verdict::Known(place(l));
+        match (found, changed) {
+            (Some(p), _) => Verdict::Known(p),
+            (None, Some(p)) => Verdict::Changed(p),
+            (None, None) => Verdict::New,
         }
-        if let Some(l) = plain.iter().find(|l| l.key.algorithm() == key.algorithm()) {
-            return Verdict::Changed(place(l));
+    }
+
+    /// Whether `key` itself is marked `@revoked` for `name` (a certificate's plain key or CA).
+    pub fn revoked(&self, name: &str, key: &PublicKey) -> Option<Place> {
+        self.for_name(name)
+            .find(|l| l.marker == Marker::Revoked && l.key.key_data() == key.key_data())
+            .map(|l| l.place.clone())
+    }
+
+    /// The key algorithms of plain keys listed for `name`, and whether a `@cert-authority`
+    /// line matches it: what ssh orders HostKeyAlgorithms by.
+    pub fn known_types(&self, name: &str) -> (Vec<Algorithm>, bool) {
+        let mut types = Vec::new();
+        let mut ca = false;
+        for l in self.for_name(name) {
+            match l.marker {
+                Marker::None => {
+                    let a = l.key.algorithm();
+                    if !types.contains(&a) {
+                        types.push(a);
+                    }
+                }
+                Marker::CertAuthority => ca = true,
+                Marker::Revoked => {}
+            }
         }
-        Verdict::Unknown {
-            other: plain.first().map(|l| place(l)),
-        }
+        (types, ca)
+    }
+
+    /// Where else this key is listed (other names), for the question to the user.
+    pub fn other_names(&self, key: &PublicKey) -> Vec<(Place, String)> {
+        self.lines
+            .iter()
+            .filter(|l| l.marker == Marker::None && l.key.key_data() == key.key_data())
+            .map(|l| {
+                let shown = if l.patterns.starts_with("|1|") {
+                    "[hashed name]".to_string()
+                } else {
+                    l.patterns.clone()
+                };
+                (l.place.clone(), shown)
+            })
+            .collect()
     }
 }
 
 /// OpenSSH's host matching for known_hosts: a hashed `|1|salt|hash` entry, or a
-/// comma-separated pattern list with `*`, `?` and `!`.
+/// comma-separated pattern list with `*`, `?` and `!`, case-insensitive.
 fn host_matches(name: &str, patterns: &str) -> bool {
     if let Some(rest) = patterns.strip_prefix("|1|") {
         return hashed_matches(name, rest);
@@ -199,42 +275,71 @@ fn hashed_matches(name: &str, rest: &str) -> bool {
     mac.verify_slice(&hash).is_ok()
 }
 
-/// Appends `name key` to a known_hosts file atomically: the file is rewritten to a temp file
-/// in the same directory (fsynced), then renamed over the original, so every existing line
-/// is kept and a crash leaves the old file or the new one, never half of one.
-pub fn append(path: &Path, name: &str, key: &PublicKey) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !dir.exists() {
-        std::fs::create_dir_all(dir)?;
-        set_mode(dir, 0o700)?;
-    }
-    let mut text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e),
-    };
-    if !text.is_empty() && !text.ends_with('\n') {
-        text.push('\n');
-    }
+/// `|1|salt|hash` for a name, with a fresh 20-byte salt from the OS (hostfile.c
+/// `host_hash`).
+pub fn hashed_name(name: &str) -> std::io::Result<String> {
+    let mut salt = [0u8; 20];
+    getrandom::fill(&mut salt).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut mac = <hmac::Hmac<sha1::Sha1> as KeyInit>::new_from_slice(&salt)
+        .map_err(std::io::Error::other)?;
+    mac.update(name.to_ascii_lowercase().as_bytes());
+    let hash = mac.finalize().into_bytes();
+    Ok(format!(
+        "|1|{}|{}",
+        Base64::encode_string(&salt),
+        Base64::encode_string(&hash)
+    ))
+}
+
+/// A known_hosts line: `HOSTS KEYTYPE BASE64`, no comment, as ssh writes it.
+pub fn entry(hosts: &str, key: &PublicKey) -> std::io::Result<String> {
     let openssh = key.to_openssh().map_err(std::io::Error::other)?;
     let mut parts = openssh.split_whitespace();
     let (kind, data) = (
         parts.next().unwrap_or_default(),
         parts.next().unwrap_or_default(),
     );
-    text.push_str(&format!("{name} {kind} {data}\n"));
-    let mode = std::fs::metadata(path)
-        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
-        .unwrap_or(0o644);
-    crate::fsutil::write_atomic(path, text.as_bytes(), mode)
+    Ok(format!("{} {kind} {data}", hosts.to_ascii_lowercase()))
 }
 
-fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+/// Appends `lines` to a known_hosts file (see the module docs). `ssh_dir` is the user's
+/// `~/.ssh`: the only directory created when missing.
+pub fn append(path: &Path, lines: &[String], ssh_dir: &Path) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    if let Some(dir) = path.parent()
+        && dir == ssh_dir
+        && !dir.exists()
+    {
+        std::fs::DirBuilder::new().mode(0o700).create(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .mode(0o666)
+        .open(path)?;
+    // SAFETY: flock on a file descriptor we own; released when `f` is closed.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut text = String::new();
+    let len = f.metadata()?.len();
+    if len > 0 {
+        f.seek(SeekFrom::Start(len - 1))?;
+        let mut last = [0u8; 1];
+        f.read_exact(&mut last)?;
+        if last[0] != b'\n' {
+            text.push('\n');
+        }
+    }
+    for l in lines {
+        text.push_str(l);
+        text.push('\n');
+    }
+    f.write_all(text.as_bytes())?;
+    f.flush()
 }
 
 #[cfg(test)]
@@ -256,6 +361,13 @@ mod tests {
         k
     }
 
+    fn at(line: usize) -> Place {
+        Place {
+            path: "/kh".into(),
+            line,
+        }
+    }
+
     #[test]
     fn plain_port_and_tab_separated_entries() {
         let k = kh(&format!(
@@ -264,99 +376,75 @@ mod tests {
             ED.split(' ').nth(1).unwrap_or_default()
         ));
         assert_eq!(
-            k.check("[db.example]:2222", &key(ED), None),
-            Verdict::Known(Place {
-                path: "/kh".into(),
-                line: 4
-            })
+            k.check("[db.example]:2222", &key(ED)),
+            Verdict::Known(at(4))
         );
-        assert!(matches!(
-            k.check("db.example", &key(ED), None),
-            Verdict::Unknown { .. }
-        ));
+        assert_eq!(k.check("db.example", &key(ED)), Verdict::New);
     }
 
     #[test]
     fn wildcards_and_negation() {
         let k = kh(&format!("*.prod,!bad.prod {ED}\n"));
-        assert!(matches!(
-            k.check("db.prod", &key(ED), None),
-            Verdict::Known(_)
-        ));
-        assert!(matches!(
-            k.check("bad.prod", &key(ED), None),
-            Verdict::Unknown { .. }
-        ));
+        assert!(matches!(k.check("db.prod", &key(ED)), Verdict::Known(_)));
+        assert_eq!(k.check("bad.prod", &key(ED)), Verdict::New);
     }
 
     #[test]
-    fn changed_and_revoked() {
+    fn any_match_wins_and_a_mismatch_is_a_change() {
         let k = kh(&format!("db {ED2}\n"));
-        assert_eq!(
-            k.check("db", &key(ED), None),
-            Verdict::Changed(Place {
-                path: "/kh".into(),
-                line: 1
-            })
-        );
+        assert_eq!(k.check("db", &key(ED)), Verdict::Changed(at(1)));
+        // The right key anywhere in the pool wins over a wrong one.
+        let k = kh(&format!("db {ED2}\ndb {ED}\n"));
+        assert_eq!(k.check("db", &key(ED)), Verdict::Known(at(2)));
         let k = kh(&format!("db {ED}\n@revoked * {ED}\n"));
-        assert!(matches!(k.check("db", &key(ED), None), Verdict::Revoked(_)));
+        assert_eq!(k.check("db", &key(ED)), Verdict::Revoked(at(2)));
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_is_skipped() {
+        let mut k = KnownHosts::default();
+        let mut bytes = b"bad \xff\xfe\n".to_vec();
+        bytes.extend_from_slice(format!("db {ED}\n").as_bytes());
+        k.add_bytes(Path::new("/kh"), &bytes);
+        assert_eq!(k.check("db", &key(ED)), Verdict::Known(at(2)));
+        assert_eq!(k.skipped.len(), 1);
     }
 
     #[test]
     fn hashed_entries() {
-        // |1|salt|HMAC-SHA1(salt, "db.example"), as `ssh-keygen -H` writes it.
-        let salt = [7u8; 20];
-        let mut mac = <hmac::Hmac<sha1::Sha1> as KeyInit>::new_from_slice(&salt).expect("mac");
-        mac.update(b"db.example");
-        let hash = mac.finalize().into_bytes();
-        let line = format!(
-            "|1|{}|{} {ED}\n",
-            Base64::encode_string(&salt),
-            Base64::encode_string(&hash)
-        );
-        let k = kh(&line);
-        assert!(matches!(
-            k.check("db.example", &key(ED), None),
-            Verdict::Known(_)
-        ));
-        assert!(matches!(
-            k.check("other", &key(ED), None),
-            Verdict::Unknown { .. }
-        ));
+        let name = hashed_name("db.example").expect("hash");
+        let k = kh(&format!("{name} {ED}\n"));
+        assert!(matches!(k.check("db.example", &key(ED)), Verdict::Known(_)));
+        assert_eq!(k.check("other", &key(ED)), Verdict::New);
     }
 
     #[test]
     fn cert_authority() {
         let k = kh(&format!("@cert-authority *.example {ED2}\n"));
         assert!(matches!(
-            k.check("db.example", &key(ED), Some(&key(ED2))),
-            Verdict::KnownByCa(_)
+            k.check_ca("db.example", &key(ED2)),
+            Verdict::Known(_)
         ));
-        assert!(matches!(
-            k.check("db.example", &key(ED), None),
-            Verdict::Unknown { .. }
-        ));
+        assert_eq!(k.check("db.example", &key(ED)), Verdict::New);
     }
 
     #[test]
-    fn append_keeps_every_line() {
+    fn append_keeps_every_line_and_mends_a_missing_newline() {
         let dir = tempfile::tempdir().expect("dir");
-        let p = dir.path().join("sub/known_hosts");
-        append(&p, "[a]:2", &key(ED)).expect("append");
-        std::fs::write(
-            &p,
-            format!(
-                "# mine\n{}\nb {ED2}",
-                std::fs::read_to_string(&p).expect("read").trim_end()
-            ),
-        )
-        .expect("write");
-        append(&p, "c", &key(ED)).expect("append");
+        let ssh = dir.path().join(".ssh");
+        let p = ssh.join("known_hosts");
+        let line = entry("[a]:2", &key(ED)).expect("entry");
+        append(&p, std::slice::from_ref(&line), &ssh).expect("append");
+        std::fs::write(&p, format!("# mine\n{line}\nb {ED2}")).expect("write");
+        append(&p, &[entry("C", &key(ED)).expect("entry")], &ssh).expect("append");
         let text = std::fs::read_to_string(&p).expect("read");
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 4);
         assert_eq!(lines[0], "# mine");
+        assert_eq!(lines[2], format!("b {ED2}"));
         assert!(lines[3].starts_with("c ssh-ed25519 "));
+        // Only ~/.ssh is ever created.
+        let other = dir.path().join("elsewhere/known_hosts");
+        assert!(append(&other, &[line], &ssh).is_err());
     }
 }

@@ -2,6 +2,7 @@
 //! No I/O here: the loop turns effects into engine commands, clipboard writes and reloads.
 
 use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use tui_input::Input;
@@ -38,6 +39,21 @@ pub struct Diagnosis {
     pub steps: Vec<Step>,
     pub done: Option<bool>,
 }
+
+/// A question from the engine, waiting for an answer.
+#[derive(Clone, Debug)]
+pub struct Question {
+    pub id: u64,
+    /// The connection that asks.
+    pub name: String,
+    pub prompt: Prompt,
+    /// After this the engine withdraws it.
+    pub deadline: Instant,
+}
+
+/// Keys that arrive this soon after a question appears are dropped: they were typed for
+/// what was on screen before it.
+pub const PROMPT_GUARD: Duration = Duration::from_millis(500);
 
 /// What has the keyboard.
 #[derive(Clone, Debug, PartialEq)]
@@ -115,7 +131,10 @@ pub struct App {
     pub selected: usize,
     pub mode: Mode,
     pub diagnosis: Option<Diagnosis>,
-    pub prompts: VecDeque<(u64, String, Prompt)>,
+    /// Questions, oldest first; the front one is shown when the user is not typing.
+    pub prompts: VecDeque<Question>,
+    /// When the front question was put on screen (keys before `PROMPT_GUARD` are dropped).
+    pub prompt_shown_at: Option<Instant>,
     pub prompt_input: Input,
     /// keyboard-interactive answers given so far for the current prompt.
     pub prompt_answers: Vec<Secret>,
@@ -171,6 +190,7 @@ impl App {
             mode: Mode::Normal,
             diagnosis: None,
             prompts: VecDeque::new(),
+            prompt_shown_at: None,
             prompt_input: Input::default(),
             prompt_answers: Vec::new(),
             message: None,
@@ -217,12 +237,30 @@ impl App {
     /// Whether something moves on screen (spinner, reconnect countdown): then the loop ticks.
     pub fn animating(&self) -> bool {
         self.diagnosis.as_ref().is_some_and(|d| d.done.is_none())
+            // A question's countdown.
+            || !self.prompts.is_empty()
             || self.states.values().any(|s| {
                 matches!(
                     s,
                     TunnelState::Connecting | TunnelState::Reconnecting { .. } | TunnelState::Up
                 )
             })
+    }
+
+    /// Whether the user is typing into a field (a question then waits for them to finish).
+    pub fn typing(&self) -> bool {
+        matches!(self.mode, Mode::Filter | Mode::Setup | Mode::ConfirmQuit)
+    }
+
+    /// Puts the front question on screen, unless the user is typing or one is shown.
+    fn show_question(&mut self) {
+        if self.prompts.is_empty() || self.typing() || self.mode == Mode::Prompt {
+            return;
+        }
+        self.mode = Mode::Prompt;
+        self.prompt_shown_at = Some(Instant::now());
+        self.prompt_input.reset();
+        self.prompt_answers.clear();
     }
 
     pub fn set_connections(&mut self, connections: Vec<Connection>) {
@@ -339,7 +377,7 @@ fn key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
         }
         return Vec::new();
     }
-    match app.mode {
+    let effects = match app.mode {
         Mode::Normal => normal_key(app, k),
         Mode::Filter => {
             match k.code {
@@ -384,7 +422,10 @@ fn key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
         }
         Mode::Prompt => prompt_key(app, k),
         Mode::Setup => wizard_key(app, k),
-    }
+    };
+    // A question that waited for the user to finish typing comes up now.
+    app.show_question();
+    effects
 }
 
 fn wizard_key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
@@ -558,15 +599,27 @@ fn normal_key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
 }
 
 fn prompt_key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
-    let Some((id, _, prompt)) = app.prompts.front().cloned() else {
+    let Some(q) = app.prompts.front().cloned() else {
         app.mode = Mode::Normal;
         return Vec::new();
     };
-    let answer = match &prompt {
+    // A key typed for what was on screen before the question must not answer it.
+    if app
+        .prompt_shown_at
+        .is_some_and(|t| t.elapsed() < PROMPT_GUARD)
+    {
+        return Vec::new();
+    }
+    let answer = match &q.prompt {
         Prompt::HostKey { .. } => match k.code {
+            KeyCode::Char('y') => Some(Answer::HostKey(HostKeyAnswer::AcceptAndSave)),
             KeyCode::Char('o') => Some(Answer::HostKey(HostKeyAnswer::AcceptOnce)),
-            KeyCode::Char('s') => Some(Answer::HostKey(HostKeyAnswer::AcceptAndSave)),
-            KeyCode::Char('r') | KeyCode::Esc => Some(Answer::HostKey(HostKeyAnswer::Reject)),
+            KeyCode::Char('n') | KeyCode::Esc => Some(Answer::HostKey(HostKeyAnswer::Reject)),
+            _ => None,
+        },
+        Prompt::Confirm { .. } => match k.code {
+            KeyCode::Char('y') => Some(Answer::HostKey(HostKeyAnswer::AcceptOnce)),
+            KeyCode::Char('n') | KeyCode::Esc => Some(Answer::HostKey(HostKeyAnswer::Reject)),
             _ => None,
         },
         Prompt::Passphrase { .. } | Prompt::Password { .. } => match k.code {
@@ -600,12 +653,31 @@ fn prompt_key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
             app.prompts.pop_front();
             app.prompt_input.reset();
             app.prompt_answers.clear();
-            if app.prompts.is_empty() {
-                app.mode = Mode::Normal;
-            }
-            vec![Effect::Engine(Command::Answer { id, answer })]
+            app.prompt_shown_at = None;
+            app.mode = Mode::Normal;
+            vec![Effect::Engine(Command::Answer { id: q.id, answer })]
         }
         None => Vec::new(),
+    }
+}
+
+/// Removes a question the engine no longer asks.
+fn withdraw(app: &mut App, id: u64) {
+    let was_front = app.prompts.front().is_some_and(|q| q.id == id);
+    let Some(pos) = app.prompts.iter().position(|q| q.id == id) else {
+        return;
+    };
+    if let Some(q) = app.prompts.remove(pos) {
+        app.message = Some(format!(
+            "the question for {} was withdrawn (not answered in time, or its tunnel stopped)",
+            q.name
+        ));
+    }
+    if was_front && app.mode == Mode::Prompt {
+        app.prompt_input.reset();
+        app.prompt_answers.clear();
+        app.prompt_shown_at = None;
+        app.mode = Mode::Normal;
     }
 }
 
@@ -664,9 +736,23 @@ fn engine_event(app: &mut App, ev: Event) {
                 live.last_error = last_error;
             }
         }
-        Event::Prompt { id, name, prompt } => {
-            app.prompts.push_back((id, name, prompt));
-            app.mode = Mode::Prompt;
+        Event::Prompt {
+            id,
+            name,
+            prompt,
+            timeout_secs,
+        } => {
+            app.prompts.push_back(Question {
+                id,
+                name,
+                prompt,
+                deadline: Instant::now() + Duration::from_secs(timeout_secs),
+            });
+            app.show_question();
+        }
+        Event::PromptWithdrawn { id, .. } => {
+            withdraw(app, id);
+            app.show_question();
         }
         Event::Step { name, step } => {
             if let Some(d) = app.diagnosis.as_mut().filter(|d| d.name == name) {

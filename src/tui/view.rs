@@ -237,6 +237,9 @@ pub fn status_line(app: &App, width: u16) -> String {
     if let Some(m) = &app.message {
         return format!(" {m}");
     }
+    if !app.prompts.is_empty() && app.typing() {
+        return " a question is waiting: it opens when you finish typing (Enter or Esc)".into();
+    }
     match app.mode {
         Mode::Normal if app.connections.is_empty() => " s setup  q quit  r reload  ? help".into(),
         Mode::Normal if width < 100 => " ↑↓ move  Enter open/close  d diagnose  / filter  c copy  ? help  q quit".into(),
@@ -245,10 +248,12 @@ pub fn status_line(app: &App, width: u16) -> String {
         Mode::Help | Mode::Log => " Esc close".into(),
         Mode::Setup => " Enter next  Esc cancel".into(),
         Mode::Diagnose => " Esc close".into(),
-        Mode::Prompt => match app.prompts.front().map(|p| &p.2) {
-            Some(Prompt::HostKey { .. }) => " o accept once  s accept and save  r reject".into(),
+        Mode::Prompt => match app.prompts.front().map(|q| &q.prompt) {
+            Some(Prompt::HostKey { .. }) => " y yes, trust and save  o once  n no".into(),
+            Some(Prompt::Confirm { .. }) => " y yes  n no".into(),
             _ => " Enter send  Esc cancel".into(),
         },
+
         Mode::ConfirmQuit if app.attached => " y quit (tunnels keep running)  c close them  any other key stays".into(),
         Mode::ConfirmQuit => " y quit (tunnels close)  l leave them running  any other key stays".into(),
     }
@@ -549,25 +554,49 @@ fn diagnose_pane(app: &App, f: &mut Frame, theme: Theme) {
 }
 
 fn prompt_modal(app: &App, f: &mut Frame, theme: Theme) {
-    let Some((_, name, prompt)) = app.prompts.front() else {
+    let Some(q) = app.prompts.front() else {
         return;
     };
+    let name = &q.name;
+    let left = q
+        .deadline
+        .saturating_duration_since(std::time::Instant::now())
+        .as_secs();
+    let timeout = format!(
+        "(answer within {}:{:02}, or it is withdrawn)",
+        left / 60,
+        left % 60
+    );
     let masked = "*".repeat(app.prompt_input.value().chars().count());
-    let (title, lines): (&str, Vec<String>) = match prompt {
+    let (title, mut lines): (&str, Vec<String>) = match &q.prompt {
         Prompt::HostKey {
             host,
             key_type,
             fingerprint,
-        } => (
-            " unknown host key ",
+            other_names,
+        } => {
+            let mut l = vec![
+                format!("{name}: the authenticity of host '{host}' can't be established."),
+                format!("{key_type} key fingerprint is {fingerprint}."),
+            ];
+            if other_names.is_empty() {
+                l.push("This key is not known by any other names.".into());
+            } else {
+                l.push("This host key is known by the following other names/addresses:".into());
+                l.extend(other_names.iter().map(|n| format!("    {n}")));
+            }
+            l.push(String::new());
+            l.push("Compare the fingerprint with the one the bastion's owner gives you.".into());
+            l.push(String::new());
+            l.push("  y yes, trust and save    o once, for this session    n no".into());
+            (" unknown host key ", l)
+        }
+        Prompt::Confirm { text } => (
+            " host key warning ",
             vec![
-                format!("{name}: {host} is not in known_hosts."),
+                format!("{name}: {text}"),
                 String::new(),
-                format!("  {key_type} {fingerprint}"),
-                String::new(),
-                "Compare the fingerprint with the one the bastion's owner gives you.".into(),
-                String::new(),
-                "  o accept once    s accept and save    r reject".into(),
+                "Continue connecting?   y yes    n no".into(),
             ],
         ),
         Prompt::Passphrase { key_file } => (
@@ -611,7 +640,19 @@ fn prompt_modal(app: &App, f: &mut Frame, theme: Theme) {
             )
         }
     };
-    let area = centered(f.area(), 76, lines.len() as u16 + 2);
+    lines.push(String::new());
+    lines.push(timeout);
+    // The height the wrapped text needs, so nothing (the countdown) is cut off.
+    let inner = usize::from(f.area().width.min(76).saturating_sub(2)).max(1);
+    let height: usize = lines
+        .iter()
+        .map(|l| {
+            // Word wrapping can take a line more than the characters alone need.
+            let n = l.chars().count().div_ceil(inner).max(1);
+            if n > 1 { n + 1 } else { n }
+        })
+        .sum();
+    let area = centered(f.area(), 76, height.min(u16::MAX as usize) as u16 + 2);
     f.render_widget(Clear, area);
     f.render_widget(
         Paragraph::new(lines.join("\n"))

@@ -152,6 +152,31 @@ impl<'s, 'a> Table<'s, 'a> {
         }
     }
 
+    /// A comma-separated list: a string (`"a,b"`, `"+a"`) or an array of strings, joined
+    /// with commas.
+    pub fn list(&self, key: &str, f: &mut Findings) -> Option<Sourced<String>> {
+        let (item, origin) = self.item(key)?;
+        match item.as_value() {
+            Some(Value::Array(a)) => {
+                let mut parts = Vec::new();
+                for v in a.iter() {
+                    match v.as_str() {
+                        Some(s) => parts.push(s.to_string()),
+                        None => {
+                            f.push(
+                                self.wrong(key, &origin, "an array with a non-string", "strings")
+                                    .with_fix(format!("write {key} = [\"name\", \"name\"]")),
+                            );
+                            return None;
+                        }
+                    }
+                }
+                self.interpolate(key, &parts.join(","), origin, f)
+            }
+            _ => self.string(key, f),
+        }
+    }
+
     /// A path: a string with `${VAR}` and a leading `~` expanded.
     pub fn path(&self, key: &str, f: &mut Findings) -> Option<Sourced<PathBuf>> {
         self.string(key, f)

@@ -6,9 +6,10 @@ use std::path::PathBuf;
 
 use super::fields::{Findings, Table};
 use super::{DEFAULT_KEEPALIVE, DEFAULT_KEEPALIVE_COUNT, JUMP_KEYS};
+use crate::config::algorithms::{self, AlgorithmKind};
 use crate::config::destination::Destination;
 use crate::config::from_ssh;
-use crate::config::model::{Hop, HostKeyPolicy, Seconds};
+use crate::config::model::{Algorithms, AuthPrefs, Hop, HostKeyPolicy, Seconds};
 use crate::config::origin::{Origin, Problem, Sourced};
 use crate::config::ssh_config::{Overrides, SshConfig};
 
@@ -20,6 +21,7 @@ pub(super) struct Inherit {
     connect_timeout: Option<Sourced<Seconds>>,
     keepalive_interval: Option<Sourced<Seconds>>,
     keepalive_count_max: Option<Sourced<u32>>,
+    algorithms: Option<Algorithms>,
 }
 
 /// The hops of an ssh_tunnel (or jump_host) table: its jump hosts, outermost first, then itself.
@@ -122,7 +124,8 @@ pub(super) fn hops(
         .unwrap_or_else(|| Sourced::default_value(vec![ctx.user_home.join(".ssh/known_hosts")]));
     let policy = strictness(t, f)
         .or_else(|| inherit.policy.clone())
-        .unwrap_or_else(|| Sourced::default_value(HostKeyPolicy::Strict));
+        // Unset is OpenSSH's default, `ask`: refused unless a person confirms the key.
+        .unwrap_or_else(|| Sourced::default_value(HostKeyPolicy::Ask));
     let connect_timeout = t
         .seconds("connect_timeout", f)
         .or_else(|| inherit.connect_timeout.clone())
@@ -137,6 +140,35 @@ pub(super) fn hops(
         .count("keepalive_count_max", f)
         .or_else(|| inherit.keepalive_count_max.clone())
         .unwrap_or_else(|| Sourced::default_value(DEFAULT_KEEPALIVE_COUNT));
+    let mut lists = inherit
+        .algorithms
+        .clone()
+        .unwrap_or_else(Algorithms::defaults);
+    for kind in AlgorithmKind::ALL {
+        let Some(v) = t.list(kind.epoch_key(), f) else {
+            continue;
+        };
+        match algorithms::check(kind, &v.value)
+            .and_then(|()| algorithms::assemble(kind, Some(&v.value)))
+        {
+            Ok(list) => {
+                if kind == AlgorithmKind::HostKey {
+                    lists.host_key_reorder = v.value.starts_with(['+', '-']);
+                }
+                lists.set(kind, Sourced::new(list, v.origin));
+            }
+            Err(e) => f.push(
+                Problem::error(v.origin, format!("{}.{}: {e}", t.name, kind.epoch_key()))
+                    .with_fix(format!(
+                        "write {} = \"name,name\" (or \"+name\" to add to the defaults, \"-name\" to remove, \"^name\" to put first)",
+                        kind.epoch_key()
+                    )),
+            ),
+        }
+    }
+    let host_key_alias = t
+        .string("host_key_alias", f)
+        .map(|a| a.map(|v| v.to_ascii_lowercase()));
     let Some(host) = host else {
         let fix = if bastion {
             "add host = \"bastion.example.com\" (or set EPOCH_SSH_HOST)"
@@ -158,7 +190,21 @@ pub(super) fn hops(
         certificate_files: t.path("cert_file", f).into_iter().collect(),
         key_passphrase: t.secret("key_passphrase", f),
         known_hosts_files: known_hosts.clone(),
+        global_known_hosts_files: Sourced::default_value(
+            crate::config::ssh_config::resolve::DEFAULT_GLOBAL_KNOWN_HOSTS
+                .iter()
+                .map(PathBuf::from)
+                .collect(),
+        ),
+        host_key_alias,
+        revoked_host_keys: None,
+        check_host_ip: Sourced::default_value(false),
+        hash_known_hosts: Sourced::default_value(false),
+        known_hosts_command: None,
         host_key_policy: policy.clone(),
+        algorithms: lists.clone(),
+        auth: AuthPrefs::defaults(),
+        batch_mode: Sourced::default_value(false),
         connect_timeout: connect_timeout.clone(),
         keepalive_interval: keepalive_interval.clone(),
         keepalive_count_max: keepalive_count_max.clone(),
@@ -169,6 +215,7 @@ pub(super) fn hops(
         connect_timeout: Some(connect_timeout),
         keepalive_interval: Some(keepalive_interval),
         keepalive_count_max: Some(keepalive_count_max),
+        algorithms: Some(lists),
     };
     let mut chain = match t.item("jump_host") {
         None => Vec::new(),

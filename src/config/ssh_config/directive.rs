@@ -3,6 +3,7 @@
 //! and the fix.
 
 use super::parse::Loader;
+use crate::config::algorithms::{self, AlgorithmKind};
 use crate::config::destination::Destination;
 use crate::config::forward::{self, Forward, ForwardKind};
 use crate::config::origin::{Origin, Problem};
@@ -54,6 +55,18 @@ pub enum Directive {
     HostKeyAlias(String),
     /// Whether ssh canonicalizes the name (which also makes it re-read the config).
     CanonicalizeHostname(bool),
+    /// An algorithm list, as written (checked; assembled when the host is resolved).
+    Algorithms(AlgorithmKind, String),
+    GlobalKnownHostsFile(Vec<String>),
+    RevokedHostKeys(String),
+    CheckHostIp(bool),
+    HashKnownHosts(bool),
+    KnownHostsCommand(String),
+    PreferredAuthentications(String),
+    PasswordAuthentication(bool),
+    KbdInteractiveAuthentication(bool),
+    NumberOfPasswordPrompts(u32),
+    BatchMode(bool),
     /// A keyword warren does not use: kept (for `warren show`) and otherwise ignored.
     Other {
         keyword: String,
@@ -67,6 +80,7 @@ impl Loader<'_> {
         &mut self,
         keyword: &str,
         args: &[String],
+        command: &str,
         origin: &Origin,
     ) -> Option<Directive> {
         let first = args[0].clone();
@@ -117,11 +131,15 @@ impl Loader<'_> {
                     single(self).then_some(Directive::ProxyJump(Some(hops)))
                 }
             }
-            "proxycommand" => Some(Directive::ProxyCommand(args.join(" "))),
+            // Commands are kept as written, the rest of the line (readconf.c parse_command).
+            "proxycommand" => Some(Directive::ProxyCommand(command.to_string())),
             "identityfile" | "identityfile2" => {
                 single(self).then_some(Directive::IdentityFile(first))
             }
-            "hostkeyalias" => single(self).then_some(Directive::HostKeyAlias(first)),
+            // ssh.c lowercases the alias.
+            "hostkeyalias" => {
+                single(self).then_some(Directive::HostKeyAlias(first.to_ascii_lowercase()))
+            }
             "canonicalizehostname" => match first.to_ascii_lowercase().as_str() {
                 "yes" | "true" | "always" => Some(Directive::CanonicalizeHostname(true)),
                 "no" | "false" | "none" => Some(Directive::CanonicalizeHostname(false)),
@@ -134,6 +152,53 @@ impl Loader<'_> {
             "certificatefile" => single(self).then_some(Directive::CertificateFile(first)),
             "identityagent" => single(self).then_some(Directive::IdentityAgent(first)),
             "userknownhostsfile" => Some(Directive::UserKnownHostsFile(args.to_vec())),
+            "globalknownhostsfile" => Some(Directive::GlobalKnownHostsFile(args.to_vec())),
+            "revokedhostkeys" => single(self).then_some(Directive::RevokedHostKeys(first)),
+            "knownhostscommand" => Some(Directive::KnownHostsCommand(command.to_string())),
+            "checkhostip" => self
+                .flag(keyword, &first, origin)
+                .map(Directive::CheckHostIp),
+            "hashknownhosts" => self
+                .flag(keyword, &first, origin)
+                .map(Directive::HashKnownHosts),
+            "batchmode" => self.flag(keyword, &first, origin).map(Directive::BatchMode),
+            "passwordauthentication" => self
+                .flag(keyword, &first, origin)
+                .map(Directive::PasswordAuthentication),
+            "kbdinteractiveauthentication" | "challengeresponseauthentication" => self
+                .flag(keyword, &first, origin)
+                .map(Directive::KbdInteractiveAuthentication),
+            "preferredauthentications" => {
+                single(self).then_some(Directive::PreferredAuthentications(first))
+            }
+            "numberofpasswordprompts" => match first.parse::<u32>() {
+                Ok(n) => Some(Directive::NumberOfPasswordPrompts(n)),
+                Err(_) => self.bad(
+                    origin,
+                    format!("NumberOfPasswordPrompts '{first}' is not a number"),
+                    "use a whole number, e.g. 3",
+                ),
+            },
+            k if AlgorithmKind::from_keyword(k).is_some() => {
+                let kind = AlgorithmKind::from_keyword(k)?;
+                match algorithms::check(kind, &first) {
+                    Ok(()) => single(self).then_some(Directive::Algorithms(kind, first)),
+                    Err(e) => self.bad(
+                        origin,
+                        e,
+                        &format!(
+                            "use names from `ssh -Q {}`, comma-separated, optionally after +, - or ^",
+                            match kind {
+                                AlgorithmKind::Ciphers => "cipher",
+                                AlgorithmKind::Kex => "kex",
+                                AlgorithmKind::Macs => "mac",
+                                AlgorithmKind::HostKey => "HostKeyAlgorithms",
+                                AlgorithmKind::Pubkey => "PubkeyAcceptedAlgorithms",
+                            }
+                        ),
+                    ),
+                }
+            }
             "identitiesonly" => self
                 .flag(keyword, &first, origin)
                 .map(Directive::IdentitiesOnly),

@@ -5,10 +5,20 @@
 
 /// A line's keyword (lowercased) and arguments; `None` for a blank or comment line.
 pub fn split(line: &str) -> Result<Option<(String, Vec<String>)>, String> {
+    let Some((keyword, rest)) = keyword_and_rest(line) else {
+        return Ok(None);
+    };
+    let args = argv(rest)?;
+    Ok(Some((keyword, args)))
+}
+
+/// The keyword (lowercased) and the rest of the line as written: what OpenSSH keeps for a
+/// command (`ProxyCommand`, `KnownHostsCommand`), quotes and `#` included.
+pub fn keyword_and_rest(line: &str) -> Option<(String, &str)> {
     let line = line.trim_start_matches([' ', '\t', '\r', '\n']);
     let line = line.trim_end_matches([' ', '\t', '\r', '\n', '\x0c']);
     if line.is_empty() || line.starts_with('#') {
-        return Ok(None);
+        return None;
     }
     let end = line.find([' ', '\t', '=']).unwrap_or(line.len());
     let keyword = line[..end].to_ascii_lowercase();
@@ -21,8 +31,7 @@ pub fn split(line: &str) -> Result<Option<(String, Vec<String>)>, String> {
     if !had_equals && let Some(r) = rest.strip_prefix('=') {
         rest = r.trim_start_matches([' ', '\t']);
     }
-    let args = argv(rest)?;
-    Ok(Some((keyword, args)))
+    Some((keyword, rest))
 }
 
 /// `argv_split` with comments: words separated by spaces or tabs.

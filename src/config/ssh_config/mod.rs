@@ -113,6 +113,26 @@ pub struct HostConfig {
     pub exit_on_forward_failure: Sourced<bool>,
     /// The name host keys are looked up under instead of the host name.
     pub host_key_alias: Option<Sourced<String>>,
+    /// As written (`ssh -G` prints them unexpanded).
+    pub global_known_hosts_files: Sourced<Vec<String>>,
+    /// As written (`ssh -G` prints it unexpanded); see [`HostConfig::expand_path`].
+    pub revoked_host_keys: Option<Sourced<String>>,
+    pub check_host_ip: Sourced<bool>,
+    pub hash_known_hosts: Sourced<bool>,
+    pub known_hosts_command: Option<Sourced<String>>,
+    /// Every algorithm list, assembled as OpenSSH does (what `ssh -G` prints).
+    pub algorithms: Vec<(
+        crate::config::algorithms::AlgorithmKind,
+        Sourced<Vec<String>>,
+    )>,
+    /// HostKeyAlgorithms is unset or `+list`/`-list` (ssh orders it by known_hosts).
+    pub host_key_reorder: bool,
+    /// `None`: OpenSSH's default order.
+    pub preferred_authentications: Option<Sourced<Vec<String>>>,
+    pub password_authentication: Sourced<bool>,
+    pub kbd_interactive_authentication: Sourced<bool>,
+    pub number_of_password_prompts: Sourced<u32>,
+    pub batch_mode: Sourced<bool>,
     /// Keywords warren does not use, first value of each, lowercased keyword.
     pub other: Vec<(String, Sourced<String>)>,
     /// Problems found while resolving this host (Match exec, token errors).
@@ -121,6 +141,10 @@ pub struct HostConfig {
 }
 
 impl HostConfig {
+    pub fn context(&self) -> &Context {
+        &self.ctx
+    }
+
     /// Where the host's own definition is: the HostName line, or else None.
     pub fn defined_at(&self) -> Option<&Origin> {
         match self.hostname.origin {

@@ -198,7 +198,10 @@ impl<'a> Loader<'a> {
                     }
                 }
                 _ => {
-                    if let Some(directive) = self.directive(&keyword, &args, &origin)
+                    let command = lex::keyword_and_rest(raw)
+                        .map(|(_, r)| r)
+                        .unwrap_or_default();
+                    if let Some(directive) = self.directive(&keyword, &args, command, &origin)
                         && let Some(b) = blocks.last_mut()
                     {
                         b.body.push(Stmt::Set { line, directive });

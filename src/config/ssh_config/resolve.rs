@@ -6,6 +6,7 @@ use super::directive::{Directive, StrictHostKeyChecking};
 use super::parse::{Block, Criterion, Header, Stmt, Test};
 use super::pattern::{self, ListMatch};
 use super::{HostConfig, SshConfig};
+use crate::config::algorithms::{self, AlgorithmKind};
 use crate::config::destination::Destination;
 use crate::config::expand;
 use crate::config::forward::Forward;
@@ -42,6 +43,17 @@ struct Acc {
     clear_forwardings: Option<Sourced<bool>>,
     host_key_alias: Option<Sourced<String>>,
     canonicalize: Option<Sourced<bool>>,
+    algorithms: Vec<(AlgorithmKind, Sourced<String>)>,
+    global_known_hosts: Option<Sourced<Vec<String>>>,
+    revoked_host_keys: Option<Sourced<String>>,
+    check_host_ip: Option<Sourced<bool>>,
+    hash_known_hosts: Option<Sourced<bool>>,
+    known_hosts_command: Option<Sourced<String>>,
+    preferred_authentications: Option<Sourced<String>>,
+    password_authentication: Option<Sourced<bool>>,
+    kbd_interactive_authentication: Option<Sourced<bool>>,
+    number_of_password_prompts: Option<Sourced<u32>>,
+    batch_mode: Option<Sourced<bool>>,
     other: Vec<(String, Sourced<String>)>,
 }
 
@@ -83,6 +95,34 @@ impl Acc {
             Directive::ConnectTimeout(None) => {}
             Directive::HostKeyAlias(v) => first(&mut self.host_key_alias, v.clone(), origin),
             Directive::CanonicalizeHostname(v) => first(&mut self.canonicalize, *v, origin),
+            Directive::Algorithms(kind, v) => {
+                if !self.algorithms.iter().any(|(k, _)| k == kind) {
+                    self.algorithms
+                        .push((*kind, Sourced::new(v.clone(), origin.clone())));
+                }
+            }
+            Directive::GlobalKnownHostsFile(v) => {
+                first(&mut self.global_known_hosts, v.clone(), origin)
+            }
+            Directive::RevokedHostKeys(v) => first(&mut self.revoked_host_keys, v.clone(), origin),
+            Directive::CheckHostIp(v) => first(&mut self.check_host_ip, *v, origin),
+            Directive::HashKnownHosts(v) => first(&mut self.hash_known_hosts, *v, origin),
+            Directive::KnownHostsCommand(v) => {
+                first(&mut self.known_hosts_command, v.clone(), origin)
+            }
+            Directive::PreferredAuthentications(v) => {
+                first(&mut self.preferred_authentications, v.clone(), origin)
+            }
+            Directive::PasswordAuthentication(v) => {
+                first(&mut self.password_authentication, *v, origin)
+            }
+            Directive::KbdInteractiveAuthentication(v) => {
+                first(&mut self.kbd_interactive_authentication, *v, origin)
+            }
+            Directive::NumberOfPasswordPrompts(v) => {
+                first(&mut self.number_of_password_prompts, *v, origin)
+            }
+            Directive::BatchMode(v) => first(&mut self.batch_mode, *v, origin),
             Directive::Forward(f) => {
                 if !self.forwards.iter().any(|x| x.value == *f) {
                     self.forwards.push(Sourced::new(f.clone(), origin.clone()));
@@ -266,6 +306,10 @@ fn host_matches(host: &str, patterns: &[(bool, String)]) -> bool {
     active
 }
 
+/// The system-wide known_hosts files OpenSSH reads when GlobalKnownHostsFile is not set.
+pub const DEFAULT_GLOBAL_KNOWN_HOSTS: [&str; 2] =
+    ["/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"];
+
 /// The identity files OpenSSH tries when none is configured.
 pub const DEFAULT_IDENTITY_FILES: [&str; 7] = [
     "~/.ssh/id_rsa",
@@ -377,9 +421,11 @@ fn finish(
         strict_host_key_checking: acc
             .strict
             .unwrap_or_else(|| Sourced::default_value(StrictHostKeyChecking::Ask)),
-        server_alive_interval: acc
-            .alive_interval
-            .unwrap_or_else(|| Sourced::default_value(0)),
+        // BatchMode makes ssh notice a dead server: ServerAliveInterval 300 unless set.
+        server_alive_interval: acc.alive_interval.unwrap_or_else(|| match &acc.batch_mode {
+            Some(b) if b.value => Sourced::new(300, b.origin.clone()),
+            _ => Sourced::default_value(0),
+        }),
         server_alive_count_max: acc.alive_count.unwrap_or_else(|| Sourced::default_value(3)),
         connect_timeout: acc
             .connect_timeout
@@ -389,6 +435,43 @@ fn finish(
             .exit_on_forward_failure
             .unwrap_or_else(|| Sourced::default_value(false)),
         host_key_alias: acc.host_key_alias,
+        global_known_hosts_files: acc.global_known_hosts.unwrap_or_else(|| {
+            Sourced::default_value(
+                DEFAULT_GLOBAL_KNOWN_HOSTS
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+            )
+        }),
+        revoked_host_keys: None,
+        check_host_ip: acc
+            .check_host_ip
+            .unwrap_or_else(|| Sourced::default_value(false)),
+        hash_known_hosts: acc
+            .hash_known_hosts
+            .unwrap_or_else(|| Sourced::default_value(false)),
+        known_hosts_command: acc.known_hosts_command,
+        algorithms: Vec::new(),
+        host_key_reorder: acc
+            .algorithms
+            .iter()
+            .find(|(k, _)| *k == AlgorithmKind::HostKey)
+            .is_none_or(|(_, v)| v.value.starts_with(['+', '-'])),
+        preferred_authentications: acc
+            .preferred_authentications
+            .map(|p| p.map(|v| v.split(',').map(str::to_string).collect())),
+        password_authentication: acc
+            .password_authentication
+            .unwrap_or_else(|| Sourced::default_value(true)),
+        kbd_interactive_authentication: acc
+            .kbd_interactive_authentication
+            .unwrap_or_else(|| Sourced::default_value(true)),
+        number_of_password_prompts: acc
+            .number_of_password_prompts
+            .unwrap_or_else(|| Sourced::default_value(3)),
+        batch_mode: acc
+            .batch_mode
+            .unwrap_or_else(|| Sourced::default_value(false)),
         other: acc.other,
         problems: Vec::new(),
         ctx: std::sync::Arc::clone(&config.ctx),
@@ -416,6 +499,24 @@ fn finish(
         }
     }
     hc.known_hosts_files = Sourced::new(files, known.origin);
+    hc.revoked_host_keys = acc.revoked_host_keys;
+    for kind in AlgorithmKind::ALL {
+        let set = acc.algorithms.iter().find(|(k, _)| *k == kind);
+        let origin = set
+            .map(|(_, v)| v.origin.clone())
+            .unwrap_or(Origin::Default);
+        match algorithms::assemble(kind, set.map(|(_, v)| v.value.as_str())) {
+            Ok(list) => hc.algorithms.push((kind, Sourced::new(list, origin))),
+            Err(e) => {
+                problems.push(Problem::error(origin, e).with_fix(format!(
+                    "check the names with `ssh -Q` ({})",
+                    kind.keyword()
+                )));
+                let list = algorithms::assemble(kind, None).unwrap_or_default();
+                hc.algorithms.push((kind, Sourced::default_value(list)));
+            }
+        }
+    }
     if let Some(agent) = acc.identity_agent {
         match hc.expand_path(&agent.value) {
             Ok(p) => hc.identity_agent = Some(Sourced::new(p, agent.origin)),
