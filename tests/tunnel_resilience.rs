@@ -358,7 +358,8 @@ fn a_host_certificate_for_another_host_is_refused() {
     );
     s.warren_kh(&["up", "pg"])
         .expect_code(1)
-        .expect_stderr("it is for db.example.com, not 127.0.0.1");
+        .expect_stderr("it is for db.example.com, not 127.0.0.1")
+        .expect_stderr("is not known");
 }
 
 #[test]

@@ -325,7 +325,7 @@ impl client::Handler for Client {
         if !d.also_record.is_empty() && !self.dry_run {
             self.record(&d.also_record, &mut outcome);
         }
-        match d.action {
+        match d.action.clone() {
             Action::Accept => {}
             Action::Refuse(msg) => outcome.refused = Some(msg),
             Action::Record(lines) => {
@@ -377,6 +377,9 @@ impl client::Handler for Client {
                     _ => outcome.refused = Some(format!("{text}; not confirmed")),
                 }
             }
+        }
+        if let (Some(msg), Some(note)) = (outcome.refused.as_mut(), &d.note) {
+            msg.push_str(&format!("; {note}"));
         }
         let ok = outcome.refused.is_none();
         if ok {

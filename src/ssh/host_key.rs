@@ -156,6 +156,9 @@ pub struct Decision {
     pub also_record: Vec<String>,
     /// A warning to show with an accepted key.
     pub warning: Option<String>,
+    /// Why a host certificate was not used (its plain key was checked instead): added to
+    /// a refusal.
+    pub note: Option<String>,
 }
 
 fn line_for(rules: &Rules, names: &[String], key: &PublicKey) -> Vec<String> {
@@ -204,6 +207,7 @@ pub fn decide(rules: &Rules, key: &PublicKey, cert: Option<&Certificate>) -> Dec
         action,
         also_record: Vec::new(),
         warning: None,
+        note: None,
     };
     // 1. RevokedHostKeys first: fail closed, whatever the policy.
     if let Some(file) = &rules.revoked {
@@ -230,7 +234,8 @@ pub fn decide(rules: &Rules, key: &PublicKey, cert: Option<&Certificate>) -> Dec
     }
     let pool = KnownHosts::read(&rules.files());
     // 2. A certificate: its CA must be listed for the host, and it must be valid for it;
-    // else ssh checks the plain key inside it.
+    // else ssh checks the plain key inside it (and so does warren, saying why).
+    let mut cert_note = None;
     if let Some(cert) = cert {
         let ca = PublicKey::from(cert.signature_key().clone());
         match pool.check_ca(&name, &ca) {
@@ -242,13 +247,41 @@ pub fn decide(rules: &Rules, key: &PublicKey, cert: Option<&Certificate>) -> Dec
             }
             Verdict::Known(at) => {
                 let principal = rules.alias.clone().unwrap_or(rules.hostname.clone());
-                if certificate_problem(cert, &principal).is_none() {
-                    return decision(Found::ByCa(at), Action::Accept);
+                match certificate_problem(cert, &principal) {
+                    None => return decision(Found::ByCa(at), Action::Accept),
+                    Some(p) => {
+                        cert_note = Some(format!(
+                            "the host certificate (CA at {at}) was not used: {p}"
+                        ))
+                    }
                 }
             }
-            _ => {}
+            _ => {
+                cert_note = Some(format!(
+                    "the host presented a certificate, but no @cert-authority line for {name} lists its CA"
+                ))
+            }
         }
     }
+    let mut d = decide_plain(rules, &name, key, &pool);
+    d.note = cert_note;
+    d
+}
+
+/// The decision for a plain key (or a certificate's key when the certificate was not used).
+fn decide_plain(rules: &Rules, name: &str, key: &PublicKey, pool: &KnownHosts) -> Decision {
+    let name = name.to_string();
+    let fp = fingerprint(key);
+    let kind = type_name(key);
+    let decision = |found: Found, action: Action| Decision {
+        name: name.clone(),
+        key: key.clone(),
+        found,
+        action,
+        also_record: Vec::new(),
+        warning: None,
+        note: None,
+    };
     // 3. The plain key, under the name, the port-less name, and the IP.
     let mut verdict = pool.check(&name, key);
     if verdict == Verdict::New && rules.alias.is_none() && rules.port != 22 {
