@@ -64,7 +64,7 @@ fn normalize(text: &str) -> String {
     text.lines()
         .map(|l| {
             if let Some(rest) = l.strip_prefix("|1|") {
-                let after = rest.splitn(2, ' ').nth(1).unwrap_or_default();
+                let after = rest.split_once(' ').map(|x| x.1).unwrap_or_default();
                 format!("|1|* {after}")
             } else {
                 l.to_string()
