@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod mfa;
 pub mod net;
 pub mod postgres;
 pub mod sshd;
