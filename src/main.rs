@@ -64,6 +64,14 @@ enum Command {
         #[arg(long)]
         detach: bool,
     },
+    /// Record the host keys of a connection's hops in known_hosts, once a person confirms
+    /// them (on the terminal, or with --fingerprint).
+    Trust {
+        name: String,
+        /// A fingerprint (SHA256:...) checked with the host's owner; repeat for each hop.
+        #[arg(long, value_name = "SHA256:...")]
+        fingerprint: Vec<String>,
+    },
     /// What the daemon runs: state, local address, target, uptime, bytes, reconnects.
     Status {
         #[arg(long)]
@@ -223,6 +231,12 @@ fn main() -> ExitCode {
             let ctx = Arc::new(Context::from_process());
             with_runtime(|(mut o, mut e)| async move {
                 cli::daemon::up(&catalog, &ctx, &paths, &names, json, &mut o, &mut e).await
+            })
+        }
+        Some(Command::Trust { name, fingerprint }) => {
+            drop((out, err));
+            with_runtime(|(mut o, mut e)| async move {
+                cli::trust::run(&catalog, &name, &fingerprint, &mut o, &mut e).await
             })
         }
         Some(Command::Status { json }) => {

@@ -8,6 +8,7 @@ pub mod list;
 pub mod service;
 pub mod setup;
 pub mod show;
+pub mod trust;
 pub mod up;
 
 use std::io::Write;

@@ -1,0 +1,138 @@
+//! `warren trust NAME [--fingerprint SHA256:...]`: records the host keys of a connection's
+//! hops in the user's known_hosts, after a person confirms them: on the terminal (as ssh's
+//! yes/no/fingerprint question), or with `--fingerprint` for each key (a script, a service, a
+//! machine with no terminal). This is the command warren's refusals point to.
+//!
+//! The chain is walked as `warren up` walks it (each hop through the one before), with every
+//! hop's policy set to `ask`: a key already known passes, a changed or revoked one is still
+//! refused. Nothing else is changed; the connection is closed once the last hop's key is
+//! settled (its authentication does not matter here).
+
+use std::io::Write;
+use std::sync::Arc;
+
+use super::ask::{self, TerminalAsker};
+use super::exit;
+use crate::config::Catalog;
+use crate::config::model::HostKeyPolicy;
+use crate::prompt::{Answer, HostKeyAnswer, Notice, Prompt, Prompter};
+use crate::ssh::client::{self, ConnectError};
+
+pub async fn run(
+    catalog: &Catalog,
+    name: &str,
+    fingerprints: &[String],
+    out: &mut (dyn Write + Send),
+    err: &mut (dyn Write + Send),
+) -> i32 {
+    let mut conn = match catalog.find(name) {
+        Ok(c) => c.clone(),
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            return exit::BAD_CONFIG;
+        }
+    };
+    for hop in &mut conn.hops {
+        if matches!(
+            hop.host_key_policy.value,
+            HostKeyPolicy::Strict | HostKeyPolicy::AcceptNew | HostKeyPolicy::Off
+        ) {
+            hop.host_key_policy.value = HostKeyPolicy::Ask;
+        }
+        hop.batch_mode.value = false;
+    }
+    let terminal = fingerprints.is_empty() && ask::available();
+    let (ntx, mut nrx) = tokio::sync::mpsc::unbounded_channel::<Notice>();
+    let prompter = Arc::new(Prompter::new(true, move |n| {
+        let _ = ntx.send(n);
+    }));
+    let (atx, mut arx) = tokio::sync::mpsc::unbounded_channel::<(u64, Answer)>();
+    let asker = if terminal {
+        let atx = atx.clone();
+        TerminalAsker::start(move |id, a| {
+            let _ = atx.send((id, a));
+        })
+    } else {
+        None
+    };
+    let p = Arc::clone(&prompter);
+    let answers = tokio::spawn(async move {
+        while let Some((id, a)) = arx.recv().await {
+            p.answer(id, a);
+        }
+    });
+    let mut shown: Vec<String> = Vec::new();
+    let mut unconfirmed: Vec<String> = Vec::new();
+    let walk = client::connect(&conn.hops, &prompter, &conn.display_name, None);
+    tokio::pin!(walk);
+    let result = loop {
+        tokio::select! {
+            r = &mut walk => break r,
+            Some(n) = nrx.recv() => {
+                let Notice::Ask { id, prompt, .. } = &n else {
+                    if let Some(a) = &asker { a.notice(n); }
+                    continue;
+                };
+                match prompt {
+                    Prompt::HostKey { host, key_type, fingerprint, .. } => {
+                        shown.push(format!("{host}: {key_type} {fingerprint}"));
+                        if let Some(a) = &asker {
+                            a.notice(n);
+                        } else if fingerprints.iter().any(|f| f == fingerprint) {
+                            let _ = atx.send((*id, Answer::HostKey(HostKeyAnswer::AcceptAndSave)));
+                        } else {
+                            unconfirmed.push(format!("{host} ({key_type} {fingerprint})"));
+                            let _ = atx.send((*id, Answer::HostKey(HostKeyAnswer::Reject)));
+                        }
+                    }
+                    // Passphrases and passwords (to reach a later hop): on the terminal only.
+                    _ => match &asker {
+                        Some(a) => a.notice(n),
+                        None => {
+                            let _ = atx.send((*id, Answer::Cancel));
+                        }
+                    },
+                }
+            }
+        }
+    };
+    if let Some(a) = asker {
+        a.stop().await;
+    }
+    answers.abort();
+    for s in &shown {
+        let _ = writeln!(out, "{s}");
+    }
+    match result {
+        Ok(chain) => {
+            for h in chain.handles.iter().rev() {
+                let _ = h
+                    .disconnect(russh::Disconnect::ByApplication, "", "en")
+                    .await;
+            }
+            let _ = writeln!(out, "every host key of {} is known", conn.display_name);
+            exit::OK
+        }
+        // Authentication of the last hop is not what this command is about.
+        Err(ConnectError::Auth { hop, .. }) if hop + 1 == conn.hops.len() => {
+            let _ = writeln!(
+                out,
+                "every host key of {} is known (authentication is another matter: warren doctor {} walks it)",
+                conn.display_name, conn.display_name
+            );
+            exit::OK
+        }
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            if !unconfirmed.is_empty() {
+                let _ = writeln!(
+                    err,
+                    "not confirmed: {}; check each fingerprint with the host's owner, then run: warren trust {} --fingerprint SHA256:...",
+                    unconfirmed.join(", "),
+                    conn.display_name
+                );
+            }
+            exit::FAILED
+        }
+    }
+}

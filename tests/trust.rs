@@ -1,0 +1,449 @@
+//! Trust cases against a real sshd, each as a user meets it: sessions shared only between
+//! connections that agree on trust, algorithm lists from ssh_config, the host-key question
+//! on a terminal, the refusal (and `warren trust`) without one, `UserKnownHostsFile none`,
+//! KnownHostsCommand, and a question withdrawn when its tunnel closes.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use support::Scratch;
+use support::net::{Up, echo_server, echo_through};
+use support::sshd::{Sshd, free_port, keygen};
+use support::tmux::Tmux;
+use support::tunnel::{have_servers, local_user};
+use warren::config::{Catalog, Context, Paths};
+use warren::engine::{Command, Engine, Event};
+use warren::prompt::{Answer, HostKeyAnswer};
+
+/// A scratch home with a key `sshd` authorizes; returns the key's path.
+fn home(sshd: &Sshd) -> (Scratch, String) {
+    let s = Scratch::new();
+    let key = keygen(s.path(), "id_ed25519", "ed25519", "", false);
+    sshd.authorize(&key.public_line);
+    (s, key.private.display().to_string())
+}
+
+/// A Host block reaching `sshd` with `lines`, forwarding 127.0.0.1:`local` to `target`.
+fn host(name: &str, sshd: &Sshd, key: &str, local: u16, target: u16, lines: &str) -> String {
+    format!(
+        "Host {name}\n    HostName 127.0.0.1\n    Port {}\n    User {}\n    IdentityFile {key}\n    IdentitiesOnly yes\n    IdentityAgent none\n    LocalForward 127.0.0.1:{local} 127.0.0.1:{target}\n{lines}\n",
+        sshd.port,
+        local_user()
+    )
+}
+
+fn warren(s: &Scratch, args: &[&str]) -> support::Run {
+    let mut all = vec!["--ssh-config", "ssh_config"];
+    all.extend_from_slice(args);
+    s.warren(&all)
+}
+
+#[test]
+fn a_strict_connection_never_rides_a_lax_ones_session() {
+    if !have_servers() {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let (s, key) = home(&sshd);
+    let stranger = keygen(s.path(), "stranger", "ed25519", "", false);
+    let fields: Vec<&str> = stranger.public_line.split_whitespace().collect();
+    s.write(
+        "kh_strict",
+        &format!("[127.0.0.1]:{} {} {}\n", sshd.port, fields[0], fields[1]),
+    );
+    let echo = echo_server();
+    let (lax_port, strict_port) = (free_port(), free_port());
+    let d = s.path().display();
+    s.write(
+        "ssh_config",
+        &format!(
+            "{}{}",
+            host(
+                "lax",
+                &sshd,
+                &key,
+                lax_port,
+                echo,
+                &format!("    StrictHostKeyChecking no\n    UserKnownHostsFile {d}/kh_lax\n")
+            ),
+            host(
+                "strict",
+                &sshd,
+                &key,
+                strict_port,
+                echo,
+                &format!("    StrictHostKeyChecking yes\n    UserKnownHostsFile {d}/kh_strict\n")
+            )
+        ),
+    );
+    let mut up = Up::start(
+        s.path(),
+        &[
+            "--ssh-config",
+            "ssh_config",
+            "up",
+            "lax",
+            "strict",
+            "--json",
+        ],
+    );
+    up.listening("lax");
+    let failed = up.wait_for("strict failed", |v| {
+        v["event"] == "state" && v["state"] == "failed" && v["name"] == "strict"
+    });
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("REMOTE HOST IDENTIFICATION HAS CHANGED"),
+        "{failed}"
+    );
+    assert_eq!(
+        echo_through(&format!("127.0.0.1:{lax_port}"), b"lax"),
+        b"lax"
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", strict_port))
+            .ok()
+            .and_then(|mut c| {
+                use std::io::{Read, Write};
+                c.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+                c.write_all(b"x").ok()?;
+                let mut b = [0u8; 1];
+                c.read_exact(&mut b).ok()
+            })
+            .is_none(),
+        "nothing passes through the strict tunnel"
+    );
+}
+
+#[test]
+fn ciphers_and_other_lists_from_ssh_config_are_what_is_negotiated() {
+    if !have_servers() {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let (s, key) = home(&sshd);
+    s.write("known_hosts", &format!("{}\n", sshd.known_hosts_line()));
+    let d = s.path().display();
+    let kh = format!("    UserKnownHostsFile {d}/known_hosts\n    GlobalKnownHostsFile none\n");
+    s.write(
+        "ssh_config",
+        &format!(
+            "{}{}{}",
+            host(
+                "chacha",
+                &sshd,
+                &key,
+                free_port(),
+                9,
+                &format!("{kh}    Ciphers chacha20-poly1305@openssh.com\n    KexAlgorithms ecdh-sha2-nistp256\n")
+            ),
+            host(
+                "umac",
+                &sshd,
+                &key,
+                free_port(),
+                9,
+                &format!("{kh}    MACs umac-128-etm@openssh.com\n")
+            ),
+            host(
+                "cbc",
+                &sshd,
+                &key,
+                free_port(),
+                9,
+                &format!("{kh}    Ciphers aes128-cbc\n")
+            ),
+        ),
+    );
+    let kex = |name: &str| -> serde_json::Value {
+        let r = warren(&s, &["doctor", name, "--json"]);
+        let v = r.json();
+        v["steps"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["id"] == "kex").cloned())
+            .unwrap_or_else(|| panic!("no kex step:\n{}", r.describe()))
+    };
+    let chacha = kex("chacha");
+    let detail = chacha["detail"].as_str().unwrap_or_default();
+    assert_eq!(chacha["status"], "pass", "{chacha}");
+    assert!(
+        detail.contains("cipher chacha20-poly1305@openssh.com")
+            && detail.contains("kex ecdh-sha2-nistp256"),
+        "{detail}"
+    );
+    assert!(
+        detail.contains("asked for Ciphers chacha20-poly1305@openssh.com"),
+        "{detail}"
+    );
+    // A list warren's library cannot satisfy is an error that names it.
+    let umac = kex("umac");
+    assert_eq!(umac["status"], "fail");
+    assert!(
+        umac["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("MACs umac-128-etm@openssh.com: warren's SSH library implements none"),
+        "{umac}"
+    );
+    warren(&s, &["up", "umac"])
+        .expect_code(1)
+        .expect_stderr("umac-128-etm@openssh.com");
+    // A list the server does not share: no common algorithm, named.
+    let cbc = kex("cbc");
+    assert_eq!(cbc["status"], "fail");
+    assert!(
+        cbc["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no common"),
+        "{cbc}"
+    );
+}
+
+/// An ssh_config `db` host with no StrictHostKeyChecking (ssh's default: ask) and an empty
+/// known_hosts.
+fn unknown_host(sshd: &Sshd, local: u16) -> Scratch {
+    let (s, key) = home(sshd);
+    s.write("known_hosts", "");
+    let d = s.path().display();
+    s.write(
+        "ssh_config",
+        &host(
+            "db",
+            sshd,
+            &key,
+            local,
+            echo_server(),
+            &format!("    UserKnownHostsFile {d}/known_hosts\n    GlobalKnownHostsFile none\n"),
+        ),
+    );
+    s
+}
+
+#[test]
+fn on_a_terminal_warren_up_asks_about_an_unknown_key_as_ssh_does() {
+    if !have_servers() || !support::require("tmux") {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let local = free_port();
+    let s = unknown_host(&sshd, local);
+    let warren = env!("CARGO_BIN_EXE_warren");
+    let d = s.path().display();
+    let t = Tmux::start(&format!(
+        "cd {d} && HOME={d} {warren} --ssh-config ssh_config up db"
+    ));
+    let screen = t.wait_for("(yes/no/[fingerprint])?");
+    assert!(
+        screen.contains("The authenticity of host") || screen.contains("the authenticity of host"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("ED25519 key fingerprint is SHA256:"),
+        "{screen}"
+    );
+    // An unclear answer is asked again, as ssh does.
+    t.type_text("maybe");
+    t.keys(&["Enter"]);
+    t.wait_for("Please type 'yes', 'no' or the fingerprint:");
+    t.type_text("yes");
+    t.keys(&["Enter"]);
+    t.wait_for("db  up");
+    assert_eq!(
+        echo_through(&format!("127.0.0.1:{local}"), b"trusted"),
+        b"trusted"
+    );
+    t.keys(&["C-c"]);
+    t.wait_for("EXITED 0");
+    let kh = std::fs::read_to_string(s.path().join("known_hosts")).expect("kh");
+    assert_eq!(kh.trim(), sshd.known_hosts_line(), "{kh}");
+}
+
+#[test]
+fn answering_no_on_the_terminal_refuses_and_records_nothing() {
+    if !have_servers() || !support::require("tmux") {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let s = unknown_host(&sshd, free_port());
+    let warren = env!("CARGO_BIN_EXE_warren");
+    let d = s.path().display();
+    let t = Tmux::start(&format!(
+        "cd {d} && HOME={d} {warren} --ssh-config ssh_config up db"
+    ));
+    t.wait_for("(yes/no/[fingerprint])?");
+    t.type_text("no");
+    t.keys(&["Enter"]);
+    t.wait_for("EXITED 1");
+    assert_eq!(
+        std::fs::read_to_string(s.path().join("known_hosts")).expect("kh"),
+        ""
+    );
+}
+
+#[test]
+fn without_a_terminal_it_refuses_and_says_how_then_warren_trust_records_it() {
+    if !have_servers() {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let s = unknown_host(&sshd, free_port());
+    let refused = warren(&s, &["up", "db", "--json"]);
+    refused
+        .expect_code(1)
+        .expect_stdout("nobody confirmed it")
+        .expect_stdout("warren trust db");
+    // A wrong fingerprint records nothing.
+    warren(
+        &s,
+        &[
+            "trust",
+            "db",
+            "--fingerprint",
+            "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        ],
+    )
+    .expect_code(1)
+    .expect_stderr("not confirmed");
+    assert_eq!(
+        std::fs::read_to_string(s.path().join("known_hosts")).expect("kh"),
+        ""
+    );
+    // The right one records the key, as ssh would have.
+    let fp = {
+        let out = std::process::Command::new("ssh-keygen")
+            .args(["-l", "-f"])
+            .arg(sshd.dir.path().join("host_ed25519.pub"))
+            .output()
+            .expect("ssh-keygen -l");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    };
+    warren(&s, &["trust", "db", "--fingerprint", &fp])
+        .expect_code(0)
+        .expect_stdout(&fp);
+    let kh = std::fs::read_to_string(s.path().join("known_hosts")).expect("kh");
+    assert_eq!(kh.trim(), sshd.known_hosts_line());
+    warren(&s, &["doctor", "db"]).expect_code(0);
+}
+
+#[test]
+fn user_known_hosts_file_none_is_no_file_at_all() {
+    if !have_servers() {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let (s, key) = home(&sshd);
+    s.write(
+        "ssh_config",
+        &host(
+            "db",
+            &sshd,
+            &key,
+            free_port(),
+            9,
+            "    UserKnownHostsFile none\n    GlobalKnownHostsFile none\n    StrictHostKeyChecking accept-new\n",
+        ),
+    );
+    warren(&s, &["up", "db"])
+        .expect_code(1)
+        .expect_stderr("UserKnownHostsFile none");
+    assert!(
+        !s.path().join("none").exists(),
+        "no file named 'none' was written"
+    );
+}
+
+#[test]
+fn known_hosts_command_is_refused_not_ignored() {
+    if !have_servers() {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let (s, key) = home(&sshd);
+    s.write("known_hosts", &format!("{}\n", sshd.known_hosts_line()));
+    let d = s.path().display();
+    s.write(
+        "ssh_config",
+        &host(
+            "db",
+            &sshd,
+            &key,
+            free_port(),
+            9,
+            &format!(
+                "    UserKnownHostsFile {d}/known_hosts\n    KnownHostsCommand /bin/echo %H\n"
+            ),
+        ),
+    );
+    warren(&s, &["up", "db"])
+        .expect_code(1)
+        .expect_stderr("KnownHostsCommand")
+        .expect_stderr("warren runs no commands");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_question_is_withdrawn_when_its_tunnel_closes_and_a_late_yes_records_nothing() {
+    if !have_servers() {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let s = unknown_host(&sshd, free_port());
+    let cat = Catalog::load(
+        &Paths {
+            ssh_config: Some(s.path().join("ssh_config")),
+            epoch: Some("/dev/null".into()),
+            known_hosts: None,
+        },
+        Arc::new(Context::new(
+            s.path().to_path_buf(),
+            &local_user(),
+            Default::default(),
+        )),
+    );
+    let engine = Engine::start_with(true);
+    let mut rx = engine.subscribe();
+    engine
+        .send(Command::Open(Box::new(cat.find("db").expect("db").clone())))
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut next = async || {
+        tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .expect("in time")
+            .expect("event")
+    };
+    let id = loop {
+        if let Event::Prompt { id, .. } = next().await {
+            break id;
+        }
+    };
+    engine.send(Command::Close("db".into())).await;
+    loop {
+        if let Event::PromptWithdrawn { id: w, .. } = next().await
+            && w == id
+        {
+            break;
+        }
+    }
+    engine
+        .send(Command::Answer {
+            id,
+            answer: Answer::HostKey(HostKeyAnswer::AcceptAndSave),
+        })
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        std::fs::read_to_string(s.path().join("known_hosts")).expect("kh"),
+        "",
+        "a late yes must not record the key"
+    );
+    engine.shutdown().await;
+}
