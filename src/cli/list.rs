@@ -54,48 +54,16 @@ struct ConnectionJson<'a> {
 
 /// The local end as a user would type it: a bind address is always shown, port 0 is "auto".
 pub fn local_text(e: &Endpoint) -> String {
-    match e {
-        Endpoint::Tcp { host, port } => {
-            let host = match host.as_deref() {
-                None | Some("") => "localhost",
-                Some("*") => "0.0.0.0",
-                Some(h) => h,
-            };
-            let port = if *port == 0 {
-                "auto".to_string()
-            } else {
-                port.to_string()
-            };
-            if host.contains(':') {
-                format!("[{host}]:{port}")
-            } else {
-                format!("{host}:{port}")
-            }
-        }
-        Endpoint::Unix(p) => p.display().to_string(),
-    }
+    e.local_text()
 }
 
 pub fn forward_json(f: &Forward) -> (Option<String>, Option<String>) {
-    let local = f.local_end().map(local_text);
-    let target = match f.kind {
-        ForwardKind::Dynamic => Some("socks".to_string()),
-        _ => f.far_end().map(Endpoint::to_string),
-    };
-    (local, target)
+    f.ends()
 }
 
 /// `local -> target` for the table.
 pub fn forward_text(f: &Forward) -> String {
-    let (local, target) = forward_json(f);
-    let local = local.unwrap_or_else(|| "-".into());
-    let target = target.unwrap_or_else(|| "-".into());
-    match f.kind {
-        ForwardKind::Local => format!("{local} -> {target}"),
-        ForwardKind::Remote if f.connect.is_none() => format!("remote {target} (SOCKS)"),
-        ForwardKind::Remote => format!("remote {target} -> {local}"),
-        ForwardKind::Dynamic => format!("{local} (SOCKS)"),
-    }
+    f.summary()
 }
 
 fn to_json(c: &Connection) -> ConnectionJson<'_> {

@@ -71,7 +71,58 @@ pub struct Forward {
     pub connect: Option<Endpoint>,
 }
 
+impl Endpoint {
+    /// How a local end is shown: `localhost:15432`, `127.0.0.1:auto` (a port picked when the
+    /// tunnel opens), `[::1]:5432`, or a socket path.
+    pub fn local_text(&self) -> String {
+        match self {
+            Endpoint::Tcp { host, port } => {
+                let host = match host.as_deref() {
+                    None | Some("") => "localhost",
+                    Some("*") => "0.0.0.0",
+                    Some(h) => h,
+                };
+                let port = if *port == 0 {
+                    "auto".to_string()
+                } else {
+                    port.to_string()
+                };
+                if host.contains(':') {
+                    format!("[{host}]:{port}")
+                } else {
+                    format!("{host}:{port}")
+                }
+            }
+            Endpoint::Unix(p) => p.display().to_string(),
+        }
+    }
+}
+
 impl Forward {
+    /// The local end and the target, as `list` and `show` print them (`socks` for a dynamic
+    /// forward's target).
+    pub fn ends(&self) -> (Option<String>, Option<String>) {
+        let local = self.local_end().map(Endpoint::local_text);
+        let target = match self.kind {
+            ForwardKind::Dynamic => Some("socks".to_string()),
+            _ => self.far_end().map(Endpoint::to_string),
+        };
+        (local, target)
+    }
+
+    /// `local -> target`, `remote target -> local`, `local (SOCKS)`.
+    pub fn summary(&self) -> String {
+        let (local, target) = self.ends();
+        let local = local.unwrap_or_else(|| "-".into());
+        let target = target.unwrap_or_else(|| "-".into());
+        match self.kind {
+            ForwardKind::Local => format!("{local} -> {target}"),
+            ForwardKind::Remote if self.connect.is_none() => format!("remote {target} (SOCKS)"),
+            ForwardKind::Remote => format!("remote {target} -> {local}"),
+            ForwardKind::Dynamic => format!("{local} (SOCKS)"),
+        }
+    }
+
     /// Where the user's client connects: the local end.
     pub fn local_end(&self) -> Option<&Endpoint> {
         match self.kind {

@@ -390,10 +390,7 @@ impl Actor {
                 }
                 Err(e) => self.emit(Event::Error {
                     name: name.clone(),
-                    message: format!(
-                        "cannot listen on {}: {e}",
-                        crate::cli::list::local_text(&f.listen)
-                    ),
+                    message: format!("cannot listen on {}: {e}", f.listen.local_text()),
                 }),
             }
         }

@@ -126,9 +126,13 @@ impl Supervisor {
         let mut ever_up = false;
         loop {
             self.state(TunnelState::Connecting);
+            let forwarded = self
+                .reverse
+                .clone()
+                .map(|r| r as Arc<dyn client::Forwarded>);
             let result = tokio::select! {
                 _ = stop.cancelled() => return,
-                r = client::connect(&self.hops, &self.prompter, &self.label, self.reverse.as_ref()) => r,
+                r = client::connect(&self.hops, &self.prompter, &self.label, forwarded.as_ref()) => r,
             };
             match result {
                 Ok(chain) => {

@@ -17,7 +17,7 @@ use russh::keys::PrivateKeyWithHashAlg;
 use russh::{MethodKind, MethodSet};
 
 use super::algorithms::Offer;
-use super::client::Client;
+use super::handler::Client;
 use super::identity::{self, Identity};
 use crate::config::model::Hop;
 use crate::prompt::{Answer, Prompt, Prompter};

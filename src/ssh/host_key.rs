@@ -17,6 +17,11 @@ use super::revoked::{self, Revocation};
 use crate::config::model::{Hop, HostKeyPolicy};
 use crate::config::origin::Origin;
 
+/// `~/.ssh`: the one directory a known_hosts write may create.
+pub fn ssh_dir() -> PathBuf {
+    dirs::home_dir().unwrap_or_default().join(".ssh")
+}
+
 /// The rules of one hop: its policy and files, and the names it is known by.
 #[derive(Clone, Debug)]
 pub struct Rules {

@@ -3,6 +3,7 @@
 pub mod algorithms;
 pub mod auth;
 pub mod client;
+pub mod handler;
 pub mod host_key;
 pub mod identity;
 pub mod known_hosts;

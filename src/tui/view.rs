@@ -60,10 +60,7 @@ fn forward_summary(c: &Connection, app: &App) -> String {
         .live
         .get(&c.display_name)
         .and_then(|l| l.listening.first().cloned());
-    let first = c
-        .forwards
-        .first()
-        .map(|f| crate::cli::list::forward_text(&f.value));
+    let first = c.forwards.first().map(|f| f.value.summary());
     match (local, first) {
         (Some(l), _) => format!("{l} -> {}", c.target().unwrap_or_default()),
         (None, Some(f)) => f,
@@ -310,7 +307,7 @@ fn details_pane(app: &App, c: &Connection, f: &mut Frame, area: Rect, theme: The
     lines.push(Line::from(chain.join(" -> ")));
     for fw in &c.forwards {
         lines.push(Line::from(vec![
-            Span::raw(format!("{}  ", crate::cli::list::forward_text(&fw.value))),
+            Span::raw(format!("{}  ", fw.value.summary())),
             Span::styled(fw.origin.short(), dim),
         ]));
     }

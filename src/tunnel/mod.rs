@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::either::Either;
 use tokio_util::sync::CancellationToken;
 
-use crate::ssh::client::Client;
+use crate::ssh::handler::Client;
 
 pub mod socks;
 
@@ -520,9 +520,18 @@ impl Reverse {
     pub fn target(&self, port: u32) -> Option<(String, u16)> {
         self.targets.lock().ok().and_then(|t| t.get(&port).cloned())
     }
+}
+
+impl crate::ssh::handler::Forwarded for Reverse {
+    fn wants(&self, port: u32) -> bool {
+        self.target(port).is_some()
+    }
 
     /// Connects to the local target and pipes the forwarded channel to it, in its own task.
-    pub fn serve(&self, target: (String, u16), channel: russh::Channel<russh::client::Msg>) {
+    fn serve(&self, port: u32, channel: russh::Channel<russh::client::Msg>) {
+        let Some(target) = self.target(port) else {
+            return;
+        };
         let (stats, shutdown) = (Arc::clone(&self.stats), self.shutdown.clone());
         tokio::spawn(async move {
             stats.total.fetch_add(1, Ordering::Relaxed);

@@ -2,7 +2,7 @@
 //! OpenSSH parses it (ports, yes/no, times, forwards, ProxyJump), or a problem with the line
 //! and the fix.
 
-use super::parse::Loader;
+use crate::config::Context;
 use crate::config::algorithms::{self, AlgorithmKind};
 use crate::config::destination::Destination;
 use crate::config::forward::{self, Forward, ForwardKind};
@@ -74,7 +74,13 @@ pub enum Directive {
     },
 }
 
-impl Loader<'_> {
+/// Checks option lines; what is wrong goes to `problems`.
+pub(super) struct Checker<'a> {
+    pub(super) ctx: &'a Context,
+    pub(super) problems: &'a mut Vec<Problem>,
+}
+
+impl Checker<'_> {
     /// Checks one option line; `None` (with a problem recorded) when its value is invalid.
     pub(super) fn directive(
         &mut self,

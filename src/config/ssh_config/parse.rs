@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::directive::Directive;
+use super::directive::{Checker, Directive};
 use super::lex;
 use super::pattern;
 use crate::config::context::Context;
@@ -201,7 +201,11 @@ impl<'a> Loader<'a> {
                     let command = lex::keyword_and_rest(raw)
                         .map(|(_, r)| r)
                         .unwrap_or_default();
-                    if let Some(directive) = self.directive(&keyword, &args, command, &origin)
+                    if let Some(directive) = (Checker {
+                        ctx: self.ctx,
+                        problems: &mut self.problems,
+                    })
+                    .directive(&keyword, &args, command, &origin)
                         && let Some(b) = blocks.last_mut()
                     {
                         b.body.push(Stmt::Set { line, directive });
