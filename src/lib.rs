@@ -7,6 +7,7 @@
 //!
 //! Data flows one way: config files -> `Connection` model -> engine -> events -> client.
 
+pub mod backend;
 pub mod cli;
 pub mod config;
 pub mod daemon;
@@ -14,8 +15,10 @@ pub mod demo;
 pub mod diagnose;
 pub mod engine;
 pub mod fsutil;
+pub mod logging;
 pub mod prompt;
 pub mod setup;
 pub mod ssh;
+pub mod text;
 pub mod tui;
 pub mod tunnel;

@@ -77,6 +77,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The daemon's and the TUI's logs, in time order (only NAME's lines with a NAME).
+    Logs {
+        name: Option<String>,
+        /// Keep printing new lines as they are written.
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Re-establish the SSH sessions of tunnels the daemon runs, now (all when no NAME).
+    Reconnect { names: Vec<String> },
     /// Close tunnels the daemon runs.
     Down {
         names: Vec<String>,
@@ -242,7 +251,23 @@ fn main() -> ExitCode {
         Some(Command::Status { json }) => {
             drop((out, err));
             let ctx = Context::from_process();
-            with_runtime(|(mut o, _)| async move { cli::daemon::status(&ctx, json, &mut o).await })
+            with_runtime(|(mut o, _)| async move {
+                cli::daemon::status(&ctx, &paths, json, &mut o).await
+            })
+        }
+        Some(Command::Logs { name, follow }) => {
+            drop((out, err));
+            let ctx = Context::from_process();
+            with_runtime(|(mut o, mut e)| async move {
+                cli::logs::run(&ctx, name.as_deref(), follow, &mut o, &mut e).await
+            })
+        }
+        Some(Command::Reconnect { names }) => {
+            drop((out, err));
+            let ctx = Context::from_process();
+            with_runtime(|(mut o, mut e)| async move {
+                cli::daemon::reconnect(&ctx, &names, &mut o, &mut e).await
+            })
         }
         Some(Command::Down { names, all }) => {
             drop((out, err));
@@ -289,8 +314,9 @@ fn main() -> ExitCode {
             drop((out, err));
             raise_nofile_limit();
             let ctx = Arc::new(Context::from_process());
+            warren::logging::init(&ctx, "daemon.log", cli.verbose > 0);
             with_runtime(|_| async move {
-                match warren::daemon::serve(paths, ctx).await {
+                match warren::daemon::server::serve(paths, ctx).await {
                     Ok(()) => cli::exit::OK,
                     Err(e) => {
                         eprintln!("error: {e}");

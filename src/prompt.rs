@@ -4,8 +4,9 @@
 //!
 //! Each question has its own answer timeout ([`Prompt::timeout`]), sent with it so a client
 //! can show it. A question ends in exactly one way: answered, timed out, or withdrawn (its
-//! connection attempt ended, or its tunnel was closed); in the last two cases a `Withdrawn`
-//! notice goes out, and an answer that arrives later does nothing. With nobody to answer
+//! connection attempt ended, or its tunnel was closed); then a `Withdrawn` notice goes out,
+//! so every client showing it drops it, and an answer that arrives later does nothing.
+//! With nobody to answer
 //! (headless, BatchMode), every question is answered "no" at once.
 
 use std::collections::HashMap;
@@ -107,7 +108,8 @@ struct Pending {
 
 /// Sends questions as notices and routes answers back to the connection that asked.
 pub struct Prompter {
-    interactive: bool,
+    /// Whether anyone answers a question of this connection, asked now.
+    answerer: Box<dyn Fn(&str) -> bool + Send + Sync>,
     next: AtomicU64,
     pending: Mutex<HashMap<u64, Pending>>,
     send: Box<dyn Fn(Notice) + Send + Sync>,
@@ -116,8 +118,16 @@ pub struct Prompter {
 impl Prompter {
     /// `send` publishes notices; `interactive` says whether anyone will answer.
     pub fn new(interactive: bool, send: impl Fn(Notice) + Send + Sync + 'static) -> Self {
+        Prompter::with_answerer(move |_| interactive, send)
+    }
+
+    /// `can_answer(connection)` says, when a question is asked, whether anyone will answer.
+    pub fn with_answerer(
+        can_answer: impl Fn(&str) -> bool + Send + Sync + 'static,
+        send: impl Fn(Notice) + Send + Sync + 'static,
+    ) -> Self {
         Prompter {
-            interactive,
+            answerer: Box::new(can_answer),
             next: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
             send: Box::new(send),
@@ -129,13 +139,14 @@ impl Prompter {
         Prompter::new(false, |_| {})
     }
 
-    pub fn interactive(&self) -> bool {
-        self.interactive
+    /// Whether a question of this connection would be answered by anyone now.
+    pub fn can_ask(&self, connection: &str) -> bool {
+        (self.answerer)(connection)
     }
 
     /// Asks and waits; `None` when headless, declined, timed out or withdrawn.
     pub async fn ask(&self, connection: &str, prompt: Prompt) -> Option<Answer> {
-        if !self.interactive {
+        if !self.can_ask(connection) {
             return None;
         }
         let id = self.next.fetch_add(1, Ordering::Relaxed);
@@ -153,11 +164,10 @@ impl Prompter {
             );
         }
         // If the asking future is dropped (its connection attempt ended), the question goes.
-        let mut guard = Withdraw {
+        let guard = Withdraw {
             prompter: self,
             id,
             connection: connection.to_string(),
-            armed: true,
         };
         (self.send)(Notice::Ask {
             id,
@@ -170,9 +180,7 @@ impl Prompter {
             _ = tokio::time::sleep(timeout) => None,
             _ = cancel.cancelled() => None,
         };
-        if answer.is_some() {
-            guard.armed = false;
-        }
+        // Answered or not, the question is over: every client showing it drops it.
         drop(guard);
         match answer {
             Some(Answer::Cancel) | None => None,
@@ -220,28 +228,23 @@ impl Prompter {
     }
 }
 
-/// Removes a question that ended without an answer and says so.
+/// Removes a question when it ends (answered, timed out, withdrawn, or its asker gone) and
+/// says so, so that every client showing it drops it.
 struct Withdraw<'a> {
     prompter: &'a Prompter,
     id: u64,
     connection: String,
-    armed: bool,
 }
 
 impl Drop for Withdraw<'_> {
     fn drop(&mut self) {
-        let removed = self
-            .prompter
-            .pending
-            .lock()
-            .ok()
-            .and_then(|mut p| p.remove(&self.id));
-        if self.armed || removed.is_some() {
-            (self.prompter.send)(Notice::Withdrawn {
-                id: self.id,
-                connection: std::mem::take(&mut self.connection),
-            });
+        if let Ok(mut p) = self.prompter.pending.lock() {
+            p.remove(&self.id);
         }
+        (self.prompter.send)(Notice::Withdrawn {
+            id: self.id,
+            connection: std::mem::take(&mut self.connection),
+        });
     }
 }
 

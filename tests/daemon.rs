@@ -11,6 +11,7 @@ use support::Scratch;
 use support::net::{echo_server, echo_through};
 use support::sshd::Sshd;
 use support::tunnel::{entry, have_servers, with_key};
+use warren::daemon::protocol::VERSION;
 
 /// A scratch home with its own runtime dir; the daemon is closed when this goes away.
 struct Home {
@@ -141,7 +142,42 @@ fn the_control_socket_is_private_single_and_strict() {
             .contains("longer than"),
         "{a}"
     );
-    let a = h.ask(b"{\"v\": 1, \"cmd\": \"status\"}\n");
+    let status = format!("{{\"v\": {VERSION}, \"cmd\": \"status\"}}\n");
+    let a = h.ask(status.as_bytes());
     assert_eq!(a["ok"], true);
     assert_eq!(a["tunnels"][0]["name"], "pg", "still serving: {a}");
+
+    // The limit is a line's, not a connection's: on one connection, an oversized line and a
+    // garbled one are answered with errors, and the next request still works.
+    let mut c = UnixStream::connect(h.socket()).expect("connect");
+    c.write_all(&big).expect("write");
+    c.write_all(b"{garbled\n").expect("write");
+    c.write_all(status.as_bytes()).expect("write");
+    let mut r = BufReader::new(c);
+    let mut replies = Vec::new();
+    for _ in 0..3 {
+        let mut line = String::new();
+        r.read_line(&mut line).expect("a reply");
+        replies.push(serde_json::from_str::<serde_json::Value>(&line).expect("JSON"));
+    }
+    assert!(
+        replies[0]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("longer than"),
+        "{replies:?}"
+    );
+    assert_eq!(replies[1]["ok"], false, "{replies:?}");
+    assert_eq!(replies[2]["tunnels"][0]["name"], "pg", "{replies:?}");
+    // A tunnel named like a command is just a name.
+    let a = h.ask(
+        format!("{{\"v\": {VERSION}, \"cmd\": \"open\", \"names\": [\"subscribe\"]}}\n").as_bytes(),
+    );
+    assert!(
+        a["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("subscribe"),
+        "{a}"
+    );
 }

@@ -89,7 +89,10 @@ async fn an_unknown_host_key_is_asked_about_and_saved_when_accepted() {
     let engine = Engine::start_with(true);
     let mut rx = engine.subscribe();
     engine
-        .send(Command::Open(Box::new(cat.find("pg").expect("pg").clone())))
+        .send(Command::Open {
+            conn: Box::new(cat.find("pg").expect("pg").clone()),
+            reply: None,
+        })
         .await;
     let local = next(&mut rx, "listening", |e| listening(e, "pg")).await;
     let (id, fingerprint) = next(&mut rx, "host key prompt", |e| match e {
@@ -130,12 +133,10 @@ async fn an_unknown_host_key_is_asked_about_and_saved_when_accepted() {
         "the accepted key was saved once:\n{text}"
     );
 
-    let (tx, snap) = tokio::sync::oneshot::channel();
-    engine.send(Command::Snapshot(tx)).await;
-    let snap = snap.await.expect("snapshot");
+    let snap = engine.status().await;
     assert_eq!(snap[0].name, "pg");
     assert!(snap[0].log.iter().any(|l| l == "up"), "{:?}", snap[0].log);
-    assert!(snap[0].uptime_secs.is_some());
+    assert!(snap[0].stats.uptime_secs.is_some());
     engine.shutdown().await;
 }
 
@@ -178,9 +179,10 @@ async fn a_rejected_host_key_fails_the_tunnel_and_a_pending_prompt_blocks_no_oth
     let engine = Engine::start_with(true);
     let mut rx = engine.subscribe();
     engine
-        .send(Command::Open(Box::new(
-            cat.find("asks").expect("asks").clone(),
-        )))
+        .send(Command::Open {
+            conn: Box::new(cat.find("asks").expect("asks").clone()),
+            reply: None,
+        })
         .await;
     let id = next(&mut rx, "prompt", |e| match e {
         Event::Prompt { id, name, .. } if name == "asks" => Some(*id),
@@ -189,9 +191,10 @@ async fn a_rejected_host_key_fails_the_tunnel_and_a_pending_prompt_blocks_no_oth
     .await;
     // While that prompt waits, another tunnel opens and carries data.
     engine
-        .send(Command::Open(Box::new(
-            cat.find("known").expect("known").clone(),
-        )))
+        .send(Command::Open {
+            conn: Box::new(cat.find("known").expect("known").clone()),
+            reply: None,
+        })
         .await;
     let local = next(&mut rx, "listening known", |e| listening(e, "known")).await;
     next(&mut rx, "known up", |e| {
@@ -248,7 +251,10 @@ async fn an_encrypted_key_without_a_passphrase_is_asked_for_one() {
     let engine = Engine::start_with(true);
     let mut rx = engine.subscribe();
     engine
-        .send(Command::Open(Box::new(cat.find("pg").expect("pg").clone())))
+        .send(Command::Open {
+            conn: Box::new(cat.find("pg").expect("pg").clone()),
+            reply: None,
+        })
         .await;
     let id = next(&mut rx, "passphrase prompt", |e| match e {
         Event::Prompt {
@@ -315,7 +321,7 @@ async fn diagnose_streams_each_step_then_the_verdict() {
             _ => {}
         }
     };
-    let ids: Vec<&str> = steps.iter().map(|s| s.id).collect();
+    let ids: Vec<&str> = steps.iter().map(|s| s.id.as_str()).collect();
     assert_eq!(
         ids,
         [

@@ -94,9 +94,10 @@ async fn second_factor(methods: &str, answer: fn(&Prompt) -> Option<Answer>) {
     let engine = Engine::start_with(true);
     let mut rx = engine.subscribe();
     engine
-        .send(Command::Open(Box::new(
-            cat.find("mfa").expect("mfa").clone(),
-        )))
+        .send(Command::Open {
+            conn: Box::new(cat.find("mfa").expect("mfa").clone()),
+            reply: None,
+        })
         .await;
     let (id, reply) = next_event(&mut rx, "the second factor's question", |e| match e {
         Event::Prompt { id, prompt, .. } => answer(prompt).map(|a| (*id, a)),

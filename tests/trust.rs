@@ -411,7 +411,10 @@ async fn a_question_is_withdrawn_when_its_tunnel_closes_and_a_late_yes_records_n
     let engine = Engine::start_with(true);
     let mut rx = engine.subscribe();
     engine
-        .send(Command::Open(Box::new(cat.find("db").expect("db").clone())))
+        .send(Command::Open {
+            conn: Box::new(cat.find("db").expect("db").clone()),
+            reply: None,
+        })
         .await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut next = async || {
@@ -425,7 +428,12 @@ async fn a_question_is_withdrawn_when_its_tunnel_closes_and_a_late_yes_records_n
             break id;
         }
     };
-    engine.send(Command::Close("db".into())).await;
+    engine
+        .send(Command::Close {
+            names: vec!["db".into()],
+            reply: None,
+        })
+        .await;
     loop {
         if let Event::PromptWithdrawn { id: w, .. } = next().await
             && w == id

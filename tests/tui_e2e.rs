@@ -77,7 +77,7 @@ fn the_tui_lists_filters_opens_a_tunnel_diagnoses_and_quits() {
     );
     let log = std::fs::read_to_string(s.path().join("state/warren/warren.log")).unwrap_or_default();
     assert!(
-        log.contains("\"event\":\"listening\""),
+        log.contains("listening on") && log.contains("tunnel=db"),
         "the TUI logs to a file under the state dir:\n{log}"
     );
 }

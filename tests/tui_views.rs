@@ -13,7 +13,7 @@ use warren::config::epoch;
 use warren::config::ssh_config::{FileKind, SshConfig};
 use warren::config::{Connection, Context};
 use warren::diagnose::{Status, Step};
-use warren::engine::{Command, Event, TunnelState};
+use warren::engine::{Command, Event, TunnelState, TunnelStats};
 use warren::prompt::Prompt;
 use warren::tui::app::{Action, App, Effect, Mode, PROMPT_GUARD, update};
 use warren::tui::view::{Theme, render};
@@ -157,13 +157,15 @@ fn busy_app() -> App {
             &mut app,
             Event::Stats {
                 name: "orders".into(),
-                bytes_in: *inb,
-                bytes_out: *outb,
-                active: 2,
-                total: 7 + i as u64,
-                reconnects: 1,
-                uptime_secs: Some(3720.0),
-                last_error: None,
+                stats: TunnelStats {
+                    bytes_in: *inb,
+                    bytes_out: *outb,
+                    active: 2,
+                    total: 7 + i as u64,
+                    reconnects: 1,
+                    uptime_secs: Some(3720.0),
+                    last_error: None,
+                },
             },
         );
     }
@@ -191,7 +193,7 @@ fn an_80x24_terminal() {
 
 fn step(id: &'static str, status: Status, detail: &str, hint: Option<&str>) -> Step {
     Step {
-        id,
+        id: serde_json::from_value(serde_json::Value::String(id.into())).expect("a step id"),
         hop: 0,
         status,
         duration_ms: 12,
@@ -452,11 +454,13 @@ fn filter_then_toggle_opens_the_match() {
     assert_eq!(app.mode, Mode::Normal);
     let effects = update(&mut app, key(KeyCode::Enter));
     assert!(
-        matches!(effects.as_slice(), [Effect::Engine(Command::Open(c))] if c.display_name == "cache")
+        matches!(effects.as_slice(), [Effect::Engine(Command::Open { conn: c, .. })] if c.display_name == "cache")
     );
     state(&mut app, "cache", TunnelState::Up);
     let effects = update(&mut app, ch(' '));
-    assert!(matches!(effects.as_slice(), [Effect::Engine(Command::Close(n))] if n == "cache"));
+    assert!(
+        matches!(effects.as_slice(), [Effect::Engine(Command::Close { names, .. })] if names == &["cache".to_string()])
+    );
     // Esc in the filter clears it.
     update(&mut app, ch('/'));
     update(&mut app, key(KeyCode::Esc));
@@ -487,7 +491,7 @@ fn a_opens_every_visible_tunnel_then_closes_them() {
     let opened: Vec<String> = effects
         .iter()
         .filter_map(|e| {
-            if let Effect::Engine(Command::Open(c)) = e {
+            if let Effect::Engine(Command::Open { conn: c, .. }) = e {
                 Some(c.display_name.clone())
             } else {
                 None
@@ -506,7 +510,7 @@ fn a_opens_every_visible_tunnel_then_closes_them() {
     assert_eq!(
         effects
             .iter()
-            .filter(|e| matches!(e, Effect::Engine(Command::Close(_))))
+            .filter(|e| matches!(e, Effect::Engine(Command::Close { .. })))
             .count(),
         5
     );

@@ -1,12 +1,17 @@
-//! `warren up --detach`, `warren status`, `warren down`: clients of the per-user daemon.
+//! `warren up --detach`, `warren status`, `warren down`, `warren reconnect`: clients of the
+//! per-user daemon. `up --detach` on a terminal answers the daemon's questions about its own
+//! tunnels there (a host key, a passphrase, a second factor), as `warren up` would.
 
 use std::io::Write;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
+use super::ask::{self, TerminalAsker};
 use super::exit;
 use crate::config::{Catalog, Context, Paths};
-use crate::daemon::{self, Request, TunnelStatus};
+use crate::daemon::client::{DaemonClient, OPEN, QUICK, ensure_daemon, recover};
+use crate::daemon::protocol::Request;
+use crate::engine::{Event, TunnelStatus};
+use crate::prompt::Notice;
 
 fn line(t: &TunnelStatus) -> String {
     let local = if t.local.is_empty() {
@@ -18,50 +23,14 @@ fn line(t: &TunnelStatus) -> String {
         "{}  {local} -> {} via {}  {}",
         t.name, t.target, t.via, t.state
     );
-    if let (Some(e), false) = (&t.last_error, t.state == "up") {
+    // On its way back up: why it went down (a failure says why itself).
+    if let (Some(e), true) = (
+        &t.stats.last_error,
+        t.state.is_open() && t.state != crate::engine::TunnelState::Up,
+    ) {
         s.push_str(&format!(" ({e})"));
     }
     s
-}
-
-/// Starts the daemon (in its own session, so it outlives this terminal) unless one answers.
-pub async fn ensure_daemon(ctx: &Context, paths: &Paths) -> Result<(), String> {
-    if daemon::request(ctx, Request::Status).await.is_ok() {
-        return Ok(());
-    }
-    let exe =
-        std::env::current_exe().map_err(|e| format!("cannot find warren's own binary: {e}"))?;
-    let mut cmd = std::process::Command::new(exe);
-    for (flag, value) in [
-        ("--ssh-config", &paths.ssh_config),
-        ("--config", &paths.epoch),
-        ("--known-hosts", &paths.known_hosts),
-    ] {
-        if let Some(v) = value {
-            cmd.arg(flag).arg(v);
-        }
-    }
-    cmd.arg("daemon")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
-    // SAFETY: setsid is async-signal-safe and the child calls nothing else before exec.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
-            libc::setsid();
-            Ok(())
-        });
-    }
-    cmd.spawn()
-        .map_err(|e| format!("cannot start the daemon: {e}"))?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if daemon::request(ctx, Request::Status).await.is_ok() {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    Err("the daemon did not start (see ~/.local/state/warren)".into())
 }
 
 pub async fn up(
@@ -83,42 +52,104 @@ pub async fn up(
         let _ = writeln!(err, "error: {e}");
         return exit::FAILED;
     }
-    let answer = match daemon::request(
-        ctx,
-        Request::Open {
-            names: names.to_vec(),
-        },
-    )
-    .await
-    {
-        Ok(a) => a,
+    let client = match DaemonClient::connect(ctx).await {
+        Ok(c) => c,
         Err(e) => {
             let _ = writeln!(err, "error: the daemon: {e}");
             return exit::FAILED;
         }
     };
-    if let Some(e) = &answer.error {
+    // On a terminal, this client answers the daemon's questions about these tunnels.
+    let answers = !json && ask::available();
+    let asker = if answers {
+        let c = client.clone();
+        TerminalAsker::start(move |id, a| {
+            let c = c.clone();
+            tokio::spawn(async move {
+                let _ = c.answer(id, a).await;
+            });
+        })
+    } else {
+        None
+    };
+    let mut events = match client.subscribe(asker.is_some()).await {
+        Ok((_, events)) => events,
+        Err(e) => {
+            let _ = writeln!(err, "error: the daemon: {e}");
+            return exit::FAILED;
+        }
+    };
+    let opened = client.request(
+        Request::Open {
+            names: names.to_vec(),
+        },
+        OPEN,
+    );
+    tokio::pin!(opened);
+    let reply = loop {
+        tokio::select! {
+            r = &mut opened => break r,
+            ev = events.recv() => {
+                let (Some(a), Ok(ev)) = (&asker, ev) else { continue };
+                match ev {
+                    Event::Prompt { id, name, prompt, timeout_secs } if names.contains(&name) => {
+                        a.notice(Notice::Ask {
+                            id,
+                            connection: name,
+                            prompt,
+                            timeout: std::time::Duration::from_secs(timeout_secs),
+                        })
+                    }
+                    Event::PromptWithdrawn { id, name } => {
+                        a.notice(Notice::Withdrawn { id, connection: name })
+                    }
+                    _ => {}
+                }
+            }
+        }
+    };
+    if let Some(a) = asker {
+        a.stop().await;
+    }
+    let reply = match reply {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = writeln!(err, "error: the daemon: {e}");
+            return exit::FAILED;
+        }
+    };
+    if let Some(e) = &reply.error {
         let _ = writeln!(err, "error: {e}");
         return exit::BAD_CONFIG;
     }
     if json {
-        let _ = serde_json::to_writer(&mut *out, &answer.tunnels);
+        let _ = serde_json::to_writer(&mut *out, &reply.tunnels);
         let _ = writeln!(out);
     } else {
-        for t in &answer.tunnels {
+        for t in &reply.tunnels {
             let _ = writeln!(out, "{}", line(t));
         }
     }
-    if answer.tunnels.iter().any(|t| t.state == "up") {
+    if reply
+        .tunnels
+        .iter()
+        .any(|t| t.state == crate::engine::TunnelState::Up)
+    {
         exit::OK
     } else {
         exit::FAILED
     }
 }
 
-pub async fn status(ctx: &Context, json: bool, out: &mut (dyn Write + Send)) -> i32 {
-    let tunnels = match daemon::request(ctx, Request::Status).await {
-        Ok(a) => a.tunnels,
+pub async fn status(ctx: &Context, paths: &Paths, json: bool, out: &mut (dyn Write + Send)) -> i32 {
+    // A daemon that died while running tunnels is replaced (and opens them again).
+    let _ = recover(ctx, paths).await;
+    let tunnels = match DaemonClient::connect(ctx).await {
+        Ok(c) => c
+            .request(Request::Status, QUICK)
+            .await
+            .map(|r| r.tunnels)
+            .unwrap_or_default(),
         // No daemon: nothing runs.
         Err(_) => Vec::new(),
     };
@@ -133,6 +164,7 @@ pub async fn status(ctx: &Context, json: bool, out: &mut (dyn Write + Send)) -> 
     } else {
         for t in &tunnels {
             let up = t
+                .stats
                 .uptime_secs
                 .map(|s| format!("{s:.0}s"))
                 .unwrap_or("-".into());
@@ -140,9 +172,9 @@ pub async fn status(ctx: &Context, json: bool, out: &mut (dyn Write + Send)) -> 
                 out,
                 "{}  up {up}  in {} B  out {} B  reconnects {}",
                 line(t),
-                t.bytes_in,
-                t.bytes_out,
-                t.reconnects
+                t.stats.bytes_in,
+                t.stats.bytes_out,
+                t.stats.reconnects
             );
         }
     }
@@ -163,14 +195,59 @@ pub async fn down(
             names: names.to_vec(),
         }
     };
-    match daemon::request(ctx, req).await {
-        Ok(a) => {
-            let _ = writeln!(out, "{} tunnel(s) still running", a.tunnels.len());
+    let Ok(client) = DaemonClient::connect(ctx).await else {
+        let _ = writeln!(err, "no daemon is running: nothing to close");
+        return exit::OK;
+    };
+    match client.request(req, QUICK).await {
+        Ok(r) => {
+            let open = r.tunnels.iter().filter(|t| t.state.is_open()).count();
+            let _ = writeln!(out, "{open} tunnel(s) still running");
             exit::OK
         }
-        Err(_) => {
-            let _ = writeln!(err, "no daemon is running: nothing to close");
+        Err(e) => {
+            let _ = writeln!(err, "error: the daemon: {e}");
+            exit::FAILED
+        }
+    }
+}
+
+/// `warren reconnect [NAME...]`: the daemon's sessions (those of NAME) are made again now.
+pub async fn reconnect(
+    ctx: &Context,
+    names: &[String],
+    out: &mut (dyn Write + Send),
+    err: &mut (dyn Write + Send),
+) -> i32 {
+    let Ok(client) = DaemonClient::connect(ctx).await else {
+        let _ = writeln!(err, "no daemon is running: nothing to reconnect");
+        return exit::FAILED;
+    };
+    match client
+        .request(
+            Request::Reconnect {
+                names: names.to_vec(),
+            },
+            QUICK,
+        )
+        .await
+    {
+        Ok(r) if r.error.is_none() => {
+            let which = if names.is_empty() {
+                "every tunnel".to_string()
+            } else {
+                names.join(", ")
+            };
+            let _ = writeln!(out, "reconnecting {which}");
             exit::OK
+        }
+        Ok(r) => {
+            let _ = writeln!(err, "error: {}", r.error.unwrap_or_default());
+            exit::FAILED
+        }
+        Err(e) => {
+            let _ = writeln!(err, "error: the daemon: {e}");
+            exit::FAILED
         }
     }
 }

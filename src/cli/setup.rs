@@ -259,16 +259,19 @@ pub async fn run(
             );
         }
         Some(id) => {
+            use crate::diagnose::StepId;
             let back = match id {
-                "config" => "step 3 (the key)",
-                "dns" | "tcp" | "banner" | "kex" => "step 2 (the bastion's address)",
-                "host_key" => {
+                StepId::Config => "step 3 (the key)",
+                StepId::Dns | StepId::Tcp | StepId::Banner | StepId::Kex => {
+                    "step 2 (the bastion's address)"
+                }
+                StepId::HostKey => {
                     "step 2: check the bastion's host key fingerprint with its owner, then add it to known_hosts"
                 }
-                "auth" => {
+                StepId::Auth => {
                     "step 4: put the authorized_keys line on the bastion (and the user's ~/.ssh 0700)"
                 }
-                "forward" => {
+                StepId::Forward => {
                     "step 4 (sshd_config: AllowTcpForwarding, PermitOpen) or step 1 (the target as the bastion sees it)"
                 }
                 _ => "step 1 (the engine and the database's port)",

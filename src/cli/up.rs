@@ -48,15 +48,19 @@ pub async fn run(
     let asker = if interactive {
         let e = engine.clone();
         TerminalAsker::start(move |id, answer| {
-            let e = e.clone();
-            tokio::spawn(async move { e.send(Command::Answer { id, answer }).await });
+            e.answer(id, answer);
         })
     } else {
         None
     };
     let mut events = engine.subscribe();
     for c in &conns {
-        engine.send(Command::Open(Box::new(c.clone()))).await;
+        engine
+            .send(Command::Open {
+                conn: Box::new(c.clone()),
+                reply: None,
+            })
+            .await;
     }
     let all: HashSet<String> = conns.iter().map(|c| c.display_name.clone()).collect();
     let mut failed: HashSet<String> = HashSet::new();

@@ -80,13 +80,15 @@ fn hop(h: &HostConfig, problems: &mut Vec<Problem>) -> Hop {
         StrictHostKeyChecking::AcceptNew => HostKeyPolicy::AcceptNew,
         StrictHostKeyChecking::No => HostKeyPolicy::Off,
     });
+    // ConnectTimeout 0, like none, is "no timeout of ssh's own" (ssh waits for the system's
+    // TCP timeout): warren then bounds each step by its default.
     let connect_timeout = match &h.connect_timeout {
         Sourced {
             value: Some(t),
             origin,
-        } => Sourced::new(Seconds::from_secs(u64::from(*t)), origin.clone()),
-        Sourced { value: None, .. } => {
-            Sourced::default_value(Seconds::from_secs(DEFAULT_CONNECT_TIMEOUT))
+        } if *t > 0 => Sourced::new(Seconds::from_secs(u64::from(*t)), origin.clone()),
+        Sourced { origin, .. } => {
+            Sourced::new(Seconds::from_secs(DEFAULT_CONNECT_TIMEOUT), origin.clone())
         }
     };
     let mut algorithms = Algorithms::defaults();

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use russh::client::Handle;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
-use super::{Status, Walk, checks, probe};
+use super::{Status, StepId, Walk, checks, probe};
 use crate::config::model::{Connection, Hop};
 use crate::prompt::Prompter;
 use crate::ssh::client::{Client, ssh_config};
@@ -40,7 +40,7 @@ pub(super) async fn walk(
         Status::Pass
     };
     w.push(
-        "config",
+        StepId::Config,
         i,
         status,
         t,
@@ -48,7 +48,7 @@ pub(super) async fn walk(
         Some(c.hints.join("; ")).filter(|h| !h.is_empty()),
     );
     if status == Status::Fail {
-        w.skip_rest(hops, i, "config");
+        w.skip_rest(hops, i, StepId::Config);
         return None;
     }
 
@@ -64,13 +64,13 @@ pub(super) async fn walk(
             let addrs: Vec<std::net::SocketAddr> = match lookup {
                 Ok(Ok(a)) => a.collect(),
                 Ok(Err(e)) => {
-                    w.fail("dns", i, t, format!("{} does not resolve: {e}", hop.host.value), format!("check the name '{}' (a typo? a VPN that must be up? an internal name your resolver does not know?) or use its IP address", hop.host.value));
-                    w.skip_rest(hops, i, "dns");
+                    w.fail(StepId::Dns, i, t, format!("{} does not resolve: {e}", hop.host.value), format!("check the name '{}' (a typo? a VPN that must be up? an internal name your resolver does not know?) or use its IP address", hop.host.value));
+                    w.skip_rest(hops, i, StepId::Dns);
                     return None;
                 }
                 Err(_) => {
                     w.fail(
-                        "dns",
+                        StepId::Dns,
                         i,
                         t,
                         format!(
@@ -80,13 +80,13 @@ pub(super) async fn walk(
                         ),
                         "the resolver does not answer: check /etc/resolv.conf and your network",
                     );
-                    w.skip_rest(hops, i, "dns");
+                    w.skip_rest(hops, i, StepId::Dns);
                     return None;
                 }
             };
             let shown: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
             w.pass(
-                "dns",
+                StepId::Dns,
                 i,
                 t,
                 format!("{} -> {}", hop.host.value, shown.join(", ")),
@@ -96,14 +96,14 @@ pub(super) async fn walk(
             let tcp = match tcp_connect(&addrs, timeout).await {
                 Ok(s) => s,
                 Err((detail, hint)) => {
-                    w.fail("tcp", i, t, detail, hint);
-                    w.skip_rest(hops, i, "tcp");
+                    w.fail(StepId::Tcp, i, t, detail, hint);
+                    w.skip_rest(hops, i, StepId::Tcp);
                     return None;
                 }
             };
             let _ = tcp.set_nodelay(true);
             w.pass(
-                "tcp",
+                StepId::Tcp,
                 i,
                 t,
                 format!(
@@ -118,7 +118,7 @@ pub(super) async fn walk(
         }
         Some(prev) => {
             w.skip(
-                "dns",
+                StepId::Dns,
                 i,
                 &format!("{} is resolved by hop {}", hop.host.value, i - 1),
             );
@@ -137,17 +137,22 @@ pub(super) async fn walk(
                 Ok(Ok(c)) => c,
                 Ok(Err(e)) => {
                     let (detail, hint) = channel_failure(&e, &addr, i - 1);
-                    w.fail("tcp", i, t, detail, hint);
-                    w.skip_rest(hops, i, "tcp");
+                    w.fail(StepId::Tcp, i, t, detail, hint);
+                    w.skip_rest(hops, i, StepId::Tcp);
                     return None;
                 }
                 Err(_) => {
-                    w.fail("tcp", i, t, format!("hop {} did not open a connection to {addr} within {}s", i - 1, timeout.as_secs()), "the previous hop cannot reach this one: a firewall between them drops the packets");
-                    w.skip_rest(hops, i, "tcp");
+                    w.fail(StepId::Tcp, i, t, format!("hop {} did not open a connection to {addr} within {}s", i - 1, timeout.as_secs()), "the previous hop cannot reach this one: a firewall between them drops the packets");
+                    w.skip_rest(hops, i, StepId::Tcp);
                     return None;
                 }
             };
-            w.pass("tcp", i, t, format!("hop {} connected to {addr}", i - 1));
+            w.pass(
+                StepId::Tcp,
+                i,
+                t,
+                format!("hop {} connected to {addr}", i - 1),
+            );
             ssh_steps(w, conn, hop, i, channel.into_stream(), None, prompter).await
         }
     }
@@ -265,12 +270,12 @@ where
     let (banner, raw) = match read_banner(&mut stream, timeout).await {
         Ok(b) => b,
         Err((detail, hint)) => {
-            w.fail("banner", i, t, detail, hint);
-            w.skip_rest(hops, i, "banner");
+            w.fail(StepId::Banner, i, t, detail, hint);
+            w.skip_rest(hops, i, StepId::Banner);
             return None;
         }
     };
-    w.pass("banner", i, t, banner);
+    w.pass(StepId::Banner, i, t, banner);
 
     // kex and host_key
     let t = Instant::now();
@@ -278,13 +283,13 @@ where
         Ok(o) => o,
         Err(e) => {
             w.fail(
-                "kex",
+                StepId::Kex,
                 i,
                 t,
                 e.to_string(),
                 "choose algorithms warren implements (listed above) in Ciphers / KexAlgorithms / MACs / HostKeyAlgorithms, or the matching epoch.toml key",
             );
-            w.skip_rest(hops, i, "kex");
+            w.skip_rest(hops, i, StepId::Kex);
             return None;
         }
     };
@@ -323,23 +328,23 @@ where
     let handle = match connected {
         Err(_) => {
             w.fail(
-                "kex",
+                StepId::Kex,
                 i,
                 t,
                 format!("key exchange did not finish within {}s", timeout.as_secs()),
                 "the server stopped answering during key exchange: check its load and logs",
             );
-            w.skip_rest(hops, i, "kex");
+            w.skip_rest(hops, i, StepId::Kex);
             return None;
         }
         Ok(Err(russh::Error::NoCommonAlgo { kind, ours, theirs })) => {
-            w.fail("kex", i, t, format!("no common {kind:?} algorithm: warren offers {}; the server offers {}", ours.join(","), theirs.join(",")), "the lists have nothing in common: widen the list on this side (Ciphers / KexAlgorithms / MACs / HostKeyAlgorithms, or the epoch.toml key), or ask for a modern algorithm on the server (curve25519-sha256, ssh-ed25519, aes256-gcm)");
-            w.skip_rest(hops, i, "kex");
+            w.fail(StepId::Kex, i, t, format!("no common {kind:?} algorithm: warren offers {}; the server offers {}", ours.join(","), theirs.join(",")), "the lists have nothing in common: widen the list on this side (Ciphers / KexAlgorithms / MACs / HostKeyAlgorithms, or the epoch.toml key), or ask for a modern algorithm on the server (curve25519-sha256, ssh-ed25519, aes256-gcm)");
+            w.skip_rest(hops, i, StepId::Kex);
             return None;
         }
         Ok(Err(e)) if seen.key.is_none() => {
             w.fail(
-                "kex",
+                StepId::Kex,
                 i,
                 t,
                 format!(
@@ -348,7 +353,7 @@ where
                 ),
                 "see the server's sshd log",
             );
-            w.skip_rest(hops, i, "kex");
+            w.skip_rest(hops, i, StepId::Kex);
             return None;
         }
         Ok(r) => r,
@@ -359,7 +364,7 @@ where
         .map(|k| k.algorithm().as_str().to_string())
         .unwrap_or_default();
     w.pass(
-        "kex",
+        StepId::Kex,
         i,
         t,
         format!(
@@ -399,46 +404,46 @@ where
                 }
                 _ => "see the message".into(),
             };
-            w.fail("host_key", i, t, msg.clone(), hint);
-            w.skip_rest(hops, i, "host_key");
+            w.fail(StepId::HostKey, i, t, msg.clone(), hint);
+            w.skip_rest(hops, i, StepId::HostKey);
             return None;
         }
         (None, Some(Found::Known(at))) | (None, Some(Found::KnownBare(at))) => {
             let detail = format!("{key_type} {fp} matches {at}");
             match &seen.warning {
                 Some(warn) => w.push(
-                    "host_key",
+                    StepId::HostKey,
                     i,
                     Status::Warn,
                     t,
                     format!("{detail}; {warn}"),
                     Some("see the warning".into()),
                 ),
-                None => w.pass("host_key", i, t, detail),
+                None => w.pass(StepId::HostKey, i, t, detail),
             }
         }
         (None, Some(Found::ByCa(at))) => w.pass(
-            "host_key",
+            StepId::HostKey,
             i,
             t,
             format!("host certificate signed by the CA at {at}"),
         ),
         (None, _) => {
             let warning = seen.warning.unwrap_or_else(|| format!("{key_type} {fp}"));
-            w.push("host_key", i, Status::Warn, t, warning, Some("host key checking is off or lenient for this hop: set strict_host_key_checking = true once the key is known".into()));
+            w.push(StepId::HostKey, i, Status::Warn, t, warning, Some("host key checking is off or lenient for this hop: set strict_host_key_checking = true once the key is known".into()));
         }
     }
     let mut handle = match handle {
         Ok(h) => h,
         Err(e) => {
             w.fail(
-                "auth",
+                StepId::Auth,
                 i,
                 Instant::now(),
                 format!("the connection ended after the host key check: {e}"),
                 "see the server's sshd log",
             );
-            w.skip_rest(hops, i, "auth");
+            w.skip_rest(hops, i, StepId::Auth);
             return None;
         }
     };
@@ -454,7 +459,7 @@ where
         Ok(r) => r,
         Err(_) => {
             w.fail(
-                "auth",
+                StepId::Auth,
                 i,
                 t,
                 format!(
@@ -463,14 +468,14 @@ where
                 ),
                 "the server is slow to answer: check its load (and UseDNS)",
             );
-            w.skip_rest(hops, i, "auth");
+            w.skip_rest(hops, i, StepId::Auth);
             return None;
         }
     };
     match report.used {
         Some(used) => {
             w.pass(
-                "auth",
+                StepId::Auth,
                 i,
                 t,
                 format!(
@@ -490,13 +495,13 @@ where
                 report.failure.unwrap_or_default()
             );
             w.fail(
-                "auth",
+                StepId::Auth,
                 i,
                 t,
                 detail,
                 auth_hint(hop, &report.offered, &report.tried),
             );
-            w.skip_rest(hops, i, "auth");
+            w.skip_rest(hops, i, StepId::Auth);
             None
         }
     }

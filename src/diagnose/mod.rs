@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use russh::client::Handle;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::config::forward::{Endpoint, ForwardKind};
@@ -23,7 +23,7 @@ use crate::config::model::Connection;
 use crate::prompt::Prompter;
 use crate::ssh::client::Client;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     Pass,
@@ -32,10 +32,48 @@ pub enum Status {
     Skip,
 }
 
+/// Which step: serialized as `config`, `dns`, ... (the `warren doctor --json` ids).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepId {
+    Config,
+    Dns,
+    Tcp,
+    Banner,
+    Kex,
+    HostKey,
+    Auth,
+    Forward,
+    Probe,
+}
+
+impl StepId {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepId::Config => "config",
+            StepId::Dns => "dns",
+            StepId::Tcp => "tcp",
+            StepId::Banner => "banner",
+            StepId::Kex => "kex",
+            StepId::HostKey => "host_key",
+            StepId::Auth => "auth",
+            StepId::Forward => "forward",
+            StepId::Probe => "probe",
+        }
+    }
+}
+
+impl std::fmt::Display for StepId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // pad: `{:<9}` lines steps up in columns.
+        f.pad(self.as_str())
+    }
+}
+
 /// One finished step.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Step {
-    pub id: &'static str,
+    pub id: StepId,
     pub hop: usize,
     pub status: Status,
     pub duration_ms: u64,
@@ -45,14 +83,22 @@ pub struct Step {
 }
 
 /// The whole walk, as `warren doctor --json` prints it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Report {
     pub connection: String,
     pub ok: bool,
     pub steps: Vec<Step>,
 }
 
-const HOP_STEPS: [&str; 7] = ["config", "dns", "tcp", "banner", "kex", "host_key", "auth"];
+const HOP_STEPS: [StepId; 7] = [
+    StepId::Config,
+    StepId::Dns,
+    StepId::Tcp,
+    StepId::Banner,
+    StepId::Kex,
+    StepId::HostKey,
+    StepId::Auth,
+];
 
 pub(crate) struct Walk<'a> {
     steps: Vec<Step>,
@@ -63,7 +109,7 @@ pub(crate) struct Walk<'a> {
 impl Walk<'_> {
     pub(crate) fn push(
         &mut self,
-        id: &'static str,
+        id: StepId,
         hop: usize,
         status: Status,
         started: Instant,
@@ -89,13 +135,13 @@ impl Walk<'_> {
         self.steps.push(step);
     }
 
-    pub(crate) fn pass(&mut self, id: &'static str, hop: usize, started: Instant, detail: String) {
+    pub(crate) fn pass(&mut self, id: StepId, hop: usize, started: Instant, detail: String) {
         self.push(id, hop, Status::Pass, started, detail, None);
     }
 
     pub(crate) fn fail(
         &mut self,
-        id: &'static str,
+        id: StepId,
         hop: usize,
         started: Instant,
         detail: String,
@@ -104,16 +150,16 @@ impl Walk<'_> {
         self.push(id, hop, Status::Fail, started, detail, Some(hint.into()));
     }
 
-    pub(crate) fn skip(&mut self, id: &'static str, hop: usize, why: &str) {
+    pub(crate) fn skip(&mut self, id: StepId, hop: usize, why: &str) {
         self.push(id, hop, Status::Skip, Instant::now(), why.to_string(), None);
     }
 
     /// Skips the rest of hop `hop` after `done`, every later hop, and the forward and probe.
-    pub(crate) fn skip_rest(&mut self, hops: usize, hop: usize, done: &str) {
+    pub(crate) fn skip_rest(&mut self, hops: usize, hop: usize, done: StepId) {
         let why = format!("skipped: an earlier step failed (hop {hop})");
         let mut after = HOP_STEPS.iter().skip_while(|s| **s != done).skip(1);
         for id in after.by_ref() {
-            self.skip(id, hop, &why);
+            self.skip(*id, hop, &why);
         }
         for h in hop + 1..hops {
             for id in HOP_STEPS {
@@ -121,8 +167,8 @@ impl Walk<'_> {
             }
         }
         let last = hops.saturating_sub(1);
-        self.skip("forward", last, &why);
-        self.skip("probe", last, &why);
+        self.skip(StepId::Forward, last, &why);
+        self.skip(StepId::Probe, last, &why);
     }
 }
 
@@ -217,16 +263,16 @@ async fn forward_and_probe(
             Ok(Ok(bound)) => {
                 let p = if *port == 0 { bound } else { u32::from(*port) };
                 let _ = tokio::time::timeout(timeout, last.cancel_tcpip_forward(bind.clone(), p)).await;
-                w.pass("forward", hop, t, format!("the bastion can listen on {bind}:{p} for the remote forward"));
+                w.pass(StepId::Forward, hop, t, format!("the bastion can listen on {bind}:{p} for the remote forward"));
             }
             Ok(Err(e)) => w.fail(
-                "forward",
+                StepId::Forward,
                 hop,
                 t,
                 format!("the bastion refused to listen on {bind}:{port}: {e}"),
                 "the port is in use on the bastion, or its sshd forbids it: AllowTcpForwarding (must allow remote), GatewayPorts (for an address other than loopback), PermitListen",
             ),
-            Err(_) => w.fail("forward", hop, t, format!("the bastion did not answer the request to listen on {bind}:{port}"), "check the bastion's sshd log"),
+            Err(_) => w.fail(StepId::Forward, hop, t, format!("the bastion did not answer the request to listen on {bind}:{port}"), "check the bastion's sshd log"),
         }
     }
     if targets.is_empty()
@@ -236,7 +282,7 @@ async fn forward_and_probe(
             .any(|f| f.value.kind == ForwardKind::Remote)
     {
         w.skip(
-            "probe",
+            StepId::Probe,
             hop,
             "a remote forward: its target is here, not behind the bastion",
         );
@@ -244,11 +290,11 @@ async fn forward_and_probe(
     }
     if targets.is_empty() {
         w.skip(
-            "forward",
+            StepId::Forward,
             hop,
             "no forward to check: this connection has none",
         );
-        w.skip("probe", hop, "no target to probe");
+        w.skip(StepId::Probe, hop, "no target to probe");
         return;
     }
     let mut reachable = Vec::new();
@@ -258,18 +304,18 @@ async fn forward_and_probe(
         match tokio::time::timeout(timeout, last.channel_open_direct_tcpip(host.clone(), u32::from(*port), "127.0.0.1", 0)).await {
             Ok(Ok(ch)) => {
                 let _ = ch.close().await;
-                w.pass("forward", hop, t, format!("the bastion connected to {target}"));
+                w.pass(StepId::Forward, hop, t, format!("the bastion connected to {target}"));
                 reachable.push((host.clone(), *port));
             }
             Ok(Err(e)) => {
                 let (detail, hint) = hop::channel_failure(&e, &target, hop);
-                w.fail("forward", hop, t, detail, hint);
+                w.fail(StepId::Forward, hop, t, detail, hint);
             }
-            Err(_) => w.fail("forward", hop, t, format!("the bastion did not connect to {target} within {}s", timeout.as_secs()), "the target does not answer the bastion: a firewall drops the packets, or the host is down"),
+            Err(_) => w.fail(StepId::Forward, hop, t, format!("the bastion did not connect to {target} within {}s", timeout.as_secs()), "the target does not answer the bastion: a firewall drops the packets, or the host is down"),
         }
     }
     if w.failed || reachable.is_empty() {
-        w.skip("probe", hop, "skipped: the forward failed");
+        w.skip(StepId::Probe, hop, "skipped: the forward failed");
         return;
     }
     let (host, port) = reachable.swap_remove(0);
@@ -291,7 +337,7 @@ async fn forward_and_probe(
     } else {
         Status::Fail
     };
-    w.push("probe", hop, status, t, finding.detail, finding.hint);
+    w.push(StepId::Probe, hop, status, t, finding.detail, finding.hint);
 }
 
 /// The database protocol probe over streams made by `open` (PostgreSQL needs two: one for the
@@ -411,5 +457,5 @@ async fn direct_probe(w: &mut Walk<'_>, conn: &Connection) {
     };
     let f = probe_target(conn, timeout, open).await;
     let status = if f.ok { Status::Pass } else { Status::Fail };
-    w.push("probe", 0, status, t, f.detail, f.hint);
+    w.push(StepId::Probe, 0, status, t, f.detail, f.hint);
 }

@@ -1,29 +1,70 @@
-//! The supervisor of one shared SSH session: connects the chain, publishes the handle to the
-//! tunnels' listeners, watches it, and reconnects with jittered exponential backoff.
+//! The supervisor of one SSH session: connects the chain, publishes the handle to the
+//! tunnels' listeners, watches it, and reconnects with jittered exponential backoff. It
+//! reports to the actor (tagged with its session id, so a report from a session already
+//! replaced is dropped); the actor owns the tunnels and tells the clients.
+//!
+//! A [`Kick`] makes it act at once: `Check` pings the live session and treats no answer
+//! within [`CHECK_TIMEOUT`] as a lost connection (after a resume from sleep or a network
+//! change); `Now` drops a live session and connects again, or ends a backoff wait.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::{Event, Members, TunnelState};
+use super::TunnelState;
 use crate::config::model::{Hop, Policy};
 use crate::prompt::Prompter;
 use crate::ssh::client::{self, Chain};
-use crate::tunnel::Stats;
 
-/// Keeps one chain connected for the tunnels that share it: connects, publishes the handle,
-/// watches it, reconnects. Its events are sent for every member tunnel.
+/// How long a re-check waits for the server's answer to a ping.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What a supervisor tells the actor.
+#[derive(Debug)]
+pub(super) enum Report {
+    State {
+        session: u64,
+        state: TunnelState,
+        /// The session came back after a loss.
+        reconnected: bool,
+    },
+    Error {
+        session: u64,
+        message: String,
+    },
+    Warning {
+        session: u64,
+        message: String,
+    },
+    /// A remote forward is listening on the bastion.
+    Listening {
+        session: u64,
+        local: String,
+        target: String,
+    },
+}
+
+/// Act now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Kick {
+    /// Ping the live session; reconnect if it does not answer.
+    Check,
+    /// Reconnect now.
+    Now,
+}
+
+/// Keeps one chain connected for the tunnels that share it.
 pub(super) struct Supervisor {
+    pub(super) id: u64,
     pub(super) hops: Vec<Hop>,
     pub(super) policy: Policy,
-    /// The first tunnel's name: used in prompts.
+    /// The first tunnel's name: used in questions.
     pub(super) label: String,
     pub(super) current: watch::Sender<Option<Arc<russh::client::Handle<client::Client>>>>,
-    pub(super) events: broadcast::Sender<Event>,
-    pub(super) members: Members,
+    pub(super) reports: mpsc::UnboundedSender<Report>,
+    pub(super) kicks: mpsc::UnboundedReceiver<Kick>,
     pub(super) prompter: Arc<Prompter>,
     /// Remote forwards to request after every connect, and where their connections go.
     pub(super) remote: Vec<RemoteSpec>,
@@ -39,44 +80,23 @@ pub(super) struct RemoteSpec {
 }
 
 impl Supervisor {
-    fn members(&self) -> Vec<(String, Arc<Stats>)> {
-        self.members.lock().map(|m| m.clone()).unwrap_or_default()
+    fn report(&self, r: Report) {
+        let _ = self.reports.send(r);
     }
 
-    fn state(&self, state: TunnelState) {
-        for (name, stats) in self.members() {
-            stats.log(state.to_string());
-            if let Ok(mut u) = stats.up_since.lock() {
-                *u = (state == TunnelState::Up).then(std::time::Instant::now);
-            }
-            let _ = self.events.send(Event::State {
-                name,
-                state: state.clone(),
-            });
-        }
+    fn state(&self, state: TunnelState, reconnected: bool) {
+        self.report(Report::State {
+            session: self.id,
+            state,
+            reconnected,
+        });
     }
 
-    fn error(&self, message: &str) {
-        for (name, stats) in self.members() {
-            stats.log(format!("error: {message}"));
-            if let Ok(mut e) = stats.last_error.lock() {
-                *e = Some(message.to_string());
-            }
-            let _ = self.events.send(Event::Error {
-                name,
-                message: message.to_string(),
-            });
-        }
-    }
-
-    fn warning(&self, message: &str) {
-        for (name, stats) in self.members() {
-            stats.log(format!("warning: {message}"));
-            let _ = self.events.send(Event::Warning {
-                name,
-                message: message.to_string(),
-            });
-        }
+    fn error(&self, message: String) {
+        self.report(Report::Error {
+            session: self.id,
+            message,
+        });
     }
 
     /// Asks the bastion to listen for every remote forward (again, after a reconnect).
@@ -89,12 +109,6 @@ impl Supervisor {
             .last()
             .map(|h| h.connect_timeout.value.0)
             .unwrap_or(Duration::from_secs(15));
-        let via = self
-            .hops
-            .iter()
-            .map(|h| h.name.clone())
-            .collect::<Vec<_>>()
-            .join(" -> ");
         for spec in &self.remote {
             let asked = tokio::time::timeout(
                 timeout,
@@ -108,24 +122,29 @@ impl Supervisor {
                 Ok(Ok(bound)) => {
                     let port = if spec.port == 0 { bound } else { u32::from(spec.port) };
                     reverse.add(port, spec.target.clone());
-                    for (name, _) in self.members() {
-                        let _ = self.events.send(Event::Listening { name, local: format!("{}:{port} on the bastion", spec.bind), target: target.clone(), via: via.clone() });
-                    }
+                    self.report(Report::Listening {
+                        session: self.id,
+                        local: format!("{}:{port} on the bastion", spec.bind),
+                        target,
+                    });
                 }
-                Ok(Err(e)) => self.error(&format!(
+                Ok(Err(e)) => self.error(format!(
                     "the bastion refused to listen on {}:{} ({e}): the port is in use there, or sshd forbids it (AllowTcpForwarding, GatewayPorts for a non-loopback address, PermitListen)",
                     spec.bind, spec.port
                 )),
-                Err(_) => self.error(&format!("the bastion did not answer the request to listen on {}:{}", spec.bind, spec.port)),
+                Err(_) => self.error(format!(
+                    "the bastion did not answer the request to listen on {}:{}",
+                    spec.bind, spec.port
+                )),
             }
         }
     }
 
-    pub(super) async fn run(self, stop: CancellationToken) {
+    pub(super) async fn run(mut self, stop: CancellationToken) {
         let mut attempt: u32 = 0;
         let mut ever_up = false;
         loop {
-            self.state(TunnelState::Connecting);
+            self.state(TunnelState::Connecting, false);
             let forwarded = self
                 .reverse
                 .clone()
@@ -137,60 +156,114 @@ impl Supervisor {
             match result {
                 Ok(chain) => {
                     for w in &chain.warnings {
-                        self.warning(w);
+                        self.report(Report::Warning {
+                            session: self.id,
+                            message: w.clone(),
+                        });
                     }
-                    if ever_up {
-                        for (_, stats) in self.members() {
-                            stats.reconnects.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    ever_up = true;
                     attempt = 0;
                     self.request_remote(&chain).await;
                     let _ = self.current.send(Some(Arc::clone(chain.last())));
-                    self.state(TunnelState::Up);
-                    let lost = wait_closed(&chain, &stop).await;
+                    self.state(TunnelState::Up, ever_up);
+                    ever_up = true;
+                    let lost = self.watch(&chain, &stop).await;
                     let _ = self.current.send(None);
-                    if !lost {
-                        disconnect(&chain).await;
-                        return;
+                    match lost {
+                        None => {
+                            disconnect(&chain).await;
+                            return;
+                        }
+                        Some(why) => {
+                            // Said goodbye in the background: a frozen server must not delay
+                            // the reconnect.
+                            let handles = chain.handles.clone();
+                            tokio::spawn(async move {
+                                disconnect(&Chain {
+                                    handles,
+                                    warnings: Vec::new(),
+                                })
+                                .await
+                            });
+                            self.error(why);
+                        }
                     }
-                    self.error("the SSH connection was lost");
                 }
                 Err(e) => {
-                    self.error(&e.to_string());
+                    self.error(e.to_string());
                     // A first attempt that fails is reported, like ssh; only a tunnel that was
                     // up is re-established by itself.
                     if !ever_up {
-                        self.state(TunnelState::Failed {
-                            error: e.to_string(),
-                        });
+                        self.state(
+                            TunnelState::Failed {
+                                error: e.to_string(),
+                            },
+                            false,
+                        );
                         return;
                     }
                 }
             }
             if !self.policy.auto_reconnect.value {
-                self.state(TunnelState::Failed {
-                    error: "the connection was lost and auto_reconnect is off".into(),
-                });
+                self.state(
+                    TunnelState::Failed {
+                        error: "the connection was lost and auto_reconnect is off".into(),
+                    },
+                    false,
+                );
                 return;
             }
             attempt += 1;
             let max = self.policy.max_reconnect_attempts.value;
             if max > 0 && attempt > max {
-                self.state(TunnelState::Failed {
-                    error: format!("gave up after {max} reconnect attempts"),
-                });
+                self.state(
+                    TunnelState::Failed {
+                        error: format!("gave up after {max} reconnect attempts"),
+                    },
+                    false,
+                );
                 return;
             }
             let delay = backoff(self.policy.reconnect_delay.value.0, attempt);
-            self.state(TunnelState::Reconnecting {
-                in_secs: delay.as_secs_f64(),
-                attempt,
-            });
+            self.state(
+                TunnelState::Reconnecting {
+                    in_secs: delay.as_secs_f64(),
+                    attempt,
+                },
+                false,
+            );
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = tokio::time::sleep(delay) => {}
+                // Any kick ends the wait: try now.
+                Some(_) = self.kicks.recv() => {}
+            }
+        }
+    }
+
+    /// Waits until the chain drops or is judged lost (`Some(why)`), or the session is
+    /// stopped (`None`).
+    async fn watch(&mut self, chain: &Chain, stop: &CancellationToken) -> Option<String> {
+        loop {
+            if chain.is_closed() {
+                return Some("the SSH connection was lost".into());
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return None,
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                kick = self.kicks.recv() => match kick {
+                    Some(Kick::Check) => {
+                        let answered =
+                            tokio::time::timeout(CHECK_TIMEOUT, chain.last().send_ping()).await;
+                        if !matches!(answered, Ok(Ok(()))) {
+                            return Some(format!(
+                                "the SSH connection did not answer within {}s after a re-check",
+                                CHECK_TIMEOUT.as_secs()
+                            ));
+                        }
+                    }
+                    Some(Kick::Now) => return Some("reconnecting, as asked".into()),
+                    None => {}
+                },
             }
         }
     }
@@ -206,19 +279,6 @@ fn backoff(base: Duration, attempt: u32) -> Duration {
         .unwrap_or(0);
     let jitter = 0.8 + 0.4 * (f64::from(nanos % 1000) / 1000.0);
     Duration::from_secs_f64(capped * jitter)
-}
-
-/// Waits until the chain drops (true) or the session is stopped (false).
-async fn wait_closed(chain: &Chain, stop: &CancellationToken) -> bool {
-    loop {
-        if chain.is_closed() {
-            return true;
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return false,
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-        }
-    }
 }
 
 async fn disconnect(chain: &Chain) {

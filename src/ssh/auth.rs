@@ -105,7 +105,7 @@ struct Session<'a> {
 
 impl Session<'_> {
     fn person(&self) -> bool {
-        self.prompter.interactive() && !self.hop.batch_mode.value
+        self.prompter.can_ask(self.connection) && !self.hop.batch_mode.value
     }
 
     async fn rsa_hash(&self) -> Option<russh::keys::HashAlg> {

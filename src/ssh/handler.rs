@@ -102,7 +102,7 @@ impl Client {
 
     /// Asks a person, if one is there; `None` when nobody answers.
     async fn ask(&self, prompt: Prompt) -> Option<Answer> {
-        if !self.prompter.interactive() || self.rules.batch {
+        if !self.prompter.can_ask(&self.connection) || self.rules.batch {
             return None;
         }
         self.prompter.ask(&self.connection, prompt).await

@@ -194,7 +194,7 @@ pub async fn load(
         }
         Err(e) => return Err(format!("cannot load ({e})")),
     }
-    if hop.batch_mode.value || !prompter.interactive() {
+    if hop.batch_mode.value || !prompter.can_ask(connection) {
         return Err("encrypted, and no key_passphrase is set (nobody to ask)".into());
     }
     for _ in 0..hop.auth.password_prompts.value.max(1) {

@@ -10,22 +10,16 @@ use tui_input::backend::crossterm::EventHandler;
 
 use crate::config::{Connection, Secret};
 use crate::diagnose::Step;
-use crate::engine::{Command, Event, TunnelState};
+use crate::engine::{Command, Event, TunnelState, TunnelStats};
 use crate::prompt::{Answer, HostKeyAnswer, Prompt};
 
 /// Throughput samples kept per tunnel for the sparkline.
 pub const HISTORY: usize = 60;
 
-/// Live numbers of one tunnel.
+/// What the TUI keeps of one tunnel: its latest counters and what the screen adds.
 #[derive(Clone, Debug, Default)]
 pub struct Live {
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    pub active: u64,
-    pub total: u64,
-    pub reconnects: u64,
-    pub uptime_secs: Option<f64>,
-    pub last_error: Option<String>,
+    pub stats: TunnelStats,
     /// Bytes a second, both ways, newest last.
     pub history: VecDeque<u64>,
     pub listening: Vec<String>,
@@ -359,9 +353,15 @@ fn move_by(app: &mut App, d: i64) -> Vec<Effect> {
 
 fn toggle(app: &App, c: &Connection) -> Effect {
     if app.is_open(&c.display_name) {
-        Effect::Engine(Command::Close(c.display_name.clone()))
+        Effect::Engine(Command::Close {
+            names: vec![c.display_name.clone()],
+            reply: None,
+        })
     } else {
-        Effect::Engine(Command::Open(Box::new(c.clone())))
+        Effect::Engine(Command::Open {
+            conn: Box::new(c.clone()),
+            reply: None,
+        })
     }
 }
 
@@ -550,6 +550,10 @@ fn normal_key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
             app.mode = Mode::Setup;
             Vec::new()
         }
+        KeyCode::Char('R') => {
+            app.message = Some("reconnecting every open tunnel".into());
+            vec![Effect::Engine(Command::Reconnect { names: Vec::new() })]
+        }
         KeyCode::Char('r') => {
             app.message = Some("config files read again".into());
             vec![Effect::Reload]
@@ -708,33 +712,19 @@ fn engine_event(app: &mut App, ev: Event) {
         Event::Warning { name, message } => push_log(app, &name, format!("warning: {message}")),
         Event::Error { name, message } => {
             push_log(app, &name, format!("error: {message}"));
-            app.live.entry(name).or_default().last_error = Some(message);
+            app.live.entry(name).or_default().stats.last_error = Some(message);
         }
-        Event::Stats {
-            name,
-            bytes_in,
-            bytes_out,
-            active,
-            total,
-            reconnects,
-            uptime_secs,
-            last_error,
-        } => {
+        Event::Stats { name, stats } => {
             let live = app.live.entry(name).or_default();
-            let delta = (bytes_in + bytes_out).saturating_sub(live.bytes_in + live.bytes_out);
+            let delta = (stats.bytes_in + stats.bytes_out)
+                .saturating_sub(live.stats.bytes_in + live.stats.bytes_out);
             if live.history.len() == HISTORY {
                 live.history.pop_front();
             }
             live.history.push_back(delta);
-            live.bytes_in = bytes_in;
-            live.bytes_out = bytes_out;
-            live.active = active;
-            live.total = total;
-            live.reconnects = reconnects;
-            live.uptime_secs = uptime_secs;
-            if last_error.is_some() {
-                live.last_error = last_error;
-            }
+            let last_error = stats.last_error.clone().or(live.stats.last_error.take());
+            live.stats = stats;
+            live.stats.last_error = last_error;
         }
         Event::Prompt {
             id,

@@ -23,10 +23,12 @@ use tokio::sync::broadcast::error::RecvError;
 use app::{Action, App, Effect, WIZARD, update};
 use view::Theme;
 
+use crate::backend::Backend;
 use crate::config::load::FileStatus;
 use crate::config::{Catalog, Context, Paths};
-use crate::daemon;
-use crate::engine::{Engine, Event};
+use crate::daemon::client::DaemonClient;
+use crate::daemon::protocol::Request;
+use crate::engine::{Command, Engine, Event};
 
 /// Redraws at most this often while something moves (spinner, countdown, sparkline).
 const TICK: Duration = Duration::from_millis(250);
@@ -46,45 +48,6 @@ fn looked_in(c: &Catalog) -> Vec<String> {
         .collect()
 }
 
-/// A line log under the state dir: the TUI owns the terminal, so nothing is printed.
-struct Log {
-    file: Option<std::fs::File>,
-    verbose: bool,
-}
-
-impl Log {
-    fn open(verbose: bool) -> Log {
-        let dir = dirs::state_dir()
-            .or_else(|| dirs::home_dir().map(|h| h.join(".local/state")))
-            .map(|d| d.join("warren"));
-        let file = dir.and_then(|d| {
-            std::fs::create_dir_all(&d).ok()?;
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(d.join("warren.log"))
-                .ok()
-        });
-        Log { file, verbose }
-    }
-
-    fn event(&mut self, ev: &Event) {
-        let line = match ev {
-            Event::Stats { .. } | Event::Step { .. } if !self.verbose => return,
-            // Prompts carry no secret (answers never come back as events), but keep them short.
-            Event::Prompt { name, .. } => format!("prompt for {name}"),
-            other => serde_json::to_string(other).unwrap_or_default(),
-        };
-        if let Some(f) = self.file.as_mut() {
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
-            let _ = writeln!(f, "{t} {line}");
-        }
-    }
-}
-
 /// Runs the TUI until the user quits; tunnels opened in it close on quit.
 /// `standalone`: never attach to (or hand tunnels to) a daemon — the demo's world ends with it.
 pub async fn run(
@@ -93,33 +56,43 @@ pub async fn run(
     verbose: bool,
     standalone: bool,
 ) -> std::io::Result<()> {
+    crate::logging::init(&ctx, "warren.log", verbose);
     let catalog = Catalog::load(&paths, Arc::clone(&ctx));
     let mut app = App::new(catalog.connections.clone(), looked_in(&catalog));
     let theme = Theme {
         color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
     };
-    // The local engine always runs (diagnostics and prompts, and the tunnels when no daemon
-    // is there); with a daemon, the tunnels live in it and its events stream in.
-    let engine = Engine::start_with(true);
-    let (tx, mut events) = tokio::sync::mpsc::channel::<Event>(4096);
-    let mut local_events = engine.subscribe();
-    let ltx = tx.clone();
-    tokio::spawn(async move {
-        loop {
-            match local_events.recv().await {
-                Ok(ev) => {
-                    if ltx.send(ev).await.is_err() {
-                        return;
-                    }
-                }
-                Err(RecvError::Lagged(_)) => continue,
-                Err(RecvError::Closed) => return,
-            }
-        }
-    });
     app.standalone = standalone;
-    app.attached = !standalone && attach(&ctx, tx.clone()).await;
-    let mut log = Log::open(verbose);
+    // Diagnostics always run here (they ask nobody). The tunnels live in the daemon when one
+    // runs (a daemon that died with tunnels is replaced first), else in this process.
+    let local = Engine::start_with(true);
+    let remote = if standalone {
+        None
+    } else {
+        attach(&ctx, &paths).await
+    };
+    let (tx, mut events) = tokio::sync::mpsc::channel::<Event>(4096);
+    let backend = match remote {
+        Some((client, tunnels)) => {
+            app.attached = true;
+            for t in tunnels {
+                for ev in status_events(t) {
+                    update(&mut app, Action::Engine(ev));
+                }
+            }
+            forward(client.events(), tx.clone(), |_| true);
+            // The local engine has no tunnels: only its diagnostics matter.
+            forward(local.subscribe(), tx.clone(), |e| {
+                matches!(e, Event::Step { .. } | Event::Diagnosed { .. })
+            });
+            Backend::Remote(client)
+        }
+        None => {
+            forward(local.subscribe(), tx.clone(), |_| true);
+            Backend::Local(local.clone())
+        }
+    };
+    drop(tx);
 
     // ratatui::init restores the terminal on panic too.
     let mut terminal = ratatui::init();
@@ -155,7 +128,7 @@ pub async fn run(
             },
             ev = events.recv() => match ev {
                 Some(ev) => {
-                    log.event(&ev);
+                    log_event(&ev);
                     Some(Action::Engine(ev))
                 }
                 None => break Ok(()),
@@ -166,7 +139,7 @@ pub async fn run(
         dirty = true;
         for effect in update(&mut app, action) {
             match effect {
-                Effect::Engine(c) => send(&engine, &ctx, app.attached, c).await,
+                Effect::Engine(c) => dispatch(&backend, &local, c).await,
                 Effect::Copy(text) => copy_osc52(&text),
                 Effect::Setup {
                     answers,
@@ -210,18 +183,22 @@ pub async fn run(
         .filter(|c| app.is_open(&c.display_name))
         .map(|c| c.display_name.clone())
         .collect();
-    let _ = tokio::time::timeout(Duration::from_secs(5), engine.shutdown()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), local.shutdown()).await;
     match (app.attached, app.quit_choice) {
-        (false, app::QuitChoice::LeaveRunning)
-            if !open.is_empty()
-                && crate::cli::daemon::ensure_daemon(&ctx, &paths)
-                    .await
-                    .is_ok() =>
-        {
-            let _ = daemon::request(&ctx, daemon::Request::Open { names: open }).await;
+        (false, app::QuitChoice::LeaveRunning) if !open.is_empty() => {
+            if crate::daemon::client::ensure_daemon(&ctx, &paths)
+                .await
+                .is_ok()
+                && let Ok(c) = DaemonClient::connect(&ctx).await
+            {
+                tracing::info!("handing {} tunnel(s) to the daemon", open.len());
+                let _ = c
+                    .request(Request::Open { names: open }, crate::daemon::client::OPEN)
+                    .await;
+            }
         }
         (true, app::QuitChoice::CloseAll) => {
-            let _ = daemon::request(&ctx, daemon::Request::CloseAll).await;
+            let _ = backend.close(Vec::new()).await;
         }
         _ => {}
     }
@@ -269,152 +246,113 @@ fn run_setup(
     Ok((name.clone(), text))
 }
 
-/// Sends a command where the tunnels live: open and close to the daemon when attached (in
-/// its own task, so the screen never waits), everything else to the local engine.
-async fn send(engine: &Engine, ctx: &Arc<Context>, attached: bool, c: crate::engine::Command) {
-    use crate::engine::Command;
-    let req = match (&c, attached) {
-        (Command::Open(conn), true) => Some(daemon::Request::Open {
-            names: vec![conn.display_name.clone()],
-        }),
-        (Command::Close(name), true) => Some(daemon::Request::Close {
-            names: vec![name.clone()],
-        }),
-        _ => None,
-    };
-    match req {
-        Some(r) => {
-            let ctx = Arc::clone(ctx);
+/// Carries out an engine command where it belongs, without making the screen wait:
+/// tunnels and answers go to the backend (in their own tasks), diagnostics to the local
+/// engine.
+async fn dispatch(backend: &Backend, local: &Engine, c: Command) {
+    let b = backend.clone();
+    match c {
+        Command::Open { conn, .. } => {
+            tracing::info!(tunnel = %conn.display_name, "open asked");
             tokio::spawn(async move {
-                let _ = daemon::request(&ctx, r).await;
+                let _ = b.open(&conn).await;
             });
         }
-        None => engine.send(c).await,
+        Command::Close { names, .. } => {
+            tracing::info!("close asked: {}", names.join(", "));
+            tokio::spawn(async move {
+                let _ = b.close(names).await;
+            });
+        }
+        Command::Reconnect { names } => {
+            tracing::info!("reconnect asked");
+            tokio::spawn(async move {
+                let _ = b.reconnect(names).await;
+            });
+        }
+        Command::Answer { id, answer } => {
+            tokio::spawn(async move { b.answer(id, answer).await });
+        }
+        other => local.send(other).await,
     }
 }
 
-/// Attaches to a running daemon: its tunnels, then its events, go into `tx`. False if none.
-async fn attach(ctx: &Arc<Context>, tx: tokio::sync::mpsc::Sender<Event>) -> bool {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-    let Ok(dir) = daemon::runtime_dir(ctx) else {
-        return false;
-    };
-    let Ok(mut conn) = tokio::net::UnixStream::connect(daemon::socket_path(&dir)).await else {
-        return false;
-    };
-    let hello = format!("{{\"v\": {}, \"cmd\": \"subscribe\"}}\n", daemon::VERSION);
-    if conn.write_all(hello.as_bytes()).await.is_err() {
-        return false;
-    }
-    let mut lines = BufReader::new(conn).lines();
-    let Ok(Ok(Some(first))) = tokio::time::timeout(Duration::from_secs(5), lines.next_line()).await
-    else {
-        return false;
-    };
-    let Ok(answer) = serde_json::from_str::<daemon::Answer>(&first) else {
-        return false;
-    };
-    if !answer.ok {
-        return false;
-    }
-    for t in answer.tunnels {
-        for local in &t.local {
-            let _ = tx
-                .send(Event::Listening {
-                    name: t.name.clone(),
-                    local: local.clone(),
-                    target: t.target.clone(),
-                    via: t.via.clone(),
-                })
-                .await;
-        }
-        let _ = tx
-            .send(Event::State {
-                name: t.name.clone(),
-                state: state_of(&t.state),
-            })
-            .await;
-    }
+/// Attaches to the daemon (starting one that died with tunnels first): the client and the
+/// tunnels it runs. None if no daemon runs.
+async fn attach(
+    ctx: &Arc<Context>,
+    paths: &Paths,
+) -> Option<(DaemonClient, Vec<crate::engine::TunnelStatus>)> {
+    let _ = crate::daemon::client::recover(ctx, paths).await;
+    let client = DaemonClient::connect(ctx).await.ok()?;
+    let (tunnels, _) = client.subscribe(true).await.ok()?;
+    tracing::info!("attached to the daemon ({} tunnels)", tunnels.len());
+    Some((client, tunnels))
+}
+
+/// A tunnel the daemon already runs, as the events that would have told its story.
+fn status_events(t: crate::engine::TunnelStatus) -> Vec<Event> {
+    let mut out: Vec<Event> = t
+        .local
+        .iter()
+        .map(|l| Event::Listening {
+            name: t.name.clone(),
+            local: l.clone(),
+            target: t.target.clone(),
+            via: t.via.clone(),
+        })
+        .collect();
+    out.push(Event::Stats {
+        name: t.name.clone(),
+        stats: t.stats.clone(),
+    });
+    out.push(Event::State {
+        name: t.name,
+        state: t.state,
+    });
+    out
+}
+
+/// Passes a broadcast of events into the TUI's queue (those `keep` keeps) until either ends.
+fn forward(
+    mut from: tokio::sync::broadcast::Receiver<Event>,
+    to: tokio::sync::mpsc::Sender<Event>,
+    keep: fn(&Event) -> bool,
+) {
     tokio::spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
-                continue;
-            };
-            if let Some(ev) = event_of(&v)
-                && tx.send(ev).await.is_err()
-            {
-                return;
+        loop {
+            match from.recv().await {
+                Ok(ev) if keep(&ev) => {
+                    if to.send(ev).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => continue,
+                Err(RecvError::Closed) => return,
             }
         }
     });
-    true
 }
 
-/// A tunnel state as the daemon's status words it.
-fn state_of(s: &str) -> crate::engine::TunnelState {
-    use crate::engine::TunnelState;
-    match s {
-        "up" => TunnelState::Up,
-        "connecting" => TunnelState::Connecting,
-        s if s.starts_with("reconnecting") => TunnelState::Reconnecting {
-            in_secs: 0.0,
-            attempt: 0,
-        },
-        s if s.starts_with("failed") => TunnelState::Failed {
-            error: s.trim_start_matches("failed: ").to_string(),
-        },
-        _ => TunnelState::Down,
+/// The TUI's own log: state changes and trouble (stats and steps with -v). Questions are
+/// logged by their tunnel only; answers never.
+fn log_event(ev: &Event) {
+    match ev {
+        Event::State { name, state } => tracing::info!(tunnel = %name, "{state}"),
+        Event::Error { name, message } => tracing::warn!(tunnel = %name, "error: {message}"),
+        Event::Warning { name, message } => tracing::warn!(tunnel = %name, "{message}"),
+        Event::Listening {
+            name,
+            local,
+            target,
+            ..
+        } => {
+            tracing::info!(tunnel = %name, "listening on {local} for {target}")
+        }
+        Event::Prompt { name, .. } => tracing::info!(tunnel = %name, "a question is asked"),
+        Event::Step { name, step } => tracing::debug!(tunnel = %name, "step {step:?}"),
+        _ => {}
     }
-}
-
-/// An engine event from the daemon's JSON stream (the kinds it sends).
-fn event_of(v: &serde_json::Value) -> Option<Event> {
-    use crate::engine::TunnelState;
-    let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string);
-    let n = |k: &str| v.get(k).and_then(|x| x.as_u64()).unwrap_or(0);
-    let name = s("name")?;
-    Some(match v.get("event")?.as_str()? {
-        "listening" => Event::Listening {
-            name,
-            local: s("local")?,
-            target: s("target").unwrap_or_default(),
-            via: s("via").unwrap_or_default(),
-        },
-        "state" => Event::State {
-            name,
-            state: match s("state")?.as_str() {
-                "up" => TunnelState::Up,
-                "connecting" => TunnelState::Connecting,
-                "down" => TunnelState::Down,
-                "reconnecting" => TunnelState::Reconnecting {
-                    in_secs: v.get("in_secs").and_then(|x| x.as_f64()).unwrap_or(0.0),
-                    attempt: n("attempt") as u32,
-                },
-                _ => TunnelState::Failed {
-                    error: s("error").unwrap_or_default(),
-                },
-            },
-        },
-        "error" => Event::Error {
-            name,
-            message: s("message")?,
-        },
-        "warning" => Event::Warning {
-            name,
-            message: s("message")?,
-        },
-        "stats" => Event::Stats {
-            name,
-            bytes_in: n("bytes_in"),
-            bytes_out: n("bytes_out"),
-            active: n("active"),
-            total: n("total"),
-            reconnects: n("reconnects"),
-            uptime_secs: v.get("uptime_secs").and_then(|x| x.as_f64()),
-            last_error: s("last_error"),
-        },
-        _ => return None,
-    })
 }
 
 /// Puts text on the terminal's clipboard with OSC 52 (works over SSH and in tmux with

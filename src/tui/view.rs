@@ -240,7 +240,7 @@ pub fn status_line(app: &App, width: u16) -> String {
     match app.mode {
         Mode::Normal if app.connections.is_empty() => " s setup  q quit  r reload  ? help".into(),
         Mode::Normal if width < 100 => " ↑↓ move  Enter open/close  d diagnose  / filter  c copy  ? help  q quit".into(),
-        Mode::Normal => " ↑↓/jk move  Enter open/close  d diagnose  / filter  l log  c copy  a all  r reload  ? help  q quit".into(),
+        Mode::Normal => " ↑↓/jk move  Enter open/close  d diagnose  / filter  l log  c copy  a all  r reload  R reconnect  ? help  q quit".into(),
         Mode::Filter => " type to filter  Enter keep  Esc clear".into(),
         Mode::Help | Mode::Log => " Esc close".into(),
         Mode::Setup => " Enter next  Esc cancel".into(),
@@ -355,17 +355,17 @@ fn details_pane(app: &App, c: &Connection, f: &mut Frame, area: Rect, theme: The
     if let Some(l) = live {
         lines.push(Line::from(format!(
             "traffic    in {}  out {}   conns {} open / {} total",
-            human_bytes(l.bytes_in),
-            human_bytes(l.bytes_out),
-            l.active,
-            l.total
+            human_bytes(l.stats.bytes_in),
+            human_bytes(l.stats.bytes_out),
+            l.stats.active,
+            l.stats.total
         )));
-        let up = l.uptime_secs.map(duration).unwrap_or("-".into());
+        let up = l.stats.uptime_secs.map(duration).unwrap_or("-".into());
         lines.push(Line::from(format!(
             "uptime     {up}   reconnects {}",
-            l.reconnects
+            l.stats.reconnects
         )));
-        if let Some(e) = &l.last_error {
+        if let Some(e) = &l.stats.last_error {
             lines.push(Line::from(vec![
                 Span::raw("last error "),
                 Span::styled(e.clone(), theme.fg(Color::Red)),
@@ -457,6 +457,7 @@ fn help(f: &mut Frame, _theme: Theme) {
         ("c", "copy a connection string (OSC 52)"),
         ("a", "open / close every tunnel in the list"),
         ("r", "read the config files again"),
+        ("R", "reconnect every open tunnel now"),
         (
             "s",
             "set up a new connection (key, bastion lines, entry, test)",

@@ -50,7 +50,44 @@ pub struct Stats {
 /// Lines kept in a tunnel's log ring.
 pub const LOG_LINES: usize = 256;
 
+/// The counters of one tunnel at one moment: what events, `status` and clients carry.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TunnelStats {
+    /// Bytes from the far end to local clients.
+    pub bytes_in: u64,
+    /// Bytes from local clients to the far end.
+    pub bytes_out: u64,
+    /// Client connections open now.
+    pub active: u64,
+    pub total: u64,
+    /// Times the session under the tunnel was re-established.
+    pub reconnects: u64,
+    pub uptime_secs: Option<f64>,
+    pub last_error: Option<String>,
+}
+
 impl Stats {
+    /// The counters now.
+    pub fn snapshot(&self) -> TunnelStats {
+        TunnelStats {
+            bytes_in: self.bytes_in.load(Ordering::Relaxed),
+            bytes_out: self.bytes_out.load(Ordering::Relaxed),
+            active: self.active.load(Ordering::Relaxed),
+            total: self.total.load(Ordering::Relaxed),
+            reconnects: self.reconnects.load(Ordering::Relaxed),
+            uptime_secs: self.uptime().map(|d| d.as_secs_f64()),
+            last_error: self.last_error.lock().ok().and_then(|e| e.clone()),
+        }
+    }
+
+    /// The log lines, oldest first.
+    pub fn log_lines(&self) -> Vec<String> {
+        self.log
+            .lock()
+            .map(|l| l.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     pub fn log(&self, line: impl Into<String>) {
         if let Ok(mut l) = self.log.lock() {
             if l.len() == LOG_LINES {
@@ -94,8 +131,21 @@ pub enum Target {
 /// A bound local listener.
 pub enum Listener {
     Tcp(tokio::net::TcpListener),
-    /// Mode 0600.
-    Unix(tokio::net::UnixListener),
+    /// Mode 0600; the socket file is removed when the listener goes.
+    Unix(UnixSocket),
+}
+
+/// A listening unix socket that removes its file when dropped, so the path can be used
+/// again (by a reopened tunnel, or anyone).
+pub struct UnixSocket {
+    listener: tokio::net::UnixListener,
+    path: std::path::PathBuf,
+}
+
+impl Drop for UnixSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 type LocalStream = Either<tokio::net::TcpStream, tokio::net::UnixStream>;
@@ -110,7 +160,7 @@ impl Listener {
                 Ok((Either::Left(sock), (peer.ip().to_string(), peer.port())))
             }
             Listener::Unix(l) => {
-                let (sock, _) = l.accept().await?;
+                let (sock, _) = l.listener.accept().await?;
                 Ok((Either::Right(sock), ("127.0.0.1".to_string(), 0)))
             }
         }
@@ -475,15 +525,81 @@ pub async fn bind(
             Ok((Listener::Tcp(l), local))
         }
         crate::config::forward::Endpoint::Unix(path) => {
-            use std::os::unix::fs::PermissionsExt;
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
-            }
-            let l = tokio::net::UnixListener::bind(path)?;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+            let l = bind_unix(path)?;
             Ok((Listener::Unix(l), path.display().to_string()))
         }
     }
+}
+
+/// umask is per process: one bind at a time changes it.
+static UMASK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Binds a unix socket 0600 from the start (under umask 0177, so no other user can connect
+/// between bind and chmod), in a directory that is ours (or root's) and not writable by
+/// others unless sticky. A socket file left by a warren that died (nobody accepts on it) is
+/// replaced; one that answers is in use.
+fn bind_unix(path: &std::path::Path) -> std::io::Result<UnixSocket> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    let meta = std::fs::metadata(dir)?;
+    // SAFETY: getuid has no preconditions.
+    let me = unsafe { libc::getuid() };
+    let mode = meta.permissions().mode();
+    if !meta.is_dir() || (meta.uid() != me && meta.uid() != 0) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "{} is not a directory of yours: a socket there could be taken over",
+                dir.display()
+            ),
+        ));
+    }
+    if mode & 0o002 != 0 && mode & 0o1000 == 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!(
+                "{} is writable by everyone (and not sticky): another user could replace the socket",
+                dir.display()
+            ),
+        ));
+    }
+    if let Ok(m) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        let stale = m.file_type().is_socket()
+            && matches!(
+                std::os::unix::net::UnixStream::connect(path),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused
+            );
+        if !stale {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("{} exists and is in use", path.display()),
+            ));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let listener = {
+        let _one = UMASK.lock();
+        // SAFETY: umask only swaps the process's file mode mask.
+        let old = unsafe { libc::umask(0o177) };
+        let l = tokio::net::UnixListener::bind(path);
+        // SAFETY: as above, restoring the previous mask.
+        unsafe { libc::umask(old) };
+        l?
+    };
+    Ok(UnixSocket {
+        listener,
+        path: path.to_path_buf(),
+    })
 }
 
 /// The remote forwards of one session: which local target each port the bastion listens on

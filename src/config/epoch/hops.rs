@@ -126,8 +126,19 @@ pub(super) fn hops(
         .or_else(|| inherit.policy.clone())
         // Unset is OpenSSH's default, `ask`: refused unless a person confirms the key.
         .unwrap_or_else(|| Sourced::default_value(HostKeyPolicy::Ask));
+    // 0 is "no timeout of its own", as ConnectTimeout 0: warren's default bound.
     let connect_timeout = t
         .seconds("connect_timeout", f)
+        .map(|s| {
+            if s.value.0.is_zero() {
+                Sourced::new(
+                    Seconds::from_secs(from_ssh::DEFAULT_CONNECT_TIMEOUT),
+                    s.origin,
+                )
+            } else {
+                s
+            }
+        })
         .or_else(|| inherit.connect_timeout.clone())
         .unwrap_or_else(|| {
             Sourced::default_value(Seconds::from_secs(from_ssh::DEFAULT_CONNECT_TIMEOUT))

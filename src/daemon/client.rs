@@ -1,0 +1,220 @@
+//! The client side of the daemon: one connection carries requests (each answered by id) and,
+//! once subscribed, the engine's events, read by one task that hands replies to whoever
+//! waits for them and events to a broadcast channel, as a local engine does. Lines from the
+//! daemon are bounded too ([`MAX_FRAME`]).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use super::protocol::{Envelope, Frame, MAX_FRAME, Reply, Request, VERSION, WireAnswer};
+use super::{remembered, runtime_dir, socket_path};
+use crate::config::{Context, Paths};
+use crate::engine::{EVENT_BUFFER, Event, TunnelStatus};
+use crate::prompt::Answer;
+
+type Waiting = Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>>;
+
+/// A connection to the daemon.
+#[derive(Clone)]
+pub struct DaemonClient {
+    lines: mpsc::Sender<Vec<u8>>,
+    waiting: Waiting,
+    next: Arc<AtomicU64>,
+    events: broadcast::Sender<Event>,
+}
+
+impl DaemonClient {
+    /// Connects to a running daemon; `Err` if none answers.
+    pub async fn connect(ctx: &Context) -> std::io::Result<DaemonClient> {
+        let sock = socket_path(&runtime_dir(ctx)?);
+        let conn = UnixStream::connect(&sock).await?;
+        let (r, mut w) = conn.into_split();
+        let (lines, mut lq) = mpsc::channel::<Vec<u8>>(64);
+        tokio::spawn(async move {
+            while let Some(l) = lq.recv().await {
+                if w.write_all(&l).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let waiting: Waiting = Arc::new(Mutex::new(HashMap::new()));
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let (wt, ev) = (Arc::clone(&waiting), events.clone());
+        tokio::spawn(async move {
+            let mut r = BufReader::new(r);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                let n = (&mut r)
+                    .take(MAX_FRAME as u64)
+                    .read_until(b'\n', &mut buf)
+                    .await
+                    .unwrap_or(0);
+                if n == 0 || !buf.ends_with(b"\n") {
+                    break;
+                }
+                match serde_json::from_slice::<Frame>(&buf) {
+                    Ok(Frame::Reply { id, reply, .. }) => {
+                        if let Some(tx) = wt.lock().ok().and_then(|mut w| w.remove(&id)) {
+                            let _ = tx.send(reply);
+                        }
+                    }
+                    Ok(Frame::Event { event, .. }) => {
+                        let _ = ev.send(event);
+                    }
+                    Err(_) => {}
+                }
+            }
+            // The daemon went: whoever waits gets an error.
+            if let Ok(mut w) = wt.lock() {
+                for (_, tx) in w.drain() {
+                    let _ = tx.send(Reply::error("the daemon closed the connection"));
+                }
+            }
+        });
+        Ok(DaemonClient {
+            lines,
+            waiting,
+            next: Arc::new(AtomicU64::new(1)),
+            events,
+        })
+    }
+
+    /// Sends a request and waits for its reply (an open waits for its tunnels to settle:
+    /// `wait` bounds it).
+    pub async fn request(&self, req: Request, wait: Duration) -> std::io::Result<Reply> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        if let Ok(mut w) = self.waiting.lock() {
+            w.insert(id, tx);
+        }
+        let mut line = serde_json::to_vec(&Envelope {
+            v: VERSION,
+            id,
+            req,
+        })
+        .map_err(std::io::Error::other)?;
+        line.push(b'\n');
+        self.lines
+            .send(line)
+            .await
+            .map_err(|_| std::io::Error::other("the daemon closed the connection"))?;
+        match tokio::time::timeout(wait, rx).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(_)) => Err(std::io::Error::other("the daemon closed the connection")),
+            Err(_) => {
+                if let Ok(mut w) = self.waiting.lock() {
+                    w.remove(&id);
+                }
+                Err(std::io::Error::other("the daemon did not answer in time"))
+            }
+        }
+    }
+
+    /// Starts the event stream; `answers`: this client answers questions. Returns the
+    /// tunnels as they are now and the events from here on.
+    pub async fn subscribe(
+        &self,
+        answers: bool,
+    ) -> std::io::Result<(Vec<TunnelStatus>, broadcast::Receiver<Event>)> {
+        let rx = self.events.subscribe();
+        let r = self
+            .request(Request::Subscribe { answers }, Duration::from_secs(10))
+            .await?;
+        Ok((r.tunnels, rx))
+    }
+
+    pub async fn answer(&self, id: u64, answer: Answer) -> std::io::Result<Reply> {
+        self.request(
+            Request::Answer {
+                id,
+                answer: WireAnswer::from(answer),
+            },
+            Duration::from_secs(10),
+        )
+        .await
+    }
+
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+}
+
+/// How long a request other than an open may take.
+pub const QUICK: Duration = Duration::from_secs(30);
+/// An open waits for its tunnels to be up or failed: connects are bounded, and so are the
+/// questions a person may be asked on the way.
+pub const OPEN: Duration = Duration::from_secs(15 * 60);
+
+/// Starts the daemon (in its own session, so it outlives this terminal) unless one answers.
+pub async fn ensure_daemon(ctx: &Context, paths: &Paths) -> Result<(), String> {
+    if DaemonClient::connect(ctx).await.is_ok() {
+        return Ok(());
+    }
+    let exe =
+        std::env::current_exe().map_err(|e| format!("cannot find warren's own binary: {e}"))?;
+    let mut cmd = std::process::Command::new(exe);
+    for (flag, value) in [
+        ("--ssh-config", &paths.ssh_config),
+        ("--config", &paths.epoch),
+        ("--known-hosts", &paths.known_hosts),
+    ] {
+        if let Some(v) = value {
+            cmd.arg(flag).arg(v);
+        }
+    }
+    // The daemon says "ready" on its stdout once it listens (then lets go of it).
+    cmd.arg("daemon")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: setsid is async-signal-safe and the child calls nothing else before exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start the daemon: {e}"))?;
+    let stdout = child.stdout.take();
+    let ready = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut line = String::new();
+        if let Some(out) = stdout {
+            let _ = std::io::BufReader::new(out).read_line(&mut line);
+        }
+        line
+    });
+    let line = tokio::time::timeout(Duration::from_secs(10), ready)
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    // The daemon lives on in its own session; reap it if it already exited.
+    let _ = child.try_wait();
+    if line.trim() == "ready" {
+        return Ok(());
+    }
+    // Another warren started one at the same moment: that one serves.
+    if DaemonClient::connect(ctx).await.is_ok() {
+        return Ok(());
+    }
+    Err("the daemon did not start (see warren logs)".into())
+}
+
+/// A daemon that died left tunnels it was running: start one, which opens them again.
+pub async fn recover(ctx: &Context, paths: &Paths) -> Result<bool, String> {
+    let dir = runtime_dir(ctx).map_err(|e| e.to_string())?;
+    if remembered(&dir).is_empty() || DaemonClient::connect(ctx).await.is_ok() {
+        return Ok(false);
+    }
+    ensure_daemon(ctx, paths).await.map(|()| true)
+}

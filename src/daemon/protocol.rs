@@ -1,0 +1,199 @@
+//! The wire format between the daemon and its clients: JSON lines, each in an envelope with
+//! the protocol version. A client sends [`Request`]s, each with an id; the daemon sends
+//! [`Frame`]s: the [`Reply`] to a request (with its id), or, once the client subscribed, the
+//! engine's own [`Event`]s as they happen. The engine's state types are the wire types; no
+//! side parses JSON by hand.
+//!
+//! A line longer than [`MAX_LINE`] is refused (the connection stays usable for the next
+//! one); so is a line that is not a request of this version.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Secret;
+use crate::engine::{Event, TunnelStatus};
+use crate::prompt::{Answer, HostKeyAnswer};
+
+/// The protocol version; a client of another version gets a clear error.
+pub const VERSION: u32 = 2;
+/// The longest line either side accepts from the other.
+pub const MAX_LINE: usize = 64 * 1024;
+/// The longest line a client accepts from the daemon (a status of many tunnels with logs).
+pub const MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// What a client asks.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "snake_case")]
+pub enum Request {
+    /// Open tunnels by name (read from the daemon's config files); the reply comes when
+    /// each is up or has failed.
+    Open {
+        names: Vec<String>,
+    },
+    /// Close tunnels by name.
+    Close {
+        names: Vec<String>,
+    },
+    CloseAll,
+    Status,
+    /// From now on, the engine's events come on this connection too; with `answers`, this
+    /// client answers questions (it gets them, and the daemon asks while it is there).
+    Subscribe {
+        #[serde(default)]
+        answers: bool,
+    },
+    /// The answer to a question (an [`Event::Prompt`]).
+    Answer {
+        id: u64,
+        answer: WireAnswer,
+    },
+    /// Re-establish these tunnels' sessions now (every one when empty).
+    Reconnect {
+        names: Vec<String>,
+    },
+}
+
+/// A request with its envelope.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Envelope {
+    pub v: u32,
+    #[serde(default)]
+    pub id: u64,
+    #[serde(flatten)]
+    pub req: Request,
+}
+
+/// The daemon's answer to one request.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Reply {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub tunnels: Vec<TunnelStatus>,
+}
+
+impl Reply {
+    pub fn error(e: impl Into<String>) -> Self {
+        Reply {
+            ok: false,
+            error: Some(e.into()),
+            tunnels: Vec::new(),
+        }
+    }
+
+    pub fn tunnels(tunnels: Vec<TunnelStatus>) -> Self {
+        Reply {
+            ok: true,
+            error: None,
+            tunnels,
+        }
+    }
+}
+
+/// What the daemon sends.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "frame", rename_all = "snake_case")]
+pub enum Frame {
+    Reply {
+        v: u32,
+        /// The id of the request this answers (0 for an unreadable line).
+        id: u64,
+        #[serde(flatten)]
+        reply: Reply,
+    },
+    Event {
+        v: u32,
+        event: Event,
+    },
+}
+
+/// An answer on the wire. Unlike [`Answer`] (whose secrets never serialize), it carries the
+/// secret itself: it goes only through the daemon's own socket (0600, in a 0700 directory
+/// of the user's) and is never logged; its Debug shows `***`.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WireAnswer {
+    HostKey { answer: HostKeyAnswer },
+    Secret { value: String },
+    Responses { values: Vec<String> },
+    Cancel,
+}
+
+impl std::fmt::Debug for WireAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WireAnswer::HostKey { answer } => write!(f, "HostKey({answer:?})"),
+            WireAnswer::Secret { .. } => f.write_str("Secret(***)"),
+            WireAnswer::Responses { values } => write!(f, "Responses({} x ***)", values.len()),
+            WireAnswer::Cancel => f.write_str("Cancel"),
+        }
+    }
+}
+
+impl From<Answer> for WireAnswer {
+    fn from(a: Answer) -> Self {
+        match a {
+            Answer::HostKey(answer) => WireAnswer::HostKey { answer },
+            Answer::Secret(s) => WireAnswer::Secret {
+                value: s.expose().to_string(),
+            },
+            Answer::Responses(r) => WireAnswer::Responses {
+                values: r.iter().map(|s| s.expose().to_string()).collect(),
+            },
+            Answer::Cancel => WireAnswer::Cancel,
+        }
+    }
+}
+
+impl From<WireAnswer> for Answer {
+    fn from(a: WireAnswer) -> Self {
+        match a {
+            WireAnswer::HostKey { answer } => Answer::HostKey(answer),
+            WireAnswer::Secret { value } => Answer::Secret(Secret::new(value)),
+            WireAnswer::Responses { values } => {
+                Answer::Responses(values.into_iter().map(Secret::new).collect())
+            }
+            WireAnswer::Cancel => Answer::Cancel,
+        }
+    }
+}
+
+/// Reads one request line: `Err` is the reply to send back (the connection stays usable).
+pub fn parse_request(line: &str) -> Result<Envelope, Reply> {
+    let value: serde_json::Value =
+        serde_json::from_str(line).map_err(|e| Reply::error(format!("not a JSON request: {e}")))?;
+    let v = value.get("v").and_then(|v| v.as_u64()).unwrap_or(0);
+    if v != u64::from(VERSION) {
+        return Err(Reply::error(format!(
+            "protocol version {v}, but this daemon speaks version {VERSION}: run the same warren for both (warren down --all, then start again)"
+        )));
+    }
+    serde_json::from_value(value)
+        .map_err(|e| Reply::error(format!("not a request this daemon knows: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_and_frames_round_trip() {
+        let line = serde_json::to_string(&Envelope {
+            v: VERSION,
+            id: 7,
+            req: Request::Open {
+                names: vec!["subscribe".into()],
+            },
+        })
+        .unwrap_or_default();
+        let e = parse_request(&line).expect("parses");
+        assert_eq!(e.id, 7);
+        assert!(matches!(e.req, Request::Open { names } if names == ["subscribe"]));
+        assert!(parse_request("{\"v\": 1, \"cmd\": \"status\"}").is_err());
+        assert!(parse_request("not json").is_err());
+        let secret = WireAnswer::Secret {
+            value: "hunter2".into(),
+        };
+        assert!(!format!("{secret:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,406 @@
+//! The daemon's side: hosts an engine and serves each client on its own task. A client's
+//! requests are handled concurrently (an open that waits for a person to answer a question
+//! does not hold up that person's answer), and replies and events go out through one writer
+//! per client. Every line is bounded ([`MAX_LINE`]); a bad line gets an error reply and the
+//! client may go on.
+//!
+//! The daemon stops when no tunnel is open and no client is subscribed, after a close, a
+//! failure or a client leaving.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use super::protocol::{Frame, MAX_LINE, Reply, Request, VERSION, parse_request};
+use super::{Remembered, remember, remembered, runtime_dir, socket_path};
+use crate::config::forward::{Endpoint, ForwardKind};
+use crate::config::{Catalog, Connection, Context, Paths};
+use crate::engine::{Command, Engine, Event, TunnelStatus};
+
+/// The daemon's lock: held as long as the returned file is open.
+fn lock(dir: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("daemon.lock"))?;
+    // SAFETY: flock on a file descriptor we own.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            "another warren daemon is running for this user",
+        ));
+    }
+    Ok(f)
+}
+
+/// What every client task shares.
+struct Shared {
+    engine: Engine,
+    paths: Paths,
+    ctx: Arc<Context>,
+    dir: std::path::PathBuf,
+    stop: CancellationToken,
+    /// Clients subscribed to events.
+    subscribers: AtomicUsize,
+    /// Subscribed clients that answer questions.
+    answering: Arc<AtomicUsize>,
+}
+
+impl Shared {
+    /// With nothing open and nobody attached, the daemon goes.
+    async fn maybe_stop(&self) {
+        let tunnels = self.engine.status().await;
+        self.write_state(&tunnels);
+        if self.subscribers.load(Ordering::Relaxed) == 0
+            && !tunnels.iter().any(|t| t.state.is_open())
+        {
+            self.stop.cancel();
+        }
+    }
+
+    /// Remembers the open tunnels and their ports, for a daemon that replaces this one.
+    fn write_state(&self, tunnels: &[TunnelStatus]) {
+        let list: Vec<Remembered> = tunnels
+            .iter()
+            .filter(|t| t.state.is_open())
+            .map(|t| Remembered {
+                name: t.name.clone(),
+                ports: t
+                    .local
+                    .iter()
+                    .filter_map(|l| l.rsplit_once(':').and_then(|(_, p)| p.parse().ok()))
+                    .collect(),
+            })
+            .collect();
+        if let Err(e) = remember(&self.dir, &list) {
+            tracing::warn!("cannot write the daemon's tunnel list: {e}");
+        }
+    }
+
+    fn catalog(&self) -> Catalog {
+        Catalog::load(&self.paths, Arc::clone(&self.ctx))
+    }
+}
+
+/// Tells the warren that started this daemon that it listens ("ready" on stdout), then
+/// lets go of stdout: that warren may exit, and the daemon never writes to a terminal.
+fn ready() {
+    use std::io::Write;
+    let mut out = std::io::stdout();
+    let _ = out.write_all(b"ready\n");
+    let _ = out.flush();
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        use std::os::fd::AsRawFd;
+        // SAFETY: dup2 onto stdout of a file we opened.
+        unsafe { libc::dup2(null.as_raw_fd(), 1) };
+    }
+}
+
+/// Pins a connection's automatic local ports (`0`) to the ones it had before, in order.
+fn pin_ports(mut conn: Connection, ports: &[u16]) -> Connection {
+    let mut given = ports.iter();
+    for f in &mut conn.forwards {
+        if !matches!(f.value.kind, ForwardKind::Local | ForwardKind::Dynamic) {
+            continue;
+        }
+        if let Endpoint::Tcp { port, .. } = &mut f.value.listen {
+            match given.next() {
+                Some(p) if *port == 0 => *port = *p,
+                _ => {}
+            }
+        }
+    }
+    conn
+}
+
+/// Runs the daemon until nothing is left to keep alive.
+pub async fn serve(paths: Paths, ctx: Arc<Context>) -> std::io::Result<()> {
+    let dir = runtime_dir(&ctx)?;
+    let _lock = lock(&dir)?;
+    let sock = socket_path(&dir);
+    // We hold the lock: any socket file is a dead daemon's.
+    let _ = std::fs::remove_file(&sock);
+    let listener = {
+        // 0600 from the start.
+        // SAFETY: umask only swaps the process's file mode mask (nothing else runs yet).
+        let old = unsafe { libc::umask(0o177) };
+        let l = UnixListener::bind(&sock);
+        // SAFETY: as above.
+        unsafe { libc::umask(old) };
+        l?
+    };
+    ready();
+    let answering = Arc::new(AtomicUsize::new(0));
+    let a = Arc::clone(&answering);
+    let engine = Engine::start_answering(move |_| a.load(Ordering::Relaxed) > 0);
+    let shared = Arc::new(Shared {
+        engine,
+        paths,
+        ctx,
+        dir: dir.clone(),
+        stop: CancellationToken::new(),
+        subscribers: AtomicUsize::new(0),
+        answering,
+    });
+    tracing::info!(socket = %sock.display(), "daemon started");
+    restore(&shared).await;
+    // A tunnel that fails may leave nothing open.
+    let watcher = Arc::clone(&shared);
+    let mut events = shared.engine.subscribe();
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(Event::State { state, .. }) if !state.is_open() => watcher.maybe_stop().await,
+                Ok(Event::Listening { .. }) => {
+                    let t = watcher.engine.status().await;
+                    watcher.write_state(&t);
+                }
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return,
+            }
+        }
+    });
+    let tracker = tokio_util::task::TaskTracker::new();
+    loop {
+        let accepted = tokio::select! {
+            _ = shared.stop.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        match accepted {
+            Ok((conn, _)) => {
+                let s = Arc::clone(&shared);
+                tracker.spawn(async move {
+                    let _ = client(conn, s).await;
+                });
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    tracing::info!("daemon stopping: no tunnel is open and no client is attached");
+    shared.engine.shutdown().await;
+    shared.write_state(&[]);
+    let _ = std::fs::remove_file(&sock);
+    Ok(())
+}
+
+/// Opens again the tunnels a daemon that died was running, on the same ports.
+async fn restore(shared: &Arc<Shared>) {
+    let before = remembered(&shared.dir);
+    if before.is_empty() {
+        return;
+    }
+    let catalog = shared.catalog();
+    for r in before {
+        match catalog.find(&r.name) {
+            Ok(c) => {
+                tracing::info!(tunnel = %r.name, "reopening after a restart");
+                let conn = pin_ports(c.clone(), &r.ports);
+                shared
+                    .engine
+                    .send(Command::Open {
+                        conn: Box::new(conn),
+                        reply: None,
+                    })
+                    .await;
+            }
+            Err(e) => tracing::warn!(tunnel = %r.name, "cannot reopen after a restart: {e}"),
+        }
+    }
+}
+
+async fn client(conn: UnixStream, shared: Arc<Shared>) -> std::io::Result<()> {
+    let (r, mut w) = conn.into_split();
+    let (out, mut outq) = mpsc::channel::<Frame>(256);
+    // One writer: replies and events never interleave within a line.
+    let writer = tokio::spawn(async move {
+        while let Some(f) = outq.recv().await {
+            let mut line = serde_json::to_vec(&f).unwrap_or_default();
+            line.push(b'\n');
+            if w.write_all(&line).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut r = BufReader::new(r);
+    let gone = CancellationToken::new();
+    let mut subscribed = None;
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        // At most MAX_LINE + 1 bytes for one line: a longer one is refused, then skipped.
+        let n = (&mut r)
+            .take(MAX_LINE as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .await?;
+        if n == 0 {
+            break;
+        }
+        if buf.len() > MAX_LINE && !buf.ends_with(b"\n") {
+            let _ = out
+                .send(reply(
+                    0,
+                    Reply::error(format!("request longer than {MAX_LINE} bytes")),
+                ))
+                .await;
+            // Skip the rest of that line; the next one is read as a request.
+            loop {
+                buf.clear();
+                let n = (&mut r)
+                    .take(MAX_LINE as u64)
+                    .read_until(b'\n', &mut buf)
+                    .await?;
+                if n == 0 || buf.ends_with(b"\n") {
+                    break;
+                }
+            }
+            continue;
+        }
+        let line = String::from_utf8_lossy(&buf);
+        if line.trim().is_empty() {
+            continue;
+        }
+        let env = match parse_request(&line) {
+            Ok(e) => e,
+            Err(r) => {
+                let _ = out.send(reply(0, r)).await;
+                continue;
+            }
+        };
+        if let Request::Subscribe { answers } = env.req {
+            if subscribed.is_none() {
+                shared.subscribers.fetch_add(1, Ordering::Relaxed);
+                if answers {
+                    shared.answering.fetch_add(1, Ordering::Relaxed);
+                }
+                subscribed = Some(answers);
+                stream_events(&shared, out.clone(), answers, gone.clone());
+            }
+            let tunnels = shared.engine.status().await;
+            let _ = out.send(reply(env.id, Reply::tunnels(tunnels))).await;
+            continue;
+        }
+        let (s, o) = (Arc::clone(&shared), out.clone());
+        tokio::spawn(async move {
+            let r = handle(env.req, &s).await;
+            let _ = o.send(reply(env.id, r)).await;
+        });
+    }
+    gone.cancel();
+    drop(out);
+    let _ = writer.await;
+    if let Some(answers) = subscribed {
+        shared.subscribers.fetch_sub(1, Ordering::Relaxed);
+        if answers {
+            shared.answering.fetch_sub(1, Ordering::Relaxed);
+        }
+        shared.maybe_stop().await;
+    }
+    Ok(())
+}
+
+fn reply(id: u64, reply: Reply) -> Frame {
+    Frame::Reply {
+        v: VERSION,
+        id,
+        reply,
+    }
+}
+
+/// Forwards the engine's events to a subscribed client until it goes. Diagnostics stay
+/// with the client that runs them; questions go only to clients that answer.
+fn stream_events(
+    shared: &Arc<Shared>,
+    out: mpsc::Sender<Frame>,
+    answers: bool,
+    gone: CancellationToken,
+) {
+    let mut events = shared.engine.subscribe();
+    tokio::spawn(async move {
+        loop {
+            let ev = tokio::select! {
+                _ = gone.cancelled() => return,
+                ev = events.recv() => ev,
+            };
+            match ev {
+                Ok(ev) => {
+                    let skip = match &ev {
+                        Event::Step { .. } | Event::Diagnosed { .. } => true,
+                        Event::Prompt { .. } | Event::PromptWithdrawn { .. } => !answers,
+                        _ => false,
+                    };
+                    if skip {
+                        continue;
+                    }
+                    if out
+                        .send(Frame::Event {
+                            v: VERSION,
+                            event: ev,
+                        })
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return,
+            }
+        }
+    });
+}
+
+async fn handle(req: Request, shared: &Arc<Shared>) -> Reply {
+    let engine = &shared.engine;
+    match req {
+        Request::Open { names } => {
+            let catalog = shared.catalog();
+            let mut conns = Vec::new();
+            for n in &names {
+                match catalog.find(n) {
+                    Ok(c) => conns.push(c.clone()),
+                    Err(e) => return Reply::error(e.to_string()),
+                }
+            }
+            let opened =
+                futures_util::future::join_all(conns.into_iter().map(|c| engine.open(c))).await;
+            let tunnels: Vec<TunnelStatus> = opened.into_iter().flatten().collect();
+            let t = engine.status().await;
+            shared.write_state(&t);
+            Reply::tunnels(tunnels)
+        }
+        Request::Close { names } => {
+            if !names.is_empty() {
+                engine.close(names).await;
+            }
+            let r = Reply::tunnels(engine.status().await);
+            shared.maybe_stop().await;
+            r
+        }
+        Request::CloseAll => {
+            engine.close(Vec::new()).await;
+            let r = Reply::tunnels(engine.status().await);
+            shared.maybe_stop().await;
+            r
+        }
+        Request::Status => Reply::tunnels(engine.status().await),
+        Request::Answer { id, answer } => {
+            if engine.answer(id, answer.into()) {
+                Reply::tunnels(Vec::new())
+            } else {
+                Reply::error("that question is no longer asked (answered, timed out or withdrawn)")
+            }
+        }
+        Request::Reconnect { names } => {
+            engine.send(Command::Reconnect { names }).await;
+            Reply::tunnels(engine.status().await)
+        }
+        Request::Subscribe { .. } => Reply::tunnels(engine.status().await),
+    }
+}

@@ -1,0 +1,652 @@
+//! The actor: the one task that owns every tunnel and session. Commands come from clients,
+//! reports from the sessions' supervisors; both change state only here, so a tunnel's state,
+//! its listeners and its session never disagree.
+//!
+//! Lifecycle of a tunnel (its state is the state of the session under it):
+//! - open: bind every listener (a port in use fails this tunnel only, or all of it under
+//!   ExitOnForwardFailure), join a session with an equal trust key or start one;
+//! - up / reconnecting: reported by the session's supervisor;
+//! - failed (final): listeners closed (unix socket files removed), the session dropped when
+//!   no other tunnel uses it; the tunnel stays listed as failed until opened again, which
+//!   starts it afresh;
+//! - close: the same, then it is gone (down).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::supervisor::{Kick, RemoteSpec, Report, Supervisor};
+use super::{Command, Event, TunnelState, TunnelStatus};
+use crate::config::forward::{Endpoint, ForwardKind};
+use crate::config::model::{Connection, Hop};
+use crate::prompt::Prompter;
+use crate::ssh::client;
+use crate::tunnel::{self, Stats, Target};
+
+type Current = watch::Receiver<Option<Arc<russh::client::Handle<client::Client>>>>;
+
+/// One SSH connection and the tunnels on it.
+struct Session {
+    id: u64,
+    current: Current,
+    members: Vec<String>,
+    stop: CancellationToken,
+    kicks: mpsc::UnboundedSender<Kick>,
+    state: TunnelState,
+}
+
+struct Tunnel {
+    /// The session key while it has one (none once failed).
+    session: Option<String>,
+    /// Stops its listeners and its stats reports.
+    stop: CancellationToken,
+    tasks: TaskTracker,
+    stats: Arc<Stats>,
+    state: TunnelState,
+    local: Vec<String>,
+    target: String,
+    via: String,
+    /// Open requests waiting for it to be up or failed.
+    waiters: Vec<oneshot::Sender<TunnelStatus>>,
+}
+
+struct Actor {
+    events: broadcast::Sender<Event>,
+    prompter: Arc<Prompter>,
+    sessions: HashMap<String, Session>,
+    tunnels: HashMap<String, Tunnel>,
+    reports: mpsc::UnboundedSender<Report>,
+    next_session: u64,
+}
+
+/// Tunnels with equal keys share a connection: every hop must agree on everything that
+/// decides trust and identity (see [`Hop::trust_key`]), not only on user, host and port.
+fn chain_key(hops: &[Hop]) -> String {
+    hops.iter()
+        .map(Hop::trust_key)
+        .collect::<Vec<_>>()
+        .join(" -> ")
+}
+
+pub(super) async fn run(
+    events: broadcast::Sender<Event>,
+    prompter: Arc<Prompter>,
+    mut commands: mpsc::Receiver<Command>,
+) {
+    let (rtx, mut rrx) = mpsc::unbounded_channel();
+    let mut a = Actor {
+        events,
+        prompter,
+        sessions: HashMap::new(),
+        tunnels: HashMap::new(),
+        reports: rtx,
+        next_session: 1,
+    };
+    loop {
+        tokio::select! {
+            c = commands.recv() => match c {
+                Some(Command::Shutdown(done)) => {
+                    let all: Vec<String> = a.tunnels.keys().cloned().collect();
+                    a.close(&all).await;
+                    let _ = done.send(());
+                    return;
+                }
+                Some(c) => a.command(c).await,
+                None => {
+                    let all: Vec<String> = a.tunnels.keys().cloned().collect();
+                    a.close(&all).await;
+                    return;
+                }
+            },
+            Some(r) = rrx.recv() => a.report(r),
+        }
+    }
+}
+
+impl Actor {
+    fn emit(&self, e: Event) {
+        let _ = self.events.send(e);
+    }
+
+    async fn command(&mut self, c: Command) {
+        match c {
+            Command::Open { conn, reply } => self.open(*conn, reply).await,
+            Command::Close { names, reply } => {
+                let names = if names.is_empty() {
+                    self.tunnels.keys().cloned().collect()
+                } else {
+                    names
+                };
+                self.close(&names).await;
+                if let Some(r) = reply {
+                    let _ = r.send(());
+                }
+            }
+            Command::Reconnect { names } => {
+                tracing::info!(
+                    "reconnect asked for {}",
+                    if names.is_empty() {
+                        "every tunnel".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                );
+                self.kick(&names, Kick::Now)
+            }
+            Command::Recheck { why } => {
+                tracing::info!("re-checking every session: {why}");
+                for t in self.tunnels.values().filter(|t| t.session.is_some()) {
+                    t.stats.log(format!("re-checking the session: {why}"));
+                }
+                self.kick(&[], Kick::Check);
+            }
+            Command::Answer { id, answer } => {
+                self.prompter.answer(id, answer);
+            }
+            Command::Diagnose(conn) => self.diagnose(*conn),
+            Command::Status(reply) => {
+                let mut list: Vec<TunnelStatus> =
+                    self.tunnels.keys().map(|n| self.status(n)).collect();
+                list.sort_by(|a, b| a.name.cmp(&b.name));
+                let _ = reply.send(list);
+            }
+            Command::Shutdown(_) => {}
+        }
+    }
+
+    /// The sessions of these tunnels (all when empty) act at once.
+    fn kick(&self, names: &[String], kick: Kick) {
+        let keys: Vec<&String> = if names.is_empty() {
+            self.sessions.keys().collect()
+        } else {
+            names
+                .iter()
+                .filter_map(|n| self.tunnels.get(n).and_then(|t| t.session.as_ref()))
+                .collect()
+        };
+        for k in keys {
+            if let Some(s) = self.sessions.get(k) {
+                let _ = s.kicks.send(kick);
+            }
+        }
+    }
+
+    fn diagnose(&self, conn: Connection) {
+        // A walk runs on its own and asks nobody: it reports what a question would be about
+        // (warren doctor on a terminal asks).
+        let events = self.events.clone();
+        let open = self.tunnels.contains_key(&conn.display_name);
+        let prompter = Arc::new(Prompter::headless());
+        tokio::spawn(async move {
+            let name = conn.display_name.clone();
+            let mut send = |s: &crate::diagnose::Step| {
+                let _ = events.send(Event::Step {
+                    name: name.clone(),
+                    step: s.clone(),
+                });
+            };
+            let report = crate::diagnose::run(&conn, open, &prompter, &mut send).await;
+            let _ = events.send(Event::Diagnosed {
+                name: conn.display_name.clone(),
+                ok: report.ok,
+            });
+        });
+    }
+
+    fn status(&self, name: &str) -> TunnelStatus {
+        let t = &self.tunnels[name];
+        TunnelStatus {
+            name: name.to_string(),
+            state: t.state.clone(),
+            local: t.local.clone(),
+            target: t.target.clone(),
+            via: t.via.clone(),
+            stats: t.stats.snapshot(),
+            log: t.stats.log_lines(),
+        }
+    }
+
+    /// Sets a tunnel's state, tells the clients, answers its waiters once settled.
+    fn set_state(&mut self, name: &str, state: TunnelState) {
+        let Some(t) = self.tunnels.get_mut(name) else {
+            return;
+        };
+        t.stats.log(state.to_string());
+        match &state {
+            TunnelState::Failed { .. } => tracing::warn!(tunnel = %name, "{state}"),
+            _ => tracing::info!(tunnel = %name, "{state}"),
+        }
+        if let Ok(mut u) = t.stats.up_since.lock() {
+            *u = (state == TunnelState::Up).then(std::time::Instant::now);
+        }
+        t.state = state.clone();
+        let settled = state.settled();
+        self.emit(Event::State {
+            name: name.to_string(),
+            state,
+        });
+        if settled {
+            let waiters = self
+                .tunnels
+                .get_mut(name)
+                .map(|t| std::mem::take(&mut t.waiters))
+                .unwrap_or_default();
+            if !waiters.is_empty() {
+                let status = self.status(name);
+                for w in waiters {
+                    let _ = w.send(status.clone());
+                }
+            }
+        }
+    }
+
+    /// Fails a tunnel for good: its listeners and session go, it stays listed as failed.
+    async fn fail(&mut self, name: &str, error: String) {
+        self.prompter.withdraw_all(name);
+        self.release(name).await;
+        if let Some(t) = self.tunnels.get_mut(name)
+            && let Ok(mut e) = t.stats.last_error.lock()
+        {
+            *e = Some(error.clone());
+        }
+        self.set_state(name, TunnelState::Failed { error });
+    }
+
+    /// Stops a tunnel's listeners (waiting for them, so its ports and socket files are free
+    /// again) and leaves its session (which stops when nobody is left on it).
+    async fn release(&mut self, name: &str) {
+        let Some(t) = self.tunnels.get_mut(name) else {
+            return;
+        };
+        t.stop.cancel();
+        t.tasks.close();
+        let tasks = t.tasks.clone();
+        let key = t.session.take();
+        t.local.clear();
+        let _ = tokio::time::timeout(Duration::from_secs(5), tasks.wait()).await;
+        if let Some(key) = key
+            && let Some(s) = self.sessions.get_mut(&key)
+        {
+            s.members.retain(|m| m != name);
+            if s.members.is_empty() {
+                s.stop.cancel();
+                self.sessions.remove(&key);
+            }
+        }
+    }
+
+    async fn close(&mut self, names: &[String]) {
+        for name in names {
+            // Its questions go with it: a late answer must not record a host key.
+            self.prompter.withdraw_all(name);
+            if !self.tunnels.contains_key(name) {
+                continue;
+            }
+            self.release(name).await;
+            self.set_state(name, TunnelState::Down);
+            if let Some(t) = self.tunnels.remove(name) {
+                // Open requests still waiting learn that it was closed.
+                for w in t.waiters {
+                    let _ = w.send(TunnelStatus {
+                        name: name.clone(),
+                        state: TunnelState::Down,
+                        local: Vec::new(),
+                        target: t.target.clone(),
+                        via: t.via.clone(),
+                        stats: t.stats.snapshot(),
+                        log: t.stats.log_lines(),
+                    });
+                }
+            }
+        }
+    }
+
+    fn report(&mut self, r: Report) {
+        let session = match &r {
+            Report::State { session, .. }
+            | Report::Error { session, .. }
+            | Report::Warning { session, .. }
+            | Report::Listening { session, .. } => *session,
+        };
+        // A report from a session already gone (replaced, stopped) is dropped.
+        let Some((key, s)) = self.sessions.iter_mut().find(|(_, s)| s.id == session) else {
+            return;
+        };
+        let key = key.clone();
+        let members = s.members.clone();
+        match r {
+            Report::State {
+                state, reconnected, ..
+            } => {
+                s.state = state.clone();
+                for m in &members {
+                    if reconnected && let Some(t) = self.tunnels.get(m) {
+                        t.stats
+                            .reconnects
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+                if let TunnelState::Failed { error } = state {
+                    // Final: every tunnel on the session fails with it, and lets go of
+                    // everything it holds. Done in a task that reports back, as the actor
+                    // must not wait here for listeners to stop.
+                    if let Some(s) = self.sessions.remove(&key) {
+                        s.stop.cancel();
+                    }
+                    for m in &members {
+                        if let Some(t) = self.tunnels.get_mut(m) {
+                            t.session = None;
+                            t.stop.cancel();
+                            t.tasks.close();
+                            t.local.clear();
+                            if let Ok(mut e) = t.stats.last_error.lock() {
+                                *e = Some(error.clone());
+                            }
+                        }
+                        self.prompter.withdraw_all(m);
+                        self.set_state(
+                            m,
+                            TunnelState::Failed {
+                                error: error.clone(),
+                            },
+                        );
+                    }
+                } else {
+                    for m in &members {
+                        self.set_state(m, state.clone());
+                    }
+                }
+            }
+            Report::Error { message, .. } => {
+                for m in &members {
+                    tracing::warn!(tunnel = %m, "error: {message}");
+                    if let Some(t) = self.tunnels.get(m) {
+                        t.stats.log(format!("error: {message}"));
+                        if let Ok(mut e) = t.stats.last_error.lock() {
+                            *e = Some(message.clone());
+                        }
+                    }
+                    self.emit(Event::Error {
+                        name: m.clone(),
+                        message: message.clone(),
+                    });
+                }
+            }
+            Report::Warning { message, .. } => {
+                for m in &members {
+                    tracing::warn!(tunnel = %m, "{message}");
+                    if let Some(t) = self.tunnels.get(m) {
+                        t.stats.log(format!("warning: {message}"));
+                    }
+                    self.emit(Event::Warning {
+                        name: m.clone(),
+                        message: message.clone(),
+                    });
+                }
+            }
+            Report::Listening { local, target, .. } => {
+                for m in &members {
+                    let Some(t) = self.tunnels.get_mut(m) else {
+                        continue;
+                    };
+                    if !t.local.contains(&local) {
+                        t.local.push(local.clone());
+                    }
+                    let via = t.via.clone();
+                    self.emit(Event::Listening {
+                        name: m.clone(),
+                        local: local.clone(),
+                        target: target.clone(),
+                        via,
+                    });
+                }
+            }
+        }
+    }
+
+    async fn open(&mut self, conn: Connection, reply: Option<oneshot::Sender<TunnelStatus>>) {
+        let name = conn.display_name.clone();
+        if let Some(t) = self.tunnels.get_mut(&name) {
+            if t.state.is_open() {
+                // Already open, or on its way: answered when it settles.
+                if let Some(r) = reply {
+                    if t.state.settled() {
+                        let status = self.status(&name);
+                        let _ = r.send(status);
+                    } else {
+                        t.waiters.push(r);
+                    }
+                }
+                return;
+            }
+            // Failed (or down): start afresh.
+            self.release(&name).await;
+            self.tunnels.remove(&name);
+        }
+        let via = conn
+            .hops
+            .iter()
+            .map(|h| h.name.clone())
+            .collect::<Vec<_>>()
+            .join(" -> ");
+        let stats = Arc::new(Stats::default());
+        let stop = CancellationToken::new();
+        let mut t = Tunnel {
+            session: None,
+            stop: stop.clone(),
+            tasks: TaskTracker::new(),
+            stats: Arc::clone(&stats),
+            state: TunnelState::Connecting,
+            local: Vec::new(),
+            target: conn.target().unwrap_or_default(),
+            via: via.clone(),
+            waiters: reply.into_iter().collect(),
+        };
+        let (listeners, remote, failure) = self.bind(&conn, &mut t).await;
+        self.tunnels.insert(name.clone(), t);
+        if let Some(error) = failure {
+            drop(listeners);
+            self.fail(&name, error).await;
+            return;
+        }
+        // A tunnel with remote forwards keeps its own session: its requests follow it.
+        let key = if remote.is_empty() {
+            chain_key(&conn.hops)
+        } else {
+            format!("{}#{name}", chain_key(&conn.hops))
+        };
+        let current = match self.sessions.get_mut(&key) {
+            Some(s) => {
+                s.members.push(name.clone());
+                let state = s.state.clone();
+                let current = s.current.clone();
+                if let Some(t) = self.tunnels.get_mut(&name) {
+                    t.session = Some(key.clone());
+                }
+                self.set_state(&name, state);
+                current
+            }
+            None => {
+                let (tx, rx) = watch::channel(None);
+                let (ktx, krx) = mpsc::unbounded_channel();
+                let id = self.next_session;
+                self.next_session += 1;
+                let sstop = CancellationToken::new();
+                let sup = Supervisor {
+                    id,
+                    hops: conn.hops.clone(),
+                    policy: conn.policy.clone(),
+                    label: name.clone(),
+                    current: tx,
+                    reports: self.reports.clone(),
+                    kicks: krx,
+                    prompter: Arc::clone(&self.prompter),
+                    reverse: (!remote.is_empty())
+                        .then(|| Arc::new(tunnel::Reverse::new(Arc::clone(&stats), stop.clone()))),
+                    remote,
+                };
+                tokio::spawn(sup.run(sstop.clone()));
+                self.sessions.insert(
+                    key.clone(),
+                    Session {
+                        id,
+                        current: rx.clone(),
+                        members: vec![name.clone()],
+                        stop: sstop,
+                        kicks: ktx,
+                        state: TunnelState::Connecting,
+                    },
+                );
+                if let Some(t) = self.tunnels.get_mut(&name) {
+                    t.session = Some(key.clone());
+                }
+                rx
+            }
+        };
+        let timeout = conn
+            .hops
+            .last()
+            .map(|h| h.connect_timeout.value.0)
+            .unwrap_or(Duration::from_secs(15));
+        let Some(t) = self.tunnels.get(&name) else {
+            return;
+        };
+        for (l, target) in listeners {
+            let (s, st, sd) = (current.clone(), Arc::clone(&stats), stop.clone());
+            t.tasks.spawn(tunnel::serve(l, s, target, st, timeout, sd));
+        }
+        t.tasks.spawn(report_stats(
+            name.clone(),
+            Arc::clone(&stats),
+            self.events.clone(),
+            stop.clone(),
+        ));
+    }
+
+    /// Binds every local listener of a connection and collects its remote forwards; a
+    /// failure that ends the tunnel (ExitOnForwardFailure, or nothing left) is returned.
+    async fn bind(
+        &self,
+        conn: &Connection,
+        t: &mut Tunnel,
+    ) -> (
+        Vec<(tunnel::Listener, Target)>,
+        Vec<RemoteSpec>,
+        Option<String>,
+    ) {
+        let name = &conn.display_name;
+        let strict = conn.policy.exit_on_forward_failure.value;
+        let mut listeners = Vec::new();
+        let mut remote: Vec<RemoteSpec> = Vec::new();
+        let mut problems: Vec<String> = Vec::new();
+        for f in &conn.forwards {
+            let f = &f.value;
+            let (target, shown) = match (f.kind, &f.connect) {
+                (
+                    ForwardKind::Local,
+                    Some(Endpoint::Tcp {
+                        host: Some(th),
+                        port: tp,
+                    }),
+                ) => (
+                    Target::Fixed {
+                        host: th.clone(),
+                        port: *tp,
+                    },
+                    Endpoint::tcp(th.clone(), *tp).to_string(),
+                ),
+                (ForwardKind::Dynamic, _) => (
+                    Target::Socks,
+                    "SOCKS (any host the client asks for)".to_string(),
+                ),
+                (ForwardKind::Local, _) => {
+                    problems.push("forwards to unix sockets are not supported yet".into());
+                    continue;
+                }
+                (
+                    ForwardKind::Remote,
+                    Some(Endpoint::Tcp {
+                        host: Some(th),
+                        port: tp,
+                    }),
+                ) => {
+                    match &f.listen {
+                        Endpoint::Tcp { host, port } => remote.push(RemoteSpec {
+                            bind: host
+                                .clone()
+                                .filter(|h| !h.is_empty())
+                                .unwrap_or_else(|| "localhost".into()),
+                            port: *port,
+                            target: (th.clone(), *tp),
+                        }),
+                        Endpoint::Unix(_) => problems
+                            .push("remote forwards on unix sockets are not supported yet".into()),
+                    }
+                    continue;
+                }
+                (ForwardKind::Remote, _) => {
+                    problems.push(
+                        "remote forwards to unix sockets or SOCKS are not supported yet".into(),
+                    );
+                    continue;
+                }
+            };
+            match tunnel::bind(&f.listen).await {
+                Ok((l, local)) => {
+                    self.emit(Event::Listening {
+                        name: name.clone(),
+                        local: local.clone(),
+                        target: shown,
+                        via: t.via.clone(),
+                    });
+                    t.local.push(local);
+                    listeners.push((l, target));
+                }
+                Err(e) => problems.push(format!("cannot listen on {}: {e}", f.listen.local_text())),
+            }
+        }
+        for p in &problems {
+            t.stats.log(format!("error: {p}"));
+            self.emit(Event::Error {
+                name: name.clone(),
+                message: p.clone(),
+            });
+        }
+        let failure = if strict && !problems.is_empty() {
+            Some(format!(
+                "a forward could not be set up and ExitOnForwardFailure is on: {}",
+                problems.join("; ")
+            ))
+        } else if listeners.is_empty() && remote.is_empty() {
+            Some(match problems.is_empty() {
+                true => "no forward to open".to_string(),
+                false => format!("no forward could be opened: {}", problems.join("; ")),
+            })
+        } else {
+            None
+        };
+        (listeners, remote, failure)
+    }
+}
+
+async fn report_stats(
+    name: String,
+    stats: Arc<Stats>,
+    events: broadcast::Sender<Event>,
+    stop: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+        let _ = events.send(Event::Stats {
+            name: name.clone(),
+            stats: stats.snapshot(),
+        });
+    }
+}
