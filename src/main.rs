@@ -314,7 +314,11 @@ fn main() -> ExitCode {
             drop((out, err));
             raise_nofile_limit();
             let ctx = Arc::new(Context::from_process());
-            warren::logging::init(&ctx, "daemon.log", cli.verbose > 0);
+            warren::logging::init(
+                &ctx,
+                "daemon.log",
+                cli.verbose > 0 || std::env::var_os("WARREN_DEBUG").is_some(),
+            );
             with_runtime(|_| async move {
                 match warren::daemon::server::serve(paths, ctx).await {
                     Ok(()) => cli::exit::OK,

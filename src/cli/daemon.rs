@@ -48,19 +48,56 @@ pub async fn up(
             return exit::BAD_CONFIG;
         }
     }
-    if let Err(e) = ensure_daemon(ctx, paths).await {
-        let _ = writeln!(err, "error: {e}");
-        return exit::FAILED;
+    // On a terminal, this client answers the daemon's questions about these tunnels.
+    let answers = !json && ask::available();
+    // A daemon that was stopping as this client came (it answered, then went): a new one
+    // is started and asked again, once.
+    let mut reply = open_detached(ctx, paths, names, answers).await;
+    if reply.is_err() {
+        reply = open_detached(ctx, paths, names, answers).await;
     }
-    let client = match DaemonClient::connect(ctx).await {
-        Ok(c) => c,
+    let reply = match reply {
+        Ok(r) => r,
         Err(e) => {
-            let _ = writeln!(err, "error: the daemon: {e}");
+            let _ = writeln!(err, "error: {e}");
             return exit::FAILED;
         }
     };
-    // On a terminal, this client answers the daemon's questions about these tunnels.
-    let answers = !json && ask::available();
+    if let Some(e) = &reply.error {
+        let _ = writeln!(err, "error: {e}");
+        return exit::BAD_CONFIG;
+    }
+    if json {
+        let _ = serde_json::to_writer(&mut *out, &reply.tunnels);
+        let _ = writeln!(out);
+    } else {
+        for t in &reply.tunnels {
+            let _ = writeln!(out, "{}", line(t));
+        }
+    }
+    if reply
+        .tunnels
+        .iter()
+        .any(|t| t.state == crate::engine::TunnelState::Up)
+    {
+        exit::OK
+    } else {
+        exit::FAILED
+    }
+}
+
+/// Hands `names` to the daemon (starting it if needed) and waits until each is up or has
+/// failed, answering its questions on this terminal when `answers`.
+async fn open_detached(
+    ctx: &Context,
+    paths: &Paths,
+    names: &[String],
+    answers: bool,
+) -> Result<crate::daemon::protocol::Reply, String> {
+    ensure_daemon(ctx, paths).await?;
+    let client = DaemonClient::connect(ctx)
+        .await
+        .map_err(|e| format!("the daemon: {e}"))?;
     let asker = if answers {
         let c = client.clone();
         TerminalAsker::start(move |id, a| {
@@ -72,13 +109,10 @@ pub async fn up(
     } else {
         None
     };
-    let mut events = match client.subscribe(asker.is_some()).await {
-        Ok((_, events)) => events,
-        Err(e) => {
-            let _ = writeln!(err, "error: the daemon: {e}");
-            return exit::FAILED;
-        }
-    };
+    let (_, mut events) = client
+        .subscribe(asker.is_some())
+        .await
+        .map_err(|e| format!("the daemon: {e}"))?;
     let opened = client.request(
         Request::Open {
             names: names.to_vec(),
@@ -111,34 +145,7 @@ pub async fn up(
     if let Some(a) = asker {
         a.stop().await;
     }
-    let reply = match reply {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = writeln!(err, "error: the daemon: {e}");
-            return exit::FAILED;
-        }
-    };
-    if let Some(e) = &reply.error {
-        let _ = writeln!(err, "error: {e}");
-        return exit::BAD_CONFIG;
-    }
-    if json {
-        let _ = serde_json::to_writer(&mut *out, &reply.tunnels);
-        let _ = writeln!(out);
-    } else {
-        for t in &reply.tunnels {
-            let _ = writeln!(out, "{}", line(t));
-        }
-    }
-    if reply
-        .tunnels
-        .iter()
-        .any(|t| t.state == crate::engine::TunnelState::Up)
-    {
-        exit::OK
-    } else {
-        exit::FAILED
-    }
+    reply.map_err(|e| format!("the daemon: {e}"))
 }
 
 pub async fn status(ctx: &Context, paths: &Paths, json: bool, out: &mut (dyn Write + Send)) -> i32 {

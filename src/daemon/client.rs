@@ -18,7 +18,20 @@ use crate::config::{Context, Paths};
 use crate::engine::{EVENT_BUFFER, Event, TunnelStatus};
 use crate::prompt::Answer;
 
-type Waiting = Arc<Mutex<HashMap<u64, oneshot::Sender<Reply>>>>;
+/// Requests waiting for their reply; `None` once the connection is gone (a request made
+/// then fails at once instead of waiting for a reply that cannot come).
+type Waiting = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<Reply>>>>>;
+
+/// The connection is gone: every request waiting gets an error, and later ones fail.
+fn gone(waiting: &Waiting) {
+    if let Ok(mut w) = waiting.lock()
+        && let Some(map) = w.take()
+    {
+        for (_, tx) in map {
+            let _ = tx.send(Reply::error("the daemon closed the connection"));
+        }
+    }
+}
 
 /// A connection to the daemon.
 #[derive(Clone)]
@@ -36,14 +49,16 @@ impl DaemonClient {
         let conn = UnixStream::connect(&sock).await?;
         let (r, mut w) = conn.into_split();
         let (lines, mut lq) = mpsc::channel::<Vec<u8>>(64);
+        let waiting: Waiting = Arc::new(Mutex::new(Some(HashMap::new())));
+        let ww = Arc::clone(&waiting);
         tokio::spawn(async move {
             while let Some(l) = lq.recv().await {
                 if w.write_all(&l).await.is_err() {
+                    gone(&ww);
                     return;
                 }
             }
         });
-        let waiting: Waiting = Arc::new(Mutex::new(HashMap::new()));
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let (wt, ev) = (Arc::clone(&waiting), events.clone());
         tokio::spawn(async move {
@@ -61,7 +76,11 @@ impl DaemonClient {
                 }
                 match serde_json::from_slice::<Frame>(&buf) {
                     Ok(Frame::Reply { id, reply, .. }) => {
-                        if let Some(tx) = wt.lock().ok().and_then(|mut w| w.remove(&id)) {
+                        let tx = wt
+                            .lock()
+                            .ok()
+                            .and_then(|mut w| w.as_mut().and_then(|m| m.remove(&id)));
+                        if let Some(tx) = tx {
                             let _ = tx.send(reply);
                         }
                     }
@@ -72,11 +91,7 @@ impl DaemonClient {
                 }
             }
             // The daemon went: whoever waits gets an error.
-            if let Ok(mut w) = wt.lock() {
-                for (_, tx) in w.drain() {
-                    let _ = tx.send(Reply::error("the daemon closed the connection"));
-                }
-            }
+            gone(&wt);
         });
         Ok(DaemonClient {
             lines,
@@ -91,8 +106,14 @@ impl DaemonClient {
     pub async fn request(&self, req: Request, wait: Duration) -> std::io::Result<Reply> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        if let Ok(mut w) = self.waiting.lock() {
-            w.insert(id, tx);
+        let live = self
+            .waiting
+            .lock()
+            .ok()
+            .and_then(|mut w| w.as_mut().map(|m| m.insert(id, tx)))
+            .is_some();
+        if !live {
+            return Err(std::io::Error::other("the daemon closed the connection"));
         }
         let mut line = serde_json::to_vec(&Envelope {
             v: VERSION,
@@ -106,11 +127,16 @@ impl DaemonClient {
             .await
             .map_err(|_| std::io::Error::other("the daemon closed the connection"))?;
         match tokio::time::timeout(wait, rx).await {
+            Ok(Ok(r)) if r.error.as_deref() == Some("the daemon closed the connection") => {
+                Err(std::io::Error::other("the daemon closed the connection"))
+            }
             Ok(Ok(r)) => Ok(r),
             Ok(Err(_)) => Err(std::io::Error::other("the daemon closed the connection")),
             Err(_) => {
-                if let Ok(mut w) = self.waiting.lock() {
-                    w.remove(&id);
+                if let Ok(mut w) = self.waiting.lock()
+                    && let Some(m) = w.as_mut()
+                {
+                    m.remove(&id);
                 }
                 Err(std::io::Error::other("the daemon did not answer in time"))
             }
@@ -133,7 +159,7 @@ impl DaemonClient {
     pub async fn answer(&self, id: u64, answer: Answer) -> std::io::Result<Reply> {
         self.request(
             Request::Answer {
-                id,
+                question: id,
                 answer: WireAnswer::from(answer),
             },
             Duration::from_secs(10),

@@ -41,9 +41,10 @@ pub enum Request {
         #[serde(default)]
         answers: bool,
     },
-    /// The answer to a question (an [`Event::Prompt`]).
+    /// The answer to a question (the [`Event::Prompt`] with this id). Not `id`: that is
+    /// the request's own, in the envelope.
     Answer {
-        id: u64,
+        question: u64,
         answer: WireAnswer,
     },
     /// Re-establish these tunnels' sessions now (every one when empty).
@@ -195,5 +196,18 @@ mod tests {
             value: "hunter2".into(),
         };
         assert!(!format!("{secret:?}").contains("hunter2"));
+        // An answer keeps both ids: the request's and the question's.
+        let line = serde_json::to_string(&Envelope {
+            v: VERSION,
+            id: 3,
+            req: Request::Answer {
+                question: 9,
+                answer: secret,
+            },
+        })
+        .unwrap_or_default();
+        let e = parse_request(&line).expect("parses");
+        assert_eq!(e.id, 3);
+        assert!(matches!(e.req, Request::Answer { question: 9, .. }));
     }
 }

@@ -4,8 +4,8 @@
 //! per client. Every line is bounded ([`MAX_LINE`]); a bad line gets an error reply and the
 //! client may go on.
 //!
-//! The daemon stops when no tunnel is open and no client is subscribed, after a close, a
-//! failure or a client leaving.
+//! The daemon stops when no tunnel is open and no client is connected, checked after a
+//! failure and when a client leaves.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -40,6 +40,21 @@ fn lock(dir: &std::path::Path) -> std::io::Result<std::fs::File> {
     Ok(f)
 }
 
+/// The daemon's lock, waited for (the previous daemon is stopping).
+fn lock_wait(dir: &std::path::Path) -> std::io::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("daemon.lock"))?;
+    // SAFETY: flock on a file descriptor we own.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(f)
+}
+
 /// What every client task shares.
 struct Shared {
     engine: Engine,
@@ -47,20 +62,18 @@ struct Shared {
     ctx: Arc<Context>,
     dir: std::path::PathBuf,
     stop: CancellationToken,
-    /// Clients subscribed to events.
-    subscribers: AtomicUsize,
+    /// Clients connected now: the daemon never stops under one.
+    clients: AtomicUsize,
     /// Subscribed clients that answer questions.
     answering: Arc<AtomicUsize>,
 }
 
 impl Shared {
-    /// With nothing open and nobody attached, the daemon goes.
+    /// With nothing open and no client connected, the daemon goes.
     async fn maybe_stop(&self) {
         let tunnels = self.engine.status().await;
         self.write_state(&tunnels);
-        if self.subscribers.load(Ordering::Relaxed) == 0
-            && !tunnels.iter().any(|t| t.state.is_open())
-        {
+        if self.clients.load(Ordering::Relaxed) == 0 && !tunnels.iter().any(|t| t.state.is_open()) {
             self.stop.cancel();
         }
     }
@@ -123,7 +136,31 @@ fn pin_ports(mut conn: Connection, ports: &[u16]) -> Connection {
 /// Runs the daemon until nothing is left to keep alive.
 pub async fn serve(paths: Paths, ctx: Arc<Context>) -> std::io::Result<()> {
     let dir = runtime_dir(&ctx)?;
-    let _lock = lock(&dir)?;
+    let _lock = match lock(&dir) {
+        Ok(l) => l,
+        // A daemon that still answers is running; one that does not is on its way out:
+        // wait (a little) for it to let go.
+        Err(e) if std::os::unix::net::UnixStream::connect(socket_path(&dir)).is_ok() => {
+            return Err(e);
+        }
+        Err(_) => {
+            let d = dir.clone();
+            let waited = tokio::time::timeout(
+                Duration::from_secs(5),
+                tokio::task::spawn_blocking(move || lock_wait(&d)),
+            )
+            .await;
+            match waited {
+                Ok(Ok(Ok(l))) => l,
+                _ => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::AddrInUse,
+                        "another warren daemon holds the lock and does not answer",
+                    ));
+                }
+            }
+        }
+    };
     let sock = socket_path(&dir);
     // We hold the lock: any socket file is a dead daemon's.
     let _ = std::fs::remove_file(&sock);
@@ -136,6 +173,12 @@ pub async fn serve(paths: Paths, ctx: Arc<Context>) -> std::io::Result<()> {
         unsafe { libc::umask(old) };
         l?
     };
+    // Who the daemon is, for people (and tests) who need to signal it.
+    let _ = crate::fsutil::write_atomic(
+        &dir.join("daemon.pid"),
+        format!("{}\n", std::process::id()).as_bytes(),
+        0o600,
+    );
     ready();
     let answering = Arc::new(AtomicUsize::new(0));
     let a = Arc::clone(&answering);
@@ -146,7 +189,7 @@ pub async fn serve(paths: Paths, ctx: Arc<Context>) -> std::io::Result<()> {
         ctx,
         dir: dir.clone(),
         stop: CancellationToken::new(),
-        subscribers: AtomicUsize::new(0),
+        clients: AtomicUsize::new(0),
         answering,
     });
     tracing::info!(socket = %sock.display(), "daemon started");
@@ -175,9 +218,12 @@ pub async fn serve(paths: Paths, ctx: Arc<Context>) -> std::io::Result<()> {
         };
         match accepted {
             Ok((conn, _)) => {
+                shared.clients.fetch_add(1, Ordering::Relaxed);
                 let s = Arc::clone(&shared);
                 tracker.spawn(async move {
-                    let _ = client(conn, s).await;
+                    let _ = client(conn, &s).await;
+                    s.clients.fetch_sub(1, Ordering::Relaxed);
+                    s.maybe_stop().await;
                 });
             }
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
@@ -187,6 +233,7 @@ pub async fn serve(paths: Paths, ctx: Arc<Context>) -> std::io::Result<()> {
     shared.engine.shutdown().await;
     shared.write_state(&[]);
     let _ = std::fs::remove_file(&sock);
+    let _ = std::fs::remove_file(dir.join("daemon.pid"));
     Ok(())
 }
 
@@ -215,7 +262,7 @@ async fn restore(shared: &Arc<Shared>) {
     }
 }
 
-async fn client(conn: UnixStream, shared: Arc<Shared>) -> std::io::Result<()> {
+async fn client(conn: UnixStream, shared: &Arc<Shared>) -> std::io::Result<()> {
     let (r, mut w) = conn.into_split();
     let (out, mut outq) = mpsc::channel::<Frame>(256);
     // One writer: replies and events never interleave within a line.
@@ -275,18 +322,19 @@ async fn client(conn: UnixStream, shared: Arc<Shared>) -> std::io::Result<()> {
         };
         if let Request::Subscribe { answers } = env.req {
             if subscribed.is_none() {
-                shared.subscribers.fetch_add(1, Ordering::Relaxed);
                 if answers {
                     shared.answering.fetch_add(1, Ordering::Relaxed);
                 }
                 subscribed = Some(answers);
-                stream_events(&shared, out.clone(), answers, gone.clone());
+                stream_events(shared, out.clone(), answers, gone.clone());
             }
             let tunnels = shared.engine.status().await;
             let _ = out.send(reply(env.id, Reply::tunnels(tunnels))).await;
             continue;
         }
-        let (s, o) = (Arc::clone(&shared), out.clone());
+        // Logged by kind only: an answer's secret never reaches the log.
+        tracing::debug!("request {}", request_kind(&env.req));
+        let (s, o) = (Arc::clone(shared), out.clone());
         tokio::spawn(async move {
             let r = handle(env.req, &s).await;
             let _ = o.send(reply(env.id, r)).await;
@@ -295,14 +343,22 @@ async fn client(conn: UnixStream, shared: Arc<Shared>) -> std::io::Result<()> {
     gone.cancel();
     drop(out);
     let _ = writer.await;
-    if let Some(answers) = subscribed {
-        shared.subscribers.fetch_sub(1, Ordering::Relaxed);
-        if answers {
-            shared.answering.fetch_sub(1, Ordering::Relaxed);
-        }
-        shared.maybe_stop().await;
+    if subscribed == Some(true) {
+        shared.answering.fetch_sub(1, Ordering::Relaxed);
     }
     Ok(())
+}
+
+fn request_kind(r: &Request) -> &'static str {
+    match r {
+        Request::Open { .. } => "open",
+        Request::Close { .. } => "close",
+        Request::CloseAll => "close all",
+        Request::Status => "status",
+        Request::Subscribe { .. } => "subscribe",
+        Request::Answer { .. } => "answer",
+        Request::Reconnect { .. } => "reconnect",
+    }
 }
 
 fn reply(id: u64, reply: Reply) -> Frame {
@@ -390,8 +446,8 @@ async fn handle(req: Request, shared: &Arc<Shared>) -> Reply {
             r
         }
         Request::Status => Reply::tunnels(engine.status().await),
-        Request::Answer { id, answer } => {
-            if engine.answer(id, answer.into()) {
+        Request::Answer { question, answer } => {
+            if engine.answer(question, answer.into()) {
                 Reply::tunnels(Vec::new())
             } else {
                 Reply::error("that question is no longer asked (answered, timed out or withdrawn)")
