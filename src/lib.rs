@@ -1,11 +1,19 @@
 //! warren: a terminal UI for SSH tunnels to private databases.
 //!
 //! # Layout
-//! - [`config`]: the connection model from `~/.ssh/config` and `epoch.toml`, each value with
-//!   its source. Knows nothing of the terminal.
-//! - [`cli`]: the headless commands (`list`, `show`), clients of the model.
+//! Data flows one way: config files -> [`config::Connection`] -> [`engine`] -> events ->
+//! a client. Each layer imports only the layers below it; nothing below the clients imports
+//! [`cli`] or [`tui`], and there are no import cycles.
 //!
-//! Data flows one way: config files -> `Connection` model -> engine -> events -> client.
+//! - clients: [`tui`] (the terminal UI), [`cli`] (the headless commands), [`demo`]; they reach
+//!   tunnels through [`backend`]: an [`engine`] in process, or the [`daemon`] over its socket.
+//! - [`daemon`]: the per-user daemon (server, client, wire protocol).
+//! - [`engine`]: sessions and tunnels, their lifecycle, reconnects, questions; events out.
+//! - [`tunnel`] (listeners and the copy), [`diagnose`] (the step-by-step walk).
+//! - [`ssh`]: russh: one hop or a chain, host keys, algorithms, authentication.
+//! - [`config`]: ssh_config and epoch.toml into the connection model, every value with its
+//!   source; imports nothing else of warren.
+//! - shared helpers: [`prompt`] (questions), [`setup`], [`logging`], [`text`], [`fsutil`].
 
 pub mod backend;
 pub mod cli;

@@ -9,8 +9,8 @@
 //! keyed by everything that decides trust and identity (see
 //! [`crate::config::model::Hop::trust_key`]): only equal keys share one SSH connection.
 //!
-//! - [`actor`]: the one task that owns tunnels and sessions.
-//! - [`supervisor`]: one per session: connect, watch, reconnect with backoff.
+//! - `actor`: the one task that owns tunnels and sessions.
+//! - `supervisor`: one per session: connect, watch, reconnect with backoff.
 //! - [`monitor`]: notices a resume from sleep or a network change and has every session
 //!   re-checked at once.
 //!

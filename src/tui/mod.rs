@@ -1,7 +1,10 @@
-//! The terminal client: a client of the engine API only. One task owns the terminal and
-//! `select!`s over the keyboard and mouse, the engine's events and a tick that runs only while
+//! The terminal client. Its tunnels live where [`Backend`] says: in the per-user daemon when
+//! one runs (attached: its events stream in, and the TUI answers its questions), else in an
+//! engine in this process; diagnostics always run here. One task owns the terminal and
+//! `select!`s over the keyboard and mouse, the events and a tick that runs only while
 //! something on screen moves; it redraws when the state changed. It never waits on the
-//! network, and the network never waits on it.
+//! network (commands go out in their own tasks), and the network never waits on it. It logs
+//! through [`crate::logging`] (`warren.log`), never to the screen.
 //!
 //! - [`app`]: state and `update(app, action) -> effects` (no I/O).
 //! - [`view`]: drawing (pure).

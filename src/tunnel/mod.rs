@@ -1,5 +1,8 @@
-//! Local forwards: a listener per forward; each accepted connection becomes a direct-tcpip
-//! channel of the tunnel's SSH session, copied both ways.
+//! Forwards: a listener per local forward (TCP, a unix socket, or SOCKS), each accepted
+//! connection a direct-tcpip channel of the tunnel's SSH session, copied both ways; remote
+//! forwards' connections the same way back ([`Reverse`]); and the live counters of a tunnel
+//! ([`Stats`], [`TunnelStats`]). It uses the ssh layer and the config model, never the
+//! engine or a client.
 //!
 //! A channel is always drained. In russh one channel whose data is not read blocks the whole
 //! connection (every other channel, and keepalives), and the SSH window is refilled on receipt,
