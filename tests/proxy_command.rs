@@ -233,7 +233,7 @@ fn the_command_is_started_again_when_the_bastion_comes_back() {
     let script = s.write(
         "proxy.sh",
         &format!(
-            "#!/bin/sh\necho $$ >> {d}/starts\nexec bash -c 'exec 3<>/dev/tcp/$0/$1; {{ cat <&3; kill $$; }} & exec cat >&3' \"$1\" \"$2\"\n"
+            "#!/bin/sh\necho $$ >> {d}/starts\nprintf 'relay %s starting \\033[31m\\n' $$ >&2\nexec bash -c 'exec 3<>/dev/tcp/$0/$1; {{ cat <&3; kill $$; }} & exec cat >&3' \"$1\" \"$2\"\n"
         ),
     );
     std::process::Command::new("chmod")
@@ -275,6 +275,18 @@ fn the_command_is_started_again_when_the_bastion_comes_back() {
             .collect()
     };
     assert_eq!(starts().len(), 1, "started once");
+    // What it writes to stderr reaches the tunnel's log, escaped.
+    let said = up.wait_for("its stderr", |v| {
+        v["event"] == "warning"
+            && v["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("ProxyCommand (hop 0): relay"))
+    });
+    let said = said["message"].as_str().unwrap_or_default();
+    assert!(
+        said.ends_with("starting \\x1b[31m") && !said.contains('\u{1b}'),
+        "{said}"
+    );
 
     sshd.kill();
     up.wait_for("reconnecting", |v| {

@@ -211,7 +211,15 @@ impl Drop for Proxy {
         let pid = self.pid;
         // SAFETY: a negative pid signals the process group the command leads (setsid).
         unsafe { libc::kill(-pid, libc::SIGHUP) };
-        // Reaped on a thread of its own: this may run inside the runtime or after it.
+        // Most commands end at once: reap it here (briefly), so that none outlives a warren
+        // that exits right after; else on a thread of its own, which may outlive the runtime.
+        let brief = Instant::now() + Duration::from_millis(100);
+        while Instant::now() < brief {
+            match child.try_wait() {
+                Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+                _ => return,
+            }
+        }
         let _ = std::thread::Builder::new()
             .name("proxy-reaper".into())
             .spawn(move || {
