@@ -266,6 +266,18 @@ impl Hop {
                 ));
             }
         }
+        // ssh stops at a Match exec that cannot be expanded, run, or that dies.
+        if let Some(m) = self.match_exec.iter().find(|m| {
+            matches!(
+                m.outcome,
+                ExecOutcome::Signaled { .. } | ExecOutcome::Failed { .. }
+            )
+        }) {
+            return Some(format!(
+                "Match exec \"{}\" at {}: {} (ssh stops there); warren does not connect with settings ssh would not use",
+                m.command, m.origin, m.outcome
+            ));
+        }
         if no_exec {
             if let Some(c) = &self.known_hosts_command {
                 return Some(format!(

@@ -361,6 +361,27 @@ mod tests {
     }
 
     #[test]
+    fn a_match_exec_ssh_would_stop_at_refuses_the_host() {
+        let dir = tempfile::tempdir().expect("dir");
+        for line in ["Match exec \"test %q\"", "Match exec \"kill -9 $$\""] {
+            let c = config(dir.path(), &format!("{line}\n  User x\n"), false);
+            let (hops, _) = crate::config::from_ssh::hops(&c, c.resolve("db"));
+            let why = hops[0].refusal().expect("refused");
+            assert!(
+                why.contains("config:1") && why.contains("ssh stops"),
+                "{why}"
+            );
+        }
+        let c = config(dir.path(), "Match exec \"false\"\n  User x\n", false);
+        let (hops, _) = crate::config::from_ssh::hops(&c, c.resolve("db"));
+        assert_eq!(
+            hops[0].refusal(),
+            None,
+            "a command that exits 1 is a plain no"
+        );
+    }
+
+    #[test]
     fn proxy_command_problems() {
         let dir = tempfile::tempdir().expect("dir");
         let c = config(

@@ -288,6 +288,14 @@ impl Pass<'_> {
                                 Problem::error(origin.clone(), format!("Match exec \"{cmd}\": {e} (ssh stops here); this block is treated as not matching"))
                                     .with_fix("the tokens of Match exec are %C %L %d %h %i %k %l %n %p %r %u; write %% for a %"),
                             );
+                            self.execs.push(MatchExec {
+                                origin: origin.clone(),
+                                command: cmd.clone(),
+                                outcome: ExecOutcome::Failed {
+                                    error: e.to_string(),
+                                },
+                                applied: false,
+                            });
                             result = false;
                             continue;
                         }
