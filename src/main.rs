@@ -64,6 +64,34 @@ enum Command {
         #[arg(long)]
         detach: bool,
     },
+    /// Run a command with the connection's tunnel open and its address in the environment
+    /// (PGHOST/PGPORT/..., DATABASE_URL, WARREN_HOST, WARREN_PORT); exits with its code.
+    Exec {
+        name: String,
+        /// Also put the password (password / password_file) in the environment.
+        #[arg(long)]
+        with_password: bool,
+        /// The command and its arguments (after --).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Open the connection and run its database's own client (psql, mysql, redis-cli,
+    /// mongosh, sqlcmd) on this terminal.
+    Connect {
+        name: String,
+        #[arg(long)]
+        with_password: bool,
+    },
+    /// Print the connection for a client: a URL, a DSN, a JDBC URL, environment variables or
+    /// a client command line (the running tunnel's local port, or the configured one).
+    Url {
+        name: String,
+        #[arg(long, value_enum, default_value = "url")]
+        format: warren::handoff::Format,
+        /// Include the password (never included otherwise).
+        #[arg(long)]
+        with_password: bool,
+    },
     /// Record the host keys of a connection's hops in known_hosts, once a person confirms
     /// them (on the terminal, or with --fingerprint).
     Trust {
@@ -240,6 +268,38 @@ fn main() -> ExitCode {
             let ctx = Arc::new(Context::from_process());
             with_runtime(|(mut o, mut e)| async move {
                 cli::daemon::up(&catalog, &ctx, &paths, &names, json, &mut o, &mut e).await
+            })
+        }
+        Some(Command::Exec {
+            name,
+            with_password,
+            command,
+        }) => {
+            drop((out, err));
+            let ctx = Context::from_process();
+            with_runtime(|(_, mut e)| async move {
+                cli::exec::exec(&catalog, &ctx, &name, &command, with_password, &mut e).await
+            })
+        }
+        Some(Command::Connect {
+            name,
+            with_password,
+        }) => {
+            drop((out, err));
+            let ctx = Context::from_process();
+            with_runtime(|(_, mut e)| async move {
+                cli::exec::connect(&catalog, &ctx, &name, with_password, &mut e).await
+            })
+        }
+        Some(Command::Url {
+            name,
+            format,
+            with_password,
+        }) => {
+            drop((out, err));
+            let ctx = Context::from_process();
+            with_runtime(|(mut o, mut e)| async move {
+                cli::exec::url(&catalog, &ctx, &name, format, with_password, &mut o, &mut e).await
             })
         }
         Some(Command::Trust { name, fingerprint }) => {

@@ -325,9 +325,61 @@ impl Policy {
     }
 }
 
+/// The kind of database, from the engine name of `[storage.<engine>.<name>]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DbKind {
+    Postgres,
+    Mysql,
+    Mssql,
+    Redis,
+    Mongodb,
+    /// An engine warren has no protocol for (an object store, ...).
+    Other,
+}
+
+impl DbKind {
+    /// The kind an engine name means (`postgres` and `postgresql`, `mysql` and `mariadb`, ...).
+    pub fn of(engine: &str) -> DbKind {
+        match engine.to_ascii_lowercase().as_str() {
+            "postgres" | "postgresql" => DbKind::Postgres,
+            "mysql" | "mariadb" => DbKind::Mysql,
+            "mssql" | "sqlserver" => DbKind::Mssql,
+            "redis" => DbKind::Redis,
+            "mongodb" | "mongo" => DbKind::Mongodb,
+            _ => DbKind::Other,
+        }
+    }
+
+    /// The database's usual port.
+    pub fn default_port(self) -> Option<u16> {
+        Some(match self {
+            DbKind::Postgres => 5432,
+            DbKind::Mysql => 3306,
+            DbKind::Mssql => 1433,
+            DbKind::Redis => 6379,
+            DbKind::Mongodb => 27017,
+            DbKind::Other => return None,
+        })
+    }
+
+    /// The URL scheme of its connection strings.
+    pub fn scheme(self) -> Option<&'static str> {
+        Some(match self {
+            DbKind::Postgres => "postgresql",
+            DbKind::Mysql => "mysql",
+            DbKind::Mssql => "sqlserver",
+            DbKind::Redis => "redis",
+            DbKind::Mongodb => "mongodb",
+            DbKind::Other => return None,
+        })
+    }
+}
+
 /// The database an epoch.toml entry describes, as seen from the bastion.
 #[derive(Clone, Debug, Serialize)]
 pub struct Database {
+    /// The engine name as written (see [`Database::kind`]).
     pub engine: String,
     pub host: Sourced<String>,
     pub port: Sourced<u16>,
@@ -335,6 +387,12 @@ pub struct Database {
     pub username: Option<Sourced<String>>,
     pub password_file: Option<Sourced<PathBuf>>,
     pub password: Option<Sourced<Secret>>,
+}
+
+impl Database {
+    pub fn kind(&self) -> DbKind {
+        DbKind::of(&self.engine)
+    }
 }
 
 /// A connection: a name, where it came from, the hops, the forwards.

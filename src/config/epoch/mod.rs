@@ -29,14 +29,7 @@ pub use fields::closest;
 
 /// The database's port when an entry does not give one.
 pub fn default_port(engine: &str) -> Option<u16> {
-    Some(match engine.to_ascii_lowercase().as_str() {
-        "postgres" | "postgresql" => 5432,
-        "mysql" | "mariadb" => 3306,
-        "mssql" | "sqlserver" => 1433,
-        "redis" => 6379,
-        "mongodb" | "mongo" => 27017,
-        _ => return None,
-    })
+    crate::config::model::DbKind::of(engine).default_port()
 }
 
 /// Keys of the `ssh_tunnel` table.
