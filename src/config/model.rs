@@ -312,6 +312,12 @@ pub struct Policy {
     /// Zero: no limit.
     pub max_reconnect_attempts: Sourced<u32>,
     pub exit_on_forward_failure: Sourced<bool>,
+    /// The tunnel closes by itself this long after it opens.
+    pub max_duration: Option<Sourced<Seconds>>,
+    /// The tunnel closes by itself after this long with no client connection.
+    pub idle_timeout: Option<Sourced<Seconds>>,
+    /// A local port in use is replaced by the next free one (`warren up --port-fallback`).
+    pub port_fallback: bool,
 }
 
 impl Policy {
@@ -321,6 +327,9 @@ impl Policy {
             reconnect_delay: Sourced::default_value(Seconds::from_secs(1)),
             max_reconnect_attempts: Sourced::default_value(0),
             exit_on_forward_failure: Sourced::default_value(false),
+            max_duration: None,
+            idle_timeout: None,
+            port_fallback: false,
         }
     }
 }
@@ -410,6 +419,8 @@ pub struct Connection {
     pub forwards: Vec<Sourced<Forward>>,
     pub database: Option<Database>,
     pub policy: Policy,
+    /// Labels to select connections by (`warren up @prod`), in the order written.
+    pub tags: Vec<Sourced<String>>,
     /// Warnings about this connection (values ignored, unsupported settings).
     pub problems: Vec<Problem>,
     /// Settings in the source that warren does not use, kept for `show`.
@@ -417,6 +428,10 @@ pub struct Connection {
 }
 
 impl Connection {
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tags.iter().any(|t| t.value.eq_ignore_ascii_case(tag))
+    }
+
     pub fn kind(&self) -> ConnectionKind {
         if !self.forwards.is_empty() {
             ConnectionKind::Tunnel

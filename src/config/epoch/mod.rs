@@ -11,6 +11,7 @@
 
 mod fields;
 mod hops;
+pub use fields::parse_duration;
 mod salvage;
 
 use std::path::Path;
@@ -61,6 +62,9 @@ pub const TUNNEL_KEYS: &[&str] = &[
     "local_bind",
     "local_socket",
     "socks_port",
+    "tags",
+    "max_duration",
+    "idle_timeout",
 ];
 
 /// Keys of a `jump_host` table.
@@ -201,7 +205,15 @@ fn load_storage(
 }
 
 /// Keys of a `[reverse.<name>]` table.
-pub const REVERSE_KEYS: &[&str] = &["bastion", "remote_bind", "remote_port", "target"];
+pub const REVERSE_KEYS: &[&str] = &[
+    "bastion",
+    "remote_bind",
+    "remote_port",
+    "target",
+    "tags",
+    "max_duration",
+    "idle_timeout",
+];
 
 /// `[reverse.<name>]`: the bastion listens on remote_bind:remote_port (0: it picks) and its
 /// connections reach `target` (host:port) here — `ssh -R`. `bastion` is an ssh_config alias or
@@ -346,7 +358,8 @@ fn reverse_connection(
             port.origin,
         )],
         database: None,
-        policy: Policy::defaults(),
+        policy: limits(Policy::defaults(), t, None, f),
+        tags: tags(t, None, f),
         problems: Vec::new(),
         other: Vec::new(),
     })
@@ -422,7 +435,8 @@ fn entry_connection(
         hops: Vec::new(),
         forwards: Vec::new(),
         database: None,
-        policy: Policy::defaults(),
+        policy: limits(Policy::defaults(), t, tunnel.as_ref(), f),
+        tags: tags(t, tunnel.as_ref(), f),
         problems: Vec::new(),
         other: Vec::new(),
     };
@@ -467,6 +481,53 @@ fn entry_connection(
     }
     conn.database = Some(database);
     Some(conn)
+}
+
+/// `tags = ["prod", "eu"]` (or `"prod, eu"`), in the entry or its ssh_tunnel table.
+fn tags(entry: &Table, tunnel: Option<&Table>, f: &mut Findings) -> Vec<Sourced<String>> {
+    let list = match tunnel {
+        Some(tt) => either(entry, tt, "tags", f, |t, k, f| t.list(k, f)),
+        None => entry.list("tags", f),
+    };
+    let Some(list) = list else {
+        return Vec::new();
+    };
+    let mut out: Vec<Sourced<String>> = Vec::new();
+    for tag in list
+        .value
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        if !tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            f.push(
+                Problem::error(
+                    list.origin.clone(),
+                    format!("tag '{tag}' has characters other than letters, digits, - _ ."),
+                )
+                .with_fix("write tags = [\"prod\", \"eu-west\"]"),
+            );
+            continue;
+        }
+        if !out.iter().any(|t| t.value.eq_ignore_ascii_case(tag)) {
+            out.push(Sourced::new(tag.to_string(), list.origin.clone()));
+        }
+    }
+    out
+}
+
+/// `max_duration` and `idle_timeout`, in the entry or its ssh_tunnel table.
+fn limits(mut p: Policy, entry: &Table, tunnel: Option<&Table>, f: &mut Findings) -> Policy {
+    let get = |key: &str, f: &mut Findings| match tunnel {
+        Some(tt) => either(entry, tt, key, f, |t, k, f| t.seconds(k, f)),
+        None => entry.seconds(key, f),
+    };
+    p.max_duration = get("max_duration", f).filter(|d| !d.value.0.is_zero());
+    p.idle_timeout = get("idle_timeout", f).filter(|d| !d.value.0.is_zero());
+    p
 }
 
 /// A warren key that may sit in the entry or in its ssh_tunnel table (not both).
