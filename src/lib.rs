@@ -32,3 +32,4 @@ pub mod ssh;
 pub mod text;
 pub mod tui;
 pub mod tunnel;
+pub mod watch;
