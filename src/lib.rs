@@ -13,7 +13,8 @@
 //! - [`ssh`]: russh: one hop or a chain, host keys, algorithms, authentication.
 //! - [`config`]: ssh_config and epoch.toml into the connection model, every value with its
 //!   source; imports nothing else of warren.
-//! - shared helpers: [`prompt`] (questions), [`setup`], [`logging`], [`text`], [`fsutil`].
+//! - shared helpers: [`prompt`] (questions), [`setup`], [`handoff`] (connection strings and
+//!   client environments), [`logging`], [`text`], [`fsutil`].
 
 pub mod backend;
 pub mod cli;
@@ -23,6 +24,7 @@ pub mod demo;
 pub mod diagnose;
 pub mod engine;
 pub mod fsutil;
+pub mod handoff;
 pub mod logging;
 pub mod prompt;
 pub mod setup;
@@ -30,3 +32,4 @@ pub mod ssh;
 pub mod text;
 pub mod tui;
 pub mod tunnel;
+pub mod watch;

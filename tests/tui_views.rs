@@ -165,6 +165,7 @@ fn busy_app() -> App {
                     reconnects: 1,
                     uptime_secs: Some(3720.0),
                     last_error: None,
+                    expires_in_secs: None,
                 },
             },
         );

@@ -50,6 +50,7 @@ struct ConnectionJson<'a> {
     hops: Vec<HopJson<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     engine: Option<&'a str>,
+    tags: Vec<&'a str>,
 }
 
 /// The local end as a user would type it: a bind address is always shown, port 0 is "auto".
@@ -95,15 +96,30 @@ fn to_json(c: &Connection) -> ConnectionJson<'_> {
             })
             .collect(),
         engine: c.database.as_ref().map(|d| d.engine.as_str()),
+        tags: c.tags.iter().map(|t| t.value.as_str()).collect(),
     }
 }
 
-/// Prints the catalog; returns the exit code.
-pub fn run(catalog: &Catalog, json: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+/// Prints the catalog (only the connections tagged `tag`, with one); returns the exit code.
+pub fn run(
+    catalog: &Catalog,
+    json: bool,
+    tag: Option<&str>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    let shown: Vec<&Connection> = catalog
+        .connections
+        .iter()
+        .filter(|c| tag.is_none_or(|t| c.has_tag(t)))
+        .collect();
+    let tagged = shown.iter().any(|c| !c.tags.is_empty());
     if json {
-        let list: Vec<ConnectionJson> = catalog.connections.iter().map(to_json).collect();
+        let list: Vec<ConnectionJson> = shown.iter().map(|c| to_json(c)).collect();
         let _ = serde_json::to_writer_pretty(&mut *out, &list);
         let _ = writeln!(out);
+    } else if let (Some(t), true) = (tag, shown.is_empty()) {
+        let _ = writeln!(out, "No connection is tagged '{t}'.");
     } else if catalog.connections.is_empty() {
         let _ = writeln!(out, "No connections found. warren looked in:");
         for f in &catalog.files {
@@ -120,8 +136,7 @@ pub fn run(catalog: &Catalog, json: bool, out: &mut dyn Write, err: &mut dyn Wri
             "Add a Host with a LocalForward to ~/.ssh/config, or an entry to epoch.toml\n(see assets/epoch.example.toml), then run `warren list` again."
         );
     } else {
-        let rows: Vec<[String; 5]> = catalog
-            .connections
+        let rows: Vec<[String; 6]> = shown
             .iter()
             .map(|c| {
                 let forwards = if c.forwards.is_empty() {
@@ -148,14 +163,32 @@ pub fn run(catalog: &Catalog, json: bool, out: &mut dyn Write, err: &mut dyn Wri
                     c.kind().to_string(),
                     forwards,
                     if via.is_empty() { "-".into() } else { via },
+                    c.tags
+                        .iter()
+                        .map(|t| t.value.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
                 ]
             })
             .collect();
-        print_table(
-            out,
-            &["NAME", "SOURCE", "KIND", "LOCAL -> TARGET", "VIA"],
-            &rows,
-        );
+        if tagged {
+            print_table(
+                out,
+                &["NAME", "SOURCE", "KIND", "LOCAL -> TARGET", "VIA", "TAGS"],
+                &rows,
+            );
+        } else {
+            // No tags anywhere: no empty column.
+            let rows: Vec<[String; 5]> = rows
+                .into_iter()
+                .map(|[a, b, c, d, e, _]| [a, b, c, d, e])
+                .collect();
+            print_table(
+                out,
+                &["NAME", "SOURCE", "KIND", "LOCAL -> TARGET", "VIA"],
+                &rows,
+            );
+        }
     }
     super::report_problems(catalog, err);
     if catalog.file_failed() {

@@ -4,6 +4,7 @@
 pub mod ask;
 pub mod daemon;
 pub mod doctor;
+pub mod exec;
 pub mod list;
 pub mod logs;
 pub mod service;

@@ -1,5 +1,6 @@
-//! `warren up NAME... [--json]`: opens the connections' tunnels in the foreground, like
-//! `ssh -N`; Ctrl-C or SIGTERM closes them and exits 0; exit 1 if no tunnel could be opened.
+//! `warren up NAME|@TAG... [--json] [--for DURATION]`: opens the connections' tunnels in the
+//! foreground, like `ssh -N`; Ctrl-C or SIGTERM closes them and exits 0. It ends by itself
+//! when every tunnel has ended: exit 1 if one failed, 0 if they reached their time limits.
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -8,25 +9,50 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::ask::{self, TerminalAsker};
 use super::exit;
-use crate::config::{Catalog, Connection};
+use crate::config::model::Seconds;
+use crate::config::{Catalog, Connection, Origin, Sourced};
 use crate::engine::{Command, Engine, Event, TunnelState};
 use crate::prompt::Notice;
+
+/// How `warren up` was asked to open them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// One JSON event a line.
+    pub json: bool,
+    /// A time limit for each (`--for`).
+    pub for_secs: Option<u64>,
+    /// A local port in use is replaced by the next free one.
+    pub port_fallback: bool,
+}
 
 pub async fn run(
     catalog: &Catalog,
     names: &[String],
-    json: bool,
+    opts: Options,
     out: &mut (dyn Write + Send),
     err: &mut (dyn Write + Send),
 ) -> i32 {
-    let mut conns: Vec<Connection> = Vec::new();
-    for n in names {
-        match catalog.find(n) {
-            Ok(c) => conns.push(c.clone()),
-            Err(e) => {
-                let _ = writeln!(err, "error: {e}");
-                return exit::BAD_CONFIG;
-            }
+    let Options {
+        json,
+        for_secs,
+        port_fallback,
+    } = opts;
+    let mut conns: Vec<Connection> = match catalog.select(names) {
+        Ok(list) => list.into_iter().cloned().collect(),
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            return exit::BAD_CONFIG;
+        }
+    };
+    for c in &mut conns {
+        c.policy.port_fallback = port_fallback;
+    }
+    if let Some(secs) = for_secs {
+        for c in &mut conns {
+            c.policy.max_duration = Some(Sourced::new(
+                Seconds::from_secs(secs),
+                Origin::Flag("--for"),
+            ));
         }
     }
     // Both signal streams exist before any tunnel opens, so a signal is never lost between
@@ -64,6 +90,7 @@ pub async fn run(
     }
     let all: HashSet<String> = conns.iter().map(|c| c.display_name.clone()).collect();
     let mut failed: HashSet<String> = HashSet::new();
+    let mut ended: HashSet<String> = HashSet::new();
     loop {
         let ev = tokio::select! {
             _ = sigint.recv() => break,
@@ -104,18 +131,28 @@ pub async fn run(
         } else {
             human(&ev, out, err);
         }
-        if let Event::State {
-            name,
-            state: TunnelState::Failed { .. },
-        } = &ev
-        {
-            failed.insert(name.clone());
-            if failed.len() == all.len() {
+        // A tunnel that failed, or reached its time limit, has ended: when all have, so does up.
+        if let Event::State { name, state } = &ev {
+            match state {
+                TunnelState::Failed { .. } => {
+                    failed.insert(name.clone());
+                    ended.insert(name.clone());
+                }
+                TunnelState::Expired { .. } => {
+                    ended.insert(name.clone());
+                }
+                _ => {}
+            }
+            if ended.len() == all.len() {
                 if let Some(a) = asker {
                     a.stop().await;
                 }
                 engine.shutdown().await;
-                return exit::FAILED;
+                return if failed.is_empty() {
+                    exit::OK
+                } else {
+                    exit::FAILED
+                };
             }
         }
     }

@@ -477,6 +477,22 @@ where
             t,
             format!("host certificate signed by the CA at {at}"),
         ),
+        // An unknown key a person confirmed on the terminal.
+        (None, Some(Found::New))
+            if seen.recorded.is_some()
+                || hop.host_key_policy.value == crate::config::model::HostKeyPolicy::Ask =>
+        {
+            let how = seen
+                .recorded
+                .clone()
+                .unwrap_or_else(|| "accepted for this walk".into());
+            w.pass(
+                StepId::HostKey,
+                i,
+                t,
+                format!("{key_type} {fp} confirmed on the terminal: {how}"),
+            );
+        }
         (None, _) => {
             let warning = seen.warning.unwrap_or_else(|| format!("{key_type} {fp}"));
             w.push(StepId::HostKey, i, Status::Warn, t, warning, Some("host key checking is off or lenient for this hop: set strict_host_key_checking = true once the key is known".into()));

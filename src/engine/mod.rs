@@ -54,6 +54,10 @@ pub enum Command {
     Recheck { why: String },
     /// The answer to a prompt.
     Answer { id: u64, answer: Answer },
+    /// Close a tunnel because a limit of its own was reached; it stays listed as expired.
+    Expire { name: String, reason: String },
+    /// Push a tunnel's time limit back by `secs` (`None`: by its whole max_duration again).
+    Extend { name: String, secs: Option<u64> },
     /// Run the diagnostics of a connection; steps arrive as [`Event::Step`], then
     /// [`Event::Diagnosed`].
     Diagnose(Box<Connection>),
@@ -77,6 +81,9 @@ pub struct TunnelStatus {
     pub via: String,
     #[serde(flatten)]
     pub stats: TunnelStats,
+    /// It closes after this long with no client connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_secs: Option<f64>,
     /// The tunnel's recent log lines, oldest first.
     #[serde(default)]
     pub log: Vec<String>,
@@ -89,8 +96,17 @@ pub enum TunnelState {
     Down,
     Connecting,
     Up,
-    Reconnecting { in_secs: f64, attempt: u32 },
-    Failed { error: String },
+    Reconnecting {
+        in_secs: f64,
+        attempt: u32,
+    },
+    Failed {
+        error: String,
+    },
+    /// Closed by its own limit (max_duration, idle_timeout): listed until opened again.
+    Expired {
+        reason: String,
+    },
 }
 
 impl TunnelState {
@@ -118,6 +134,7 @@ impl std::fmt::Display for TunnelState {
                 write!(f, "reconnecting in {in_secs:.1}s (attempt {attempt})")
             }
             TunnelState::Failed { error } => write!(f, "failed: {error}"),
+            TunnelState::Expired { reason } => write!(f, "closed: {reason}"),
         }
     }
 }
@@ -249,7 +266,12 @@ impl Engine {
                 },
             });
         }));
-        tokio::spawn(actor::run(etx.clone(), Arc::clone(&prompter), crx));
+        tokio::spawn(actor::run(
+            etx.clone(),
+            Arc::clone(&prompter),
+            crx,
+            ctx.downgrade(),
+        ));
         tokio::spawn(monitor::run(ctx.clone()));
         Engine {
             commands: ctx,

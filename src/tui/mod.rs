@@ -196,7 +196,14 @@ pub async fn run(
             {
                 tracing::info!("handing {} tunnel(s) to the daemon", open.len());
                 let _ = c
-                    .request(Request::Open { names: open }, crate::daemon::client::OPEN)
+                    .request(
+                        Request::Open {
+                            names: open,
+                            for_secs: None,
+                            port_fallback: false,
+                        },
+                        crate::daemon::client::OPEN,
+                    )
                     .await;
             }
         }

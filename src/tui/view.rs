@@ -52,6 +52,7 @@ fn badge(app: &App, state: &TunnelState, theme: Theme) -> Span<'static> {
             theme.fg(Color::Yellow),
         ),
         TunnelState::Failed { .. } => Span::styled("FAIL ", theme.fg(Color::Red)),
+        TunnelState::Expired { .. } => Span::styled("ended", theme.fg(Color::Gray)),
     }
 }
 
@@ -349,6 +350,7 @@ fn details_pane(app: &App, c: &Connection, f: &mut Frame, area: Rect, theme: The
         badge(app, &state, theme),
         Span::raw(match &state {
             TunnelState::Failed { error } => format!(" {error}"),
+            TunnelState::Expired { reason } => format!(" closed: {reason}"),
             _ => String::new(),
         }),
     ]));
