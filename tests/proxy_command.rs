@@ -3,8 +3,8 @@
 //! of a chain (each with 1 MiB byte-exact), the command started again when the bastion comes
 //! back, `warren doctor`'s `proxy` step for the usual failures, and `--no-exec`.
 //!
-//! The netcat stand-in is bash's /dev/tcp (bash is everywhere; nc and socat are not): it
-//! relays until the server closes, then ends, as `nc` does.
+//! The netcat stand-in is a bash script over /dev/tcp (bash is everywhere; nc and socat are
+//! not; see `support::net::nc_script`): it relays until either side closes, as `nc` does.
 
 mod support;
 
@@ -14,13 +14,14 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use support::Scratch;
-use support::net::{Up, echo_server, echo_through};
+use support::net::{Up, echo_server, echo_through, nc_script};
 use support::sshd::{Sshd, free_port, keygen};
 use support::tunnel::{have_servers, local_user};
 
-/// `nc %h %p`, in bash.
-const RELAY: &str =
-    r#"bash -c 'exec 3<>/dev/tcp/$0/$1; { cat <&3; kill $$; } & exec cat >&3' %h %p"#;
+/// `nc %h %p`, the stand-in written into the scratch home.
+fn nc(s: &Scratch) -> String {
+    format!("{} %h %p", nc_script(s.path()).display())
+}
 
 fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
@@ -86,6 +87,7 @@ fn a_netcat_like_proxy_command_carries_one_mib_exactly() {
     }
     let sshd = Sshd::start("");
     let (s, key) = home(&[&sshd]);
+    let relay = nc(&s);
     let (echo, local) = (echo_server(), free_port());
     s.write(
         "ssh_config",
@@ -95,7 +97,7 @@ fn a_netcat_like_proxy_command_carries_one_mib_exactly() {
             &sshd,
             &key,
             &format!(
-                "    ProxyCommand {RELAY}\n    LocalForward 127.0.0.1:{local} 127.0.0.1:{echo}\n"
+                "    ProxyCommand {relay}\n    LocalForward 127.0.0.1:{local} 127.0.0.1:{echo}\n"
             ),
         ),
     );
@@ -127,7 +129,7 @@ fn ssh_dash_w_through_a_second_sshd_carries_one_mib_exactly() {
             "db",
             &target,
             &key,
-            &format!("    ProxyCommand ssh -F {d}/jump_config -W %h:%p jump\n    LocalForward 127.0.0.1:{local} 127.0.0.1:{echo}\n"),
+            &format!("    ProxyCommand sh -c 'echo $$ > {d}/ssh.pid; exec ssh -F {d}/jump_config -W %h:%p jump'\n    LocalForward 127.0.0.1:{local} 127.0.0.1:{echo}\n"),
         ),
     );
     let mut up = up(&s, &["db"]);
@@ -138,7 +140,14 @@ fn ssh_dash_w_through_a_second_sshd_carries_one_mib_exactly() {
         1,
         "ssh -W went through the jump server"
     );
+    let pid = std::fs::read_to_string(s.path().join("ssh.pid")).expect("pid");
+    let pid = pid.trim();
+    assert!(alive(pid), "ssh -W runs under the tunnel");
     assert_eq!(up.interrupt(), 0);
+    assert!(
+        !alive(pid),
+        "ssh -W stopped and reaped (no zombie) when warren exits"
+    );
 }
 
 #[test]
@@ -148,6 +157,7 @@ fn a_proxy_command_bastion_carries_the_next_hop_of_a_chain() {
     }
     let (bastion, target) = (Sshd::start(""), Sshd::start(""));
     let (s, key) = home(&[&bastion, &target]);
+    let relay = nc(&s);
     let echo = echo_server();
     let local = free_port();
     // ssh_config: the target's ProxyJump names a bastion reached through its ProxyCommand.
@@ -169,7 +179,7 @@ fn a_proxy_command_bastion_carries_the_next_hop_of_a_chain() {
                 "bastion",
                 &bastion,
                 &key,
-                &format!("    ProxyCommand {RELAY}\n")
+                &format!("    ProxyCommand {relay}\n")
             ),
         ),
     );
@@ -180,7 +190,7 @@ fn a_proxy_command_bastion_carries_the_next_hop_of_a_chain() {
         &format!(
             "[storage.postgres.pg]\nhost = \"127.0.0.1\"\nport = {echo}\n\n\
              [storage.postgres.pg.ssh_tunnel]\nhost = \"127.0.0.1\"\nport = {}\nuser = \"{user}\"\nkey_file = \"{key}\"\nstrict_host_key_checking = true\n\n\
-             [storage.postgres.pg.ssh_tunnel.jump_host]\nhost = \"127.0.0.1\"\nport = {}\nuser = \"{user}\"\nkey_file = \"{key}\"\nproxy_command = '''{RELAY}'''\n",
+             [storage.postgres.pg.ssh_tunnel.jump_host]\nhost = \"127.0.0.1\"\nport = {}\nuser = \"{user}\"\nkey_file = \"{key}\"\nproxy_command = '''{relay}'''\n",
             target.port, bastion.port
         ),
     );
@@ -228,12 +238,13 @@ fn the_command_is_started_again_when_the_bastion_comes_back() {
     }
     let mut sshd = Sshd::start("");
     let (s, key) = home(&[&sshd]);
+    nc_script(s.path());
     let d = s.path().display();
     // Each start writes its pid, then becomes the relay.
     let script = s.write(
         "proxy.sh",
         &format!(
-            "#!/bin/sh\necho $$ >> {d}/starts\nprintf 'relay %s starting \\033[31m\\n' $$ >&2\nexec bash -c 'exec 3<>/dev/tcp/$0/$1; {{ cat <&3; kill $$; }} & exec cat >&3' \"$1\" \"$2\"\n"
+            "#!/bin/sh\necho $$ >> {d}/starts\nprintf 'relay %s starting \\033[31m\\n' $$ >&2\nexec {d}/nc \"$1\" \"$2\"\n"
         ),
     );
     std::process::Command::new("chmod")
@@ -413,6 +424,7 @@ fn doctor_walks_a_proxied_hop_to_the_end() {
     }
     let sshd = Sshd::start("");
     let (s, key) = home(&[&sshd]);
+    let relay = nc(&s);
     let echo = echo_server();
     s.write(
         "ssh_config",
@@ -422,7 +434,7 @@ fn doctor_walks_a_proxied_hop_to_the_end() {
             &sshd,
             &key,
             &format!(
-                "    ProxyCommand {RELAY}\n    LocalForward 127.0.0.1:{} 127.0.0.1:{echo}\n",
+                "    ProxyCommand {relay}\n    LocalForward 127.0.0.1:{} 127.0.0.1:{echo}\n",
                 free_port()
             ),
         ),
@@ -449,7 +461,11 @@ fn doctor_walks_a_proxied_hop_to_the_end() {
         proxy["detail"]
             .as_str()
             .unwrap_or_default()
-            .contains("/dev/tcp/$0/$1"),
+            .contains(&format!(
+                "exec {}/nc 127.0.0.1 {}",
+                s.path().display(),
+                sshd.port
+            )),
         "{proxy}"
     );
     assert!(
@@ -468,13 +484,14 @@ fn no_exec_refuses_each_command_naming_its_line_and_runs_none() {
     }
     let sshd = Sshd::start("");
     let (s, key) = home(&[&sshd]);
+    let relay = nc(&s);
     let d = s.path().display();
     let marker = |what: &str| format!("touch {d}/ran-{what}");
     let cases = [
         (
             "proxy",
             format!(
-                "    ProxyCommand sh -c '{}; exec {RELAY}'\n",
+                "    ProxyCommand sh -c '{}; exec {relay}'\n",
                 marker("proxy")
             ),
             "ProxyCommand",

@@ -421,8 +421,9 @@ fn cases(w: &World) -> Vec<Case> {
         None,
         "    KnownHostsCommand /bin/sh -c 'test $1 != HOSTNAME || echo $0 $2 $3' %H %I %t %K\n",
     );
-    // ProxyCommand: the host is reached through a command (bash's /dev/tcp as nc).
-    let relay = "    ProxyCommand bash -c 'exec 3<>/dev/tcp/$0/$1; { cat <&3; kill $$; } & exec cat >&3' %h %p\n";
+    // ProxyCommand: the host is reached through a command.
+    // @NC@ is the stand-in for nc, written into each case's directory.
+    let relay = "    ProxyCommand @NC@ %h %p\n";
     case(
         "ProxyCommand, known",
         "yes",
@@ -495,9 +496,11 @@ fn warren_decides_every_host_key_case_as_ssh_does() {
             let text = std::fs::read_to_string(&cfg).expect("cfg");
             let revoked = dir.path().join("revoked");
             std::fs::write(&revoked, format!("{}\n", w.plain.host_key_line)).expect("revoked");
+            let nc = support::net::nc_script(dir.path());
             std::fs::write(
                 &cfg,
-                text.replace("REVOKED", &revoked.display().to_string()),
+                text.replace("REVOKED", &revoked.display().to_string())
+                    .replace("@NC@", &nc.display().to_string()),
             )
             .expect("cfg");
             let (ok, why) = if tool == "ssh" {

@@ -11,7 +11,8 @@
 //!   [`TAIL_LINES`] are kept for the error when the command ends;
 //! - when the session ends it is stopped and reaped: SIGHUP to its process group (ssh sends
 //!   SIGHUP to the command alone and leaves it to init), SIGKILL after [`GRACE`], then waited
-//!   for, so a reconnect never leaves a process or a zombie behind.
+//!   for, so a reconnect or an exit never leaves a process or a zombie behind. (Dropping it
+//!   may so block for up to [`GRACE`]; commands end on SIGHUP within milliseconds.)
 //!
 //! The process is a `std` child (so that dropping it can always reap it, with or without a
 //! runtime); its pipes are tokio's, so russh reads and writes them without blocking.
@@ -33,7 +34,7 @@ pub const MAX_LINE: usize = 512;
 /// How many of the last stderr lines are kept for the error message.
 pub const TAIL_LINES: usize = 20;
 /// How long a stopped command has after SIGHUP before SIGKILL.
-pub const GRACE: Duration = Duration::from_secs(1);
+pub const GRACE: Duration = Duration::from_millis(200);
 
 /// The connection to a hop: the command's stdout to read, its stdin to write.
 pub type Stream = tokio::io::Join<ChildStdout, ChildStdin>;
@@ -211,35 +212,25 @@ impl Drop for Proxy {
         let pid = self.pid;
         // SAFETY: a negative pid signals the process group the command leads (setsid).
         unsafe { libc::kill(-pid, libc::SIGHUP) };
-        // Most commands end at once: reap it here (briefly), so that none outlives a warren
-        // that exits right after; else on a thread of its own, which may outlive the runtime.
-        let brief = Instant::now() + Duration::from_millis(100);
-        while Instant::now() < brief {
+        // Reaped here, so that none outlives a warren that exits right after (a zombie
+        // handed to init is not always reaped): a command that has not ended after GRACE is
+        // killed, which ends it at once.
+        let deadline = Instant::now() + GRACE;
+        loop {
             match child.try_wait() {
-                Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(2))
+                }
+                Ok(None) => {
+                    // SAFETY: as above; the leader has not been reaped, so the group is
+                    // still this command's.
+                    unsafe { libc::kill(-pid, libc::SIGKILL) };
+                    let _ = child.wait();
+                    return;
+                }
                 _ => return,
             }
         }
-        let _ = std::thread::Builder::new()
-            .name("proxy-reaper".into())
-            .spawn(move || {
-                let deadline = Instant::now() + GRACE;
-                loop {
-                    match child.try_wait() {
-                        Ok(None) if Instant::now() < deadline => {
-                            std::thread::sleep(Duration::from_millis(10))
-                        }
-                        Ok(None) => {
-                            // SAFETY: as above; the leader has not been reaped, so the
-                            // group is still this command's.
-                            unsafe { libc::kill(-pid, libc::SIGKILL) };
-                            let _ = child.wait();
-                            return;
-                        }
-                        _ => return,
-                    }
-                }
-            });
     }
 }
 
