@@ -18,6 +18,7 @@ mod lex;
 pub mod parse;
 pub mod pattern;
 pub mod resolve;
+mod tokens;
 
 use std::collections::HashMap;
 use std::path::Path;
