@@ -4,6 +4,7 @@
 //! - [`config`]: the connection model from `~/.ssh/config` and `epoch.toml`, each value with
 //!   its source. Knows nothing of the terminal.
 //! - [`cli`]: the headless commands (`list`, `show`), clients of the model.
+//! - [`text`]: peer and config text made safe for a terminal.
 //!
 //! Data flows one way: config files -> `Connection` model -> engine -> events -> client.
 
@@ -17,5 +18,6 @@ pub mod fsutil;
 pub mod prompt;
 pub mod setup;
 pub mod ssh;
+pub mod text;
 pub mod tui;
 pub mod tunnel;
