@@ -15,6 +15,8 @@ pub mod demo;
 pub mod diagnose;
 pub mod engine;
 pub mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod prompt;
 pub mod setup;
 pub mod ssh;

@@ -6,15 +6,15 @@
 //! the rest is skipped. Every step is bounded by the hop's connect_timeout, so a walk always
 //! ends. Nothing is written: accept-new only says it would add the key.
 
-mod banner;
+pub(crate) mod banner;
 pub mod checks;
 mod hop;
-mod pgauth;
-pub mod pgwire;
+pub(crate) mod pgauth;
+pub(crate) mod pgwire;
 mod postgres;
 pub mod probe;
 mod tls;
-pub mod wire;
+pub(crate) mod wire;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
