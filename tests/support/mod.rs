@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod certs;
+pub mod fake;
 pub mod net;
 pub mod postgres;
 pub mod sshd;
