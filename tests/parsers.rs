@@ -334,12 +334,15 @@ proptest! {
     }
 }
 
+/// A fuzz target: a parser run over arbitrary bytes.
+type Target = fn(&[u8]);
+
 /// Every file under `tests/corpus/fuzz/<target>/`: inputs that once crashed a target (kept
 /// as regression tests) and seeds worth keeping.
 #[test]
 fn every_recorded_fuzz_input_still_parses() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/fuzz");
-    let targets: [(&str, fn(&[u8])); 10] = [
+    let targets: [(&str, Target); 10] = [
         ("ssh_config", fuzzing::ssh_config),
         ("epoch_toml", fuzzing::epoch_toml),
         ("known_hosts", fuzzing::known_hosts),
