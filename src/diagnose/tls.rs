@@ -208,7 +208,7 @@ impl Client {
                 CertificateError::UnknownIssuer => format!("the server's certificate is not signed by a certificate in sslrootcert ({root}): get the CA certificate that signed it from the database's admin, or check that sslrootcert names the right file"),
                 CertificateError::NotValidForName => format!("the certificate does not name {}: use the name it was issued for as the entry's host, or sslmode = \"verify-ca\"", self.host()),
                 CertificateError::NotValidForNameContext { presented, .. } if presented.is_empty() => format!("the certificate has no subjectAltName, so it names no host; warren (like browsers) does not fall back to its CN as libpq does: reissue it with subjectAltName = DNS:{}, or use sslmode = \"verify-ca\"", self.host()),
-                CertificateError::NotValidForNameContext { presented, .. } => format!("the certificate is for {} and not for {}: use one of those names as the entry's host, or sslmode = \"verify-ca\"", presented.join(", "), self.host()),
+                CertificateError::NotValidForNameContext { presented, .. } => format!("the certificate is for {} and not for {}: use one of those names as the entry's host, or sslmode = \"verify-ca\"", presented.iter().map(|p| san(p)).collect::<Vec<_>>().join(", "), self.host()),
                 CertificateError::Expired | CertificateError::ExpiredContext { .. } => "the server's certificate has expired: renew it (or check this machine's clock)".into(),
                 CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => "the server's certificate is not valid yet: check this machine's clock".into(),
                 CertificateError::Other(o) if o.to_string().contains("CaUsedAsEndEntity") => "the server presents a CA certificate as its own (a self-signed CA:TRUE certificate, as `openssl req -x509` makes by default): OpenSSL accepts that, rustls does not; issue the server a certificate signed by that CA, or use sslmode = \"require\"".into(),
@@ -226,6 +226,14 @@ impl Client {
             Checks::ChainAndName { host, .. } => host.clone(),
             _ => self.name.to_str().into_owned(),
         }
+    }
+}
+
+/// A subjectAltName as rustls describes it (`DnsName("db.example")`) as a user writes it.
+fn san(p: &str) -> &str {
+    match (p.find('('), p.rfind(')')) {
+        (Some(a), Some(b)) if a < b => p[a + 1..b].trim_matches('"'),
+        _ => p,
     }
 }
 
@@ -291,5 +299,30 @@ impl ServerCertVerifier for Verifier {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subject_alt_names_read_as_written() {
+        assert_eq!(san("DnsName(\"db.example\")"), "db.example");
+        assert_eq!(san("IpAddress(10.0.0.5)"), "10.0.0.5");
+        assert_eq!(san("plain"), "plain");
+    }
+
+    #[test]
+    fn verify_modes_need_their_root_file() {
+        let root = Sourced::new(
+            RootCert::File("/nonexistent/root.crt".into()),
+            Origin::Flag("test"),
+        );
+        let e = client(SslMode::VerifyCa, &root, "db.example").err();
+        let (detail, hint) = e.unwrap_or_default();
+        assert!(detail.contains("/nonexistent/root.crt"), "{detail}");
+        assert!(hint.contains("sslrootcert"), "{hint}");
+        assert!(client(SslMode::Prefer, &root, "db.example").is_ok());
     }
 }
