@@ -106,7 +106,7 @@ pub async fn up(
         let _ = writeln!(out);
     } else {
         for t in &answer.tunnels {
-            let _ = writeln!(out, "{}", line(t));
+            let _ = writeln!(out, "{}", crate::text::escape(&line(t)));
         }
     }
     if answer.tunnels.iter().any(|t| t.state == "up") {
@@ -139,7 +139,7 @@ pub async fn status(ctx: &Context, json: bool, out: &mut (dyn Write + Send)) -> 
             let _ = writeln!(
                 out,
                 "{}  up {up}  in {} B  out {} B  reconnects {}",
-                line(t),
+                crate::text::escape(&line(t)),
                 t.bytes_in,
                 t.bytes_out,
                 t.reconnects
