@@ -244,7 +244,7 @@ async fn login<T: AsyncRead + AsyncWrite + Unpin>(
                 "PostgreSQL answered: it asks {user} for {how_} to open {database} (not sent by the probe)"
             ))
         };
-        let reply: Result<Option<(u8, Vec<u8>)>, Finding> = match msg {
+        let reply: Result<Option<Vec<u8>>, Finding> = match msg {
             Message::AuthenticationOk if scram.is_some() && !signed => Err(Finding::fail(
                 "PostgreSQL accepted the SCRAM login without proving it knows the password (no server signature)",
                 "something other than PostgreSQL answers, or stands in between: check what listens on this port",
@@ -279,7 +279,7 @@ async fn login<T: AsyncRead + AsyncWrite + Unpin>(
                         };
                         let mut m = BytesMut::new();
                         frontend::password_message(answer.as_bytes(), &mut m)
-                            .map(|_| Some((b'p', m.to_vec())))
+                            .map(|_| Some(m.to_vec()))
                             .map_err(|e| {
                                 Finding::fail(
                                     format!("the password cannot be sent: {e}"),
@@ -306,7 +306,7 @@ async fn login<T: AsyncRead + AsyncWrite + Unpin>(
                         scram = Some(sc);
                         let mut m = BytesMut::new();
                         frontend::sasl_initial_response("SCRAM-SHA-256", &first_msg, &mut m)
-                            .map(|_| Some((b'p', m.to_vec())))
+                            .map(|_| Some(m.to_vec()))
                             .map_err(|e| Finding::fail(e.to_string(), "see the server's log"))
                     }
                 }
@@ -321,7 +321,7 @@ async fn login<T: AsyncRead + AsyncWrite + Unpin>(
                         scram = Some(sc);
                         let mut m = BytesMut::new();
                         frontend::sasl_response(&reply, &mut m)
-                            .map(|_| Some((b'p', m.to_vec())))
+                            .map(|_| Some(m.to_vec()))
                             .map_err(|e| Finding::fail(e.to_string(), "see the server's log"))
                     }
                     Err(e) => Err(Finding::fail(
@@ -386,7 +386,7 @@ async fn login<T: AsyncRead + AsyncWrite + Unpin>(
         };
         match reply {
             Err(f) => return (on(f), false),
-            Ok(Some((_, bytes))) => {
+            Ok(Some(bytes)) => {
                 if let Err(cut) = budget.write(s, &bytes).await {
                     return (
                         on(Finding::fail(
