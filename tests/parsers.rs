@@ -222,11 +222,68 @@ fn postgres_stream() -> impl Strategy<Value = Vec<u8>> {
     })
 }
 
-/// A length-prefixed packet as MySQL (3 bytes LE), MongoDB (4 bytes LE, whole message) or
-/// TDS (8-byte header, BE length) frames it, with lengths right, short, long or absurd.
+/// A body shaped like each engine's: a MySQL greeting (protocol byte, version, NUL) or error,
+/// a MongoDB OP_MSG section with the keys the parser looks for, a TDS PRELOGIN option list
+/// (token, offset, length) with offsets and lengths around the body's own size.
+fn body(kind: u8) -> BoxedStrategy<Vec<u8>> {
+    match kind {
+        b'm' => (
+            prop::sample::select(vec![10u8, 0xff, 9]),
+            bytes(40),
+            any::<bool>(),
+        )
+            .prop_map(|(first, text, nul)| {
+                let mut b = vec![first];
+                b.extend_from_slice(&text);
+                if nul {
+                    b.push(0);
+                }
+                b
+            })
+            .boxed(),
+        b'o' => prop::collection::vec(
+            prop::sample::select(vec![
+                &b"ok\0"[..],
+                b"isWritablePrimary\0",
+                b"maxWireVersion\0",
+                b"\x01\x00",
+                b"\x10",
+            ]),
+            0..6,
+        )
+        .prop_map(|parts| [&[0u8, 0, 0, 0, 0][..], &parts.concat()].concat())
+        .boxed(),
+        _ => (
+            prop::collection::vec(
+                (
+                    prop::sample::select(vec![0u8, 1, 2, 3, 0xff]),
+                    0u16..64,
+                    0u16..12,
+                ),
+                0..5,
+            ),
+            bytes(40),
+        )
+            .prop_map(|(options, data)| {
+                let mut b = Vec::new();
+                for (token, off, len) in options {
+                    b.push(token);
+                    b.extend_from_slice(&off.to_be_bytes());
+                    b.extend_from_slice(&len.to_be_bytes());
+                }
+                b.push(0xff);
+                b.extend_from_slice(&data);
+                b
+            })
+            .boxed(),
+    }
+}
+
+/// A packet as MySQL (3 bytes LE), MongoDB (4 bytes LE, whole message) or TDS (8-byte header,
+/// BE length) frames it, with lengths right, short, long or absurd.
 fn framed(kind: u8) -> impl Strategy<Value = Vec<u8>> {
     (
-        bytes(120),
+        prop_oneof![body(kind), bytes(120)],
         prop_oneof![3 => Just(None), 1 => any::<u32>().prop_map(Some)],
         any::<u8>(),
     )
@@ -248,7 +305,7 @@ fn framed(kind: u8) -> impl Strategy<Value = Vec<u8>> {
                     .map(|l| l as u16)
                     .unwrap_or(body.len() as u16 + 8)
                     .to_be_bytes();
-                [&[4, status, len[0], len[1], 0, 0, 1, 0], &body[..]].concat()
+                [&[4, status | 1, len[0], len[1], 0, 0, 1, 0], &body[..]].concat()
             }
         })
 }
@@ -281,7 +338,7 @@ fn banner_bytes() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(config(300))]
+    #![proptest_config(config(500))]
 
     #[test]
     fn ssh_config_never_panics(data in prop_oneof![ssh_config_text(), bytes(512)]) {
