@@ -245,6 +245,53 @@ fn a_cleartext_password_is_not_sent_without_tls_unless_sslmode_disable_says_so()
 /// What a fake server does on a connection.
 type Behaviour = fn(&mut TcpStream);
 
+#[test]
+fn a_server_that_offers_tls_but_cannot_speak_it_fails_require_and_prefer_goes_on_without() {
+    let port = fake::serve(|mut s| {
+        match fake::read_untyped(&mut s) {
+            // The SSLRequest: yes, then nonsense instead of a TLS handshake.
+            Some(b) if b == [0x04, 0xd2, 0x16, 0x2f] => {
+                let _ = s.write_all(b"S");
+                let mut hello = [0u8; 512];
+                let _ = s.read(&mut hello);
+                let _ = s.write_all(b"this is not TLS\r\n");
+            }
+            // A startup message (prefer's second connection): logged in.
+            Some(_) => {
+                let _ = s.write_all(&pg_message(b'R', &0u32.to_be_bytes()));
+                let _ = s.write_all(&pg_message(b'Z', b"I"));
+            }
+            None => {}
+        }
+        linger(s);
+    });
+    let (_, st) = fails_at(
+        &direct("postgres", port, "sslmode = \"require\"\n"),
+        "probe",
+        "the TLS handshake failed",
+    );
+    assert!(
+        st["hint"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ssl_cert_file"),
+        "{st:#}"
+    );
+
+    let m = fake::doctor(&direct("postgres", port, ""), "db", &["--json"]);
+    assert_eq!(m.code, 0, "{}", m.describe());
+    let detail = m.step("probe")["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        detail.starts_with("no TLS: the TLS handshake failed")
+            && detail.contains("sslmode = prefer went on without TLS")
+            && detail.contains("app is logged in to orders"),
+        "{detail}"
+    );
+}
+
 /// A fake for a non-PostgreSQL engine: reads what the client sends first (if it speaks
 /// first), then runs `then`.
 fn other_fake(reads_first: bool, then: Behaviour) -> u16 {

@@ -288,3 +288,28 @@ fn verify_full_works_through_the_bastion() {
         "{detail}"
     );
 }
+
+#[test]
+fn prefer_tries_without_tls_when_pg_hba_refuses_tls_as_libpq_does() {
+    let s = Scratch::new();
+    let Some(c) = certs(&s) else { return };
+    let Some(pg) = tls_cluster(
+        &c,
+        Some("local all all trust\nhostnossl all all 127.0.0.1/32 trust\n"),
+    ) else {
+        return;
+    };
+    s.write("known_hosts", "");
+    entry(&s, "127.0.0.1", pg.port, "");
+    let (code, detail, _) = probe(&s);
+    assert_eq!(code, 0, "{detail}");
+    assert!(
+        detail.contains("sslmode = prefer tried again without") && detail.contains("logged in"),
+        "{detail}"
+    );
+    entry(&s, "127.0.0.1", pg.port, "sslmode = \"require\"\n");
+    let (code, detail, hint) = probe(&s);
+    assert_eq!(code, 1, "{detail}");
+    assert!(detail.contains("28000"), "{detail}");
+    assert!(hint.contains("no line for this client over TLS"), "{hint}");
+}
