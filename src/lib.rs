@@ -24,6 +24,8 @@ pub mod demo;
 pub mod diagnose;
 pub mod engine;
 pub mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod handoff;
 pub mod logging;
 pub mod prompt;

@@ -93,7 +93,7 @@ pub async fn up(
         let _ = writeln!(out);
     } else {
         for t in &reply.tunnels {
-            let _ = writeln!(out, "{}", line(t));
+            let _ = writeln!(out, "{}", crate::text::escape(&line(t)));
         }
     }
     if reply
@@ -213,7 +213,7 @@ pub async fn status(ctx: &Context, paths: &Paths, json: bool, out: &mut (dyn Wri
             let _ = writeln!(
                 out,
                 "{}  up {up}  in {} B  out {} B  reconnects {}",
-                line(t),
+                crate::text::escape(&line(t)),
                 t.stats.bytes_in,
                 t.stats.bytes_out,
                 t.stats.reconnects

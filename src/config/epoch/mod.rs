@@ -1,10 +1,11 @@
 //! epoch.toml (the Horizon Epoch format) -> connections.
 //!
 //! `[storage.<engine>.<name>]` describes a database (host, port, database, username,
-//! password_file); its `ssh_tunnel` table says how to reach it: the bastion, then `jump_host`
-//! tables nested to any depth (the outermost is dialled first) or a string naming an
-//! ssh_config alias. `${VAR}` works in every string; `~` in paths; `EPOCH_SSH_HOST`,
-//! `EPOCH_SSH_USER` and `EPOCH_SSH_KEY_FILE` fill what an entry leaves out.
+//! password_file; sslmode and sslrootcert for the PostgreSQL probe, see [`tls`]); its
+//! `ssh_tunnel` table says how to reach it: the bastion, then `jump_host` tables nested to
+//! any depth (the outermost is dialled first) or a string naming an ssh_config alias.
+//! `${VAR}` works in every string; `~` in paths; `EPOCH_SSH_HOST`, `EPOCH_SSH_USER` and
+//! `EPOCH_SSH_KEY_FILE` fill what an entry leaves out.
 //!
 //! One bad entry is an error on that entry: the others still load. A TOML syntax error skips
 //! only the section it is in (see [`salvage`]).
@@ -13,6 +14,7 @@ mod fields;
 mod hops;
 pub use fields::parse_duration;
 mod salvage;
+mod tls;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -418,6 +420,7 @@ fn entry_connection(
             }
         },
     };
+    let (sslmode, sslrootcert) = tls::settings(engine, t, f)?;
     let database = Database {
         engine: engine.to_string(),
         host,
@@ -426,6 +429,8 @@ fn entry_connection(
         username: t.string("username", f).or_else(|| t.string("user", f)),
         password_file: t.path("password_file", f),
         password: t.secret("password", f),
+        sslmode,
+        sslrootcert,
     };
     let mut conn = Connection {
         name: name.to_string(),
