@@ -83,6 +83,22 @@ pub fn known_hosts(data: &[u8]) {
     let _ = kh.other_names(&key);
 }
 
+/// What a daemon client sends, and what a daemon sends back: the bytes split into lines as the
+/// server splits them (each at most `MAX_LINE`), each line read as a request, and each line
+/// read as a frame by the client.
+pub fn daemon_request(data: &[u8]) {
+    use crate::daemon::protocol::{Frame, MAX_LINE, parse_request};
+    for line in data.split(|b| *b == b'\n') {
+        let line = &line[..line.len().min(MAX_LINE)];
+        let text = String::from_utf8_lossy(line);
+        if let Ok(env) = parse_request(&text) {
+            // A request that parses says who it is in the daemon's debug log.
+            let _ = format!("{:?}", env.req);
+        }
+        let _ = serde_json::from_slice::<Frame>(line);
+    }
+}
+
 /// A SOCKS client's first bytes (SOCKS5 greeting and request, SOCKS4/4a request).
 pub fn socks_request(data: &[u8]) {
     crate::tunnel::socks::parse_any(data);

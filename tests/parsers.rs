@@ -331,6 +331,59 @@ fn socks_bytes() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
+/// Daemon protocol lines: requests of every kind with fields of the wrong type, versions off
+/// by one, nesting, and frames.
+fn daemon_lines() -> impl Strategy<Value = Vec<u8>> {
+    let v = prop::sample::select(vec![
+        "2",
+        "1",
+        "3",
+        "\"2\"",
+        "null",
+        "-1",
+        "18446744073709551616",
+    ]);
+    let cmd = prop::sample::select(vec![
+        "status",
+        "open",
+        "close",
+        "subscribe",
+        "answer",
+        "extend",
+        "reconnect",
+        "shutdown",
+        "ping",
+        "diagnose",
+        "subscribe\"",
+        "",
+    ]);
+    let field = prop::sample::select(vec![
+        "\"names\": [\"a\", \"subscribe\"]",
+        "\"names\": \"a\"",
+        "\"names\": [1, null]",
+        "\"question\": 9, \"answer\": {\"kind\": \"secret\", \"value\": \"x\"}",
+        "\"question\": -1, \"answer\": {\"kind\": \"responses\", \"values\": [\"a\", 2]}",
+        "\"answer\": {\"kind\": \"host_key\", \"answer\": \"yes\"}",
+        "\"for_secs\": 1e400",
+        "\"for_secs\": 18446744073709551615",
+        "\"answers\": true",
+        "\"reply\": {\"tunnels\": [{}]}",
+        "\"frame\": \"reply\", \"reply\": {\"error\": \"x\"}",
+        "\"frame\": \"event\", \"event\": {\"kind\": \"prompt_withdrawn\", \"id\": 1}",
+        "\"event\": {\"kind\": \"state\"}",
+        "\"req\": [[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]",
+    ]);
+    proptest::collection::vec((v, any::<u64>(), cmd, field), 1..4).prop_map(|lines| {
+        let mut out = Vec::new();
+        for (v, id, cmd, field) in lines {
+            out.extend_from_slice(
+                format!("{{\"v\": {v}, \"id\": {id}, \"cmd\": \"{cmd}\", {field}}}\n").as_bytes(),
+            );
+        }
+        out
+    })
+}
+
 /// SSH identification lines, some with control characters or without an end.
 fn banner_bytes() -> impl Strategy<Value = Vec<u8>> {
     (bytes(300), prop::sample::select(vec!["\r\n", "\n", ""]))
@@ -386,6 +439,11 @@ proptest! {
     }
 
     #[test]
+    fn daemon_requests_never_panic(data in prop_oneof![daemon_lines(), bytes(300)]) {
+        fuzzing::daemon_request(&data);
+    }
+
+    #[test]
     fn ssh_banners_never_panic(data in prop_oneof![banner_bytes(), bytes(300)]) {
         fuzzing::ssh_banner(&data);
     }
@@ -399,7 +457,7 @@ type Target = fn(&[u8]);
 #[test]
 fn every_recorded_fuzz_input_still_parses() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/fuzz");
-    let targets: [(&str, Target); 10] = [
+    let targets: [(&str, Target); 11] = [
         ("ssh_config", fuzzing::ssh_config),
         ("epoch_toml", fuzzing::epoch_toml),
         ("known_hosts", fuzzing::known_hosts),
@@ -410,6 +468,7 @@ fn every_recorded_fuzz_input_still_parses() {
         ("mongo_reply", fuzzing::mongo_reply),
         ("mssql_reply", fuzzing::mssql_reply),
         ("ssh_banner", fuzzing::ssh_banner),
+        ("daemon_request", fuzzing::daemon_request),
     ];
     let mut ran = 0;
     for (name, target) in targets {

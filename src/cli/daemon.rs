@@ -59,7 +59,7 @@ pub async fn up(
     let names: Vec<String> = match catalog.select(names) {
         Ok(list) => list.iter().map(|c| c.display_name.clone()).collect(),
         Err(e) => {
-            let _ = writeln!(err, "error: {e}");
+            let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
             return exit::BAD_CONFIG;
         }
     };
@@ -80,12 +80,12 @@ pub async fn up(
     let reply = match reply {
         Ok(r) => r,
         Err(e) => {
-            let _ = writeln!(err, "error: {e}");
+            let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
             return exit::FAILED;
         }
     };
     if let Some(e) = &reply.error {
-        let _ = writeln!(err, "error: {e}");
+        let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
         return exit::BAD_CONFIG;
     }
     if json {
@@ -250,7 +250,7 @@ pub async fn down(
     let names = match expand(catalog, names) {
         Ok(n) => n,
         Err(e) => {
-            let _ = writeln!(err, "error: {e}");
+            let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
             return exit::BAD_CONFIG;
         }
     };
@@ -288,7 +288,7 @@ pub async fn extend(
     let names = match expand(catalog, names) {
         Ok(n) => n,
         Err(e) => {
-            let _ = writeln!(err, "error: {e}");
+            let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
             return exit::BAD_CONFIG;
         }
     };
