@@ -30,6 +30,9 @@ fn line(t: &TunnelStatus) -> String {
     ) {
         s.push_str(&format!(" ({e})"));
     }
+    if let Some(h) = &t.health {
+        s.push_str(&format!(" · {}", h.short()));
+    }
     s
 }
 

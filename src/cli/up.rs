@@ -92,6 +92,7 @@ pub async fn run(
     let all: HashSet<String> = conns.iter().map(|c| c.display_name.clone()).collect();
     let mut failed: HashSet<String> = HashSet::new();
     let mut ended: HashSet<String> = HashSet::new();
+    let mut health_ok = std::collections::HashMap::new();
     loop {
         let ev = tokio::select! {
             _ = sigint.recv() => break,
@@ -128,6 +129,11 @@ pub async fn run(
                 let _ = serde_json::to_writer(&mut *out, &ev);
                 let _ = writeln!(out);
                 let _ = out.flush();
+            }
+        } else if let Event::Health { name, health } = &ev {
+            // Only a change between ok and failing is news.
+            if health_ok.insert(name.clone(), health.ok) != Some(health.ok) {
+                let _ = writeln!(out, "{}  {}", escape(name), escape(&health.short()));
             }
         } else {
             human(&ev, out, err);
@@ -195,7 +201,8 @@ fn human(ev: &Event, out: &mut (dyn Write + Send), err: &mut (dyn Write + Send))
         Event::Prompt { .. }
         | Event::PromptWithdrawn { .. }
         | Event::Step { .. }
-        | Event::Diagnosed { .. } => {}
+        | Event::Diagnosed { .. }
+        | Event::Health { .. } => {}
     }
     let _ = out.flush();
 }

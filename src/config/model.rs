@@ -318,6 +318,9 @@ pub struct Policy {
     pub idle_timeout: Option<Sourced<Seconds>>,
     /// A local port in use is replaced by the next free one (`warren up --port-fallback`).
     pub port_fallback: bool,
+    /// How often the database behind the tunnel is checked while it is up; `None`: the
+    /// user's default (30 s); zero: never.
+    pub health_interval: Option<Sourced<Seconds>>,
 }
 
 impl Policy {
@@ -330,6 +333,7 @@ impl Policy {
             max_duration: None,
             idle_timeout: None,
             port_fallback: false,
+            health_interval: None,
         }
     }
 }

@@ -345,6 +345,46 @@ async fn forward_and_probe(
     w.push(StepId::Probe, hop, status, t, finding.detail, finding.hint);
 }
 
+/// The probe of `warren doctor`, through a live session: what the engine's health checks run
+/// while a tunnel is up. The target is the connection's first forward target; every step is
+/// bounded by `timeout` (and the probe's byte caps).
+pub async fn probe_through(
+    conn: &Connection,
+    session: &Handle<Client>,
+    timeout: Duration,
+) -> probe::Finding {
+    let Some((host, port)) = targets(conn).into_iter().next() else {
+        return probe::Finding::fail("no target to check", "this connection forwards nothing");
+    };
+    let target = Endpoint::tcp(host.clone(), port).to_string();
+    let refused = std::sync::Mutex::new(None);
+    let open = || async {
+        match tokio::time::timeout(
+            timeout,
+            session.channel_open_direct_tcpip(host.clone(), u32::from(port), "127.0.0.1", 0),
+        )
+        .await
+        {
+            Ok(Ok(c)) => Some(c.into_stream()),
+            Ok(Err(e)) => {
+                if let Ok(mut r) = refused.lock() {
+                    *r = Some(hop::channel_failure(&e, &target, conn.hops.len()));
+                }
+                None
+            }
+            Err(_) => None,
+        }
+    };
+    let finding = probe_target(conn, timeout, open).await;
+    match refused.lock().ok().and_then(|mut r| r.take()) {
+        Some((detail, hint)) if !finding.ok => probe::Finding::fail(
+            format!("{target} refused or did not answer ({detail})"),
+            hint,
+        ),
+        _ => finding,
+    }
+}
+
 /// The database protocol probe over streams made by `open` (PostgreSQL may need a second one,
 /// when sslmode = prefer falls back to no TLS). The step's time and bytes are one [`wire::Budget`].
 async fn probe_target<S, F, Fut>(conn: &Connection, timeout: Duration, open: F) -> probe::Finding

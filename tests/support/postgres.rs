@@ -10,6 +10,8 @@ pub struct Postgres {
     pub port: u16,
     dir: tempfile::TempDir,
     bin: PathBuf,
+    /// The server's options (port, socket dir, TLS), for a restart.
+    opts: String,
 }
 
 /// How a cluster differs from the default (trust for everyone, no TLS).
@@ -157,12 +159,56 @@ impl Postgres {
             .output()
             .expect("pg_ctl start");
             if st.status.success() {
-                return Some(Postgres { port, dir, bin });
+                return Some(Postgres {
+                    port,
+                    dir,
+                    bin,
+                    opts,
+                });
             }
         }
         panic!(
             "PostgreSQL did not start: {}",
             std::fs::read_to_string(dir.path().join("pg.log")).unwrap_or_default()
+        );
+    }
+}
+
+impl Postgres {
+    fn pg_ctl(&self, args: &[&str]) -> std::process::Output {
+        let data = self.dir.path().join("data");
+        let log = self.dir.path().join("pg.log");
+        let pg_ctl = self.bin.join("pg_ctl");
+        let mut all = vec![
+            "-w",
+            "-D",
+            data.to_str().unwrap_or_default(),
+            "-l",
+            log.to_str().unwrap_or_default(),
+        ];
+        all.extend_from_slice(args);
+        as_postgres(pg_ctl.to_str().unwrap_or_default(), &all)
+            .output()
+            .expect("pg_ctl")
+    }
+
+    /// Stops the server (fast: sessions are ended) and waits until it is down.
+    pub fn stop(&self) {
+        let out = self.pg_ctl(&["-m", "fast", "stop"]);
+        assert!(
+            out.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Starts it again on the same port, and waits until it takes connections.
+    pub fn restart(&self) {
+        let out = self.pg_ctl(&["-o", &self.opts, "start"]);
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}",
+            std::fs::read_to_string(self.dir.path().join("pg.log")).unwrap_or_default()
         );
     }
 }

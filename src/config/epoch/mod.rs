@@ -67,6 +67,7 @@ pub const TUNNEL_KEYS: &[&str] = &[
     "tags",
     "max_duration",
     "idle_timeout",
+    "health_interval",
 ];
 
 /// Keys of a `jump_host` table.
@@ -524,7 +525,7 @@ fn tags(entry: &Table, tunnel: Option<&Table>, f: &mut Findings) -> Vec<Sourced<
     out
 }
 
-/// `max_duration` and `idle_timeout`, in the entry or its ssh_tunnel table.
+/// `max_duration`, `idle_timeout` and `health_interval`, in the entry or its ssh_tunnel table.
 fn limits(mut p: Policy, entry: &Table, tunnel: Option<&Table>, f: &mut Findings) -> Policy {
     let get = |key: &str, f: &mut Findings| match tunnel {
         Some(tt) => either(entry, tt, key, f, |t, k, f| t.seconds(k, f)),
@@ -532,6 +533,7 @@ fn limits(mut p: Policy, entry: &Table, tunnel: Option<&Table>, f: &mut Findings
     };
     p.max_duration = get("max_duration", f).filter(|d| !d.value.0.is_zero());
     p.idle_timeout = get("idle_timeout", f).filter(|d| !d.value.0.is_zero());
+    p.health_interval = get("health_interval", f);
     p
 }
 
