@@ -14,7 +14,8 @@
 //! - [`config`]: ssh_config and epoch.toml into the connection model, every value with its
 //!   source; imports nothing else of warren.
 //! - shared helpers: [`prompt`] (questions), [`setup`], [`handoff`] (connection strings and
-//!   client environments), [`logging`], [`text`], [`fsutil`].
+//!   client environments), [`notify`] (which events are news, and the notify command),
+//!   [`logging`], [`text`], [`fsutil`].
 
 pub mod backend;
 pub mod cli;
@@ -24,8 +25,11 @@ pub mod demo;
 pub mod diagnose;
 pub mod engine;
 pub mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod handoff;
 pub mod logging;
+pub mod notify;
 pub mod prompt;
 pub mod setup;
 pub mod ssh;

@@ -101,6 +101,7 @@ enum Command {
     /// mongosh, sqlcmd) on this terminal.
     Connect {
         name: String,
+        /// Give the client the password too (PGPASSWORD, MYSQL_PWD, REDISCLI_AUTH, ...).
         #[arg(long)]
         with_password: bool,
     },

@@ -1,6 +1,8 @@
 //! The tunnel handed to the database client, against a real PostgreSQL behind a real sshd:
 //! `warren exec` (psql through it, $DATABASE_URL, the exit code, the port closed after),
-//! `warren url` in every form given to the real client, and `warren connect` in a terminal.
+//! `warren url` in every form given to the real client, and `warren connect` in a terminal;
+//! and the health of the database behind a tunnel the daemon holds, as PostgreSQL stops and
+//! starts again.
 
 mod support;
 
@@ -248,4 +250,87 @@ fn connect_without_the_client_names_its_package() {
     .expect_code(1)
     .expect_stderr("psql is not installed")
     .expect_stderr("postgresql-client");
+}
+
+/// Polls `warren status --json` until the first tunnel's `health.ok` is `want` (or `limit`
+/// passes); returns that health and how long it took.
+fn wait_health(
+    s: &Scratch,
+    want: bool,
+    limit: std::time::Duration,
+) -> (serde_json::Value, std::time::Duration) {
+    let t = std::time::Instant::now();
+    loop {
+        let v = warren(s, &["status", "--json"]).json();
+        let h = v[0]["health"].clone();
+        if h["ok"].as_bool() == Some(want) {
+            return (h, t.elapsed());
+        }
+        assert!(
+            t.elapsed() < limit,
+            "health.ok never became {want} within {limit:?}: {v:#}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn health_follows_the_database_behind_a_daemon_tunnel() {
+    let Some(pg) = Postgres::start() else { return };
+    let Some((_sshd, s)) = setup(&pg, "health_interval = 2\n") else {
+        return;
+    };
+    warren(&s, &["up", "--detach", "pg"]).expect_code(0);
+    let limit = std::time::Duration::from_secs(10);
+    let (h, _) = wait_health(&s, true, limit);
+    assert!(h["latency_ms"].as_u64().is_some(), "{h}");
+    assert!(
+        h["checked_at"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{h}"
+    );
+    let up = warren(&s, &["status"]);
+    assert!(up.stdout().contains("· db ok "), "{}", up.describe());
+
+    // The database stops; the SSH session stays up.
+    pg.stop();
+    let (h, took) = wait_health(&s, false, limit);
+    eprintln!("health went false {took:?} after PostgreSQL stopped");
+    let detail = h["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("refused") || detail.contains("closed"),
+        "the detail says the database refused or closed: {h}"
+    );
+    assert!(h["latency_ms"].is_null(), "{h}");
+    let v = warren(&s, &["status", "--json"]).json();
+    assert_eq!(v[0]["state"], "up", "the SSH session stays up: {v:#}");
+    let st = warren(&s, &["status"]);
+    assert!(st.stdout().contains("db failing: "), "{}", st.describe());
+
+    pg.restart();
+    let (_, took) = wait_health(&s, true, limit);
+    eprintln!("health came back {took:?} after PostgreSQL restarted");
+    // Each change is in the tunnel's log, in order; the history keeps the checks.
+    let v = warren(&s, &["status", "--json"]).json();
+    let log: Vec<&str> = v[0]["log"]
+        .as_array()
+        .map(|l| l.iter().filter_map(|x| x.as_str()).collect())
+        .unwrap_or_default();
+    let changes: Vec<&str> = log
+        .iter()
+        .filter(|l| l.starts_with("db "))
+        .map(|l| {
+            if l.starts_with("db ok") {
+                "ok"
+            } else {
+                "failing"
+            }
+        })
+        .collect();
+    assert_eq!(changes, ["ok", "failing", "ok"], "{log:#?}");
+    assert!(
+        v[0]["health_history"]
+            .as_array()
+            .is_some_and(|h| h.len() >= 3)
+    );
+    warren(&s, &["down", "--all"]).expect_code(0);
 }

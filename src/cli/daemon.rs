@@ -30,6 +30,9 @@ fn line(t: &TunnelStatus) -> String {
     ) {
         s.push_str(&format!(" ({e})"));
     }
+    if let Some(h) = &t.health {
+        s.push_str(&format!(" · {}", h.short()));
+    }
     s
 }
 
@@ -59,7 +62,7 @@ pub async fn up(
     let names: Vec<String> = match catalog.select(names) {
         Ok(list) => list.iter().map(|c| c.display_name.clone()).collect(),
         Err(e) => {
-            let _ = writeln!(err, "error: {e}");
+            let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
             return exit::BAD_CONFIG;
         }
     };
@@ -80,12 +83,12 @@ pub async fn up(
     let reply = match reply {
         Ok(r) => r,
         Err(e) => {
-            let _ = writeln!(err, "error: {e}");
+            let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
             return exit::FAILED;
         }
     };
     if let Some(e) = &reply.error {
-        let _ = writeln!(err, "error: {e}");
+        let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
         return exit::BAD_CONFIG;
     }
     if json {
@@ -93,7 +96,7 @@ pub async fn up(
         let _ = writeln!(out);
     } else {
         for t in &reply.tunnels {
-            let _ = writeln!(out, "{}", line(t));
+            let _ = writeln!(out, "{}", crate::text::escape(&line(t)));
         }
     }
     if reply
@@ -213,7 +216,7 @@ pub async fn status(ctx: &Context, paths: &Paths, json: bool, out: &mut (dyn Wri
             let _ = writeln!(
                 out,
                 "{}  up {up}  in {} B  out {} B  reconnects {}",
-                line(t),
+                crate::text::escape(&line(t)),
                 t.stats.bytes_in,
                 t.stats.bytes_out,
                 t.stats.reconnects
@@ -250,7 +253,7 @@ pub async fn down(
     let names = match expand(catalog, names) {
         Ok(n) => n,
         Err(e) => {
-            let _ = writeln!(err, "error: {e}");
+            let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
             return exit::BAD_CONFIG;
         }
     };
@@ -288,7 +291,7 @@ pub async fn extend(
     let names = match expand(catalog, names) {
         Ok(n) => n,
         Err(e) => {
-            let _ = writeln!(err, "error: {e}");
+            let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
             return exit::BAD_CONFIG;
         }
     };

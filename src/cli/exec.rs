@@ -76,7 +76,7 @@ pub async fn url(
     let conn = match catalog.find(name) {
         Ok(c) => c,
         Err(e) => {
-            let _ = writeln!(err, "error: {e}");
+            let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
             return exit::BAD_CONFIG;
         }
     };
@@ -100,7 +100,7 @@ pub async fn url(
             exit::OK
         }
         Err(e) => {
-            let _ = writeln!(err, "error: {e}");
+            let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
             exit::BAD_CONFIG
         }
     }
@@ -117,7 +117,7 @@ pub async fn connect(
     let conn = match catalog.find(name) {
         Ok(c) => c.clone(),
         Err(e) => {
-            let _ = writeln!(err, "error: {e}");
+            let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
             return exit::BAD_CONFIG;
         }
     };
@@ -130,7 +130,7 @@ pub async fn connect(
     let client = match Parts::of(&conn, &probe, false).and_then(|p| p.client()) {
         Ok((c, _)) => c,
         Err(e) => {
-            let _ = writeln!(err, "error: {e}");
+            let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
             return exit::BAD_CONFIG;
         }
     };
@@ -164,7 +164,7 @@ pub async fn exec(
     let conn = match catalog.find(name) {
         Ok(c) => c.clone(),
         Err(e) => {
-            let _ = writeln!(err, "error: {e}");
+            let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
             return exit::BAD_CONFIG;
         }
     };
@@ -236,7 +236,12 @@ async fn run(
                     }
                 },
                 Some(s) => {
-                    let _ = writeln!(err, "error: {}: {}", conn.display_name, s.state);
+                    let _ = writeln!(
+                        err,
+                        "error: {}: {}",
+                        conn.display_name,
+                        crate::text::escape_lines(&s.state.to_string())
+                    );
                     return close(engine, asker, exit::FAILED).await;
                 }
                 None => return close(engine, asker, exit::FAILED).await,
@@ -246,7 +251,7 @@ async fn run(
     let parts = match Parts::of(conn, &local, with_password) {
         Ok(p) => p,
         Err(e) => {
-            let _ = writeln!(err, "error: {e}");
+            let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
             return close(engine, asker, exit::BAD_CONFIG).await;
         }
     };
@@ -255,7 +260,7 @@ async fn run(
         None => match parts.client() {
             Ok((p, a)) => (p.to_string(), a),
             Err(e) => {
-                let _ = writeln!(err, "error: {e}");
+                let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
                 return close(engine, asker, exit::BAD_CONFIG).await;
             }
         },

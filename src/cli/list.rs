@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::exit;
 use crate::config::forward::{Endpoint, Forward, ForwardKind};
 use crate::config::{Catalog, Connection, ConnectionKind, SourceKind};
+use crate::text::escape;
 
 #[derive(Serialize)]
 pub struct SourceJson {
@@ -129,7 +130,12 @@ pub fn run(
                 crate::config::load::FileStatus::Unreadable { error } => error.clone(),
                 crate::config::load::FileStatus::Invalid => "not valid TOML".to_string(),
             };
-            let _ = writeln!(out, "  {}  ({state})", f.path.display());
+            let _ = writeln!(
+                out,
+                "  {}  ({})",
+                escape(&f.path.display().to_string()),
+                escape(&state)
+            );
         }
         let _ = writeln!(
             out,
@@ -198,9 +204,15 @@ pub fn run(
     }
 }
 
+/// A table with aligned columns. Cells come from config files and peers: their control
+/// characters are escaped ([`crate::text::escape`]).
 pub fn print_table<const N: usize>(out: &mut dyn Write, header: &[&str; N], rows: &[[String; N]]) {
+    let rows: Vec<[String; N]> = rows
+        .iter()
+        .map(|r| r.clone().map(|c| crate::text::escape(&c).into_owned()))
+        .collect();
     let mut widths = header.map(|h| h.chars().count());
-    for r in rows {
+    for r in &rows {
         for (w, cell) in widths.iter_mut().zip(r) {
             *w = (*w).max(cell.chars().count());
         }
@@ -217,7 +229,7 @@ pub fn print_table<const N: usize>(out: &mut dyn Write, header: &[&str; N], rows
         s.trim_end().to_string()
     };
     let _ = writeln!(out, "{}", line(header.to_vec()));
-    for r in rows {
+    for r in &rows {
         let _ = writeln!(out, "{}", line(r.iter().map(String::as_str).collect()));
     }
 }

@@ -13,6 +13,7 @@ use crate::config::model::Seconds;
 use crate::config::{Catalog, Connection, Origin, Sourced};
 use crate::engine::{Command, Engine, Event, TunnelState};
 use crate::prompt::Notice;
+use crate::text::{escape, escape_lines};
 
 /// How `warren up` was asked to open them.
 #[derive(Clone, Copy, Debug, Default)]
@@ -40,7 +41,7 @@ pub async fn run(
     let mut conns: Vec<Connection> = match catalog.select(names) {
         Ok(list) => list.into_iter().cloned().collect(),
         Err(e) => {
-            let _ = writeln!(err, "error: {e}");
+            let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
             return exit::BAD_CONFIG;
         }
     };
@@ -91,6 +92,7 @@ pub async fn run(
     let all: HashSet<String> = conns.iter().map(|c| c.display_name.clone()).collect();
     let mut failed: HashSet<String> = HashSet::new();
     let mut ended: HashSet<String> = HashSet::new();
+    let mut health_ok = std::collections::HashMap::new();
     loop {
         let ev = tokio::select! {
             _ = sigint.recv() => break,
@@ -127,6 +129,11 @@ pub async fn run(
                 let _ = serde_json::to_writer(&mut *out, &ev);
                 let _ = writeln!(out);
                 let _ = out.flush();
+            }
+        } else if let Event::Health { name, health } = &ev {
+            // Only a change between ok and failing is news.
+            if health_ok.insert(name.clone(), health.ok) != Some(health.ok) {
+                let _ = writeln!(out, "{}  {}", escape(name), escape(&health.short()));
             }
         } else {
             human(&ev, out, err);
@@ -171,23 +178,71 @@ fn human(ev: &Event, out: &mut (dyn Write + Send), err: &mut (dyn Write + Send))
             target,
             via,
         } => {
-            let _ = writeln!(out, "{name}  {local} -> {target} via {via}");
+            let _ = writeln!(
+                out,
+                "{}  {} -> {} via {}",
+                escape(name),
+                escape(local),
+                escape(target),
+                escape(via)
+            );
         }
         Event::State { name, state } => {
-            let _ = writeln!(out, "{name}  {state}");
+            let _ = writeln!(out, "{}  {}", escape(name), escape(&state.to_string()));
         }
         Event::Warning { name, message } => {
-            let _ = writeln!(err, "warning: {name}: {message}");
+            let _ = writeln!(err, "warning: {}: {}", escape(name), escape_lines(message));
         }
         Event::Error { name, message } => {
-            let _ = writeln!(err, "error: {name}: {message}");
+            let _ = writeln!(err, "error: {}: {}", escape(name), escape_lines(message));
         }
         Event::Stats { .. } => {}
         // warren up runs headless: the engine never asks, and runs no diagnostics.
         Event::Prompt { .. }
         | Event::PromptWithdrawn { .. }
         | Event::Step { .. }
-        | Event::Diagnosed { .. } => {}
+        | Event::Diagnosed { .. }
+        | Event::Health { .. } => {}
     }
     let _ = out.flush();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_text_in_events_reaches_the_terminal_escaped() {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        human(
+            &Event::Error {
+                name: "db".into(),
+                message: "server said: \x1b]0;pwned\x07\x1b[2J\n  hint: ask the admin".into(),
+            },
+            &mut out,
+            &mut err,
+        );
+        human(
+            &Event::Listening {
+                name: "db".into(),
+                local: "127.0.0.1:5432".into(),
+                target: "db\u{202e}lanretni".into(),
+                via: "ops@bastion".into(),
+            },
+            &mut out,
+            &mut err,
+        );
+        let (out, err) = (String::from_utf8_lossy(&out), String::from_utf8_lossy(&err));
+        assert!(
+            !err.contains('\x1b') && !out.contains('\u{202e}'),
+            "{err:?} {out:?}"
+        );
+        assert!(err.contains("\\x1b]0;pwned\\x07"), "{err:?}");
+        assert_eq!(
+            err.lines().count(),
+            2,
+            "the hint stays on its own line: {err:?}"
+        );
+        assert!(out.contains("db\\u{202e}lanretni"), "{out:?}");
+    }
 }

@@ -333,6 +333,9 @@ pub struct Policy {
     pub idle_timeout: Option<Sourced<Seconds>>,
     /// A local port in use is replaced by the next free one (`warren up --port-fallback`).
     pub port_fallback: bool,
+    /// How often the database behind the tunnel is checked while it is up; `None`: the
+    /// user's default (30 s); zero: never.
+    pub health_interval: Option<Sourced<Seconds>>,
 }
 
 impl Policy {
@@ -345,6 +348,7 @@ impl Policy {
             max_duration: None,
             idle_timeout: None,
             port_fallback: false,
+            health_interval: None,
         }
     }
 }
@@ -411,6 +415,77 @@ pub struct Database {
     pub username: Option<Sourced<String>>,
     pub password_file: Option<Sourced<PathBuf>>,
     pub password: Option<Sourced<Secret>>,
+    /// Whether the PostgreSQL probe uses TLS, and how much of the certificate it checks.
+    pub sslmode: Sourced<SslMode>,
+    /// The root certificates the server's certificate is checked against (verify-ca,
+    /// verify-full, and require when the file is there, as libpq does).
+    pub sslrootcert: Sourced<RootCert>,
+}
+
+/// libpq's `sslmode`, from least to most protection (`allow` is not offered: it tries
+/// without TLS first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    /// No TLS; a password may then be sent in cleartext or MD5 if the server asks.
+    Disable,
+    /// TLS when the server offers it, the certificate not checked (libpq's default).
+    Prefer,
+    /// TLS or nothing; the certificate checked only if a root certificate file is there.
+    Require,
+    /// TLS, the certificate signed by a root in `sslrootcert`.
+    VerifyCa,
+    /// As verify-ca, and the certificate names the host.
+    VerifyFull,
+}
+
+impl SslMode {
+    /// Every value, as written in epoch.toml.
+    pub const NAMES: [&'static str; 5] =
+        ["disable", "prefer", "require", "verify-ca", "verify-full"];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "disable" => SslMode::Disable,
+            "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
+
+impl fmt::Display for SslMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// libpq's `sslrootcert`: a PEM file, or `system` (the system's trusted roots).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RootCert {
+    File(PathBuf),
+    System,
+}
+
+impl fmt::Display for RootCert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RootCert::File(p) => write!(f, "{}", p.display()),
+            RootCert::System => f.write_str("system"),
+        }
+    }
+}
+
+impl Serialize for RootCert {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 impl Database {

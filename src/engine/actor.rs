@@ -19,6 +19,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::health::{self, Checker};
 use super::supervisor::{Kick, RemoteSpec, Report, Supervisor};
 use super::{Command, Event, TunnelState, TunnelStatus};
 use crate::config::forward::{Endpoint, ForwardKind};
@@ -27,7 +28,7 @@ use crate::prompt::Prompter;
 use crate::ssh::client;
 use crate::tunnel::{self, Stats, Target};
 
-type Current = watch::Receiver<Option<Arc<russh::client::Handle<client::Client>>>>;
+pub(super) type Current = watch::Receiver<Option<Arc<russh::client::Handle<client::Client>>>>;
 
 /// One SSH connection and the tunnels on it.
 struct Session {
@@ -56,6 +57,8 @@ struct Tunnel {
     deadline: Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
     max_duration: Option<Duration>,
     idle_timeout: Option<Duration>,
+    /// The checks of the database behind it.
+    health: health::History,
 }
 
 struct Actor {
@@ -239,6 +242,17 @@ impl Actor {
             stats,
             idle_timeout_secs: t.idle_timeout.map(|d| d.as_secs_f64()),
             log: t.stats.log_lines(),
+            health: t
+                .health
+                .lock()
+                .ok()
+                .and_then(|h| h.back().cloned())
+                .filter(|_| t.state.is_open()),
+            health_history: t
+                .health
+                .lock()
+                .map(|h| h.iter().cloned().collect())
+                .unwrap_or_default(),
         }
     }
 
@@ -332,6 +346,8 @@ impl Actor {
                         stats: t.stats.snapshot(),
                         idle_timeout_secs: None,
                         log: t.stats.log_lines(),
+                        health: None,
+                        health_history: Vec::new(),
                     });
                 }
             }
@@ -486,6 +502,7 @@ impl Actor {
             )),
             max_duration: conn.policy.max_duration.as_ref().map(|d| d.value.0),
             idle_timeout: conn.policy.idle_timeout.as_ref().map(|d| d.value.0),
+            health: health::History::default(),
         };
         let (listeners, remote, failure) = self.bind(&conn, &mut t).await;
         self.tunnels.insert(name.clone(), t);
@@ -559,6 +576,18 @@ impl Actor {
         for (l, target) in listeners {
             let (s, st, sd) = (current.clone(), Arc::clone(&stats), stop.clone());
             t.tasks.spawn(tunnel::serve(l, s, target, st, timeout, sd));
+        }
+        if let Some(interval) = health::interval(&conn) {
+            t.tasks.spawn(health::run(Checker {
+                name: name.clone(),
+                conn: Arc::new(conn),
+                interval,
+                current: current.clone(),
+                events: self.events.clone(),
+                stats: Arc::clone(&stats),
+                history: Arc::clone(&t.health),
+                stop: stop.clone(),
+            }));
         }
         t.tasks.spawn(report_stats(Watch {
             name: name.clone(),

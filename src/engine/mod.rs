@@ -11,6 +11,7 @@
 //!
 //! - `actor`: the one task that owns tunnels and sessions.
 //! - `supervisor`: one per session: connect, watch, reconnect with backoff.
+//! - [`health`]: checks the database behind each open tunnel, through its session.
 //! - [`monitor`]: notices a resume from sleep or a network change and has every session
 //!   re-checked at once.
 //!
@@ -18,6 +19,7 @@
 //! far behind loses the oldest ones (it sees `Lagged`), and the engine never waits for it.
 
 mod actor;
+pub mod health;
 pub mod monitor;
 mod supervisor;
 
@@ -68,6 +70,7 @@ pub enum Command {
 }
 
 pub use crate::tunnel::TunnelStats;
+pub use health::Health;
 
 /// One tunnel, as `warren status` and a client show it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -87,6 +90,12 @@ pub struct TunnelStatus {
     /// The tunnel's recent log lines, oldest first.
     #[serde(default)]
     pub log: Vec<String>,
+    /// The last check of the database behind it (none yet, or none to check).
+    #[serde(default)]
+    pub health: Option<Health>,
+    /// The recent checks, oldest first (at most [`health::HISTORY`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health_history: Vec<Health>,
 }
 
 /// The state of a tunnel.
@@ -192,6 +201,11 @@ pub enum Event {
         name: String,
         ok: bool,
     },
+    /// A check of the database behind an open tunnel ended.
+    Health {
+        name: String,
+        health: Health,
+    },
 }
 
 impl Event {
@@ -206,7 +220,8 @@ impl Event {
             | Event::Prompt { name, .. }
             | Event::PromptWithdrawn { name, .. }
             | Event::Step { name, .. }
-            | Event::Diagnosed { name, .. } => name,
+            | Event::Diagnosed { name, .. }
+            | Event::Health { name, .. } => name,
         }
     }
 }

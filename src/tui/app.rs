@@ -754,5 +754,6 @@ fn engine_event(app: &mut App, ev: Event) {
                 d.done = Some(ok);
             }
         }
+        Event::Health { .. } => {}
     }
 }

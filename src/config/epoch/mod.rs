@@ -1,10 +1,11 @@
 //! epoch.toml (the Horizon Epoch format) -> connections.
 //!
 //! `[storage.<engine>.<name>]` describes a database (host, port, database, username,
-//! password_file); its `ssh_tunnel` table says how to reach it: the bastion, then `jump_host`
-//! tables nested to any depth (the outermost is dialled first) or a string naming an
-//! ssh_config alias. `${VAR}` works in every string; `~` in paths; `EPOCH_SSH_HOST`,
-//! `EPOCH_SSH_USER` and `EPOCH_SSH_KEY_FILE` fill what an entry leaves out.
+//! password_file; sslmode and sslrootcert for the PostgreSQL probe, see [`tls`]); its
+//! `ssh_tunnel` table says how to reach it: the bastion, then `jump_host` tables nested to
+//! any depth (the outermost is dialled first) or a string naming an ssh_config alias.
+//! `${VAR}` works in every string; `~` in paths; `EPOCH_SSH_HOST`, `EPOCH_SSH_USER` and
+//! `EPOCH_SSH_KEY_FILE` fill what an entry leaves out.
 //!
 //! One bad entry is an error on that entry: the others still load. A TOML syntax error skips
 //! only the section it is in (see [`salvage`]).
@@ -13,6 +14,7 @@ mod fields;
 mod hops;
 pub use fields::parse_duration;
 mod salvage;
+mod tls;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -66,6 +68,7 @@ pub const TUNNEL_KEYS: &[&str] = &[
     "tags",
     "max_duration",
     "idle_timeout",
+    "health_interval",
 ];
 
 /// Keys of a `jump_host` table.
@@ -420,6 +423,7 @@ fn entry_connection(
             }
         },
     };
+    let (sslmode, sslrootcert) = tls::settings(engine, t, f)?;
     let database = Database {
         engine: engine.to_string(),
         host,
@@ -428,6 +432,8 @@ fn entry_connection(
         username: t.string("username", f).or_else(|| t.string("user", f)),
         password_file: t.path("password_file", f),
         password: t.secret("password", f),
+        sslmode,
+        sslrootcert,
     };
     let mut conn = Connection {
         name: name.to_string(),
@@ -521,7 +527,7 @@ fn tags(entry: &Table, tunnel: Option<&Table>, f: &mut Findings) -> Vec<Sourced<
     out
 }
 
-/// `max_duration` and `idle_timeout`, in the entry or its ssh_tunnel table.
+/// `max_duration`, `idle_timeout` and `health_interval`, in the entry or its ssh_tunnel table.
 fn limits(mut p: Policy, entry: &Table, tunnel: Option<&Table>, f: &mut Findings) -> Policy {
     let get = |key: &str, f: &mut Findings| match tunnel {
         Some(tt) => either(entry, tt, key, f, |t, k, f| t.seconds(k, f)),
@@ -529,6 +535,7 @@ fn limits(mut p: Policy, entry: &Table, tunnel: Option<&Table>, f: &mut Findings
     };
     p.max_duration = get("max_duration", f).filter(|d| !d.value.0.is_zero());
     p.idle_timeout = get("idle_timeout", f).filter(|d| !d.value.0.is_zero());
+    p.health_interval = get("health_interval", f);
     p
 }
 
