@@ -24,6 +24,10 @@ struct Cli {
     /// More detail (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Run no command from ssh_config (ProxyCommand, Match exec, KnownHostsCommand): a host
+    /// that needs one is refused, naming the line. Also WARREN_NO_EXEC=1.
+    #[arg(long, global = true)]
+    no_exec: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -253,6 +257,12 @@ fn main() -> ExitCode {
             return ExitCode::from(code as u8);
         }
     };
+    if cli.no_exec {
+        // Every part of warren reads it from the environment, and a daemon started from here
+        // inherits it.
+        // SAFETY: no other thread exists yet.
+        unsafe { std::env::set_var(warren::config::context::NO_EXEC_VAR, "1") };
+    }
     // Absolute, so that a daemon started from here reads the same files from anywhere.
     let abs = |p: Option<PathBuf>| p.map(|p| std::path::absolute(&p).unwrap_or(p));
     let paths = Paths {

@@ -1,5 +1,7 @@
 //! The differential test: every host of every config in tests/corpus/ssh_config is resolved
 //! by warren and by OpenSSH (`ssh -G -F FILE HOST`), and every key warren uses must agree.
+//! Both run the configs' `Match exec` commands (true, false, negated, with tokens, skipped
+//! after a criterion that fails); ProxyCommand is compared as written, as ssh -G prints it.
 
 mod support;
 
@@ -19,6 +21,8 @@ const KEYS: &[&str] = &[
     "port",
     "user",
     "proxyjump",
+    "proxycommand",
+    "proxyusefdpass",
     "identityfile",
     "identitiesonly",
     "identityagent",
@@ -127,6 +131,11 @@ fn warren_view(h: &HostConfig) -> BTreeMap<String, Vec<String>> {
                 .join(","),
         );
     }
+    if let Some(p) = &h.proxy_command {
+        // As written: ssh -G prints it unexpanded.
+        put(&mut m, "proxycommand", p.value.clone());
+    }
+    put(&mut m, "proxyusefdpass", yes_no(h.proxy_use_fdpass.value));
     for f in &h.identity_files {
         put(&mut m, "identityfile", f.value.clone());
     }
@@ -313,9 +322,12 @@ fn warren_resolves_every_corpus_host_as_ssh_g_does() {
             );
         }
         assert!(!hosts.is_empty(), "{}: no hosts to compare", case.display());
+        let mut execs = 0;
         for host in &hosts {
             let theirs = ssh_g(home.path(), &config_path, host);
-            let ours = warren_view(&config.resolve(host));
+            let resolved = config.resolve(host);
+            execs += resolved.match_exec.len();
+            let ours = warren_view(&resolved);
             for key in KEYS {
                 let mut want = theirs.get(*key).cloned().unwrap_or_default();
                 let mut got = ours.get(*key).cloned().unwrap_or_default();
@@ -334,6 +346,15 @@ fn warren_resolves_every_corpus_host_as_ssh_g_does() {
                 }
             }
         }
+        if text.contains("Match") && text.contains("exec") {
+            assert!(execs > 0, "{}: warren ran no Match exec", case.display());
+        }
+        // Neither ssh nor warren runs an exec after a criterion on its line that failed.
+        assert!(
+            !home.path().join("should-not-run").exists(),
+            "{}: a Match exec ran after a criterion that failed",
+            case.display()
+        );
     }
     assert!(
         failures.is_empty(),

@@ -1,7 +1,8 @@
 //! Trust cases against a real sshd, each as a user meets it: sessions shared only between
 //! connections that agree on trust, algorithm lists from ssh_config, the host-key question
 //! on a terminal, the refusal (and `warren trust`) without one, `UserKnownHostsFile none`,
-//! KnownHostsCommand, and a question withdrawn when its tunnel closes.
+//! KnownHostsCommand (its keys used, never written; its failure refusing), and a question
+//! withdrawn when its tunnel closes.
 
 mod support;
 
@@ -388,31 +389,70 @@ fn user_known_hosts_file_none_is_no_file_at_all() {
 }
 
 #[test]
-fn known_hosts_command_is_refused_not_ignored() {
+fn known_hosts_command_vouches_for_a_key_that_is_then_never_written() {
     if !have_servers() {
         return;
     }
     let sshd = Sshd::start("");
     let (s, key) = home(&sshd);
-    s.write("known_hosts", &format!("{}\n", sshd.known_hosts_line()));
+    s.write("known_hosts", "");
     let d = s.path().display();
+    let fields: Vec<&str> = sshd.host_key_line.split_whitespace().collect();
+    let (local, echo) = (free_port(), echo_server());
+    // ssh runs it without a shell: /bin/echo prints `%H keytype key`, a known_hosts line.
     s.write(
         "ssh_config",
         &host(
             "db",
             &sshd,
             &key,
-            free_port(),
-            9,
+            local,
+            echo,
             &format!(
-                "    UserKnownHostsFile {d}/known_hosts\n    KnownHostsCommand /bin/echo %H\n"
+                "    UserKnownHostsFile {d}/known_hosts\n    StrictHostKeyChecking yes\n    KnownHostsCommand /bin/echo %H {} {}\n",
+                fields[0], fields[1]
+            ),
+        ),
+    );
+    let mut up = Up::start(
+        s.path(),
+        &[
+            "--ssh-config",
+            "ssh_config",
+            "--config",
+            "/dev/null",
+            "up",
+            "db",
+            "--json",
+        ],
+    );
+    let addr = up.listening("db");
+    assert_eq!(echo_through(&addr, b"vouched"), b"vouched");
+    assert_eq!(up.interrupt(), 0);
+    assert_eq!(
+        std::fs::read_to_string(s.path().join("known_hosts")).expect("kh"),
+        "",
+        "a key found through KnownHostsCommand is not written"
+    );
+
+    // A command that fails refuses the key, as ssh stops ("KnownHostsCommand failed").
+    s.write(
+        "ssh_config",
+        &host(
+            "db",
+            &sshd,
+            &key,
+            local,
+            echo,
+            &format!(
+                "    UserKnownHostsFile {d}/known_hosts\n    KnownHostsCommand /bin/false %H\n"
             ),
         ),
     );
     warren(&s, &["up", "db"])
         .expect_code(1)
-        .expect_stderr("KnownHostsCommand")
-        .expect_stderr("warren runs no commands");
+        .expect_stderr("KnownHostsCommand-ORDER /bin/false 127.0.0.1 failed, status 1")
+        .expect_stderr("KnownHostsCommand failed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

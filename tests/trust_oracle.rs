@@ -1,7 +1,9 @@
 //! The host-key differential test: OpenSSH is the oracle. Every case (a config, a server's
 //! keys, the known_hosts files before, a StrictHostKeyChecking policy) is run twice against
 //! the same real sshd: once with `ssh -o BatchMode=yes`, once with `warren up`. Whether the
-//! connection is accepted, and every known_hosts file afterwards, must be the same.
+//! connection is accepted, and every known_hosts file afterwards, must be the same. Cases
+//! include KnownHostsCommand (its keys, its failures, its tokens) and hosts reached through a
+//! ProxyCommand.
 //!
 //! ssh runs with `UpdateHostKeys no` (warren does not learn a server's other keys after
 //! login; the README says so) and `ExitOnForwardFailure yes`: with a changed key under
@@ -345,6 +347,104 @@ fn cases(w: &World) -> Vec<Case> {
         None,
         "    RevokedHostKeys /nonexistent-warren-revoked\n",
     );
+    // KnownHostsCommand: run by both without a shell; its lines join the pool.
+    let key = bare(&w.plain.host_key_line);
+    let other = bare(&w.stranger);
+    let echo = |line: &str| format!("    KnownHostsCommand /bin/echo {line}\n");
+    case(
+        "KnownHostsCommand knows it",
+        "yes",
+        Some(String::new()),
+        None,
+        &echo(&format!("%H {key}")),
+    );
+    case(
+        "KnownHostsCommand knows it, nothing written",
+        "accept-new",
+        Some(String::new()),
+        None,
+        &echo(&format!("%H {key}")),
+    );
+    case(
+        "KnownHostsCommand prints another key",
+        "accept-new",
+        Some(String::new()),
+        None,
+        &echo(&format!("%H {other}")),
+    );
+    case(
+        "KnownHostsCommand contradicts, file knows",
+        "yes",
+        Some(format!("{right}\n")),
+        None,
+        &echo(&format!("%H {other}")),
+    );
+    case(
+        "KnownHostsCommand prints nothing",
+        "accept-new",
+        Some(String::new()),
+        None,
+        "    KnownHostsCommand /bin/true\n",
+    );
+    case(
+        "KnownHostsCommand for another host",
+        "yes",
+        Some(String::new()),
+        None,
+        &echo(&format!("db.other {key}")),
+    );
+    case(
+        "KnownHostsCommand, the port-less name",
+        "yes",
+        Some(String::new()),
+        None,
+        &echo(&format!("127.0.0.1 {key}")),
+    );
+    case(
+        "KnownHostsCommand fails",
+        "yes",
+        Some(format!("{right}\n")),
+        None,
+        "    KnownHostsCommand /bin/false %H\n",
+    );
+    case(
+        "KnownHostsCommand not absolute",
+        "accept-new",
+        Some(String::new()),
+        None,
+        &format!("    KnownHostsCommand echo %H {key}\n"),
+    );
+    case(
+        "KnownHostsCommand %H %I %t %K",
+        "yes",
+        Some(String::new()),
+        None,
+        "    KnownHostsCommand /bin/sh -c 'test $1 != HOSTNAME || echo $0 $2 $3' %H %I %t %K\n",
+    );
+    // ProxyCommand: the host is reached through a command.
+    // @NC@ is the stand-in for nc, written into each case's directory.
+    let relay = "    ProxyCommand @NC@ %h %p\n";
+    case(
+        "ProxyCommand, known",
+        "yes",
+        Some(format!("{right}\n")),
+        None,
+        relay,
+    );
+    case(
+        "ProxyCommand, unknown",
+        "accept-new",
+        Some(String::new()),
+        None,
+        &format!("{relay}    CheckHostIP yes\n"),
+    );
+    case(
+        "ProxyCommand, changed",
+        "accept-new",
+        Some(format!("{wrong}\n")),
+        None,
+        relay,
+    );
     let mut jumps = vec![
         ("jump, target unknown", "accept-new", String::new()),
         ("jump, target known", "yes", format!("{right}\n")),
@@ -396,9 +496,11 @@ fn warren_decides_every_host_key_case_as_ssh_does() {
             let text = std::fs::read_to_string(&cfg).expect("cfg");
             let revoked = dir.path().join("revoked");
             std::fs::write(&revoked, format!("{}\n", w.plain.host_key_line)).expect("revoked");
+            let nc = support::net::nc_script(dir.path());
             std::fs::write(
                 &cfg,
-                text.replace("REVOKED", &revoked.display().to_string()),
+                text.replace("REVOKED", &revoked.display().to_string())
+                    .replace("@NC@", &nc.display().to_string()),
             )
             .expect("cfg");
             let (ok, why) = if tool == "ssh" {

@@ -204,6 +204,24 @@ pub fn human(c: &Connection, out: &mut dyn Write) {
             h.known_hosts_files.origin.to_string(),
         ]);
         row(&mut rows, "  host_key_policy", &h.host_key_policy);
+        opt(&mut rows, "  known_hosts_command", &h.known_hosts_command);
+        opt(&mut rows, "  proxy_command", &h.proxy_command);
+        for m in &h.match_exec {
+            let applies = if m.applied {
+                "applies"
+            } else {
+                "does not apply"
+            };
+            rows.push([
+                "  match exec".into(),
+                format!(
+                    "\"{}\": {}; the block {applies}",
+                    crate::text::escape(&m.command),
+                    m.outcome
+                ),
+                m.origin.to_string(),
+            ]);
+        }
         row(&mut rows, "  connect_timeout", &h.connect_timeout);
         row(&mut rows, "  keepalive_interval", &h.keepalive_interval);
         row(&mut rows, "  keepalive_count_max", &h.keepalive_count_max);

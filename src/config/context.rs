@@ -70,7 +70,19 @@ impl Context {
     pub fn var(&self, name: &str) -> Option<&str> {
         self.env.get(name).map(String::as_str)
     }
+
+    /// Whether commands from the config (ProxyCommand, `Match exec`, KnownHostsCommand) may
+    /// run: not when [`NO_EXEC_VAR`] is set (which `--no-exec` sets for the whole process and
+    /// the daemon it starts).
+    pub fn run_commands(&self) -> bool {
+        !self
+            .var(NO_EXEC_VAR)
+            .is_some_and(|v| !matches!(v, "" | "0" | "no" | "false"))
+    }
 }
+
+/// The environment variable that forbids running commands from the config (`--no-exec`).
+pub const NO_EXEC_VAR: &str = "WARREN_NO_EXEC";
 
 /// The home directory of a named user, from the passwd database.
 pub fn user_home(name: &str) -> Option<String> {

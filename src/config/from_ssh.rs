@@ -8,6 +8,15 @@ use super::model::{
 use super::origin::{Origin, Problem, Sourced};
 use super::ssh_config::{HostConfig, SshConfig, StrictHostKeyChecking, chain};
 
+/// Whether commands from the config may run, and why not.
+pub fn run_commands(ctx: &crate::config::Context) -> Sourced<bool> {
+    use crate::config::context::NO_EXEC_VAR;
+    match ctx.run_commands() {
+        true => Sourced::default_value(true),
+        false => Sourced::new(false, Origin::Env(NO_EXEC_VAR.to_string())),
+    }
+}
+
 /// warren's connect timeout when ssh_config says `none`.
 pub const DEFAULT_CONNECT_TIMEOUT: u64 = 15;
 
@@ -149,10 +158,11 @@ fn hop(h: &HostConfig, problems: &mut Vec<Problem>) -> Hop {
         revoked_host_keys,
         check_host_ip: h.check_host_ip.clone(),
         hash_known_hosts: h.hash_known_hosts.clone(),
-        known_hosts_command: h
-            .known_hosts_command
-            .clone()
-            .filter(|c| !c.value.eq_ignore_ascii_case("none")),
+        known_hosts_command: h.hosts_command(),
+        proxy_command: h.proxy_command.clone(),
+        proxy_use_fdpass: h.proxy_use_fdpass.clone(),
+        match_exec: h.match_exec.clone(),
+        run_commands: run_commands(h.context()),
         host_key_policy: policy,
         algorithms,
         auth,

@@ -5,8 +5,11 @@
 //! - [`ssh_config`]: ssh_config evaluated as OpenSSH does -> connections.
 //! - [`epoch`]: epoch.toml (Horizon Epoch format) -> connections.
 //! - [`load`]: finds the files, loads both sources, qualifies names that clash.
+//! - [`command`]: the commands a config tells ssh to run (ProxyCommand, Match exec,
+//!   KnownHostsCommand), as warren keeps them.
 
 pub mod algorithms;
+pub mod command;
 pub mod context;
 pub mod destination;
 pub mod epoch;

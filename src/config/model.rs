@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::algorithms::AlgorithmKind;
+use super::command::{HostsCommand, MatchExec};
 use super::forward::{Endpoint, Forward, ForwardKind};
 use super::origin::{Origin, Problem, Secret, Sourced};
 
@@ -124,8 +125,17 @@ pub struct Hop {
     pub check_host_ip: Sourced<bool>,
     /// Hash host names in lines warren adds to known_hosts.
     pub hash_known_hosts: Sourced<bool>,
-    /// A command whose output is more known_hosts lines.
-    pub known_hosts_command: Option<Sourced<String>>,
+    /// A command whose output is more known_hosts lines (KnownHostsCommand).
+    pub known_hosts_command: Option<Sourced<HostsCommand>>,
+    /// A command whose stdin and stdout are this hop's connection (ProxyCommand), as
+    /// written; see [`Hop::proxy_command_line`].
+    pub proxy_command: Option<Sourced<String>>,
+    /// `ProxyUseFdpass yes`: refused (see [`Hop::refusal`]).
+    pub proxy_use_fdpass: Sourced<bool>,
+    /// The `Match exec` criteria evaluated to resolve this hop, and what came of them.
+    pub match_exec: Vec<MatchExec>,
+    /// Whether commands from the config may run (false under `--no-exec`).
+    pub run_commands: Sourced<bool>,
     pub host_key_policy: Sourced<HostKeyPolicy>,
     /// The algorithms offered, as OpenSSH assembles them.
     pub algorithms: Algorithms,
@@ -156,7 +166,7 @@ impl Hop {
         };
         let _ = write!(
             k,
-            "{}@{}:{}|policy={}|user_kh={}|global_kh={}|alias={}|revoked={}|ip={}|khcmd={}",
+            "{}@{}:{}|policy={}|user_kh={}|global_kh={}|alias={}|revoked={}|ip={}|khcmd={}|proxy={}|exec={}",
             self.user.value,
             self.host.value,
             self.port.value,
@@ -174,8 +184,13 @@ impl Hop {
             self.check_host_ip.value,
             self.known_hosts_command
                 .as_ref()
+                .map(|c| c.value.raw.as_str())
+                .unwrap_or(""),
+            self.proxy_command
+                .as_ref()
                 .map(|c| c.value.as_str())
                 .unwrap_or(""),
+            self.run_commands.value,
         );
         let files = |v: &[Sourced<PathBuf>]| {
             v.iter()

@@ -1,5 +1,6 @@
-//! The steps of one hop: config, dns, tcp (or the previous hop's channel), banner, kex,
-//! host_key, auth.
+//! The steps of one hop: config, dns, tcp (or the previous hop's channel, or `proxy`: the
+//! hop's ProxyCommand, started and watched while the banner is read through it), banner,
+//! kex, host_key, auth.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,6 +14,7 @@ use crate::config::model::{Connection, Hop};
 use crate::prompt::Prompter;
 use crate::ssh::client::{Client, ssh_config};
 use crate::ssh::host_key::Found;
+use crate::ssh::proxy::Proxy;
 use crate::ssh::replay::Replay;
 
 pub(super) async fn walk(
@@ -23,14 +25,20 @@ pub(super) async fn walk(
     prev: Option<&Arc<Handle<Client>>>,
     prompter: &Arc<Prompter>,
     open: bool,
-) -> Option<Handle<Client>> {
+) -> Option<(Handle<Client>, Option<Proxy>)> {
     let hops = conn.hops.len();
     let timeout = hop.connect_timeout.value.0;
     let addr = hop.address();
 
     // config
     let t = Instant::now();
-    let c = checks::hop(conn, hop, i == 0, open).await;
+    let mut c = checks::hop(conn, hop, i == 0, open).await;
+    if let Some(why) = hop.refusal() {
+        c.fail.push(why);
+        c.hints.push(
+            "warren connects only as ssh would, running only the commands your ssh_config names (see the README's trust model)".into(),
+        );
+    }
     let mut detail: Vec<String> = c.fail.iter().chain(c.warn.iter()).cloned().collect();
     detail.extend(c.info.iter().cloned());
     let status = if !c.fail.is_empty() {
@@ -53,6 +61,10 @@ pub(super) async fn walk(
         return None;
     }
 
+    if hop.proxy_command.is_some() {
+        return super::proxy::steps(w, conn, hop, i, prompter).await;
+    }
+    let with_no_proxy = |h: Option<Handle<Client>>| h.map(|h| (h, None));
     match prev {
         None => {
             // dns
@@ -115,7 +127,7 @@ pub(super) async fn walk(
                 ),
             );
             let peer = tcp.peer_addr().ok();
-            ssh_steps(w, conn, hop, i, tcp, peer, prompter).await
+            with_no_proxy(ssh_steps(w, conn, hop, i, tcp, peer, None, prompter).await)
         }
         Some(prev) => {
             w.skip(
@@ -154,7 +166,9 @@ pub(super) async fn walk(
                 t,
                 format!("hop {} connected to {addr}", i - 1),
             );
-            ssh_steps(w, conn, hop, i, channel.into_stream(), None, prompter).await
+            with_no_proxy(
+                ssh_steps(w, conn, hop, i, channel.into_stream(), None, None, prompter).await,
+            )
         }
     }
 }
@@ -210,7 +224,7 @@ pub(super) fn channel_failure(e: &russh::Error, target: &str, from: usize) -> (S
 }
 
 /// Reads the server's identification line ([`banner::parse`]); returns it and every byte read.
-async fn read_banner<S: AsyncRead + Unpin>(
+pub(super) async fn read_banner<S: AsyncRead + Unpin>(
     s: &mut S,
     timeout: Duration,
 ) -> Result<(String, Vec<u8>), (String, String)> {
@@ -251,13 +265,15 @@ fn not_ssh(b: &[u8]) -> (String, String) {
     }
 }
 
-async fn ssh_steps<S>(
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn ssh_steps<S>(
     w: &mut Walk<'_>,
     conn: &Connection,
     hop: &Hop,
     i: usize,
     mut stream: S,
     peer: Option<std::net::SocketAddr>,
+    banner: Option<Vec<u8>>,
     prompter: &Arc<Prompter>,
 ) -> Option<Handle<Client>>
 where
@@ -265,21 +281,47 @@ where
 {
     let hops = conn.hops.len();
     let timeout = hop.connect_timeout.value.0;
-    // banner
-    let t = Instant::now();
-    let (banner, raw) = match read_banner(&mut stream, timeout).await {
-        Ok(b) => b,
-        Err((detail, hint)) => {
-            w.fail(StepId::Banner, i, t, detail, hint);
-            w.skip_rest(hops, i, StepId::Banner);
-            return None;
+    // banner (already read, and its step given, when the caller watched something with it)
+    let raw = match banner {
+        Some(raw) => raw,
+        None => {
+            let t = Instant::now();
+            match read_banner(&mut stream, timeout).await {
+                Ok((banner, raw)) => {
+                    w.pass(StepId::Banner, i, t, banner);
+                    raw
+                }
+                Err((detail, hint)) => {
+                    w.fail(StepId::Banner, i, t, detail, hint);
+                    w.skip_rest(hops, i, StepId::Banner);
+                    return None;
+                }
+            }
         }
     };
-    w.pass(StepId::Banner, i, t, banner);
 
     // kex and host_key
     let t = Instant::now();
-    let offer = match crate::ssh::client::offer_for(hop) {
+    let ordered = match crate::ssh::client::order_lines(hop).await {
+        Ok(l) => l,
+        Err(e) => {
+            let at = hop
+                .known_hosts_command
+                .as_ref()
+                .map(|c| c.origin.to_string())
+                .unwrap_or_default();
+            w.fail(
+                StepId::Kex,
+                i,
+                t,
+                format!("before key exchange: {e}"),
+                format!("the KnownHostsCommand at {at} failed (ssh stops too): run it by hand; it must exit 0 and print known_hosts lines"),
+            );
+            w.skip_rest(hops, i, StepId::Kex);
+            return None;
+        }
+    };
+    let offer = match crate::ssh::client::offer_for(hop, &ordered) {
         Ok(o) => o,
         Err(e) => {
             w.fail(
@@ -391,6 +433,9 @@ where
                     "first connection to this host: confirm {fp} with the bastion's owner, then add it: warren trust {} (or answer yes when warren up asks in a terminal); it is recorded in {user_file}",
                     conn.display_name
                 ),
+                Some(Found::Changed(at)) if at.is_command() => format!(
+                    "the key your KnownHostsCommand printed ({at}) differs from the server's {fp}: the server was rebuilt, or someone is in the middle; confirm {fp} with its owner, then fix what the command prints"
+                ),
                 Some(Found::Changed(at)) => format!(
                     "the server's key changed: it was rebuilt, or someone is in the middle. Confirm {fp} with its owner, then run ssh-keygen -R '{}' -f {}",
                     seen.name,
@@ -399,9 +444,13 @@ where
                 Some(Found::Revoked(_)) | Some(Found::RevokedByFile(_)) => {
                     "the key is revoked: do not connect; ask the bastion's owner".into()
                 }
-                Some(Found::CommandRefused) => {
-                    "remove KnownHostsCommand, or list the key in a known_hosts file".into()
-                }
+                Some(Found::CommandFailed(_)) => format!(
+                    "the KnownHostsCommand at {} failed (ssh stops too): run it by hand; it must exit 0 and print known_hosts lines",
+                    hop.known_hosts_command
+                        .as_ref()
+                        .map(|c| c.origin.to_string())
+                        .unwrap_or_default()
+                ),
                 _ => "see the message".into(),
             };
             w.fail(StepId::HostKey, i, t, msg.clone(), hint);

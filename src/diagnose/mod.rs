@@ -1,8 +1,9 @@
 //! Diagnostics: a step-by-step walk of a connection, each hop of its chain included, that says
 //! which step failed, why that usually happens, and what to do.
 //!
-//! Steps, per hop: `config`, `dns`, `tcp`, `banner`, `kex`, `host_key`, `auth`; then `forward`
-//! (the `nc -z` from the last hop) and `probe` (the database's own protocol). After a failure
+//! Steps, per hop: `config`, `dns`, `tcp` (or `proxy` for a hop reached through its
+//! ProxyCommand), `banner`, `kex`, `host_key`, `auth`; then `forward` (the `nc -z` from the
+//! last hop) and `probe` (the database's own protocol). After a failure
 //! the rest is skipped. Every step is bounded by the hop's connect_timeout, so a walk always
 //! ends. Nothing is written: accept-new only says it would add the key.
 
@@ -13,6 +14,7 @@ pub(crate) mod pgauth;
 pub(crate) mod pgwire;
 mod postgres;
 pub mod probe;
+mod proxy;
 mod tls;
 pub(crate) mod wire;
 
@@ -44,6 +46,8 @@ pub enum StepId {
     Config,
     Dns,
     Tcp,
+    /// The hop's ProxyCommand, in place of dns and tcp.
+    Proxy,
     Banner,
     Kex,
     HostKey,
@@ -58,6 +62,7 @@ impl StepId {
             StepId::Config => "config",
             StepId::Dns => "dns",
             StepId::Tcp => "tcp",
+            StepId::Proxy => "proxy",
             StepId::Banner => "banner",
             StepId::Kex => "kex",
             StepId::HostKey => "host_key",
@@ -105,10 +110,22 @@ const HOP_STEPS: [StepId; 7] = [
     StepId::Auth,
 ];
 
+/// The steps of a hop reached through its ProxyCommand.
+const PROXY_HOP_STEPS: [StepId; 6] = [
+    StepId::Config,
+    StepId::Proxy,
+    StepId::Banner,
+    StepId::Kex,
+    StepId::HostKey,
+    StepId::Auth,
+];
+
 pub(crate) struct Walk<'a> {
     steps: Vec<Step>,
     on_step: &'a mut (dyn FnMut(&Step) + Send),
     failed: bool,
+    /// Which hops run a ProxyCommand (their steps differ).
+    proxied: Vec<bool>,
 }
 
 impl Walk<'_> {
@@ -159,16 +176,29 @@ impl Walk<'_> {
         self.push(id, hop, Status::Skip, Instant::now(), why.to_string(), None);
     }
 
+    /// The steps of hop `hop`.
+    fn steps_of(&self, hop: usize) -> &'static [StepId] {
+        if self.proxied.get(hop).copied().unwrap_or(false) {
+            &PROXY_HOP_STEPS
+        } else {
+            &HOP_STEPS
+        }
+    }
+
     /// Skips the rest of hop `hop` after `done`, every later hop, and the forward and probe.
     pub(crate) fn skip_rest(&mut self, hops: usize, hop: usize, done: StepId) {
         let why = format!("skipped: an earlier step failed (hop {hop})");
-        let mut after = HOP_STEPS.iter().skip_while(|s| **s != done).skip(1);
+        let mut after = self
+            .steps_of(hop)
+            .iter()
+            .skip_while(|s| **s != done)
+            .skip(1);
         for id in after.by_ref() {
             self.skip(*id, hop, &why);
         }
         for h in hop + 1..hops {
-            for id in HOP_STEPS {
-                self.skip(id, h, &why);
+            for id in self.steps_of(h) {
+                self.skip(*id, h, &why);
             }
         }
         let last = hops.saturating_sub(1);
@@ -191,13 +221,23 @@ pub async fn run(
         steps: Vec::new(),
         on_step,
         failed: false,
+        proxied: conn
+            .hops
+            .iter()
+            .map(|h| h.proxy_command.is_some())
+            .collect(),
     };
     let prompter = Arc::clone(prompter);
     let hops = conn.hops.len();
     let mut handles: Vec<Arc<Handle<Client>>> = Vec::new();
+    // The ProxyCommands under the handles: stopped once the walk is over.
+    let mut proxies = Vec::new();
     for (i, hop) in conn.hops.iter().enumerate() {
         match hop::walk(&mut w, conn, hop, i, handles.last(), &prompter, open).await {
-            Some(h) => handles.push(Arc::new(h)),
+            Some((h, p)) => {
+                handles.push(Arc::new(h));
+                proxies.extend(p);
+            }
             None => {
                 break;
             }
@@ -216,6 +256,7 @@ pub async fn run(
         )
         .await;
     }
+    drop(proxies);
     let ok = !w.steps.iter().any(|s| s.status == Status::Fail);
     Report {
         connection: conn.display_name.clone(),

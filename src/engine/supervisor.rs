@@ -154,7 +154,7 @@ impl Supervisor {
                 r = client::connect(&self.hops, &self.prompter, &self.label, forwarded.as_ref()) => r,
             };
             match result {
-                Ok(chain) => {
+                Ok(mut chain) => {
                     for w in &chain.warnings {
                         self.report(Report::Warning {
                             session: self.id,
@@ -166,7 +166,7 @@ impl Supervisor {
                     let _ = self.current.send(Some(Arc::clone(chain.last())));
                     self.state(TunnelState::Up, ever_up);
                     ever_up = true;
-                    let lost = self.watch(&chain, &stop).await;
+                    let lost = self.watch(&mut chain, &stop).await;
                     let _ = self.current.send(None);
                     match lost {
                         None => {
@@ -175,15 +175,8 @@ impl Supervisor {
                         }
                         Some(why) => {
                             // Said goodbye in the background: a frozen server must not delay
-                            // the reconnect.
-                            let handles = chain.handles.clone();
-                            tokio::spawn(async move {
-                                disconnect(&Chain {
-                                    handles,
-                                    warnings: Vec::new(),
-                                })
-                                .await
-                            });
+                            // the reconnect. The chain (and its ProxyCommands) go with it.
+                            tokio::spawn(async move { disconnect(&chain).await });
                             self.error(why);
                         }
                     }
@@ -242,13 +235,18 @@ impl Supervisor {
 
     /// Waits until the chain drops or is judged lost (`Some(why)`), or the session is
     /// stopped (`None`).
-    async fn watch(&mut self, chain: &Chain, stop: &CancellationToken) -> Option<String> {
+    async fn watch(&mut self, chain: &mut Chain, stop: &CancellationToken) -> Option<String> {
         loop {
             if chain.is_closed() {
-                return Some("the SSH connection was lost".into());
+                return Some(chain.why_lost().await);
             }
             tokio::select! {
                 _ = stop.cancelled() => return None,
+                // What a ProxyCommand writes to stderr goes to the tunnel's log.
+                line = chain.proxy_line() => self.report(Report::Warning {
+                    session: self.id,
+                    message: line,
+                }),
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {}
                 kick = self.kicks.recv() => match kick {
                     Some(Kick::Check) => {

@@ -1,17 +1,22 @@
 //! Connecting one hop or a whole chain with russh: TCP (or a direct-tcpip channel of the
-//! previous hop), key exchange, host key check, authentication. Every step is bounded by the
-//! hop's connect_timeout: russh itself waits forever on a silent peer.
+//! previous hop, or the pipes of the hop's ProxyCommand), key exchange, host key check,
+//! authentication. Every step is bounded by the hop's connect_timeout: russh itself waits
+//! forever on a silent peer. A hop warren must not connect ([`Hop::refusal`]: `--no-exec`,
+//! ProxyUseFdpass) is refused before anything runs or is dialled.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use russh::client::{self, Handle};
+use tokio::sync::mpsc;
 
 use super::algorithms::{self, Offer};
 use super::auth;
 pub use super::handler::{Client, Forwarded, HostKeySeen};
 use super::host_key::{Rules, ssh_dir};
+use super::hosts_command::{self, Invocation, Ran};
 use super::known_hosts::KnownHosts;
+use super::proxy::Proxy;
 use crate::config::model::Hop;
 use crate::prompt::Prompter;
 
@@ -62,6 +67,21 @@ pub enum ConnectError {
         addr: String,
         message: String,
     },
+    /// The hop's ProxyCommand could not start, or ended before the session was up.
+    #[error("hop {hop} ({addr}): the ProxyCommand `{command}` {ending}")]
+    Proxy {
+        hop: usize,
+        addr: String,
+        command: String,
+        ending: String,
+    },
+    /// warren will not connect this hop (see [`Hop::refusal`]).
+    #[error("hop {hop} ({addr}): {message}")]
+    Refused {
+        hop: usize,
+        addr: String,
+        message: String,
+    },
 }
 
 /// Tunables of every SSH connection warren makes, with the algorithms `offer` allows.
@@ -79,23 +99,65 @@ pub fn ssh_config(hop: &Hop, offer: &Offer) -> Arc<client::Config> {
     })
 }
 
-/// The algorithms to offer `hop`, host key types ordered by what known_hosts holds for it.
-pub fn offer_for(hop: &Hop) -> Result<Offer, algorithms::Unsatisfiable> {
+/// The algorithms to offer `hop`, host key types ordered by what known_hosts holds for it
+/// and what its KnownHostsCommand printed for the order (see [`order_lines`]).
+pub fn offer_for(hop: &Hop, from_command: &KnownHosts) -> Result<Offer, algorithms::Unsatisfiable> {
     let rules = Rules::for_hop(hop, None, ssh_dir());
     let known = if hop.algorithms.host_key_reorder {
-        KnownHosts::read(&rules.files()).known_types(&rules.lookup_name())
+        let (mut types, mut ca) =
+            KnownHosts::read(&rules.files()).known_types(&rules.lookup_name());
+        let (more, more_ca) = from_command.known_types(&rules.hostname);
+        for t in more {
+            if !types.contains(&t) {
+                types.push(t);
+            }
+        }
+        ca |= more_ca;
+        (types, ca)
     } else {
         (Vec::new(), false)
     };
     algorithms::offer(hop, (&known.0, known.1))
 }
 
+/// The KnownHostsCommand's lines for the host-key algorithm order (`%I` = `ORDER`, `%H` the
+/// bare host name, as ssh runs it), when the order is taken from known_hosts. `Err`: the
+/// command failed, which is fatal.
+pub async fn order_lines(hop: &Hop) -> Result<KnownHosts, String> {
+    let (Some(cmd), true) = (&hop.known_hosts_command, hop.algorithms.host_key_reorder) else {
+        return Ok(KnownHosts::default());
+    };
+    let rules = Rules::for_hop(hop, None, ssh_dir());
+    match hosts_command::run(
+        &cmd.value,
+        Invocation::Order,
+        &rules.hostname,
+        None,
+        hop.connect_timeout.value.0,
+    )
+    .await?
+    {
+        Ran::Lines(l) => Ok(l),
+        Ran::Skipped(why) => {
+            tracing::warn!("{why}");
+            Ok(KnownHosts::default())
+        }
+    }
+}
+
 /// A connected, authenticated chain: the last handle carries the forwards; the earlier ones
-/// are kept alive underneath it.
+/// are kept alive underneath it, and so are the ProxyCommands (stopped when it is dropped).
 pub struct Chain {
     pub handles: Vec<Arc<Handle<Client>>>,
     pub warnings: Vec<String>,
+    /// The ProxyCommands under the chain, with the hop each carries.
+    pub proxies: Vec<(usize, Proxy)>,
+    /// What they write to stderr, a line at a time (for the tunnel's log).
+    proxy_lines: Option<mpsc::Receiver<String>>,
 }
+
+/// How many ProxyCommand stderr lines wait for the tunnel's log; more are only logged.
+const PROXY_LINES: usize = 64;
 
 impl Chain {
     pub fn last(&self) -> &Arc<Handle<Client>> {
@@ -104,6 +166,37 @@ impl Chain {
 
     pub fn is_closed(&self) -> bool {
         self.handles.iter().any(|h| h.is_closed())
+    }
+
+    /// The next line a ProxyCommand wrote to stderr; never ready when there is none.
+    pub async fn proxy_line(&mut self) -> String {
+        match self.proxy_lines.as_mut() {
+            Some(rx) => match rx.recv().await {
+                Some(l) => l,
+                None => {
+                    self.proxy_lines = None;
+                    std::future::pending().await
+                }
+            },
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Why the chain was lost: a ProxyCommand that ended, with its last words, or the
+    /// connection.
+    pub async fn why_lost(&mut self) -> String {
+        for (hop, p) in &mut self.proxies {
+            if p.exited(std::time::Duration::from_millis(200))
+                .await
+                .is_some()
+                && let Some(ending) = p.ending()
+            {
+                return format!(
+                    "the SSH connection was lost: the ProxyCommand of hop {hop} {ending}"
+                );
+            }
+        }
+        "the SSH connection was lost".into()
     }
 }
 
@@ -161,79 +254,133 @@ async fn connect_hops(
 ) -> Result<Chain, ConnectError> {
     let mut handles: Vec<Arc<Handle<Client>>> = Vec::with_capacity(hops.len());
     let mut warnings = Vec::new();
+    let mut proxies: Vec<(usize, Proxy)> = Vec::new();
+    let (lines_tx, lines_rx) = mpsc::channel(PROXY_LINES);
     let asking = Some((&**prompter, connection));
     for (i, hop) in hops.iter().enumerate() {
         let addr = hop.address();
-        let offer = offer_for(hop).map_err(|source| ConnectError::Algorithms {
+        if let Some(message) = hop.refusal() {
+            return Err(ConnectError::Refused {
+                hop: i,
+                addr,
+                message,
+            });
+        }
+        let ordered = order_lines(hop)
+            .await
+            .map_err(|message| ConnectError::HostKey {
+                hop: i,
+                addr: addr.clone(),
+                message,
+            })?;
+        let offer = offer_for(hop, &ordered).map_err(|source| ConnectError::Algorithms {
             hop: i,
             addr: addr.clone(),
             source,
         })?;
         let config = ssh_config(hop, &offer);
-        let (result, seen) = match handles.last() {
-            None => {
-                let tcp = bounded(
-                    i,
-                    hop,
-                    "TCP connect",
-                    None,
-                    tokio::net::TcpStream::connect((hop.host.value.as_str(), hop.port.value)),
-                )
-                .await?
-                .map_err(|source| ConnectError::Tcp {
-                    hop: i,
-                    addr: addr.clone(),
-                    source,
-                })?;
-                let _ = tcp.set_nodelay(true);
-                let mut client = Client::new(hop, tcp.peer_addr().ok(), prompter, connection);
-                if i + 1 == hops.len() {
-                    client.reverse = reverse.cloned();
-                }
-                let seen = Arc::clone(&client.seen);
-                let r = bounded(
-                    i,
-                    hop,
-                    "SSH handshake",
-                    asking,
-                    client::connect_stream(config, tcp, client),
-                )
-                .await?;
-                (r, seen)
+        let last = i + 1 == hops.len();
+        let client = |peer| {
+            let mut c = Client::new(hop, peer, prompter, connection);
+            if last {
+                c.reverse = reverse.cloned();
             }
-            Some(prev) => {
-                let channel = bounded(
-                    i,
-                    hop,
-                    "opening the channel to the next hop",
-                    None,
-                    prev.channel_open_direct_tcpip(
-                        hop.host.value.clone(),
-                        u32::from(hop.port.value),
-                        "127.0.0.1",
-                        0,
-                    ),
-                )
-                .await?
-                .map_err(|e| ConnectError::Channel {
-                    hop: i - 1,
-                    addr: hops[i - 1].address(),
-                    message: format!("to {addr}: {e}"),
+            c
+        };
+        let (result, seen) = if hop.proxy_command.is_some() {
+            // Its stdin and stdout are the connection; no address is known (CheckHostIP off,
+            // as ssh turns it off for a ProxyCommand).
+            let (p, stream) =
+                Proxy::start(hop, i, connection, Some(lines_tx.clone())).map_err(|e| {
+                    ConnectError::Proxy {
+                        hop: i,
+                        addr: addr.clone(),
+                        command: hop
+                            .proxy_command
+                            .as_ref()
+                            .map(|c| c.value.clone())
+                            .unwrap_or_default(),
+                        ending: format!("could not be started: {e}"),
+                    }
                 })?;
-                let mut client = Client::new(hop, None, prompter, connection);
-                if i + 1 == hops.len() {
-                    client.reverse = reverse.cloned();
+            proxies.push((i, p));
+            let client = client(None);
+            let seen = Arc::clone(&client.seen);
+            let r = bounded(
+                i,
+                hop,
+                "SSH handshake",
+                asking,
+                client::connect_stream(config, stream, client),
+            )
+            .await;
+            let r = match r {
+                Ok(r) => r,
+                Err(timeout) => {
+                    return Err(proxy_ended(&mut proxies, i, &addr).await.unwrap_or(timeout));
                 }
-                let seen = Arc::clone(&client.seen);
-                let r = bounded(
-                    i,
-                    hop,
-                    "SSH handshake",
-                    asking,
-                    client::connect_stream(config, channel.into_stream(), client),
-                )
-                .await?;
-                (r, seen)
+            };
+            (r, seen)
+        } else {
+            match handles.last() {
+                None => {
+                    let tcp = bounded(
+                        i,
+                        hop,
+                        "TCP connect",
+                        None,
+                        tokio::net::TcpStream::connect((hop.host.value.as_str(), hop.port.value)),
+                    )
+                    .await?
+                    .map_err(|source| ConnectError::Tcp {
+                        hop: i,
+                        addr: addr.clone(),
+                        source,
+                    })?;
+                    let _ = tcp.set_nodelay(true);
+                    let client = client(tcp.peer_addr().ok());
+                    let seen = Arc::clone(&client.seen);
+                    let r = bounded(
+                        i,
+                        hop,
+                        "SSH handshake",
+                        asking,
+                        client::connect_stream(config, tcp, client),
+                    )
+                    .await?;
+                    (r, seen)
+                }
+                Some(prev) => {
+                    let channel = bounded(
+                        i,
+                        hop,
+                        "opening the channel to the next hop",
+                        None,
+                        prev.channel_open_direct_tcpip(
+                            hop.host.value.clone(),
+                            u32::from(hop.port.value),
+                            "127.0.0.1",
+                            0,
+                        ),
+                    )
+                    .await?
+                    .map_err(|e| ConnectError::Channel {
+                        hop: i - 1,
+                        addr: hops[i - 1].address(),
+                        message: format!("to {addr}: {e}"),
+                    })?;
+                    let client = client(None);
+                    let seen = Arc::clone(&client.seen);
+                    let r = bounded(
+                        i,
+                        hop,
+                        "SSH handshake",
+                        asking,
+                        client::connect_stream(config, channel.into_stream(), client),
+                    )
+                    .await?;
+                    (r, seen)
+                }
             }
         };
         let seen = seen.lock().map(|s| s.clone()).unwrap_or_default();
@@ -246,6 +393,9 @@ async fn connect_hops(
                         addr,
                         message: msg,
                     });
+                }
+                if let Some(ended) = proxy_ended(&mut proxies, i, &addr).await {
+                    return Err(ended);
                 }
                 return Err(ConnectError::Ssh {
                     hop: i,
@@ -263,8 +413,17 @@ async fn connect_hops(
             asking,
             auth::authenticate(&mut handle, hop, &offer, prompter, connection),
         )
-        .await?;
+        .await;
+        let report = match report {
+            Ok(r) => r,
+            Err(timeout) => {
+                return Err(proxy_ended(&mut proxies, i, &addr).await.unwrap_or(timeout));
+            }
+        };
         if let Some(detail) = report.failure {
+            if let Some(ended) = proxy_ended(&mut proxies, i, &addr).await {
+                return Err(ended);
+            }
             return Err(ConnectError::Auth {
                 hop: i,
                 addr: addr.clone(),
@@ -274,5 +433,28 @@ async fn connect_hops(
         }
         handles.push(Arc::new(handle));
     }
-    Ok(Chain { handles, warnings })
+    let proxy_lines = (!proxies.is_empty()).then_some(lines_rx);
+    Ok(Chain {
+        handles,
+        warnings,
+        proxies,
+        proxy_lines,
+    })
+}
+
+/// The error for hop `hop` when its ProxyCommand has ended (it is given a moment to): how it
+/// ended and what it said. `None` when the hop has no ProxyCommand or it still runs.
+async fn proxy_ended(
+    proxies: &mut [(usize, Proxy)],
+    hop: usize,
+    addr: &str,
+) -> Option<ConnectError> {
+    let (_, p) = proxies.iter_mut().find(|(h, _)| *h == hop)?;
+    p.exited(std::time::Duration::from_millis(500)).await?;
+    Some(ConnectError::Proxy {
+        hop,
+        addr: addr.to_string(),
+        command: p.command.clone(),
+        ending: p.ending()?,
+    })
 }

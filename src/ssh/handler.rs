@@ -10,7 +10,8 @@ use russh::client;
 use russh::keys::PublicKeyOrCertificate;
 use russh::keys::ssh_key::PublicKey;
 
-use super::host_key::{self, Action, Found, Question, Rules, ssh_dir};
+use super::host_key::{self, Action, Found, FromCommand, Question, Rules, ssh_dir};
+use super::hosts_command::{self, Invocation, KeyFacts, Ran};
 use super::known_hosts;
 use crate::config::model::{Hop, HostKeyPolicy};
 use crate::prompt::{Answer, HostKeyAnswer, Prompt, Prompter};
@@ -98,6 +99,41 @@ impl Client {
                 ))
             }
         }
+    }
+
+    /// Runs the KnownHostsCommand for the host name (and the address, with CheckHostIP and
+    /// a plain key), as ssh does while checking a key; with the message of a command ssh
+    /// would skip.
+    async fn run_command(
+        &self,
+        key: &PublicKey,
+        cert: Option<&russh::keys::ssh_key::Certificate>,
+    ) -> (FromCommand, Option<String>) {
+        let mut from = FromCommand::default();
+        let Some((cmd, _)) = &self.rules.command else {
+            return (from, None);
+        };
+        let facts = KeyFacts::of(key, cert);
+        let timeout = self.rules.command_timeout;
+        let mut names = vec![(Invocation::Hostname, self.rules.lookup_name())];
+        if cert.is_none()
+            && let Some(ip) = self.rules.ip_name()
+        {
+            names.push((Invocation::Address, ip));
+        }
+        let mut skipped = None;
+        for (inv, name) in names {
+            match hosts_command::run(cmd, inv, &name, Some(&facts), timeout).await {
+                Ok(Ran::Lines(lines)) if inv == Invocation::Hostname => from.host = lines,
+                Ok(Ran::Lines(lines)) => from.address = lines,
+                Ok(Ran::Skipped(why)) => skipped = Some(why),
+                Err(e) => {
+                    from.failed = Some(e);
+                    break;
+                }
+            }
+        }
+        (from, skipped)
     }
 
     /// Asks a person, if one is there; `None` when nobody answers.
@@ -237,7 +273,8 @@ impl client::Handler for Client {
         {
             return Ok(true);
         }
-        let d = host_key::decide(&self.rules, &public, cert);
+        let (from_command, skipped) = self.run_command(&public, cert).await;
+        let d = host_key::decide(&self.rules, &public, cert, &from_command);
         let fp = known_hosts::fingerprint(&public);
         let kind = known_hosts::type_name(&public);
         let mut outcome = HostKeySeen {
@@ -245,7 +282,7 @@ impl client::Handler for Client {
             name: d.name.clone(),
             found: Some(d.found.clone()),
             refused: None,
-            warning: d.warning.clone(),
+            warning: d.warning.clone().or(skipped),
             recorded: None,
         };
         if !d.also_record.is_empty() && !self.dry_run {

@@ -3,17 +3,24 @@
 //! and accept, ask a person, or refuse. Nothing here does I/O beyond reading the files; the
 //! caller asks and writes.
 //!
+//! A KnownHostsCommand's lines ([`FromCommand`], run by the caller with
+//! [`super::hosts_command`]) join the files' as ssh adds them: after the files, for the host
+//! name and (with CheckHostIP) the address separately, never for the port-less fallback; a
+//! key found only there is not written anywhere, and a failed command refuses the key.
+//!
 //! Where warren is stricter than ssh (the README lists these): a changed or `@revoked` key
 //! under `StrictHostKeyChecking no` is refused (ssh connects but disables every forward, so a
-//! tunnel would carry nothing); `KnownHostsCommand` is refused (warren runs no commands).
+//! tunnel would carry nothing).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use russh::keys::ssh_key::{Certificate, PublicKey};
 
 use super::known_hosts::{self, KnownHosts, Place, Verdict, fingerprint, type_name};
 use super::revoked::{self, Revocation};
+use crate::config::command::HostsCommand;
 use crate::config::model::{Hop, HostKeyPolicy};
 use crate::config::origin::Origin;
 
@@ -34,7 +41,9 @@ pub struct Rules {
     pub revoked: Option<PathBuf>,
     pub check_host_ip: bool,
     pub hash: bool,
-    pub command: Option<(String, Origin)>,
+    pub command: Option<(HostsCommand, Origin)>,
+    /// How long the command may run (the hop's connect timeout).
+    pub command_timeout: Duration,
     /// The final host name, lowercased as ssh does.
     pub hostname: String,
     pub port: u16,
@@ -64,6 +73,7 @@ impl Rules {
                 .known_hosts_command
                 .as_ref()
                 .map(|c| (c.value.clone(), c.origin.clone())),
+            command_timeout: hop.connect_timeout.value.0,
             hostname,
             port: hop.port.value,
             peer,
@@ -82,7 +92,7 @@ impl Rules {
 
     /// The IP name to check too, when CheckHostIP applies: not for loopback, not when the
     /// host is given as that address, not through a jump (ssh turns it off in those cases).
-    fn ip_name(&self) -> Option<String> {
+    pub fn ip_name(&self) -> Option<String> {
         let peer = self.peer?;
         let ip = peer.ip().to_string();
         if !self.check_host_ip || peer.ip().is_loopback() || ip == self.hostname {
@@ -122,8 +132,19 @@ pub enum Found {
     Revoked(Place),
     /// Listed in RevokedHostKeys, or that file could not be used.
     RevokedByFile(String),
-    /// A KnownHostsCommand is set: warren refuses to run it.
-    CommandRefused,
+    /// The KnownHostsCommand failed (ssh: "KnownHostsCommand failed").
+    CommandFailed(String),
+}
+
+/// What a KnownHostsCommand said about the presented key.
+#[derive(Clone, Debug, Default)]
+pub struct FromCommand {
+    /// Its lines for the host's name (`%I` = `HOSTNAME`).
+    pub host: KnownHosts,
+    /// Its lines for the address (`ADDRESS`, with CheckHostIP).
+    pub address: KnownHosts,
+    /// It failed: the key is refused, as ssh stops.
+    pub failed: Option<String>,
 }
 
 /// What to do.
@@ -200,8 +221,14 @@ fn certificate_problem(cert: &Certificate, host: &str) -> Option<String> {
     None
 }
 
-/// Decides for `key` (the plain key; `cert` when the server showed a certificate).
-pub fn decide(rules: &Rules, key: &PublicKey, cert: Option<&Certificate>) -> Decision {
+/// Decides for `key` (the plain key; `cert` when the server showed a certificate), with
+/// what the KnownHostsCommand (if any) said.
+pub fn decide(
+    rules: &Rules,
+    key: &PublicKey,
+    cert: Option<&Certificate>,
+    from_command: &FromCommand,
+) -> Decision {
     let name = rules.lookup_name();
     let fp = fingerprint(key);
     let kind = type_name(key);
@@ -231,13 +258,15 @@ pub fn decide(rules: &Rules, key: &PublicKey, cert: Option<&Certificate>) -> Dec
             None => {}
         }
     }
-    if let Some((cmd, origin)) = &rules.command {
-        let msg = format!(
-            "KnownHostsCommand \"{cmd}\" is set at {origin}, and warren runs no commands: the host key of {name} cannot be checked as ssh would"
+    if let Some(msg) = &from_command.failed {
+        return decision(
+            Found::CommandFailed(msg.clone()),
+            Action::Refuse(msg.clone()),
         );
-        return decision(Found::CommandRefused, Action::Refuse(msg));
     }
-    let pool = KnownHosts::read(&rules.files());
+    let files = KnownHosts::read(&rules.files());
+    let mut pool = files.clone();
+    pool.extend(&from_command.host);
     // 2. A certificate: its CA must be listed for the host, and it must be valid for it;
     // else ssh checks the plain key inside it (and so does warren, saying why).
     let mut cert_note = None;
@@ -268,13 +297,32 @@ pub fn decide(rules: &Rules, key: &PublicKey, cert: Option<&Certificate>) -> Dec
             }
         }
     }
-    let mut d = decide_plain(rules, &name, key, &pool);
+    let ip_pool = rules.ip_name().map(|_| {
+        let mut p = files.clone();
+        p.extend(&from_command.address);
+        p
+    });
+    let pools = Pools {
+        host: &pool,
+        files: &files,
+        ip: ip_pool.as_ref().unwrap_or(&files),
+    };
+    let mut d = decide_plain(rules, &name, key, &pools);
     d.note = cert_note;
     d
 }
 
+/// The lines a decision looks at: the host's (files, then the command's), the files' alone
+/// (the port-less fallback), and the address's (files, then the command's).
+struct Pools<'a> {
+    host: &'a KnownHosts,
+    files: &'a KnownHosts,
+    ip: &'a KnownHosts,
+}
+
 /// The decision for a plain key (or a certificate's key when the certificate was not used).
-fn decide_plain(rules: &Rules, name: &str, key: &PublicKey, pool: &KnownHosts) -> Decision {
+fn decide_plain(rules: &Rules, name: &str, key: &PublicKey, pools: &Pools<'_>) -> Decision {
+    let pool = pools.host;
     let name = name.to_string();
     let fp = fingerprint(key);
     let kind = type_name(key);
@@ -291,13 +339,16 @@ fn decide_plain(rules: &Rules, name: &str, key: &PublicKey, pool: &KnownHosts) -
     let mut verdict = pool.check(&name, key);
     if verdict == Verdict::New && rules.alias.is_none() && rules.port != 22 {
         // ssh's quiet second look: a key listed for the bare host name is accepted.
-        if let Verdict::Known(at) = pool.check(&rules.hostname, key) {
+        // (The command does not run for it.)
+        if let Verdict::Known(at) = pools.files.check(&rules.hostname, key) {
             return decision(Found::KnownBare(at), Action::Accept);
         }
     }
     let ip = rules.ip_name();
-    let ip_verdict = ip.as_ref().map(|n| pool.check(n, key));
-    let read_only = rules.read_only();
+    let ip_verdict = ip.as_ref().map(|n| pools.ip.check(n, key));
+    // A key found through KnownHostsCommand is never written about (ssh: readonly).
+    let read_only = rules.read_only()
+        || matches!(&verdict, Verdict::Known(at) | Verdict::Changed(at) if at.is_command());
     let lines_new = || {
         let mut names = vec![name.clone()];
         if let (Some(ipn), Some(Verdict::New)) = (&ip, &ip_verdict) {
@@ -340,10 +391,17 @@ fn decide_plain(rules: &Rules, name: &str, key: &PublicKey, pool: &KnownHosts) -
             d
         }
         Verdict::Changed(at) => {
-            let mut msg = format!(
-                "REMOTE HOST IDENTIFICATION HAS CHANGED: {name} presented {kind} {fp}, which contradicts {at}; if the change is expected, run: ssh-keygen -R '{name}' -f {}",
-                at.path.display()
-            );
+            let mut msg = if at.is_command() {
+                format!(
+                    "REMOTE HOST IDENTIFICATION HAS CHANGED: {name} presented {kind} {fp}, which contradicts {at} (line {} of what KnownHostsCommand printed); if the change is expected, fix what the command prints",
+                    at.line
+                )
+            } else {
+                format!(
+                    "REMOTE HOST IDENTIFICATION HAS CHANGED: {name} presented {kind} {fp}, which contradicts {at}; if the change is expected, run: ssh-keygen -R '{name}' -f {}",
+                    at.path.display()
+                )
+            };
             if rules.policy == HostKeyPolicy::Off {
                 msg.push_str(" (with StrictHostKeyChecking no, ssh would connect with every forward disabled; warren refuses)");
             }
@@ -396,80 +454,4 @@ fn decide_plain(rules: &Rules, name: &str, key: &PublicKey, pool: &KnownHosts) -
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const ED: &str =
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
-    const ED2: &str =
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB4bdo+KERt2qV2rEDnmk1LyJ5kqnSCsLkbbpBMa1K2a";
-
-    fn key(s: &str) -> PublicKey {
-        PublicKey::from_openssh(s).expect("key")
-    }
-
-    fn rules(dir: &std::path::Path, policy: HostKeyPolicy) -> Rules {
-        Rules {
-            policy,
-            batch: false,
-            user_files: vec![dir.join("kh")],
-            global_files: vec![dir.join("global")],
-            alias: None,
-            revoked: None,
-            check_host_ip: false,
-            hash: false,
-            command: None,
-            hostname: "db.example".into(),
-            port: 2222,
-            peer: None,
-            ssh_dir: dir.join(".ssh"),
-        }
-    }
-
-    #[test]
-    fn the_table() {
-        let dir = tempfile::tempdir().expect("dir");
-        let r = rules(dir.path(), HostKeyPolicy::AcceptNew);
-        // New under accept-new: recorded as [host]:port.
-        let d = decide(&r, &key(ED), None);
-        assert_eq!(d.found, Found::New);
-        assert!(
-            matches!(&d.action, Action::Record(l) if l.len() == 1 && l[0].starts_with("[db.example]:2222 ssh-ed25519 "))
-        );
-        // The global file contradicts: changed, refused.
-        std::fs::write(
-            dir.path().join("global"),
-            format!("[db.example]:2222 {ED2}\n"),
-        )
-        .expect("write");
-        let d = decide(&r, &key(ED), None);
-        assert!(matches!(d.found, Found::Changed(_)));
-        assert!(matches!(d.action, Action::Refuse(_)));
-        // The user file knows it: a match anywhere wins.
-        std::fs::write(dir.path().join("kh"), format!("[db.example]:2222 {ED}\n")).expect("write");
-        assert!(matches!(decide(&r, &key(ED), None).found, Found::Known(_)));
-        // UserKnownHostsFile none: an unknown key fails under every policy.
-        let mut none = rules(dir.path(), HostKeyPolicy::Off);
-        none.user_files.clear();
-        none.global_files.clear();
-        assert!(matches!(
-            decide(&none, &key(ED), None).action,
-            Action::Refuse(_)
-        ));
-        // The bare name is a fallback for a non-22 port.
-        let fallback = rules(dir.path(), HostKeyPolicy::Strict);
-        std::fs::write(dir.path().join("kh"), format!("db.example {ED}\n")).expect("write");
-        std::fs::remove_file(dir.path().join("global")).expect("rm");
-        assert!(matches!(
-            decide(&fallback, &key(ED), None).found,
-            Found::KnownBare(_)
-        ));
-        // HostKeyAlias: looked up without a port.
-        let mut alias = rules(dir.path(), HostKeyPolicy::Strict);
-        alias.alias = Some("db.example".into());
-        assert!(matches!(
-            decide(&alias, &key(ED), None).found,
-            Found::Known(_)
-        ));
-    }
-}
+mod tests;

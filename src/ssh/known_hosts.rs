@@ -73,6 +73,15 @@ pub struct Place {
     pub line: usize,
 }
 
+impl Place {
+    /// A line of a KnownHostsCommand's output (its "file" is `KnownHostsCommand-...`).
+    pub fn is_command(&self) -> bool {
+        self.path
+            .to_string_lossy()
+            .starts_with("KnownHostsCommand-")
+    }
+}
+
 impl std::fmt::Display for Place {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:{}", self.path.display(), self.line)
@@ -130,6 +139,34 @@ impl KnownHosts {
 
     pub fn add_text(&mut self, path: &Path, text: &str) {
         self.add_bytes(path, text.as_bytes());
+    }
+
+    /// Adds only the lines whose host field matches `name`, as ssh loads a
+    /// KnownHostsCommand's output (hostfile.c `load_hostkeys_file` with a host).
+    pub fn add_for_name(&mut self, path: &Path, bytes: &[u8], name: &str) {
+        let mut all = KnownHosts::default();
+        all.add_bytes(path, bytes);
+        self.lines.extend(
+            all.lines
+                .into_iter()
+                .filter(|l| host_matches(name, &l.patterns)),
+        );
+        self.skipped.extend(all.skipped);
+    }
+
+    /// Adds every line of `other` after these.
+    pub fn extend(&mut self, other: &KnownHosts) {
+        self.lines.extend(other.lines.iter().cloned());
+        self.skipped.extend(other.skipped.iter().cloned());
+    }
+
+    /// How many key lines it holds.
+    pub fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty()
     }
 
     fn add_line(&mut self, place: Place, raw: &str) {

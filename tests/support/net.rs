@@ -157,3 +157,26 @@ impl Drop for Up {
         let _ = self.child.wait();
     }
 }
+
+/// Writes `dir/nc`, a stand-in for `nc HOST PORT` (netcat is not installed everywhere; bash
+/// is): stdin and stdout relayed to HOST:PORT until either side closes, or until a SIGHUP or
+/// SIGTERM (as ssh sends its ProxyCommand), taking both halves with it so that nothing is
+/// left holding the connection. Returns its path.
+pub fn nc_script(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("nc");
+    std::fs::write(
+        &path,
+        "#!/bin/bash\n\
+         exec 3<>\"/dev/tcp/$1/$2\" || exit 1\n\
+         exec 4<&0\n\
+         cat <&3 & r=$!\n\
+         cat <&4 >&3 & w=$!\n\
+         trap 'kill $r $w 2>/dev/null; exit 0' HUP TERM\n\
+         wait -n\n\
+         kill $r $w 2>/dev/null\n",
+    )
+    .expect("write nc");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod nc");
+    path
+}

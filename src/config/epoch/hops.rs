@@ -180,6 +180,7 @@ pub(super) fn hops(
     let host_key_alias = t
         .string("host_key_alias", f)
         .map(|a| a.map(|v| v.to_ascii_lowercase()));
+    let proxy_command = proxy_command(t, f);
     let Some(host) = host else {
         let fix = if bastion {
             "add host = \"bastion.example.com\" (or set EPOCH_SSH_HOST)"
@@ -212,6 +213,10 @@ pub(super) fn hops(
         check_host_ip: Sourced::default_value(false),
         hash_known_hosts: Sourced::default_value(false),
         known_hosts_command: None,
+        proxy_command,
+        proxy_use_fdpass: Sourced::default_value(false),
+        match_exec: Vec::new(),
+        run_commands: from_ssh::run_commands(ctx),
         host_key_policy: policy.clone(),
         algorithms: lists.clone(),
         auth: AuthPrefs::defaults(),
@@ -276,6 +281,37 @@ pub(super) fn ssh_alias_hops(
         f.push(p);
     }
     Some(hops)
+}
+
+/// `proxy_command = "..."`: as ssh_config's ProxyCommand, kept as written (the shell expands
+/// `$VAR`; warren expands `%h %k %n %p %r`), `"none"` for none. With a `jump_host` in the
+/// same table it is an error: ssh takes whichever comes first, and a TOML table has no order.
+fn proxy_command(t: &Table, f: &mut Findings) -> Option<Sourced<String>> {
+    let (item, origin) = t.item("proxy_command")?;
+    let Some(cmd) = item.as_str() else {
+        f.push(
+            Problem::error(origin, format!("{}.proxy_command is not a string", t.name))
+                .with_fix("write proxy_command = \"ssh -W %h:%p jump.example.com\""),
+        );
+        return None;
+    };
+    if cmd.trim().is_empty() || cmd.eq_ignore_ascii_case("none") {
+        return None;
+    }
+    if let Some((_, jump)) = t.item("jump_host") {
+        f.push(
+            Problem::error(
+                origin,
+                format!(
+                    "{}: both proxy_command and jump_host (at {jump}) say how to reach the host",
+                    t.name
+                ),
+            )
+            .with_fix("keep one: the command reaches the host from here, the jump host from there"),
+        );
+        return None;
+    }
+    Some(Sourced::new(cmd.to_string(), origin))
 }
 
 fn strictness(t: &Table, f: &mut Findings) -> Option<Sourced<HostKeyPolicy>> {

@@ -39,6 +39,7 @@ pub enum Directive {
     /// `None` is `ProxyJump none`.
     ProxyJump(Option<Vec<Destination>>),
     ProxyCommand(String),
+    ProxyUseFdpass(bool),
     IdentityFile(String),
     CertificateFile(String),
     IdentitiesOnly(bool),
@@ -139,6 +140,9 @@ impl Checker<'_> {
             }
             // Commands are kept as written, the rest of the line (readconf.c parse_command).
             "proxycommand" => Some(Directive::ProxyCommand(command.to_string())),
+            "proxyusefdpass" => self
+                .flag(keyword, &first, origin)
+                .map(Directive::ProxyUseFdpass),
             "identityfile" | "identityfile2" => {
                 single(self).then_some(Directive::IdentityFile(first))
             }

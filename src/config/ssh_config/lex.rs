@@ -34,8 +34,63 @@ pub fn keyword_and_rest(line: &str) -> Option<(String, &str)> {
     Some((keyword, rest))
 }
 
+/// The words of a Match line as OpenSSH's `strdelim` cuts them: whitespace or one `=`
+/// separates, double quotes (only) group, even inside a word; an empty word ends the line.
+pub fn match_words(s: &str) -> Result<Vec<String>, String> {
+    let b: Vec<char> = s.chars().collect();
+    let ws = |c: char| matches!(c, ' ' | '\t' | '\r' | '\n');
+    let skip_ws = |mut i: usize| {
+        while i < b.len() && ws(b[i]) {
+            i += 1;
+        }
+        i
+    };
+    let mut out = Vec::new();
+    let mut i = skip_ws(0);
+    loop {
+        let start = i;
+        let mut j = i;
+        while j < b.len() && !(ws(b[j]) || b[j] == '"' || b[j] == '=') {
+            j += 1;
+        }
+        let mut word: String = b[start..j].iter().collect();
+        if j == b.len() {
+            if !word.is_empty() {
+                out.push(word);
+            }
+            return Ok(out);
+        }
+        if b[j] == '"' {
+            let Some(k) = (j + 1..b.len()).find(|&k| b[k] == '"') else {
+                return Err("a quote is not closed".into());
+            };
+            word.extend(&b[j + 1..k]);
+            i = skip_ws(k + 1);
+        } else {
+            let equals = b[j] == '=';
+            i = skip_ws(j + 1);
+            if !equals && i < b.len() && b[i] == '=' {
+                i = skip_ws(i + 1);
+            }
+        }
+        if word.is_empty() {
+            return Ok(out);
+        }
+        out.push(word);
+    }
+}
+
 /// `argv_split` with comments: words separated by spaces or tabs.
 pub fn argv(s: &str) -> Result<Vec<String>, String> {
+    split_words(s, true)
+}
+
+/// `argv_split` without comments, as OpenSSH splits KnownHostsCommand: a `#` is a character.
+pub fn command_words(s: &str) -> Result<Vec<String>, String> {
+    split_words(s, false)
+}
+
+fn split_words(s: &str, comments: bool) -> Result<Vec<String>, String> {
     let mut args = Vec::new();
     let mut chars = s.chars().peekable();
     loop {
@@ -43,7 +98,8 @@ pub fn argv(s: &str) -> Result<Vec<String>, String> {
             chars.next();
         }
         match chars.peek() {
-            None | Some('#') => break,
+            None => break,
+            Some('#') if comments => break,
             _ => {}
         }
         let mut arg = String::new();
@@ -106,6 +162,19 @@ mod tests {
     }
 
     #[test]
+    fn match_lines_as_strdelim_cuts_them() {
+        let w = |s: &str| match_words(s).expect("cuts");
+        assert_eq!(
+            w("host=a exec \"test %h = db\""),
+            ["host", "a", "exec", "test %h = db"]
+        );
+        assert_eq!(w("host = a  user=b"), ["host", "a", "user", "b"]);
+        assert_eq!(w("exec 'a b'"), ["exec", "'a", "b'"]);
+        assert_eq!(w("all # c"), ["all", "#", "c"]);
+        assert!(match_words("exec \"open").is_err());
+    }
+
+    #[test]
     fn quotes_and_escapes() {
         assert_eq!(
             kw(r#"IdentityFile "/path with/space" 'b c' d\ e"#).1,
@@ -113,5 +182,9 @@ mod tests {
         );
         assert_eq!(kw("Host a#b").1, vec!["a#b"]);
         assert!(split("Host \"open").is_err());
+        assert_eq!(
+            command_words("/bin/kh '%H x' # not a comment").expect("splits"),
+            vec!["/bin/kh", "%H x", "#", "not", "a", "comment"]
+        );
     }
 }

@@ -8,21 +8,27 @@
 //! - [`parse`]: files -> blocks of checked directives, Includes followed (cycle-safe).
 //! - [`resolve`]: one host -> [`HostConfig`], first value wins, `Match final` second pass.
 //! - [`chain`]: ProxyJump -> the list of hops, each resolved as ssh resolves a jump host.
+//! - `exec`: `Match exec` (run, bounded in time, once per line and command for a loaded
+//!   config) and the checks of a ProxyCommand.
 
 pub mod chain;
 pub mod directive;
+mod exec;
 mod lex;
 pub mod parse;
 pub mod pattern;
 pub mod resolve;
+mod tokens;
 
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 pub use directive::StrictHostKeyChecking;
 pub use parse::Alias;
 pub use resolve::Overrides;
 
+use crate::config::command::{ExecOutcome, MatchExec};
 use crate::config::context::Context;
 use crate::config::destination::Destination;
 use crate::config::forward::Forward;
@@ -40,6 +46,9 @@ pub struct SshConfig {
     pub aliases: Vec<Alias>,
     /// Problems found while reading (bad values, unreadable includes, Include loops).
     pub problems: Vec<Problem>,
+    /// `Match exec` results, by (line, command as run): a command runs once per loaded
+    /// config, whichever hosts ask.
+    pub(crate) exec_cache: Mutex<HashMap<(String, String), (ExecOutcome, String)>>,
 }
 
 /// Where a top-level file comes from, for OpenSSH's Include rules.
@@ -65,6 +74,7 @@ impl SshConfig {
             want_final: loader.want_final,
             aliases: loader.aliases,
             problems: loader.problems,
+            exec_cache: Mutex::new(HashMap::new()),
             ctx,
         }
     }
@@ -93,8 +103,11 @@ pub struct HostConfig {
     pub port: Sourced<u16>,
     pub user: Sourced<String>,
     pub proxy_jump: Option<Sourced<Vec<Destination>>>,
-    /// Set but never run: warren does not execute commands.
+    /// As written (`ssh -G` prints it so); `none` is `None`.
     pub proxy_command: Option<Sourced<String>>,
+    pub proxy_use_fdpass: Sourced<bool>,
+    /// The `Match exec` criteria evaluated for this host, with their outcomes.
+    pub match_exec: Vec<MatchExec>,
     /// As written (ssh -G prints them unexpanded); see [`HostConfig::expand_path`].
     pub identity_files: Vec<Sourced<String>>,
     pub certificate_files: Vec<Sourced<String>>,

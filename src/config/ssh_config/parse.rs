@@ -185,7 +185,24 @@ impl<'a> Loader<'a> {
                     });
                 }
                 "match" => {
-                    let criteria = self.match_criteria(&args, &origin);
+                    // ssh reads a Match line with strdelim, not argv_split: only double
+                    // quotes group, and one `=` also separates.
+                    let rest = lex::keyword_and_rest(raw)
+                        .map(|(_, r)| r)
+                        .unwrap_or_default();
+                    let criteria = match lex::match_words(rest) {
+                        Ok(words) => self.match_criteria(&words, &origin),
+                        Err(e) => {
+                            self.problems.push(
+                                Problem::error(
+                                    origin.clone(),
+                                    format!("Match: {e}; this block never applies"),
+                                )
+                                .with_fix("close the quote"),
+                            );
+                            None
+                        }
+                    };
                     blocks.push(Block {
                         header: Header::Match { criteria, line },
                         body: Vec::new(),
@@ -354,15 +371,12 @@ impl<'a> Loader<'a> {
 
     /// The criteria of a Match line, checked as OpenSSH's `match_cfg_line` checks them.
     fn match_criteria(&mut self, args: &[String], origin: &Origin) -> Option<Vec<Criterion>> {
-        // ssh splits Match arguments with strdelim, for which one `=` also separates.
-        let args: Vec<String> = args
+        // An attribute starting with `#` ends the line (an argument that does is missing).
+        let end = args
             .iter()
-            .flat_map(|a| match a.split_once('=') {
-                Some((k, v)) => vec![k.to_string(), v.to_string()],
-                None => vec![a.clone()],
-            })
-            .filter(|a| !a.is_empty())
-            .collect();
+            .position(|a| a.starts_with('#'))
+            .unwrap_or(args.len());
+        let args = &args[..end];
         let mut out = Vec::new();
         let mut attributes = 0;
         let mut it = args.iter();

@@ -3,10 +3,12 @@
 //! `Match final` asks for a second pass in which Host patterns match the final host name.
 
 use super::directive::{Directive, StrictHostKeyChecking};
+use super::exec;
 use super::parse::{Block, Criterion, Header, Stmt, Test};
 use super::pattern::{self, ListMatch};
 use super::{HostConfig, SshConfig};
 use crate::config::algorithms::{self, AlgorithmKind};
+use crate::config::command::{ExecOutcome, MatchExec};
 use crate::config::destination::Destination;
 use crate::config::expand;
 use crate::config::forward::Forward;
@@ -23,12 +25,13 @@ pub struct Overrides {
 
 /// The options as they accumulate over the passes: `None` until first set.
 #[derive(Default)]
-struct Acc {
-    hostname: Option<Sourced<String>>,
-    port: Option<Sourced<u16>>,
-    user: Option<Sourced<String>>,
+pub(super) struct Acc {
+    pub(super) hostname: Option<Sourced<String>>,
+    pub(super) port: Option<Sourced<u16>>,
+    pub(super) user: Option<Sourced<String>>,
     jump: Option<Sourced<Option<Vec<Destination>>>>,
     proxy_command: Option<Sourced<String>>,
+    proxy_use_fdpass: Option<Sourced<bool>>,
     identity_files: Vec<Sourced<String>>,
     certificate_files: Vec<Sourced<String>>,
     identities_only: Option<Sourced<bool>>,
@@ -41,7 +44,7 @@ struct Acc {
     forwards: Vec<Sourced<Forward>>,
     exit_on_forward_failure: Option<Sourced<bool>>,
     clear_forwardings: Option<Sourced<bool>>,
-    host_key_alias: Option<Sourced<String>>,
+    pub(super) host_key_alias: Option<Sourced<String>>,
     canonicalize: Option<Sourced<bool>>,
     algorithms: Vec<(AlgorithmKind, Sourced<String>)>,
     global_known_hosts: Option<Sourced<Vec<String>>>,
@@ -80,6 +83,7 @@ impl Acc {
                     first(&mut self.proxy_command, v.clone(), origin);
                 }
             }
+            Directive::ProxyUseFdpass(v) => first(&mut self.proxy_use_fdpass, *v, origin),
             Directive::IdentityFile(v) => push_unique(&mut self.identity_files, v, origin),
             Directive::CertificateFile(v) => push_unique(&mut self.certificate_files, v, origin),
             Directive::IdentitiesOnly(v) => first(&mut self.identities_only, *v, origin),
@@ -149,14 +153,16 @@ fn push_unique(list: &mut Vec<Sourced<String>>, v: &str, origin: &Origin) {
 }
 
 /// The state of one pass over the files.
-struct Pass<'a> {
-    config: &'a SshConfig,
+pub(super) struct Pass<'a> {
+    pub(super) config: &'a SshConfig,
     /// The name Host patterns are matched against.
-    host: String,
+    pub(super) host: String,
     /// The name as the user typed it (`%n`, `Match originalhost`).
-    original: &'a str,
+    pub(super) original: &'a str,
     final_pass: bool,
-    problems: Vec<Problem>,
+    pub(super) problems: Vec<Problem>,
+    /// The `Match exec` criteria evaluated, in order.
+    execs: Vec<MatchExec>,
 }
 
 impl Pass<'_> {
@@ -210,10 +216,14 @@ impl Pass<'_> {
                 *active = !never && host_matches(&self.host, patterns);
             }
             Header::Match { criteria, line } => {
+                let from = self.execs.len();
                 let matched = match criteria {
                     Some(c) => self.match_line(c, acc, &Origin::file(path, *line)),
                     None => false,
                 };
+                for e in &mut self.execs[from..] {
+                    e.applied = matched;
+                }
                 *active = !never && matched;
             }
         }
@@ -248,13 +258,7 @@ impl Pass<'_> {
                 }
                 Test::Canonical | Test::Final => self.final_pass,
                 Test::Host(p) => {
-                    let host = match &acc.hostname {
-                        Some(h) => {
-                            expand::percent(&h.value, |t| (t == 'h').then(|| self.host.clone()))
-                                .unwrap_or_else(|_| h.value.clone())
-                        }
-                        None => self.host.clone(),
-                    };
+                    let host = self.match_host(acc);
                     pattern::pattern_list(&host.to_ascii_lowercase(), p, true)
                         == ListMatch::Positive
                 }
@@ -275,14 +279,45 @@ impl Pass<'_> {
                         == ListMatch::Positive
                 }
                 Test::Exec(cmd) => {
-                    if result {
-                        self.problems.push(
-                            Problem::warning(origin.clone(), format!("Match exec \"{cmd}\" is not run by warren; this block is treated as not matching"))
-                                .with_fix("use Match host/originalhost/user instead, or set the values in a Host block"),
-                        );
+                    // ssh expands the command first, then runs it only if the criteria
+                    // before it on the line still hold.
+                    let command = match expand::percent(cmd, |t| self.exec_token(t, acc)) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            self.problems.push(
+                                Problem::error(origin.clone(), format!("Match exec \"{cmd}\": {e} (ssh stops here); this block is treated as not matching"))
+                                    .with_fix("the tokens of Match exec are %C %L %d %h %i %k %l %n %p %r %u; write %% for a %"),
+                            );
+                            self.execs.push(MatchExec {
+                                origin: origin.clone(),
+                                command: cmd.clone(),
+                                outcome: ExecOutcome::Failed {
+                                    error: e.to_string(),
+                                },
+                                applied: false,
+                            });
+                            result = false;
+                            continue;
+                        }
+                    };
+                    if !result {
+                        continue;
                     }
-                    result = false;
-                    continue;
+                    let outcome = self.exec(&command, origin);
+                    let hit = outcome.holds();
+                    let ran = matches!(outcome, ExecOutcome::Exited { .. });
+                    self.execs.push(MatchExec {
+                        origin: origin.clone(),
+                        command,
+                        outcome,
+                        applied: false,
+                    });
+                    if !ran {
+                        // Whatever the `!`: a command that did not finish does not match.
+                        result = false;
+                        continue;
+                    }
+                    hit
                 }
             };
             if hit == c.negated {
@@ -334,6 +369,7 @@ pub(super) fn resolve(config: &SshConfig, name: &str, over: &Overrides) -> HostC
         original: name,
         final_pass: false,
         problems: Vec::new(),
+        execs: Vec::new(),
     };
     for &root in &config.roots {
         let mut active = true;
@@ -374,7 +410,23 @@ pub(super) fn resolve(config: &SshConfig, name: &str, over: &Overrides) -> HostC
             pass.file(root, &mut acc, &mut active, false);
         }
     }
-    finish(config, name, hostname, acc, pass.problems)
+    // The second pass evaluates the same lines again: each is reported once.
+    let mut problems = pass.problems;
+    let mut seen = std::collections::HashSet::new();
+    problems.retain(|p| seen.insert((p.origin.to_string(), p.message.clone())));
+    let mut execs: Vec<MatchExec> = Vec::new();
+    for e in pass.execs {
+        match execs
+            .iter_mut()
+            .find(|x| x.origin == e.origin && x.command == e.command)
+        {
+            Some(x) => x.applied |= e.applied,
+            None => execs.push(e),
+        }
+    }
+    let mut hc = finish(config, name, hostname, acc, problems);
+    hc.match_exec = execs;
+    hc
 }
 
 fn finish(
@@ -392,6 +444,9 @@ fn finish(
     let proxy_command = acc
         .proxy_command
         .filter(|p| !p.value.eq_ignore_ascii_case("none"));
+    let proxy_use_fdpass = acc
+        .proxy_use_fdpass
+        .unwrap_or_else(|| Sourced::default_value(false));
     let proxy_jump = acc.jump.and_then(|j| match j.value {
         Some(list) => Some(Sourced::new(list, j.origin)),
         None => None,
@@ -411,6 +466,8 @@ fn finish(
         user,
         proxy_jump,
         proxy_command,
+        proxy_use_fdpass,
+        match_exec: Vec::new(),
         identity_files,
         certificate_files: acc.certificate_files,
         identities_only: acc
@@ -533,82 +590,21 @@ fn finish(
         }
     }
     if let Some(pc) = &hc.proxy_command {
+        problems.extend(exec::proxy_problems(
+            pc,
+            &hc.proxy_use_fdpass,
+            ctx.run_commands(),
+        ));
+    }
+    if let Some(c) = &hc.known_hosts_command
+        && !ctx.run_commands()
+        && !c.value.eq_ignore_ascii_case("none")
+    {
         problems.push(
-            Problem::warning(pc.origin.clone(), format!("{name}: ProxyCommand is not supported (warren never runs commands); connecting directly"))
-                .with_fix("use ProxyJump instead of ProxyCommand"),
+            Problem::warning(c.origin.clone(), format!("{name}: KnownHostsCommand is not run (--no-exec): connecting this host is refused"))
+                .with_fix("list the host key in a known_hosts file, or run warren without --no-exec"),
         );
     }
     hc.problems = problems;
     hc
-}
-
-impl HostConfig {
-    /// The `%` token values of this host, as `ssh` computes them.
-    fn token(&self, t: char) -> Option<String> {
-        let ctx = &self.ctx;
-        Some(match t {
-            'h' => self.hostname.value.clone(),
-            'p' => self.port.value.to_string(),
-            'r' => self.user.value.clone(),
-            'n' => self.alias.clone(),
-            'k' => match &self.host_key_alias {
-                Some(a) => a.value.to_ascii_lowercase(),
-                None => self.alias.clone(),
-            },
-            'C' => self.connection_hash(),
-            'u' => ctx.local_user.clone(),
-            'd' => ctx.user_home.display().to_string(),
-            'i' => ctx.uid.to_string(),
-            'l' => ctx.local_host.clone(),
-            'L' => ctx
-                .local_host
-                .split('.')
-                .next()
-                .unwrap_or_default()
-                .to_string(),
-            'j' => self
-                .proxy_jump
-                .as_ref()
-                .and_then(|j| j.value.last())
-                .map(|d| d.host.clone())
-                .unwrap_or_default(),
-            _ => return None,
-        })
-    }
-}
-
-impl HostConfig {
-    /// `%C`: the SHA1 of `%l%h%p%r`, in hex (OpenSSH 9.2's `ssh_connection_hash`).
-    fn connection_hash(&self) -> String {
-        use sha1::Digest;
-        let mut h = sha1::Sha1::new();
-        h.update(self.ctx.local_host.as_bytes());
-        h.update(self.hostname.value.as_bytes());
-        h.update(self.port.value.to_string().as_bytes());
-        h.update(self.user.value.as_bytes());
-        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
-    }
-
-    /// `~`, `%` tokens and `${VAR}` in a path (IdentityFile, CertificateFile,
-    /// UserKnownHostsFile, IdentityAgent), as ssh expands them.
-    pub fn expand_path(&self, raw: &str) -> Result<String, expand::ExpandError> {
-        let t = expand::tilde(raw, &self.ctx.user_home);
-        let t = expand::percent(&t, |c| self.token(c))?;
-        expand::dollar(&t, |v| self.ctx.env.get(v).cloned())
-    }
-
-    fn expand_forward(&self, mut f: Forward) -> Result<Forward, expand::ExpandError> {
-        use crate::config::forward::Endpoint;
-        let fix = |e: &mut Endpoint| -> Result<(), expand::ExpandError> {
-            if let Endpoint::Unix(p) = e {
-                *p = expand::percent(&p.to_string_lossy(), |c| self.token(c))?.into();
-            }
-            Ok(())
-        };
-        fix(&mut f.listen)?;
-        if let Some(c) = f.connect.as_mut() {
-            fix(c)?;
-        }
-        Ok(f)
-    }
 }

@@ -1,0 +1,378 @@
+//! ProxyCommand: a hop reached through a command's stdin and stdout, as OpenSSH runs it
+//! (sshconnect.c `ssh_proxy_connect`): `$SHELL -c "exec COMMAND"` (or `/bin/sh`), tokens
+//! expanded ([`Hop::proxy_command_line`]), the environment kept.
+//!
+//! Where warren differs from ssh, and why:
+//! - the command runs in a session of its own, without the terminal: warren's TUI owns the
+//!   screen and a daemon has none, so a command that asks on the terminal fails at once with
+//!   its own message instead of hanging (give it an agent, SSH_ASKPASS or BatchMode);
+//! - its stderr is read by warren, not left on the terminal: each line (control characters
+//!   escaped, cut at [`MAX_LINE`] bytes) goes to the tunnel's log, and the last
+//!   [`TAIL_LINES`] are kept for the error when the command ends;
+//! - when the session ends it is stopped and reaped: SIGHUP to its process group (ssh sends
+//!   SIGHUP to the command alone and leaves it to init), SIGKILL after [`GRACE`], then waited
+//!   for, so a reconnect or an exit never leaves a process or a zombie behind. (Dropping it
+//!   may so block for up to [`GRACE`]; commands end on SIGHUP within milliseconds.)
+//!
+//! The process is a `std` child (so that dropping it can always reap it, with or without a
+//! runtime); its pipes are tokio's, so russh reads and writes them without blocking.
+
+use std::collections::VecDeque;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncReadExt;
+use tokio::process::{ChildStderr, ChildStdin, ChildStdout};
+use tokio::sync::mpsc;
+
+use crate::config::model::Hop;
+
+/// The longest stderr line kept; the rest of a longer line is dropped.
+pub const MAX_LINE: usize = 512;
+/// How many of the last stderr lines are kept for the error message.
+pub const TAIL_LINES: usize = 20;
+/// How long a stopped command has after SIGHUP before SIGKILL.
+pub const GRACE: Duration = Duration::from_millis(200);
+
+/// The connection to a hop: the command's stdout to read, its stdin to write.
+pub type Stream = tokio::io::Join<ChildStdout, ChildStdin>;
+
+/// Why a ProxyCommand could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Refused(String),
+    #[error("cannot run {shell}: {source}")]
+    Spawn {
+        shell: String,
+        source: std::io::Error,
+    },
+}
+
+/// A running ProxyCommand. Dropping it stops the command and reaps it.
+pub struct Proxy {
+    /// The command line given to the shell (`exec ...`).
+    pub command: String,
+    pid: i32,
+    child: Option<std::process::Child>,
+    status: Option<ExitStatus>,
+    tail: Arc<Mutex<VecDeque<String>>>,
+    reader: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Proxy {
+    /// Starts the hop's ProxyCommand. `index` and `label` (the tunnel) name its stderr lines;
+    /// each one is also sent on `lines` when given (dropped, but logged, if the channel is
+    /// full).
+    pub fn start(
+        hop: &Hop,
+        index: usize,
+        label: &str,
+        lines: Option<mpsc::Sender<String>>,
+    ) -> Result<(Proxy, Stream), StartError> {
+        if let Some(why) = hop.refusal() {
+            return Err(StartError::Refused(why));
+        }
+        let command = match hop.proxy_command_line() {
+            Some(Ok(c)) => c,
+            Some(Err(e)) => return Err(StartError::Refused(format!("ProxyCommand: {e}"))),
+            None => return Err(StartError::Refused("no ProxyCommand is set".into())),
+        };
+        let shell = std::env::var("SHELL")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "/bin/sh".into());
+        let mut cmd = std::process::Command::new(&shell);
+        cmd.arg("-c")
+            .arg(&command)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        // SAFETY: setsid is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::setsid();
+                Ok(())
+            });
+        }
+        let spawn_err = |source| StartError::Spawn {
+            shell: shell.clone(),
+            source,
+        };
+        let mut child = cmd.spawn().map_err(spawn_err)?;
+        let pid = child.id() as i32;
+        let mut proxy = Proxy {
+            command,
+            pid,
+            child: None,
+            status: None,
+            tail: Arc::new(Mutex::new(VecDeque::new())),
+            reader: None,
+        };
+        let pipes = (child.stdin.take(), child.stdout.take(), child.stderr.take());
+        // From here on, dropping `proxy` stops and reaps the child.
+        proxy.child = Some(child);
+        let (Some(stdin), Some(stdout), Some(stderr)) = pipes else {
+            return Err(spawn_err(std::io::Error::other("no pipes")));
+        };
+        let stdin = ChildStdin::from_std(stdin).map_err(spawn_err)?;
+        let stdout = ChildStdout::from_std(stdout).map_err(spawn_err)?;
+        let stderr = ChildStderr::from_std(stderr).map_err(spawn_err)?;
+        let tail = Arc::clone(&proxy.tail);
+        let label = label.to_string();
+        proxy.reader = Some(tokio::spawn(read_stderr(stderr, tail, label, index, lines)));
+        tracing::debug!(
+            "ProxyCommand of hop {index} started (pid {pid}): {}",
+            proxy.command
+        );
+        Ok((proxy, tokio::io::join(stdout, stdin)))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid as u32
+    }
+
+    /// How it ended, if it has.
+    pub fn status(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none()
+            && let Some(c) = self.child.as_mut()
+            && let Ok(Some(s)) = c.try_wait()
+        {
+            self.status = Some(s);
+        }
+        self.status
+    }
+
+    /// Waits up to `within` for it to end; then waits (a little) for the rest of its stderr.
+    pub async fn exited(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        while self.status().is_none() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let status = self.status()?;
+        if let Some(r) = &self.reader {
+            let settle = Instant::now() + Duration::from_millis(300);
+            while !r.is_finished() && Instant::now() < settle {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+        Some(status)
+    }
+
+    /// The last lines it wrote to stderr (escaped), oldest first.
+    pub fn stderr_tail(&self) -> Vec<String> {
+        self.tail
+            .lock()
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// "exited with status 1; it said: ..." for an ended command, with its last lines.
+    pub fn ending(&mut self) -> Option<String> {
+        let status = self.status()?;
+        Some(format!(
+            "{}{}",
+            describe(status),
+            said(&self.stderr_tail(), 5)
+        ))
+    }
+}
+
+/// `exited with status N` or `was killed by signal N`.
+pub fn describe(status: ExitStatus) -> String {
+    match (status.code(), status.signal()) {
+        (Some(c), _) => format!("exited with status {c}"),
+        (None, Some(s)) => format!("was killed by signal {s}"),
+        _ => "ended".to_string(),
+    }
+}
+
+/// `; it said: a | b` with the last `n` lines, or nothing.
+pub fn said(lines: &[String], n: usize) -> String {
+    if lines.is_empty() {
+        return String::new();
+    }
+    let from = lines.len().saturating_sub(n);
+    format!("; it said: {}", lines[from..].join(" | "))
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        if let Some(r) = self.reader.take() {
+            r.abort();
+        }
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        let pid = self.pid;
+        // SAFETY: a negative pid signals the process group the command leads (setsid).
+        unsafe { libc::kill(-pid, libc::SIGHUP) };
+        // Reaped here, so that none outlives a warren that exits right after (a zombie
+        // handed to init is not always reaped): a command that has not ended after GRACE is
+        // killed, which ends it at once.
+        let deadline = Instant::now() + GRACE;
+        loop {
+            match child.try_wait() {
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(2))
+                }
+                Ok(None) => {
+                    // SAFETY: as above; the leader has not been reaped, so the group is
+                    // still this command's.
+                    unsafe { libc::kill(-pid, libc::SIGKILL) };
+                    let _ = child.wait();
+                    return;
+                }
+                _ => return,
+            }
+        }
+    }
+}
+
+/// Reads the command's stderr until it closes: each line escaped, cut at [`MAX_LINE`], kept
+/// in `tail` and sent on `lines` (logged when there is no channel or it is full).
+async fn read_stderr(
+    mut err: ChildStderr,
+    tail: Arc<Mutex<VecDeque<String>>>,
+    label: String,
+    hop: usize,
+    lines: Option<mpsc::Sender<String>>,
+) {
+    let emit = |raw: &[u8]| {
+        let text = String::from_utf8_lossy(raw);
+        let text = text.trim_end_matches('\r');
+        if text.trim().is_empty() {
+            return;
+        }
+        let shown = crate::text::escape(text).into_owned();
+        if let Ok(mut t) = tail.lock() {
+            if t.len() == TAIL_LINES {
+                t.pop_front();
+            }
+            t.push_back(shown.clone());
+        }
+        let line = format!("ProxyCommand (hop {hop}): {shown}");
+        match &lines {
+            Some(tx) if tx.try_send(line.clone()).is_ok() => {}
+            _ => tracing::info!(tunnel = %label, "{line}"),
+        }
+    };
+    let mut buf = [0u8; 4096];
+    let mut line: Vec<u8> = Vec::with_capacity(MAX_LINE);
+    loop {
+        let n = match err.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                emit(&line);
+                line.clear();
+            } else if line.len() < MAX_LINE {
+                line.push(b);
+            }
+        }
+    }
+    if !line.is_empty() {
+        emit(&line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::origin::Sourced;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    fn hop(cmd: &str) -> Hop {
+        let ctx = crate::config::Context::new("/tmp".into(), "me", Default::default());
+        let ssh = crate::config::ssh_config::SshConfig::from_texts(std::sync::Arc::new(ctx), &[]);
+        let (mut hops, _) = crate::config::from_ssh::hops(&ssh, ssh.resolve("db.example"));
+        let mut h = hops.remove(0);
+        h.proxy_command = Some(Sourced::default_value(cmd.to_string()));
+        h
+    }
+
+    #[tokio::test]
+    async fn carries_bytes_tokens_and_stderr_and_reports_the_exit() {
+        let (mut p, mut s) = Proxy::start(
+            // `exec` is put in front, as ssh does: a list needs a shell of its own.
+            &hop("sh -c 'echo to-stderr %h:%p >&2; exec cat'"),
+            0,
+            "t",
+            None,
+        )
+        .expect("starts");
+        s.write_all(b"ping").await.expect("write");
+        let mut got = [0u8; 4];
+        s.read_exact(&mut got).await.expect("read");
+        assert_eq!(&got, b"ping");
+        drop(s);
+        let status = p
+            .exited(Duration::from_secs(5))
+            .await
+            .expect("cat ends on EOF");
+        assert!(status.success());
+        assert_eq!(p.stderr_tail(), ["to-stderr db.example:22"]);
+        assert!(p.command.starts_with("exec sh -c"));
+
+        let (mut p, _s) = Proxy::start(
+            &hop("sh -c \"echo 'no such \u{1b}[31mthing' >&2; exit 3\""),
+            0,
+            "t",
+            None,
+        )
+        .expect("starts");
+        let ending = {
+            p.exited(Duration::from_secs(5)).await;
+            p.ending().expect("ended")
+        };
+        assert_eq!(
+            ending,
+            "exited with status 3; it said: no such \\x1b[31mthing"
+        );
+    }
+
+    #[tokio::test]
+    async fn dropping_it_stops_the_whole_group_and_reaps_it() {
+        let (p, _s) = Proxy::start(&hop("sleep 60 & sleep 60"), 0, "t", None).expect("starts");
+        let pid = p.pid();
+        // Wait for the background sleep to exist.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(p);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        // No process of the group remains, and the leader is not a zombie.
+        loop {
+            let out = std::process::Command::new("ps")
+                .args(["-o", "pid=,stat=", "-s", &pid.to_string()])
+                .output()
+                .expect("ps");
+            let left = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if left.is_empty() {
+                break;
+            }
+            assert!(Instant::now() < deadline, "still there: {left}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn refused_without_commands() {
+        let mut h = hop("true");
+        h.run_commands = Sourced::new(false, crate::config::Origin::Env("WARREN_NO_EXEC".into()));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("rt");
+        let r = rt.block_on(async { Proxy::start(&h, 0, "t", None).map(|_| ()) });
+        let Err(StartError::Refused(why)) = r else {
+            panic!("not refused")
+        };
+        assert!(why.contains("--no-exec"), "{why}");
+    }
+}
