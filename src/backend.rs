@@ -40,6 +40,7 @@ impl Backend {
                             names: vec![conn.display_name.clone()],
                             for_secs: None,
                             port_fallback: false,
+                            no_exec: conn.hops.iter().any(|h| !h.run_commands.value),
                         },
                         OPEN,
                     )

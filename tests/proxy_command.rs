@@ -564,3 +564,52 @@ fn no_exec_refuses_each_command_naming_its_line_and_runs_none() {
     r.expect_code(0).expect_stdout("the block applies");
     assert!(s.path().join("ran-match").exists());
 }
+
+#[test]
+fn no_exec_holds_for_a_daemon_started_without_it() {
+    if !have_servers() {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let (s, key) = home(&[&sshd]);
+    let relay = nc(&s);
+    let d = s.path().display();
+    let mut text = host(
+        &s,
+        "plain",
+        &sshd,
+        &key,
+        &format!("    LocalForward 127.0.0.1:{} 127.0.0.1:9\n", free_port()),
+    );
+    text.push_str(&host(
+        &s,
+        "proxy",
+        &sshd,
+        &key,
+        &format!(
+            "    ProxyCommand sh -c 'touch {d}/ran-proxy; exec {relay}'\n    LocalForward 127.0.0.1:{} 127.0.0.1:9\n",
+            free_port()
+        ),
+    ));
+    s.write("ssh_config", &text);
+    std::fs::create_dir_all(s.path().join("run")).expect("run");
+    let run = format!("{d}/run");
+    let warren = |args: &[&str]| {
+        let mut all = vec!["--ssh-config", "ssh_config", "--config", "/dev/null"];
+        all.extend_from_slice(args);
+        s.warren_env(&all, &[("XDG_RUNTIME_DIR", run.as_str())])
+    };
+    // The daemon starts without --no-exec (for a tunnel that needs no command).
+    warren(&["up", "--detach", "plain"]).expect_code(0);
+    // It reads the config as --no-exec does for a client that asks so.
+    warren(&["--no-exec", "up", "--detach", "proxy"])
+        .expect_code(1)
+        .expect_stdout("ProxyCommand")
+        .expect_stdout("--no-exec")
+        .expect_stdout(&format!("{d}/ssh_config:"));
+    assert!(
+        !s.path().join("ran-proxy").exists(),
+        "the daemon ran the ProxyCommand for a --no-exec client"
+    );
+    warren(&["down", "--all"]).expect_code(0);
+}

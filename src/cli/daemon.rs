@@ -154,6 +154,7 @@ async fn open_detached(
             names: names.to_vec(),
             for_secs,
             port_fallback,
+            no_exec: !ctx.run_commands(),
         },
         OPEN,
     );

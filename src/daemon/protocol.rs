@@ -33,6 +33,10 @@ pub enum Request {
         /// A local port in use is replaced by the next free one.
         #[serde(default)]
         port_fallback: bool,
+        /// Read the config as `--no-exec` does (no ProxyCommand, Match exec or
+        /// KnownHostsCommand runs), whatever the daemon was started with.
+        #[serde(default)]
+        no_exec: bool,
     },
     /// Push back tunnels' time limits (by their max_duration again, or `secs`).
     Extend {

@@ -97,8 +97,23 @@ impl Shared {
         }
     }
 
-    fn catalog(&self) -> Catalog {
-        Catalog::load(&self.paths, Arc::clone(&self.ctx))
+    /// The config files read again, off the runtime (a `Match exec` may run for seconds);
+    /// with `no_exec`, as `--no-exec` reads them whatever this daemon was started with.
+    async fn catalog(&self, no_exec: bool) -> Catalog {
+        let mut ctx = Arc::clone(&self.ctx);
+        if no_exec && ctx.run_commands() {
+            let mut c = (*ctx).clone();
+            c.env.insert(
+                crate::config::context::NO_EXEC_VAR.to_string(),
+                "1".to_string(),
+            );
+            ctx = Arc::new(c);
+        }
+        let paths = self.paths.clone();
+        let load = Arc::clone(&ctx);
+        tokio::task::spawn_blocking(move || Catalog::load(&paths, load))
+            .await
+            .unwrap_or_else(|_| Catalog::load(&self.paths, ctx))
     }
 }
 
@@ -243,7 +258,7 @@ async fn restore(shared: &Arc<Shared>) {
     if before.is_empty() {
         return;
     }
-    let catalog = shared.catalog();
+    let catalog = shared.catalog(false).await;
     for r in before {
         match catalog.find(&r.name) {
             Ok(c) => {
@@ -420,8 +435,9 @@ async fn handle(req: Request, shared: &Arc<Shared>) -> Reply {
             names,
             for_secs,
             port_fallback,
+            no_exec,
         } => {
-            let catalog = shared.catalog();
+            let catalog = shared.catalog(no_exec).await;
             let mut conns: Vec<Connection> = match catalog.select(&names) {
                 Ok(list) => list.into_iter().cloned().collect(),
                 Err(e) => return Reply::error(e.to_string()),

@@ -201,6 +201,7 @@ pub async fn run(
                             names: open,
                             for_secs: None,
                             port_fallback: false,
+                            no_exec: !ctx.run_commands(),
                         },
                         crate::daemon::client::OPEN,
                     )
