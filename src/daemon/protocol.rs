@@ -201,6 +201,7 @@ mod tests {
                 names: vec!["subscribe".into()],
                 for_secs: None,
                 port_fallback: false,
+                no_exec: false,
             },
         })
         .unwrap_or_default();
