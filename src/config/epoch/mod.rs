@@ -9,7 +9,7 @@
 //! One bad entry is an error on that entry: the others still load. A TOML syntax error skips
 //! only the section it is in (see [`salvage`]).
 
-mod fields;
+pub mod fields;
 mod hops;
 mod salvage;
 
