@@ -12,7 +12,8 @@ use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use warren::config::{Catalog, Context, Paths};
 use warren::tui::app::{Action, App, update};
-use warren::tui::view::{Theme, render};
+use warren::tui::theme::{Theme, ThemeName};
+use warren::tui::view::render;
 
 const HOSTS: usize = 10_000;
 const RUNS: usize = 7;
@@ -51,7 +52,7 @@ fn main() {
         "ops",
         Default::default(),
     ));
-    let theme = Theme { color: true };
+    let theme = Theme::new(ThemeName::Dark);
 
     let (mut first, mut key) = (Vec::new(), Vec::new());
     for _ in 0..RUNS {

@@ -13,7 +13,8 @@
 //! - [`ssh`]: russh: one hop or a chain, host keys, algorithms, authentication.
 //! - [`config`]: ssh_config and epoch.toml into the connection model, every value with its
 //!   source; imports nothing else of warren.
-//! - shared helpers: [`prompt`] (questions), [`setup`], [`logging`], [`text`], [`fsutil`].
+//! - shared helpers: [`prompt`] (questions), [`setup`], [`settings`] (warren's own
+//!   config.toml), [`logging`], [`text`], [`fsutil`].
 
 pub mod backend;
 pub mod cli;
@@ -25,6 +26,7 @@ pub mod engine;
 pub mod fsutil;
 pub mod logging;
 pub mod prompt;
+pub mod settings;
 pub mod setup;
 pub mod ssh;
 pub mod text;

@@ -287,7 +287,8 @@ fn main() -> ExitCode {
             drop((out, err));
             let verbose = cli.verbose > 0;
             with_runtime(|_| async move {
-                match warren::demo::run(verbose).await {
+                let ctx = Arc::new(Context::from_process());
+                match warren::tui::run(Paths::default(), ctx, verbose, true).await {
                     Ok(()) => cli::exit::OK,
                     Err(e) => {
                         eprintln!("error: the demo failed: {e}");
