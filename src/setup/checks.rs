@@ -182,7 +182,7 @@ pub fn summary(
     }
     if !dirs.is_empty() {
         let names: Vec<String> = dirs.iter().map(|d| short(d)).collect();
-        out.insert(0, format!("create {} (0700)", names.join(" and ")));
+        out.insert(0, format!("create {} (0700)", names.join(", ")));
     }
     out.push("then: the lines for the bastion, and the diagnostics of the new entry".into());
     Ok(out)
