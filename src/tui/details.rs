@@ -241,8 +241,13 @@ pub fn activity(app: &App, live: Option<&Live>, f: &mut Frame, area: Rect, theme
             right,
         );
     } else {
+        // The timeline takes the rows it needs, up to half; the log the rest.
+        let moments = live.map(|l| l.timeline.len()).unwrap_or(0).max(1) + 2;
         let top = Rect {
-            height: area.height.div_ceil(2),
+            height: area
+                .height
+                .div_ceil(2)
+                .min(u16::try_from(moments).unwrap_or(u16::MAX)),
             ..area
         };
         let bottom = Rect {

@@ -17,8 +17,9 @@ pub struct Screen {
     pub status: Rect,
 }
 
-/// The main screen's areas for a terminal of `area`, with or without the details pane.
-pub fn screen(area: Rect, details: bool) -> Screen {
+/// The main screen's areas for a terminal of `area`, with or without the details pane, for a
+/// list of `rows` rows (a short list under which the details go leaves them the room).
+pub fn screen(area: Rect, details: bool, rows: usize) -> Screen {
     let title = Rect { height: 1, ..area };
     let status = Rect {
         y: area.bottom().saturating_sub(1),
@@ -65,7 +66,12 @@ pub fn screen(area: Rect, details: bool) -> Screen {
             status,
         };
     }
-    let h = (body.height * 2 / 5).clamp(8, 16);
+    let mut h = (body.height * 2 / 5).clamp(8, 16);
+    // The list needs its rows, its header and its border, and a few rows at the least.
+    let wanted = u16::try_from(rows + 3).unwrap_or(u16::MAX).max(8);
+    if wanted < body.height - h {
+        h = body.height - wanted;
+    }
     let list = Rect {
         height: body.height - h,
         ..body
@@ -99,14 +105,18 @@ mod tests {
 
     #[test]
     fn the_details_go_under_the_list_below_140_columns() {
-        let s = screen(Rect::new(0, 0, 120, 40), true);
+        let s = screen(Rect::new(0, 0, 120, 40), true, 100);
         assert_eq!(s.list.width, 120);
         let d = s.details.expect("details");
         assert_eq!((d.y, d.bottom()), (s.list.bottom(), 39));
-        let s = screen(Rect::new(0, 0, 200, 50), true);
+        let s = screen(Rect::new(0, 0, 200, 50), true, 100);
         let d = s.details.expect("details");
         assert_eq!((d.x, d.width, s.list.width), (120, 80, 120));
-        let s = screen(Rect::new(0, 0, 80, 24), true);
+        let s = screen(Rect::new(0, 0, 80, 24), true, 100);
         assert!(list_rows(s.list) >= 10, "{s:?}");
+        // A short list gives the details pane the room it does not need.
+        let s = screen(Rect::new(0, 0, 120, 40), true, 4);
+        assert_eq!(s.list.height, 8);
+        assert_eq!(s.details.map(|d| d.height), Some(30));
     }
 }

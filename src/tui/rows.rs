@@ -29,6 +29,9 @@ pub struct Cells {
     pub target: String,
     /// The hops: `bastion.example.com`, `jump → bastion:2222`.
     pub via: String,
+    /// Columns the name, local, target and via take (measured once: the table sizes its
+    /// columns over every row on each frame).
+    pub widths: [u16; 4],
 }
 
 impl Cells {
@@ -62,8 +65,11 @@ impl Cells {
             })
             .collect::<Vec<_>>()
             .join(" → ");
+        let w =
+            |s: &str| super::fit::width(&crate::text::escape(s)).min(usize::from(u16::MAX)) as u16;
         Cells {
             haystack: format!("{} {hosts} {target}", c.display_name).to_ascii_lowercase(),
+            widths: [w(&c.display_name), w(&local), w(&target), w(&via)],
             local,
             target,
             via,
@@ -210,7 +216,11 @@ impl App {
     /// How many rows the list shows at once on this terminal.
     pub fn page(&self) -> usize {
         let (w, h) = self.size;
-        let s = layout::screen(ratatui::layout::Rect::new(0, 0, w, h), self.details);
+        let s = layout::screen(
+            ratatui::layout::Rect::new(0, 0, w, h),
+            self.details,
+            self.rows.len(),
+        );
         layout::list_rows(s.list).max(1)
     }
 
@@ -233,7 +243,11 @@ impl App {
     /// Selects the row shown at terminal line `y` (a click), if it is a connection.
     pub fn click(&mut self, y: u16) {
         let (w, h) = self.size;
-        let s = layout::screen(ratatui::layout::Rect::new(0, 0, w, h), self.details);
+        let s = layout::screen(
+            ratatui::layout::Rect::new(0, 0, w, h),
+            self.details,
+            self.rows.len(),
+        );
         let first = layout::first_row(s.list);
         if y < first {
             return;

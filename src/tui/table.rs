@@ -59,7 +59,7 @@ pub const COLUMNS: &[Column] = &[
         keep: 0,
         min: Some(8),
         cell: name_cell,
-        width: Some(|x, i| width(&x.app.connections[i].display_name)),
+        width: Some(|x, i| usize::from(x.app.cells[i].widths[0])),
         sort: Some(SortBy::Name),
     },
     Column {
@@ -67,7 +67,7 @@ pub const COLUMNS: &[Column] = &[
         keep: 1,
         min: None,
         cell: |x, i| (local(x.app, i), Style::default()),
-        width: Some(|x, i| width(&local(x.app, i))),
+        width: Some(local_width),
         sort: None,
     },
     Column {
@@ -75,7 +75,7 @@ pub const COLUMNS: &[Column] = &[
         keep: 0,
         min: Some(12),
         cell: target_cell,
-        width: Some(|x, i| width(&x.app.cells[i].target)),
+        width: Some(|x, i| usize::from(x.app.cells[i].widths[2])),
         sort: None,
     },
     Column {
@@ -83,7 +83,7 @@ pub const COLUMNS: &[Column] = &[
         keep: 2,
         min: Some(10),
         cell: via_cell,
-        width: Some(|x, i| width(&x.app.cells[i].via)),
+        width: Some(|x, i| usize::from(x.app.cells[i].widths[3])),
         sort: None,
     },
     Column {
@@ -125,14 +125,19 @@ fn state_cell<'a>(x: &Ctx<'a>, i: usize) -> (Cow<'a, str>, Style) {
 }
 
 fn state_width(x: &Ctx, i: usize) -> usize {
-    width(
-        &badge(
-            x.app,
-            &x.app.state(&x.app.connections[i].display_name),
-            x.theme,
-        )
-        .0,
-    )
+    match x.app.states.get(&x.app.connections[i].display_name) {
+        // "○ down", without making the string: most rows are down.
+        None | Some(crate::engine::TunnelState::Down) => 6,
+        Some(s) => width(&badge(x.app, s, x.theme).0),
+    }
+}
+
+fn local_width(x: &Ctx, i: usize) -> usize {
+    if x.app.is_open(&x.app.connections[i].display_name) {
+        width(&local(x.app, i))
+    } else {
+        usize::from(x.app.cells[i].widths[1])
+    }
 }
 
 fn name_cell<'a>(x: &Ctx<'a>, i: usize) -> (Cow<'a, str>, Style) {

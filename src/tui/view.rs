@@ -151,7 +151,11 @@ pub fn text_width(area: Rect) -> usize {
 
 pub fn render(app: &App, f: &mut Frame, theme: Theme) {
     let area = f.area();
-    let s = layout::screen(area, app.details && !app.connections.is_empty());
+    let s = layout::screen(
+        area,
+        app.details && !app.connections.is_empty(),
+        app.rows.len(),
+    );
     f.render_widget(
         Paragraph::new(fit_line(
             title(app),
