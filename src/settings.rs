@@ -8,7 +8,7 @@
 //! theme = "dark"                 # dark | light | mono (NO_COLOR always means mono)
 //!
 //! [defaults]
-//! health_interval = "30s"        # how often a tunnel's health is checked
+//! health_interval = "30s"        # for the health checks to come (read and checked now)
 //! sort = "name"                  # name | state | source | traffic
 //! group = "none"                 # none | source
 //!
@@ -113,6 +113,7 @@ pub struct Settings {
     /// Where the file is (or would be).
     pub path: PathBuf,
     pub theme: Sourced<ThemeName>,
+    /// For the health checks (not in the engine yet): read and checked, not used.
     pub health_interval: Sourced<Seconds>,
     pub sort: Sourced<SortBy>,
     pub group: Sourced<GroupBy>,
