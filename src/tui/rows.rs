@@ -130,34 +130,48 @@ impl App {
                 ))
             }),
         }
-        self.rows = match self.group {
-            GroupBy::None => idx.into_iter().map(Row::Conn).collect(),
-            GroupBy::Source => {
-                let mut rows = Vec::with_capacity(idx.len() + 2);
-                for source in [SourceKind::Ssh, SourceKind::Epoch] {
-                    let members: Vec<usize> = idx
-                        .iter()
-                        .copied()
-                        .filter(|&i| self.connections[i].source == source)
-                        .collect();
-                    if members.is_empty() {
-                        continue;
-                    }
-                    rows.push(Row::Group {
-                        label: source_label(source).to_string(),
+        self.rows = Vec::with_capacity(idx.len() + 2);
+        match self.sections(&idx) {
+            None => self.rows.extend(idx.into_iter().map(Row::Conn)),
+            Some(sections) => {
+                for (label, members) in sections {
+                    self.rows.push(Row::Group {
+                        label,
                         count: members.len(),
                     });
-                    rows.extend(members.into_iter().map(Row::Conn));
+                    self.rows.extend(members.into_iter().map(Row::Conn));
                 }
-                rows
             }
-        };
+        }
         self.selected = keep
             .and_then(|k| self.rows.iter().position(|r| *r == Row::Conn(k)))
             .or_else(|| self.first_conn_from(self.selected.min(self.rows.len()), 1))
             .or_else(|| self.first_conn_from(self.rows.len().saturating_sub(1), -1))
             .unwrap_or(0);
         self.scroll_to_selection();
+    }
+
+    /// The sections of the list for the grouping (`None`: not grouped), each with its
+    /// members in list order; empty sections are left out. Grouping by tag goes here: a
+    /// section per tag, and a connection with two tags in both.
+    fn sections(&self, idx: &[usize]) -> Option<Vec<(String, Vec<usize>)>> {
+        match self.group {
+            GroupBy::None => None,
+            GroupBy::Source => Some(
+                [SourceKind::Ssh, SourceKind::Epoch]
+                    .into_iter()
+                    .map(|source| {
+                        let members: Vec<usize> = idx
+                            .iter()
+                            .copied()
+                            .filter(|&i| self.connections[i].source == source)
+                            .collect();
+                        (source_label(source).to_string(), members)
+                    })
+                    .filter(|(_, m)| !m.is_empty())
+                    .collect(),
+            ),
+        }
     }
 
     /// The connection index of the selected row.
