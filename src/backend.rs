@@ -38,6 +38,8 @@ impl Backend {
                     .request(
                         Request::Open {
                             names: vec![conn.display_name.clone()],
+                            for_secs: None,
+                            port_fallback: false,
                         },
                         OPEN,
                     )
@@ -85,6 +87,27 @@ impl Backend {
             Backend::Remote(d) => {
                 let _ = d.answer(id, answer).await;
             }
+        }
+    }
+
+    /// Pushes back a tunnel's time limit (by its max_duration again, or `secs`).
+    pub async fn extend(&self, name: String, secs: Option<u64>) -> Result<(), String> {
+        match self {
+            Backend::Local(e) => {
+                e.send(Command::Extend { name, secs }).await;
+                Ok(())
+            }
+            Backend::Remote(d) => reply(
+                d.request(
+                    Request::Extend {
+                        names: vec![name],
+                        secs,
+                    },
+                    QUICK,
+                )
+                .await,
+            )
+            .map(|_| ()),
         }
     }
 

@@ -14,7 +14,8 @@
 //! - [`config`]: ssh_config and epoch.toml into the connection model, every value with its
 //!   source; imports nothing else of warren.
 //! - shared helpers: [`prompt`] (questions), [`setup`], [`settings`] (warren's own
-//!   config.toml), [`logging`], [`text`], [`fsutil`].
+//!   config.toml), [`handoff`] (connection strings and client environments), [`notify`]
+//!   (which events are news, and the notify command), [`logging`], [`text`], [`fsutil`].
 
 pub mod backend;
 pub mod cli;
@@ -24,7 +25,11 @@ pub mod demo;
 pub mod diagnose;
 pub mod engine;
 pub mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod handoff;
 pub mod logging;
+pub mod notify;
 pub mod prompt;
 pub mod settings;
 pub mod setup;
@@ -32,3 +37,4 @@ pub mod ssh;
 pub mod text;
 pub mod tui;
 pub mod tunnel;
+pub mod watch;

@@ -40,6 +40,9 @@ enum Command {
         /// One JSON array.
         #[arg(long)]
         json: bool,
+        /// Only the connections with this tag.
+        #[arg(long, value_name = "TAG")]
+        tag: Option<String>,
     },
     /// Every effective setting of a connection, with where it came from.
     Show {
@@ -62,6 +65,7 @@ enum Command {
     },
     /// Open connections' tunnels in the foreground, like `ssh -N`; Ctrl-C closes them.
     Up {
+        /// Connection names, or @TAG for every connection with that tag.
         #[arg(required = true, add = ArgValueCandidates::new(connection_names))]
         names: Vec<String>,
         /// One JSON event a line.
@@ -70,6 +74,52 @@ enum Command {
         /// Hand the tunnels to the per-user daemon and return: they outlive this terminal.
         #[arg(long)]
         detach: bool,
+        /// Close them by themselves after this long (30s, 10m, 8h).
+        #[arg(long = "for", value_name = "DURATION", value_parser = duration_secs)]
+        for_secs: Option<u64>,
+        /// A local port in use is replaced by the next free one (reported).
+        #[arg(long)]
+        port_fallback: bool,
+    },
+    /// Push back the time limit of tunnels the daemon runs (by their max_duration again, or
+    /// --by).
+    Extend {
+        #[arg(required = true, add = ArgValueCandidates::new(connection_names))]
+        names: Vec<String>,
+        #[arg(long, value_name = "DURATION", value_parser = duration_secs)]
+        by: Option<u64>,
+    },
+    /// Run a command with the connection's tunnel open and its address in the environment
+    /// (PGHOST/PGPORT/..., DATABASE_URL, WARREN_HOST, WARREN_PORT); exits with its code.
+    Exec {
+        #[arg(add = ArgValueCandidates::new(connection_names))]
+        name: String,
+        /// Also put the password (password / password_file) in the environment.
+        #[arg(long)]
+        with_password: bool,
+        /// The command and its arguments (after --).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Open the connection and run its database's own client (psql, mysql, redis-cli,
+    /// mongosh, sqlcmd) on this terminal.
+    Connect {
+        #[arg(add = ArgValueCandidates::new(connection_names))]
+        name: String,
+        /// Give the client the password too (PGPASSWORD, MYSQL_PWD, REDISCLI_AUTH, ...).
+        #[arg(long)]
+        with_password: bool,
+    },
+    /// Print the connection for a client: a URL, a DSN, a JDBC URL, environment variables or
+    /// a client command line (the running tunnel's local port, or the configured one).
+    Url {
+        #[arg(add = ArgValueCandidates::new(connection_names))]
+        name: String,
+        #[arg(long, value_enum, default_value = "url")]
+        format: warren::handoff::Format,
+        /// Include the password (never included otherwise).
+        #[arg(long)]
+        with_password: bool,
     },
     /// Record the host keys of a connection's hops in known_hosts, once a person confirms
     /// them (on the terminal, or with --fingerprint).
@@ -125,6 +175,14 @@ enum Command {
     /// The daemon itself (started by `up --detach`).
     #[command(hide = true)]
     Daemon,
+}
+
+/// `30s`, `10m`, `8h`, `1d`, or seconds: a whole number of seconds, at least one.
+fn duration_secs(s: &str) -> Result<u64, String> {
+    match warren::config::epoch::parse_duration(s) {
+        Some(d) if d >= 1.0 => Ok(d.round() as u64),
+        _ => Err(format!("'{s}' is not a duration: write 30s, 10m, 8h or 1d")),
+    }
 }
 
 /// The runtime of the network commands. Single-threaded by default, like ssh: the bytes of a
@@ -313,8 +371,10 @@ fn main() -> ExitCode {
                 }
             })
         }
-        None => cli::list::run(&catalog, false, &mut out, &mut err),
-        Some(Command::List { json }) => cli::list::run(&catalog, json, &mut out, &mut err),
+        None => cli::list::run(&catalog, false, None, &mut out, &mut err),
+        Some(Command::List { json, tag }) => {
+            cli::list::run(&catalog, json, tag.as_deref(), &mut out, &mut err)
+        }
         Some(Command::Show { name, json }) => {
             cli::show::run(&catalog, &name, json, &mut out, &mut err)
         }
@@ -322,11 +382,58 @@ fn main() -> ExitCode {
             names,
             json,
             detach: true,
+            for_secs,
+            port_fallback,
         }) => {
             drop((out, err));
             let ctx = Arc::new(Context::from_process());
             with_runtime(|(mut o, mut e)| async move {
-                cli::daemon::up(&catalog, &ctx, &paths, &names, json, &mut o, &mut e).await
+                let ask = cli::daemon::Detach {
+                    names: &names,
+                    json,
+                    for_secs,
+                    port_fallback,
+                };
+                cli::daemon::up(&catalog, &ctx, &paths, ask, &mut o, &mut e).await
+            })
+        }
+        Some(Command::Extend { names, by }) => {
+            drop((out, err));
+            let ctx = Context::from_process();
+            with_runtime(|(mut o, mut e)| async move {
+                cli::daemon::extend(&catalog, &ctx, &names, by, &mut o, &mut e).await
+            })
+        }
+        Some(Command::Exec {
+            name,
+            with_password,
+            command,
+        }) => {
+            drop((out, err));
+            let ctx = Context::from_process();
+            with_runtime(|(_, mut e)| async move {
+                cli::exec::exec(&catalog, &ctx, &name, &command, with_password, &mut e).await
+            })
+        }
+        Some(Command::Connect {
+            name,
+            with_password,
+        }) => {
+            drop((out, err));
+            let ctx = Context::from_process();
+            with_runtime(|(_, mut e)| async move {
+                cli::exec::connect(&catalog, &ctx, &name, with_password, &mut e).await
+            })
+        }
+        Some(Command::Url {
+            name,
+            format,
+            with_password,
+        }) => {
+            drop((out, err));
+            let ctx = Context::from_process();
+            with_runtime(|(mut o, mut e)| async move {
+                cli::exec::url(&catalog, &ctx, &name, format, with_password, &mut o, &mut e).await
             })
         }
         Some(Command::Trust { name, fingerprint }) => {
@@ -360,7 +467,7 @@ fn main() -> ExitCode {
             drop((out, err));
             let ctx = Context::from_process();
             with_runtime(|(mut o, mut e)| async move {
-                cli::daemon::down(&ctx, &names, all, &mut o, &mut e).await
+                cli::daemon::down(&catalog, &ctx, &names, all, &mut o, &mut e).await
             })
         }
         Some(Command::Setup(answers)) => {
@@ -435,11 +542,18 @@ fn main() -> ExitCode {
             names,
             json,
             detach: false,
+            for_secs,
+            port_fallback,
         }) => {
             drop((out, err));
             raise_nofile_limit();
             with_runtime(|(mut o, mut e)| async move {
-                cli::up::run(&catalog, &names, json, &mut o, &mut e).await
+                let opts = cli::up::Options {
+                    json,
+                    for_secs,
+                    port_fallback,
+                };
+                cli::up::run(&catalog, &names, opts, &mut o, &mut e).await
             })
         }
         Some(Command::Doctor { name, json, report }) => {

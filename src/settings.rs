@@ -8,14 +8,15 @@
 //! theme = "dark"                 # dark | light | mono (NO_COLOR always means mono)
 //!
 //! [defaults]
-//! health_interval = "30s"        # for the health checks to come (read and checked now)
+//! health_interval = "30s"        # for entries that set none (0: no health checks)
 //! sort = "name"                  # name | state | source | traffic
 //! group = "none"                 # none | source
 //!
 //! [notifications]
-//! on = ["failed", "dropped"]     # failed | dropped | reconnected | up
+//! on = ["failed", "dropped"]     # up | dropped | reconnected | failed | expired |
+//!                                # health-failing | health-ok (see crate::notify)
 //! bell = true                    # ring the terminal's bell
-//! desktop = false                # a desktop notification through the terminal (OSC 777)
+//! desktop = false                # a desktop notification through the terminal (OSC 777/9)
 //!
 //! [keys]                         # command = key or [keys]; see `?` in the TUI
 //! diagnose = "x"
@@ -32,7 +33,8 @@ use toml_edit::{Document, Item, Value};
 
 use crate::config::epoch::fields::{Findings, Source, Table};
 use crate::config::model::Seconds;
-use crate::config::{Context, Origin, Problem, Sourced};
+use crate::config::{Connection, Context, Origin, Problem, Sourced};
+use crate::notify::{KINDS, Kind};
 
 /// The colours (see the TUI's theme).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -61,17 +63,6 @@ pub enum GroupBy {
     Source,
 }
 
-/// What is worth a notification.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NotifyOn {
-    /// A tunnel failed (it will not reconnect by itself).
-    Failed,
-    /// A tunnel that was up lost its connection (it reconnects).
-    Dropped,
-    Reconnected,
-    Up,
-}
-
 pub const THEMES: [(&str, ThemeName); 3] = [
     ("dark", ThemeName::Dark),
     ("light", ThemeName::Light),
@@ -84,13 +75,6 @@ pub const SORTS: [(&str, SortBy); 4] = [
     ("traffic", SortBy::Traffic),
 ];
 pub const GROUPS: [(&str, GroupBy); 2] = [("none", GroupBy::None), ("source", GroupBy::Source)];
-pub const NOTIFY: [(&str, NotifyOn); 4] = [
-    ("failed", NotifyOn::Failed),
-    ("dropped", NotifyOn::Dropped),
-    ("reconnected", NotifyOn::Reconnected),
-    ("up", NotifyOn::Up),
-];
-
 /// The name of a value in one of the tables above (for messages and the title bar).
 pub fn name_of<T: PartialEq + Copy>(table: &[(&'static str, T)], v: T) -> &'static str {
     table
@@ -102,7 +86,8 @@ pub fn name_of<T: PartialEq + Copy>(table: &[(&'static str, T)], v: T) -> &'stat
 
 #[derive(Clone, Debug)]
 pub struct Notifications {
-    pub on: Sourced<Vec<NotifyOn>>,
+    /// The kinds of news worth telling (`crate::notify`'s names).
+    pub on: Sourced<Vec<Kind>>,
     pub bell: Sourced<bool>,
     pub desktop: Sourced<bool>,
 }
@@ -113,7 +98,8 @@ pub struct Settings {
     /// Where the file is (or would be).
     pub path: PathBuf,
     pub theme: Sourced<ThemeName>,
-    /// For the health checks (not in the engine yet): read and checked, not used.
+    /// How often the database behind an open tunnel is checked, for entries that set no
+    /// `health_interval` of their own (0: never).
     pub health_interval: Sourced<Seconds>,
     pub sort: Sourced<SortBy>,
     pub group: Sourced<GroupBy>,
@@ -132,12 +118,27 @@ impl Settings {
             sort: Sourced::default_value(SortBy::Name),
             group: Sourced::default_value(GroupBy::None),
             notifications: Notifications {
-                on: Sourced::default_value(vec![NotifyOn::Failed, NotifyOn::Dropped]),
+                on: Sourced::default_value(vec![
+                    Kind::Failed,
+                    Kind::Dropped,
+                    Kind::Expired,
+                    Kind::HealthFailing,
+                ]),
                 bell: Sourced::default_value(true),
                 desktop: Sourced::default_value(false),
             },
             keys: Vec::new(),
             problems: Vec::new(),
+        }
+    }
+
+    /// Gives the connections that set no `health_interval` of their own the user's default
+    /// (with this file's line as its source).
+    pub fn apply(&self, connections: &mut [Connection]) {
+        for c in connections {
+            if c.policy.health_interval.is_none() {
+                c.policy.health_interval = Some(self.health_interval.clone());
+            }
         }
     }
 
@@ -204,12 +205,12 @@ impl Settings {
         if let Some(t) = table(&root, "defaults", &mut f) {
             t.unknown_keys(&["health_interval", "sort", "group"], &mut f);
             match t.seconds("health_interval", &mut f) {
-                Some(v) if v.value.0.as_secs_f64() < 1.0 => f.push(
+                Some(v) if !v.value.0.is_zero() && v.value.0.as_secs_f64() < 1.0 => f.push(
                     Problem::error(
                         v.origin,
-                        "defaults.health_interval: under a second would flood the bastion",
+                        "defaults.health_interval: under a second would flood the database",
                     )
-                    .with_fix("write health_interval = \"30s\" (1 second or more)"),
+                    .with_fix("write health_interval = \"30s\" (1 second or more; 0 turns the checks off)"),
                 ),
                 Some(v) => s.health_interval = v,
                 None => {}
@@ -232,13 +233,13 @@ impl Settings {
             if let Some(v) = t.list("on", &mut f) {
                 let mut on = Vec::new();
                 for word in v.value.split(',').map(str::trim).filter(|w| !w.is_empty()) {
-                    match NOTIFY.iter().find(|(n, _)| *n == word) {
+                    match KINDS.iter().find(|(n, _)| *n == word) {
                         Some((_, e)) => on.push(*e),
                         None => f.push(bad_choice(
                             &v.origin,
                             "notifications.on",
                             word,
-                            &NOTIFY,
+                            &KINDS,
                             "on = [\"failed\", \"dropped\"]",
                         )),
                     }
@@ -374,7 +375,7 @@ mod tests {
             (s.sort.value, s.group.value),
             (SortBy::State, GroupBy::Source)
         );
-        assert_eq!(s.notifications.on.value, [NotifyOn::Failed]);
+        assert_eq!(s.notifications.on.value, [Kind::Failed]);
         assert!(!s.notifications.bell.value);
         assert_eq!(s.keys.len(), 2);
         assert_eq!(s.keys[1].1.len(), 2);
@@ -408,7 +409,7 @@ mod tests {
         assert_eq!(s.sort.value, SortBy::Name);
         assert_eq!(
             s.notifications.on.value,
-            [NotifyOn::Failed],
+            [Kind::Failed],
             "the good one kept"
         );
     }

@@ -21,6 +21,15 @@ fn unsafe_char(c: char) -> bool {
         )
 }
 
+/// [`escape`] for text of several lines (an error with its hint): each line escaped, the line
+/// breaks kept.
+pub fn escape_lines(s: &str) -> Cow<'_, str> {
+    if !s.contains('\n') {
+        return escape(s);
+    }
+    Cow::Owned(s.split('\n').map(escape).collect::<Vec<_>>().join("\n"))
+}
+
 /// `s` with every unsafe character written as an escape: `\n`, `\r`, `\t`, `\xNN` for the
 /// other ASCII controls, `\u{NNNN}` for the rest. A string with nothing to escape is returned
 /// as it is, without a copy.
@@ -79,5 +88,14 @@ mod tests {
         let all: String = (0u32..0x3000).filter_map(char::from_u32).collect();
         let shown = escape(&all);
         assert!(!shown.chars().any(unsafe_char), "{shown:?}");
+    }
+
+    #[test]
+    fn lines_keep_their_breaks_and_nothing_else() {
+        assert_eq!(
+            escape_lines("refused: \x1b[2Jgone\n  hint: check\r"),
+            "refused: \\x1b[2Jgone\n  hint: check\\r"
+        );
+        assert!(matches!(escape_lines("plain"), Cow::Borrowed("plain")));
     }
 }

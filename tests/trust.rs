@@ -264,6 +264,32 @@ fn on_a_terminal_warren_up_asks_about_an_unknown_key_as_ssh_does() {
 }
 
 #[test]
+fn doctor_on_a_terminal_asks_too_and_a_yes_records_the_key() {
+    if !have_servers() || !support::require("tmux") {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let s = unknown_host(&sshd, free_port());
+    let warren = env!("CARGO_BIN_EXE_warren");
+    let d = s.path().display();
+    let t = Tmux::start(&format!(
+        "cd {d} && HOME={d} {warren} --ssh-config ssh_config doctor db"
+    ));
+    t.wait_for("(yes/no/[fingerprint])?");
+    t.type_text("yes");
+    t.keys(&["Enter"]);
+    let screen = t.wait_for("EXITED");
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.contains("host_key") && l.contains("ok")),
+        "{screen}"
+    );
+    let kh = std::fs::read_to_string(s.path().join("known_hosts")).expect("kh");
+    assert_eq!(kh.trim(), sshd.known_hosts_line(), "{kh}");
+}
+
+#[test]
 fn answering_no_on_the_terminal_refuses_and_records_nothing() {
     if !have_servers() || !support::require("tmux") {
         return;

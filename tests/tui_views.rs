@@ -474,7 +474,7 @@ fn a_drop_rings_the_bell_as_the_settings_say() {
         }),
     );
     assert!(
-        matches!(effects.as_slice(), [Effect::Notify { text, bell: true, desktop: false }] if text == "orders: dropped"),
+        matches!(effects.as_slice(), [Effect::Notify { text, bell: true, desktop: false }] if text == "orders dropped"),
         "{effects:?}"
     );
     let ctx = Context::new("/h".into(), "me", Default::default());

@@ -30,41 +30,65 @@ fn line(t: &TunnelStatus) -> String {
     ) {
         s.push_str(&format!(" ({e})"));
     }
+    if let Some(h) = &t.health {
+        s.push_str(&format!(" · {}", h.short()));
+    }
     s
+}
+
+/// What `warren up --detach` was asked.
+pub struct Detach<'a> {
+    pub names: &'a [String],
+    pub json: bool,
+    pub for_secs: Option<u64>,
+    pub port_fallback: bool,
 }
 
 pub async fn up(
     catalog: &Catalog,
     ctx: &Arc<Context>,
     paths: &Paths,
-    names: &[String],
-    json: bool,
+    ask_for: Detach<'_>,
     out: &mut (dyn Write + Send),
     err: &mut (dyn Write + Send),
 ) -> i32 {
-    for n in names {
-        if let Err(e) = catalog.find(n) {
-            let _ = writeln!(err, "error: {e}");
+    let Detach {
+        names,
+        json,
+        for_secs,
+        port_fallback,
+    } = ask_for;
+    // @TAG is expanded here, from the same files the daemon reads.
+    let names: Vec<String> = match catalog.select(names) {
+        Ok(list) => list.iter().map(|c| c.display_name.clone()).collect(),
+        Err(e) => {
+            let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
             return exit::BAD_CONFIG;
         }
-    }
+    };
+    let names = &names[..];
     // On a terminal, this client answers the daemon's questions about these tunnels.
     let answers = !json && ask::available();
     // A daemon that was stopping as this client came (it answered, then went): a new one
     // is started and asked again, once.
-    let mut reply = open_detached(ctx, paths, names, answers).await;
+    let opts = OpenOptions {
+        for_secs,
+        port_fallback,
+        answers,
+    };
+    let mut reply = open_detached(ctx, paths, names, opts).await;
     if reply.is_err() {
-        reply = open_detached(ctx, paths, names, answers).await;
+        reply = open_detached(ctx, paths, names, opts).await;
     }
     let reply = match reply {
         Ok(r) => r,
         Err(e) => {
-            let _ = writeln!(err, "error: {e}");
+            let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
             return exit::FAILED;
         }
     };
     if let Some(e) = &reply.error {
-        let _ = writeln!(err, "error: {e}");
+        let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
         return exit::BAD_CONFIG;
     }
     if json {
@@ -72,7 +96,7 @@ pub async fn up(
         let _ = writeln!(out);
     } else {
         for t in &reply.tunnels {
-            let _ = writeln!(out, "{}", line(t));
+            let _ = writeln!(out, "{}", crate::text::escape(&line(t)));
         }
     }
     if reply
@@ -86,14 +110,26 @@ pub async fn up(
     }
 }
 
+#[derive(Clone, Copy)]
+struct OpenOptions {
+    for_secs: Option<u64>,
+    port_fallback: bool,
+    answers: bool,
+}
+
 /// Hands `names` to the daemon (starting it if needed) and waits until each is up or has
 /// failed, answering its questions on this terminal when `answers`.
 async fn open_detached(
     ctx: &Context,
     paths: &Paths,
     names: &[String],
-    answers: bool,
+    opts: OpenOptions,
 ) -> Result<crate::daemon::protocol::Reply, String> {
+    let OpenOptions {
+        for_secs,
+        port_fallback,
+        answers,
+    } = opts;
     ensure_daemon(ctx, paths).await?;
     let client = DaemonClient::connect(ctx)
         .await
@@ -116,6 +152,8 @@ async fn open_detached(
     let opened = client.request(
         Request::Open {
             names: names.to_vec(),
+            for_secs,
+            port_fallback,
         },
         OPEN,
     );
@@ -178,7 +216,7 @@ pub async fn status(ctx: &Context, paths: &Paths, json: bool, out: &mut (dyn Wri
             let _ = writeln!(
                 out,
                 "{}  up {up}  in {} B  out {} B  reconnects {}",
-                line(t),
+                crate::text::escape(&line(t)),
                 t.stats.bytes_in,
                 t.stats.bytes_out,
                 t.stats.reconnects
@@ -188,19 +226,41 @@ pub async fn status(ctx: &Context, paths: &Paths, json: bool, out: &mut (dyn Wri
     exit::OK
 }
 
+/// NAME and @TAG, as names (a name the config no longer has is kept: the daemon may run it).
+fn expand(catalog: &Catalog, names: &[String]) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for n in names {
+        if n.starts_with('@') {
+            let tagged = catalog
+                .select(std::slice::from_ref(n))
+                .map_err(|e| e.to_string())?;
+            out.extend(tagged.iter().map(|c| c.display_name.clone()));
+        } else {
+            out.push(n.clone());
+        }
+    }
+    Ok(out)
+}
+
 pub async fn down(
+    catalog: &Catalog,
     ctx: &Context,
     names: &[String],
     all: bool,
     out: &mut (dyn Write + Send),
     err: &mut (dyn Write + Send),
 ) -> i32 {
+    let names = match expand(catalog, names) {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
+            return exit::BAD_CONFIG;
+        }
+    };
     let req = if all {
         Request::CloseAll
     } else {
-        Request::Close {
-            names: names.to_vec(),
-        }
+        Request::Close { names }
     };
     let Ok(client) = DaemonClient::connect(ctx).await else {
         let _ = writeln!(err, "no daemon is running: nothing to close");
@@ -210,6 +270,56 @@ pub async fn down(
         Ok(r) => {
             let open = r.tunnels.iter().filter(|t| t.state.is_open()).count();
             let _ = writeln!(out, "{open} tunnel(s) still running");
+            exit::OK
+        }
+        Err(e) => {
+            let _ = writeln!(err, "error: the daemon: {e}");
+            exit::FAILED
+        }
+    }
+}
+
+/// `warren extend NAME|@TAG... [--by DURATION]`: pushes back time limits in the daemon.
+pub async fn extend(
+    catalog: &Catalog,
+    ctx: &Context,
+    names: &[String],
+    by: Option<u64>,
+    out: &mut (dyn Write + Send),
+    err: &mut (dyn Write + Send),
+) -> i32 {
+    let names = match expand(catalog, names) {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
+            return exit::BAD_CONFIG;
+        }
+    };
+    let Ok(client) = DaemonClient::connect(ctx).await else {
+        let _ = writeln!(err, "no daemon is running: nothing to extend");
+        return exit::FAILED;
+    };
+    match client
+        .request(
+            Request::Extend {
+                names: names.clone(),
+                secs: by,
+            },
+            QUICK,
+        )
+        .await
+    {
+        Ok(r) => {
+            for t in r.tunnels.iter().filter(|t| names.contains(&t.name)) {
+                match t.stats.expires_in_secs {
+                    Some(s) => {
+                        let _ = writeln!(out, "{}  closes in {:.0}s", t.name, s);
+                    }
+                    None => {
+                        let _ = writeln!(out, "{}  has no time limit", t.name);
+                    }
+                }
+            }
             exit::OK
         }
         Err(e) => {

@@ -11,6 +11,7 @@ use super::exit;
 use crate::config::Catalog;
 use crate::diagnose::{self, Status, Step};
 use crate::prompt::{Answer, Notice, Prompter};
+use crate::text::escape;
 
 fn mark(s: Status) -> &'static str {
     match s {
@@ -21,7 +22,8 @@ fn mark(s: Status) -> &'static str {
     }
 }
 
-/// One step as a line (and its hint on the next), for the terminal and the report.
+/// One step as a line (and its hint on the next), for the terminal and the report. The
+/// detail and hint quote servers and config files: their control characters are escaped.
 pub fn step_text(s: &Step) -> String {
     let mut line = format!(
         "[{}] hop {} {:<9} {:>6} ms  {}",
@@ -29,10 +31,10 @@ pub fn step_text(s: &Step) -> String {
         s.hop,
         s.id,
         s.duration_ms,
-        s.detail
+        escape(&s.detail)
     );
     if let Some(h) = &s.hint {
-        line.push_str(&format!("\n       -> {h}"));
+        line.push_str(&format!("\n       -> {}", escape(h)));
     }
     line
 }
@@ -48,7 +50,7 @@ pub async fn run(
     let conn = match catalog.find(name) {
         Ok(c) => c.clone(),
         Err(e) => {
-            let _ = writeln!(err, "error: {e}");
+            let _ = writeln!(err, "error: {}", crate::text::escape(&e.to_string()));
             return exit::BAD_CONFIG;
         }
     };
@@ -63,8 +65,8 @@ pub async fn run(
         let _ = writeln!(
             out,
             "doctor {}: {}",
-            conn.display_name,
-            if via.is_empty() { "direct".into() } else { via }
+            escape(&conn.display_name),
+            escape(if via.is_empty() { "direct" } else { &via })
         );
         let _ = out.flush();
     }
@@ -120,7 +122,11 @@ pub async fn run(
         let _ = serde_json::to_writer_pretty(&mut *out, &result);
         let _ = writeln!(out);
     } else if report {
-        let _ = writeln!(out, "warren doctor report: {}\n", conn.display_name);
+        let _ = writeln!(
+            out,
+            "warren doctor report: {}\n",
+            escape(&conn.display_name)
+        );
         for s in &result.steps {
             let _ = writeln!(out, "{}", step_text(s));
         }

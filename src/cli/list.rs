@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::exit;
 use crate::config::forward::{Endpoint, Forward, ForwardKind};
 use crate::config::{Catalog, Connection, ConnectionKind, SourceKind};
+use crate::text::escape;
 
 #[derive(Serialize)]
 pub struct SourceJson {
@@ -50,6 +51,7 @@ struct ConnectionJson<'a> {
     hops: Vec<HopJson<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     engine: Option<&'a str>,
+    tags: Vec<&'a str>,
 }
 
 /// The local end as a user would type it: a bind address is always shown, port 0 is "auto".
@@ -95,15 +97,30 @@ fn to_json(c: &Connection) -> ConnectionJson<'_> {
             })
             .collect(),
         engine: c.database.as_ref().map(|d| d.engine.as_str()),
+        tags: c.tags.iter().map(|t| t.value.as_str()).collect(),
     }
 }
 
-/// Prints the catalog; returns the exit code.
-pub fn run(catalog: &Catalog, json: bool, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+/// Prints the catalog (only the connections tagged `tag`, with one); returns the exit code.
+pub fn run(
+    catalog: &Catalog,
+    json: bool,
+    tag: Option<&str>,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    let shown: Vec<&Connection> = catalog
+        .connections
+        .iter()
+        .filter(|c| tag.is_none_or(|t| c.has_tag(t)))
+        .collect();
+    let tagged = shown.iter().any(|c| !c.tags.is_empty());
     if json {
-        let list: Vec<ConnectionJson> = catalog.connections.iter().map(to_json).collect();
+        let list: Vec<ConnectionJson> = shown.iter().map(|c| to_json(c)).collect();
         let _ = serde_json::to_writer_pretty(&mut *out, &list);
         let _ = writeln!(out);
+    } else if let (Some(t), true) = (tag, shown.is_empty()) {
+        let _ = writeln!(out, "No connection is tagged '{t}'.");
     } else if catalog.connections.is_empty() {
         let _ = writeln!(out, "No connections found. warren looked in:");
         for f in &catalog.files {
@@ -113,15 +130,19 @@ pub fn run(catalog: &Catalog, json: bool, out: &mut dyn Write, err: &mut dyn Wri
                 crate::config::load::FileStatus::Unreadable { error } => error.clone(),
                 crate::config::load::FileStatus::Invalid => "not valid TOML".to_string(),
             };
-            let _ = writeln!(out, "  {}  ({state})", f.path.display());
+            let _ = writeln!(
+                out,
+                "  {}  ({})",
+                escape(&f.path.display().to_string()),
+                escape(&state)
+            );
         }
         let _ = writeln!(
             out,
             "Add a Host with a LocalForward to ~/.ssh/config, or an entry to epoch.toml\n(see assets/epoch.example.toml), then run `warren list` again."
         );
     } else {
-        let rows: Vec<[String; 5]> = catalog
-            .connections
+        let rows: Vec<[String; 6]> = shown
             .iter()
             .map(|c| {
                 let forwards = if c.forwards.is_empty() {
@@ -148,14 +169,32 @@ pub fn run(catalog: &Catalog, json: bool, out: &mut dyn Write, err: &mut dyn Wri
                     c.kind().to_string(),
                     forwards,
                     if via.is_empty() { "-".into() } else { via },
+                    c.tags
+                        .iter()
+                        .map(|t| t.value.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
                 ]
             })
             .collect();
-        print_table(
-            out,
-            &["NAME", "SOURCE", "KIND", "LOCAL -> TARGET", "VIA"],
-            &rows,
-        );
+        if tagged {
+            print_table(
+                out,
+                &["NAME", "SOURCE", "KIND", "LOCAL -> TARGET", "VIA", "TAGS"],
+                &rows,
+            );
+        } else {
+            // No tags anywhere: no empty column.
+            let rows: Vec<[String; 5]> = rows
+                .into_iter()
+                .map(|[a, b, c, d, e, _]| [a, b, c, d, e])
+                .collect();
+            print_table(
+                out,
+                &["NAME", "SOURCE", "KIND", "LOCAL -> TARGET", "VIA"],
+                &rows,
+            );
+        }
     }
     super::report_problems(catalog, err);
     if catalog.file_failed() {
@@ -165,9 +204,15 @@ pub fn run(catalog: &Catalog, json: bool, out: &mut dyn Write, err: &mut dyn Wri
     }
 }
 
+/// A table with aligned columns. Cells come from config files and peers: their control
+/// characters are escaped ([`crate::text::escape`]).
 pub fn print_table<const N: usize>(out: &mut dyn Write, header: &[&str; N], rows: &[[String; N]]) {
+    let rows: Vec<[String; N]> = rows
+        .iter()
+        .map(|r| r.clone().map(|c| crate::text::escape(&c).into_owned()))
+        .collect();
     let mut widths = header.map(|h| h.chars().count());
-    for r in rows {
+    for r in &rows {
         for (w, cell) in widths.iter_mut().zip(r) {
             *w = (*w).max(cell.chars().count());
         }
@@ -184,7 +229,7 @@ pub fn print_table<const N: usize>(out: &mut dyn Write, header: &[&str; N], rows
         s.trim_end().to_string()
     };
     let _ = writeln!(out, "{}", line(header.to_vec()));
-    for r in rows {
+    for r in &rows {
         let _ = writeln!(out, "{}", line(r.iter().map(String::as_str).collect()));
     }
 }

@@ -4,6 +4,7 @@
 pub mod ask;
 pub mod daemon;
 pub mod doctor;
+pub mod exec;
 pub mod list;
 pub mod logs;
 pub mod service;
@@ -26,10 +27,21 @@ pub mod exit {
 /// Prints every problem of the catalog to stderr, once.
 pub fn report_problems(catalog: &Catalog, err: &mut dyn Write) {
     for p in &catalog.problems {
-        let _ = writeln!(err, "{p}");
+        print_problem(p, err);
     }
 }
 
+/// A problem as its `Display` writes it, but each part quotes a config file: control
+/// characters are escaped.
 pub fn print_problem(p: &Problem, err: &mut dyn Write) {
-    let _ = writeln!(err, "{p}");
+    use crate::text::escape;
+    let level = match p.severity {
+        crate::config::Severity::Warning => "warning",
+        crate::config::Severity::Error => "error",
+    };
+    let origin = p.origin.to_string();
+    let _ = writeln!(err, "{level}: {}: {}", escape(&origin), escape(&p.message));
+    if let Some(fix) = &p.fix {
+        let _ = writeln!(err, "  fix: {}", escape(fix));
+    }
 }

@@ -110,7 +110,7 @@ pub fn install(
 ) -> i32 {
     for n in names {
         if let Err(e) = catalog.find(n) {
-            let _ = writeln!(err, "error: {e}");
+            let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
             return exit::BAD_CONFIG;
         }
     }

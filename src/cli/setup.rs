@@ -190,7 +190,7 @@ pub async fn run(
             p
         }
         Err(e) => {
-            let _ = writeln!(err, "error: {e}");
+            let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
             return exit::BAD_CONFIG;
         }
     };
@@ -217,7 +217,7 @@ pub async fn run(
     let text = match setup::apply(&plan, passphrase.as_deref(), &path, a.yes) {
         Ok(t) => t,
         Err(e) => {
-            let _ = writeln!(err, "error: {e}");
+            let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
             return exit::FAILED;
         }
     };

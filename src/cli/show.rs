@@ -9,6 +9,7 @@ use super::exit;
 use super::list::{ForwardJson, SourceJson, forward_json, forward_text, print_table};
 use crate::config::model::{Database, Hop, Policy};
 use crate::config::{Catalog, Connection, ConnectionKind, Origin, Problem, Sourced};
+use crate::text::escape;
 
 #[derive(Serialize)]
 struct ForwardWithSource {
@@ -57,7 +58,7 @@ pub fn run(
                     p.severity == crate::config::Severity::Error && p.message.contains(name)
                 })
                 .collect();
-            let _ = writeln!(err, "error: {e}");
+            let _ = writeln!(err, "error: {}", crate::text::escape(&e.to_string()));
             for p in related {
                 super::print_problem(p, err);
             }
@@ -124,10 +125,10 @@ pub fn human(c: &Connection, out: &mut dyn Write) {
     let _ = writeln!(
         out,
         "{} ({}, {}) defined at {}",
-        c.display_name,
+        escape(&c.display_name),
         c.source.prefix(),
         c.kind(),
-        c.origin
+        escape(&c.origin.to_string())
     );
     let mut rows: Vec<[String; 3]> = Vec::new();
     if let Some(db) = &c.database {
@@ -144,6 +145,8 @@ pub fn human(c: &Connection, out: &mut dyn Write) {
             ]);
         }
         opt(&mut rows, "password", &db.password);
+        row(&mut rows, "sslmode", &db.sslmode);
+        row(&mut rows, "sslrootcert", &db.sslrootcert);
     }
     for f in &c.forwards {
         rows.push([

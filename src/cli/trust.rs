@@ -28,7 +28,7 @@ pub async fn run(
     let mut conn = match catalog.find(name) {
         Ok(c) => c.clone(),
         Err(e) => {
-            let _ = writeln!(err, "error: {e}");
+            let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
             return exit::BAD_CONFIG;
         }
     };
@@ -123,7 +123,7 @@ pub async fn run(
             exit::OK
         }
         Err(e) => {
-            let _ = writeln!(err, "error: {e}");
+            let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
             if !unconfirmed.is_empty() {
                 let _ = writeln!(
                     err,

@@ -31,6 +31,7 @@ pub fn connection(config: &SshConfig, alias: &str, origin: Origin) -> Connection
         forwards,
         database: None,
         policy,
+        tags: Vec::new(),
         problems,
         other,
     }

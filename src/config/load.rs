@@ -65,6 +65,8 @@ pub enum LookupError {
     Unknown { name: String, hint: String },
     #[error("'{name}' is in both ~/.ssh/config and epoch.toml: say ssh:{name} or epoch:{name}")]
     Ambiguous { name: String },
+    #[error("no connection is tagged '{tag}'{hint}")]
+    NoTag { tag: String, hint: String },
 }
 
 impl Catalog {
@@ -190,6 +192,52 @@ impl Catalog {
             name: name.to_string(),
             hint,
         })
+    }
+}
+
+impl Catalog {
+    /// Connections by name, or every connection with a tag for `@tag`, in order, each once.
+    pub fn select(&self, names: &[String]) -> Result<Vec<&Connection>, LookupError> {
+        fn push<'c>(c: &'c Connection, out: &mut Vec<&'c Connection>) {
+            if !out.iter().any(|o| std::ptr::eq(*o, c)) {
+                out.push(c);
+            }
+        }
+        let mut out: Vec<&Connection> = Vec::new();
+        for n in names {
+            match n.strip_prefix('@') {
+                Some(tag) => {
+                    let tagged: Vec<&Connection> =
+                        self.connections.iter().filter(|c| c.has_tag(tag)).collect();
+                    if tagged.is_empty() {
+                        let mut all: Vec<&str> = self
+                            .connections
+                            .iter()
+                            .flat_map(|c| c.tags.iter().map(|t| t.value.as_str()))
+                            .collect();
+                        all.sort();
+                        all.dedup();
+                        let hint = match epoch::closest(tag, &all) {
+                            Some(t) => format!("; did you mean '@{t}'?"),
+                            None if all.is_empty() => "; no connection has tags".to_string(),
+                            None => format!("; the tags are {}", all.join(", ")),
+                        };
+                        return Err(LookupError::NoTag {
+                            tag: tag.to_string(),
+                            hint,
+                        });
+                    }
+                    for c in tagged {
+                        push(c, &mut out);
+                    }
+                }
+                None => {
+                    let c = self.find(n)?;
+                    push(c, &mut out);
+                }
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -312,6 +312,15 @@ pub struct Policy {
     /// Zero: no limit.
     pub max_reconnect_attempts: Sourced<u32>,
     pub exit_on_forward_failure: Sourced<bool>,
+    /// The tunnel closes by itself this long after it opens.
+    pub max_duration: Option<Sourced<Seconds>>,
+    /// The tunnel closes by itself after this long with no client connection.
+    pub idle_timeout: Option<Sourced<Seconds>>,
+    /// A local port in use is replaced by the next free one (`warren up --port-fallback`).
+    pub port_fallback: bool,
+    /// How often the database behind the tunnel is checked while it is up; `None`: the
+    /// user's default (30 s); zero: never.
+    pub health_interval: Option<Sourced<Seconds>>,
 }
 
 impl Policy {
@@ -321,13 +330,69 @@ impl Policy {
             reconnect_delay: Sourced::default_value(Seconds::from_secs(1)),
             max_reconnect_attempts: Sourced::default_value(0),
             exit_on_forward_failure: Sourced::default_value(false),
+            max_duration: None,
+            idle_timeout: None,
+            port_fallback: false,
+            health_interval: None,
         }
+    }
+}
+
+/// The kind of database, from the engine name of `[storage.<engine>.<name>]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DbKind {
+    Postgres,
+    Mysql,
+    Mssql,
+    Redis,
+    Mongodb,
+    /// An engine warren has no protocol for (an object store, ...).
+    Other,
+}
+
+impl DbKind {
+    /// The kind an engine name means (`postgres` and `postgresql`, `mysql` and `mariadb`, ...).
+    pub fn of(engine: &str) -> DbKind {
+        match engine.to_ascii_lowercase().as_str() {
+            "postgres" | "postgresql" => DbKind::Postgres,
+            "mysql" | "mariadb" => DbKind::Mysql,
+            "mssql" | "sqlserver" => DbKind::Mssql,
+            "redis" => DbKind::Redis,
+            "mongodb" | "mongo" => DbKind::Mongodb,
+            _ => DbKind::Other,
+        }
+    }
+
+    /// The database's usual port.
+    pub fn default_port(self) -> Option<u16> {
+        Some(match self {
+            DbKind::Postgres => 5432,
+            DbKind::Mysql => 3306,
+            DbKind::Mssql => 1433,
+            DbKind::Redis => 6379,
+            DbKind::Mongodb => 27017,
+            DbKind::Other => return None,
+        })
+    }
+
+    /// The URL scheme of its connection strings.
+    pub fn scheme(self) -> Option<&'static str> {
+        Some(match self {
+            DbKind::Postgres => "postgresql",
+            DbKind::Mysql => "mysql",
+            DbKind::Mssql => "sqlserver",
+            DbKind::Redis => "redis",
+            DbKind::Mongodb => "mongodb",
+            DbKind::Other => return None,
+        })
     }
 }
 
 /// The database an epoch.toml entry describes, as seen from the bastion.
 #[derive(Clone, Debug, Serialize)]
 pub struct Database {
+    /// The engine name as written (see [`Database::kind`]).
     pub engine: String,
     pub host: Sourced<String>,
     pub port: Sourced<u16>,
@@ -335,6 +400,83 @@ pub struct Database {
     pub username: Option<Sourced<String>>,
     pub password_file: Option<Sourced<PathBuf>>,
     pub password: Option<Sourced<Secret>>,
+    /// Whether the PostgreSQL probe uses TLS, and how much of the certificate it checks.
+    pub sslmode: Sourced<SslMode>,
+    /// The root certificates the server's certificate is checked against (verify-ca,
+    /// verify-full, and require when the file is there, as libpq does).
+    pub sslrootcert: Sourced<RootCert>,
+}
+
+/// libpq's `sslmode`, from least to most protection (`allow` is not offered: it tries
+/// without TLS first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    /// No TLS; a password may then be sent in cleartext or MD5 if the server asks.
+    Disable,
+    /// TLS when the server offers it, the certificate not checked (libpq's default).
+    Prefer,
+    /// TLS or nothing; the certificate checked only if a root certificate file is there.
+    Require,
+    /// TLS, the certificate signed by a root in `sslrootcert`.
+    VerifyCa,
+    /// As verify-ca, and the certificate names the host.
+    VerifyFull,
+}
+
+impl SslMode {
+    /// Every value, as written in epoch.toml.
+    pub const NAMES: [&'static str; 5] =
+        ["disable", "prefer", "require", "verify-ca", "verify-full"];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "disable" => SslMode::Disable,
+            "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
+
+impl fmt::Display for SslMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// libpq's `sslrootcert`: a PEM file, or `system` (the system's trusted roots).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RootCert {
+    File(PathBuf),
+    System,
+}
+
+impl fmt::Display for RootCert {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RootCert::File(p) => write!(f, "{}", p.display()),
+            RootCert::System => f.write_str("system"),
+        }
+    }
+}
+
+impl Serialize for RootCert {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl Database {
+    pub fn kind(&self) -> DbKind {
+        DbKind::of(&self.engine)
+    }
 }
 
 /// A connection: a name, where it came from, the hops, the forwards.
@@ -352,6 +494,8 @@ pub struct Connection {
     pub forwards: Vec<Sourced<Forward>>,
     pub database: Option<Database>,
     pub policy: Policy,
+    /// Labels to select connections by (`warren up @prod`), in the order written.
+    pub tags: Vec<Sourced<String>>,
     /// Warnings about this connection (values ignored, unsupported settings).
     pub problems: Vec<Problem>,
     /// Settings in the source that warren does not use, kept for `show`.
@@ -359,6 +503,10 @@ pub struct Connection {
 }
 
 impl Connection {
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tags.iter().any(|t| t.value.eq_ignore_ascii_case(tag))
+    }
+
     pub fn kind(&self) -> ConnectionKind {
         if !self.forwards.is_empty() {
             ConnectionKind::Tunnel

@@ -25,9 +25,20 @@ pub const MAX_FRAME: usize = 16 * 1024 * 1024;
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
     /// Open tunnels by name (read from the daemon's config files); the reply comes when
-    /// each is up or has failed.
+    /// each is up or has failed. `for_secs` sets their time limit.
     Open {
         names: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        for_secs: Option<u64>,
+        /// A local port in use is replaced by the next free one.
+        #[serde(default)]
+        port_fallback: bool,
+    },
+    /// Push back tunnels' time limits (by their max_duration again, or `secs`).
+    Extend {
+        names: Vec<String>,
+        #[serde(default)]
+        secs: Option<u64>,
     },
     /// Close tunnels by name.
     Close {
@@ -184,12 +195,14 @@ mod tests {
             id: 7,
             req: Request::Open {
                 names: vec!["subscribe".into()],
+                for_secs: None,
+                port_fallback: false,
             },
         })
         .unwrap_or_default();
         let e = parse_request(&line).expect("parses");
         assert_eq!(e.id, 7);
-        assert!(matches!(e.req, Request::Open { names } if names == ["subscribe"]));
+        assert!(matches!(e.req, Request::Open { names, .. } if names == ["subscribe"]));
         assert!(parse_request("{\"v\": 1, \"cmd\": \"status\"}").is_err());
         assert!(parse_request("not json").is_err());
         let secret = WireAnswer::Secret {

@@ -358,6 +358,7 @@ fn request_kind(r: &Request) -> &'static str {
         Request::Subscribe { .. } => "subscribe",
         Request::Answer { .. } => "answer",
         Request::Reconnect { .. } => "reconnect",
+        Request::Extend { .. } => "extend",
     }
 }
 
@@ -415,13 +416,25 @@ fn stream_events(
 async fn handle(req: Request, shared: &Arc<Shared>) -> Reply {
     let engine = &shared.engine;
     match req {
-        Request::Open { names } => {
+        Request::Open {
+            names,
+            for_secs,
+            port_fallback,
+        } => {
             let catalog = shared.catalog();
-            let mut conns = Vec::new();
-            for n in &names {
-                match catalog.find(n) {
-                    Ok(c) => conns.push(c.clone()),
-                    Err(e) => return Reply::error(e.to_string()),
+            let mut conns: Vec<Connection> = match catalog.select(&names) {
+                Ok(list) => list.into_iter().cloned().collect(),
+                Err(e) => return Reply::error(e.to_string()),
+            };
+            for c in &mut conns {
+                c.policy.port_fallback = port_fallback;
+            }
+            if let Some(secs) = for_secs {
+                for c in &mut conns {
+                    c.policy.max_duration = Some(crate::config::Sourced::new(
+                        crate::config::model::Seconds::from_secs(secs),
+                        crate::config::Origin::Flag("--for"),
+                    ));
                 }
             }
             let opened =
@@ -455,6 +468,12 @@ async fn handle(req: Request, shared: &Arc<Shared>) -> Reply {
         }
         Request::Reconnect { names } => {
             engine.send(Command::Reconnect { names }).await;
+            Reply::tunnels(engine.status().await)
+        }
+        Request::Extend { names, secs } => {
+            for name in names {
+                engine.send(Command::Extend { name, secs }).await;
+            }
             Reply::tunnels(engine.status().await)
         }
         Request::Subscribe { .. } => Reply::tunnels(engine.status().await),

@@ -183,9 +183,18 @@ pub async fn hop(conn: &Connection, hop: &Hop, first: bool, open: bool) -> Confi
                     )),
                     Err(e) => {
                         // The tunnel cannot open, but the path behind it can still be walked.
+                        let who = match crate::tunnel::owner::of_port(*port) {
+                            Some(o) => format!("in use by {}", o.describe()),
+                            None => e.to_string(),
+                        };
                         f.warn
-                            .push(format!("local port {bind}:{port} is not free: {e}"));
-                        f.hints.push(format!("another program (or another tunnel) listens there: find it with `ss -ltnp 'sport = :{port}'`, or choose another local_port"));
+                            .push(format!("local port {bind}:{port} is not free: {who}"));
+                        let free = crate::tunnel::owner::next_free(bind, *port)
+                            .map(|p| format!(" ({p} is free; warren up --port-fallback takes the next free one)"))
+                            .unwrap_or_default();
+                        f.hints.push(format!(
+                            "stop that program, or choose another local_port{free}"
+                        ));
                     }
                 }
             }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use russh::client::Handle;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 
+use super::banner::{self, Banner};
 use super::{Status, StepId, Walk, checks, probe};
 use crate::config::model::{Connection, Hop};
 use crate::prompt::Prompter;
@@ -208,7 +209,7 @@ pub(super) fn channel_failure(e: &russh::Error, target: &str, from: usize) -> (S
     }
 }
 
-/// Reads the server's identification line; returns it and every byte read.
+/// Reads the server's identification line ([`banner::parse`]); returns it and every byte read.
 async fn read_banner<S: AsyncRead + Unpin>(
     s: &mut S,
     timeout: Duration,
@@ -217,15 +218,14 @@ async fn read_banner<S: AsyncRead + Unpin>(
     let mut buf = [0u8; 512];
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        if let Some(pos) = got.iter().position(|&c| c == b'\n') {
-            let line = String::from_utf8_lossy(&got[..pos]).trim_end().to_string();
-            if line.starts_with("SSH-") {
-                return Ok((line, got));
-            }
-            return Err(not_ssh(&got));
-        }
-        if got.len() > 255 {
-            return Err(not_ssh(&got));
+        match banner::parse(&got) {
+            Banner::Line(line) => return Ok((line, got)),
+            Banner::NotSsh => return Err(not_ssh(&got)),
+            Banner::TooLong => return Err((
+                format!("the server's identification line goes on past {} bytes without ending: {}", banner::MAX_LINE, probe::show_bytes(&got)),
+                "an SSH server ends its first line within 255 bytes (RFC 4253): something else answers on this port, or a broken proxy".into(),
+            )),
+            Banner::More => {}
         }
         match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
             Ok(Ok(0)) if got.is_empty() => return Err(("the server closed the connection without a word".into(), "sshd drops us before the banner: MaxStartups reached, a TCP wrapper or firewall (DenyHosts, fail2ban) rejects our address, or a proxy in between closes it".into())),
@@ -428,6 +428,22 @@ where
             t,
             format!("host certificate signed by the CA at {at}"),
         ),
+        // An unknown key a person confirmed on the terminal.
+        (None, Some(Found::New))
+            if seen.recorded.is_some()
+                || hop.host_key_policy.value == crate::config::model::HostKeyPolicy::Ask =>
+        {
+            let how = seen
+                .recorded
+                .clone()
+                .unwrap_or_else(|| "accepted for this walk".into());
+            w.pass(
+                StepId::HostKey,
+                i,
+                t,
+                format!("{key_type} {fp} confirmed on the terminal: {how}"),
+            );
+        }
         (None, _) => {
             let warning = seen.warning.unwrap_or_else(|| format!("{key_type} {fp}"));
             w.push(StepId::HostKey, i, Status::Warn, t, warning, Some("host key checking is off or lenient for this hop: set strict_host_key_checking = true once the key is known".into()));

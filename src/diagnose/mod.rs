@@ -6,10 +6,15 @@
 //! the rest is skipped. Every step is bounded by the hop's connect_timeout, so a walk always
 //! ends. Nothing is written: accept-new only says it would add the key.
 
+pub(crate) mod banner;
 pub mod checks;
 mod hop;
-mod pgauth;
+pub(crate) mod pgauth;
+pub(crate) mod pgwire;
+mod postgres;
 pub mod probe;
+mod tls;
+pub(crate) mod wire;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -340,8 +345,48 @@ async fn forward_and_probe(
     w.push(StepId::Probe, hop, status, t, finding.detail, finding.hint);
 }
 
-/// The database protocol probe over streams made by `open` (PostgreSQL needs two: one for the
-/// SSLRequest, one for the startup message).
+/// The probe of `warren doctor`, through a live session: what the engine's health checks run
+/// while a tunnel is up. The target is the connection's first forward target; every step is
+/// bounded by `timeout` (and the probe's byte caps).
+pub async fn probe_through(
+    conn: &Connection,
+    session: &Handle<Client>,
+    timeout: Duration,
+) -> probe::Finding {
+    let Some((host, port)) = targets(conn).into_iter().next() else {
+        return probe::Finding::fail("no target to check", "this connection forwards nothing");
+    };
+    let target = Endpoint::tcp(host.clone(), port).to_string();
+    let refused = std::sync::Mutex::new(None);
+    let open = || async {
+        match tokio::time::timeout(
+            timeout,
+            session.channel_open_direct_tcpip(host.clone(), u32::from(port), "127.0.0.1", 0),
+        )
+        .await
+        {
+            Ok(Ok(c)) => Some(c.into_stream()),
+            Ok(Err(e)) => {
+                if let Ok(mut r) = refused.lock() {
+                    *r = Some(hop::channel_failure(&e, &target, conn.hops.len()));
+                }
+                None
+            }
+            Err(_) => None,
+        }
+    };
+    let finding = probe_target(conn, timeout, open).await;
+    match refused.lock().ok().and_then(|mut r| r.take()) {
+        Some((detail, hint)) if !finding.ok => probe::Finding::fail(
+            format!("{target} refused or did not answer ({detail})"),
+            hint,
+        ),
+        _ => finding,
+    }
+}
+
+/// The database protocol probe over streams made by `open` (PostgreSQL may need a second one,
+/// when sslmode = prefer falls back to no TLS). The step's time and bytes are one [`wire::Budget`].
 async fn probe_target<S, F, Fut>(conn: &Connection, timeout: Duration, open: F) -> probe::Finding
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -353,89 +398,54 @@ where
         .as_ref()
         .map(|d| d.engine.to_ascii_lowercase())
         .unwrap_or_default();
-    let Some(mut s) = open().await else {
-        return probe::Finding {
-            ok: false,
-            detail: "could not open a connection for the probe".into(),
-            hint: Some("the target stopped answering".into()),
-        };
-    };
+    let mut budget = wire::Budget::new(timeout);
     if engine == "postgres" || engine == "postgresql" {
-        let db = conn.database.as_ref();
+        let Some(db) = conn.database.as_ref() else {
+            return probe::Finding::fail("no database in the entry", "add host and port");
+        };
         let user = db
-            .and_then(|d| d.username.as_ref())
+            .username
+            .as_ref()
             .map(|u| u.value.clone())
             .unwrap_or_else(|| "postgres".into());
         let database = db
-            .and_then(|d| d.database.as_ref())
+            .database
+            .as_ref()
             .map(|d| d.value.clone())
             .unwrap_or_else(|| user.clone());
-        let ssl = match probe::pg_ssl(&mut s, timeout).await {
-            Ok(true) => "SSL supported",
-            Ok(false) => "SSL not offered",
-            Err(b) => {
-                let f = match probe::name_protocol(&b) {
-                    Some(p) => probe::Finding {
-                        ok: false,
-                        detail: format!("this port speaks {p}, not PostgreSQL"),
-                        hint: Some("the port is wrong: PostgreSQL usually listens on 5432".into()),
-                    },
-                    None if b.is_empty() => probe::Finding {
-                        ok: false,
-                        detail: "PostgreSQL did not answer the SSLRequest".into(),
-                        hint: Some(
-                            "the port accepts connections but says nothing: is this PostgreSQL?"
-                                .into(),
-                        ),
-                    },
-                    None => probe::Finding {
-                        ok: false,
-                        detail: format!("not a PostgreSQL answer: {}", probe::show_bytes(&b)),
-                        hint: Some("check the database port".into()),
-                    },
-                };
-                return f;
-            }
-        };
-        drop(s);
-        let Some(mut s2) = open().await else {
-            return probe::Finding {
-                ok: false,
-                detail: "could not open a second connection for the startup message".into(),
-                hint: None,
-            };
-        };
-        let password = match (
-            db.and_then(|d| d.password_file.as_ref()),
-            db.and_then(|d| d.password.as_ref()),
-        ) {
+        let password = match (&db.password_file, &db.password) {
             (Some(pf), _) => match std::fs::read_to_string(&pf.value) {
                 Ok(p) => Some(p.trim_end_matches(['\n', '\r']).to_string()),
                 Err(e) => {
-                    return probe::Finding {
-                        ok: false,
-                        detail: format!(
-                            "{ssl}; cannot read password_file {}: {e}",
-                            pf.value.display()
-                        ),
-                        hint: Some(format!(
+                    return probe::Finding::fail(
+                        format!("cannot read password_file {}: {e}", pf.value.display()),
+                        format!(
                             "fix the path or the permissions of password_file ({})",
                             pf.origin
-                        )),
-                    };
+                        ),
+                    );
                 }
             },
             (None, Some(p)) => Some(p.value.expose().to_string()),
             (None, None) => None,
         };
-        let mut f = match &password {
-            Some(p) => probe::pg_login_password(&mut s2, &user, &database, p, timeout).await,
-            None => probe::pg_login(&mut s2, &user, &database, timeout).await,
+        let target = postgres::Target {
+            host: db.host.value.clone(),
+            user,
+            database,
+            password,
+            sslmode: db.sslmode.clone(),
+            sslrootcert: db.sslrootcert.clone(),
         };
-        f.detail = format!("{ssl}; {}", f.detail);
-        return f;
+        return postgres::probe(&target, &mut budget, open).await;
     }
-    probe::probe_other(&mut s, &engine, timeout).await
+    let Ok(Some(mut s)) = budget.within(open()).await else {
+        return probe::Finding::fail(
+            "could not open a connection for the probe",
+            "the target stopped answering",
+        );
+    };
+    probe::probe_other(&mut s, &engine, &mut budget).await
 }
 
 /// An epoch.toml entry with no tunnel: the probe runs from here.

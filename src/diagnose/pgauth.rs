@@ -1,164 +1,218 @@
 //! PostgreSQL password authentication for the probe, used only when the entry names a
-//! `password_file`: SCRAM-SHA-256 (RFC 5802 / 7677, PostgreSQL's default), MD5 and cleartext.
-//! The password never reaches a log, the screen or JSON.
-
-use std::time::Duration;
+//! password: SCRAM-SHA-256 and MD5 from `postgres-protocol` (the code tokio-postgres logs in
+//! with; its `ScramSha256` also checks the server's signature). The password never reaches a
+//! log, the screen or JSON.
+//!
+//! warren's own code here is only what a diagnosis needs on top:
+//! - [`server_first`] reads the server's first SCRAM message *before* the crate computes
+//!   anything, so a server asking for an absurd iteration count, a nonce that is not ours or
+//!   an unreadable salt gets a message naming the fault (the crate refuses them too, in one
+//!   generic error);
+//! - PBKDF2 runs on tokio's blocking pool, not on the async runtime (in the TUI the runtime
+//!   also carries every tunnel and the screen), bounded by [`MAX_SCRAM_ITERATIONS`] and by
+//!   the step's deadline.
+//!
+//! The client nonce is made by the crate from `rand`'s thread RNG: ChaCha12 seeded from the
+//! operating system's `getrandom(2)` and reseeded, a cryptographically secure source (the
+//! crate offers no way to pass a nonce, and none is needed).
 
 use base64ct::{Base64, Encoding};
-use hmac::{KeyInit, Mac};
-use sha2::{Digest, Sha256};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
 
-type HmacSha256 = hmac::Hmac<Sha256>;
+use super::wire::Budget;
 
-fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut m =
-        <HmacSha256 as KeyInit>::new_from_slice(key).expect("HMAC takes keys of any length");
-    m.update(data);
-    m.finalize().into_bytes().to_vec()
+/// The most PBKDF2 iterations warren computes for a SCRAM login: the cap `postgres-protocol`
+/// itself enforces (and pgjdbc adopted, CVE-2026-42198), 24 times PostgreSQL's default of
+/// 4096. About 30 ms on a laptop; a server asking for more fails the step.
+pub const MAX_SCRAM_ITERATIONS: u32 = 100_000;
+
+/// What the server's first SCRAM message asks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerFirst {
+    pub nonce: String,
+    pub salt: Vec<u8>,
+    pub iterations: u32,
 }
 
-/// PBKDF2-HMAC-SHA256 with one output block (32 bytes), as SCRAM's Hi().
-fn hi(password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
-    let mut first = salt.to_vec();
-    first.extend_from_slice(&1u32.to_be_bytes());
-    let mut u = hmac(password, &first);
-    let mut out = u.clone();
-    for _ in 1..iterations {
-        u = hmac(password, &u);
-        for (o, x) in out.iter_mut().zip(&u) {
-            *o ^= x;
-        }
+/// Reads `r=NONCE,s=SALT,i=COUNT` (RFC 5802 section 7), refusing what warren will not compute.
+pub fn server_first(data: &[u8]) -> Result<ServerFirst, String> {
+    let text = std::str::from_utf8(data)
+        .map_err(|_| "the server's SCRAM challenge is not UTF-8".to_string())?;
+    let mut parts = text.split(',');
+    let mut field = |key: &str| {
+        parts
+            .next()
+            .and_then(|p| p.strip_prefix(key))
+            .ok_or_else(|| {
+                format!("the server's SCRAM challenge has no '{key}' where RFC 5802 puts it")
+            })
+    };
+    let nonce = field("r=")?.to_string();
+    let salt = field("s=")?;
+    let iterations = field("i=")?;
+    let salt = Base64::decode_vec(salt)
+        .map_err(|_| "the server's SCRAM salt is not base64".to_string())?;
+    let iterations: u32 = iterations.parse().map_err(|_| {
+        format!(
+            "the server's SCRAM iteration count '{}' is not a number warren can use",
+            crate::text::escape(iterations)
+        )
+    })?;
+    if iterations == 0 {
+        return Err("the server asks for 0 SCRAM iterations".into());
     }
-    out
-}
-
-/// The client-final message (with its proof) and the server signature to expect.
-pub fn scram_final(
-    password: &str,
-    client_first_bare: &str,
-    server_first: &str,
-    client_nonce: &str,
-) -> Result<(String, Vec<u8>), String> {
-    let mut nonce = None;
-    let mut salt = None;
-    let mut iterations = None;
-    for part in server_first.split(',') {
-        match part.split_once('=') {
-            Some(("r", v)) => nonce = Some(v.to_string()),
-            Some(("s", v)) => salt = Base64::decode_vec(v).ok(),
-            Some(("i", v)) => iterations = v.parse::<u32>().ok(),
-            _ => {}
-        }
-    }
-    let (Some(nonce), Some(salt), Some(iterations)) = (nonce, salt, iterations) else {
+    if iterations > MAX_SCRAM_ITERATIONS {
         return Err(format!(
-            "a SCRAM server-first message warren cannot read: {server_first}"
+            "the server asks for {iterations} SCRAM iterations; warren computes at most {MAX_SCRAM_ITERATIONS} (PostgreSQL's default is 4096)"
         ));
-    };
-    if !nonce.starts_with(client_nonce) || !(1..=10_000_000).contains(&iterations) {
-        return Err("the server's SCRAM answer does not match (nonce or iteration count)".into());
     }
-    let salted = hi(password.as_bytes(), &salt, iterations);
-    let client_key = hmac(&salted, b"Client Key");
-    let stored_key = Sha256::digest(&client_key);
-    let without_proof = format!("c=biws,r={nonce}");
-    let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
-    let signature = hmac(&stored_key, auth_message.as_bytes());
-    let proof: Vec<u8> = client_key
-        .iter()
-        .zip(&signature)
-        .map(|(a, b)| a ^ b)
-        .collect();
-    let server_key = hmac(&salted, b"Server Key");
-    let server_signature = hmac(&server_key, auth_message.as_bytes());
-    Ok((
-        format!("{without_proof},p={}", Base64::encode_string(&proof)),
-        server_signature,
-    ))
+    if nonce.is_empty()
+        || !nonce
+            .bytes()
+            .all(|c| (0x21..=0x7e).contains(&c) && c != b',')
+    {
+        return Err("the server's SCRAM nonce is not printable ASCII".into());
+    }
+    Ok(ServerFirst {
+        nonce,
+        salt,
+        iterations,
+    })
 }
 
-/// `md5` + md5(md5(password + user) + salt), as PostgreSQL's MD5 method wants.
-pub fn md5_password(password: &str, user: &str, salt: &[u8]) -> String {
-    let inner = hex(&md5::Md5::digest(format!("{password}{user}").as_bytes()));
-    let mut outer = inner.into_bytes();
-    outer.extend_from_slice(salt);
-    format!("md5{}", hex(&md5::Md5::digest(&outer)))
+/// A SCRAM-SHA-256 exchange in progress.
+pub struct Scram {
+    inner: ScramSha256,
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
+impl Scram {
+    /// Starts an exchange; returns the client-first message for SASLInitialResponse. Without
+    /// channel binding (the probe does not offer SCRAM-SHA-256-PLUS).
+    pub fn start(password: &str) -> (Scram, Vec<u8>) {
+        let inner = ScramSha256::new(password.as_bytes(), ChannelBinding::unsupported());
+        let first = inner.message().to_vec();
+        (Scram { inner }, first)
+    }
 
-/// One backend message: its type and body.
-pub async fn read_message<S: AsyncRead + Unpin>(
-    s: &mut S,
-    timeout: Duration,
-) -> Option<(u8, Vec<u8>)> {
-    let fut = async {
-        let kind = s.read_u8().await.ok()?;
-        let len = s.read_i32().await.ok()?;
-        if !(4..=1 << 24).contains(&len) {
-            return None;
+    /// Our nonce, from the client-first message `n,,n=,r=NONCE`.
+    fn nonce(&self) -> String {
+        let m = String::from_utf8_lossy(self.inner.message()).into_owned();
+        m.rsplit_once("r=")
+            .map(|(_, n)| n.to_string())
+            .unwrap_or_default()
+    }
+
+    /// Answers the server's challenge: the client-final message (with the proof). PBKDF2
+    /// runs on the blocking pool; waiting for it ends at the step's deadline.
+    pub async fn answer(
+        self,
+        challenge: &[u8],
+        budget: &Budget,
+    ) -> Result<(Scram, Vec<u8>), String> {
+        let sf = server_first(challenge)?;
+        if !sf.nonce.starts_with(&self.nonce()) || sf.nonce.len() == self.nonce().len() {
+            return Err("the server's SCRAM nonce does not extend the one warren sent: this is not a SCRAM server, or something is in between".into());
         }
-        let mut body = vec![0u8; (len - 4) as usize];
-        s.read_exact(&mut body).await.ok()?;
-        Some((kind, body))
-    };
-    tokio::time::timeout(timeout, fut).await.ok().flatten()
+        let challenge = challenge.to_vec();
+        let mut inner = self.inner;
+        let job = tokio::task::spawn_blocking(move || {
+            let r = inner.update(&challenge);
+            (inner, r)
+        });
+        match budget.within(job).await {
+            Err(cut) => Err(format!(
+                "computing the SCRAM proof ({} iterations): {cut}",
+                sf.iterations
+            )),
+            Ok(Err(e)) => Err(format!("computing the SCRAM proof failed: {e}")),
+            Ok(Ok((_, Err(e)))) => Err(format!("the server's SCRAM challenge was refused: {e}")),
+            Ok(Ok((inner, Ok(())))) => {
+                let msg = inner.message().to_vec();
+                Ok((Scram { inner }, msg))
+            }
+        }
+    }
+
+    /// Checks the server's signature in its final message: only a server that knows the
+    /// password (or its SCRAM verifier) can make it.
+    pub fn finish(mut self, last: &[u8]) -> Result<(), String> {
+        if let Some(e) = last.strip_prefix(b"e=") {
+            return Err(format!(
+                "the server ended SCRAM with the error '{}'",
+                crate::text::escape(&String::from_utf8_lossy(e))
+            ));
+        }
+        self.inner.finish(last).map_err(|e| {
+            format!("the server's SCRAM signature is wrong ({e}): it does not know the password, or something is in between")
+        })
+    }
 }
 
-/// A frontend message: a type byte, a length, a body.
-pub async fn send<S: AsyncWrite + Unpin>(s: &mut S, kind: u8, body: &[u8]) -> bool {
-    let mut m = vec![kind];
-    m.extend_from_slice(&((body.len() + 4) as i32).to_be_bytes());
-    m.extend_from_slice(body);
-    s.write_all(&m).await.is_ok()
-}
-
-/// A fresh client nonce.
-pub fn nonce() -> String {
-    let mut seed = [0u8; 18];
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let digest = Sha256::digest(format!("{t}:{}:{:p}", std::process::id(), &seed).as_bytes());
-    seed.copy_from_slice(&digest[..18]);
-    Base64::encode_string(&seed)
+/// The MD5 method's answer: `md5` + md5(md5(password + user) + salt).
+pub fn md5_password(password: &str, user: &str, salt: [u8; 4]) -> String {
+    postgres_protocol::authentication::md5_hash(user.as_bytes(), password.as_bytes(), salt)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// The example exchange of RFC 7677 (user "user", password "pencil").
     #[test]
-    fn rfc7677_example() {
-        let client_first_bare = "n=user,r=rOprNGfwEbeRWgbNEkqO";
-        let server_first = "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
-        let (final_msg, server_sig) = scram_final(
-            "pencil",
-            client_first_bare,
-            server_first,
-            "rOprNGfwEbeRWgbNEkqO",
-        )
-        .expect("scram");
-        assert_eq!(
-            final_msg,
-            "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+    fn the_rfc_7677_challenge_reads() {
+        let sf = server_first(b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096")
+            .expect("reads");
+        assert_eq!(sf.iterations, 4096);
+        assert_eq!(sf.salt.len(), 16);
+    }
+
+    #[test]
+    fn absurd_challenges_are_refused_with_their_reason() {
+        let e = server_first(b"r=abc,s=QUJD,i=10000000")
+            .err()
+            .unwrap_or_default();
+        assert!(
+            e.contains("10000000") && e.contains("at most 100000"),
+            "{e}"
         );
-        assert_eq!(
-            Base64::encode_string(&server_sig),
-            "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
-        );
+        let e = server_first(b"r=abc,s=QUJD,i=-1").err().unwrap_or_default();
+        assert!(e.contains("not a number"), "{e}");
+        let e = server_first(b"r=abc,s=***,i=4096")
+            .err()
+            .unwrap_or_default();
+        assert!(e.contains("base64"), "{e}");
+        let e = server_first(b"s=QUJD,r=abc,i=4096")
+            .err()
+            .unwrap_or_default();
+        assert!(e.contains("'r='"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_nonce_that_is_not_ours_is_refused_before_any_work() {
+        let (scram, first) = Scram::start("pencil");
+        assert!(first.starts_with(b"n,,n=,r="), "{first:?}");
+        let b = Budget::new(std::time::Duration::from_secs(5));
+        let e = scram
+            .answer(b"r=someoneelse,s=QUJD,i=4096", &b)
+            .await
+            .err()
+            .unwrap_or_default();
+        assert!(e.contains("does not extend"), "{e}");
+    }
+
+    #[test]
+    fn two_exchanges_have_different_nonces() {
+        let (a, _) = Scram::start("x");
+        let (b, _) = Scram::start("x");
+        assert_ne!(a.nonce(), b.nonce());
+        assert_eq!(a.nonce().len(), 24);
     }
 
     #[test]
     fn md5_method() {
-        // md5(md5("secret" + "app") + salt), checked against psql's implementation.
-        let p = md5_password("secret", "app", &[1, 2, 3, 4]);
-        assert!(p.starts_with("md5") && p.len() == 35, "{p}");
-        assert_ne!(p, md5_password("secret", "app", &[1, 2, 3, 5]));
+        // The vector of postgres-protocol's own test, through our argument order.
+        assert_eq!(
+            md5_password("password", "md5_user", [0x2a, 0x3d, 0x8f, 0xe0]),
+            "md562af4dd09bbb41884907a838a3233294"
+        );
     }
 }

@@ -1,10 +1,13 @@
-//! Speaks the first bytes of a database's protocol through a channel and names what answered.
-//! The parsers are pure functions over bytes, tested on recorded greetings; PostgreSQL is also
-//! tested live.
+//! Speaks the first bytes of a database's protocol through a channel and names what answered:
+//! MySQL/MariaDB, Redis, MongoDB and SQL Server here (PostgreSQL has its own module,
+//! `postgres`). Each reply is read through the step's [`Budget`] until its own framing says it
+//! is whole, every announced length checked against [`MESSAGE_CAP`] first; the parsers are
+//! pure functions over bytes, tested on recorded greetings and fuzzed.
 
-use std::time::Duration;
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncWrite};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use super::wire::{Budget, Cut, MESSAGE_CAP};
 
 /// What a probe found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -15,14 +18,14 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn pass(detail: impl Into<String>) -> Self {
+    pub(crate) fn pass(detail: impl Into<String>) -> Self {
         Finding {
             ok: true,
             detail: detail.into(),
             hint: None,
         }
     }
-    fn fail(detail: impl Into<String>, hint: impl Into<String>) -> Self {
+    pub(crate) fn fail(detail: impl Into<String>, hint: impl Into<String>) -> Self {
         Finding {
             ok: false,
             detail: detail.into(),
@@ -78,16 +81,54 @@ pub fn show_bytes(b: &[u8]) -> String {
     format!("\"{s}\"")
 }
 
+/// Whether a reply is whole, by its protocol's framing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Frame {
+    /// The first `n` bytes are the whole reply.
+    Whole(usize),
+    /// More bytes are needed.
+    More,
+    /// The framing itself is wrong (an impossible or oversized length).
+    Bad(String),
+}
+
+fn too_long(len: usize) -> Frame {
+    Frame::Bad(format!(
+        "it announces {len} bytes; warren reads replies of up to {} KiB",
+        MESSAGE_CAP >> 10
+    ))
+}
+
+/// A MySQL packet: a 3-byte little-endian length, a sequence number, the payload.
+pub fn mysql_frame(b: &[u8]) -> Frame {
+    let Some(h) = b.get(..4) else {
+        return Frame::More;
+    };
+    let len = usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16;
+    match len {
+        0 => Frame::Bad("an empty packet".into()),
+        l if l > MESSAGE_CAP => too_long(l),
+        l if b.len() < 4 + l => Frame::More,
+        l => Frame::Whole(4 + l),
+    }
+}
+
 /// A MySQL/MariaDB server greeting (protocol 10): the server version.
 pub fn mysql_greeting(b: &[u8]) -> Result<String, String> {
-    if b.len() < 6 {
+    let Some(h) = b.get(..4) else {
         return Err("too short".into());
-    }
-    let len = usize::from(b[0]) | usize::from(b[1]) << 8 | usize::from(b[2]) << 16;
+    };
+    let len = usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16;
     let payload = &b[4..];
-    if payload.len() < len.min(payload.len()) || len < 2 {
+    if len < 2 {
         return Err("bad length".into());
     }
+    let Some(payload) = payload.get(..len) else {
+        return Err(format!(
+            "cut short: the packet announces {len} bytes, {} arrived",
+            payload.len()
+        ));
+    };
     match payload[0] {
         10 => {
             let end = payload[1..]
@@ -107,6 +148,18 @@ pub fn mysql_greeting(b: &[u8]) -> Result<String, String> {
     }
 }
 
+/// A Redis reply: one line, up to its CRLF.
+pub fn redis_frame(b: &[u8]) -> Frame {
+    match b.iter().position(|&c| c == b'\n') {
+        Some(i) => Frame::Whole(i + 1),
+        None if b.len() > MESSAGE_CAP => Frame::Bad(format!(
+            "a reply line longer than {} KiB",
+            MESSAGE_CAP >> 10
+        )),
+        None => Frame::More,
+    }
+}
+
 /// A Redis reply to `PING`.
 pub fn redis_reply(b: &[u8]) -> Result<String, String> {
     let text = String::from_utf8_lossy(b);
@@ -116,7 +169,7 @@ pub fn redis_reply(b: &[u8]) -> Result<String, String> {
     } else if line.starts_with("-NOAUTH") {
         Ok("asks for a password (NOAUTH)".into())
     } else if let Some(e) = line.strip_prefix('-') {
-        Err(e.to_string())
+        Err(e.chars().take(200).collect())
     } else {
         Err(format!("not a Redis reply: {}", show_bytes(b)))
     }
@@ -146,6 +199,21 @@ pub fn mongo_hello() -> Vec<u8> {
     msg.extend_from_slice(&2013i32.to_le_bytes());
     msg.extend_from_slice(&body);
     msg
+}
+
+/// A MongoDB message: a 4-byte little-endian length (the whole message), then the rest.
+pub fn mongo_frame(b: &[u8]) -> Frame {
+    let Some(h) = b.get(..4) else {
+        return Frame::More;
+    };
+    let len = i32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+    match usize::try_from(len) {
+        Ok(l) if l < 21 => Frame::Bad(format!("an impossible length ({len})")),
+        Ok(l) if l > MESSAGE_CAP => too_long(l),
+        Ok(l) if b.len() < l => Frame::More,
+        Ok(l) => Frame::Whole(l),
+        Err(_) => Frame::Bad(format!("an impossible length ({len})")),
+    }
 }
 
 /// A MongoDB reply to `hello`: an OP_MSG whose document has `ok` (and usually `maxWireVersion`).
@@ -185,12 +253,38 @@ pub fn mssql_prelogin() -> Vec<u8> {
     p
 }
 
+/// TDS packets (an 8-byte header with a big-endian length) up to the one marked
+/// end-of-message.
+pub fn mssql_frame(b: &[u8]) -> Frame {
+    let mut i = 0;
+    loop {
+        let Some(h) = b.get(i..i + 8) else {
+            return Frame::More;
+        };
+        let len = usize::from(h[2]) << 8 | usize::from(h[3]);
+        if len < 8 {
+            return Frame::Bad(format!("a packet with the impossible length {len}"));
+        }
+        if i + len > MESSAGE_CAP {
+            return too_long(i + len);
+        }
+        if b.len() < i + len {
+            return Frame::More;
+        }
+        i += len;
+        if h[1] & 0x01 != 0 {
+            return Frame::Whole(i);
+        }
+    }
+}
+
 /// A PRELOGIN response: the server's version from its VERSION option.
 pub fn mssql_reply(b: &[u8]) -> Result<String, String> {
     if b.len() < 8 || b[0] != 0x04 {
         return Err(format!("not a SQL Server reply: {}", show_bytes(b)));
     }
-    let payload = &b[8..];
+    let len = (usize::from(b[2]) << 8 | usize::from(b[3])).clamp(8, b.len());
+    let payload = &b[8..len];
     let mut i = 0;
     while i + 5 <= payload.len() && payload[i] != 0xff {
         let (token, off, len) = (
@@ -212,378 +306,113 @@ pub fn mssql_reply(b: &[u8]) -> Result<String, String> {
     Ok("SQL Server (no version given)".into())
 }
 
-fn pg_startup(user: &str, database: &str) -> Vec<u8> {
-    let mut body = Vec::new();
-    body.extend_from_slice(&196608i32.to_be_bytes());
-    for (k, v) in [
-        ("user", user),
-        ("database", database),
-        ("application_name", "warren doctor"),
-    ] {
-        body.extend_from_slice(k.as_bytes());
-        body.push(0);
-        body.extend_from_slice(v.as_bytes());
-        body.push(0);
-    }
-    body.push(0);
-    let mut msg = ((body.len() + 4) as i32).to_be_bytes().to_vec();
-    msg.extend_from_slice(&body);
-    msg
-}
-
-/// The answer to a PostgreSQL startup message.
-pub fn pg_startup_reply(b: &[u8], user: &str, database: &str) -> Finding {
-    let mut i = 0;
-    let mut version = None;
-    while i + 5 <= b.len() {
-        let kind = b[i];
-        let len = i32::from_be_bytes([b[i + 1], b[i + 2], b[i + 3], b[i + 4]]) as usize;
-        let body = &b[(i + 5).min(b.len())..(i + 1 + len).min(b.len())];
-        match kind {
-            b'R' if body.len() >= 4 => {
-                let code = i32::from_be_bytes([body[0], body[1], body[2], body[3]]);
-                let how = match code {
-                    0 => None,
-                    3 => Some("a cleartext password".to_string()),
-                    5 => Some("an MD5 password".to_string()),
-                    10 => {
-                        let mechs: Vec<String> = body[4..]
-                            .split(|&c| c == 0)
-                            .filter(|m| !m.is_empty())
-                            .map(|m| String::from_utf8_lossy(m).into_owned())
-                            .collect();
-                        Some(format!("a {} password", mechs.join("/")))
-                    }
-                    c => Some(format!("authentication method {c}")),
-                };
-                if let Some(how) = how {
-                    return Finding::pass(format!(
-                        "PostgreSQL answered: it asks {user} for {how} to open {database} (not sent by the probe)"
-                    ));
-                }
-            }
-            b'S' => {
-                let mut parts = body.split(|&c| c == 0);
-                if parts.next() == Some(b"server_version".as_slice()) {
-                    version = parts
-                        .next()
-                        .map(|v| String::from_utf8_lossy(v).into_owned());
-                }
-            }
-            b'Z' => {
-                let v = version
-                    .map(|v| format!(" (PostgreSQL {v})"))
-                    .unwrap_or_default();
-                return Finding::pass(format!(
-                    "PostgreSQL answered: {user} is logged in to {database} without a password{v}"
-                ));
-            }
-            b'E' => return pg_error(body, user, database),
-            _ => {}
-        }
-        i += 1 + len;
-    }
-    if let Some(p) = name_protocol(b) {
-        return Finding::fail(
-            format!("this port speaks {p}, not PostgreSQL"),
-            "the port is wrong: PostgreSQL usually listens on 5432",
-        );
-    }
-    Finding::fail(
-        format!("not a PostgreSQL answer: {}", show_bytes(b)),
-        "check the database port",
-    )
-}
-
-fn pg_error(body: &[u8], user: &str, database: &str) -> Finding {
-    let mut code = String::new();
-    let mut message = String::new();
-    for field in body.split(|&c| c == 0).filter(|f| !f.is_empty()) {
-        let text = String::from_utf8_lossy(&field[1..]).into_owned();
-        match field[0] {
-            b'C' => code = text,
-            b'M' => message = text,
-            _ => {}
-        }
-    }
-    let hint = match code.as_str() {
-        "28000" if message.contains("pg_hba") => "PostgreSQL has no pg_hba.conf entry for the bastion's address: add a `host` line for the bastion's IP (or its subnet) and reload".to_string(),
-        "28000" => format!("the role {user} may not log in: check the role exists and has LOGIN"),
-        "28P01" => "the password was wrong: check password_file".to_string(),
-        "3D000" => format!("there is no database {database}: check `database` in epoch.toml"),
-        "53300" => "too many connections: the server's max_connections is reached".to_string(),
-        _ => "see the server's message".to_string(),
-    };
-    // Reaching PostgreSQL at all is the probe's question: an access rule is a failure with
-    // its own fix.
-    Finding::fail(
-        format!("PostgreSQL answered with error {code}: {message}"),
-        hint,
-    )
-}
-
-async fn read_some<S: AsyncRead + Unpin>(s: &mut S, timeout: Duration, want: usize) -> Vec<u8> {
-    let mut buf = Vec::new();
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut chunk = [0u8; 4096];
-    while buf.len() < want {
-        match tokio::time::timeout_at(deadline, s.read(&mut chunk)).await {
-            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
-            _ => break,
-        }
-    }
-    buf
-}
-
-/// Whether a startup answer is complete: ReadyForQuery, an error, or a request for a password;
-/// or bytes that are not PostgreSQL messages at all (then nothing more is worth waiting for).
-fn pg_answer_complete(b: &[u8]) -> bool {
-    let mut i = 0;
-    while i + 5 <= b.len() {
-        let kind = b[i];
-        let len = i32::from_be_bytes([b[i + 1], b[i + 2], b[i + 3], b[i + 4]]);
-        if !(4..=1 << 20).contains(&len) || !kind.is_ascii_alphabetic() {
-            return true;
-        }
-        let end = i + 1 + len as usize;
-        if end > b.len() {
-            return false;
-        }
-        match kind {
-            b'Z' | b'E' => return true,
-            b'R' if b.len() >= i + 9 && b[i + 5..i + 9] != [0, 0, 0, 0] => return true,
-            _ => {}
-        }
-        i = end;
-    }
-    // A first chunk that cannot start a message (an SSH banner, say) is complete as it is.
-    !b.is_empty() && !b[0].is_ascii_alphabetic()
-}
-
-/// Reads until `done` says the bytes so far are a whole answer, or the time is up.
-async fn read_until<S: AsyncRead + Unpin>(
+/// Reads one reply, whole by `frame`, within the budget: its bytes, or why it is not whole.
+async fn read_reply<S: AsyncRead + Unpin>(
     s: &mut S,
-    timeout: Duration,
-    done: fn(&[u8]) -> bool,
-) -> Vec<u8> {
-    let mut buf = Vec::new();
-    let deadline = tokio::time::Instant::now() + timeout;
-    let mut chunk = [0u8; 4096];
-    while !done(&buf) {
-        match tokio::time::timeout_at(deadline, s.read(&mut chunk)).await {
-            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
-            _ => break,
+    budget: &mut Budget,
+    frame: fn(&[u8]) -> Frame,
+) -> (BytesMut, Result<usize, String>) {
+    let mut buf = BytesMut::new();
+    loop {
+        match frame(&buf) {
+            Frame::Whole(n) => return (buf, Ok(n)),
+            Frame::Bad(why) => return (buf, Err(why)),
+            Frame::More => {}
+        }
+        match budget.read_more(s, &mut buf).await {
+            Ok(_) => {}
+            Err(Cut::Closed) if !buf.is_empty() => {
+                let n = buf.len();
+                return (buf, Err(format!("the reply was cut short after {n} bytes")));
+            }
+            Err(Cut::Timeout(t)) if !buf.is_empty() => {
+                let n = buf.len();
+                return (
+                    buf,
+                    Err(format!(
+                        "the reply stopped after {n} bytes and was not whole within {}s",
+                        t.as_secs_f64()
+                    )),
+                );
+            }
+            Err(c) => return (buf, Err(c.to_string())),
         }
     }
-    buf
 }
 
-/// The PostgreSQL SSLRequest: 'S' (TLS offered) or 'N'.
-pub async fn pg_ssl<S: AsyncRead + AsyncWrite + Unpin>(
-    s: &mut S,
-    timeout: Duration,
-) -> Result<bool, Vec<u8>> {
-    let mut req = 8i32.to_be_bytes().to_vec();
-    req.extend_from_slice(&80877103i32.to_be_bytes());
-    if s.write_all(&req).await.is_err() {
-        return Err(Vec::new());
-    }
-    let b = read_some(s, timeout, 1).await;
-    match b.first() {
-        Some(b'S') => Ok(true),
-        Some(b'N') => Ok(false),
-        _ => Err(b),
-    }
+/// How to speak to one engine: what to send first (if anything), how its reply is framed and
+/// read, and how a good reply is reported.
+struct Protocol {
+    name: &'static str,
+    hello: Option<fn() -> Vec<u8>>,
+    frame: fn(&[u8]) -> Frame,
+    parse: fn(&[u8]) -> Result<String, String>,
+    say: fn(String) -> String,
 }
 
-/// Sends the startup message and reads the answer.
-pub async fn pg_login<S: AsyncRead + AsyncWrite + Unpin>(
-    s: &mut S,
-    user: &str,
-    database: &str,
-    timeout: Duration,
-) -> Finding {
-    if s.write_all(&pg_startup(user, database)).await.is_err() {
-        return Finding::fail(
-            "the connection closed before the startup message",
-            "the database closed the connection: check its logs",
-        );
-    }
-    let b = read_until(s, timeout, pg_answer_complete).await;
-    if b.is_empty() {
-        return Finding::fail(
-            "PostgreSQL did not answer the startup message",
-            "the port accepts connections but says nothing: check the database is PostgreSQL and not hung",
-        );
-    }
-    pg_startup_reply(&b, user, database)
-}
-
-/// Logs in with a password (from password_file), as a client would: SCRAM-SHA-256, MD5 or
-/// cleartext, whichever the server asks for; the server's SCRAM signature is checked too.
-pub async fn pg_login_password<S: AsyncRead + AsyncWrite + Unpin>(
-    s: &mut S,
-    user: &str,
-    database: &str,
-    password: &str,
-    timeout: Duration,
-) -> Finding {
-    use super::pgauth::{md5_password, nonce, read_message, scram_final, send};
-    if s.write_all(&pg_startup(user, database)).await.is_err() {
-        return Finding::fail(
-            "the connection closed before the startup message",
-            "the database closed the connection: check its logs",
-        );
-    }
-    let mut version = None;
-    let mut scram: Option<(String, String)> = None; // (client-first-bare, nonce)
-    let mut expect_signature: Option<Vec<u8>> = None;
-    let mut method = "no password";
-    for _ in 0..32 {
-        let Some((kind, body)) = read_message(s, timeout).await else {
-            return Finding::fail(
-                "PostgreSQL stopped answering during authentication",
-                "check the database's logs",
-            );
-        };
-        match (
-            kind,
-            body.get(..4)
-                .map(|c| i32::from_be_bytes([c[0], c[1], c[2], c[3]])),
-        ) {
-            (b'R', Some(0)) => {}
-            (b'R', Some(3)) => {
-                method = "a cleartext password";
-                let mut b = password.as_bytes().to_vec();
-                b.push(0);
-                send(s, b'p', &b).await;
-            }
-            (b'R', Some(5)) if body.len() >= 8 => {
-                method = "an MD5 password";
-                let mut b = md5_password(password, user, &body[4..8]).into_bytes();
-                b.push(0);
-                send(s, b'p', &b).await;
-            }
-            (b'R', Some(10)) => {
-                let mechs = String::from_utf8_lossy(&body[4..]).to_string();
-                if !mechs.split('\0').any(|m| m == "SCRAM-SHA-256") {
-                    return Finding::fail(
-                        format!(
-                            "PostgreSQL asks for SASL mechanisms warren does not speak ({})",
-                            mechs.replace('\0', " ").trim()
-                        ),
-                        "use SCRAM-SHA-256 for this role",
-                    );
-                }
-                method = "SCRAM-SHA-256";
-                let n = nonce();
-                let bare = format!("n=,r={n}");
-                let first = format!("n,,{bare}");
-                let mut b = b"SCRAM-SHA-256\0".to_vec();
-                b.extend_from_slice(&(first.len() as i32).to_be_bytes());
-                b.extend_from_slice(first.as_bytes());
-                send(s, b'p', &b).await;
-                scram = Some((bare, n));
-            }
-            (b'R', Some(11)) => {
-                let Some((bare, n)) = &scram else {
-                    return Finding::fail("an unexpected SASL message", "see the server's log");
-                };
-                let server_first = String::from_utf8_lossy(&body[4..]).to_string();
-                match scram_final(password, bare, &server_first, n) {
-                    Ok((msg, sig)) => {
-                        expect_signature = Some(sig);
-                        send(s, b'p', msg.as_bytes()).await;
-                    }
-                    Err(e) => return Finding::fail(e, "see the server's log"),
-                }
-            }
-            (b'R', Some(12)) => {
-                let text = String::from_utf8_lossy(&body[4..]).to_string();
-                let got = text.strip_prefix("v=").and_then(|v| {
-                    <base64ct::Base64 as base64ct::Encoding>::decode_vec(v.trim()).ok()
-                });
-                if got.is_none() || got != expect_signature {
-                    return Finding::fail(
-                        "the server's SCRAM signature is wrong: it does not know the password, or something is in between",
-                        "check that nothing intercepts the connection",
-                    );
-                }
-            }
-            (b'S', _) => {
-                let mut parts = body.split(|&c| c == 0);
-                if parts.next() == Some(b"server_version".as_slice()) {
-                    version = parts
-                        .next()
-                        .map(|v| String::from_utf8_lossy(v).into_owned());
-                }
-            }
-            (b'Z', _) => {
-                let v = version
-                    .map(|v| format!(" (PostgreSQL {v})"))
-                    .unwrap_or_default();
-                return Finding::pass(format!(
-                    "PostgreSQL answered: {user} logged in to {database} with the password from password_file ({method}){v}"
-                ));
-            }
-            (b'E', _) => return pg_error(&body, user, database),
-            _ => {}
-        }
-    }
-    Finding::fail(
-        "PostgreSQL's authentication did not finish",
-        "see the server's log",
-    )
+fn protocol(engine: &str) -> Option<Protocol> {
+    Some(match engine {
+        "mysql" | "mariadb" => Protocol {
+            name: "MySQL",
+            hello: None,
+            frame: mysql_frame,
+            parse: mysql_greeting,
+            say: |v| format!("MySQL answered: server {v}"),
+        },
+        "redis" => Protocol {
+            name: "Redis",
+            hello: Some(|| b"PING\r\n".to_vec()),
+            frame: redis_frame,
+            parse: redis_reply,
+            say: |v| format!("Redis answered: {v}"),
+        },
+        "mongodb" | "mongo" => Protocol {
+            name: "MongoDB",
+            hello: Some(mongo_hello),
+            frame: mongo_frame,
+            parse: mongo_reply,
+            say: |v| format!("MongoDB {v}"),
+        },
+        "mssql" | "sqlserver" => Protocol {
+            name: "SQL Server",
+            hello: Some(mssql_prelogin),
+            frame: mssql_frame,
+            parse: mssql_reply,
+            say: |v| format!("{v} answered"),
+        },
+        _ => return None,
+    })
 }
 
 /// Probes a non-PostgreSQL engine (or none) over one stream.
 pub async fn probe_other<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
     engine: &str,
-    timeout: Duration,
+    budget: &mut Budget,
 ) -> Finding {
-    match engine {
-        "mysql" | "mariadb" => {
-            let b = read_some(s, timeout, 5).await;
-            match mysql_greeting(&b) {
-                Ok(v) => Finding::pass(format!("MySQL answered: server {v}")),
-                Err(e) => wrong(&b, "MySQL", &e),
-            }
-        }
-        "redis" => {
-            let _ = s.write_all(b"PING\r\n").await;
-            let b = read_some(s, timeout, 1).await;
-            match redis_reply(&b) {
-                Ok(v) => Finding::pass(format!("Redis answered: {v}")),
-                Err(e) => wrong(&b, "Redis", &e),
-            }
-        }
-        "mongodb" | "mongo" => {
-            let _ = s.write_all(&mongo_hello()).await;
-            let b = read_some(s, timeout, 21).await;
-            match mongo_reply(&b) {
-                Ok(v) => Finding::pass(format!("MongoDB {v}")),
-                Err(e) => wrong(&b, "MongoDB", &e),
-            }
-        }
-        "mssql" | "sqlserver" => {
-            let _ = s.write_all(&mssql_prelogin()).await;
-            let b = read_some(s, timeout, 8).await;
-            match mssql_reply(&b) {
-                Ok(v) => Finding::pass(format!("{v} answered")),
-                Err(e) => wrong(&b, "SQL Server", &e),
-            }
-        }
-        _ => {
-            let b = read_some(s, Duration::from_secs(2).min(timeout), 1).await;
-            match (b.is_empty(), name_protocol(&b)) {
-                (true, _) => {
-                    Finding::pass("the port is open (it waits for the client to speak first)")
-                }
-                (false, Some(p)) => Finding::pass(format!("the port speaks {p}")),
-                (false, None) => Finding::pass(format!("the port answered {}", show_bytes(&b))),
-            }
-        }
+    let Some(p) = protocol(engine) else {
+        // Unknown: whatever the port says first, if anything, within 2 s.
+        let mut quick = Budget::new(std::time::Duration::from_secs(2).min(budget.timeout()));
+        let mut b = BytesMut::new();
+        let _ = quick.read_more(s, &mut b).await;
+        return match (b.is_empty(), name_protocol(&b)) {
+            (true, _) => Finding::pass("the port is open (it waits for the client to speak first)"),
+            (false, Some(p)) => Finding::pass(format!("the port speaks {p}")),
+            (false, None) => Finding::pass(format!("the port answered {}", show_bytes(&b))),
+        };
+    };
+    if let Some(hello) = p.hello
+        && let Err(cut) = budget.write(s, &hello()).await
+    {
+        return Finding::fail(
+            format!("{} did not take the first message: {cut}", p.name),
+            "the port accepts connections but closes them: is this the right service?",
+        );
+    }
+    let (b, whole) = read_reply(s, budget, p.frame).await;
+    match whole.and_then(|n| (p.parse)(&b[..n])) {
+        Ok(v) => Finding::pass((p.say)(v)),
+        Err(e) => wrong(&b, p.name, &e),
     }
 }
 
@@ -594,7 +423,7 @@ fn wrong(b: &[u8], want: &str, e: &str) -> Finding {
             format!("the port is wrong: check the {want} port in the entry"),
         ),
         _ if b.is_empty() => Finding::fail(
-            format!("{want} did not answer"),
+            format!("{want} did not answer: {e}"),
             "the port accepts connections but says nothing: is this the right service?",
         ),
         _ => Finding::fail(
@@ -611,7 +440,7 @@ mod tests {
     /// Recorded from MySQL 8.0 (first packet of the handshake, auth data trimmed).
     const MYSQL_8: &[u8] = b"\x4a\x00\x00\x00\x0a8.0.36\x00\x08\x00\x00\x00\x3e\x32\x18\x45\x2b\x4c\x0e\x53\x00\xff\xff\xff\x02\x00\xff\xdf\x15\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x4b\x0b\x12\x3d\x6d\x0c\x0c\x44\x7c\x7d\x1f\x5e\x00caching_sha2_password\x00";
     /// MariaDB refusing a host.
-    const MYSQL_REFUSED: &[u8] = b"\x44\x00\x00\x00\xffj\x04Host '10.0.0.5' is not allowed to connect to this MariaDB server";
+    const MYSQL_REFUSED: &[u8] = b"\x43\x00\x00\x00\xffj\x04Host '10.0.0.5' is not allowed to connect to this MariaDB server";
     /// Recorded PRELOGIN response of SQL Server 2019 (15.0.2000).
     const MSSQL_2019: &[u8] = b"\x04\x01\x00\x25\x00\x00\x01\x00\x00\x00\x15\x00\x06\x01\x00\x1b\x00\x01\x02\x00\x1c\x00\x01\x03\x00\x1d\x00\x00\xff\x0f\x00\x07\xd0\x00\x00\x02\x00";
 
@@ -662,20 +491,6 @@ mod tests {
         );
         assert_eq!(mssql_prelogin()[0], 0x12);
         assert!(mssql_reply(b"+PONG\r\n").is_err());
-    }
-
-    #[test]
-    fn postgres_replies() {
-        let sasl = b"R\x00\x00\x00\x17\x00\x00\x00\x0aSCRAM-SHA-256\x00\x00";
-        let f = pg_startup_reply(sasl, "app", "orders");
-        assert!(f.ok, "{f:?}");
-        assert!(f.detail.contains("SCRAM-SHA-256"), "{f:?}");
-        let err = b"E\x00\x00\x00\x5fSFATAL\x00C28000\x00Mno pg_hba.conf entry for host \"10.0.0.5\", user \"app\", database \"orders\"\x00\x00";
-        let f = pg_startup_reply(err, "app", "orders");
-        assert!(!f.ok);
-        assert!(f.hint.unwrap_or_default().contains("pg_hba.conf"));
-        let f = pg_startup_reply(b"SSH-2.0-OpenSSH_9.2p1\r\n", "app", "orders");
-        assert_eq!(f.detail, "this port speaks SSH, not PostgreSQL");
     }
 
     #[test]

@@ -19,6 +19,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::health::{self, Checker};
 use super::supervisor::{Kick, RemoteSpec, Report, Supervisor};
 use super::{Command, Event, TunnelState, TunnelStatus};
 use crate::config::forward::{Endpoint, ForwardKind};
@@ -27,7 +28,7 @@ use crate::prompt::Prompter;
 use crate::ssh::client;
 use crate::tunnel::{self, Stats, Target};
 
-type Current = watch::Receiver<Option<Arc<russh::client::Handle<client::Client>>>>;
+pub(super) type Current = watch::Receiver<Option<Arc<russh::client::Handle<client::Client>>>>;
 
 /// One SSH connection and the tunnels on it.
 struct Session {
@@ -52,6 +53,12 @@ struct Tunnel {
     via: String,
     /// Open requests waiting for it to be up or failed.
     waiters: Vec<oneshot::Sender<TunnelStatus>>,
+    /// When its max_duration closes it (pushed back by Extend).
+    deadline: Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
+    max_duration: Option<Duration>,
+    idle_timeout: Option<Duration>,
+    /// The checks of the database behind it.
+    health: health::History,
 }
 
 struct Actor {
@@ -61,6 +68,9 @@ struct Actor {
     tunnels: HashMap<String, Tunnel>,
     reports: mpsc::UnboundedSender<Report>,
     next_session: u64,
+    /// The engine's own command channel (weak: the actor stops when every handle is gone),
+    /// for the tunnels' limit timers.
+    commands: mpsc::WeakSender<Command>,
 }
 
 /// Tunnels with equal keys share a connection: every hop must agree on everything that
@@ -76,6 +86,7 @@ pub(super) async fn run(
     events: broadcast::Sender<Event>,
     prompter: Arc<Prompter>,
     mut commands: mpsc::Receiver<Command>,
+    own: mpsc::WeakSender<Command>,
 ) {
     let (rtx, mut rrx) = mpsc::unbounded_channel();
     let mut a = Actor {
@@ -85,6 +96,7 @@ pub(super) async fn run(
         tunnels: HashMap::new(),
         reports: rtx,
         next_session: 1,
+        commands: own,
     };
     loop {
         tokio::select! {
@@ -144,6 +156,26 @@ impl Actor {
                 }
                 self.kick(&[], Kick::Check);
             }
+            Command::Expire { name, reason } => {
+                if self.tunnels.get(&name).is_some_and(|t| t.state.is_open()) {
+                    tracing::info!(tunnel = %name, "closing: {reason}");
+                    self.prompter.withdraw_all(&name);
+                    self.release(&name).await;
+                    self.set_state(&name, TunnelState::Expired { reason });
+                }
+            }
+            Command::Extend { name, secs } => {
+                if let Some(t) = self.tunnels.get(&name) {
+                    let by = secs.map(Duration::from_secs).or(t.max_duration);
+                    if let (Some(by), Ok(mut d)) = (by, t.deadline.lock()) {
+                        let base = d.unwrap_or_else(tokio::time::Instant::now);
+                        *d = Some(base + by);
+                        t.stats
+                            .log(format!("time limit extended by {}s", by.as_secs()));
+                        tracing::info!(tunnel = %name, "time limit extended by {}s", by.as_secs());
+                    }
+                }
+            }
             Command::Answer { id, answer } => {
                 self.prompter.answer(id, answer);
             }
@@ -199,14 +231,28 @@ impl Actor {
 
     fn status(&self, name: &str) -> TunnelStatus {
         let t = &self.tunnels[name];
+        let mut stats = t.stats.snapshot();
+        stats.expires_in_secs = left(&t.deadline).filter(|_| t.state.is_open());
         TunnelStatus {
             name: name.to_string(),
             state: t.state.clone(),
             local: t.local.clone(),
             target: t.target.clone(),
             via: t.via.clone(),
-            stats: t.stats.snapshot(),
+            stats,
+            idle_timeout_secs: t.idle_timeout.map(|d| d.as_secs_f64()),
             log: t.stats.log_lines(),
+            health: t
+                .health
+                .lock()
+                .ok()
+                .and_then(|h| h.back().cloned())
+                .filter(|_| t.state.is_open()),
+            health_history: t
+                .health
+                .lock()
+                .map(|h| h.iter().cloned().collect())
+                .unwrap_or_default(),
         }
     }
 
@@ -298,7 +344,10 @@ impl Actor {
                         target: t.target.clone(),
                         via: t.via.clone(),
                         stats: t.stats.snapshot(),
+                        idle_timeout_secs: None,
                         log: t.stats.log_lines(),
+                        health: None,
+                        health_history: Vec::new(),
                     });
                 }
             }
@@ -445,6 +494,15 @@ impl Actor {
             target: conn.target().unwrap_or_default(),
             via: via.clone(),
             waiters: reply.into_iter().collect(),
+            deadline: Arc::new(std::sync::Mutex::new(
+                conn.policy
+                    .max_duration
+                    .as_ref()
+                    .map(|d| tokio::time::Instant::now() + d.value.0),
+            )),
+            max_duration: conn.policy.max_duration.as_ref().map(|d| d.value.0),
+            idle_timeout: conn.policy.idle_timeout.as_ref().map(|d| d.value.0),
+            health: health::History::default(),
         };
         let (listeners, remote, failure) = self.bind(&conn, &mut t).await;
         self.tunnels.insert(name.clone(), t);
@@ -519,12 +577,46 @@ impl Actor {
             let (s, st, sd) = (current.clone(), Arc::clone(&stats), stop.clone());
             t.tasks.spawn(tunnel::serve(l, s, target, st, timeout, sd));
         }
-        t.tasks.spawn(report_stats(
-            name.clone(),
-            Arc::clone(&stats),
-            self.events.clone(),
-            stop.clone(),
-        ));
+        if let Some(interval) = health::interval(&conn) {
+            t.tasks.spawn(health::run(Checker {
+                name: name.clone(),
+                conn: Arc::new(conn),
+                interval,
+                current: current.clone(),
+                events: self.events.clone(),
+                stats: Arc::clone(&stats),
+                history: Arc::clone(&t.health),
+                stop: stop.clone(),
+            }));
+        }
+        t.tasks.spawn(report_stats(Watch {
+            name: name.clone(),
+            stats: Arc::clone(&stats),
+            events: self.events.clone(),
+            stop: stop.clone(),
+            deadline: Arc::clone(&t.deadline),
+            max_duration: t.max_duration,
+            idle_timeout: t.idle_timeout,
+            commands: self.commands.clone(),
+        }));
+    }
+
+    /// Who holds a local port: a tunnel of this engine, another warren, or a program.
+    fn holder(&self, port: u16) -> String {
+        use tunnel::owner::Owner;
+        match tunnel::owner::of_port(port) {
+            Some(Owner::Process { pid, .. }) if pid == std::process::id() => self
+                .tunnels
+                .iter()
+                .find(|(_, t)| t.local.iter().any(|l| l.ends_with(&format!(":{port}"))))
+                .map(|(n, _)| format!("this warren's tunnel {n}"))
+                .unwrap_or_else(|| "this warren".into()),
+            Some(Owner::Process { pid, program }) if program == "warren" => {
+                format!("another warren (pid {pid}; `warren status` lists the daemon's tunnels)")
+            }
+            Some(o) => o.describe(),
+            None => "a process warren cannot see".into(),
+        }
     }
 
     /// Binds every local listener of a connection and collects its remote forwards; a
@@ -595,7 +687,38 @@ impl Actor {
                     continue;
                 }
             };
-            match tunnel::bind(&f.listen).await {
+            let mut bound = tunnel::bind(&f.listen).await;
+            if let (Err(e), Endpoint::Tcp { host, port }) = (&bound, &f.listen)
+                && e.kind() == std::io::ErrorKind::AddrInUse
+            {
+                let who = self.holder(*port);
+                let host = tunnel::bind_host(host.as_deref());
+                let free = tunnel::owner::next_free(host, *port);
+                match free.filter(|_| conn.policy.port_fallback) {
+                    Some(p) => {
+                        let message = format!(
+                            "{} is in use by {who}: using {p} instead (--port-fallback)",
+                            f.listen.local_text()
+                        );
+                        t.stats.log(format!("warning: {message}"));
+                        self.emit(Event::Warning {
+                            name: name.clone(),
+                            message,
+                        });
+                        bound = tunnel::bind(&Endpoint::tcp(host, p)).await;
+                    }
+                    None => {
+                        let free = free
+                            .map(|p| format!("; {p} is free (warren up --port-fallback takes it)"))
+                            .unwrap_or_default();
+                        bound = Err(std::io::Error::new(
+                            std::io::ErrorKind::AddrInUse,
+                            format!("the port is in use by {who}{free}"),
+                        ));
+                    }
+                }
+            }
+            match bound {
                 Ok((l, local)) => {
                     self.emit(Event::Listening {
                         name: name.clone(),
@@ -633,20 +756,84 @@ impl Actor {
     }
 }
 
-async fn report_stats(
+/// What a tunnel's once-a-second task watches: its counters (sent as events) and its limits.
+struct Watch {
     name: String,
     stats: Arc<Stats>,
     events: broadcast::Sender<Event>,
     stop: CancellationToken,
-) {
+    deadline: Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
+    max_duration: Option<Duration>,
+    idle_timeout: Option<Duration>,
+    commands: mpsc::WeakSender<Command>,
+}
+
+/// Seconds left before a deadline.
+fn left(deadline: &std::sync::Mutex<Option<tokio::time::Instant>>) -> Option<f64> {
+    deadline.lock().ok().and_then(|d| *d).map(|d| {
+        d.saturating_duration_since(tokio::time::Instant::now())
+            .as_secs_f64()
+    })
+}
+
+/// A span as people say it: `90s`, `30m`, `8h`, `1h30m`.
+fn span(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 3600, s % 3600 / 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (h, 0, 0) => format!("{h}h"),
+        (h, m, _) if h > 0 => format!("{h}h{m}m"),
+        (_, m, s) => format!("{m}m{s}s"),
+    }
+}
+
+async fn report_stats(w: Watch) {
+    let mut idle_since: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
-            _ = stop.cancelled() => return,
+            _ = w.stop.cancelled() => return,
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
-        let _ = events.send(Event::Stats {
-            name: name.clone(),
-            stats: stats.snapshot(),
+        let mut snap = w.stats.snapshot();
+        snap.expires_in_secs = left(&w.deadline);
+        let now = tokio::time::Instant::now();
+        let mut expired = None;
+        if let Some(d) = w.deadline.lock().ok().and_then(|d| *d)
+            && now >= d
+        {
+            expired = Some(format!(
+                "its time limit ({}) was reached",
+                w.max_duration.map(span).unwrap_or_default()
+            ));
+        }
+        if let Some(limit) = w.idle_timeout {
+            if snap.active > 0 {
+                idle_since = None;
+            } else {
+                let since = *idle_since.get_or_insert(now);
+                if now.duration_since(since) >= limit {
+                    expired = Some(format!(
+                        "no client connection for {} (idle_timeout)",
+                        span(limit)
+                    ));
+                }
+            }
+        }
+        let _ = w.events.send(Event::Stats {
+            name: w.name.clone(),
+            stats: snap,
         });
+        if let Some(reason) = expired
+            && let Some(c) = w.commands.upgrade()
+        {
+            let _ = c
+                .send(Command::Expire {
+                    name: w.name.clone(),
+                    reason,
+                })
+                .await;
+            return;
+        }
     }
 }

@@ -11,6 +11,7 @@
 //!
 //! - `actor`: the one task that owns tunnels and sessions.
 //! - `supervisor`: one per session: connect, watch, reconnect with backoff.
+//! - [`health`]: checks the database behind each open tunnel, through its session.
 //! - [`monitor`]: notices a resume from sleep or a network change and has every session
 //!   re-checked at once.
 //!
@@ -18,6 +19,7 @@
 //! far behind loses the oldest ones (it sees `Lagged`), and the engine never waits for it.
 
 mod actor;
+pub mod health;
 pub mod monitor;
 mod supervisor;
 
@@ -54,6 +56,10 @@ pub enum Command {
     Recheck { why: String },
     /// The answer to a prompt.
     Answer { id: u64, answer: Answer },
+    /// Close a tunnel because a limit of its own was reached; it stays listed as expired.
+    Expire { name: String, reason: String },
+    /// Push a tunnel's time limit back by `secs` (`None`: by its whole max_duration again).
+    Extend { name: String, secs: Option<u64> },
     /// Run the diagnostics of a connection; steps arrive as [`Event::Step`], then
     /// [`Event::Diagnosed`].
     Diagnose(Box<Connection>),
@@ -64,6 +70,7 @@ pub enum Command {
 }
 
 pub use crate::tunnel::TunnelStats;
+pub use health::Health;
 
 /// One tunnel, as `warren status` and a client show it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -77,9 +84,18 @@ pub struct TunnelStatus {
     pub via: String,
     #[serde(flatten)]
     pub stats: TunnelStats,
+    /// It closes after this long with no client connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_secs: Option<f64>,
     /// The tunnel's recent log lines, oldest first.
     #[serde(default)]
     pub log: Vec<String>,
+    /// The last check of the database behind it (none yet, or none to check).
+    #[serde(default)]
+    pub health: Option<Health>,
+    /// The recent checks, oldest first (at most [`health::HISTORY`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health_history: Vec<Health>,
 }
 
 /// The state of a tunnel.
@@ -89,8 +105,17 @@ pub enum TunnelState {
     Down,
     Connecting,
     Up,
-    Reconnecting { in_secs: f64, attempt: u32 },
-    Failed { error: String },
+    Reconnecting {
+        in_secs: f64,
+        attempt: u32,
+    },
+    Failed {
+        error: String,
+    },
+    /// Closed by its own limit (max_duration, idle_timeout): listed until opened again.
+    Expired {
+        reason: String,
+    },
 }
 
 impl TunnelState {
@@ -118,6 +143,7 @@ impl std::fmt::Display for TunnelState {
                 write!(f, "reconnecting in {in_secs:.1}s (attempt {attempt})")
             }
             TunnelState::Failed { error } => write!(f, "failed: {error}"),
+            TunnelState::Expired { reason } => write!(f, "closed: {reason}"),
         }
     }
 }
@@ -175,6 +201,11 @@ pub enum Event {
         name: String,
         ok: bool,
     },
+    /// A check of the database behind an open tunnel ended.
+    Health {
+        name: String,
+        health: Health,
+    },
 }
 
 impl Event {
@@ -189,7 +220,8 @@ impl Event {
             | Event::Prompt { name, .. }
             | Event::PromptWithdrawn { name, .. }
             | Event::Step { name, .. }
-            | Event::Diagnosed { name, .. } => name,
+            | Event::Diagnosed { name, .. }
+            | Event::Health { name, .. } => name,
         }
     }
 }
@@ -249,7 +281,12 @@ impl Engine {
                 },
             });
         }));
-        tokio::spawn(actor::run(etx.clone(), Arc::clone(&prompter), crx));
+        tokio::spawn(actor::run(
+            etx.clone(),
+            Arc::clone(&prompter),
+            crx,
+            ctx.downgrade(),
+        ));
         tokio::spawn(monitor::run(ctx.clone()));
         Engine {
             commands: ctx,

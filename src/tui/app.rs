@@ -22,7 +22,8 @@ use super::wizard::{self, Wizard};
 use crate::config::{Connection, Secret};
 use crate::diagnose::Step;
 use crate::engine::{Command, Event, TunnelState};
-use crate::settings::{GroupBy, NotifyOn, Settings, SortBy};
+use crate::notify::{Kind, Tracker};
+use crate::settings::{GroupBy, Settings, SortBy};
 
 pub use super::live::HISTORY;
 pub use super::questions::PROMPT_GUARD;
@@ -66,7 +67,7 @@ pub enum QuitChoice {
 /// Who to tell when something happens to a tunnel (from the settings).
 #[derive(Clone, Debug)]
 pub struct Notify {
-    pub on: Vec<NotifyOn>,
+    pub on: Vec<Kind>,
     pub bell: bool,
     pub desktop: bool,
 }
@@ -118,6 +119,8 @@ pub struct App {
     pub wizard: Wizard,
     pub keymap: Keymap,
     pub notify: Notify,
+    /// What is news among the engine's events (only changes are).
+    news: Tracker,
     /// A fixed time for timelines (tests); `None`: the clock.
     pub frozen_time: Option<SystemTime>,
     /// Seconds east of UTC, for the times shown.
@@ -197,10 +200,14 @@ impl App {
             wizard: Wizard::default(),
             keymap: Keymap::default(),
             notify: Notify {
-                on: vec![NotifyOn::Failed, NotifyOn::Dropped],
+                on: Settings::defaults(Default::default())
+                    .notifications
+                    .on
+                    .value,
                 bell: true,
                 desktop: false,
             },
+            news: Tracker::new(),
             frozen_time: None,
             utc_offset: 0,
             quit: false,
@@ -445,6 +452,16 @@ fn key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
 fn engine_event(app: &mut App, ev: Event) -> Vec<Effect> {
     let now = app.now();
     let mut effects = Vec::new();
+    if let Some(n) = app.news.event(&ev)
+        && app.notify.on.contains(&n.kind)
+        && (app.notify.bell || app.notify.desktop)
+    {
+        effects.push(Effect::Notify {
+            text: n.message(),
+            bell: app.notify.bell,
+            desktop: app.notify.desktop,
+        });
+    }
     match ev {
         Event::Listening { name, local, .. } => {
             let live = app.live.entry(name).or_default();
@@ -459,17 +476,7 @@ fn engine_event(app: &mut App, ev: Event) -> Vec<Effect> {
             if state == TunnelState::Down {
                 live.listening.clear();
             }
-            for h in live::record(live, &before, &state, now) {
-                if h.notify_kind().is_some_and(|k| app.notify.on.contains(&k))
-                    && (app.notify.bell || app.notify.desktop)
-                {
-                    effects.push(Effect::Notify {
-                        text: format!("{name}: {}", h.text()),
-                        bell: app.notify.bell,
-                        desktop: app.notify.desktop,
-                    });
-                }
-            }
+            live::record(live, &before, &state, now);
             app.states.insert(name, state);
             if app.sort == SortBy::State {
                 app.refresh_rows();
@@ -506,6 +513,7 @@ fn engine_event(app: &mut App, ev: Event) -> Vec<Effect> {
                 d.done = Some(ok);
             }
         }
+        Event::Health { name, health } => app.live.entry(name).or_default().health(now, health),
     }
     effects
 }

@@ -43,8 +43,14 @@ pub fn facts(app: &App, c: &Connection, theme: Theme, w: usize) -> Vec<Line<'sta
     let state = app.state(&c.display_name);
     let (text, style) = badge(app, &state, theme);
     let mut parts = vec![("state      ".to_string(), dim), (text, style)];
-    if let TunnelState::Failed { error } = &state {
-        parts.push((format!("  {error}"), theme.failed()));
+    match &state {
+        TunnelState::Failed { error } => parts.push((format!("  {error}"), theme.failed())),
+        TunnelState::Expired { reason } => parts.push((format!("  closed: {reason}"), dim)),
+        _ => {}
+    }
+    if let Some(h) = live.and_then(|l| l.health.as_ref()) {
+        let style = if h.ok { theme.up() } else { theme.failed() };
+        parts.push((format!("  · {}", h.short()), style));
     }
     lines.push(fit_line(parts, w));
     if let Some(l) = live {
@@ -165,9 +171,12 @@ pub fn timeline(
     let skip = moments.len().saturating_sub(h.saturating_sub(1));
     for m in moments.into_iter().skip(skip) {
         let style = match m.what {
-            super::live::Happened::Failed(_) => theme.failed(),
+            super::live::Happened::Failed(_) | super::live::Happened::Health { ok: false, .. } => {
+                theme.failed()
+            }
+            super::live::Happened::Health { ok: true, .. } => theme.up(),
             super::live::Happened::Opened | super::live::Happened::Reconnected => theme.up(),
-            super::live::Happened::Closed => theme.dim(),
+            super::live::Happened::Closed | super::live::Happened::Expired(_) => theme.dim(),
             _ => theme.busy(),
         };
         out.push(fit_line(

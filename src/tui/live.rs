@@ -6,8 +6,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::engine::{TunnelState, TunnelStats};
-use crate::settings::NotifyOn;
+use crate::engine::{Health, TunnelState, TunnelStats};
 
 /// Throughput samples kept per tunnel for the sparkline.
 pub const HISTORY: usize = 60;
@@ -25,6 +24,8 @@ pub struct Live {
     pub log: VecDeque<(SystemTime, String)>,
     /// State changes with their times, oldest first.
     pub timeline: VecDeque<Moment>,
+    /// The latest check of the database behind the tunnel.
+    pub health: Option<Health>,
 }
 
 impl Live {
@@ -38,6 +39,20 @@ impl Live {
             self.log.pop_front();
         }
         self.log.push_back((at, line));
+    }
+
+    /// Takes a health check's result; a change (or the first result) goes in the timeline.
+    pub fn health(&mut self, at: SystemTime, h: Health) {
+        if self.health.as_ref().map(|p| p.ok) != Some(h.ok) {
+            self.push_moment(
+                at,
+                Happened::Health {
+                    ok: h.ok,
+                    detail: h.short(),
+                },
+            );
+        }
+        self.health = Some(h);
     }
 
     fn push_moment(&mut self, at: SystemTime, what: Happened) {
@@ -68,7 +83,7 @@ pub struct Moment {
     pub what: Happened,
 }
 
-/// What happened to a tunnel. (Health checks will add their own: "health changed".)
+/// What happened to a tunnel.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Happened {
     Opening,
@@ -82,7 +97,14 @@ pub enum Happened {
     },
     Reconnected,
     Failed(String),
+    /// Closed by its own time limit, and why.
+    Expired(String),
     Closed,
+    /// The database behind it started or stopped answering (`db ok 3 ms`, `db failing: …`).
+    Health {
+        ok: bool,
+        detail: String,
+    },
 }
 
 impl Happened {
@@ -97,7 +119,9 @@ impl Happened {
             }
             Happened::Reconnected => "reconnected".into(),
             Happened::Failed(e) => format!("failed: {e}"),
+            Happened::Expired(r) => format!("closed: {r}"),
             Happened::Closed => "closed".into(),
+            Happened::Health { detail, .. } => detail.clone(),
         }
     }
 
@@ -108,18 +132,10 @@ impl Happened {
             Happened::Opened | Happened::Reconnected => "●",
             Happened::Dropped => "↯",
             Happened::Failed(_) => "✘",
+            Happened::Expired(_) => "⊘",
             Happened::Closed => "○",
-        }
-    }
-
-    /// The notification kind this moment is, if any.
-    pub fn notify_kind(&self) -> Option<NotifyOn> {
-        match self {
-            Happened::Failed(_) => Some(NotifyOn::Failed),
-            Happened::Dropped => Some(NotifyOn::Dropped),
-            Happened::Reconnected => Some(NotifyOn::Reconnected),
-            Happened::Opened => Some(NotifyOn::Up),
-            _ => None,
+            Happened::Health { ok: true, .. } => "✓",
+            Happened::Health { ok: false, .. } => "✗",
         }
     }
 }
@@ -152,6 +168,9 @@ pub fn moments(before: &TunnelState, after: &TunnelState) -> Vec<Happened> {
         }],
         (_, S::Failed { error }) if !matches!(before, S::Failed { .. }) => {
             vec![Happened::Failed(error.clone())]
+        }
+        (_, S::Expired { reason }) if !matches!(before, S::Expired { .. }) => {
+            vec![Happened::Expired(reason.clone())]
         }
         (S::Up | S::Connecting | S::Reconnecting { .. }, S::Down) => vec![Happened::Closed],
         _ => Vec::new(),

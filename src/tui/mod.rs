@@ -72,6 +72,14 @@ fn looked_in(c: &Catalog) -> Vec<String> {
         .collect()
 }
 
+/// Reads the config files again into the app, with the settings' defaults applied.
+fn reload(app: &mut App, paths: &Paths, ctx: &Arc<Context>, settings: &Settings) {
+    let mut catalog = Catalog::load(paths, Arc::clone(ctx));
+    settings.apply(&mut catalog.connections);
+    app.looked_in = looked_in(&catalog);
+    app.set_connections(catalog.connections);
+}
+
 /// Runs the TUI until the user quits; tunnels opened in it close on quit.
 /// `demo`: on the demo world (started here, removed on quit) instead of `paths`, never
 /// attached to (or handing tunnels to) a daemon — the demo's world ends with it.
@@ -92,8 +100,8 @@ pub async fn run(
     for p in &settings.problems {
         tracing::warn!("{p}");
     }
-    let catalog = Catalog::load(&paths, Arc::clone(&ctx));
-    let mut app = App::new(catalog.connections.clone(), looked_in(&catalog));
+    let mut app = App::new(Vec::new(), Vec::new());
+    reload(&mut app, &paths, &ctx, &settings);
     app.utc_offset = live::local_offset();
     app.apply_settings(&settings);
     let theme = Theme::from_env(
@@ -190,9 +198,7 @@ pub async fn run(
                 Effect::Setup(answers) => {
                     let r = apply::save(&answers, &ctx, &paths);
                     if r.is_ok() {
-                        let catalog = Catalog::load(&paths, Arc::clone(&ctx));
-                        app.looked_in = looked_in(&catalog);
-                        app.set_connections(catalog.connections.clone());
+                        reload(&mut app, &paths, &ctx, &settings);
                     }
                     update(&mut app, Action::SetUp(r));
                 }
@@ -210,9 +216,7 @@ pub async fn run(
                             app.attached = false;
                         }
                         app.standalone = true;
-                        let catalog = Catalog::load(&paths, Arc::clone(&ctx));
-                        app.looked_in = looked_in(&catalog);
-                        app.set_connections(catalog.connections.clone());
+                        reload(&mut app, &paths, &ctx, &settings);
                         app.select_first();
                         app.message = Some(
                             "the demo: Enter opens demo-db, d diagnoses; it is removed on quit"
@@ -222,11 +226,7 @@ pub async fn run(
                     Err(e) => app.message = Some(format!("the demo could not start: {e}")),
                 },
                 Effect::Demo => {}
-                Effect::Reload => {
-                    let catalog = Catalog::load(&paths, Arc::clone(&ctx));
-                    app.looked_in = looked_in(&catalog);
-                    app.set_connections(catalog.connections.clone());
-                }
+                Effect::Reload => reload(&mut app, &paths, &ctx, &settings),
             }
         }
         if app.quit {
@@ -253,7 +253,14 @@ pub async fn run(
             {
                 tracing::info!("handing {} tunnel(s) to the daemon", open.len());
                 let _ = c
-                    .request(Request::Open { names: open }, crate::daemon::client::OPEN)
+                    .request(
+                        Request::Open {
+                            names: open,
+                            for_secs: None,
+                            port_fallback: false,
+                        },
+                        crate::daemon::client::OPEN,
+                    )
                     .await;
             }
         }
@@ -269,14 +276,21 @@ pub async fn run(
 }
 
 /// Tells the user something happened: the terminal's bell, and/or a desktop notification
-/// through the terminal (OSC 777, shown by foot, WezTerm, urxvt, VTE terminals and others).
+/// through the terminal (OSC 777: foot, WezTerm, urxvt, VTE terminals; OSC 9: iTerm2,
+/// Windows Terminal).
 fn notify(text: &str, bell: bool, desktop: bool) {
     let mut out = std::io::stdout();
     if desktop {
         // The text is the engine's: no control character may reach the terminal, and a ';'
-        // would end the field.
+        // would end the field. iTerm2 and Windows Terminal take OSC 9; most others OSC 777.
         let body = crate::text::escape(text).replace(';', ",");
-        let _ = write!(out, "\x1b]777;notify;warren;{body}\x1b\\");
+        let osc9 = std::env::var("TERM_PROGRAM").is_ok_and(|t| t == "iTerm.app")
+            || std::env::var_os("WT_SESSION").is_some();
+        if osc9 {
+            let _ = write!(out, "\x1b]9;{body}\x1b\\");
+        } else {
+            let _ = write!(out, "\x1b]777;notify;warren;{body}\x1b\\");
+        }
     }
     if bell {
         let _ = write!(out, "\x07");

@@ -91,14 +91,15 @@ pub fn fuzzy(pattern: &str, text: &str) -> bool {
     pattern.chars().all(|p| it.any(|c| c == p))
 }
 
-/// Problems first: failed, reconnecting, connecting, up, down.
+/// Problems first: failed, reconnecting, connecting, up, expired, down.
 fn state_rank(s: Option<&TunnelState>) -> u8 {
     match s {
         Some(TunnelState::Failed { .. }) => 0,
         Some(TunnelState::Reconnecting { .. }) => 1,
         Some(TunnelState::Connecting) => 2,
         Some(TunnelState::Up) => 3,
-        Some(TunnelState::Down) | None => 4,
+        Some(TunnelState::Expired { .. }) => 4,
+        Some(TunnelState::Down) | None => 5,
     }
 }
 

@@ -34,6 +34,7 @@ pub fn badge(app: &App, state: &TunnelState, theme: Theme) -> (String, Style) {
             (format!("↻ retry {:.0}s", in_secs.ceil()), theme.busy())
         }
         TunnelState::Failed { .. } => ("✘ failed".into(), theme.failed()),
+        TunnelState::Expired { .. } => ("⊘ expired".into(), theme.dim()),
     }
 }
 

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ssh::handler::Client;
 
+pub mod owner;
 pub mod socks;
 
 /// The most a connection may hold for a local client that does not read (bounds memory).
@@ -67,6 +68,9 @@ pub struct TunnelStats {
     pub reconnects: u64,
     pub uptime_secs: Option<f64>,
     pub last_error: Option<String>,
+    /// Time left before its time limit (max_duration) closes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_secs: Option<f64>,
 }
 
 impl Stats {
@@ -80,6 +84,7 @@ impl Stats {
             reconnects: self.reconnects.load(Ordering::Relaxed),
             uptime_secs: self.uptime().map(|d| d.as_secs_f64()),
             last_error: self.last_error.lock().ok().and_then(|e| e.clone()),
+            expires_in_secs: None,
         }
     }
 
@@ -497,12 +502,7 @@ pub async fn bind(
 ) -> std::io::Result<(Listener, String)> {
     match listen {
         crate::config::forward::Endpoint::Tcp { host, port } => {
-            // No bind address means loopback, as ssh's GatewayPorts=no.
-            let host = match host.as_deref() {
-                None | Some("") | Some("localhost") => "127.0.0.1",
-                Some("*") => "0.0.0.0",
-                Some(h) => h,
-            };
+            let host = bind_host(host.as_deref());
             let sock = if host.contains(':') {
                 tokio::net::TcpSocket::new_v6()?
             } else {
@@ -531,6 +531,16 @@ pub async fn bind(
             let l = bind_unix(path)?;
             Ok((Listener::Unix(l), path.display().to_string()))
         }
+    }
+}
+
+/// The address a local end binds: loopback when none is given (as ssh's GatewayPorts=no),
+/// all addresses for `*`.
+pub fn bind_host(host: Option<&str>) -> &str {
+    match host {
+        None | Some("") | Some("localhost") => "127.0.0.1",
+        Some("*") => "0.0.0.0",
+        Some(h) => h,
     }
 }
 

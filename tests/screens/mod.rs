@@ -190,7 +190,7 @@ pub fn busy_app(w: u16, h: u16) -> App {
                     total: 7 + i as u64,
                     reconnects: 1,
                     uptime_secs: Some(3720.0),
-                    last_error: None,
+                    ..Default::default()
                 },
             },
         );

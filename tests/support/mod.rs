@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod certs;
+pub mod fake;
 pub mod mfa;
 pub mod net;
 pub mod postgres;

@@ -1,5 +1,6 @@
 //! A real PostgreSQL cluster of the test's own on 127.0.0.1 (trust auth), stopped on drop.
-//! It refuses to run as root, so as root it runs as the `postgres` user.
+//! It refuses to run as root, so as root it runs as the `postgres` user. [`Options`] add a
+//! password, TLS (a certificate and key the test made) and a pg_hba.conf of the test's own.
 #![allow(dead_code)]
 
 use std::path::PathBuf;
@@ -9,6 +10,19 @@ pub struct Postgres {
     pub port: u16,
     dir: tempfile::TempDir,
     bin: PathBuf,
+    /// The server's options (port, socket dir, TLS), for a restart.
+    opts: String,
+}
+
+/// How a cluster differs from the default (trust for everyone, no TLS).
+#[derive(Default)]
+pub struct Options<'a> {
+    /// The `postgres` role's password, asked for with SCRAM-SHA-256 over TCP.
+    pub password: Option<&'a str>,
+    /// `ssl = on` with this certificate and key (PEM files; copied into the cluster's dir).
+    pub tls: Option<(&'a std::path::Path, &'a std::path::Path)>,
+    /// pg_hba.conf as a whole (replacing initdb's).
+    pub hba: Option<&'a str>,
 }
 
 fn bin_dir() -> Option<PathBuf> {
@@ -45,10 +59,21 @@ impl Postgres {
 
     /// A cluster whose `postgres` role has `password`, asked for with SCRAM-SHA-256 over TCP.
     pub fn start_with_password(password: &str) -> Option<Postgres> {
-        Postgres::start_auth(Some(password))
+        Postgres::start_opts(Options {
+            password: Some(password),
+            ..Options::default()
+        })
     }
 
     fn start_auth(password: Option<&str>) -> Option<Postgres> {
+        Postgres::start_opts(Options {
+            password,
+            ..Options::default()
+        })
+    }
+
+    pub fn start_opts(o: Options) -> Option<Postgres> {
+        let password = o.password;
         let Some(bin) = bin_dir() else {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
@@ -90,9 +115,32 @@ impl Postgres {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        if let Some(hba) = o.hba {
+            std::fs::write(data.join("pg_hba.conf"), hba).expect("pg_hba.conf");
+        }
+        let mut tls_opts = String::new();
+        if let Some((cert, key)) = o.tls {
+            let (c, k) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+            std::fs::copy(cert, &c).expect("copy the certificate");
+            std::fs::copy(key, &k).expect("copy the key");
+            let _ = Command::new("chmod").arg("0600").arg(&k).status();
+            let _ = Command::new("chown")
+                .arg("postgres")
+                .arg(&c)
+                .arg(&k)
+                .status();
+            tls_opts = format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                c.display(),
+                k.display()
+            );
+        }
         for _ in 0..5 {
             let port = super::sshd::free_port();
-            let opts = format!("-k {} -h 127.0.0.1 -p {port}", dir.path().display());
+            let opts = format!(
+                "-k {} -h 127.0.0.1 -p {port}{tls_opts}",
+                dir.path().display()
+            );
             let log = dir.path().join("pg.log");
             let pg_ctl = bin.join("pg_ctl");
             let st = as_postgres(
@@ -111,10 +159,57 @@ impl Postgres {
             .output()
             .expect("pg_ctl start");
             if st.status.success() {
-                return Some(Postgres { port, dir, bin });
+                return Some(Postgres {
+                    port,
+                    dir,
+                    bin,
+                    opts,
+                });
             }
         }
-        panic!("PostgreSQL did not start");
+        panic!(
+            "PostgreSQL did not start: {}",
+            std::fs::read_to_string(dir.path().join("pg.log")).unwrap_or_default()
+        );
+    }
+}
+
+impl Postgres {
+    fn pg_ctl(&self, args: &[&str]) -> std::process::Output {
+        let data = self.dir.path().join("data");
+        let log = self.dir.path().join("pg.log");
+        let pg_ctl = self.bin.join("pg_ctl");
+        let mut all = vec![
+            "-w",
+            "-D",
+            data.to_str().unwrap_or_default(),
+            "-l",
+            log.to_str().unwrap_or_default(),
+        ];
+        all.extend_from_slice(args);
+        as_postgres(pg_ctl.to_str().unwrap_or_default(), &all)
+            .output()
+            .expect("pg_ctl")
+    }
+
+    /// Stops the server (fast: sessions are ended) and waits until it is down.
+    pub fn stop(&self) {
+        let out = self.pg_ctl(&["-m", "fast", "stop"]);
+        assert!(
+            out.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Starts it again on the same port, and waits until it takes connections.
+    pub fn restart(&self) {
+        let out = self.pg_ctl(&["-o", &self.opts, "start"]);
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}",
+            std::fs::read_to_string(self.dir.path().join("pg.log")).unwrap_or_default()
+        );
     }
 }
 

@@ -355,12 +355,14 @@ impl<'s, 'a> Table<'s, 'a> {
 }
 
 /// `30`, `1.5`, `30s`, `5m`, `1h`.
-fn parse_duration(s: &str) -> Option<f64> {
+/// Seconds from `90`, `1.5`, `30s`, `5m`, `8h`, `1d`.
+pub fn parse_duration(s: &str) -> Option<f64> {
     let s = s.trim();
     let (num, mult) = match s.char_indices().last()? {
         (i, 's') => (&s[..i], 1.0),
         (i, 'm') => (&s[..i], 60.0),
         (i, 'h') => (&s[..i], 3600.0),
+        (i, 'd') => (&s[..i], 86400.0),
         _ => (s, 1.0),
     };
     num.trim().parse::<f64>().ok().map(|n| n * mult)

@@ -1,17 +1,20 @@
 //! epoch.toml (the Horizon Epoch format) -> connections.
 //!
 //! `[storage.<engine>.<name>]` describes a database (host, port, database, username,
-//! password_file); its `ssh_tunnel` table says how to reach it: the bastion, then `jump_host`
-//! tables nested to any depth (the outermost is dialled first) or a string naming an
-//! ssh_config alias. `${VAR}` works in every string; `~` in paths; `EPOCH_SSH_HOST`,
-//! `EPOCH_SSH_USER` and `EPOCH_SSH_KEY_FILE` fill what an entry leaves out.
+//! password_file; sslmode and sslrootcert for the PostgreSQL probe, see [`tls`]); its
+//! `ssh_tunnel` table says how to reach it: the bastion, then `jump_host` tables nested to
+//! any depth (the outermost is dialled first) or a string naming an ssh_config alias.
+//! `${VAR}` works in every string; `~` in paths; `EPOCH_SSH_HOST`, `EPOCH_SSH_USER` and
+//! `EPOCH_SSH_KEY_FILE` fill what an entry leaves out.
 //!
 //! One bad entry is an error on that entry: the others still load. A TOML syntax error skips
 //! only the section it is in (see [`salvage`]).
 
 pub mod fields;
 mod hops;
+pub use fields::parse_duration;
 mod salvage;
+mod tls;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -29,14 +32,7 @@ pub use fields::closest;
 
 /// The database's port when an entry does not give one.
 pub fn default_port(engine: &str) -> Option<u16> {
-    Some(match engine.to_ascii_lowercase().as_str() {
-        "postgres" | "postgresql" => 5432,
-        "mysql" | "mariadb" => 3306,
-        "mssql" | "sqlserver" => 1433,
-        "redis" => 6379,
-        "mongodb" | "mongo" => 27017,
-        _ => return None,
-    })
+    crate::config::model::DbKind::of(engine).default_port()
 }
 
 /// Keys of the `ssh_tunnel` table.
@@ -68,6 +64,10 @@ pub const TUNNEL_KEYS: &[&str] = &[
     "local_bind",
     "local_socket",
     "socks_port",
+    "tags",
+    "max_duration",
+    "idle_timeout",
+    "health_interval",
 ];
 
 /// Keys of a `jump_host` table.
@@ -208,7 +208,15 @@ fn load_storage(
 }
 
 /// Keys of a `[reverse.<name>]` table.
-pub const REVERSE_KEYS: &[&str] = &["bastion", "remote_bind", "remote_port", "target"];
+pub const REVERSE_KEYS: &[&str] = &[
+    "bastion",
+    "remote_bind",
+    "remote_port",
+    "target",
+    "tags",
+    "max_duration",
+    "idle_timeout",
+];
 
 /// `[reverse.<name>]`: the bastion listens on remote_bind:remote_port (0: it picks) and its
 /// connections reach `target` (host:port) here — `ssh -R`. `bastion` is an ssh_config alias or
@@ -353,7 +361,8 @@ fn reverse_connection(
             port.origin,
         )],
         database: None,
-        policy: Policy::defaults(),
+        policy: limits(Policy::defaults(), t, None, f),
+        tags: tags(t, None, f),
         problems: Vec::new(),
         other: Vec::new(),
     })
@@ -412,6 +421,7 @@ fn entry_connection(
             }
         },
     };
+    let (sslmode, sslrootcert) = tls::settings(engine, t, f)?;
     let database = Database {
         engine: engine.to_string(),
         host,
@@ -420,6 +430,8 @@ fn entry_connection(
         username: t.string("username", f).or_else(|| t.string("user", f)),
         password_file: t.path("password_file", f),
         password: t.secret("password", f),
+        sslmode,
+        sslrootcert,
     };
     let mut conn = Connection {
         name: name.to_string(),
@@ -429,7 +441,8 @@ fn entry_connection(
         hops: Vec::new(),
         forwards: Vec::new(),
         database: None,
-        policy: Policy::defaults(),
+        policy: limits(Policy::defaults(), t, tunnel.as_ref(), f),
+        tags: tags(t, tunnel.as_ref(), f),
         problems: Vec::new(),
         other: Vec::new(),
     };
@@ -474,6 +487,54 @@ fn entry_connection(
     }
     conn.database = Some(database);
     Some(conn)
+}
+
+/// `tags = ["prod", "eu"]` (or `"prod, eu"`), in the entry or its ssh_tunnel table.
+fn tags(entry: &Table, tunnel: Option<&Table>, f: &mut Findings) -> Vec<Sourced<String>> {
+    let list = match tunnel {
+        Some(tt) => either(entry, tt, "tags", f, |t, k, f| t.list(k, f)),
+        None => entry.list("tags", f),
+    };
+    let Some(list) = list else {
+        return Vec::new();
+    };
+    let mut out: Vec<Sourced<String>> = Vec::new();
+    for tag in list
+        .value
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    {
+        if !tag
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            f.push(
+                Problem::error(
+                    list.origin.clone(),
+                    format!("tag '{tag}' has characters other than letters, digits, - _ ."),
+                )
+                .with_fix("write tags = [\"prod\", \"eu-west\"]"),
+            );
+            continue;
+        }
+        if !out.iter().any(|t| t.value.eq_ignore_ascii_case(tag)) {
+            out.push(Sourced::new(tag.to_string(), list.origin.clone()));
+        }
+    }
+    out
+}
+
+/// `max_duration`, `idle_timeout` and `health_interval`, in the entry or its ssh_tunnel table.
+fn limits(mut p: Policy, entry: &Table, tunnel: Option<&Table>, f: &mut Findings) -> Policy {
+    let get = |key: &str, f: &mut Findings| match tunnel {
+        Some(tt) => either(entry, tt, key, f, |t, k, f| t.seconds(k, f)),
+        None => entry.seconds(key, f),
+    };
+    p.max_duration = get("max_duration", f).filter(|d| !d.value.0.is_zero());
+    p.idle_timeout = get("idle_timeout", f).filter(|d| !d.value.0.is_zero());
+    p.health_interval = get("health_interval", f);
+    p
 }
 
 /// A warren key that may sit in the entry or in its ssh_tunnel table (not both).

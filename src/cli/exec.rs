@@ -1,0 +1,367 @@
+//! `warren exec NAME [--] CMD [ARGS...]`, `warren connect NAME` and `warren url NAME`: the
+//! tunnel handed to a database client.
+//!
+//! `exec` uses the daemon's tunnel when it runs NAME, else opens one in this process (asking
+//! on the terminal as `warren up` does) and closes it when CMD ends. CMD gets the terminal and
+//! the connection in its environment (see [`crate::handoff`]); Ctrl-C and the like reach it
+//! from the terminal, SIGTERM and SIGHUP sent to warren are passed on; warren exits with CMD's
+//! code (128 + the signal when a signal ended it).
+
+use std::io::Write;
+
+use super::ask::{self, TerminalAsker};
+use super::exit;
+use crate::config::forward::{Endpoint, ForwardKind};
+use crate::config::{Catalog, Connection, Context};
+use crate::daemon::client::{DaemonClient, QUICK};
+use crate::daemon::protocol::Request;
+use crate::engine::{Engine, TunnelState};
+use crate::handoff::{Format, Local, Parts, package_of};
+
+/// The local end of a running tunnel (its first TCP listener).
+fn local_of(list: &[String]) -> Option<Local> {
+    list.iter().find_map(|l| {
+        let (h, p) = l.rsplit_once(':')?;
+        Some(Local {
+            host: h.trim_start_matches('[').trim_end_matches(']').to_string(),
+            port: p.parse().ok()?,
+        })
+    })
+}
+
+/// The local end a connection will have without running it: its configured local port, or
+/// the database itself for a direct entry. `None` for a port picked when it opens.
+fn configured(conn: &Connection) -> Option<Local> {
+    if conn.hops.is_empty() {
+        let db = conn.database.as_ref()?;
+        return Some(Local {
+            host: db.host.value.clone(),
+            port: db.port.value,
+        });
+    }
+    conn.forwards
+        .iter()
+        .find_map(|f| match (&f.value.kind, &f.value.listen) {
+            (ForwardKind::Local, Endpoint::Tcp { host, port }) if *port != 0 => Some(Local {
+                host: host
+                    .clone()
+                    .filter(|h| !h.is_empty() && h != "localhost" && h != "*")
+                    .unwrap_or_else(|| "127.0.0.1".into()),
+                port: *port,
+            }),
+            _ => None,
+        })
+}
+
+/// What the daemon runs of `name`, if it runs it up.
+async fn in_daemon(ctx: &Context, name: &str) -> Option<Local> {
+    let client = DaemonClient::connect(ctx).await.ok()?;
+    let r = client.request(Request::Status, QUICK).await.ok()?;
+    r.tunnels
+        .into_iter()
+        .find(|t| t.name == name && t.state == TunnelState::Up)
+        .and_then(|t| local_of(&t.local))
+}
+
+/// `warren url NAME [--format ...] [--with-password]`
+pub async fn url(
+    catalog: &Catalog,
+    ctx: &Context,
+    name: &str,
+    format: Format,
+    with_password: bool,
+    out: &mut (dyn Write + Send),
+    err: &mut (dyn Write + Send),
+) -> i32 {
+    let conn = match catalog.find(name) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
+            return exit::BAD_CONFIG;
+        }
+    };
+    let local = match in_daemon(ctx, &conn.display_name)
+        .await
+        .or_else(|| configured(conn))
+    {
+        Some(l) => l,
+        None => {
+            let _ = writeln!(
+                err,
+                "error: {} picks its local port when it opens, and it is not open: run warren up --detach {} first (or set local_port)",
+                conn.display_name, conn.display_name
+            );
+            return exit::FAILED;
+        }
+    };
+    match Parts::of(conn, &local, with_password).and_then(|p| p.format(format)) {
+        Ok(text) => {
+            let _ = writeln!(out, "{text}");
+            exit::OK
+        }
+        Err(e) => {
+            let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
+            exit::BAD_CONFIG
+        }
+    }
+}
+
+/// `warren connect NAME`: `exec` with the engine's own client.
+pub async fn connect(
+    catalog: &Catalog,
+    ctx: &Context,
+    name: &str,
+    with_password: bool,
+    err: &mut (dyn Write + Send),
+) -> i32 {
+    let conn = match catalog.find(name) {
+        Ok(c) => c.clone(),
+        Err(e) => {
+            let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
+            return exit::BAD_CONFIG;
+        }
+    };
+    // The client and its arguments, for a placeholder address: only the command's name and
+    // shape matter before the tunnel is open.
+    let probe = Local {
+        host: "127.0.0.1".into(),
+        port: 1,
+    };
+    let client = match Parts::of(&conn, &probe, false).and_then(|p| p.client()) {
+        Ok((c, _)) => c,
+        Err(e) => {
+            let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
+            return exit::BAD_CONFIG;
+        }
+    };
+    if !on_path(client) {
+        let _ = writeln!(
+            err,
+            "error: {client} is not installed; it comes with {} (or use warren exec {} -- YOUR-CLIENT)",
+            package_of(client),
+            conn.display_name
+        );
+        return exit::FAILED;
+    }
+    run(ctx, &conn, None, with_password, err).await
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+        .unwrap_or(false)
+}
+
+/// `warren exec NAME [--] CMD [ARGS...]`
+pub async fn exec(
+    catalog: &Catalog,
+    ctx: &Context,
+    name: &str,
+    command: &[String],
+    with_password: bool,
+    err: &mut (dyn Write + Send),
+) -> i32 {
+    let conn = match catalog.find(name) {
+        Ok(c) => c.clone(),
+        Err(e) => {
+            let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
+            return exit::BAD_CONFIG;
+        }
+    };
+    if command.is_empty() {
+        let _ = writeln!(
+            err,
+            "error: no command: warren exec {name} -- CMD [ARGS...]"
+        );
+        return exit::BAD_CONFIG;
+    }
+    run(ctx, &conn, Some(command), with_password, err).await
+}
+
+/// Opens (or finds) the tunnel, runs the command (`None`: the engine's client), closes.
+async fn run(
+    ctx: &Context,
+    conn: &Connection,
+    command: Option<&[String]>,
+    with_password: bool,
+    err: &mut (dyn Write + Send),
+) -> i32 {
+    // The daemon's tunnel if it runs it; else one of our own, closed afterwards.
+    let mut engine: Option<Engine> = None;
+    let mut asker = None;
+    let local = match in_daemon(ctx, &conn.display_name).await {
+        Some(l) => l,
+        None if conn.hops.is_empty() => match configured(conn) {
+            Some(l) => l,
+            None => {
+                let _ = writeln!(err, "error: {} has no address", conn.display_name);
+                return exit::BAD_CONFIG;
+            }
+        },
+        None => {
+            let interactive = ask::available();
+            let e = Engine::start_with(interactive);
+            if interactive {
+                let a = e.clone();
+                asker = TerminalAsker::start(move |id, answer| {
+                    a.answer(id, answer);
+                });
+            }
+            let mut events = e.subscribe();
+            let opener = e.clone();
+            let opened = opener.open(conn.clone());
+            tokio::pin!(opened);
+            // Questions (host key, passphrase, second factor) on this terminal meanwhile.
+            let status = loop {
+                tokio::select! {
+                    s = &mut opened => break s,
+                    ev = events.recv() => {
+                        if let (Some(a), Ok(ev)) = (&asker, ev) {
+                            forward_question(a, ev);
+                        }
+                    }
+                }
+            };
+            engine = Some(e);
+            match status {
+                Some(s) if s.state == TunnelState::Up => match local_of(&s.local) {
+                    Some(l) => l,
+                    None => {
+                        let _ = writeln!(
+                            err,
+                            "error: {} does not listen on a TCP port (a unix socket?): exec needs one",
+                            conn.display_name
+                        );
+                        return close(engine, asker, exit::FAILED).await;
+                    }
+                },
+                Some(s) => {
+                    let _ = writeln!(
+                        err,
+                        "error: {}: {}",
+                        conn.display_name,
+                        crate::text::escape_lines(&s.state.to_string())
+                    );
+                    return close(engine, asker, exit::FAILED).await;
+                }
+                None => return close(engine, asker, exit::FAILED).await,
+            }
+        }
+    };
+    let parts = match Parts::of(conn, &local, with_password) {
+        Ok(p) => p,
+        Err(e) => {
+            let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
+            return close(engine, asker, exit::BAD_CONFIG).await;
+        }
+    };
+    let (program, args): (String, Vec<String>) = match command {
+        Some(c) => (c[0].clone(), c[1..].to_vec()),
+        None => match parts.client() {
+            Ok((p, a)) => (p.to_string(), a),
+            Err(e) => {
+                let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
+                return close(engine, asker, exit::BAD_CONFIG).await;
+            }
+        },
+    };
+    // The terminal goes to the command.
+    if let Some(a) = asker.take() {
+        a.stop().await;
+    }
+    let code = spawn_and_wait(&program, &args, &parts.env(), err).await;
+    close(engine, None, code).await
+}
+
+fn forward_question(a: &TerminalAsker, ev: crate::engine::Event) {
+    use crate::engine::Event;
+    use crate::prompt::Notice;
+    match ev {
+        Event::Prompt {
+            id,
+            name,
+            prompt,
+            timeout_secs,
+        } => a.notice(Notice::Ask {
+            id,
+            connection: name,
+            prompt,
+            timeout: std::time::Duration::from_secs(timeout_secs),
+        }),
+        Event::PromptWithdrawn { id, name } => a.notice(Notice::Withdrawn {
+            id,
+            connection: name,
+        }),
+        _ => {}
+    }
+}
+
+async fn close(engine: Option<Engine>, asker: Option<TerminalAsker>, code: i32) -> i32 {
+    if let Some(a) = asker {
+        a.stop().await;
+    }
+    if let Some(e) = engine {
+        e.shutdown().await;
+    }
+    code
+}
+
+/// Runs the command with the terminal and `env`; passes SIGTERM and SIGHUP on; its code.
+async fn spawn_and_wait(
+    program: &str,
+    args: &[String],
+    env: &[(String, String)],
+    err: &mut (dyn Write + Send),
+) -> i32 {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut child = match tokio::process::Command::new(program)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(err, "error: cannot run {program}: {e}");
+            return if e.kind() == std::io::ErrorKind::NotFound {
+                127
+            } else {
+                126
+            };
+        }
+    };
+    // Ctrl-C reaches the command from the terminal (same process group); warren waits for it
+    // to decide, and closes the tunnel after.
+    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) else {
+        let _ = child.kill().await;
+        return exit::FAILED;
+    };
+    let pid = child.id();
+    let status = loop {
+        tokio::select! {
+            s = child.wait() => break s,
+            _ = int.recv() => {}
+            _ = term.recv() => pass(pid, libc::SIGTERM),
+            _ = hup.recv() => pass(pid, libc::SIGHUP),
+        }
+    };
+    match status {
+        Ok(s) => {
+            use std::os::unix::process::ExitStatusExt;
+            s.code()
+                .or_else(|| s.signal().map(|sig| 128 + sig))
+                .unwrap_or(exit::FAILED)
+        }
+        Err(_) => exit::FAILED,
+    }
+}
+
+fn pass(pid: Option<u32>, sig: i32) {
+    if let Some(p) = pid.and_then(|p| i32::try_from(p).ok()) {
+        // SAFETY: kill with a pid of our own child.
+        unsafe { libc::kill(p, sig) };
+    }
+}

@@ -1,0 +1,116 @@
+//! An entry's `sslmode` and `sslrootcert`: how the PostgreSQL probe uses TLS, in libpq's
+//! words and with libpq's defaults (`prefer`; `~/.postgresql/root.crt`). A value that is not
+//! one of libpq's is an error naming the line, with the nearest value as the fix; a key that
+//! is one typo away from these two is a warning (the entry's other keys belong to Horizon
+//! Epoch and are not checked).
+
+use std::path::PathBuf;
+
+use super::fields::{Findings, Table, closest};
+use crate::config::expand;
+use crate::config::model::{RootCert, SslMode};
+use crate::config::origin::{Problem, Sourced};
+
+const KEYS: [&str; 2] = ["sslmode", "sslrootcert"];
+
+/// The entry's TLS settings, with their origins; `None` when one of them is wrong (the
+/// problem is in `f`).
+pub(super) fn settings(
+    engine: &str,
+    t: &Table,
+    f: &mut Findings,
+) -> Option<(Sourced<SslMode>, Sourced<RootCert>)> {
+    near_misses(t, f);
+    let mode = match t.string("sslmode", f) {
+        None if t.item("sslmode").is_some() => return None,
+        None => Sourced::default_value(SslMode::Prefer),
+        Some(v) => match SslMode::parse(v.value.trim()) {
+            Some(m) => Sourced::new(m, v.origin),
+            None => {
+                let fix = match closest(&v.value.to_ascii_lowercase(), &SslMode::NAMES) {
+                    Some(best) => format!("did you mean '{best}'?"),
+                    None if v.value == "allow" => "warren does not try without TLS first: write sslmode = \"prefer\" (TLS when offered) or \"disable\"".to_string(),
+                    None => format!("write one of: {}", SslMode::NAMES.join(", ")),
+                };
+                f.push(
+                    Problem::error(
+                        v.origin,
+                        format!(
+                            "{}.sslmode: '{}' is not an sslmode ({})",
+                            t.name,
+                            v.value,
+                            SslMode::NAMES.join(", ")
+                        ),
+                    )
+                    .with_fix(fix),
+                );
+                return None;
+            }
+        },
+    };
+    let root = match t.string("sslrootcert", f) {
+        None if t.item("sslrootcert").is_some() => return None,
+        None => Sourced::default_value(RootCert::File(
+            t.src.ctx.home.join(".postgresql").join("root.crt"),
+        )),
+        Some(v) if v.value == "system" => Sourced::new(RootCert::System, v.origin),
+        Some(v) => v.map(|p| RootCert::File(PathBuf::from(expand::tilde(&p, &t.src.ctx.home)))),
+    };
+    if root.value == RootCert::System && mode.value != SslMode::VerifyFull {
+        // As libpq: the system's roots vouch for any name they signed, so only the name check
+        // makes them mean something.
+        f.push(
+            Problem::error(
+                root.origin.clone(),
+                format!(
+                    "{}: sslrootcert = \"system\" needs sslmode = \"verify-full\" (it is {})",
+                    t.name, mode.value
+                ),
+            )
+            .with_fix("write sslmode = \"verify-full\""),
+        );
+        return None;
+    }
+    let postgres = matches!(
+        engine.to_ascii_lowercase().as_str(),
+        "postgres" | "postgresql"
+    );
+    for (key, origin) in [("sslmode", &mode.origin), ("sslrootcert", &root.origin)] {
+        if !postgres && t.item(key).is_some() {
+            f.push(
+                Problem::warning(
+                    origin.clone(),
+                    format!(
+                        "{}.{key} is ignored: only the PostgreSQL probe uses TLS",
+                        t.name
+                    ),
+                )
+                .with_fix(format!("remove {key}")),
+            );
+        }
+    }
+    Some((mode, root))
+}
+
+/// Warns about `ssl_mode`, `sslmod`, `ssl_root_cert` and the like.
+fn near_misses(t: &Table, f: &mut Findings) {
+    for (key, _) in t.table.iter() {
+        if KEYS.contains(&key) || !key.to_ascii_lowercase().starts_with("ssl") {
+            continue;
+        }
+        let Some(best) = closest(key, &KEYS) else {
+            continue;
+        };
+        let origin = t
+            .item(key)
+            .map(|(_, o)| o)
+            .unwrap_or_else(|| t.origin.clone());
+        f.push(
+            Problem::warning(
+                origin,
+                format!("unknown key '{key}' in [{}] is ignored", t.name),
+            )
+            .with_fix(format!("did you mean '{best}'?")),
+        );
+    }
+}

@@ -1,0 +1,157 @@
+//! One entry point per parser that reads bytes from outside, each taking arbitrary bytes and
+//! running the parser as warren runs it: the cargo-fuzz targets in `fuzz/` and the property
+//! tests in `tests/parsers.rs` both call these, so they exercise the same code. None touches
+//! a socket; none may panic, whatever the bytes.
+//!
+//! Config text that would reach the file system is kept from it: `Include` lines are dropped
+//! from ssh_config input (they glob real paths), and home is a directory that does not exist.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::config::Context;
+use crate::config::ssh_config::{FileKind, SshConfig};
+
+fn context() -> Arc<Context> {
+    let env = HashMap::from([
+        ("PORT".to_string(), "5432".to_string()),
+        ("DB_HOST".to_string(), "db.internal".to_string()),
+    ]);
+    Arc::new(Context::new(
+        PathBuf::from("/nonexistent/warren-fuzz-home"),
+        "fuzz",
+        env,
+    ))
+}
+
+/// ssh_config: parse, then resolve every alias into a connection (ProxyJump chains, tokens,
+/// forwards), and a name that matches no Host line.
+pub fn ssh_config(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let kept: String = text
+        .split_inclusive('\n')
+        .filter(|l| !l.trim_start().to_ascii_lowercase().starts_with("include"))
+        .collect();
+    let cfg = SshConfig::from_texts(context(), &[(Path::new("config"), &kept, FileKind::User)]);
+    for a in cfg.aliases.iter().take(8) {
+        let _ = crate::config::from_ssh::connection(&cfg, &a.name, a.origin.clone());
+    }
+    let _ = cfg.resolve("no-such-host.example");
+}
+
+/// epoch.toml: the connections and problems of one file (with an ssh_config alias to name).
+pub fn epoch_toml(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let ctx = context();
+    let ssh = SshConfig::from_texts(
+        Arc::clone(&ctx),
+        &[(
+            Path::new("config"),
+            "Host bastion\n  HostName 10.0.0.1\n  User ops\n",
+            FileKind::User,
+        )],
+    );
+    let _ = crate::config::epoch::load(Path::new("epoch.toml"), &text, &ctx, &ssh);
+}
+
+/// known_hosts: read the lines, then check a key against names taken from the input (so
+/// patterns and hashed entries are matched, not only parsed).
+pub fn known_hosts(data: &[u8]) {
+    use crate::ssh::known_hosts::KnownHosts;
+    use russh::keys::ssh_key::PublicKey;
+    const KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
+    let text = String::from_utf8_lossy(data);
+    let mut kh = KnownHosts::default();
+    // The bytes as they are: a line that is not UTF-8 is skipped, never fatal.
+    kh.add_bytes(Path::new("known_hosts"), data);
+    let Ok(key) = PublicKey::from_openssh(KEY) else {
+        return;
+    };
+    let mut names: Vec<&str> = text
+        .split_whitespace()
+        .take(4)
+        .flat_map(|w| w.split(','))
+        .collect();
+    names.extend(["[127.0.0.1]:2222", "bastion.example"]);
+    for n in names {
+        let _ = kh.check(n, &key);
+        let _ = kh.check_ca(n, &key);
+        let _ = kh.known_types(n);
+    }
+    let _ = kh.other_names(&key);
+}
+
+/// What a daemon client sends, and what a daemon sends back: the bytes split into lines as the
+/// server splits them (each at most `MAX_LINE`), each line read as a request, and each line
+/// read as a frame by the client.
+pub fn daemon_request(data: &[u8]) {
+    use crate::daemon::protocol::{Frame, MAX_LINE, parse_request};
+    for line in data.split(|b| *b == b'\n') {
+        let line = &line[..line.len().min(MAX_LINE)];
+        let text = String::from_utf8_lossy(line);
+        if let Ok(env) = parse_request(&text) {
+            // A request that parses says who it is in the daemon's debug log.
+            let _ = format!("{:?}", env.req);
+        }
+        let _ = serde_json::from_slice::<Frame>(line);
+    }
+}
+
+/// A SOCKS client's first bytes (SOCKS5 greeting and request, SOCKS4/4a request).
+pub fn socks_request(data: &[u8]) {
+    crate::tunnel::socks::parse_any(data);
+}
+
+/// A PostgreSQL server's bytes: as an answer to the SSLRequest, and as a stream of login
+/// messages (errors, notices, SASL, parameter status), with any SCRAM challenge read.
+pub fn postgres_reply(data: &[u8]) {
+    use crate::diagnose::pgwire;
+    let _ = pgwire::ssl_answer(data);
+    let _ = pgwire::ssl_answer_complete(data);
+    let _ = pgwire::wanted(data);
+    let _ = pgwire::read_all(data);
+    let _ = crate::diagnose::pgauth::server_first(data);
+}
+
+/// A MySQL/MariaDB greeting.
+pub fn mysql_reply(data: &[u8]) {
+    use crate::diagnose::probe;
+    let _ = probe::mysql_frame(data);
+    let _ = probe::mysql_greeting(data);
+    let _ = probe::name_protocol(data);
+}
+
+/// A Redis reply to PING.
+pub fn redis_reply(data: &[u8]) {
+    use crate::diagnose::probe;
+    let _ = probe::redis_frame(data);
+    let _ = probe::redis_reply(data);
+}
+
+/// A MongoDB reply to hello.
+pub fn mongo_reply(data: &[u8]) {
+    use crate::diagnose::probe;
+    let _ = probe::mongo_frame(data);
+    let _ = probe::mongo_reply(data);
+}
+
+/// A SQL Server PRELOGIN response.
+pub fn mssql_reply(data: &[u8]) {
+    use crate::diagnose::probe;
+    let _ = probe::mssql_frame(data);
+    let _ = probe::mssql_reply(data);
+}
+
+/// An SSH server's first bytes: the identification line, and how doctor shows what is not
+/// one (the first bytes, and the text escaped for a terminal).
+pub fn ssh_banner(data: &[u8]) {
+    use crate::diagnose::probe;
+    if let crate::diagnose::banner::Banner::Line(l) = crate::diagnose::banner::parse(data) {
+        let _ = crate::text::escape(&l);
+    }
+    let _ = probe::name_protocol(data);
+    let _ = probe::show_bytes(data);
+    let _ = crate::text::escape(&String::from_utf8_lossy(data));
+}

@@ -1,0 +1,133 @@
+//! `sslmode` and `sslrootcert` in epoch.toml as a user meets them: the default and its
+//! source in `warren show`, a value that is not libpq's (an error naming the line and the
+//! nearest value), a misspelt key (a warning with the key it meant), and config text with
+//! control characters shown escaped in list, show and problems, exact in JSON.
+
+mod support;
+
+use support::Scratch;
+
+fn entry(extra: &str) -> Scratch {
+    let s = Scratch::new();
+    s.write(
+        "epoch.toml",
+        &format!("[storage.postgres.db]\nhost = \"db.internal\"\n{extra}\n[storage.postgres.db.ssh_tunnel]\nhost = \"bastion.example\"\nuser = \"ops\"\n"),
+    );
+    s
+}
+
+fn show(s: &Scratch, json: bool) -> support::Run {
+    let mut args = vec!["--ssh-config", "/dev/null", "show", "db"];
+    if json {
+        args.push("--json");
+    }
+    s.warren(&args)
+}
+
+/// The `warren show` row for `key`.
+fn row(r: &support::Run, key: &str) -> String {
+    r.stdout()
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(key))
+        .unwrap_or_else(|| panic!("no {key} row:\n{}", r.describe()))
+        .to_string()
+}
+
+#[test]
+fn the_default_is_prefer_and_show_says_where_each_value_came_from() {
+    let s = entry("");
+    let r = show(&s, false);
+    r.expect_code(0);
+    let mode = row(&r, "sslmode");
+    assert!(
+        mode.contains("prefer") && mode.ends_with("default"),
+        "{mode}"
+    );
+    let root = row(&r, "sslrootcert");
+    assert!(root.contains(".postgresql/root.crt"), "{root}");
+
+    let s = entry("sslmode = \"verify-full\"\nsslrootcert = \"~/ca.pem\"");
+    let r = show(&s, false);
+    let mode = row(&r, "sslmode");
+    assert!(
+        mode.contains("verify-full") && mode.ends_with("epoch.toml:3"),
+        "{mode}"
+    );
+    let root = row(&r, "sslrootcert");
+    assert!(
+        root.contains(&format!("{}/ca.pem", s.path().display())) && root.ends_with("epoch.toml:4"),
+        "~ is expanded: {root}"
+    );
+    let v = show(&s, true).json();
+    assert_eq!(v["database"]["sslmode"]["value"], "verify-full");
+    assert_eq!(v["database"]["sslmode"]["source"], "epoch.toml:3");
+}
+
+#[test]
+fn a_value_that_is_not_an_sslmode_is_an_error_with_the_nearest_one() {
+    let s = entry("sslmode = \"verify_full\"");
+    let r = show(&s, false);
+    r.expect_code(2)
+        .expect_stderr("epoch.toml:3")
+        .expect_stderr("'verify_full' is not an sslmode")
+        .expect_stderr("fix: did you mean 'verify-full'?");
+    let s = entry("sslmode = \"allow\"");
+    show(&s, false)
+        .expect_code(2)
+        .expect_stderr("write sslmode = \"prefer\"");
+}
+
+#[test]
+fn a_misspelt_key_is_a_warning_naming_the_key() {
+    let s = entry("ssl_mode = \"require\"\nssl_root_cert = \"ca.pem\"");
+    let r = show(&s, false);
+    r.expect_code(0)
+        .expect_stderr("warning:")
+        .expect_stderr("unknown key 'ssl_mode'")
+        .expect_stderr("did you mean 'sslmode'?")
+        .expect_stderr("did you mean 'sslrootcert'?");
+    assert!(
+        row(&r, "sslmode").contains("prefer"),
+        "the typo is not used"
+    );
+}
+
+#[test]
+fn system_roots_need_verify_full_and_other_engines_ignore_tls() {
+    let s = entry("sslrootcert = \"system\"");
+    show(&s, false)
+        .expect_code(2)
+        .expect_stderr("sslrootcert = \"system\" needs sslmode = \"verify-full\"");
+    let s = Scratch::new();
+    s.write(
+        "epoch.toml",
+        "[storage.mysql.db]\nhost = \"db.internal\"\nsslmode = \"require\"\n",
+    );
+    show(&s, false)
+        .expect_code(0)
+        .expect_stderr("sslmode is ignored: only the PostgreSQL probe uses TLS");
+}
+
+#[test]
+fn control_characters_from_the_config_are_escaped_on_the_terminal_and_exact_in_json() {
+    let s = entry("database = \"orders\\u001b]0;pwned\\u0007\"\nsslmode = \"bogus\\u001b[2J\"");
+    // The bad sslmode makes the entry an error: the problem quotes it, escaped.
+    let r = show(&s, false);
+    r.expect_code(2).expect_stderr("bogus\\x1b[2J");
+    assert!(!r.stderr().contains('\x1b'), "{:?}", r.stderr());
+
+    let s = entry("database = \"orders\\u001b]0;pwned\\u0007\"");
+    let r = show(&s, false);
+    r.expect_code(0).expect_stdout("orders\\x1b]0;pwned\\x07");
+    assert!(
+        !r.stdout().contains('\x1b') && !r.stdout().contains('\x07'),
+        "{:?}",
+        r.stdout()
+    );
+    let v = show(&s, true).json();
+    assert_eq!(v["database"]["database"]["value"], "orders\x1b]0;pwned\x07");
+
+    let r = s.warren(&["--ssh-config", "/dev/null", "list"]);
+    r.expect_code(0);
+    assert!(!r.stdout().contains('\x1b'), "{:?}", r.stdout());
+}

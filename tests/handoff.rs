@@ -1,0 +1,336 @@
+//! The tunnel handed to the database client, against a real PostgreSQL behind a real sshd:
+//! `warren exec` (psql through it, $DATABASE_URL, the exit code, the port closed after),
+//! `warren url` in every form given to the real client, and `warren connect` in a terminal;
+//! and the health of the database behind a tunnel the daemon holds, as PostgreSQL stops and
+//! starts again.
+
+mod support;
+
+use support::Scratch;
+use support::postgres::Postgres;
+use support::sshd::Sshd;
+use support::tmux::Tmux;
+use support::tunnel::{entry, have_servers, with_key};
+
+const PASSWORD: &str = "s3cret pw";
+
+/// A bastion and an entry `pg` for the PostgreSQL on `port`, as `postgres`; the daemon runs
+/// in the scratch dir's own runtime dir.
+fn setup(pg: &Postgres, extra: &str) -> Option<(Sshd, Scratch)> {
+    if !have_servers() || !support::require("psql") {
+        return None;
+    }
+    let sshd = Sshd::start("");
+    let (s, key) = with_key(&sshd);
+    s.write("pw", &format!("{PASSWORD}\n"));
+    let text = entry("pg", pg.port, &sshd, Some(&key), "").replace(
+        "[storage.postgres.pg]\n",
+        &format!(
+            "[storage.postgres.pg]\nusername = \"postgres\"\ndatabase = \"postgres\"\n{extra}"
+        ),
+    );
+    s.write("epoch.toml", &text);
+    std::fs::create_dir_all(s.path().join("run")).expect("run");
+    Some((sshd, s))
+}
+
+fn warren(s: &Scratch, args: &[&str]) -> support::Run {
+    let mut all = vec!["--ssh-config", "/dev/null", "--known-hosts", "known_hosts"];
+    all.extend_from_slice(args);
+    let run = format!("{}/run", s.path().display());
+    s.warren_env(
+        &all,
+        &[("XDG_RUNTIME_DIR", &run), ("PGCONNECT_TIMEOUT", "5")],
+    )
+}
+
+#[test]
+fn exec_runs_psql_through_the_tunnel_with_its_exit_code_and_closes_it() {
+    let Some(pg) = Postgres::start() else { return };
+    let Some((_sshd, s)) = setup(&pg, "") else {
+        return;
+    };
+    warren(&s, &["exec", "pg", "--", "psql", "-tAc", "select 40 + 2"])
+        .expect_code(0)
+        .expect_stdout("42");
+    warren(
+        &s,
+        &[
+            "exec",
+            "pg",
+            "--",
+            "sh",
+            "-c",
+            "psql \"$DATABASE_URL\" -tAc 'select 6 * 7'",
+        ],
+    )
+    .expect_code(0)
+    .expect_stdout("42");
+    // A failing query: exec exits with psql's own code (as psql gives it directly).
+    let direct = std::process::Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &pg.port.to_string(),
+            "-U",
+            "postgres",
+        ])
+        .args(["-tAc", "select nope"])
+        .output()
+        .expect("psql");
+    let want = direct.status.code().unwrap_or(-1);
+    assert_ne!(want, 0);
+    warren(&s, &["exec", "pg", "--", "psql", "-tAc", "select nope"]).expect_code(want);
+    // The tunnel lives as long as the command, and no longer.
+    let r = warren(
+        &s,
+        &[
+            "exec",
+            "pg",
+            "--",
+            "sh",
+            "-c",
+            "echo $WARREN_HOST:$WARREN_PORT",
+        ],
+    );
+    r.expect_code(0);
+    let addr = r.stdout().trim().to_string();
+    assert!(addr.starts_with("127.0.0.1:"), "{addr}");
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "the local port {addr} is closed after exec"
+    );
+    // A command that does not exist: 127, as a shell says.
+    warren(&s, &["exec", "pg", "--", "no-such-command-here"]).expect_code(127);
+}
+
+#[test]
+fn exec_reuses_the_daemons_tunnel_and_leaves_it_open() {
+    let Some(pg) = Postgres::start() else { return };
+    let Some((_sshd, s)) = setup(&pg, "") else {
+        return;
+    };
+    warren(&s, &["up", "--detach", "pg"]).expect_code(0);
+    let v = warren(&s, &["status", "--json"]).json();
+    let local = v[0]["local"][0].as_str().unwrap_or_default().to_string();
+    let r = warren(
+        &s,
+        &[
+            "exec",
+            "pg",
+            "--",
+            "sh",
+            "-c",
+            "echo $WARREN_HOST:$WARREN_PORT",
+        ],
+    );
+    assert_eq!(r.stdout().trim(), local, "{}", r.describe());
+    assert!(std::net::TcpStream::connect(&local).is_ok(), "still open");
+    warren(&s, &["down", "--all"]).expect_code(0);
+}
+
+#[test]
+fn every_url_form_works_with_the_real_client() {
+    let Some(pg) = Postgres::start_with_password(PASSWORD) else {
+        return;
+    };
+    let Some((_sshd, s)) = setup(&pg, "password_file = \"pw\"\n") else {
+        return;
+    };
+    // An automatic port and no tunnel: it says so.
+    warren(&s, &["url", "pg"])
+        .expect_code(1)
+        .expect_stderr("picks its local port when it opens");
+    warren(&s, &["up", "--detach", "pg"]).expect_code(0);
+    let psql = |conninfo: &str| {
+        std::process::Command::new("psql")
+            .arg(conninfo)
+            .args(["-tAc", "select 'ok'"])
+            .env("PGCONNECT_TIMEOUT", "5")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("psql")
+    };
+    // Without --with-password the password is not there, and PostgreSQL asks for one.
+    let url = warren(&s, &["url", "pg"]);
+    url.expect_code(0);
+    assert!(!url.stdout().contains("s3cret"), "{}", url.stdout());
+    assert!(!psql(url.stdout().trim()).status.success());
+    for format in ["url", "dsn"] {
+        let r = warren(&s, &["url", "pg", "--format", format, "--with-password"]);
+        r.expect_code(0);
+        let out = psql(r.stdout().trim());
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("ok"),
+            "{format}: {}\n{}",
+            r.stdout(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The environment, sourced by a shell, and the client command line, run by one.
+    let env = warren(&s, &["url", "pg", "--format", "env", "--with-password"]);
+    env.expect_code(0);
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{}\npsql -tAc \"select 'env ok'\" </dev/null",
+            env.stdout()
+        ))
+        .output()
+        .expect("sh");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("env ok"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let cmd = warren(&s, &["url", "pg", "--format", "psql", "--with-password"]);
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{} -tAc \"select 'cmd ok'\" </dev/null",
+            cmd.stdout().trim()
+        ))
+        .output()
+        .expect("sh");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("cmd ok"),
+        "{}: {}",
+        cmd.stdout(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // JDBC has no client here: its shape.
+    let jdbc = warren(&s, &["url", "pg", "--format", "jdbc"]);
+    let local = warren(&s, &["status", "--json"]).json()[0]["local"][0]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(
+        jdbc.stdout().trim(),
+        format!("jdbc:postgresql://{local}/postgres?user=postgres")
+    );
+    warren(&s, &["down", "--all"]).expect_code(0);
+}
+
+#[test]
+fn connect_runs_psql_in_the_terminal() {
+    let Some(pg) = Postgres::start() else { return };
+    let Some((_sshd, s)) = setup(&pg, "") else {
+        return;
+    };
+    if !support::require("tmux") {
+        return;
+    }
+    let warren = env!("CARGO_BIN_EXE_warren");
+    let d = s.path().display();
+    let t = Tmux::start(&format!(
+        "cd {d} && HOME={d} XDG_RUNTIME_DIR={d}/run {warren} --ssh-config /dev/null --known-hosts known_hosts connect pg"
+    ));
+    t.wait_for("postgres=#");
+    // (tmux takes a trailing ; as its own separator: \g runs the query.)
+    t.type_text("select 6 * 7 as answer \\g");
+    t.keys(&["Enter"]);
+    t.wait_for("42");
+    t.type_text("\\q");
+    t.keys(&["Enter"]);
+    t.wait_for("EXITED 0");
+}
+
+#[test]
+fn connect_without_the_client_names_its_package() {
+    let Some(pg) = Postgres::start() else { return };
+    let Some((_sshd, s)) = setup(&pg, "") else {
+        return;
+    };
+    let run = format!("{}/run", s.path().display());
+    s.warren_env(
+        &["--ssh-config", "/dev/null", "connect", "pg"],
+        &[("XDG_RUNTIME_DIR", &run), ("PATH", "/nonexistent")],
+    )
+    .expect_code(1)
+    .expect_stderr("psql is not installed")
+    .expect_stderr("postgresql-client");
+}
+
+/// Polls `warren status --json` until the first tunnel's `health.ok` is `want` (or `limit`
+/// passes); returns that health and how long it took.
+fn wait_health(
+    s: &Scratch,
+    want: bool,
+    limit: std::time::Duration,
+) -> (serde_json::Value, std::time::Duration) {
+    let t = std::time::Instant::now();
+    loop {
+        let v = warren(s, &["status", "--json"]).json();
+        let h = v[0]["health"].clone();
+        if h["ok"].as_bool() == Some(want) {
+            return (h, t.elapsed());
+        }
+        assert!(
+            t.elapsed() < limit,
+            "health.ok never became {want} within {limit:?}: {v:#}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn health_follows_the_database_behind_a_daemon_tunnel() {
+    let Some(pg) = Postgres::start() else { return };
+    let Some((_sshd, s)) = setup(&pg, "health_interval = 2\n") else {
+        return;
+    };
+    warren(&s, &["up", "--detach", "pg"]).expect_code(0);
+    let limit = std::time::Duration::from_secs(10);
+    let (h, _) = wait_health(&s, true, limit);
+    assert!(h["latency_ms"].as_u64().is_some(), "{h}");
+    assert!(
+        h["checked_at"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{h}"
+    );
+    let up = warren(&s, &["status"]);
+    assert!(up.stdout().contains("· db ok "), "{}", up.describe());
+
+    // The database stops; the SSH session stays up.
+    pg.stop();
+    let (h, took) = wait_health(&s, false, limit);
+    eprintln!("health went false {took:?} after PostgreSQL stopped");
+    let detail = h["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.contains("refused") || detail.contains("closed"),
+        "the detail says the database refused or closed: {h}"
+    );
+    assert!(h["latency_ms"].is_null(), "{h}");
+    let v = warren(&s, &["status", "--json"]).json();
+    assert_eq!(v[0]["state"], "up", "the SSH session stays up: {v:#}");
+    let st = warren(&s, &["status"]);
+    assert!(st.stdout().contains("db failing: "), "{}", st.describe());
+
+    pg.restart();
+    let (_, took) = wait_health(&s, true, limit);
+    eprintln!("health came back {took:?} after PostgreSQL restarted");
+    // Each change is in the tunnel's log, in order; the history keeps the checks.
+    let v = warren(&s, &["status", "--json"]).json();
+    let log: Vec<&str> = v[0]["log"]
+        .as_array()
+        .map(|l| l.iter().filter_map(|x| x.as_str()).collect())
+        .unwrap_or_default();
+    let changes: Vec<&str> = log
+        .iter()
+        .filter(|l| l.starts_with("db "))
+        .map(|l| {
+            if l.starts_with("db ok") {
+                "ok"
+            } else {
+                "failing"
+            }
+        })
+        .collect();
+    assert_eq!(changes, ["ok", "failing", "ok"], "{log:#?}");
+    assert!(
+        v[0]["health_history"]
+            .as_array()
+            .is_some_and(|h| h.len() >= 3)
+    );
+    warren(&s, &["down", "--all"]).expect_code(0);
+}
