@@ -10,7 +10,7 @@
 //! [defaults]
 //! health_interval = "30s"        # for entries that set none (0: no health checks)
 //! sort = "name"                  # name | state | source | traffic
-//! group = "none"                 # none | source
+//! group = "none"                 # none | source | tag
 //!
 //! [notifications]
 //! on = ["failed", "dropped"]     # up | dropped | reconnected | failed | expired |
@@ -55,12 +55,14 @@ pub enum SortBy {
     Traffic,
 }
 
-/// The list's sections. Tags will add `Tag` here (a connection with two tags in two sections).
+/// The list's sections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum GroupBy {
     #[default]
     None,
     Source,
+    /// A section per tag (a connection with two tags is in both), then the untagged.
+    Tag,
 }
 
 pub const THEMES: [(&str, ThemeName); 3] = [
@@ -74,7 +76,11 @@ pub const SORTS: [(&str, SortBy); 4] = [
     ("source", SortBy::Source),
     ("traffic", SortBy::Traffic),
 ];
-pub const GROUPS: [(&str, GroupBy); 2] = [("none", GroupBy::None), ("source", GroupBy::Source)];
+pub const GROUPS: [(&str, GroupBy); 3] = [
+    ("none", GroupBy::None),
+    ("source", GroupBy::Source),
+    ("tag", GroupBy::Tag),
+];
 /// The name of a value in one of the tables above (for messages and the title bar).
 pub fn name_of<T: PartialEq + Copy>(table: &[(&'static str, T)], v: T) -> &'static str {
     table

@@ -107,7 +107,7 @@ fn s_sorts_by_name_state_source_and_traffic() {
 }
 
 #[test]
-fn g_groups_by_source_under_headers_that_the_selection_skips() {
+fn g_groups_by_source_then_by_tag_under_headers_that_the_selection_skips() {
     let mut app = busy_app(120, 40);
     update(&mut app, ch('g'));
     let s = text(&app);
@@ -126,8 +126,22 @@ fn g_groups_by_source_under_headers_that_the_selection_skips() {
     );
     update(&mut app, ch('k'));
     assert_eq!(selected(&app), Some("legacy"));
+    // By tag: a section a tag, orders (eu, prod) in both, the untagged last.
     update(&mut app, ch('g'));
-    assert!(!text(&app).contains("ssh_config (2)"));
+    let s = text(&app);
+    assert!(
+        s.contains("@eu (1)") && s.contains("@prod (2)") && s.contains("no tag (4)"),
+        "{s}"
+    );
+    assert_eq!(
+        names(&app),
+        [
+            "orders", "billing", "orders", "bastion", "cache", "legacy", "reports"
+        ]
+    );
+    assert_eq!(selected(&app), Some("legacy"), "the selection stays put");
+    update(&mut app, ch('g'));
+    assert!(!text(&app).contains("ssh_config (2)") && !text(&app).contains("@prod"));
 }
 
 #[test]

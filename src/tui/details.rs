@@ -21,10 +21,12 @@ use crate::engine::TunnelState;
 pub fn facts(app: &App, c: &Connection, theme: Theme, w: usize) -> Vec<Line<'static>> {
     let live = app.live.get(&c.display_name);
     let dim = theme.dim();
+    let tags: String = c.tags.iter().map(|t| format!(" @{}", t.value)).collect();
     let mut lines = vec![fit_line(
         vec![
             (c.display_name.clone(), theme.strong()),
             (format!("  {} · {}", c.kind(), c.origin.short()), dim),
+            (tags, theme.accent()),
         ],
         w,
     )];

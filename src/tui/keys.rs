@@ -116,7 +116,7 @@ pub const KEYS: &[KeyDef] = &[
         Command::Group,
         "group",
         &["g"],
-        "group by source, or not (cycles)",
+        "group by source, by tag, or not (cycles)",
         "group",
     ),
     def(

@@ -44,6 +44,7 @@ impl Live {
     /// Takes a health check's result; a change (or the first result) goes in the timeline.
     pub fn health(&mut self, at: SystemTime, h: Health) {
         if self.health.as_ref().map(|p| p.ok) != Some(h.ok) {
+            self.push_log(at, format!("health: {}", h.short()));
             self.push_moment(
                 at,
                 Happened::Health {

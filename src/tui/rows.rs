@@ -153,8 +153,8 @@ impl App {
     }
 
     /// The sections of the list for the grouping (`None`: not grouped), each with its
-    /// members in list order; empty sections are left out. Grouping by tag goes here: a
-    /// section per tag, and a connection with two tags in both.
+    /// members in list order; empty sections are left out. By tag: a section per tag (in
+    /// name order, as first written), a connection with two tags in both, the untagged last.
     fn sections(&self, idx: &[usize]) -> Option<Vec<(String, Vec<usize>)>> {
         match self.group {
             GroupBy::None => None,
@@ -172,6 +172,34 @@ impl App {
                     .filter(|(_, m)| !m.is_empty())
                     .collect(),
             ),
+            GroupBy::Tag => {
+                let mut tags: Vec<(String, Vec<usize>)> = Vec::new();
+                let mut untagged = Vec::new();
+                for &i in idx {
+                    let c = &self.connections[i];
+                    if c.tags.is_empty() {
+                        untagged.push(i);
+                    }
+                    for t in &c.tags {
+                        match tags
+                            .iter_mut()
+                            .find(|(name, _)| name.eq_ignore_ascii_case(&t.value))
+                        {
+                            Some((_, members)) => members.push(i),
+                            None => tags.push((t.value.clone(), vec![i])),
+                        }
+                    }
+                }
+                tags.sort_by_key(|(name, _)| name.to_ascii_lowercase());
+                let mut out: Vec<(String, Vec<usize>)> = tags
+                    .into_iter()
+                    .map(|(name, m)| (format!("@{name}"), m))
+                    .collect();
+                if !untagged.is_empty() {
+                    out.push(("no tag".to_string(), untagged));
+                }
+                Some(out)
+            }
         }
     }
 

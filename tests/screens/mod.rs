@@ -24,6 +24,7 @@ host = "orders-primary.db.internal"
 database = "orders"
 username = "reporter"
 local_port = 15432
+tags = ["prod", "eu"]
 
 [storage.postgres.orders.ssh_tunnel]
 host = "bastion.example.com"
@@ -32,6 +33,7 @@ key_file = "/home/tester/.ssh/id_ed25519"
 
 [storage.mysql.billing]
 host = "billing.db.internal"
+tags = ["prod"]
 
 [storage.mysql.billing.ssh_tunnel]
 host = "bastion.example.com"
@@ -147,6 +149,24 @@ pub fn busy_app(w: u16, h: u16) -> App {
     );
     later(&mut app, 2);
     state(&mut app, "orders", TunnelState::Up);
+    for (ok, detail, ms) in [
+        (false, "connection refused", None),
+        (true, "PostgreSQL answered", Some(3)),
+    ] {
+        later(&mut app, 30);
+        event(
+            &mut app,
+            Event::Health {
+                name: "orders".into(),
+                health: warren::engine::Health {
+                    ok,
+                    detail: detail.into(),
+                    latency_ms: ms,
+                    checked_at: String::new(),
+                },
+            },
+        );
+    }
     state(&mut app, "billing", TunnelState::Connecting);
     state(&mut app, "cache", TunnelState::Up);
     later(&mut app, 30);
