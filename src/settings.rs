@@ -13,8 +13,8 @@
 //! group = "none"                 # none | source | tag
 //!
 //! [notifications]
-//! on = ["failed", "dropped"]     # up | dropped | reconnected | failed | expired |
-//!                                # health-failing | health-ok (see crate::notify)
+//! on = ["failed", "dropped", "expired", "health-failing"]
+//!                                # also: up, reconnected, health-ok (see crate::notify)
 //! bell = true                    # ring the terminal's bell
 //! desktop = false                # a desktop notification through the terminal (OSC 777/9)
 //!
