@@ -193,3 +193,20 @@ fn the_light_theme_and_no_color() {
     );
     let _ = checked("mono", &mut app, no_color);
 }
+
+/// The check itself: a word cut at a border without `…` is caught, one with `…` passes.
+#[test]
+#[should_panic(expected = "cut without an ellipsis")]
+fn the_cut_check_catches_a_target_cut_silently() {
+    let whole = "│ ○ down demo-db 127.0.0.1:auto -> db.demo.internal:5432 │";
+    assert_no_silent_cut(
+        "ok",
+        "│ ○ down demo-db 127.0.0.1:auto -> db.demo.in… │",
+        whole,
+    );
+    assert_no_silent_cut(
+        "cut",
+        "│ ○ down demo-db 127.0.0.1:auto -> db.demo.inter│",
+        whole,
+    );
+}

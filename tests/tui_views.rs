@@ -763,3 +763,32 @@ fn stats_feed_the_sparkline_and_the_traffic_column() {
     }
     assert!(text(&app).contains("2.0 KiB/s"), "{}", text(&app));
 }
+
+#[test]
+fn the_settings_health_interval_is_the_default_for_entries_without_one() {
+    let ctx = Context::new("/h".into(), "me", Default::default());
+    let s = Settings::parse(
+        std::path::Path::new("/h/.config/warren/config.toml"),
+        "[defaults]\nhealth_interval = \"10s\"\n",
+        &ctx,
+    );
+    let mut conns = connections();
+    let own = warren::config::Sourced::new(
+        warren::config::model::Seconds::from_secs(60),
+        warren::config::Origin::Default,
+    );
+    conns[0].policy.health_interval = Some(own.clone());
+    s.apply(&mut conns);
+    assert_eq!(
+        conns[0].policy.health_interval,
+        Some(own),
+        "its own is kept"
+    );
+    let given = conns[1]
+        .policy
+        .health_interval
+        .as_ref()
+        .expect("the default");
+    assert_eq!(given.value, warren::config::model::Seconds::from_secs(10));
+    assert_eq!(given.origin.to_string(), "/h/.config/warren/config.toml:2");
+}
