@@ -168,6 +168,21 @@ fn the_setup_form() {
             update(&mut app, ch(c));
         }
         snap("setup", &mut app);
+        // The summary, before anything is written.
+        while app.wizard.focus != warren::tui::wizard::Field::Passphrase {
+            update(&mut app, key(KeyCode::Tab));
+        }
+        update(&mut app, key(KeyCode::Enter));
+        update(
+            &mut app,
+            Action::Reviewed(Ok(vec![
+                "create ~/.ssh, ~/.config, ~/.config/epoch (0700)".into(),
+                "a new Ed25519 key ~/.ssh/id_ed25519_orders-replica (0600) and ~/.ssh/id_ed25519_orders-replica.pub".into(),
+                "[storage.postgres.orders-replica]: orders-replica.db.internal:5432 through ops@bastion, a new file in ~/.config/epoch/epoch.toml".into(),
+                "then: the lines for the bastion, and the diagnostics of the new entry".into(),
+            ])),
+        );
+        snap("setup_summary", &mut app);
     }
 }
 
