@@ -3,7 +3,10 @@
 //! direct-tcpip only to their private targets, a small database that answers the PostgreSQL
 //! probe, and a throwaway config for them in a temp dir. The connections show warren working,
 //! and failing: a bastion whose host key changed, one that refuses the key, a database that is
-//! down. Everything is removed on exit.
+//! down. Everything is removed when the [`World`] stops.
+//!
+//! `warren demo` opens the TUI on it; the TUI also starts it in process when `D` is pressed on
+//! an empty list. This module starts servers only: it imports nothing of the TUI.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Context, Paths};
+use crate::config::Paths;
 
 /// Names the demo bastions route, and where each really is on loopback (`None`: down).
 type Routes = Arc<HashMap<String, Option<u16>>>;
@@ -175,8 +178,32 @@ fn random_key() -> std::io::Result<PrivateKey> {
     PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).map_err(std::io::Error::other)
 }
 
-/// Starts the demo world, runs the TUI on it, and removes it all on exit.
-pub async fn run(verbose: bool) -> std::io::Result<()> {
+/// The demo's servers and config, running in this process until [`World::stop`].
+pub struct World {
+    /// Removed when the world is dropped.
+    _dir: tempfile::TempDir,
+    stop: CancellationToken,
+    /// The throwaway config: open the TUI (or load a catalog) with these.
+    pub paths: Paths,
+}
+
+impl World {
+    /// Stops the servers and removes the temp dir.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        // Let the servers notice before the temp dir goes (with `self`).
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// Starts the demo world: bastions, the database and the config, all on loopback.
+pub async fn start() -> std::io::Result<World> {
     let dir = tempfile::Builder::new().prefix("warren-demo-").tempdir()?;
     let stop = CancellationToken::new();
     let client = random_key()?;
@@ -252,11 +279,9 @@ pub async fn run(verbose: bool) -> std::io::Result<()> {
         epoch: Some(dir.path().join("epoch.toml")),
         known_hosts: Some(dir.path().join("known_hosts")),
     };
-    let ctx = Arc::new(Context::from_process());
-    let result = crate::tui::run(paths, ctx, verbose, true).await;
-    stop.cancel();
-    // Let the servers notice before the temp dir goes.
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    drop(dir);
-    result
+    Ok(World {
+        _dir: dir,
+        stop,
+        paths,
+    })
 }

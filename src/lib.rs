@@ -13,9 +13,9 @@
 //! - [`ssh`]: russh: one hop or a chain, host keys, algorithms, authentication.
 //! - [`config`]: ssh_config and epoch.toml into the connection model, every value with its
 //!   source; imports nothing else of warren.
-//! - shared helpers: [`prompt`] (questions), [`setup`], [`handoff`] (connection strings and
-//!   client environments), [`notify`] (which events are news, and the notify command),
-//!   [`logging`], [`text`], [`fsutil`].
+//! - shared helpers: [`prompt`] (questions), [`setup`], [`settings`] (warren's own
+//!   config.toml), [`handoff`] (connection strings and client environments), [`notify`]
+//!   (which events are news, and the notify command), [`logging`], [`text`], [`fsutil`].
 
 pub mod backend;
 pub mod cli;
@@ -31,6 +31,7 @@ pub mod handoff;
 pub mod logging;
 pub mod notify;
 pub mod prompt;
+pub mod settings;
 pub mod setup;
 pub mod ssh;
 pub mod text;

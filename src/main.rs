@@ -1,16 +1,21 @@
-//! The `warren` binary: parses the command line and hands it to a command. Nothing else.
+//! The `warren` binary: parses the command line and hands it to a command. Nothing else,
+//! but for the two commands about the command line itself: `completions` (clap_complete's
+//! dynamic completion, so connection names are completed from the configs as they are now)
+//! and `man` (clap_mangen).
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+use clap_complete::{ArgValueCandidates, CompletionCandidate};
 use warren::cli;
 use warren::config::{Catalog, Context, Paths};
 
 /// SSH tunnels to private databases: list, open, diagnose.
 #[derive(Parser)]
-#[command(name = "warren", version, about)]
+#[command(name = "warren", version = env!("WARREN_VERSION"), about)]
 struct Cli {
     /// Read this ssh_config instead of ~/.ssh/config and /etc/ssh/ssh_config (like ssh -F).
     #[arg(long, global = true, value_name = "PATH")]
@@ -46,12 +51,14 @@ enum Command {
     /// Every effective setting of a connection, with where it came from.
     Show {
         /// A connection name (ssh:NAME / epoch:NAME when both files have it).
+        #[arg(add = ArgValueCandidates::new(connection_names))]
         name: String,
         #[arg(long)]
         json: bool,
     },
     /// Walk a connection step by step and say which step fails, why, and what to do.
     Doctor {
+        #[arg(add = ArgValueCandidates::new(connection_names))]
         name: String,
         /// The walk as one JSON document.
         #[arg(long)]
@@ -63,7 +70,7 @@ enum Command {
     /// Open connections' tunnels in the foreground, like `ssh -N`; Ctrl-C closes them.
     Up {
         /// Connection names, or @TAG for every connection with that tag.
-        #[arg(required = true)]
+        #[arg(required = true, add = ArgValueCandidates::new(connection_names))]
         names: Vec<String>,
         /// One JSON event a line.
         #[arg(long)]
@@ -81,7 +88,7 @@ enum Command {
     /// Push back the time limit of tunnels the daemon runs (by their max_duration again, or
     /// --by).
     Extend {
-        #[arg(required = true)]
+        #[arg(required = true, add = ArgValueCandidates::new(connection_names))]
         names: Vec<String>,
         #[arg(long, value_name = "DURATION", value_parser = duration_secs)]
         by: Option<u64>,
@@ -89,6 +96,7 @@ enum Command {
     /// Run a command with the connection's tunnel open and its address in the environment
     /// (PGHOST/PGPORT/..., DATABASE_URL, WARREN_HOST, WARREN_PORT); exits with its code.
     Exec {
+        #[arg(add = ArgValueCandidates::new(connection_names))]
         name: String,
         /// Also put the password (password / password_file) in the environment.
         #[arg(long)]
@@ -100,6 +108,7 @@ enum Command {
     /// Open the connection and run its database's own client (psql, mysql, redis-cli,
     /// mongosh, sqlcmd) on this terminal.
     Connect {
+        #[arg(add = ArgValueCandidates::new(connection_names))]
         name: String,
         /// Give the client the password too (PGPASSWORD, MYSQL_PWD, REDISCLI_AUTH, ...).
         #[arg(long)]
@@ -108,6 +117,7 @@ enum Command {
     /// Print the connection for a client: a URL, a DSN, a JDBC URL, environment variables or
     /// a client command line (the running tunnel's local port, or the configured one).
     Url {
+        #[arg(add = ArgValueCandidates::new(connection_names))]
         name: String,
         #[arg(long, value_enum, default_value = "url")]
         format: warren::handoff::Format,
@@ -118,6 +128,7 @@ enum Command {
     /// Record the host keys of a connection's hops in known_hosts, once a person confirms
     /// them (on the terminal, or with --fingerprint).
     Trust {
+        #[arg(add = ArgValueCandidates::new(connection_names))]
         name: String,
         /// A fingerprint (SHA256:...) checked with the host's owner; repeat for each hop.
         #[arg(long, value_name = "SHA256:...")]
@@ -130,15 +141,20 @@ enum Command {
     },
     /// The daemon's and the TUI's logs, in time order (only NAME's lines with a NAME).
     Logs {
+        #[arg(add = ArgValueCandidates::new(connection_names))]
         name: Option<String>,
         /// Keep printing new lines as they are written.
         #[arg(short, long)]
         follow: bool,
     },
     /// Re-establish the SSH sessions of tunnels the daemon runs, now (all when no NAME).
-    Reconnect { names: Vec<String> },
+    Reconnect {
+        #[arg(add = ArgValueCandidates::new(connection_names))]
+        names: Vec<String>,
+    },
     /// Close tunnels the daemon runs.
     Down {
+        #[arg(add = ArgValueCandidates::new(connection_names))]
         names: Vec<String>,
         #[arg(long, conflicts_with = "names")]
         all: bool,
@@ -152,6 +168,14 @@ enum Command {
         #[command(subcommand)]
         action: ServiceAction,
     },
+    /// Print a shell's completion script (connection names complete too): add
+    /// `source <(warren completions bash)` to ~/.bashrc, or the line for your shell.
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the manual page (roff): `warren man | man -l -`.
+    Man,
     /// The daemon itself (started by `up --detach`).
     #[command(hide = true)]
     Daemon,
@@ -219,7 +243,7 @@ fn raise_nofile_limit() {
 enum ServiceAction {
     /// Write the unit (prints the enable / start commands unless --now).
     Install {
-        #[arg(required = true)]
+        #[arg(required = true, add = ArgValueCandidates::new(connection_names))]
         names: Vec<String>,
         /// A system unit in /etc/systemd/system instead of a user unit.
         #[arg(long)]
@@ -230,21 +254,87 @@ enum ServiceAction {
     },
     /// Remove the unit.
     Uninstall {
-        #[arg(required = true)]
+        #[arg(required = true, add = ArgValueCandidates::new(connection_names))]
         names: Vec<String>,
         #[arg(long)]
         system: bool,
     },
     /// Whether the unit is installed and running.
     Status {
-        #[arg(required = true)]
+        #[arg(required = true, add = ArgValueCandidates::new(connection_names))]
         names: Vec<String>,
         #[arg(long)]
         system: bool,
     },
 }
 
+/// The shells `warren completions` writes a script for.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Elvish,
+    Powershell,
+}
+
+/// Connection names for the shell's completion, from the configs the command line being
+/// completed names (`--config`, `--ssh-config`), else the default ones.
+fn connection_names() -> Vec<CompletionCandidate> {
+    // While completing, the words typed so far are this process's arguments.
+    let args: Vec<String> = std::env::args().collect();
+    let flag = |name: &str| {
+        args.windows(2)
+            .find(|w| w[0] == name)
+            .map(|w| PathBuf::from(&w[1]))
+            .or_else(|| {
+                args.iter()
+                    .find_map(|a| a.strip_prefix(&format!("{name}=")).map(PathBuf::from))
+            })
+    };
+    let paths = Paths {
+        ssh_config: flag("--ssh-config"),
+        epoch: flag("--config"),
+        known_hosts: None,
+    };
+    Catalog::load(&paths, Arc::new(Context::from_process()))
+        .connections
+        .iter()
+        .map(|c| {
+            CompletionCandidate::new(&c.display_name)
+                .help(c.target().map(|t| format!("{} {t}", c.kind()).into()))
+        })
+        .collect()
+}
+
+/// `warren completions SHELL`: the registration script of clap_complete's dynamic completion
+/// (the shell calls warren back with `COMPLETE=SHELL` to complete a word).
+fn completions(shell: Shell, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let name = match shell {
+        Shell::Bash => "bash",
+        Shell::Zsh => "zsh",
+        Shell::Fish => "fish",
+        Shell::Elvish => "elvish",
+        Shell::Powershell => "powershell",
+    };
+    // The script calls this binary: by the name it was run by, or its absolute path.
+    let argv0 = std::env::args().next().unwrap_or_else(|| "warren".into());
+    let completer = if argv0.contains('/') {
+        std::path::absolute(&argv0)
+            .map(|p| p.display().to_string())
+            .unwrap_or(argv0)
+    } else {
+        argv0
+    };
+    match clap_complete::env::Shells::builtins().completer(name) {
+        Some(c) => c.write_registration("COMPLETE", "warren", "warren", &completer, out),
+        None => Err(std::io::Error::other(format!("no completion for {name}"))),
+    }
+}
+
 fn main() -> ExitCode {
+    // `COMPLETE=bash warren ...`: the shell asks for completions; answered, then exit.
+    clap_complete::CompleteEnv::with_factory(Cli::command).complete();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -401,7 +491,8 @@ fn main() -> ExitCode {
             drop((out, err));
             let verbose = cli.verbose > 0;
             with_runtime(|_| async move {
-                match warren::demo::run(verbose).await {
+                let ctx = Arc::new(Context::from_process());
+                match warren::tui::run(Paths::default(), ctx, verbose, true).await {
                     Ok(()) => cli::exit::OK,
                     Err(e) => {
                         eprintln!("error: the demo failed: {e}");
@@ -424,6 +515,20 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some(Command::Completions { shell }) => match completions(shell, &mut out) {
+            Ok(()) => cli::exit::OK,
+            Err(e) => {
+                let _ = writeln!(err, "error: {e}");
+                cli::exit::FAILED
+            }
+        },
+        Some(Command::Man) => match clap_mangen::Man::new(Cli::command()).render(&mut out) {
+            Ok(()) => cli::exit::OK,
+            Err(e) => {
+                let _ = writeln!(err, "error: {e}");
+                cli::exit::FAILED
+            }
+        },
         Some(Command::Daemon) => {
             drop((out, err));
             raise_nofile_limit();

@@ -43,7 +43,7 @@ fn the_demo_works_and_fails_as_designed_and_leaves_nothing() {
     for name in ["demo-db ", "demo-db-down", "demo-host-key-changed"] {
         assert!(screen.contains(name), "{name} missing:\n{screen}");
     }
-    let bastion = port_on(&screen, "you -> demo@", "demo@127.0.0.1:");
+    let bastion = port_on(&screen, "you → demo@", "demo@127.0.0.1:");
 
     // The healthy one: open it and speak PostgreSQL through it.
     t.keys(&["Enter"]);
@@ -105,6 +105,58 @@ fn the_demo_works_and_fails_as_designed_and_leaves_nothing() {
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", bastion)).is_err(),
         "no listener left (bastion)"
+    );
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .expect("tmp")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect();
+    assert!(left.is_empty(), "the demo's temp files are gone: {left:?}");
+}
+
+/// The empty state offers the demo: D starts it in the TUI's own process, and Enter on
+/// demo-db opens a tunnel that speaks PostgreSQL. Quitting removes it all.
+#[test]
+fn d_on_the_empty_state_starts_the_demo_and_enter_opens_demo_db() {
+    if !support::require("tmux") {
+        return;
+    }
+    let s = Scratch::new();
+    let tmp = s.path().join("tmp");
+    std::fs::create_dir_all(&tmp).expect("tmp");
+    let t = Tmux::start(&format!(
+        "cd {d} && HOME={d} XDG_STATE_HOME={d}/state XDG_RUNTIME_DIR={d}/run TMPDIR={} {} --ssh-config /dev/null",
+        tmp.display(),
+        env!("CARGO_BIN_EXE_warren"),
+        d = s.path().display()
+    ));
+    let screen = t.wait_for("No connections yet");
+    assert!(screen.contains("D   see warren work"), "{screen}");
+    t.keys(&["D"]);
+    let screen = t.wait_for("demo-key-refused");
+    for name in ["demo-db ", "demo-db-down", "demo-host-key-changed"] {
+        assert!(screen.contains(name), "{name} missing:\n{screen}");
+    }
+    t.keys(&["Enter"]);
+    let screen = t.wait_until("demo-db up", |s| {
+        s.lines()
+            .any(|l| l.contains(" up ") && l.contains("demo-db "))
+    });
+    let local = port_on(&screen, " up ", "127.0.0.1:");
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", local)).expect("connect to the tunnel");
+    c.write_all(&[0, 0, 0, 8, 4, 210, 22, 47])
+        .expect("SSLRequest");
+    let mut b = [0u8; 1];
+    c.read_exact(&mut b).expect("answer");
+    assert_eq!(&b, b"N", "the demo database answered through the tunnel");
+    drop(c);
+    t.keys(&["q"]);
+    t.wait_for("Tunnels are open");
+    t.keys(&["y"]);
+    t.wait_for("EXITED 0");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", local)).is_err(),
+        "no listener left"
     );
     let left: Vec<_> = std::fs::read_dir(&tmp)
         .expect("tmp")

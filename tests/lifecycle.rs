@@ -178,7 +178,8 @@ fn enter_in_the_tui_reopens_a_failed_tunnel_once_the_bastion_is_back() {
     t.wait_for("connections");
     t.keys(&["Enter"]);
     t.wait_until("late failed", |s| {
-        s.lines().any(|l| l.contains("FAIL") && l.contains("late"))
+        s.lines()
+            .any(|l| l.contains("✘ failed") && l.contains("late"))
     });
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", local)).is_err(),

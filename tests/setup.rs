@@ -1,5 +1,6 @@
 //! `warren setup` with flags, against a real sshd and PostgreSQL: a new key, the bastion's
-//! lines, the entry written without losing a comment, and the entry then passing doctor.
+//! lines, the entry written without losing a comment, and the entry then passing doctor; and
+//! the same from nothing, in a HOME with no config directories at all.
 
 mod support;
 
@@ -96,6 +97,82 @@ fn setup_with_flags_then_the_entry_passes_doctor() {
     s.warren(&args)
         .expect_code(1)
         .expect_stderr("warren never overwrites a key");
+}
+
+/// A first-time user: a HOME with nothing in it (no ~/.config, no ~/.ssh), the issue's
+/// command. The directories are made 0700, the key 0600, and the diagnostics run.
+#[test]
+fn setup_from_nothing_creates_the_directories_the_key_and_the_entry() {
+    if !have_servers() {
+        return;
+    }
+    let Some(pg) = Postgres::start() else { return };
+    let sshd = Sshd::start("");
+    let home = Scratch::new();
+    // known_hosts lives outside HOME: HOME stays empty.
+    let elsewhere = Scratch::new();
+    let known_hosts = elsewhere.write("known_hosts", &format!("{}\n", sshd.known_hosts_line()));
+    let known_hosts = known_hosts.display().to_string();
+    assert_eq!(std::fs::read_dir(home.path()).expect("home").count(), 0);
+    let bastion = format!("{}@127.0.0.1:{}", local_user(), sshd.port);
+    let target = format!("127.0.0.1:{}", pg.port);
+    let args = [
+        "--ssh-config",
+        "/dev/null",
+        "--known-hosts",
+        &known_hosts,
+        "setup",
+        "--name",
+        "orders",
+        "--engine",
+        "postgres",
+        "--target",
+        &target,
+        "--bastion",
+        &bastion,
+        "--generate-key",
+        "~/.ssh/id_new",
+        "--yes",
+    ];
+    let r = home.warren(&args);
+    r.expect_code(0)
+        .expect_stdout("create ~/.ssh, ~/.config, ~/.config/epoch (0700)")
+        .expect_stdout("6. the diagnostics of orders")
+        .expect_stdout("the walk stopped at 'auth'");
+    let mode = |rel: &str| {
+        std::fs::metadata(home.path().join(rel))
+            .unwrap_or_else(|e| panic!("{rel}: {e}\n{}", r.describe()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(".config/epoch"), 0o700);
+    assert_eq!(mode(".ssh"), 0o700);
+    assert_eq!(mode(".ssh/id_new"), 0o600);
+    assert_eq!(mode(".config/epoch/epoch.toml"), 0o600);
+    let text =
+        std::fs::read_to_string(home.path().join(".config/epoch/epoch.toml")).expect("epoch");
+    assert!(
+        text.contains("[storage.postgres.orders]")
+            && text.contains(&format!(
+                "key_file = \"{}/.ssh/id_new\"",
+                home.path().display()
+            )),
+        "{text}"
+    );
+    // The bastion's side, as the instructions say: then the entry passes doctor.
+    let public = std::fs::read_to_string(home.path().join(".ssh/id_new.pub")).expect("pub");
+    sshd.authorize(public.trim());
+    home.warren(&[
+        "--ssh-config",
+        "/dev/null",
+        "--known-hosts",
+        &known_hosts,
+        "doctor",
+        "orders",
+    ])
+    .expect_code(0)
+    .expect_stdout("no step failed");
 }
 
 #[test]

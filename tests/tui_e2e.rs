@@ -1,5 +1,7 @@
-//! The TUI in a real terminal (tmux) against a real sshd: the list, the filter, a tunnel
-//! opened with Enter that carries data, the diagnostics pane, and quit with q / y.
+//! The TUI in a real terminal (tmux) against a real sshd: the list as a table at 120 columns
+//! (a header, 40-character targets whole, S sorting), the filter, a tunnel opened with Enter
+//! that carries data, the diagnostics pane, quit with q / y, and the setup form from a HOME
+//! with nothing in it.
 
 mod support;
 
@@ -215,7 +217,113 @@ fn scopeguard<'a>(s: &'a support::Scratch, env: &'a [(&'a str, &'a str)]) -> imp
 }
 
 #[test]
-fn the_setup_wizard_in_the_tui_writes_the_entry_and_tests_it() {
+fn the_list_at_120_columns_has_a_header_whole_targets_and_sorts() {
+    if !support::require("tmux") {
+        return;
+    }
+    let s = support::Scratch::new();
+    let targets = [
+        ("orders-replica", "orders-primary-replica2.db.internal:5432"),
+        (
+            "billing-warehouse",
+            "billing-analytics-warehouse.db.corp:5432",
+        ),
+        ("cache-eu", "cache-sessions-eu-west1a.redis.corp:6379"),
+        ("ledger-cold", "ledger-archive-coldstore12.db.corp:15432"),
+    ];
+    for (_, t) in targets {
+        assert_eq!(t.len(), 40, "{t}");
+    }
+    let epoch: String = targets[..2]
+        .iter()
+        .map(|(name, t)| {
+            let (host, port) = t.rsplit_once(':').expect("host:port");
+            format!(
+                "[storage.postgres.{name}]\nhost = \"{host}\"\nport = {port}\n\n[storage.postgres.{name}.ssh_tunnel]\nhost = \"bastion.example.com\"\nuser = \"ops\"\n\n"
+            )
+        })
+        .collect();
+    s.write("epoch.toml", &epoch);
+    let ssh: String = targets[2..]
+        .iter()
+        .enumerate()
+        .map(|(i, (name, t))| {
+            format!(
+                "Host {name}\n    HostName jump{i}.example.com\n    LocalForward {} {t}\n\n",
+                16000 + i
+            )
+        })
+        .collect();
+    s.write("ssh_config", &ssh);
+    let t = Tmux::start(&format!(
+        "cd {d} && HOME={d} XDG_STATE_HOME={d}/state XDG_RUNTIME_DIR={d}/run {} --ssh-config ssh_config --config epoch.toml",
+        env!("CARGO_BIN_EXE_warren"),
+        d = s.path().display()
+    ));
+    let screen = t.wait_for("ledger-cold");
+    let header = screen
+        .lines()
+        .find(|l| l.contains("STATE") && l.contains("NAME"))
+        .unwrap_or_else(|| panic!("no header row:\n{screen}"));
+    for h in ["LOCAL", "TARGET", "VIA"] {
+        assert!(header.contains(h), "{h} missing from {header}");
+    }
+    let row_of = |screen: &str, name: &str| {
+        screen
+            .lines()
+            .position(|l| l.contains(&format!(" {name} ")))
+            .unwrap_or_else(|| panic!("{name} not listed:\n{screen}"))
+    };
+    for (name, target) in targets {
+        let line = &screen
+            .lines()
+            .nth(row_of(&screen, name))
+            .unwrap_or_default();
+        assert!(line.contains(target), "{target} not whole:\n{screen}");
+    }
+    let order = |screen: &str| {
+        let mut rows: Vec<(usize, &str)> = targets
+            .iter()
+            .map(|(n, _)| (row_of(screen, n), *n))
+            .collect();
+        rows.sort();
+        rows.into_iter().map(|(_, n)| n).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        order(&screen),
+        [
+            "billing-warehouse",
+            "cache-eu",
+            "ledger-cold",
+            "orders-replica"
+        ],
+        "by name"
+    );
+    // S: by state (all down: by name), S again: by source, ssh_config first.
+    t.keys(&["S"]);
+    t.wait_for("sorted by state");
+    t.keys(&["S"]);
+    let screen = t.wait_for("sorted by source");
+    assert_eq!(
+        order(&screen),
+        [
+            "cache-eu",
+            "ledger-cold",
+            "billing-warehouse",
+            "orders-replica"
+        ],
+        "by source:\n{screen}"
+    );
+    t.keys(&["q"]);
+    t.wait_for("EXITED 0");
+}
+
+/// The setup form in a real terminal, from a HOME with no config directories at all: it
+/// writes ~/.config/epoch/epoch.toml and the key (0600 in a 0700 ~/.ssh, at the default path),
+/// shows the bastion's lines, and Enter runs the diagnostics, which pass once the bastion
+/// has the key.
+#[test]
+fn the_setup_form_from_nothing_writes_the_entry_and_the_key_and_tests_them() {
     if !have_servers() || !support::require("tmux") {
         return;
     }
@@ -223,52 +331,60 @@ fn the_setup_wizard_in_the_tui_writes_the_entry_and_tests_it() {
         return;
     };
     let sshd = Sshd::start("");
-    let s = support::Scratch::new();
-    s.write("known_hosts", &format!("{}\n", sshd.known_hosts_line()));
-    let before = "# our databases\n[storage.mysql.billing]   # keep\nhost = \"billing.internal\"\n";
-    s.write("epoch.toml", before);
+    let home = support::Scratch::new();
+    let elsewhere = support::Scratch::new();
+    let known_hosts = elsewhere.write("known_hosts", &format!("{}\n", sshd.known_hosts_line()));
     let warren = env!("CARGO_BIN_EXE_warren");
     let t = Tmux::start(&format!(
-        "cd {d} && HOME={d} XDG_STATE_HOME={d}/state XDG_RUNTIME_DIR={d}/run {warren} --ssh-config /dev/null --config epoch.toml --known-hosts known_hosts",
-        d = s.path().display()
+        "cd {d} && HOME={d} XDG_STATE_HOME={e}/state XDG_RUNTIME_DIR={e}/run {warren} --ssh-config /dev/null --known-hosts {kh}",
+        d = home.path().display(),
+        e = elsewhere.path().display(),
+        kh = known_hosts.display()
     ));
-    t.wait_for("billing");
+    t.wait_for("No connections yet");
     t.keys(&["s"]);
-    t.wait_for("engine");
-    for answer in [
-        "postgres".to_string(),
-        format!("127.0.0.1:{}", pg.port),
-        "fromtui".into(),
-        format!("{}@127.0.0.1:{}", local_user(), sshd.port),
-        String::new(), // no jump host
-        "keys/tui_key".into(),
-        String::new(), // no passphrase
-    ] {
-        if !answer.is_empty() {
-            t.type_text(&answer);
-        }
-        t.keys(&["Enter"]);
-    }
-    t.wait_for("permitopen=");
-    let screen = t.wait_for("saved 'fromtui'");
+    t.wait_for("step 1 of 4");
+    // engine: postgres (the default); then target, name, bastion; the rest as they are.
+    t.keys(&["Tab"]);
+    t.type_text(&format!("127.0.0.1:{}", pg.port));
+    t.keys(&["Tab"]);
+    t.type_text("fromtui");
+    t.keys(&["Tab"]);
+    t.type_text(&format!("{}@127.0.0.1:{}", local_user(), sshd.port));
+    t.wait_for("step 2 of 4");
+    t.keys(&["Tab", "Tab", "Tab", "Tab"]);
+    let screen = t.wait_for("~/.ssh/id_ed25519_fromtui (default)");
+    assert!(screen.contains("step 3 of 4"), "{screen}");
+    t.keys(&["Enter"]);
+    let screen = t.wait_for("nothing is yet");
     assert!(
-        screen.contains("PermitOpen") || screen.contains("Match User"),
+        screen.contains("create ~/.ssh, ~/.config, ~/.config/epoch (0700)"),
         "{screen}"
     );
-    let text = std::fs::read_to_string(s.path().join("epoch.toml")).expect("epoch");
     assert!(
-        text.starts_with(before.trim_end()) && text.contains("[storage.postgres.fromtui]"),
-        "{text}"
+        !home.path().join(".config").exists(),
+        "nothing written before the summary is confirmed"
     );
+    t.keys(&["Enter"]);
+    let screen = t.wait_for("saved 'fromtui'");
+    assert!(screen.contains("permitopen="), "{screen}");
     use std::os::unix::fs::PermissionsExt;
-    let key = s.path().join("keys/tui_key");
-    assert_eq!(
-        std::fs::metadata(&key).expect("key").permissions().mode() & 0o777,
-        0o600
-    );
-    // The bastion's side, then step 6 from the wizard.
+    let mode = |rel: &str| {
+        std::fs::metadata(home.path().join(rel))
+            .unwrap_or_else(|e| panic!("{rel}: {e}"))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(".ssh"), 0o700);
+    assert_eq!(mode(".ssh/id_ed25519_fromtui"), 0o600);
+    assert_eq!(mode(".config/epoch"), 0o700);
+    let text =
+        std::fs::read_to_string(home.path().join(".config/epoch/epoch.toml")).expect("epoch.toml");
+    assert!(text.contains("[storage.postgres.fromtui]"), "{text}");
+    // The bastion's side, then step 6 from the form.
     sshd.authorize(
-        std::fs::read_to_string(s.path().join("keys/tui_key.pub"))
+        std::fs::read_to_string(home.path().join(".ssh/id_ed25519_fromtui.pub"))
             .expect("pub")
             .trim(),
     );

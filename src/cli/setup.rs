@@ -1,6 +1,7 @@
 //! `warren setup`: guided first-time setup. Every answer can be a flag (so scripts run it with
 //! no prompt); what is missing is asked on the terminal. Then: the key, the exact lines for the
-//! bastion, the entry written into epoch.toml, and the diagnostics of the new entry.
+//! bastion, the entry written into epoch.toml, and the diagnostics of the new entry. It works
+//! from nothing: missing directories (`~/.config/epoch`, `~/.ssh`) are created 0700.
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -135,7 +136,14 @@ pub async fn run(
     };
     let alias_key = from_alias.as_ref().and_then(|fa| fa.key.clone());
     // Step 3: the key.
-    let key = match (a.generate_key, a.key, a.agent) {
+    // A path given in quotes keeps its `~`: expand it as the shell would have.
+    let tilde = |p: PathBuf| {
+        PathBuf::from(crate::config::expand::tilde(
+            &p.to_string_lossy(),
+            &ctx.home,
+        ))
+    };
+    let key = match (a.generate_key.map(tilde), a.key.map(tilde), a.agent) {
         (Some(p), None, false) => KeyChoice::Generate(p),
         (None, Some(p), false) => KeyChoice::Existing(p),
         (None, None, true) => KeyChoice::Agent,
@@ -193,6 +201,19 @@ pub async fn run(
         .map(str::to_string);
     let (path, _) = crate::config::load::epoch_path(paths, ctx);
     let had_file = path.exists();
+    // What will be written, checked first: nothing is written if a check fails.
+    match setup::summary(&plan, &path, a.yes, passphrase.is_some(), &ctx.home) {
+        Ok(lines) => {
+            let _ = writeln!(out, "setup will write:");
+            for l in lines {
+                let _ = writeln!(out, "  - {l}");
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(err, "error: {e}");
+            return exit::FAILED;
+        }
+    }
     let text = match setup::apply(&plan, passphrase.as_deref(), &path, a.yes) {
         Ok(t) => t,
         Err(e) => {

@@ -1,30 +1,33 @@
 //! The TUI's state and the one function that changes it: `update(app, action) -> effects`.
-//! No I/O here: the loop turns effects into engine commands, clipboard writes and reloads.
+//! No I/O here: the loop turns effects into engine commands, clipboard writes, file writes
+//! and reloads, and brings their results back as actions.
+//!
+//! The list's rows are in [`super::rows`], each tunnel's live numbers and timeline in
+//! [`super::live`], the engine's questions in [`super::questions`], the setup form in
+//! [`super::wizard`]; the keys come from [`super::keys`].
 
 use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::{Instant, SystemTime};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use tui_input::Input;
 use tui_input::backend::crossterm::EventHandler;
 
+use super::commands;
+use super::keys::Keymap;
+use super::live::{self, Live};
+use super::questions::{self, Question};
+use super::rows::{Cells, Row};
+use super::wizard::{self, Wizard};
 use crate::config::{Connection, Secret};
 use crate::diagnose::Step;
-use crate::engine::{Command, Event, TunnelState, TunnelStats};
-use crate::prompt::{Answer, HostKeyAnswer, Prompt};
+use crate::engine::{Command, Event, TunnelState};
+use crate::notify::{Kind, Tracker};
+use crate::settings::{GroupBy, Settings, SortBy};
 
-/// Throughput samples kept per tunnel for the sparkline.
-pub const HISTORY: usize = 60;
-
-/// What the TUI keeps of one tunnel: its latest counters and what the screen adds.
-#[derive(Clone, Debug, Default)]
-pub struct Live {
-    pub stats: TunnelStats,
-    /// Bytes a second, both ways, newest last.
-    pub history: VecDeque<u64>,
-    pub listening: Vec<String>,
-    pub log: VecDeque<String>,
-}
+pub use super::live::HISTORY;
+pub use super::questions::PROMPT_GUARD;
+pub use super::rows::fuzzy;
 
 /// The diagnostics pane.
 #[derive(Clone, Debug)]
@@ -34,68 +37,20 @@ pub struct Diagnosis {
     pub done: Option<bool>,
 }
 
-/// A question from the engine, waiting for an answer.
-#[derive(Clone, Debug)]
-pub struct Question {
-    pub id: u64,
-    /// The connection that asks.
-    pub name: String,
-    pub prompt: Prompt,
-    /// After this the engine withdraws it.
-    pub deadline: Instant,
-}
-
-/// Keys that arrive this soon after a question appears are dropped: they were typed for
-/// what was on screen before it.
-pub const PROMPT_GUARD: Duration = Duration::from_millis(500);
-
 /// What has the keyboard.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Mode {
     Normal,
     Filter,
     Help,
-    Log,
+    /// The selection's timeline and log.
+    History,
     Diagnose,
     /// A prompt from the engine (the front of `prompts`).
     Prompt,
     ConfirmQuit,
-    /// The setup wizard (`s`): the same flow as `warren setup`.
+    /// The setup form (`s`): the same flow as `warren setup`.
     Setup,
-}
-
-/// The setup wizard's questions, in order (the answers become `setup::plan`'s arguments).
-pub const WIZARD: [&str; 7] = [
-    "1. engine (postgres, mysql, redis, mongodb, mssql)",
-    "1. the database's host:port, as the bastion sees it",
-    "1. a name for the entry",
-    "2. the bastion: host, user@host:port, ssh://... or a ~/.ssh/config alias",
-    "2. a jump host before it (Enter for none)",
-    "3. the key: a path for a new key, a path to an existing one, or 'agent'",
-    "3. a passphrase for a new key (Enter for none)",
-];
-
-/// The wizard's questions that may be left empty: the jump host and the passphrase.
-pub fn wizard_optional(question: usize) -> bool {
-    question == WIZARD_JUMP || question == WIZARD_PASSPHRASE
-}
-
-const WIZARD_JUMP: usize = 4;
-const WIZARD_KEY: usize = 5;
-/// The passphrase question: its input is masked and its answer is kept as a `Secret`, out
-/// of `answers`.
-pub const WIZARD_PASSPHRASE: usize = 6;
-
-/// The wizard's state.
-#[derive(Debug, Default)]
-pub struct Wizard {
-    pub answers: Vec<String>,
-    /// The new key's passphrase (its slot in `answers` holds only "" or "***").
-    pub passphrase: Option<Secret>,
-    pub input: Input,
-    pub error: Option<String>,
-    /// After saving: the entry's name and the bastion instructions.
-    pub done: Option<(String, String)>,
 }
 
 /// What quitting does with open tunnels.
@@ -109,20 +64,40 @@ pub enum QuitChoice {
     CloseAll,
 }
 
+/// Who to tell when something happens to a tunnel (from the settings).
+#[derive(Clone, Debug)]
+pub struct Notify {
+    pub on: Vec<Kind>,
+    pub bell: bool,
+    pub desktop: bool,
+}
+
 pub struct App {
     pub connections: Vec<Connection>,
+    /// Per connection: its cells' texts and search text, made once.
+    pub cells: Vec<Cells>,
+    /// Connection indices in name order (the base of every sort).
+    pub by_name: Vec<usize>,
     /// The tunnels live in the per-user daemon (the TUI attached to it).
     pub attached: bool,
     /// No daemon may be used (the demo): tunnels always close on quit.
     pub standalone: bool,
     pub quit_choice: QuitChoice,
-    /// Each connection's lowercase search text (name, hosts, target), computed once.
-    haystacks: Vec<String>,
     pub states: HashMap<String, TunnelState>,
     pub live: HashMap<String, Live>,
     pub filter: Input,
-    /// Index into `visible()`.
+    pub sort: SortBy,
+    pub group: GroupBy,
+    /// What the list shows, in order.
+    pub rows: Vec<Row>,
+    /// Index into `rows` (always a connection when there is one).
     pub selected: usize,
+    /// The first row on screen.
+    pub offset: usize,
+    /// The terminal's size (columns, rows).
+    pub size: (u16, u16),
+    /// The details pane is shown.
+    pub details: bool,
     pub mode: Mode,
     pub diagnosis: Option<Diagnosis>,
     /// Questions, oldest first; the front one is shown when the user is not typing.
@@ -134,24 +109,40 @@ pub struct App {
     pub prompt_answers: Vec<Secret>,
     /// The last message for the status line (a copied connection string, an error).
     pub message: Option<String>,
+    /// Problems in the settings file (shown at start and atop help).
+    pub settings_problems: Vec<String>,
     /// Where warren looked for configs (for the empty state).
     pub looked_in: Vec<String>,
     /// Advances on each tick: the spinner.
     pub tick: u64,
+    pub help_scroll: usize,
     pub wizard: Wizard,
+    pub keymap: Keymap,
+    pub notify: Notify,
+    /// What is news among the engine's events (only changes are).
+    news: Tracker,
+    /// A fixed time for timelines (tests); `None`: the clock.
+    pub frozen_time: Option<SystemTime>,
+    /// Seconds east of UTC, for the times shown.
+    pub utc_offset: i64,
     pub quit: bool,
 }
 
-/// Something the user (or the engine) did.
+/// Something the user (or the engine, or the loop) did.
 #[derive(Clone, Debug)]
 pub enum Action {
     Key(KeyEvent),
-    /// A click on a row of the list (0 = first visible row).
-    Click(usize),
+    /// A click on a terminal line.
+    Click(u16),
     ScrollUp,
     ScrollDown,
+    Resize(u16, u16),
     Engine(Event),
     Tick,
+    /// The setup form's answers checked against the files: the summary, or what to fix.
+    Reviewed(Result<Vec<String>, wizard::Failure>),
+    /// The setup written: the entry's name and the bastion's instructions, or what to fix.
+    SetUp(Result<(String, String), wizard::Failure>),
 }
 
 /// What the loop must do after an update.
@@ -162,25 +153,39 @@ pub enum Effect {
     Copy(String),
     /// Read the config files again.
     Reload,
-    /// Carry out the wizard's answers (key, instructions, entry), then reload.
-    Setup {
-        answers: Vec<String>,
-        passphrase: Option<Secret>,
+    /// Check the setup form's answers against the files and make the summary (no write).
+    Review(wizard::Answers),
+    /// Carry out the setup form's answers (key, entry), then reload.
+    Setup(wizard::Answers),
+    /// Start the demo world in this process and show it.
+    Demo,
+    /// Tell the user: the bell and/or a desktop notification.
+    Notify {
+        text: String,
+        bell: bool,
+        desktop: bool,
     },
 }
 
 impl App {
     pub fn new(connections: Vec<Connection>, looked_in: Vec<String>) -> Self {
-        App {
+        let mut app = App {
             attached: false,
             standalone: false,
             quit_choice: QuitChoice::Default,
-            haystacks: connections.iter().map(haystack).collect(),
-            connections,
+            connections: Vec::new(),
+            cells: Vec::new(),
+            by_name: Vec::new(),
             states: HashMap::new(),
             live: HashMap::new(),
             filter: Input::default(),
+            sort: SortBy::Name,
+            group: GroupBy::None,
+            rows: Vec::new(),
             selected: 0,
+            offset: 0,
+            size: (120, 36),
+            details: true,
             mode: Mode::Normal,
             diagnosis: None,
             prompts: VecDeque::new(),
@@ -188,26 +193,69 @@ impl App {
             prompt_input: Input::default(),
             prompt_answers: Vec::new(),
             message: None,
+            settings_problems: Vec::new(),
             looked_in,
             tick: 0,
+            help_scroll: 0,
             wizard: Wizard::default(),
+            keymap: Keymap::default(),
+            notify: Notify {
+                on: Settings::defaults(Default::default())
+                    .notifications
+                    .on
+                    .value,
+                bell: true,
+                desktop: false,
+            },
+            news: Tracker::new(),
+            frozen_time: None,
+            utc_offset: 0,
             quit: false,
-        }
+        };
+        app.set_connections(connections);
+        app
     }
 
-    /// The connections the filter lets through, in order.
-    pub fn visible(&self) -> Vec<&Connection> {
-        let f = self.filter.value().to_ascii_lowercase();
-        self.connections
+    /// Applies the settings: sort, grouping, notifications, key bindings; their problems go
+    /// to the status line and atop help.
+    pub fn apply_settings(&mut self, s: &Settings) {
+        self.sort = s.sort.value;
+        self.group = s.group.value;
+        self.notify = Notify {
+            on: s.notifications.on.value.clone(),
+            bell: s.notifications.bell.value,
+            desktop: s.notifications.desktop.value,
+        };
+        let (keymap, key_problems) = Keymap::new(&s.keys);
+        self.keymap = keymap;
+        self.settings_problems = s
+            .problems
             .iter()
-            .zip(&self.haystacks)
-            .filter(|(_, h)| f.is_empty() || fuzzy(&f, h))
-            .map(|(c, _)| c)
+            .chain(&key_problems)
+            .map(|p| p.to_string().replace("\n  fix:", "; fix:"))
+            .collect();
+        if let Some(first) = self.settings_problems.first() {
+            self.message = Some(match self.settings_problems.len() {
+                1 => first.clone(),
+                n => format!("{first} (and {} more: ? shows them)", n - 1),
+            });
+        }
+        self.refresh_rows();
+    }
+
+    /// The connections the list shows, in order.
+    pub fn visible(&self) -> Vec<&Connection> {
+        self.rows
+            .iter()
+            .filter_map(|r| match r {
+                Row::Conn(i) => Some(&self.connections[*i]),
+                Row::Group { .. } => None,
+            })
             .collect()
     }
 
     pub fn selected_connection(&self) -> Option<&Connection> {
-        self.visible().get(self.selected).copied()
+        self.selected_index().map(|i| &self.connections[i])
     }
 
     pub fn state(&self, name: &str) -> TunnelState {
@@ -216,29 +264,18 @@ impl App {
 
     /// Whether a tunnel is open (or on its way): closing it means something.
     pub fn is_open(&self, name: &str) -> bool {
-        matches!(
-            self.state(name),
-            TunnelState::Up | TunnelState::Connecting | TunnelState::Reconnecting { .. }
-        )
+        self.states.get(name).is_some_and(TunnelState::is_open)
     }
 
     pub fn any_open(&self) -> bool {
-        self.connections
-            .iter()
-            .any(|c| self.is_open(&c.display_name))
+        self.states.values().any(TunnelState::is_open)
     }
 
-    /// Whether something moves on screen (spinner, reconnect countdown): then the loop ticks.
+    /// Whether something moves on screen (spinner, countdown, sparkline): then the loop ticks.
     pub fn animating(&self) -> bool {
         self.diagnosis.as_ref().is_some_and(|d| d.done.is_none())
-            // A question's countdown.
             || !self.prompts.is_empty()
-            || self.states.values().any(|s| {
-                matches!(
-                    s,
-                    TunnelState::Connecting | TunnelState::Reconnecting { .. } | TunnelState::Up
-                )
-            })
+            || self.any_open()
     }
 
     /// Whether the user is typing into a field (a question then waits for them to finish).
@@ -246,52 +283,22 @@ impl App {
         matches!(self.mode, Mode::Filter | Mode::Setup | Mode::ConfirmQuit)
     }
 
-    /// Puts the front question on screen, unless the user is typing or one is shown.
-    fn show_question(&mut self) {
-        if self.prompts.is_empty() || self.typing() || self.mode == Mode::Prompt {
-            return;
-        }
-        self.mode = Mode::Prompt;
-        self.prompt_shown_at = Some(Instant::now());
-        self.prompt_input.reset();
-        self.prompt_answers.clear();
+    pub fn now(&self) -> SystemTime {
+        self.frozen_time.unwrap_or_else(SystemTime::now)
     }
 
     pub fn set_connections(&mut self, connections: Vec<Connection>) {
-        self.haystacks = connections.iter().map(haystack).collect();
+        self.cells = connections.iter().map(Cells::of).collect();
+        let mut by_name: Vec<usize> = (0..connections.len()).collect();
+        by_name.sort_by(|&a, &b| {
+            connections[a]
+                .display_name
+                .cmp(&connections[b].display_name)
+        });
+        self.by_name = by_name;
         self.connections = connections;
-        self.clamp();
+        self.refresh_rows();
     }
-
-    fn clamp(&mut self) {
-        let n = self.visible().len();
-        if self.selected >= n {
-            self.selected = n.saturating_sub(1);
-        }
-    }
-}
-
-/// What the filter searches: name, host and target.
-fn haystack(c: &Connection) -> String {
-    let hosts = c
-        .hops
-        .iter()
-        .map(|h| h.host.value.as_str())
-        .collect::<Vec<_>>()
-        .join(" ");
-    format!(
-        "{} {} {}",
-        c.display_name,
-        hosts,
-        c.target().unwrap_or_default()
-    )
-    .to_ascii_lowercase()
-}
-
-/// A fuzzy match: the pattern's characters appear in order.
-pub fn fuzzy(pattern: &str, text: &str) -> bool {
-    let mut it = text.chars();
-    pattern.chars().all(|p| it.any(|c| c == p))
 }
 
 /// A connection string for a tunnel: `postgresql://user@127.0.0.1:PORT/db`, else `host:port`.
@@ -325,60 +332,58 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
     match action {
         Action::Tick => {
             app.tick = app.tick.wrapping_add(1);
-            Vec::new()
-        }
-        Action::Engine(ev) => {
-            engine_event(app, ev);
-            Vec::new()
-        }
-        Action::Click(row) => {
-            if app.mode == Mode::Normal && row < app.visible().len() {
-                app.selected = row;
+            // Traffic changes all the time: the order follows it at the tick's pace.
+            if app.sort == SortBy::Traffic {
+                app.refresh_rows();
             }
             Vec::new()
         }
-        Action::ScrollUp => move_by(app, -1),
-        Action::ScrollDown => move_by(app, 1),
+        Action::Engine(ev) => engine_event(app, ev),
+        Action::Click(y) => {
+            if app.mode == Mode::Normal {
+                app.click(y);
+            }
+            Vec::new()
+        }
+        Action::Resize(w, h) => {
+            app.size = (w, h);
+            app.scroll_to_selection();
+            Vec::new()
+        }
+        Action::ScrollUp => scroll(app, -1),
+        Action::ScrollDown => scroll(app, 1),
         Action::Key(k) => key(app, k),
+        Action::Reviewed(r) => {
+            wizard::reviewed(&mut app.wizard, r);
+            Vec::new()
+        }
+        Action::SetUp(r) => {
+            wizard::set_up(&mut app.wizard, r);
+            Vec::new()
+        }
     }
 }
 
-fn move_by(app: &mut App, d: i64) -> Vec<Effect> {
-    let n = app.visible().len() as i64;
-    if n > 0 {
-        app.selected = (app.selected as i64 + d).clamp(0, n - 1) as usize;
+fn scroll(app: &mut App, d: i64) -> Vec<Effect> {
+    match app.mode {
+        Mode::Help => app.help_scroll = (app.help_scroll as i64 + d).max(0) as usize,
+        Mode::Normal | Mode::Filter => app.move_by(d),
+        _ => {}
     }
     Vec::new()
 }
 
-fn toggle(app: &App, c: &Connection) -> Effect {
-    if app.is_open(&c.display_name) {
-        Effect::Engine(Command::Close {
-            names: vec![c.display_name.clone()],
-            reply: None,
-        })
-    } else {
-        Effect::Engine(Command::Open {
-            conn: Box::new(c.clone()),
-            reply: None,
-        })
-    }
-}
-
 fn key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
     if k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL) {
-        app.mode = if app.any_open() {
-            Mode::ConfirmQuit
+        if app.any_open() {
+            app.mode = Mode::ConfirmQuit;
         } else {
-            Mode::Normal
-        };
-        if app.mode == Mode::Normal {
             app.quit = true;
         }
         return Vec::new();
     }
     let effects = match app.mode {
-        Mode::Normal => normal_key(app, k),
+        Mode::Normal => commands::normal_key(app, k),
         Mode::Filter => {
             match k.code {
                 KeyCode::Esc => {
@@ -386,17 +391,33 @@ fn key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
                     app.mode = Mode::Normal;
                 }
                 KeyCode::Enter => app.mode = Mode::Normal,
-                KeyCode::Up => return move_by(app, -1),
-                KeyCode::Down => return move_by(app, 1),
+                KeyCode::Up => app.move_by(-1),
+                KeyCode::Down => app.move_by(1),
                 _ => {
                     app.filter.handle_event(&crossterm::event::Event::Key(k));
                     app.selected = 0;
+                    app.offset = 0;
                 }
             }
-            app.clamp();
+            app.refresh_rows();
             Vec::new()
         }
-        Mode::Help | Mode::Log | Mode::Diagnose => {
+        Mode::Help => {
+            let page = usize::from(app.size.1.saturating_sub(4)).max(1);
+            match k.code {
+                KeyCode::Down | KeyCode::Char('j') => app.help_scroll += 1,
+                KeyCode::Up | KeyCode::Char('k') => {
+                    app.help_scroll = app.help_scroll.saturating_sub(1)
+                }
+                KeyCode::PageDown | KeyCode::Char(' ') => app.help_scroll += page,
+                KeyCode::PageUp => app.help_scroll = app.help_scroll.saturating_sub(page),
+                KeyCode::Home => app.help_scroll = 0,
+                KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('?') => app.mode = Mode::Normal,
+                _ => {}
+            }
+            Vec::new()
+        }
+        Mode::History | Mode::Diagnose => {
             if matches!(
                 k.code,
                 KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('?') | KeyCode::Char('l')
@@ -420,279 +441,27 @@ fn key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
             }
             Vec::new()
         }
-        Mode::Prompt => prompt_key(app, k),
-        Mode::Setup => wizard_key(app, k),
+        Mode::Prompt => questions::prompt_key(app, k),
+        Mode::Setup => commands::wizard_key(app, k),
     };
     // A question that waited for the user to finish typing comes up now.
-    app.show_question();
+    questions::show_question(app);
     effects
 }
 
-fn wizard_key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
-    if k.code == KeyCode::Esc {
-        app.wizard = Wizard::default();
-        app.mode = Mode::Normal;
-        return Vec::new();
-    }
-    if let Some((name, _)) = app.wizard.done.clone() {
-        // Step 6: the walk of the new entry.
-        if k.code == KeyCode::Enter
-            && let Some(c) = app
-                .connections
-                .iter()
-                .find(|c| c.name == name && c.source == crate::config::SourceKind::Epoch)
-                .cloned()
-        {
-            app.wizard = Wizard::default();
-            app.diagnosis = Some(Diagnosis {
-                name: c.display_name.clone(),
-                steps: Vec::new(),
-                done: None,
-            });
-            app.mode = Mode::Diagnose;
-            return vec![Effect::Engine(Command::Diagnose(Box::new(c)))];
-        }
-        return Vec::new();
-    }
-    match k.code {
-        KeyCode::Enter => {
-            let question = app.wizard.answers.len();
-            let raw = app.wizard.input.value_and_reset();
-            // A passphrase is taken as typed; every other answer is trimmed.
-            let answer = if question == WIZARD_PASSPHRASE {
-                raw
-            } else {
-                raw.trim().to_string()
-            };
-            if answer.is_empty() && !wizard_optional(question) {
-                app.wizard.error = Some("an answer is needed (Esc cancels)".into());
-                return Vec::new();
-            }
-            app.wizard.error = None;
-            if question == WIZARD_PASSPHRASE {
-                let masked = if answer.is_empty() { "" } else { "***" };
-                app.wizard.passphrase =
-                    Some(Secret::new(answer)).filter(|p| !p.expose().is_empty());
-                app.wizard.answers.push(masked.into());
-            } else {
-                let agent = question == WIZARD_KEY && answer == "agent";
-                app.wizard.answers.push(answer);
-                if agent {
-                    // No key file, so no passphrase to ask for.
-                    app.wizard.passphrase = None;
-                    app.wizard.answers.push(String::new());
-                }
-            }
-            if app.wizard.answers.len() == WIZARD.len() {
-                return vec![Effect::Setup {
-                    answers: app.wizard.answers.clone(),
-                    passphrase: app.wizard.passphrase.clone(),
-                }];
-            }
-            Vec::new()
-        }
-        _ => {
-            app.wizard
-                .input
-                .handle_event(&crossterm::event::Event::Key(k));
-            Vec::new()
-        }
-    }
-}
-
-fn normal_key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
-    app.message = None;
-    match k.code {
-        KeyCode::Up | KeyCode::Char('k') => move_by(app, -1),
-        KeyCode::Down | KeyCode::Char('j') => move_by(app, 1),
-        KeyCode::Enter | KeyCode::Char(' ') => match app.selected_connection() {
-            Some(c) if c.forwards.is_empty() => {
-                app.message = Some(format!(
-                    "{} has no forward to open; d diagnoses it",
-                    c.display_name
-                ));
-                Vec::new()
-            }
-            Some(c) => vec![toggle(app, c)],
-            None => Vec::new(),
-        },
-        KeyCode::Char('d') => match app.selected_connection().cloned() {
-            Some(c) => {
-                app.diagnosis = Some(Diagnosis {
-                    name: c.display_name.clone(),
-                    steps: Vec::new(),
-                    done: None,
-                });
-                app.mode = Mode::Diagnose;
-                vec![Effect::Engine(Command::Diagnose(Box::new(c)))]
-            }
-            None => Vec::new(),
-        },
-        KeyCode::Char('/') => {
-            app.mode = Mode::Filter;
-            Vec::new()
-        }
-        KeyCode::Esc => {
-            app.filter.reset();
-            app.clamp();
-            Vec::new()
-        }
-        KeyCode::Char('l') => {
-            app.mode = Mode::Log;
-            Vec::new()
-        }
-        KeyCode::Char('?') => {
-            app.mode = Mode::Help;
-            Vec::new()
-        }
-        KeyCode::Char('s') => {
-            app.wizard = Wizard::default();
-            app.mode = Mode::Setup;
-            Vec::new()
-        }
-        KeyCode::Char('R') => {
-            app.message = Some("reconnecting every open tunnel".into());
-            vec![Effect::Engine(Command::Reconnect { names: Vec::new() })]
-        }
-        KeyCode::Char('r') => {
-            app.message = Some("config files read again".into());
-            vec![Effect::Reload]
-        }
-        KeyCode::Char('c') => match app.selected_connection() {
-            Some(c) => match connection_string(c, app.live.get(&c.display_name)) {
-                Some(s) => {
-                    app.message = Some(format!("copied: {s}"));
-                    vec![Effect::Copy(s)]
-                }
-                None => {
-                    app.message = Some(format!(
-                        "{} is not open: Enter opens it first",
-                        c.display_name
-                    ));
-                    Vec::new()
-                }
-            },
-            None => Vec::new(),
-        },
-        KeyCode::Char('a') => {
-            let visible: Vec<Connection> = app
-                .visible()
-                .into_iter()
-                .filter(|c| !c.forwards.is_empty())
-                .cloned()
-                .collect();
-            // All open: close them all; otherwise open the ones that are closed.
-            let all_open =
-                !visible.is_empty() && visible.iter().all(|c| app.is_open(&c.display_name));
-            visible
-                .iter()
-                .filter(|c| all_open || !app.is_open(&c.display_name))
-                .map(|c| toggle(app, c))
-                .collect()
-        }
-        KeyCode::Char('q') => {
-            if app.any_open() {
-                app.mode = Mode::ConfirmQuit;
-            } else {
-                app.quit = true;
-            }
-            Vec::new()
-        }
-        _ => Vec::new(),
-    }
-}
-
-fn prompt_key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
-    let Some(q) = app.prompts.front().cloned() else {
-        app.mode = Mode::Normal;
-        return Vec::new();
-    };
-    // A key typed for what was on screen before the question must not answer it.
-    if app
-        .prompt_shown_at
-        .is_some_and(|t| t.elapsed() < PROMPT_GUARD)
+fn engine_event(app: &mut App, ev: Event) -> Vec<Effect> {
+    let now = app.now();
+    let mut effects = Vec::new();
+    if let Some(n) = app.news.event(&ev)
+        && app.notify.on.contains(&n.kind)
+        && (app.notify.bell || app.notify.desktop)
     {
-        return Vec::new();
+        effects.push(Effect::Notify {
+            text: n.message(),
+            bell: app.notify.bell,
+            desktop: app.notify.desktop,
+        });
     }
-    let answer = match &q.prompt {
-        Prompt::HostKey { .. } => match k.code {
-            KeyCode::Char('y') => Some(Answer::HostKey(HostKeyAnswer::AcceptAndSave)),
-            KeyCode::Char('o') => Some(Answer::HostKey(HostKeyAnswer::AcceptOnce)),
-            KeyCode::Char('n') | KeyCode::Esc => Some(Answer::HostKey(HostKeyAnswer::Reject)),
-            _ => None,
-        },
-        Prompt::Confirm { .. } => match k.code {
-            KeyCode::Char('y') => Some(Answer::HostKey(HostKeyAnswer::AcceptOnce)),
-            KeyCode::Char('n') | KeyCode::Esc => Some(Answer::HostKey(HostKeyAnswer::Reject)),
-            _ => None,
-        },
-        Prompt::Passphrase { .. } | Prompt::Password { .. } => match k.code {
-            KeyCode::Enter => Some(Answer::Secret(Secret::new(
-                app.prompt_input.value_and_reset(),
-            ))),
-            KeyCode::Esc => Some(Answer::Cancel),
-            _ => {
-                app.prompt_input
-                    .handle_event(&crossterm::event::Event::Key(k));
-                None
-            }
-        },
-        Prompt::KeyboardInteractive { prompts, .. } => match k.code {
-            KeyCode::Enter => {
-                app.prompt_answers
-                    .push(Secret::new(app.prompt_input.value_and_reset()));
-                (app.prompt_answers.len() >= prompts.len())
-                    .then(|| Answer::Responses(std::mem::take(&mut app.prompt_answers)))
-            }
-            KeyCode::Esc => Some(Answer::Cancel),
-            _ => {
-                app.prompt_input
-                    .handle_event(&crossterm::event::Event::Key(k));
-                None
-            }
-        },
-    };
-    match answer {
-        Some(answer) => {
-            app.prompts.pop_front();
-            app.prompt_input.reset();
-            app.prompt_answers.clear();
-            app.prompt_shown_at = None;
-            app.mode = Mode::Normal;
-            vec![Effect::Engine(Command::Answer { id: q.id, answer })]
-        }
-        None => Vec::new(),
-    }
-}
-
-/// Removes a question the engine no longer asks.
-fn withdraw(app: &mut App, id: u64) {
-    let was_front = app.prompts.front().is_some_and(|q| q.id == id);
-    let Some(pos) = app.prompts.iter().position(|q| q.id == id) else {
-        return;
-    };
-    if let Some(q) = app.prompts.remove(pos) {
-        app.message = Some(format!(
-            "the question for {} was withdrawn (not answered in time, or its tunnel stopped)",
-            q.name
-        ));
-    }
-    if was_front && app.mode == Mode::Prompt {
-        app.prompt_input.reset();
-        app.prompt_answers.clear();
-        app.prompt_shown_at = None;
-        app.mode = Mode::Normal;
-    }
-}
-
-fn engine_event(app: &mut App, ev: Event) {
-    let push_log = |app: &mut App, name: &str, line: String| {
-        let log = &mut app.live.entry(name.to_string()).or_default().log;
-        if log.len() == crate::tunnel::LOG_LINES {
-            log.pop_front();
-        }
-        log.push_back(line);
-    };
     match ev {
         Event::Listening { name, local, .. } => {
             let live = app.live.entry(name).or_default();
@@ -701,48 +470,38 @@ fn engine_event(app: &mut App, ev: Event) {
             }
         }
         Event::State { name, state } => {
-            push_log(app, &name, state.to_string());
-            if state == TunnelState::Down
-                && let Some(l) = app.live.get_mut(&name)
-            {
-                l.listening.clear();
+            let before = app.state(&name);
+            let live = app.live.entry(name.clone()).or_default();
+            live.push_log(now, state.to_string());
+            if state == TunnelState::Down {
+                live.listening.clear();
             }
+            live::record(live, &before, &state, now);
             app.states.insert(name, state);
-        }
-        Event::Warning { name, message } => push_log(app, &name, format!("warning: {message}")),
-        Event::Error { name, message } => {
-            push_log(app, &name, format!("error: {message}"));
-            app.live.entry(name).or_default().stats.last_error = Some(message);
-        }
-        Event::Stats { name, stats } => {
-            let live = app.live.entry(name).or_default();
-            let delta = (stats.bytes_in + stats.bytes_out)
-                .saturating_sub(live.stats.bytes_in + live.stats.bytes_out);
-            if live.history.len() == HISTORY {
-                live.history.pop_front();
+            if app.sort == SortBy::State {
+                app.refresh_rows();
             }
-            live.history.push_back(delta);
-            let last_error = stats.last_error.clone().or(live.stats.last_error.take());
-            live.stats = stats;
-            live.stats.last_error = last_error;
         }
+        Event::Warning { name, message } => app
+            .live
+            .entry(name)
+            .or_default()
+            .push_log(now, format!("warning: {message}")),
+        Event::Error { name, message } => {
+            let live = app.live.entry(name).or_default();
+            live.push_log(now, format!("error: {message}"));
+            live.stats.last_error = Some(message);
+        }
+        Event::Stats { name, stats } => app.live.entry(name).or_default().sample(stats),
         Event::Prompt {
             id,
             name,
             prompt,
             timeout_secs,
-        } => {
-            app.prompts.push_back(Question {
-                id,
-                name,
-                prompt,
-                deadline: Instant::now() + Duration::from_secs(timeout_secs),
-            });
-            app.show_question();
-        }
+        } => questions::ask(app, id, name, prompt, timeout_secs),
         Event::PromptWithdrawn { id, .. } => {
-            withdraw(app, id);
-            app.show_question();
+            questions::withdraw(app, id);
+            questions::show_question(app);
         }
         Event::Step { name, step } => {
             if let Some(d) = app.diagnosis.as_mut().filter(|d| d.name == name) {
@@ -754,6 +513,7 @@ fn engine_event(app: &mut App, ev: Event) {
                 d.done = Some(ok);
             }
         }
-        Event::Health { .. } => {}
+        Event::Health { name, health } => app.live.entry(name).or_default().health(now, health),
     }
+    effects
 }

@@ -6,11 +6,31 @@
 //! network (commands go out in their own tasks), and the network never waits on it. It logs
 //! through [`crate::logging`] (`warren.log`), never to the screen.
 //!
-//! - [`app`]: state and `update(app, action) -> effects` (no I/O).
-//! - [`view`]: drawing (pure).
+//! - state, no I/O: [`app`] (`update(app, action) -> effects`), [`rows`] (filter, sort,
+//!   groups), [`live`] (counters, timelines), [`questions`] (the engine's questions),
+//!   [`wizard`] (the setup form), [`keys`] (the one key table), [`commands`] (what the keys
+//!   do), [`layout`] (where things go).
+//! - drawing, pure: [`view`] (the main screen), [`table`] (the list's columns), [`details`],
+//!   [`overlays`] (help, history, diagnostics, questions), [`wizard_view`], [`theme`], [`fit`]
+//!   (cutting with `…` and wrapping).
+//! - [`apply`]: the setup form's answers carried out (files read and written, by the loop).
 
 pub mod app;
+pub mod apply;
+pub mod commands;
+pub mod details;
+pub mod fit;
+pub mod keys;
+pub mod layout;
+pub mod live;
+pub mod overlays;
+pub mod questions;
+pub mod rows;
+pub mod table;
+pub mod theme;
 pub mod view;
+pub mod wizard;
+pub mod wizard_view;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -23,8 +43,8 @@ use crossterm::event::{
 use futures_util::StreamExt;
 use tokio::sync::broadcast::error::RecvError;
 
-use app::{Action, App, Effect, WIZARD, update};
-use view::Theme;
+use app::{Action, App, Effect, update};
+use theme::Theme;
 
 use crate::backend::Backend;
 use crate::config::load::FileStatus;
@@ -32,6 +52,7 @@ use crate::config::{Catalog, Context, Paths};
 use crate::daemon::client::DaemonClient;
 use crate::daemon::protocol::Request;
 use crate::engine::{Command, Engine, Event};
+use crate::settings::Settings;
 
 /// Redraws at most this often while something moves (spinner, countdown, sparkline).
 const TICK: Duration = Duration::from_millis(250);
@@ -51,31 +72,54 @@ fn looked_in(c: &Catalog) -> Vec<String> {
         .collect()
 }
 
+/// Reads the config files again into the app, with the settings' defaults applied.
+fn reload(app: &mut App, paths: &Paths, ctx: &Arc<Context>, settings: &Settings) {
+    let mut catalog = Catalog::load(paths, Arc::clone(ctx));
+    settings.apply(&mut catalog.connections);
+    app.looked_in = looked_in(&catalog);
+    app.set_connections(catalog.connections);
+}
+
 /// Runs the TUI until the user quits; tunnels opened in it close on quit.
-/// `standalone`: never attach to (or hand tunnels to) a daemon — the demo's world ends with it.
+/// `demo`: on the demo world (started here, removed on quit) instead of `paths`, never
+/// attached to (or handing tunnels to) a daemon — the demo's world ends with it.
 pub async fn run(
     paths: Paths,
     ctx: Arc<Context>,
     verbose: bool,
-    standalone: bool,
+    demo: bool,
 ) -> std::io::Result<()> {
     crate::logging::init(&ctx, "warren.log", verbose);
-    let catalog = Catalog::load(&paths, Arc::clone(&ctx));
-    let mut app = App::new(catalog.connections.clone(), looked_in(&catalog));
-    let theme = Theme {
-        color: std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+    let mut world = if demo {
+        Some(crate::demo::start().await?)
+    } else {
+        None
     };
-    app.standalone = standalone;
+    let mut paths = world.as_ref().map(|w| w.paths.clone()).unwrap_or(paths);
+    let settings = Settings::load(&ctx);
+    for p in &settings.problems {
+        tracing::warn!("{p}");
+    }
+    let mut app = App::new(Vec::new(), Vec::new());
+    reload(&mut app, &paths, &ctx, &settings);
+    app.utc_offset = live::local_offset();
+    app.apply_settings(&settings);
+    let theme = Theme::from_env(
+        settings.theme.value,
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
+    app.standalone = demo;
     // Diagnostics always run here (they ask nobody). The tunnels live in the daemon when one
     // runs (a daemon that died with tunnels is replaced first), else in this process.
     let local = Engine::start_with(true);
-    let remote = if standalone {
+    let remote = if demo {
         None
     } else {
         attach(&ctx, &paths).await
     };
+    // The queue's bound: the engines' broadcasts lag (and skip) before it fills.
     let (tx, mut events) = tokio::sync::mpsc::channel::<Event>(4096);
-    let backend = match remote {
+    let mut backend = match remote {
         Some((client, tunnels)) => {
             app.attached = true;
             for t in tunnels {
@@ -95,11 +139,13 @@ pub async fn run(
             Backend::Local(local.clone())
         }
     };
-    drop(tx);
 
     // ratatui::init restores the terminal on panic too.
     let mut terminal = ratatui::init();
     let _ = crossterm::execute!(std::io::stdout(), EnableMouseCapture);
+    if let Ok(size) = terminal.size() {
+        update(&mut app, Action::Resize(size.width, size.height));
+    }
     let mut input = EventStream::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -115,16 +161,12 @@ pub async fn run(
             ev = input.next() => match ev {
                 Some(Ok(TermEvent::Key(k))) if k.kind == KeyEventKind::Press => Some(Action::Key(k)),
                 Some(Ok(TermEvent::Mouse(m))) => match m.kind {
-                    // The list starts under the title line and its border.
-                    MouseEventKind::Down(MouseButton::Left) if m.row >= 2 => Some(Action::Click(usize::from(m.row - 2))),
+                    MouseEventKind::Down(MouseButton::Left) => Some(Action::Click(m.row)),
                     MouseEventKind::ScrollUp => Some(Action::ScrollUp),
                     MouseEventKind::ScrollDown => Some(Action::ScrollDown),
                     _ => None,
                 },
-                Some(Ok(TermEvent::Resize(..))) => {
-                    dirty = true;
-                    None
-                }
+                Some(Ok(TermEvent::Resize(w, h))) => Some(Action::Resize(w, h)),
                 Some(Ok(_)) => None,
                 Some(Err(e)) => break Err(e),
                 None => break Ok(()),
@@ -144,32 +186,47 @@ pub async fn run(
             match effect {
                 Effect::Engine(c) => dispatch(&backend, &local, c).await,
                 Effect::Copy(text) => copy_osc52(&text),
-                Effect::Setup {
-                    answers,
-                    passphrase,
-                } => {
-                    let (epoch, _) = crate::config::load::epoch_path(&paths, &ctx);
-                    match run_setup(&answers, passphrase.as_ref(), &ctx, &paths, &epoch) {
-                        Ok((name, text)) => {
-                            let catalog = Catalog::load(&paths, Arc::clone(&ctx));
-                            app.looked_in = looked_in(&catalog);
-                            app.set_connections(catalog.connections.clone());
-                            app.wizard.done =
-                                Some((name, format!("{text}\nsaved in {}", epoch.display())));
-                        }
-                        Err(e) => {
-                            // Back to the key question, with the reason.
-                            app.wizard.answers.truncate(WIZARD.len() - 2);
-                            app.wizard.passphrase = None;
-                            app.wizard.error = Some(e);
-                        }
+                Effect::Notify {
+                    text,
+                    bell,
+                    desktop,
+                } => notify(&text, bell, desktop),
+                Effect::Review(answers) => {
+                    let r = apply::review(&answers, &ctx, &paths);
+                    update(&mut app, Action::Reviewed(r));
+                }
+                Effect::Setup(answers) => {
+                    let r = apply::save(&answers, &ctx, &paths);
+                    if r.is_ok() {
+                        reload(&mut app, &paths, &ctx, &settings);
                     }
+                    update(&mut app, Action::SetUp(r));
                 }
-                Effect::Reload => {
-                    let catalog = Catalog::load(&paths, Arc::clone(&ctx));
-                    app.looked_in = looked_in(&catalog);
-                    app.set_connections(catalog.connections.clone());
-                }
+                Effect::Demo if world.is_none() => match crate::demo::start().await {
+                    Ok(w) => {
+                        tracing::info!("the demo started");
+                        paths = w.paths.clone();
+                        world = Some(w);
+                        // The demo's tunnels live here, and close with the TUI.
+                        if app.attached {
+                            forward(local.subscribe(), tx.clone(), |e| {
+                                !matches!(e, Event::Step { .. } | Event::Diagnosed { .. })
+                            });
+                            backend = Backend::Local(local.clone());
+                            app.attached = false;
+                        }
+                        app.standalone = true;
+                        reload(&mut app, &paths, &ctx, &settings);
+                        app.select_first();
+                        app.message = Some(
+                            "the demo: Enter opens demo-db, d diagnoses; it is removed on quit"
+                                .into(),
+                        );
+                    }
+                    Err(e) => app.message = Some(format!("the demo could not start: {e}")),
+                },
+                Effect::Demo => {}
+                Effect::Reload => reload(&mut app, &paths, &ctx, &settings),
             }
         }
         if app.quit {
@@ -213,48 +270,33 @@ pub async fn run(
         }
         _ => {}
     }
+    if let Some(w) = world {
+        w.stop().await;
+    }
     result
 }
 
-/// The wizard's answers through the same plan / apply as `warren setup`.
-fn run_setup(
-    a: &[String],
-    passphrase: Option<&crate::config::Secret>,
-    ctx: &Context,
-    paths: &Paths,
-    epoch: &std::path::Path,
-) -> Result<(String, String), String> {
-    use crate::setup::{self, KeyChoice};
-    let [engine, target, name, bastion, jump, key, _passphrase_slot] = a else {
-        return Err("the wizard is incomplete".into());
-    };
-    let key = match key.as_str() {
-        "agent" => KeyChoice::Agent,
-        p => {
-            let path = std::path::PathBuf::from(crate::config::expand::tilde(p, &ctx.home));
-            if path.exists() {
-                KeyChoice::Existing(path)
-            } else {
-                KeyChoice::Generate(path)
-            }
+/// Tells the user something happened: the terminal's bell, and/or a desktop notification
+/// through the terminal (OSC 777: foot, WezTerm, urxvt, VTE terminals; OSC 9: iTerm2,
+/// Windows Terminal).
+fn notify(text: &str, bell: bool, desktop: bool) {
+    let mut out = std::io::stdout();
+    if desktop {
+        // The text is the engine's: no control character may reach the terminal, and a ';'
+        // would end the field. iTerm2 and Windows Terminal take OSC 9; most others OSC 777.
+        let body = crate::text::escape(text).replace(';', ",");
+        let osc9 = std::env::var("TERM_PROGRAM").is_ok_and(|t| t == "iTerm.app")
+            || std::env::var_os("WT_SESSION").is_some();
+        if osc9 {
+            let _ = write!(out, "\x1b]9;{body}\x1b\\");
+        } else {
+            let _ = write!(out, "\x1b]777;notify;warren;{body}\x1b\\");
         }
-    };
-    // A bastion named by a ~/.ssh/config alias reuses its settings.
-    let catalog = Catalog::load(paths, Arc::new(ctx.clone()));
-    let from_alias = setup::from_ssh_alias(&catalog.ssh, bastion);
-    let bastion = from_alias
-        .as_ref()
-        .map(|fa| fa.bastion.to_string())
-        .unwrap_or_else(|| bastion.clone());
-    let jump = Some(jump.as_str()).filter(|j| !j.is_empty());
-    let mut plan = setup::plan(name, engine, target, &bastion, jump, key)?;
-    // The alias's ProxyJump comes along unless a jump host was given.
-    if jump.is_none() {
-        plan.jump_alias = from_alias.and_then(|fa| fa.jump_alias);
     }
-    let text = setup::apply(&plan, passphrase.map(|p| p.expose()), epoch, false)
-        .map_err(|e| e.to_string())?;
-    Ok((name.clone(), text))
+    if bell {
+        let _ = write!(out, "\x07");
+    }
+    let _ = out.flush();
 }
 
 /// Carries out an engine command where it belongs, without making the screen wait:

@@ -10,7 +10,7 @@
 //! One bad entry is an error on that entry: the others still load. A TOML syntax error skips
 //! only the section it is in (see [`salvage`]).
 
-mod fields;
+pub mod fields;
 mod hops;
 pub use fields::parse_duration;
 mod salvage;

@@ -1,6 +1,9 @@
 //! First-time setup, without the terminal: a new Ed25519 key, the exact lines for the
 //! bastion, and the new entry written into epoch.toml (every comment, key order and blank line
-//! kept; atomic; the previous file kept as `.bak`).
+//! kept; atomic; the previous file kept as `.bak`). It works from nothing: a missing
+//! `~/.config/epoch` or `~/.ssh` is created 0700. The checks of each answer are here too, so
+//! `warren setup` and the TUI's form refuse the same things with the same words, and a
+//! [`summary`] says what will be written before anything is.
 
 use std::path::{Path, PathBuf};
 
@@ -8,6 +11,10 @@ use russh::keys::ssh_key::{Algorithm, LineEnding, PrivateKey};
 use toml_edit::{DocumentMut, Item, Table, value};
 
 use crate::config::destination::Destination;
+
+mod checks;
+
+pub use checks::{PlanError, Question, check_hop, check_name, check_target, summary};
 
 /// What the new entry says.
 #[derive(Clone, Debug)]
@@ -55,6 +62,8 @@ pub enum SetupError {
     },
     #[error("key generation failed: {0}")]
     Key(String),
+    #[error("{0} does not exist: generate a new key there, or give the path of an existing one")]
+    NoKey(PathBuf),
 }
 
 /// Writes a new Ed25519 key (private 0600, OpenSSH format) and its `.pub`; returns the public
@@ -88,15 +97,7 @@ pub fn generate_key(
     let text = key
         .to_openssh(LineEnding::LF)
         .map_err(|e| SetupError::Key(e.to_string()))?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-        && !dir.exists()
-    {
-        std::fs::create_dir_all(dir).map_err(|source| SetupError::Write {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-        let _ = std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700));
-    }
+    create_private_dirs(path)?;
     let write = |p: &Path, data: &[u8], mode: u32| -> Result<(), SetupError> {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -117,6 +118,26 @@ pub fn generate_key(
     write(path, text.as_bytes(), 0o600)?;
     write(&pub_path, format!("{public}\n").as_bytes(), 0o644)?;
     Ok(public)
+}
+
+/// Creates the missing directories above `path`, each 0700 (`~/.config/epoch`, `~/.ssh`):
+/// they hold keys and connection details. Directories that exist are left as they are.
+pub fn create_private_dirs(path: &Path) -> Result<(), SetupError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| SetupError::Write {
+            path: dir.to_path_buf(),
+            source,
+        })
 }
 
 /// The exact lines for the bastion: the restricted authorized_keys line, the commands to make
@@ -247,6 +268,7 @@ pub fn write_entry(path: &Path, plan: &Plan, replace: bool) -> Result<String, Se
     db["ssh_tunnel"] = Item::Table(tunnel);
     engine.insert(&plan.name, Item::Table(db));
     let text = doc.to_string();
+    create_private_dirs(path)?;
     if let Some(old) = &old {
         let bak = PathBuf::from(format!("{}.bak", path.display()));
         crate::fsutil::write_atomic(&bak, old.as_bytes(), 0o600)
@@ -261,7 +283,7 @@ pub fn write_entry(path: &Path, plan: &Plan, replace: bool) -> Result<String, Se
     Ok(text)
 }
 
-/// Checks the answers (the same for the CLI and the TUI wizard): `target` is host[:port] (the
+/// Checks the answers (the same for the CLI and the TUI's form): `target` is host[:port] (the
 /// engine's port by default), `bastion` and `jump` host, user@host:port or ssh://user@host:port.
 pub fn plan(
     name: &str,
@@ -270,34 +292,19 @@ pub fn plan(
     bastion: &str,
     jump: Option<&str>,
     key: KeyChoice,
-) -> Result<Plan, String> {
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-    {
-        return Err(format!("name '{name}': use letters, digits, - and _"));
-    }
-    let mut target = match Destination::parse(target) {
-        Ok(d) if d.user.is_none() => d,
-        _ => {
-            return Err(format!(
-                "target '{target}' is not host[:port]; e.g. db.internal:5432"
-            ));
-        }
-    };
-    if target.port.is_none() {
-        target.port = crate::config::epoch::default_port(engine);
-        if target.port.is_none() {
-            return Err(format!(
-                "engine '{engine}' has no default port: write the target as host:port"
-            ));
-        }
-    }
-    let bastion = Destination::parse(bastion)
-        .map_err(|e| format!("bastion: {e}; write host, user@host:port or ssh://user@host:port"))?;
+) -> Result<Plan, PlanError> {
+    let at = |question| move |message| PlanError { question, message };
+    check_name(name).map_err(at(Question::Name))?;
+    let target = check_target(engine, target).map_err(at(Question::Target))?;
+    let bastion = check_hop(bastion)
+        .map_err(|e| format!("bastion: {e}"))
+        .map_err(at(Question::Bastion))?;
     let jump = match jump.filter(|j| !j.is_empty()) {
-        Some(j) => Some(Destination::parse(j).map_err(|e| format!("jump: {e}"))?),
+        Some(j) => Some(
+            check_hop(j)
+                .map_err(|e| format!("jump: {e}"))
+                .map_err(at(Question::Jump))?,
+        ),
         None => None,
     };
     // Key paths go into epoch.toml: make them absolute, or they would depend on the directory
@@ -365,6 +372,8 @@ pub fn apply(
     epoch: &Path,
     replace: bool,
 ) -> Result<String, SetupError> {
+    // Everything that can be checked first is, so a refused entry leaves no new key behind.
+    summary(plan, epoch, replace, false, Path::new("/"))?;
     let public = match &plan.key {
         KeyChoice::Generate(p) => Some(generate_key(
             p,

@@ -1,0 +1,191 @@
+//! What the list's commands do (the keys of [`super::keys`], in Normal mode) and the setup
+//! form's outcomes: state changes and the effects for the loop.
+
+use crossterm::event::{KeyCode, KeyEvent};
+
+use super::app::{App, Diagnosis, Effect, Mode, connection_string};
+use super::keys::Command as Key;
+use super::wizard::{self, Wizard};
+use crate::config::Connection;
+use crate::engine::Command;
+use crate::settings::{GROUPS, GroupBy, SORTS};
+
+pub fn toggle(app: &App, c: &Connection) -> Effect {
+    if app.is_open(&c.display_name) {
+        Effect::Engine(Command::Close {
+            names: vec![c.display_name.clone()],
+            reply: None,
+        })
+    } else {
+        Effect::Engine(Command::Open {
+            conn: Box::new(c.clone()),
+            reply: None,
+        })
+    }
+}
+
+pub fn wizard_key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
+    match wizard::key(&mut app.wizard, k) {
+        wizard::Outcome::Stay => Vec::new(),
+        wizard::Outcome::Close => {
+            app.wizard = Wizard::default();
+            app.mode = Mode::Normal;
+            Vec::new()
+        }
+        wizard::Outcome::Review(a) => vec![Effect::Review(a)],
+        wizard::Outcome::Save(a) => vec![Effect::Setup(a)],
+        wizard::Outcome::Test(name) => {
+            // The walk of the new entry (step 6).
+            let found = app
+                .connections
+                .iter()
+                .find(|c| c.name == name && c.source == crate::config::SourceKind::Epoch)
+                .cloned();
+            app.wizard = Wizard::default();
+            match found {
+                Some(c) => diagnose(app, c),
+                None => {
+                    app.mode = Mode::Normal;
+                    app.message = Some(format!("{name} did not load: r reads the files again"));
+                    Vec::new()
+                }
+            }
+        }
+    }
+}
+
+fn diagnose(app: &mut App, c: Connection) -> Vec<Effect> {
+    app.diagnosis = Some(Diagnosis {
+        name: c.display_name.clone(),
+        steps: Vec::new(),
+        done: None,
+    });
+    app.mode = Mode::Diagnose;
+    vec![Effect::Engine(Command::Diagnose(Box::new(c)))]
+}
+
+pub fn normal_key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
+    app.message = None;
+    if k.code == KeyCode::Esc {
+        app.filter.reset();
+        app.refresh_rows();
+        return Vec::new();
+    }
+    let Some(command) = app.keymap.command(&k) else {
+        return Vec::new();
+    };
+    let page = app.page() as i64;
+    match command {
+        Key::Up => app.move_by(-1),
+        Key::Down => app.move_by(1),
+        Key::PageUp => app.move_by(-page),
+        Key::PageDown => app.move_by(page),
+        Key::Top => app.select_first(),
+        Key::Bottom => app.select_last(),
+        Key::Toggle => match app.selected_connection() {
+            Some(c) if c.forwards.is_empty() => {
+                app.message = Some(format!(
+                    "{} has no forward to open; {} diagnoses it",
+                    c.display_name,
+                    app.keymap.first_key(Key::Diagnose)
+                ));
+            }
+            Some(c) => return vec![toggle(app, c)],
+            None => {}
+        },
+        Key::Diagnose => {
+            if let Some(c) = app.selected_connection().cloned() {
+                return diagnose(app, c);
+            }
+        }
+        Key::Filter => app.mode = Mode::Filter,
+        Key::History => app.mode = Mode::History,
+        Key::Help => {
+            app.help_scroll = 0;
+            app.mode = Mode::Help;
+        }
+        Key::Setup => {
+            app.wizard = Wizard::default();
+            app.mode = Mode::Setup;
+        }
+        Key::Demo if app.connections.is_empty() => {
+            app.message = Some("starting the demo: bastions and a database on loopback".into());
+            return vec![Effect::Demo];
+        }
+        Key::Demo => {
+            app.message =
+                Some("the demo starts from an empty config; run warren demo for it now".into());
+        }
+        Key::Sort => {
+            let i = SORTS.iter().position(|(_, s)| *s == app.sort).unwrap_or(0);
+            app.sort = SORTS[(i + 1) % SORTS.len()].1;
+            app.message = Some(format!("sorted by {}", SORTS[(i + 1) % SORTS.len()].0));
+            app.refresh_rows();
+        }
+        Key::Group => {
+            let i = GROUPS
+                .iter()
+                .position(|(_, g)| *g == app.group)
+                .unwrap_or(0);
+            let (name, next) = GROUPS[(i + 1) % GROUPS.len()];
+            app.group = next;
+            app.message = Some(match next {
+                GroupBy::None => "not grouped".into(),
+                _ => format!("grouped by {name}"),
+            });
+            app.refresh_rows();
+        }
+        Key::Details => {
+            app.details = !app.details;
+            app.scroll_to_selection();
+        }
+        Key::Reconnect => {
+            app.message = Some("reconnecting every open tunnel".into());
+            return vec![Effect::Engine(Command::Reconnect { names: Vec::new() })];
+        }
+        Key::Reload => {
+            app.message = Some("config files read again".into());
+            return vec![Effect::Reload];
+        }
+        Key::Copy => {
+            if let Some(c) = app.selected_connection() {
+                match connection_string(c, app.live.get(&c.display_name)) {
+                    Some(s) => {
+                        app.message = Some(format!("copied: {s}"));
+                        return vec![Effect::Copy(s)];
+                    }
+                    None => {
+                        app.message = Some(format!(
+                            "{} is not open: {} opens it first",
+                            c.display_name,
+                            app.keymap.first_key(Key::Toggle)
+                        ))
+                    }
+                }
+            }
+        }
+        Key::All => {
+            let visible: Vec<&Connection> = app
+                .visible()
+                .into_iter()
+                .filter(|c| !c.forwards.is_empty())
+                .collect();
+            // All open: close them all; otherwise open the ones that are closed.
+            let all_open =
+                !visible.is_empty() && visible.iter().all(|c| app.is_open(&c.display_name));
+            return visible
+                .iter()
+                .filter(|c| all_open || !app.is_open(&c.display_name))
+                .map(|c| toggle(app, c))
+                .collect();
+        }
+        Key::Quit => {
+            if app.any_open() {
+                app.mode = Mode::ConfirmQuit;
+            } else {
+                app.quit = true;
+            }
+        }
+    }
+    Vec::new()
+}
