@@ -95,6 +95,96 @@ fn tags_select_what_up_down_and_list_touch() {
     w(&["down", "--all"]).expect_code(0);
 }
 
+#[test]
+fn up_by_tag_opens_the_tagged_tunnels_of_ssh_config_and_epoch_toml_alike() {
+    if !have_servers() {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let (s, key) = with_key(&sshd);
+    tagged(&s, &sshd, &key);
+    let echo = echo_server();
+    let host = |name: &str, extra: &str| {
+        format!(
+            "Host {name}\n    HostName 127.0.0.1\n    Port {}\n    User {}\n    IdentityFile {key}\n    LocalForward 127.0.0.1:{} 127.0.0.1:{echo}\n{extra}",
+            sshd.port,
+            support::tunnel::local_user(),
+            support::sshd::free_port()
+        )
+    };
+    // A note above a Host, `Tag` (OpenSSH 9.4+; older ssh needs IgnoreUnknown), a note inside
+    // a block, and a host with other tags.
+    s.write(
+        "ssh_config",
+        &[
+            "IgnoreUnknown Tag\n\n# warren: tags = prod, web\n".to_string(),
+            host("web-prod", ""),
+            host("api-prod", "    Tag prod\n"),
+            host("web-dev", "    # warren: tags = dev, web\n"),
+        ]
+        .concat(),
+    );
+    let a = |rest: &[&str]| {
+        let mut v = vec!["--ssh-config", "ssh_config", "--known-hosts", "known_hosts"];
+        v.extend_from_slice(rest);
+        v.into_iter().map(str::to_string).collect::<Vec<_>>()
+    };
+    let names = |v: serde_json::Value| -> Vec<String> {
+        let mut n: Vec<String> = v
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap_or_default().to_string())
+            .collect();
+        n.sort();
+        n
+    };
+    let list = s.warren(
+        &a(&["list", "--tag", "web", "--json"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(names(list.json()), ["web-dev", "web-prod"]);
+    let list = s.warren(
+        &a(&["list", "--json"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    let all = list.json();
+    let web_prod = all
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["name"] == "web-prod"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        web_prod["tags"],
+        serde_json::json!(["prod", "web"]),
+        "{web_prod}"
+    );
+
+    let args = a(&["up", "@prod", "--json"]);
+    let mut up = Up::start(
+        s.path(),
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    for name in ["orders", "billing", "web-prod", "api-prod"] {
+        up.listening(name);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let mut opened: Vec<String> = up
+        .seen
+        .iter()
+        .filter(|v| v["event"] == "listening")
+        .map(|v| v["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    opened.sort();
+    assert_eq!(opened, ["api-prod", "billing", "orders", "web-prod"]);
+    assert_eq!(up.interrupt(), 0);
+}
+
 /// A listener held by a python3 process: (the process, its port).
 fn python_listener() -> Option<(std::process::Child, u16)> {
     if !support::require("python3") {

@@ -26,6 +26,7 @@ pub fn connection(config: &SshConfig, alias: &str, origin: Origin) -> Connection
     let forwards = host.forwards.clone();
     let exit_on_failure = host.exit_on_forward_failure.clone();
     let other = host.other.clone();
+    let tags = host.tags.clone();
     let (hops, mut problems) = hops(config, host);
     let mut policy = Policy::defaults();
     policy.exit_on_forward_failure = exit_on_failure;
@@ -40,7 +41,7 @@ pub fn connection(config: &SshConfig, alias: &str, origin: Origin) -> Connection
         forwards,
         database: None,
         policy,
-        tags: Vec::new(),
+        tags,
         problems,
         other,
     }

@@ -68,6 +68,11 @@ pub enum Directive {
     KbdInteractiveAuthentication(bool),
     NumberOfPasswordPrompts(u32),
     BatchMode(bool),
+    /// `Tag name` (OpenSSH 9.4+): one name; the first one obtained wins.
+    Tag(String),
+    /// A `# warren: tags = prod, eu` comment: tags for ssh versions without `Tag`; every such
+    /// line that applies adds its tags.
+    WarrenTags(Vec<String>),
     /// A keyword warren does not use: kept (for `warren show`) and otherwise ignored.
     Other {
         keyword: String,
@@ -268,6 +273,15 @@ impl Checker<'_> {
             "localforward" | "remoteforward" | "dynamicforward" => {
                 self.forward(keyword, args, origin)
             }
+            "tag" => match args {
+                [name] => Some(Directive::Tag(name.clone())),
+                _ => self.bad(
+                    origin,
+                    format!("Tag takes one name, not {}", args.len()),
+                    "give one name (ssh allows one Tag per host); for more, use a \
+                     `# warren: tags = a, b` comment",
+                ),
+            },
             _ => Some(Directive::Other {
                 keyword: keyword.to_string(),
                 value: args.join(" "),

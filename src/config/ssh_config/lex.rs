@@ -12,6 +12,35 @@ pub fn split(line: &str) -> Result<Option<(String, Vec<String>)>, String> {
     Ok(Some((keyword, args)))
 }
 
+/// A `# warren: tags = prod, eu` comment: `None` for any other line, the tags, or what is
+/// wrong with a line that starts `# warren:` but says something else.
+pub fn warren_comment(line: &str) -> Option<Result<Vec<String>, String>> {
+    let rest = line.trim().strip_prefix('#')?.trim_start();
+    let rest = rest
+        .strip_prefix("warren:")
+        .or_else(|| rest.strip_prefix("Warren:"))?
+        .trim();
+    let Some((key, value)) = rest.split_once('=') else {
+        return Some(Err(format!("`# warren: {rest}` has no `=`")));
+    };
+    if !key.trim().eq_ignore_ascii_case("tags") {
+        return Some(Err(format!(
+            "`# warren: {}` is not a warren setting (only `tags` is)",
+            key.trim()
+        )));
+    }
+    let tags: Vec<String> = value
+        .split([',', ' ', '\t'])
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .collect();
+    if tags.is_empty() {
+        return Some(Err("`# warren: tags =` names no tag".to_string()));
+    }
+    Some(Ok(tags))
+}
+
 /// The keyword (lowercased) and the rest of the line as written: what OpenSSH keeps for a
 /// command (`ProxyCommand`, `KnownHostsCommand`), quotes and `#` included.
 pub fn keyword_and_rest(line: &str) -> Option<(String, &str)> {

@@ -148,6 +148,8 @@ pub struct HostConfig {
     pub batch_mode: Sourced<bool>,
     /// Keywords warren does not use, first value of each, lowercased keyword.
     pub other: Vec<(String, Sourced<String>)>,
+    /// `Tag` (first) and the tags of `# warren: tags = ...` comments, without repeats.
+    pub tags: Vec<Sourced<String>>,
     /// Problems found while resolving this host (Match exec, token errors).
     pub problems: Vec<Problem>,
     ctx: Arc<Context>,

@@ -129,9 +129,50 @@ impl<'a> Loader<'a> {
             header: Header::Start,
             body: Vec::new(),
         }];
+        // `# warren: tags = ...` lines not yet placed. An indented one belongs to the block it
+        // is in, like the options around it. One at the start of its line belongs to the block
+        // the next Host or Match line opens when only comments and blank lines stand between
+        // (a note above a Host is about that Host), else to the block it is in.
+        let mut pending: Vec<Stmt> = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
             let origin = Origin::file(&path, line);
+            match lex::warren_comment(raw) {
+                Some(Ok(tags)) => {
+                    let stmt = Stmt::Set {
+                        line,
+                        directive: Directive::WarrenTags(tags),
+                    };
+                    if raw.starts_with([' ', '\t']) {
+                        if let Some(b) = blocks.last_mut() {
+                            b.body.append(&mut pending);
+                            b.body.push(stmt);
+                        }
+                    } else {
+                        pending.push(stmt);
+                    }
+                    continue;
+                }
+                Some(Err(e)) => {
+                    self.problems.push(
+                        Problem::warning(origin, format!("{e}; the comment is ignored"))
+                            .with_fix("write it as `# warren: tags = prod, eu`"),
+                    );
+                    continue;
+                }
+                None => {}
+            }
+            let opens_block = matches!(
+                lex::keyword_and_rest(raw).map(|(k, _)| k).as_deref(),
+                Some("host" | "match")
+            );
+            if !opens_block
+                && !pending.is_empty()
+                && lex::keyword_and_rest(raw).is_some()
+                && let Some(b) = blocks.last_mut()
+            {
+                b.body.append(&mut pending);
+            }
             let (keyword, args) = match lex::split(raw) {
                 Ok(Some(kv)) => kv,
                 Ok(None) => continue,
@@ -150,7 +191,7 @@ impl<'a> Loader<'a> {
                         patterns: Vec::new(),
                         line,
                     },
-                    body: Vec::new(),
+                    body: std::mem::take(&mut pending),
                 });
                 continue;
             }
@@ -181,7 +222,7 @@ impl<'a> Loader<'a> {
                     }
                     blocks.push(Block {
                         header: Header::Host { patterns, line },
-                        body: Vec::new(),
+                        body: std::mem::take(&mut pending),
                     });
                 }
                 "match" => {
@@ -205,7 +246,7 @@ impl<'a> Loader<'a> {
                     };
                     blocks.push(Block {
                         header: Header::Match { criteria, line },
-                        body: Vec::new(),
+                        body: std::mem::take(&mut pending),
                     });
                 }
                 "include" => {
@@ -229,6 +270,9 @@ impl<'a> Loader<'a> {
                     }
                 }
             }
+        }
+        if let Some(b) = blocks.last_mut() {
+            b.body.append(&mut pending);
         }
         let mut literal: HashMap<String, Vec<usize>> = HashMap::new();
         let mut always = Vec::new();

@@ -58,6 +58,8 @@ pub(super) struct Acc {
     number_of_password_prompts: Option<Sourced<u32>>,
     batch_mode: Option<Sourced<bool>>,
     other: Vec<(String, Sourced<String>)>,
+    tag: Option<Sourced<String>>,
+    warren_tags: Vec<Sourced<String>>,
 }
 
 fn first<T>(slot: &mut Option<Sourced<T>>, value: T, origin: &Origin) {
@@ -136,6 +138,19 @@ impl Acc {
                 first(&mut self.exit_on_forward_failure, *v, origin)
             }
             Directive::ClearAllForwardings(v) => first(&mut self.clear_forwardings, *v, origin),
+            Directive::Tag(v) => first(&mut self.tag, v.clone(), origin),
+            Directive::WarrenTags(v) => {
+                for t in v {
+                    if !self
+                        .warren_tags
+                        .iter()
+                        .any(|x| x.value.eq_ignore_ascii_case(t))
+                    {
+                        self.warren_tags
+                            .push(Sourced::new(t.clone(), origin.clone()));
+                    }
+                }
+            }
             Directive::Other { keyword, value } => {
                 if !self.other.iter().any(|(k, _)| k == keyword) {
                     self.other
@@ -530,6 +545,15 @@ fn finish(
             .batch_mode
             .unwrap_or_else(|| Sourced::default_value(false)),
         other: acc.other,
+        tags: acc.tag.into_iter().chain(acc.warren_tags).fold(
+            Vec::new(),
+            |mut all: Vec<Sourced<String>>, t| {
+                if !all.iter().any(|x| x.value.eq_ignore_ascii_case(&t.value)) {
+                    all.push(t);
+                }
+                all
+            },
+        ),
         problems: Vec::new(),
         ctx: std::sync::Arc::clone(&config.ctx),
     };
@@ -607,4 +631,56 @@ fn finish(
     }
     hc.problems = problems;
     hc
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::context::Context;
+    use crate::config::ssh_config::{FileKind, SshConfig};
+
+    fn config(text: &str) -> SshConfig {
+        let dir = std::path::PathBuf::from("/nonexistent-home");
+        let ctx = Context::new(dir.clone(), "me", std::collections::HashMap::new());
+        let path = dir.join(".ssh/config");
+        SshConfig::from_texts(
+            std::sync::Arc::new(ctx),
+            &[(path.as_path(), text, FileKind::User)],
+        )
+    }
+
+    fn tags(c: &SshConfig, host: &str) -> Vec<String> {
+        c.resolve(host).tags.into_iter().map(|t| t.value).collect()
+    }
+
+    #[test]
+    fn tags_come_from_tag_and_from_warren_comments() {
+        let c = config(
+            "# warren: tags = prod, eu\n\
+             Host db-eu\n  HostName 10.0.0.1\n\
+             Host db-us\n  # warren: tags = prod us\n  HostName 10.0.0.2\n  Tag first\n\
+             Host db-*\n  Tag second\n  # warren: tags = PROD, all\n\
+             # a plain comment\n\
+             Host staging\n  HostName 10.0.0.3\n",
+        );
+        assert_eq!(tags(&c, "db-eu"), ["second", "prod", "eu", "all"]);
+        assert_eq!(tags(&c, "db-us"), ["first", "prod", "us", "all"]);
+        assert!(tags(&c, "staging").is_empty());
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+    }
+
+    #[test]
+    fn a_bad_warren_comment_or_tag_is_a_problem_with_its_line() {
+        let c = config("Host a\n  # warren: tag = x\n  Tag one two\n");
+        let text: Vec<String> = c.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(text.len(), 2, "{text:?}");
+        assert!(
+            text[0].contains(":2") && text[0].contains("only `tags`"),
+            "{text:?}"
+        );
+        assert!(
+            text[1].contains(":3") && text[1].contains("one name"),
+            "{text:?}"
+        );
+        assert!(tags(&c, "a").is_empty());
+    }
 }
