@@ -39,7 +39,7 @@ impl Backend {
                         Request::Open {
                             names: vec![conn.display_name.clone()],
                             for_secs: None,
-                            port_fallback: false,
+                            port_fallback: conn.policy.port_fallback,
                             no_exec: conn.hops.iter().any(|h| !h.run_commands.value),
                         },
                         OPEN,

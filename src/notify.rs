@@ -95,6 +95,9 @@ struct Seen {
     healthy: Option<bool>,
     /// Why it last went down (for the Dropped notice), from an error event.
     last_error: Option<String>,
+    /// It dropped and has not been up since (the next up is a recovery, whatever states
+    /// the reconnection went through).
+    dropped: bool,
 }
 
 /// Turns events into notices: only changes are news.
@@ -121,14 +124,17 @@ impl Tracker {
                 };
                 match (prev, state) {
                     (Some(TunnelState::Up), TunnelState::Up) => None,
-                    (Some(TunnelState::Reconnecting { .. }), TunnelState::Up) => {
+                    (_, TunnelState::Up) if std::mem::take(&mut seen.dropped) => {
                         Some(notice(Kind::Reconnected, String::new()))
                     }
                     (_, TunnelState::Up) => Some(notice(Kind::Up, String::new())),
-                    (Some(TunnelState::Up), TunnelState::Reconnecting { .. }) => Some(notice(
-                        Kind::Dropped,
-                        seen.last_error.take().unwrap_or_default(),
-                    )),
+                    (Some(TunnelState::Up), TunnelState::Reconnecting { .. }) => {
+                        seen.dropped = true;
+                        Some(notice(
+                            Kind::Dropped,
+                            seen.last_error.take().unwrap_or_default(),
+                        ))
+                    }
                     (_, TunnelState::Failed { error }) => Some(notice(Kind::Failed, error.clone())),
                     (_, TunnelState::Expired { reason }) => {
                         Some(notice(Kind::Expired, reason.clone()))
@@ -324,6 +330,8 @@ mod tests {
                     attempt: 2,
                 },
             ),
+            // The engine may say it is connecting before it is up again.
+            state("db", TunnelState::Connecting),
             state("db", TunnelState::Up),
             health(false),
             health(false),
@@ -348,6 +356,7 @@ mod tests {
                 None,
                 None,
                 Some(Dropped),
+                None,
                 None,
                 Some(Reconnected),
                 Some(HealthFailing),

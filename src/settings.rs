@@ -17,6 +17,8 @@
 //!                                # also: up, reconnected, health-ok (see crate::notify)
 //! bell = true                    # ring the terminal's bell
 //! desktop = false                # a desktop notification through the terminal (OSC 777/9)
+//! command = "notify-send warren \"$WARREN_MESSAGE\""
+//!                                # run by the daemon for each of these, for its tunnels
 //!
 //! [keys]                         # command = key or [keys]; see `?` in the TUI
 //! diagnose = "x"
@@ -96,6 +98,8 @@ pub struct Notifications {
     pub on: Sourced<Vec<Kind>>,
     pub bell: Sourced<bool>,
     pub desktop: Sourced<bool>,
+    /// Run (`sh -c`) by the daemon for each notice of a kind in `on` (see [`crate::notify`]).
+    pub command: Option<Sourced<String>>,
 }
 
 /// The effective settings, each with where it came from.
@@ -132,6 +136,7 @@ impl Settings {
                 ]),
                 bell: Sourced::default_value(true),
                 desktop: Sourced::default_value(false),
+                command: None,
             },
             keys: Vec::new(),
             problems: Vec::new(),
@@ -229,7 +234,10 @@ impl Settings {
             }
         }
         if let Some(t) = table(&root, "notifications", &mut f) {
-            t.unknown_keys(&["on", "bell", "desktop"], &mut f);
+            t.unknown_keys(&["on", "bell", "desktop", "command"], &mut f);
+            s.notifications.command = t
+                .string("command", &mut f)
+                .filter(|c| !c.value.trim().is_empty());
             if let Some(v) = t.boolean("bell", &mut f) {
                 s.notifications.bell = v;
             }

@@ -6,7 +6,7 @@
 //! changed (an editor's temp files and swap files in the same directory do nothing).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use notify::{RecursiveMode, Watcher};
@@ -17,26 +17,61 @@ use crate::config::Catalog;
 /// How long a burst of file events must be quiet before it counts as one change.
 pub const SETTLE: Duration = Duration::from_millis(300);
 
-/// The files behind a catalog: the roots (whether they exist or not) and every file an
-/// Include brought in.
+/// The files behind a catalog: the roots (whether they exist or not), every file an Include
+/// brought in, and every Include's pattern (a path with `*`, `?` or `[`), where a file that
+/// appears later would be read too.
 pub fn files(catalog: &Catalog) -> Vec<PathBuf> {
     let mut out: BTreeSet<PathBuf> = catalog.files.iter().map(|f| f.path.clone()).collect();
     out.extend(catalog.ssh.files.iter().map(|f| f.path.to_path_buf()));
-    out.into_iter().collect()
+    out.extend(catalog.ssh.include_patterns.iter().cloned());
+    // `./epoch.toml` is watched where it is now, whatever the process's folder becomes.
+    let cwd = std::env::current_dir().unwrap_or_default();
+    out.into_iter().map(|p| cwd.join(p)).collect()
 }
 
-/// What a file looks like: its contents' hash (none when absent or unreadable).
+fn is_pattern(p: &Path) -> bool {
+    p.to_string_lossy().contains(['*', '?', '['])
+}
+
+/// The files a path stands for: itself, or what its pattern matches now.
+fn expand(p: &Path) -> Vec<PathBuf> {
+    if !is_pattern(p) {
+        return vec![p.to_path_buf()];
+    }
+    let options = glob::MatchOptions {
+        require_literal_leading_dot: true,
+        ..glob::MatchOptions::new()
+    };
+    let mut out: Vec<PathBuf> = glob::glob_with(&p.to_string_lossy(), options)
+        .map(|g| g.filter_map(Result::ok).collect())
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+/// The directory to watch for a path: the nearest existing folder above it with no pattern
+/// in its name (so a folder created later, `conf.d` say, is seen appearing).
+fn watch_dir(p: &Path) -> Option<PathBuf> {
+    let mut dir = p.parent()?;
+    while is_pattern(dir) || !dir.is_dir() {
+        dir = dir.parent()?;
+    }
+    Some(dir.to_path_buf())
+}
+
+/// What the files look like: each one's contents' hash (none when absent or unreadable).
 fn fingerprint(paths: &[PathBuf]) -> BTreeMap<PathBuf, Option<u64>> {
     use std::hash::{Hash, Hasher};
     paths
         .iter()
+        .flat_map(|p| expand(p))
         .map(|p| {
-            let h = std::fs::read(p).ok().map(|b| {
+            let h = std::fs::read(&p).ok().map(|b| {
                 let mut s = std::collections::hash_map::DefaultHasher::new();
                 b.hash(&mut s);
                 s.finish()
             });
-            (p.clone(), h)
+            (p, h)
         })
         .collect()
 }
@@ -47,12 +82,12 @@ pub struct ConfigWatcher {
     paths: Vec<PathBuf>,
     dirs: BTreeSet<PathBuf>,
     seen: BTreeMap<PathBuf, Option<u64>>,
-    _watcher: notify::RecommendedWatcher,
+    watcher: notify::RecommendedWatcher,
 }
 
 impl ConfigWatcher {
-    /// Watches `paths` (through their directories). Directories that do not exist are
-    /// skipped: a later change of the file list (call [`ConfigWatcher::watch`]) adds them.
+    /// Watches `paths` (files, or Include patterns) through their directories; a directory
+    /// that does not exist yet is watched through the nearest one above it that does.
     pub fn new(paths: Vec<PathBuf>) -> notify::Result<ConfigWatcher> {
         let (tx, rx) = mpsc::unbounded_channel();
         let watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
@@ -65,7 +100,7 @@ impl ConfigWatcher {
             paths: Vec::new(),
             dirs: BTreeSet::new(),
             seen: BTreeMap::new(),
-            _watcher: watcher,
+            watcher,
         };
         w.watch(paths);
         Ok(w)
@@ -73,18 +108,24 @@ impl ConfigWatcher {
 
     /// Watches a new list of files (after a reload: Includes may have changed).
     pub fn watch(&mut self, paths: Vec<PathBuf>) {
-        for p in &paths {
-            if let Some(dir) = p.parent().filter(|d| d.is_dir())
-                && self.dirs.insert(dir.to_path_buf())
-            {
-                let _ = self._watcher.watch(dir, RecursiveMode::NonRecursive);
-            }
-        }
-        self.seen = fingerprint(&paths);
         self.paths = paths;
+        self.add_dirs();
+        self.seen = fingerprint(&self.paths);
     }
 
-    /// Waits for a change of a watched file's contents (after the burst settles).
+    /// Watches the folders that exist now (one created since is watched from here on).
+    fn add_dirs(&mut self) {
+        for p in &self.paths {
+            if let Some(dir) = watch_dir(p)
+                && self.dirs.insert(dir.clone())
+            {
+                let _ = self.watcher.watch(&dir, RecursiveMode::NonRecursive);
+            }
+        }
+    }
+
+    /// Waits for a change of a watched file's contents, or for a file that an Include
+    /// pattern matches to appear or go (after the burst settles).
     pub async fn changed(&mut self) -> Option<()> {
         loop {
             self.events.recv().await?;
@@ -96,6 +137,9 @@ impl ConfigWatcher {
                     Err(_) => break,
                 }
             }
+            // A folder that appeared (conf.d) is watched before the files are compared, so
+            // a file written into it after this is seen too.
+            self.add_dirs();
             let now = fingerprint(&self.paths);
             if now != self.seen {
                 self.seen = now;
@@ -112,6 +156,28 @@ impl ConfigWatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_file_in_a_folder_made_later_that_an_include_matches_is_a_change() {
+        let dir = tempfile::tempdir().expect("dir");
+        let cfg = dir.path().join("config");
+        std::fs::write(&cfg, "Host a\n").expect("write");
+        let pattern = dir.path().join("conf.d/*.conf");
+        let mut w = ConfigWatcher::new(vec![cfg, pattern]).expect("watch");
+        std::fs::create_dir(dir.path().join("conf.d")).expect("mkdir");
+        std::fs::write(dir.path().join("conf.d/notes.txt"), "x").expect("write");
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), w.changed())
+                .await
+                .is_err(),
+            "a folder and a file the pattern does not match are no change"
+        );
+        std::fs::write(dir.path().join("conf.d/b.conf"), "Host b\n").expect("write");
+        tokio::time::timeout(Duration::from_secs(5), w.changed())
+            .await
+            .expect("the change within 5 s")
+            .expect("a change");
+    }
 
     #[tokio::test]
     async fn a_write_is_one_change_and_a_stranger_file_is_none() {

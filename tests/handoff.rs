@@ -334,3 +334,45 @@ fn health_follows_the_database_behind_a_daemon_tunnel() {
     );
     warren(&s, &["down", "--all"]).expect_code(0);
 }
+
+/// `x` in the TUI: the tunnel opens, psql gets the terminal, and the TUI comes back when it
+/// exits; `c` then copies the connection in the form asked for.
+#[test]
+fn x_in_the_tui_runs_psql_and_comes_back() {
+    if !support::require("tmux") {
+        return;
+    }
+    let Some(pg) = Postgres::start() else { return };
+    let Some((_sshd, s)) = setup(&pg, "") else {
+        return;
+    };
+    let warren = env!("CARGO_BIN_EXE_warren");
+    let d = s.path().display();
+    let t = Tmux::start(&format!(
+        "cd {d} && HOME={d} XDG_STATE_HOME={d}/state XDG_RUNTIME_DIR={d}/run {warren} --ssh-config /dev/null --known-hosts known_hosts"
+    ));
+    t.wait_for("connections");
+    t.keys(&["x"]);
+    t.wait_for("postgres=#");
+    t.type_text("select 6 * 7 as answer \\g");
+    t.keys(&["Enter"]);
+    t.wait_for("42");
+    t.type_text("\\q");
+    t.keys(&["Enter"]);
+    // Back in the TUI, the tunnel still open.
+    let screen = t.wait_for("psql exited with 0");
+    assert!(
+        screen
+            .lines()
+            .any(|l| l.contains("● up") && l.contains("pg")),
+        "{screen}"
+    );
+    t.keys(&["c"]);
+    t.wait_for("copy as:");
+    t.keys(&["j"]);
+    t.wait_for("copied: jdbc:postgresql://127.0.0.1:");
+    t.keys(&["q"]);
+    t.wait_for("Tunnels are open");
+    t.keys(&["y"]);
+    t.wait_for("EXITED 0");
+}

@@ -341,3 +341,69 @@ fn idle_timeout_closes_an_unused_tunnel_and_keeps_a_used_one() {
     drop(held);
     assert_eq!(up.interrupt(), 0);
 }
+
+#[test]
+fn the_daemon_runs_the_notify_command_for_a_drop_and_a_recovery() {
+    if !have_servers() {
+        return;
+    }
+    let mut sshd = Sshd::start("");
+    let (s, key) = with_key(&sshd);
+    let echo = echo_server();
+    s.write(
+        "epoch.toml",
+        &entry(
+            "orders",
+            echo,
+            &sshd,
+            Some(&key),
+            "reconnect_delay = 0.2\nkeepalive_interval = 1\nkeepalive_count_max = 2\nconnect_timeout = 3",
+        ),
+    );
+    // The stub: one line per notice, with what the command got in its environment.
+    let log = s.path().join("notices");
+    s.write(
+        "cfg/warren/config.toml",
+        &format!(
+            "[notifications]\non = [\"dropped\", \"reconnected\", \"failed\"]\ncommand = 'echo \"$WARREN_EVENT $WARREN_TUNNEL: $WARREN_MESSAGE\" >> {}'\n",
+            log.display()
+        ),
+    );
+    let run = s.path().join("run");
+    std::fs::create_dir_all(&run).expect("run");
+    let (rd, cfg) = (
+        run.display().to_string(),
+        s.path().join("cfg").display().to_string(),
+    );
+    let env = [
+        ("XDG_RUNTIME_DIR", rd.as_str()),
+        ("XDG_CONFIG_HOME", cfg.as_str()),
+    ];
+    let w = |a: &[&str]| s.warren_env(&args(a), &env);
+    w(&["up", "--detach", "orders"]).expect_code(0);
+    let notices = |want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.lines().any(|l| l.starts_with(want)) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no '{want}' notice within 30 s; the command recorded:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    sshd.kill();
+    notices("dropped orders: ");
+    sshd.restart();
+    let text = notices("reconnected orders: ");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines.len(),
+        2,
+        "one notice for the drop, one for the recovery, nothing else: {lines:?}"
+    );
+    w(&["down", "--all"]).expect_code(0);
+}

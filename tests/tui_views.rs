@@ -362,6 +362,68 @@ fn filter_then_toggle_opens_the_match() {
 }
 
 #[test]
+fn a_busy_port_asks_to_take_the_free_one_for_this_session() {
+    let mut app = app(100, 30);
+    state(
+        &mut app,
+        "cache",
+        TunnelState::Failed {
+            error: "cannot listen on 127.0.0.1:16379: the port is in use by python3 (pid 811); 16380 is free (warren up --port-fallback takes it)".into(),
+        },
+    );
+    assert_eq!(app.mode, Mode::PortBusy);
+    assert!(
+        text(&app).contains(
+            "cache: its port is used by python3 (pid 811). Use 16380 for this session? y yes  n no"
+        ),
+        "{}",
+        text(&app)
+    );
+    let effects = update(&mut app, ch('y'));
+    assert!(
+        matches!(effects.as_slice(), [Effect::Engine(Command::Open { conn: c, .. })] if c.display_name == "cache" && c.policy.port_fallback),
+        "{effects:?}"
+    );
+    assert_eq!(app.mode, Mode::Normal);
+    // n leaves it failed.
+    state(&mut app, "cache", TunnelState::Down);
+    state(
+        &mut app,
+        "cache",
+        TunnelState::Failed {
+            error: "the port is in use by python3 (pid 811); 16380 is free (warren up --port-fallback takes it)".into(),
+        },
+    );
+    assert!(update(&mut app, ch('n')).is_empty());
+    assert_eq!(app.mode, Mode::Normal);
+}
+
+#[test]
+fn tags_in_the_filter_select_and_the_rest_is_fuzzy() {
+    let mut app = app(100, 30);
+    update(&mut app, ch('/'));
+    typed(&mut app, "@prod");
+    let tagged: Vec<&str> = app
+        .connections
+        .iter()
+        .filter(|c| c.has_tag("prod"))
+        .map(|c| c.display_name.as_str())
+        .collect();
+    assert!(!tagged.is_empty(), "the sample has prod tags");
+    let mut shown = names(&app);
+    shown.sort();
+    let mut want = tagged.clone();
+    want.sort();
+    assert_eq!(shown, want);
+    typed(&mut app, " ord");
+    assert!(
+        names(&app).iter().all(|n| n.contains("ord")),
+        "{:?}",
+        names(&app)
+    );
+}
+
+#[test]
 fn fuzzy_filter_matches_host_and_target() {
     let mut app = app(100, 30);
     update(&mut app, ch('/'));

@@ -16,18 +16,8 @@ use crate::config::{Catalog, Connection, Context};
 use crate::daemon::client::{DaemonClient, QUICK};
 use crate::daemon::protocol::Request;
 use crate::engine::{Engine, TunnelState};
+use crate::handoff::run::{local_of, on_path, spawn_and_wait};
 use crate::handoff::{Format, Local, Parts, package_of};
-
-/// The local end of a running tunnel (its first TCP listener).
-fn local_of(list: &[String]) -> Option<Local> {
-    list.iter().find_map(|l| {
-        let (h, p) = l.rsplit_once(':')?;
-        Some(Local {
-            host: h.trim_start_matches('[').trim_end_matches(']').to_string(),
-            port: p.parse().ok()?,
-        })
-    })
-}
 
 /// The local end a connection will have without running it: its configured local port, or
 /// the database itself for a direct entry. `None` for a port picked when it opens.
@@ -144,12 +134,6 @@ pub async fn connect(
         return exit::FAILED;
     }
     run(ctx, &conn, None, with_password, err).await
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
-        .unwrap_or(false)
 }
 
 /// `warren exec NAME [--] CMD [ARGS...]`
@@ -304,64 +288,4 @@ async fn close(engine: Option<Engine>, asker: Option<TerminalAsker>, code: i32) 
         e.shutdown().await;
     }
     code
-}
-
-/// Runs the command with the terminal and `env`; passes SIGTERM and SIGHUP on; its code.
-async fn spawn_and_wait(
-    program: &str,
-    args: &[String],
-    env: &[(String, String)],
-    err: &mut (dyn Write + Send),
-) -> i32 {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut child = match tokio::process::Command::new(program)
-        .args(args)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = writeln!(err, "error: cannot run {program}: {e}");
-            return if e.kind() == std::io::ErrorKind::NotFound {
-                127
-            } else {
-                126
-            };
-        }
-    };
-    // Ctrl-C reaches the command from the terminal (same process group); warren waits for it
-    // to decide, and closes the tunnel after.
-    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::terminate()),
-        signal(SignalKind::hangup()),
-    ) else {
-        let _ = child.kill().await;
-        return exit::FAILED;
-    };
-    let pid = child.id();
-    let status = loop {
-        tokio::select! {
-            s = child.wait() => break s,
-            _ = int.recv() => {}
-            _ = term.recv() => pass(pid, libc::SIGTERM),
-            _ = hup.recv() => pass(pid, libc::SIGHUP),
-        }
-    };
-    match status {
-        Ok(s) => {
-            use std::os::unix::process::ExitStatusExt;
-            s.code()
-                .or_else(|| s.signal().map(|sig| 128 + sig))
-                .unwrap_or(exit::FAILED)
-        }
-        Err(_) => exit::FAILED,
-    }
-}
-
-fn pass(pid: Option<u32>, sig: i32) {
-    if let Some(p) = pid.and_then(|p| i32::try_from(p).ok()) {
-        // SAFETY: kill with a pid of our own child.
-        unsafe { libc::kill(p, sig) };
-    }
 }

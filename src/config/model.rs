@@ -518,6 +518,27 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// What the tunnel is made from (hops, forwards, database, policy), without where each
+    /// value was written: two loads of a file where only comments or line numbers moved
+    /// give the same key. A live reload compares them to tell an open tunnel that its
+    /// settings changed.
+    pub fn settings_key(&self) -> String {
+        fn strip(v: &mut serde_json::Value) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    m.remove("source");
+                    m.values_mut().for_each(strip);
+                }
+                serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+                _ => {}
+            }
+        }
+        let mut v = serde_json::json!([self.hops, self.database, self.policy]);
+        strip(&mut v);
+        let forwards: Vec<&Forward> = self.forwards.iter().map(|f| &f.value).collect();
+        format!("{v} {forwards:?}")
+    }
+
     pub fn has_tag(&self, tag: &str) -> bool {
         self.tags.iter().any(|t| t.value.eq_ignore_ascii_case(tag))
     }

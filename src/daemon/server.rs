@@ -66,6 +66,8 @@ struct Shared {
     clients: AtomicUsize,
     /// Subscribed clients that answer questions.
     answering: Arc<AtomicUsize>,
+    /// warren's settings (read at start): defaults for entries, the notify command.
+    settings: crate::settings::Settings,
 }
 
 impl Shared {
@@ -111,9 +113,11 @@ impl Shared {
         }
         let paths = self.paths.clone();
         let load = Arc::clone(&ctx);
-        tokio::task::spawn_blocking(move || Catalog::load(&paths, load))
+        let mut catalog = tokio::task::spawn_blocking(move || Catalog::load(&paths, load))
             .await
-            .unwrap_or_else(|_| Catalog::load(&self.paths, ctx))
+            .unwrap_or_else(|_| Catalog::load(&self.paths, ctx));
+        self.settings.apply(&mut catalog.connections);
+        catalog
     }
 }
 
@@ -198,6 +202,17 @@ pub async fn serve(paths: Paths, ctx: Arc<Context>) -> std::io::Result<()> {
     let answering = Arc::new(AtomicUsize::new(0));
     let a = Arc::clone(&answering);
     let engine = Engine::start_answering(move |_| a.load(Ordering::Relaxed) > 0);
+    let settings = crate::settings::Settings::load(&ctx);
+    for p in &settings.problems {
+        tracing::warn!("{p}");
+    }
+    if let Some(command) = &settings.notifications.command {
+        notify_with(
+            &engine,
+            command.value.clone(),
+            settings.notifications.on.value.clone(),
+        );
+    }
     let shared = Arc::new(Shared {
         engine,
         paths,
@@ -206,6 +221,7 @@ pub async fn serve(paths: Paths, ctx: Arc<Context>) -> std::io::Result<()> {
         stop: CancellationToken::new(),
         clients: AtomicUsize::new(0),
         answering,
+        settings,
     });
     tracing::info!(socket = %sock.display(), "daemon started");
     restore(&shared).await;
@@ -250,6 +266,31 @@ pub async fn serve(paths: Paths, ctx: Arc<Context>) -> std::io::Result<()> {
     let _ = std::fs::remove_file(&sock);
     let _ = std::fs::remove_file(dir.join("daemon.pid"));
     Ok(())
+}
+
+/// Runs the settings' notify command for the news among the engine's events (the kinds in
+/// `on`): a tunnel that dropped, failed, came back, reached its time limit; a database that
+/// stopped or started answering.
+fn notify_with(engine: &Engine, command: String, on: Vec<crate::notify::Kind>) {
+    tracing::info!("notifications go to the notify command for: {on:?}");
+    let runner = crate::notify::Runner::start(command);
+    let mut events = engine.subscribe();
+    tokio::spawn(async move {
+        let mut tracker = crate::notify::Tracker::new();
+        loop {
+            match events.recv().await {
+                Ok(ev) => {
+                    if let Some(n) = tracker.event(&ev).filter(|n| on.contains(&n.kind)) {
+                        runner.notify(n);
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!("notifications: {n} engine events skipped (too many at once)");
+                }
+                Err(_) => return,
+            }
+        }
+    });
 }
 
 /// Opens again the tunnels a daemon that died was running, on the same ports.

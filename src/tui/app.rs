@@ -51,6 +51,10 @@ pub enum Mode {
     ConfirmQuit,
     /// The setup form (`s`): the same flow as `warren setup`.
     Setup,
+    /// `c` on a database entry: which form to copy (the next key says).
+    CopyAs,
+    /// A tunnel failed on a busy local port: take the free one for this session? (y/n)
+    PortBusy,
 }
 
 /// What quitting does with open tunnels.
@@ -113,6 +117,16 @@ pub struct App {
     pub settings_problems: Vec<String>,
     /// Where warren looked for configs (for the empty state).
     pub looked_in: Vec<String>,
+    /// The errors of the load the list shows (a live reload with others is refused).
+    pub config_errors: Vec<String>,
+    /// A live reload refused: its error, shown until a good load.
+    pub config_error: Option<String>,
+    /// Open tunnels whose settings changed in the config since they opened.
+    pub changed: std::collections::HashSet<String>,
+    /// `x` on a tunnel that was not open: its client starts when it is up.
+    pub pending_connect: Option<String>,
+    /// A tunnel that failed on a busy port: its name, who holds the port, the free one.
+    pub port_busy: Option<(String, String, u16)>,
     /// Advances on each tick: the spinner.
     pub tick: u64,
     pub help_scroll: usize,
@@ -143,6 +157,12 @@ pub enum Action {
     Reviewed(Result<Vec<String>, wizard::Failure>),
     /// The setup written: the entry's name and the bastion's instructions, or what to fix.
     SetUp(Result<(String, String), wizard::Failure>),
+    /// The config files, read again after they changed on disk: the connections (settings
+    /// applied) and the load's errors.
+    Loaded {
+        connections: Vec<Connection>,
+        errors: Vec<String>,
+    },
 }
 
 /// What the loop must do after an update.
@@ -159,6 +179,12 @@ pub enum Effect {
     Setup(wizard::Answers),
     /// Start the demo world in this process and show it.
     Demo,
+    /// Hand the terminal to the connection's database client (as `warren connect`) at the
+    /// tunnel's local end, and come back when it exits.
+    Connect {
+        conn: Box<Connection>,
+        local: String,
+    },
     /// Tell the user: the bell and/or a desktop notification.
     Notify {
         text: String,
@@ -195,6 +221,11 @@ impl App {
             message: None,
             settings_problems: Vec::new(),
             looked_in,
+            config_errors: Vec::new(),
+            config_error: None,
+            changed: Default::default(),
+            pending_connect: None,
+            port_busy: None,
             tick: 0,
             help_scroll: 0,
             wizard: Wizard::default(),
@@ -287,7 +318,17 @@ impl App {
         self.frozen_time.unwrap_or_else(SystemTime::now)
     }
 
+    /// Takes a new list, keeping the selection on the connection of the same name.
     pub fn set_connections(&mut self, connections: Vec<Connection>) {
+        let selected = self.selected_connection().map(|c| c.display_name.clone());
+        let at = selected
+            .as_deref()
+            .and_then(|n| connections.iter().position(|c| c.display_name == n));
+        // The row `refresh_rows` keeps is the one at the old index: point it at the new one.
+        if let Some(i) = at {
+            self.rows = vec![Row::Conn(i)];
+            self.selected = 0;
+        }
         self.cells = connections.iter().map(Cells::of).collect();
         let mut by_name: Vec<usize> = (0..connections.len()).collect();
         by_name.sort_by(|&a, &b| {
@@ -299,6 +340,15 @@ impl App {
         self.connections = connections;
         self.refresh_rows();
     }
+}
+
+/// A failure on a busy local port that names a free one: (who holds it, the free port). The
+/// engine says "the port is in use by postgres (pid 811); 15433 is free (...)".
+pub fn busy_port(error: &str) -> Option<(String, u16)> {
+    let (_, rest) = error.split_once("in use by ")?;
+    let (who, rest) = rest.split_once("; ")?;
+    let free = rest.split_whitespace().next()?.parse().ok()?;
+    rest.contains("is free").then(|| (who.to_string(), free))
 }
 
 /// A connection string for a tunnel: `postgresql://user@127.0.0.1:PORT/db`, else `host:port`.
@@ -361,6 +411,13 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             wizard::set_up(&mut app.wizard, r);
             Vec::new()
         }
+        Action::Loaded {
+            connections,
+            errors,
+        } => {
+            super::reload::apply(app, connections, errors, true);
+            Vec::new()
+        }
     }
 }
 
@@ -416,6 +473,29 @@ fn key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
                 _ => {}
             }
             Vec::new()
+        }
+        Mode::CopyAs => commands::copy_as(app, k),
+        Mode::PortBusy => {
+            app.mode = Mode::Normal;
+            let busy = app.port_busy.take();
+            match (k.code, busy) {
+                (KeyCode::Char('y') | KeyCode::Char('Y'), Some((name, _, free))) => {
+                    match app.connections.iter().find(|c| c.display_name == name) {
+                        Some(c) => {
+                            let mut c = c.clone();
+                            c.policy.port_fallback = true;
+                            app.message =
+                                Some(format!("opening {name} on {free} (or the next free port)"));
+                            vec![Effect::Engine(Command::Open {
+                                conn: Box::new(c),
+                                reply: None,
+                            })]
+                        }
+                        None => Vec::new(),
+                    }
+                }
+                _ => Vec::new(),
+            }
         }
         Mode::History | Mode::Diagnose => {
             if matches!(
@@ -477,6 +557,35 @@ fn engine_event(app: &mut App, ev: Event) -> Vec<Effect> {
                 live.listening.clear();
             }
             live::record(live, &before, &state, now);
+            if !state.is_open() {
+                app.changed.remove(&name);
+            }
+            if let TunnelState::Failed { error } = &state
+                && let Some((who, free)) = busy_port(error)
+                && app.mode == Mode::Normal
+            {
+                app.port_busy = Some((name.clone(), who, free));
+                app.mode = Mode::PortBusy;
+            }
+            if app.pending_connect.as_deref() == Some(name.as_str()) {
+                match &state {
+                    TunnelState::Up => {
+                        app.pending_connect = None;
+                        let local = live.listening.first().cloned();
+                        let conn = app.connections.iter().find(|c| c.display_name == name);
+                        if let (Some(conn), Some(local)) = (conn, local) {
+                            effects.push(Effect::Connect {
+                                conn: Box::new(conn.clone()),
+                                local,
+                            });
+                        }
+                    }
+                    TunnelState::Failed { .. } | TunnelState::Down => {
+                        app.pending_connect = None;
+                    }
+                    _ => {}
+                }
+            }
             app.states.insert(name, state);
             if app.sort == SortBy::State {
                 app.refresh_rows();

@@ -8,6 +8,8 @@ use super::keys::Command as Key;
 use super::wizard::{self, Wizard};
 use crate::config::Connection;
 use crate::engine::Command;
+use crate::handoff::run::local_of;
+use crate::handoff::{Format, Parts};
 use crate::settings::{GROUPS, GroupBy, SORTS};
 
 pub fn toggle(app: &App, c: &Connection) -> Effect {
@@ -21,6 +23,91 @@ pub fn toggle(app: &App, c: &Connection) -> Effect {
             conn: Box::new(c.clone()),
             reply: None,
         })
+    }
+}
+
+/// The forms `c` offers for a database entry, with the key that picks each.
+pub const COPY_FORMS: [(char, Format); 5] = [
+    ('u', Format::Url),
+    ('d', Format::Dsn),
+    ('j', Format::Jdbc),
+    ('e', Format::Env),
+    ('p', Format::Psql),
+];
+
+/// The key after `c`: copies the selection in that form (as `warren url --format`).
+pub fn copy_as(app: &mut App, k: KeyEvent) -> Vec<Effect> {
+    app.mode = Mode::Normal;
+    let KeyCode::Char(ch) = k.code else {
+        return Vec::new();
+    };
+    let Some((_, format)) = COPY_FORMS.iter().find(|(c, _)| *c == ch) else {
+        return Vec::new();
+    };
+    let Some(c) = app.selected_connection() else {
+        return Vec::new();
+    };
+    let local = app
+        .live
+        .get(&c.display_name)
+        .and_then(|l| local_of(&l.listening));
+    let Some(local) = local else {
+        app.message = Some(format!("{} does not listen on a TCP port", c.display_name));
+        return Vec::new();
+    };
+    match Parts::of(c, &local, false).and_then(|p| p.format(*format)) {
+        Ok(text) => {
+            app.message = Some(format!(
+                "copied: {}",
+                text.lines().collect::<Vec<_>>().join(" ")
+            ));
+            vec![Effect::Copy(text)]
+        }
+        Err(e) => {
+            app.message = Some(e.to_string());
+            Vec::new()
+        }
+    }
+}
+
+/// `x`: the database client on the selection, once its tunnel is up (opened first if need be).
+fn connect(app: &mut App) -> Vec<Effect> {
+    let Some(c) = app.selected_connection() else {
+        return Vec::new();
+    };
+    if c.database.is_none() {
+        app.message = Some(format!(
+            "{} is not a database entry: warren knows no client for it ({} copies its address)",
+            c.display_name,
+            app.keymap.first_key(Key::Copy)
+        ));
+        return Vec::new();
+    }
+    let name = c.display_name.clone();
+    let listening = app
+        .live
+        .get(&name)
+        .and_then(|l| l.listening.first().cloned());
+    match listening {
+        Some(local) if app.state(&name) == crate::engine::TunnelState::Up => {
+            vec![Effect::Connect {
+                conn: Box::new(c.clone()),
+                local,
+            }]
+        }
+        _ if app.is_open(&name) => {
+            app.pending_connect = Some(name.clone());
+            app.message = Some(format!(
+                "{name} is on its way: the client starts when it is up"
+            ));
+            Vec::new()
+        }
+        _ => {
+            let open = toggle(app, c);
+            app.pending_connect = Some(name.clone());
+            app.message = Some(format!("opening {name}: the client starts when it is up"));
+            vec![open]
+        }
     }
 }
 
@@ -147,8 +234,13 @@ pub fn normal_key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
             app.message = Some("config files read again".into());
             return vec![Effect::Reload];
         }
+        Key::Connect => return connect(app),
         Key::Copy => {
             if let Some(c) = app.selected_connection() {
+                if c.database.is_some() && app.is_open(&c.display_name) {
+                    app.mode = Mode::CopyAs;
+                    return Vec::new();
+                }
                 match connection_string(c, app.live.get(&c.display_name)) {
                     Some(s) => {
                         app.message = Some(format!("copied: {s}"));
@@ -178,6 +270,30 @@ pub fn normal_key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
                 .filter(|c| all_open || !app.is_open(&c.display_name))
                 .map(|c| toggle(app, c))
                 .collect();
+        }
+        Key::Extend => {
+            let Some(c) = app.selected_connection() else {
+                return Vec::new();
+            };
+            let name = c.display_name.clone();
+            let limited = app
+                .live
+                .get(&name)
+                .is_some_and(|l| l.stats.expires_in_secs.is_some());
+            if !app.is_open(&name) || !limited {
+                app.message = Some(format!("{name} has no time limit to extend"));
+                return Vec::new();
+            }
+            let by = c
+                .policy
+                .max_duration
+                .as_ref()
+                .map(|d| humantime::format_duration(d.value.0).to_string());
+            app.message = Some(match by {
+                Some(by) => format!("{name}: {by} more"),
+                None => format!("{name}: extended"),
+            });
+            return vec![Effect::Engine(Command::Extend { name, secs: None })];
         }
         Key::Quit => {
             if app.any_open() {

@@ -54,7 +54,32 @@ pub fn facts(app: &App, c: &Connection, theme: Theme, w: usize) -> Vec<Line<'sta
         let style = if h.ok { theme.up() } else { theme.failed() };
         parts.push((format!("  · {}", h.short()), style));
     }
+    if let Some(secs) = live
+        .and_then(|l| l.stats.expires_in_secs)
+        .filter(|_| app.is_open(&c.display_name))
+    {
+        parts.push((
+            format!(
+                "  · {} left ({} extends)",
+                super::table::time_left(secs),
+                app.keymap.first_key(super::keys::Command::Extend)
+            ),
+            theme.busy(),
+        ));
+    }
     lines.push(fit_line(parts, w));
+    if super::reload::is_changed(app, &c.display_name) {
+        lines.push(fit_line(
+            vec![(
+                format!(
+                    "✎ config changed: {} twice to reopen with the new settings",
+                    app.keymap.first_key(super::keys::Command::Toggle)
+                ),
+                theme.busy(),
+            )],
+            w,
+        ));
+    }
     if let Some(l) = live {
         lines.push(fit_line(
             vec![

@@ -25,6 +25,7 @@ pub mod layout;
 pub mod live;
 pub mod overlays;
 pub mod questions;
+pub mod reload;
 pub mod rows;
 pub mod table;
 pub mod theme;
@@ -72,12 +73,65 @@ fn looked_in(c: &Catalog) -> Vec<String> {
         .collect()
 }
 
-/// Reads the config files again into the app, with the settings' defaults applied.
-fn reload(app: &mut App, paths: &Paths, ctx: &Arc<Context>, settings: &Settings) {
+/// Reads the config files again into the app, with the settings' defaults applied; the
+/// files to watch.
+fn reload(
+    app: &mut App,
+    paths: &Paths,
+    ctx: &Arc<Context>,
+    settings: &Settings,
+) -> Vec<std::path::PathBuf> {
     let mut catalog = Catalog::load(paths, Arc::clone(ctx));
     settings.apply(&mut catalog.connections);
     app.looked_in = looked_in(&catalog);
-    app.set_connections(catalog.connections);
+    let errors = reload::errors(&catalog);
+    let files = crate::watch::files(&catalog);
+    reload::apply(app, catalog.connections, errors, false);
+    files
+}
+
+/// Watches the config files and, when one changes, reads them again off the screen's task (a
+/// `Match exec` may take seconds) and hands the result to the loop. Files an Include brings
+/// in later are watched from then on.
+fn watch_config(
+    files: Vec<std::path::PathBuf>,
+    paths: Paths,
+    ctx: Arc<Context>,
+    settings: Arc<Settings>,
+    tx: tokio::sync::mpsc::Sender<Action>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let Ok(mut watcher) = crate::watch::ConfigWatcher::new(files) else {
+        tracing::warn!("cannot watch the config files: r reloads them");
+        return None;
+    };
+    Some(tokio::spawn(async move {
+        while watcher.changed().await.is_some() {
+            let (p, c, s) = (paths.clone(), Arc::clone(&ctx), Arc::clone(&settings));
+            let Ok((connections, errors, files)) = tokio::task::spawn_blocking(move || {
+                let mut catalog = Catalog::load(&p, c);
+                s.apply(&mut catalog.connections);
+                let errors = reload::errors(&catalog);
+                let files = crate::watch::files(&catalog);
+                (catalog.connections, errors, files)
+            })
+            .await
+            else {
+                continue;
+            };
+            tracing::info!("config files changed: read again");
+            watcher.watch(files);
+            if tx
+                .send(Action::Loaded {
+                    connections,
+                    errors,
+                })
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    }))
 }
 
 /// Runs the TUI until the user quits; tunnels opened in it close on quit.
@@ -101,7 +155,16 @@ pub async fn run(
         tracing::warn!("{p}");
     }
     let mut app = App::new(Vec::new(), Vec::new());
-    reload(&mut app, &paths, &ctx, &settings);
+    let files = reload(&mut app, &paths, &ctx, &settings);
+    let settings = Arc::new(settings);
+    let (loaded_tx, mut loaded) = tokio::sync::mpsc::channel::<Action>(4);
+    let mut watching = watch_config(
+        files,
+        paths.clone(),
+        Arc::clone(&ctx),
+        Arc::clone(&settings),
+        loaded_tx.clone(),
+    );
     app.utc_offset = live::local_offset();
     app.apply_settings(&settings);
     let theme = Theme::from_env(
@@ -178,6 +241,7 @@ pub async fn run(
                 }
                 None => break Ok(()),
             },
+            Some(a) = loaded.recv() => Some(a),
             _ = tick.tick(), if app.animating() => Some(Action::Tick),
         };
         let Some(action) = action else { continue };
@@ -186,6 +250,20 @@ pub async fn run(
             match effect {
                 Effect::Engine(c) => dispatch(&backend, &local, c).await,
                 Effect::Copy(text) => copy_osc52(&text),
+                Effect::Connect { conn, local } => {
+                    // The client gets the terminal: the TUI's screen, raw mode, mouse and
+                    // key reader step aside, and come back when it exits.
+                    let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
+                    drop(input);
+                    ratatui::restore();
+                    let said = run_client(&conn, &local).await;
+                    terminal = ratatui::init();
+                    let _ = crossterm::execute!(std::io::stdout(), EnableMouseCapture);
+                    let _ = terminal.clear();
+                    input = EventStream::new();
+                    tracing::info!(tunnel = %conn.display_name, "{said}");
+                    app.message = Some(said);
+                }
                 Effect::Notify {
                     text,
                     bell,
@@ -216,7 +294,17 @@ pub async fn run(
                             app.attached = false;
                         }
                         app.standalone = true;
-                        reload(&mut app, &paths, &ctx, &settings);
+                        let files = reload(&mut app, &paths, &ctx, &settings);
+                        if let Some(w) = watching.take() {
+                            w.abort();
+                        }
+                        watching = watch_config(
+                            files,
+                            paths.clone(),
+                            Arc::clone(&ctx),
+                            Arc::clone(&settings),
+                            loaded_tx.clone(),
+                        );
                         app.select_first();
                         app.message = Some(
                             "the demo: Enter opens demo-db, d diagnoses; it is removed on quit"
@@ -226,7 +314,9 @@ pub async fn run(
                     Err(e) => app.message = Some(format!("the demo could not start: {e}")),
                 },
                 Effect::Demo => {}
-                Effect::Reload => reload(&mut app, &paths, &ctx, &settings),
+                Effect::Reload => {
+                    reload(&mut app, &paths, &ctx, &settings);
+                }
             }
         }
         if app.quit {
@@ -299,6 +389,41 @@ fn notify(text: &str, bell: bool, desktop: bool) {
     let _ = out.flush();
 }
 
+/// Runs the connection's database client at `local` with the terminal (the TUI has stepped
+/// aside); what to say when it is done.
+async fn run_client(conn: &crate::config::Connection, local: &str) -> String {
+    use crate::handoff::run::{local_of, on_path, spawn_and_wait};
+    use crate::handoff::{Parts, package_of};
+    let Some(local) = local_of(&[local.to_string()]) else {
+        return format!("{} does not listen on a TCP port", conn.display_name);
+    };
+    let parts = match Parts::of(conn, &local, false) {
+        Ok(p) => p,
+        Err(e) => return e.to_string(),
+    };
+    let (program, args) = match parts.client() {
+        Ok(c) => c,
+        Err(e) => return e.to_string(),
+    };
+    if !on_path(program) {
+        return format!(
+            "{program} is not installed; it comes with {}",
+            package_of(program)
+        );
+    }
+    println!(
+        "warren: {program} on {} at {}:{} (exit it to come back to warren)",
+        conn.display_name, local.host, local.port
+    );
+    let mut err = Vec::new();
+    let code = spawn_and_wait(program, &args, &parts.env(), &mut err).await;
+    let err = String::from_utf8_lossy(&err);
+    match err.lines().next() {
+        Some(e) => crate::text::escape(e).into_owned(),
+        None => format!("{program} exited with {code}"),
+    }
+}
+
 /// Carries out an engine command where it belongs, without making the screen wait:
 /// tunnels and answers go to the backend (in their own tasks), diagnostics to the local
 /// engine.
@@ -325,6 +450,12 @@ async fn dispatch(backend: &Backend, local: &Engine, c: Command) {
         }
         Command::Answer { id, answer } => {
             tokio::spawn(async move { b.answer(id, answer).await });
+        }
+        Command::Extend { name, secs } => {
+            tracing::info!(tunnel = %name, "extend asked");
+            tokio::spawn(async move {
+                let _ = b.extend(name, secs).await;
+            });
         }
         other => local.send(other).await,
     }

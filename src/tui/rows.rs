@@ -109,11 +109,19 @@ impl App {
     pub fn refresh_rows(&mut self) {
         let keep = self.selected_index();
         let f = self.filter.value().to_ascii_lowercase();
+        // `@prod` words select by tag (every one named, exactly, as `warren up @prod` does);
+        // the rest is a fuzzy match on name, hosts and target.
+        let (tags, words): (Vec<&str>, Vec<&str>) =
+            f.split_whitespace().partition(|w| w.starts_with('@'));
+        let text = words.join(" ");
         let mut idx: Vec<usize> = self
             .by_name
             .iter()
             .copied()
-            .filter(|&i| f.is_empty() || fuzzy(&f, &self.cells[i].haystack))
+            .filter(|&i| {
+                tags.iter().all(|t| self.connections[i].has_tag(&t[1..]))
+                    && (text.is_empty() || fuzzy(&text, &self.cells[i].haystack))
+            })
             .collect();
         // `by_name` is in name order and the sorts are stable: ties stay by name.
         match self.sort {

@@ -80,15 +80,31 @@ pub const COLUMNS: &[Column] = &[
     },
     Column {
         header: "VIA",
-        keep: 2,
+        keep: 4,
         min: Some(10),
         cell: via_cell,
         width: Some(|x, i| usize::from(x.app.cells[i].widths[3])),
         sort: None,
     },
     Column {
-        header: "TRAFFIC",
+        header: "DB",
         keep: 3,
+        min: Some(8),
+        cell: db_cell,
+        width: None,
+        sort: None,
+    },
+    Column {
+        header: "LEFT",
+        keep: 1,
+        min: None,
+        cell: left_cell,
+        width: None,
+        sort: None,
+    },
+    Column {
+        header: "TRAFFIC",
+        keep: 2,
         min: None,
         cell: traffic,
         width: Some(|x, i| {
@@ -102,7 +118,7 @@ pub const COLUMNS: &[Column] = &[
     },
     Column {
         header: "SOURCE",
-        keep: 4,
+        keep: 6,
         min: None,
         cell: |x, i| {
             (
@@ -113,22 +129,87 @@ pub const COLUMNS: &[Column] = &[
         width: Some(|x, i| width(source_label(x.app.connections[i].source))),
         sort: Some(SortBy::Source),
     },
+    Column {
+        header: "TAGS",
+        keep: 5,
+        min: Some(6),
+        cell: |x, i| {
+            let tags = &x.app.connections[i].tags;
+            if tags.is_empty() {
+                return (Cow::Borrowed(""), Style::default());
+            }
+            let text: Vec<&str> = tags.iter().map(|t| t.value.as_str()).collect();
+            (Cow::Owned(text.join(",")), x.theme.dim())
+        },
+        width: None,
+        sort: None,
+    },
 ];
 
+/// The database's health behind an open tunnel: "ok 3 ms", or "failing: why".
+fn db_cell<'a>(x: &Ctx<'a>, i: usize) -> (Cow<'a, str>, Style) {
+    let name = &x.app.connections[i].display_name;
+    match x.app.live.get(name).and_then(|l| l.health.as_ref()) {
+        Some(h) if x.app.is_open(name) => {
+            let text = h.short();
+            let text = text.strip_prefix("db ").unwrap_or(&text).to_string();
+            let style = if h.ok { x.theme.up() } else { x.theme.failed() };
+            (Cow::Owned(text), style)
+        }
+        _ => (Cow::Borrowed(""), Style::default()),
+    }
+}
+
+/// Time left before an open tunnel's time limit closes it.
+fn left_cell<'a>(x: &Ctx<'a>, i: usize) -> (Cow<'a, str>, Style) {
+    let name = &x.app.connections[i].display_name;
+    match x.app.live.get(name).and_then(|l| l.stats.expires_in_secs) {
+        Some(secs) if x.app.is_open(name) => {
+            let style = if secs < 300.0 {
+                x.theme.busy()
+            } else {
+                Style::default()
+            };
+            (Cow::Owned(time_left(secs)), style)
+        }
+        _ => (Cow::Borrowed(""), Style::default()),
+    }
+}
+
+/// "59s", "7m05s", "2h03m": seconds left, rounded up, as a countdown reads.
+pub fn time_left(secs: f64) -> String {
+    let s = secs.max(0.0).ceil() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
+}
+
 fn state_cell<'a>(x: &Ctx<'a>, i: usize) -> (Cow<'a, str>, Style) {
-    let (text, style) = badge(
-        x.app,
-        &x.app.state(&x.app.connections[i].display_name),
-        x.theme,
-    );
+    let name = &x.app.connections[i].display_name;
+    let (mut text, style) = badge(x.app, &x.app.state(name), x.theme);
+    if super::reload::is_changed(x.app, name) {
+        text.push_str(CHANGED);
+    }
     (Cow::Owned(text), style)
 }
+
+/// After the state of an open tunnel whose settings changed in the config.
+const CHANGED: &str = " ✎";
 
 fn state_width(x: &Ctx, i: usize) -> usize {
     match x.app.states.get(&x.app.connections[i].display_name) {
         // "○ down", without making the string: most rows are down.
         None | Some(crate::engine::TunnelState::Down) => 6,
-        Some(s) => width(&badge(x.app, s, x.theme).0),
+        Some(s) => {
+            let mark = if super::reload::is_changed(x.app, &x.app.connections[i].display_name) {
+                width(CHANGED)
+            } else {
+                0
+            };
+            width(&badge(x.app, s, x.theme).0) + mark
+        }
     }
 }
 

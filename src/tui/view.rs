@@ -202,7 +202,7 @@ pub fn render(app: &App, f: &mut Frame, theme: Theme) {
         Mode::Prompt => super::overlays::prompt(app, f, theme),
         Mode::ConfirmQuit => confirm_quit(app, f, theme),
         Mode::Setup => super::wizard_view::render(app, f, theme),
-        Mode::Normal | Mode::Filter => {}
+        Mode::Normal | Mode::Filter | Mode::CopyAs | Mode::PortBusy => {}
     }
 }
 
@@ -261,6 +261,9 @@ pub fn status_line(app: &App, width_cols: u16) -> String {
     if let Some(m) = &app.message {
         return format!(" {m}");
     }
+    if let (Some(e), Mode::Normal) = (&app.config_error, &app.mode) {
+        return format!(" ✘ {e}");
+    }
     if !app.prompts.is_empty() && app.typing() {
         return " a question is waiting: it opens when you finish typing (Enter or Esc)".into();
     }
@@ -294,6 +297,19 @@ pub fn status_line(app: &App, width_cols: u16) -> String {
             out
         }
         Mode::Filter => " type to filter  Enter keep  Esc clear  ↑↓ move".into(),
+        Mode::PortBusy => match &app.port_busy {
+            Some((name, who, free)) => format!(
+                " {name}: its port is used by {who}. Use {free} for this session? y yes  n no"
+            ),
+            None => String::new(),
+        },
+        Mode::CopyAs => {
+            let forms: Vec<String> = super::commands::COPY_FORMS
+                .iter()
+                .map(|(k, f)| format!("{k} {}", format!("{f:?}").to_ascii_lowercase()))
+                .collect();
+            format!(" copy as:  {}  Esc cancel", forms.join("  "))
+        }
         Mode::Help => " ↑↓ PgUp PgDn scroll  Esc close".into(),
         Mode::History | Mode::Diagnose => " Esc close".into(),
         Mode::Setup => " Tab next  Shift-Tab back  ← → choose  Enter go on  Esc cancel".into(),

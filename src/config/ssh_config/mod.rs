@@ -21,7 +21,7 @@ pub mod resolve;
 mod tokens;
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 pub use directive::StrictHostKeyChecking;
@@ -46,6 +46,8 @@ pub struct SshConfig {
     pub aliases: Vec<Alias>,
     /// Problems found while reading (bad values, unreadable includes, Include loops).
     pub problems: Vec<Problem>,
+    /// Every Include's path pattern, expanded: where files that would be read may appear.
+    pub include_patterns: Vec<PathBuf>,
     /// `Match exec` results, by (line, command as run): a command runs once per loaded
     /// config, whichever hosts ask.
     pub(crate) exec_cache: Mutex<HashMap<(String, String), (ExecOutcome, String)>>,
@@ -74,6 +76,7 @@ impl SshConfig {
             want_final: loader.want_final,
             aliases: loader.aliases,
             problems: loader.problems,
+            include_patterns: loader.include_patterns,
             exec_cache: Mutex::new(HashMap::new()),
             ctx,
         }

@@ -95,6 +95,8 @@ pub struct Loader<'a> {
     pub problems: Vec<Problem>,
     pub aliases: Vec<Alias>,
     pub want_final: bool,
+    /// Every Include's path pattern, expanded (a file that appears later may match one).
+    pub include_patterns: Vec<PathBuf>,
     seen_alias: HashMap<String, usize>,
     by_path: HashMap<PathBuf, usize>,
     stack: Vec<PathBuf>,
@@ -108,6 +110,7 @@ impl<'a> Loader<'a> {
             problems: Vec::new(),
             aliases: Vec::new(),
             want_final: false,
+            include_patterns: Vec::new(),
             seen_alias: HashMap::new(),
             by_path: HashMap::new(),
             stack: Vec::new(),
@@ -333,6 +336,9 @@ impl<'a> Loader<'a> {
             } else {
                 Path::new("/etc/ssh").join(arg)
             };
+            if !self.include_patterns.contains(&pattern) {
+                self.include_patterns.push(pattern.clone());
+            }
             let options = glob::MatchOptions {
                 require_literal_leading_dot: true,
                 ..glob::MatchOptions::new()

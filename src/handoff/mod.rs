@@ -2,7 +2,9 @@
 //! libpq DSN, a JDBC URL, environment variables, a client command line), the environment
 //! `warren exec` gives its command, and the client `warren connect` runs. Pure: it formats
 //! from the connection model and the tunnel's local address; reading a password file is the
-//! one I/O, and only when a password is asked for.
+//! one I/O, and only when a password is asked for. Running the client is [`run`].
+
+pub mod run;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,134 @@
+//! Taking a new load of the config files into the list, as a live reload does (the files
+//! changed on disk) or `r` asks: connections added, removed and changed appear without a key
+//! press; an open tunnel whose settings changed is marked ("config changed: Enter twice to
+//! reopen": Enter closes it, Enter opens it with the new settings); an open tunnel whose
+//! entry went away stays listed until it is closed. A live reload that brings errors the
+//! last good load did not have (a TOML syntax error, a bad ssh_config line, which ssh would
+//! refuse) keeps the last good list and shows the error until the file is fixed.
+
+use std::collections::HashMap;
+
+use super::app::App;
+use crate::config::load::FileStatus;
+use crate::config::{Catalog, Connection, Severity};
+
+/// A load's errors, as the user reads them: file:line, what, and the fix.
+pub fn errors(catalog: &Catalog) -> Vec<String> {
+    let mut out: Vec<String> = catalog
+        .files
+        .iter()
+        .filter(|f| matches!(f.status, FileStatus::Invalid))
+        .filter(|f| {
+            // The TOML error itself is a problem with the file's line: prefer it.
+            !catalog.problems.iter().any(|p| {
+                p.severity == Severity::Error
+                    && p.origin.file_line().is_some_and(|(path, _)| path == f.path)
+            })
+        })
+        .map(|f| format!("{}: not valid TOML", f.path.display()))
+        .collect();
+    out.extend(
+        catalog
+            .problems
+            .iter()
+            .chain(catalog.connections.iter().flat_map(|c| c.problems.iter()))
+            .filter(|p| p.severity == Severity::Error)
+            .map(|p| {
+                let fix = p.fix.as_ref().map(|f| format!(" (fix: {f})"));
+                crate::text::escape(&format!(
+                    "{}: {}{}",
+                    p.origin.short(),
+                    p.message,
+                    fix.unwrap_or_default()
+                ))
+                .into_owned()
+            }),
+    );
+    out.dedup();
+    out
+}
+
+/// Takes a load. `live`: it came from a change on disk (new errors keep the last good
+/// list, and what changed is said in the status line).
+pub fn apply(app: &mut App, connections: Vec<Connection>, errors: Vec<String>, live: bool) {
+    if live && let Some(new) = errors.iter().find(|e| !app.config_errors.contains(e)) {
+        let more = errors.len() - 1;
+        // Newer than whatever the status line said.
+        app.message = None;
+        app.config_error = Some(if more > 0 {
+            format!("not reloaded, the last good config stays: {new} (and {more} more)")
+        } else {
+            format!("not reloaded, the last good config stays: {new}")
+        });
+        return;
+    }
+    let old: HashMap<&str, &Connection> = app
+        .connections
+        .iter()
+        .map(|c| (c.display_name.as_str(), c))
+        .collect();
+    let mut added = 0;
+    let mut changed_open = Vec::new();
+    let mut changed = 0;
+    for c in &connections {
+        match old.get(c.display_name.as_str()) {
+            None => added += 1,
+            Some(o) if o.settings_key() != c.settings_key() => {
+                changed += 1;
+                if app.is_open(&c.display_name) {
+                    changed_open.push(c.display_name.clone());
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    // Open tunnels whose entry is gone stay listed (as they were) until closed.
+    let mut kept: Vec<Connection> = Vec::new();
+    let mut removed = 0;
+    for o in &app.connections {
+        if !connections.iter().any(|c| c.display_name == o.display_name) {
+            if app.is_open(&o.display_name) {
+                kept.push(o.clone());
+                changed_open.push(o.display_name.clone());
+            } else {
+                removed += 1;
+            }
+        }
+    }
+    let mut connections = connections;
+    connections.extend(kept);
+    app.changed.extend(changed_open.iter().cloned());
+    app.changed
+        .retain(|n| connections.iter().any(|c| &c.display_name == n));
+    app.set_connections(connections);
+    app.config_errors = errors;
+    app.config_error = None;
+    if !live {
+        return;
+    }
+    let mut parts = Vec::new();
+    if added > 0 {
+        parts.push(format!("{added} added"));
+    }
+    if removed > 0 {
+        parts.push(format!("{removed} removed"));
+    }
+    if changed > 0 {
+        parts.push(format!("{changed} changed"));
+    }
+    if !parts.is_empty() || !changed_open.is_empty() {
+        let mut m = format!("config reloaded: {}", parts.join(", "));
+        if !changed_open.is_empty() {
+            m.push_str(&format!(
+                "; config changed for open {}: Enter twice to reopen",
+                changed_open.join(", ")
+            ));
+        }
+        app.message = Some(m);
+    }
+}
+
+/// Whether an open tunnel runs with settings the config no longer has.
+pub fn is_changed(app: &App, name: &str) -> bool {
+    app.changed.contains(name) && app.is_open(name)
+}

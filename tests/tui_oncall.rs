@@ -1,0 +1,232 @@
+//! On-call operations in a real terminal (tmux) against a real sshd: the list follows the
+//! config files as they change (a Host appended, a Host in a file an Include matches, an open
+//! tunnel whose settings changed, a syntax error that keeps the last good list), `@tag` in
+//! the filter with `a` opening what is listed, and a time limit counting down that `+`
+//! extends.
+
+mod support;
+
+use std::time::Instant;
+
+use support::net::echo_server;
+use support::sshd::{Sshd, free_port};
+use support::tmux::Tmux;
+use support::tunnel::{entry, have_servers, local_user, with_key};
+
+fn start_tui(s: &support::Scratch) -> Tmux {
+    let warren = env!("CARGO_BIN_EXE_warren");
+    let d = s.path().display();
+    Tmux::start(&format!(
+        "cd {d} && HOME={d} XDG_STATE_HOME={d}/state XDG_RUNTIME_DIR={d}/run XDG_CONFIG_HOME={d}/cfg {warren} --ssh-config ssh_config --known-hosts known_hosts"
+    ))
+}
+
+/// The list's line for `name` (the row whose NAME cell is `name`).
+fn row<'a>(screen: &'a str, name: &str) -> Option<&'a str> {
+    screen
+        .lines()
+        .find(|l| l.split_whitespace().any(|w| w == name) && l.contains('│'))
+}
+
+fn state_is(screen: &str, name: &str, state: &str) -> bool {
+    row(screen, name).is_some_and(|l| l.contains(state))
+}
+
+#[test]
+fn the_list_follows_the_config_files_as_they_change() {
+    if !have_servers() || !support::require("tmux") {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let (s, key) = with_key(&sshd);
+    let (echo, echo2) = (echo_server(), echo_server());
+    let local = free_port();
+    let d = s.path().display().to_string();
+    let host = |name: &str, local: u16, target: u16| {
+        format!(
+            "Host {name}\n    HostName 127.0.0.1\n    Port {}\n    User {}\n    IdentityFile {key}\n    LocalForward 127.0.0.1:{local} 127.0.0.1:{target}\n\n",
+            sshd.port,
+            local_user()
+        )
+    };
+    let include = format!("Include {d}/conf.d/*.conf\n\n");
+    s.write(
+        "ssh_config",
+        &format!("{include}{}", host("alpha", local, echo)),
+    );
+    s.write("epoch.toml", &entry("orders", echo, &sshd, Some(&key), ""));
+    let t = start_tui(&s);
+    t.wait_until("alpha and orders listed", |sc| {
+        row(sc, "alpha").is_some() && row(sc, "orders").is_some()
+    });
+    t.keys(&["Enter"]);
+    t.wait_until("alpha up", |sc| state_is(sc, "alpha", "● up"));
+
+    // A Host appended to the file: listed with no key press.
+    let t0 = Instant::now();
+    let mut text = std::fs::read_to_string(s.path().join("ssh_config")).expect("read");
+    text.push_str(&host("beta", free_port(), echo));
+    s.write("ssh_config", &text);
+    t.wait_until("beta listed", |sc| row(sc, "beta").is_some());
+    eprintln!(
+        "a Host appended to ssh_config was listed after {:?}",
+        t0.elapsed()
+    );
+
+    // A Host in a file that the Include matches, in a folder that did not exist.
+    let t0 = Instant::now();
+    s.write("conf.d/extra.conf", &host("gamma", free_port(), echo));
+    t.wait_until("gamma listed", |sc| row(sc, "gamma").is_some());
+    eprintln!(
+        "a Host in a new Included file was listed after {:?}",
+        t0.elapsed()
+    );
+
+    // alpha's forward now goes elsewhere: the open tunnel is marked, and says how to reopen.
+    let text = text.replace(
+        &format!("127.0.0.1:{local} 127.0.0.1:{echo}"),
+        &format!("127.0.0.1:{local} 127.0.0.1:{echo2}"),
+    );
+    s.write("ssh_config", &text);
+    let sc = t.wait_until("alpha marked as changed", |sc| {
+        state_is(sc, "alpha", "✎") && sc.contains("Enter twice to reopen")
+    });
+    assert!(
+        !state_is(&sc, "beta", "✎"),
+        "only the open tunnel whose settings changed is marked:\n{sc}"
+    );
+    // Enter twice: closed, then opened with the new settings, and no longer marked.
+    t.keys(&["Enter"]);
+    t.wait_until("alpha down", |sc| state_is(sc, "alpha", "○ down"));
+    t.keys(&["Enter"]);
+    t.wait_until("alpha up again, unmarked", |sc| {
+        state_is(sc, "alpha", "● up") && !state_is(sc, "alpha", "✎")
+    });
+    assert_eq!(
+        support::net::echo_through(&format!("127.0.0.1:{local}"), b"the new target"),
+        b"the new target"
+    );
+
+    // A syntax error: the last good list stays, and the error is shown with its file.
+    s.write("epoch.toml", "[storage.postgres.orders\nhost = \"x\"\n");
+    let sc = t.wait_for("the last good config stays: epoch.toml:1: TOML syntax error");
+    assert!(
+        sc.contains("epoch.toml") && row(&sc, "orders").is_some() && row(&sc, "beta").is_some(),
+        "{sc}"
+    );
+    // Fixed: read again, the error goes.
+    s.write("epoch.toml", &entry("billing", echo, &sshd, Some(&key), ""));
+    t.wait_until("billing in, orders out, no error", |sc| {
+        row(sc, "billing").is_some()
+            && row(sc, "orders").is_none()
+            && !sc.contains("the last good config stays")
+    });
+
+    t.keys(&["q"]);
+    t.wait_for("Tunnels are open");
+    t.keys(&["y"]);
+    t.wait_for("EXITED 0");
+}
+
+#[test]
+fn a_tag_in_the_filter_and_a_open_exactly_the_tagged_tunnels() {
+    if !have_servers() || !support::require("tmux") {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let (s, key) = with_key(&sshd);
+    let echo = echo_server();
+    let e = |name: &str, tags: &str| {
+        entry(name, echo, &sshd, Some(&key), "").replace(
+            &format!("[storage.postgres.{name}]\n"),
+            &format!("[storage.postgres.{name}]\ntags = {tags}\n"),
+        )
+    };
+    s.write(
+        "epoch.toml",
+        &[
+            e("orders", "[\"prod\", \"eu\"]"),
+            e("billing", "[\"prod\"]"),
+            e("scratch", "[\"dev\"]"),
+        ]
+        .join("\n"),
+    );
+    s.write("ssh_config", "");
+    let t = start_tui(&s);
+    t.wait_until("three listed", |sc| {
+        ["orders", "billing", "scratch"]
+            .iter()
+            .all(|n| row(sc, n).is_some())
+    });
+    t.keys(&["/"]);
+    t.type_text("@prod");
+    t.wait_until("the filter to keep the prod ones", |sc| {
+        row(sc, "orders").is_some() && row(sc, "billing").is_some() && row(sc, "scratch").is_none()
+    });
+    t.keys(&["Enter", "a"]);
+    t.wait_until("both prod tunnels up", |sc| {
+        state_is(sc, "orders", "● up") && state_is(sc, "billing", "● up")
+    });
+    // Clear the filter: scratch was not opened.
+    t.keys(&["Escape"]);
+    let sc = t.wait_until("scratch listed", |sc| row(sc, "scratch").is_some());
+    assert!(state_is(&sc, "scratch", "○ down"), "{sc}");
+    t.keys(&["q"]);
+    t.wait_for("Tunnels are open");
+    t.keys(&["y"]);
+    t.wait_for("EXITED 0");
+}
+
+/// The LEFT cell of `name`'s row, in seconds ("59s", "1m58s").
+fn left_secs(screen: &str, name: &str) -> Option<u64> {
+    row(screen, name)?.split_whitespace().find_map(|w| {
+        let (m, rest) = match w.split_once('m') {
+            Some((m, rest)) => (m.parse::<u64>().ok()?, rest),
+            None => (0, w),
+        };
+        let s = rest.strip_suffix('s')?.parse::<u64>().ok()?;
+        Some(m * 60 + s)
+    })
+}
+
+#[test]
+fn the_time_left_counts_down_and_plus_extends_it() {
+    if !have_servers() || !support::require("tmux") {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let (s, key) = with_key(&sshd);
+    let echo = echo_server();
+    s.write(
+        "epoch.toml",
+        &entry("orders", echo, &sshd, Some(&key), "").replace(
+            "[storage.postgres.orders]\n",
+            "[storage.postgres.orders]\nmax_duration = \"1m\"\n",
+        ),
+    );
+    s.write("ssh_config", "");
+    let t = start_tui(&s);
+    t.wait_until("orders listed", |sc| row(sc, "orders").is_some());
+    t.keys(&["Enter"]);
+    let sc = t.wait_until("orders up with time left", |sc| {
+        state_is(sc, "orders", "● up") && left_secs(sc, "orders").is_some()
+    });
+    let first = left_secs(&sc, "orders").unwrap_or_default();
+    assert!(first <= 60, "at most a minute left: {first}\n{sc}");
+    assert!(sc.contains("LEFT"), "the column has a header:\n{sc}");
+    t.wait_until("the time left to go down", |sc| {
+        left_secs(sc, "orders").is_some_and(|l| l < first)
+    });
+    t.keys(&["+"]);
+    let sc = t.wait_until("the time left to pass a minute", |sc| {
+        left_secs(sc, "orders").is_some_and(|l| l > 60)
+    });
+    assert!(
+        left_secs(&sc, "orders").unwrap_or_default() <= 120,
+        "+ adds max_duration once:\n{sc}"
+    );
+    t.keys(&["q"]);
+    t.wait_for("Tunnels are open");
+    t.keys(&["y"]);
+    t.wait_for("EXITED 0");
+}
