@@ -286,6 +286,9 @@ pub async fn run(
                 StepId::Dns | StepId::Tcp | StepId::Banner | StepId::Kex => {
                     "step 2 (the bastion's address)"
                 }
+                StepId::Proxy => {
+                    "step 2 (the bastion: its ProxyCommand in ~/.ssh/config is what failed)"
+                }
                 StepId::HostKey => {
                     "step 2: check the bastion's host key fingerprint with its owner, then add it to known_hosts"
                 }
@@ -295,7 +298,7 @@ pub async fn run(
                 StepId::Forward => {
                     "step 4 (sshd_config: AllowTcpForwarding, PermitOpen) or step 1 (the target as the bastion sees it)"
                 }
-                _ => "step 1 (the engine and the database's port)",
+                StepId::Probe => "step 1 (the engine and the database's port)",
             };
             let _ = writeln!(
                 out,
