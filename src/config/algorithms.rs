@@ -257,12 +257,36 @@ fn matches_list(name: &str, patterns: &str) -> bool {
     pattern_list(name, patterns, false) == ListMatch::Positive
 }
 
+/// An algorithm list, shared: every host that sets none holds OpenSSH's default, and a
+/// 10,000-host config would otherwise make 20,000 copies of five lists.
+pub type List = std::sync::Arc<[String]>;
+
+/// OpenSSH's default list of a kind, made once.
+pub fn default_list(kind: AlgorithmKind) -> List {
+    static LISTS: std::sync::OnceLock<Vec<List>> = std::sync::OnceLock::new();
+    let lists = LISTS.get_or_init(|| {
+        AlgorithmKind::ALL
+            .iter()
+            .map(|k| k.default_list().iter().map(|s| s.to_string()).collect())
+            .collect()
+    });
+    let i = AlgorithmKind::ALL
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or_default();
+    std::sync::Arc::clone(&lists[i])
+}
+
 /// The effective list for a value (`None`: the default), as `kex_assemble_names` makes it.
-pub fn assemble(kind: AlgorithmKind, value: Option<&str>) -> Result<Vec<String>, String> {
-    let def: Vec<String> = kind.default_list().iter().map(|s| s.to_string()).collect();
+pub fn assemble(kind: AlgorithmKind, value: Option<&str>) -> Result<List, String> {
     let Some(value) = value.filter(|v| !v.is_empty()) else {
-        return Ok(def);
+        return Ok(default_list(kind));
     };
+    assemble_set(kind, value).map(List::from)
+}
+
+fn assemble_set(kind: AlgorithmKind, value: &str) -> Result<Vec<String>, String> {
+    let def: Vec<String> = kind.default_list().iter().map(|s| s.to_string()).collect();
     let list: Vec<String> = if let Some(rest) = value.strip_prefix('+') {
         let mut l = def;
         cat(&mut l, rest.split(',').map(str::to_string));
@@ -314,7 +338,7 @@ pub fn assemble(kind: AlgorithmKind, value: Option<&str>) -> Result<Vec<String>,
 mod tests {
     use super::*;
 
-    fn s(v: &[&str]) -> Vec<String> {
+    fn s(v: &[&str]) -> List {
         v.iter().map(|x| x.to_string()).collect()
     }
 

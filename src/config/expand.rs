@@ -12,16 +12,21 @@ pub fn tilde(s: &str, home: &Path) -> String {
         Some(i) => (&after[..i], after[i..].trim_start_matches('/')),
         None => (after, ""),
     };
-    let base = if user.is_empty() {
-        home.display().to_string()
+    let base: std::borrow::Cow<str> = if user.is_empty() {
+        home.to_string_lossy()
     } else {
         match crate::config::context::user_home(user) {
-            Some(h) => h,
+            Some(h) => h.into(),
             None => return s.to_string(),
         }
     };
     let base = base.trim_end_matches('/');
-    format!("{base}/{rest}")
+    // One allocation: every host's default key and known_hosts paths come through here.
+    let mut out = String::with_capacity(base.len() + 1 + rest.len());
+    out.push_str(base);
+    out.push('/');
+    out.push_str(rest);
+    out
 }
 
 /// OpenSSH's `a2port`: a number (a leading `+` allowed) or a TCP service name from

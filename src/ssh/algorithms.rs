@@ -255,7 +255,7 @@ pub fn offer(hop: &Hop, known: (&[Algorithm], bool)) -> Result<Offer, Unsatisfia
             mac: Cow::Owned(macs),
             ..russh::Preferred::DEFAULT
         },
-        pubkey: a.pubkey.value.clone(),
+        pubkey: a.pubkey.value.to_vec(),
         left_out,
     })
 }

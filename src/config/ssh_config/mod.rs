@@ -51,6 +51,10 @@ pub struct SshConfig {
     /// `Match exec` results, by (line, command as run): a command runs once per loaded
     /// config, whichever hosts ask.
     pub(crate) exec_cache: Mutex<HashMap<(String, String), (ExecOutcome, String)>>,
+    /// Jump hosts already resolved, by [`SshConfig::resolve_jump`]'s key.
+    jumps: Mutex<HashMap<String, HostConfig>>,
+    /// The hops made of them (see `config::from_ssh`), by the same key.
+    pub(crate) jump_hops: Mutex<HashMap<String, (crate::config::model::Hop, Vec<Problem>)>>,
 }
 
 /// Where a top-level file comes from, for OpenSSH's Include rules.
@@ -78,6 +82,8 @@ impl SshConfig {
             problems: loader.problems,
             include_patterns: loader.include_patterns,
             exec_cache: Mutex::new(HashMap::new()),
+            jumps: Mutex::new(HashMap::new()),
+            jump_hops: Mutex::new(HashMap::new()),
             ctx,
         }
     }
@@ -90,6 +96,19 @@ impl SshConfig {
     /// Resolves a host with values given "on the command line" (a jump spec's user and port).
     pub fn resolve_with(&self, name: &str, over: &Overrides) -> HostConfig {
         resolve::resolve(self, name, over)
+    }
+
+    /// [`SshConfig::resolve_with`] for a jump host, once per `key` (the name and the
+    /// overrides, which decide the result) for the life of this loaded config.
+    pub fn resolve_jump(&self, name: &str, over: &Overrides, key: &str) -> HostConfig {
+        if let Some(h) = self.jumps.lock().ok().and_then(|m| m.get(key).cloned()) {
+            return h;
+        }
+        let h = resolve::resolve(self, name, over);
+        if let Ok(mut m) = self.jumps.lock() {
+            m.insert(key.to_string(), h.clone());
+        }
+        h
     }
 
     pub fn context(&self) -> &Context {
@@ -139,7 +158,7 @@ pub struct HostConfig {
     /// Every algorithm list, assembled as OpenSSH does (what `ssh -G` prints).
     pub algorithms: Vec<(
         crate::config::algorithms::AlgorithmKind,
-        Sourced<Vec<String>>,
+        Sourced<crate::config::algorithms::List>,
     )>,
     /// HostKeyAlgorithms is unset or `+list`/`-list` (ssh orders it by known_hosts).
     pub host_key_reorder: bool,

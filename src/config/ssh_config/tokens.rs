@@ -74,9 +74,19 @@ impl HostConfig {
     /// `~`, `%` tokens and `${VAR}` in a path (IdentityFile, CertificateFile,
     /// UserKnownHostsFile, IdentityAgent), as ssh expands them.
     pub fn expand_path(&self, raw: &str) -> Result<String, expand::ExpandError> {
+        // Most paths (the default identity and known_hosts files of every host) have no token
+        // and no variable: one copy, not three.
         let t = expand::tilde(raw, &self.ctx.user_home);
-        let t = expand::percent(&t, |c| self.token(c))?;
-        expand::dollar(&t, |v| self.ctx.env.get(v).cloned())
+        let t = if t.contains('%') {
+            expand::percent(&t, |c| self.token(c))?
+        } else {
+            t
+        };
+        if t.contains('$') {
+            expand::dollar(&t, |v| self.ctx.env.get(v).cloned())
+        } else {
+            Ok(t)
+        }
     }
 
     pub(super) fn expand_forward(&self, mut f: Forward) -> Result<Forward, expand::ExpandError> {
