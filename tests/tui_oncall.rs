@@ -230,3 +230,55 @@ fn the_time_left_counts_down_and_plus_extends_it() {
     t.keys(&["y"]);
     t.wait_for("EXITED 0");
 }
+
+#[test]
+fn a_busy_local_port_is_named_and_the_free_one_taken_for_the_session() {
+    if !have_servers() || !support::require("tmux") {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let (s, key) = with_key(&sshd);
+    let echo = echo_server();
+    // This test process holds the port the entry wants.
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let busy = holder.local_addr().expect("addr").port();
+    s.write(
+        "epoch.toml",
+        &entry(
+            "orders",
+            echo,
+            &sshd,
+            Some(&key),
+            &format!("local_port = {busy}"),
+        ),
+    );
+    s.write("ssh_config", "");
+    let t = start_tui(&s);
+    t.wait_until("orders listed", |sc| row(sc, "orders").is_some());
+    t.keys(&["Enter"]);
+    let sc = t.wait_for("for this session? y yes  n no");
+    assert!(
+        sc.contains(&format!("(pid {})", std::process::id())),
+        "the holder is named with its pid:\n{sc}"
+    );
+    t.keys(&["y"]);
+    let sc = t.wait_until("orders up on another port", |sc| {
+        state_is(sc, "orders", "● up") && !state_is(sc, "orders", &format!(":{busy}"))
+    });
+    let local = row(&sc, "orders")
+        .and_then(|l| {
+            l.split_whitespace()
+                .find(|w| w.starts_with("127.0.0.1:"))
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        support::net::echo_through(&local, b"on the free port"),
+        b"on the free port"
+    );
+    drop(holder);
+    t.keys(&["q"]);
+    t.wait_for("Tunnels are open");
+    t.keys(&["y"]);
+    t.wait_for("EXITED 0");
+}

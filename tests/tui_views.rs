@@ -424,6 +424,75 @@ fn tags_in_the_filter_select_and_the_rest_is_fuzzy() {
 }
 
 #[test]
+fn a_reload_with_a_new_error_keeps_the_list_and_an_old_error_that_moved_does_not() {
+    use warren::tui::reload::{self, LoadError};
+    let mut app = app(100, 30);
+    let all = app.connections.clone();
+    let err = |line: u32, msg: &str| LoadError {
+        key: format!("/home/me/.ssh/config\0{msg}"),
+        text: format!("config:{line}: {msg}"),
+    };
+    // The list as first loaded had an error already.
+    reload::apply(&mut app, all.clone(), vec![err(3, "bad port")], false);
+    // A line added above it moves it: the same error, so the reload is taken.
+    let fewer: Vec<_> = all[1..].to_vec();
+    update(
+        &mut app,
+        Action::Loaded {
+            connections: fewer.clone(),
+            errors: vec![err(4, "bad port")],
+        },
+    );
+    assert!(app.config_error.is_none(), "{:?}", app.config_error);
+    assert_eq!(app.connections.len(), fewer.len());
+    // A new error: nothing changes in the list, and the error is shown.
+    update(
+        &mut app,
+        Action::Loaded {
+            connections: Vec::new(),
+            errors: vec![err(4, "bad port"), err(9, "unclosed quote")],
+        },
+    );
+    assert_eq!(app.connections.len(), fewer.len());
+    assert!(
+        text(&app).contains("not reloaded, the last good config stays: config:9: unclosed quote"),
+        "{}",
+        text(&app)
+    );
+}
+
+#[test]
+fn an_open_tunnel_whose_entry_left_the_config_stays_until_it_closes() {
+    let mut app = app(100, 30);
+    state(&mut app, "cache", TunnelState::Up);
+    let without: Vec<_> = app
+        .connections
+        .iter()
+        .filter(|c| c.display_name != "cache" && c.display_name != "legacy")
+        .cloned()
+        .collect();
+    state(&mut app, "legacy", TunnelState::Down);
+    update(
+        &mut app,
+        Action::Loaded {
+            connections: without,
+            errors: Vec::new(),
+        },
+    );
+    assert!(names(&app).contains(&"cache"), "open: still listed");
+    assert!(!names(&app).contains(&"legacy"), "closed: gone at once");
+    assert!(
+        app.message
+            .as_deref()
+            .is_some_and(|m| m.contains("config changed for open cache")),
+        "{:?}",
+        app.message
+    );
+    state(&mut app, "cache", TunnelState::Down);
+    assert!(!names(&app).contains(&"cache"), "gone once closed");
+}
+
+#[test]
 fn fuzzy_filter_matches_host_and_target() {
     let mut app = app(100, 30);
     update(&mut app, ch('/'));

@@ -117,12 +117,15 @@ pub struct App {
     pub settings_problems: Vec<String>,
     /// Where warren looked for configs (for the empty state).
     pub looked_in: Vec<String>,
-    /// The errors of the load the list shows (a live reload with others is refused).
+    /// The errors of the load the list shows, by [`super::reload::LoadError::key`] (a live
+    /// reload with others is refused).
     pub config_errors: Vec<String>,
     /// A live reload refused: its error, shown until a good load.
     pub config_error: Option<String>,
     /// Open tunnels whose settings changed in the config since they opened.
     pub changed: std::collections::HashSet<String>,
+    /// Open tunnels whose entry left the config: listed until they close.
+    pub orphans: std::collections::HashSet<String>,
     /// `x` on a tunnel that was not open: its client starts when it is up.
     pub pending_connect: Option<String>,
     /// A tunnel that failed on a busy port: its name, who holds the port, the free one.
@@ -161,7 +164,7 @@ pub enum Action {
     /// applied) and the load's errors.
     Loaded {
         connections: Vec<Connection>,
-        errors: Vec<String>,
+        errors: Vec<super::reload::LoadError>,
     },
 }
 
@@ -224,6 +227,7 @@ impl App {
             config_errors: Vec::new(),
             config_error: None,
             changed: Default::default(),
+            orphans: Default::default(),
             pending_connect: None,
             port_busy: None,
             tick: 0,
@@ -557,9 +561,7 @@ fn engine_event(app: &mut App, ev: Event) -> Vec<Effect> {
                 live.listening.clear();
             }
             live::record(live, &before, &state, now);
-            if !state.is_open() {
-                app.changed.remove(&name);
-            }
+            let closed = !state.is_open();
             if let TunnelState::Failed { error } = &state
                 && let Some((who, free)) = busy_port(error)
                 && app.mode == Mode::Normal
@@ -586,7 +588,10 @@ fn engine_event(app: &mut App, ev: Event) -> Vec<Effect> {
                     _ => {}
                 }
             }
-            app.states.insert(name, state);
+            app.states.insert(name.clone(), state);
+            if closed {
+                super::reload::closed(app, &name);
+            }
             if app.sort == SortBy::State {
                 app.refresh_rows();
             }

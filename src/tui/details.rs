@@ -13,7 +13,7 @@ use super::app::App;
 use super::fit::fit;
 use super::live::{Live, clock};
 use super::theme::Theme;
-use super::view::{badge, duration, fit_line, human_bytes, human_rate, spark};
+use super::view::{badge, duration, fit_line, human_bytes, human_rate, spark, time_left};
 use crate::config::Connection;
 use crate::engine::TunnelState;
 
@@ -61,7 +61,7 @@ pub fn facts(app: &App, c: &Connection, theme: Theme, w: usize) -> Vec<Line<'sta
         parts.push((
             format!(
                 "  · {} left ({} extends)",
-                super::table::time_left(secs),
+                time_left(secs),
                 app.keymap.first_key(super::keys::Command::Extend)
             ),
             theme.busy(),

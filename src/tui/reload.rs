@@ -12,9 +12,18 @@ use super::app::App;
 use crate::config::load::FileStatus;
 use crate::config::{Catalog, Connection, Severity};
 
-/// A load's errors, as the user reads them: file:line, what, and the fix.
-pub fn errors(catalog: &Catalog) -> Vec<String> {
-    let mut out: Vec<String> = catalog
+/// An error of a load: what the user reads (file:line, what, the fix), and what tells it
+/// apart from the errors of another load (the file and the message, not the line: a line
+/// added above an old error moves it without making it new).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoadError {
+    pub key: String,
+    pub text: String,
+}
+
+/// A load's errors.
+pub fn errors(catalog: &Catalog) -> Vec<LoadError> {
+    let mut out: Vec<LoadError> = catalog
         .files
         .iter()
         .filter(|f| matches!(f.status, FileStatus::Invalid))
@@ -25,7 +34,10 @@ pub fn errors(catalog: &Catalog) -> Vec<String> {
                     && p.origin.file_line().is_some_and(|(path, _)| path == f.path)
             })
         })
-        .map(|f| format!("{}: not valid TOML", f.path.display()))
+        .map(|f| LoadError {
+            key: format!("{}\0not valid TOML", f.path.display()),
+            text: format!("{}: not valid TOML", f.path.display()),
+        })
         .collect();
     out.extend(
         catalog
@@ -35,13 +47,20 @@ pub fn errors(catalog: &Catalog) -> Vec<String> {
             .filter(|p| p.severity == Severity::Error)
             .map(|p| {
                 let fix = p.fix.as_ref().map(|f| format!(" (fix: {f})"));
-                crate::text::escape(&format!(
-                    "{}: {}{}",
-                    p.origin.short(),
-                    p.message,
-                    fix.unwrap_or_default()
-                ))
-                .into_owned()
+                let file = match p.origin.file_line() {
+                    Some((path, _)) => path.display().to_string(),
+                    None => p.origin.to_string(),
+                };
+                LoadError {
+                    key: format!("{file}\0{}", p.message),
+                    text: crate::text::escape(&format!(
+                        "{}: {}{}",
+                        p.origin.short(),
+                        p.message,
+                        fix.unwrap_or_default()
+                    ))
+                    .into_owned(),
+                }
             }),
     );
     out.dedup();
@@ -50,8 +69,9 @@ pub fn errors(catalog: &Catalog) -> Vec<String> {
 
 /// Takes a load. `live`: it came from a change on disk (new errors keep the last good
 /// list, and what changed is said in the status line).
-pub fn apply(app: &mut App, connections: Vec<Connection>, errors: Vec<String>, live: bool) {
-    if live && let Some(new) = errors.iter().find(|e| !app.config_errors.contains(e)) {
+pub fn apply(app: &mut App, connections: Vec<Connection>, errors: Vec<LoadError>, live: bool) {
+    if live && let Some(new) = errors.iter().find(|e| !app.config_errors.contains(&e.key)) {
+        let new = &new.text;
         let more = errors.len() - 1;
         // Newer than whatever the status line said.
         app.message = None;
@@ -95,13 +115,14 @@ pub fn apply(app: &mut App, connections: Vec<Connection>, errors: Vec<String>, l
             }
         }
     }
+    app.orphans = kept.iter().map(|c| c.display_name.clone()).collect();
     let mut connections = connections;
     connections.extend(kept);
     app.changed.extend(changed_open.iter().cloned());
     app.changed
         .retain(|n| connections.iter().any(|c| &c.display_name == n));
     app.set_connections(connections);
-    app.config_errors = errors;
+    app.config_errors = errors.into_iter().map(|e| e.key).collect();
     app.config_error = None;
     if !live {
         return;
@@ -125,6 +146,21 @@ pub fn apply(app: &mut App, connections: Vec<Connection>, errors: Vec<String>, l
             ));
         }
         app.message = Some(m);
+    }
+}
+
+/// A tunnel is no longer open: if its entry left the config while it was open, it leaves the
+/// list now.
+pub fn closed(app: &mut App, name: &str) {
+    app.changed.remove(name);
+    if app.orphans.remove(name) {
+        let rest: Vec<Connection> = app
+            .connections
+            .iter()
+            .filter(|c| c.display_name != name)
+            .cloned()
+            .collect();
+        app.set_connections(rest);
     }
 }
 

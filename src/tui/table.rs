@@ -20,7 +20,7 @@ use super::app::App;
 use super::fit::{fit, width};
 use super::rows::{Row, source_label};
 use super::theme::Theme;
-use super::view::{badge, human_rate, spark};
+use super::view::{badge, human_rate, spark, time_left};
 use crate::settings::SortBy;
 
 /// What a cell function sees.
@@ -173,16 +173,6 @@ fn left_cell<'a>(x: &Ctx<'a>, i: usize) -> (Cow<'a, str>, Style) {
             (Cow::Owned(time_left(secs)), style)
         }
         _ => (Cow::Borrowed(""), Style::default()),
-    }
-}
-
-/// "59s", "7m05s", "2h03m": seconds left, rounded up, as a countdown reads.
-pub fn time_left(secs: f64) -> String {
-    let s = secs.max(0.0).ceil() as u64;
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
-        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
     }
 }
 

@@ -65,6 +65,16 @@ pub fn duration(secs: f64) -> String {
     }
 }
 
+/// "59s", "7m05s", "2h03m": seconds left, rounded up, as a countdown reads.
+pub fn time_left(secs: f64) -> String {
+    let s = secs.max(0.0).ceil() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
+}
+
 pub fn human_bytes(n: u64) -> String {
     const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
