@@ -413,7 +413,9 @@ async fn run_client(conn: &crate::config::Connection, local: &str) -> String {
     }
     println!(
         "warren: {program} on {} at {}:{} (exit it to come back to warren)",
-        conn.display_name, local.host, local.port
+        crate::text::escape(&conn.display_name),
+        local.host,
+        local.port
     );
     let mut err = Vec::new();
     let code = spawn_and_wait(program, &args, &parts.env(), &mut err).await;
