@@ -425,7 +425,12 @@ fn tags_in_the_filter_select_and_the_rest_is_fuzzy() {
 
 #[test]
 fn a_reload_with_a_new_error_keeps_the_list_and_an_old_error_that_moved_does_not() {
-    use warren::tui::reload::{self, LoadError};
+    use warren::tui::reload::{self, LoadError, Loaded};
+    let load = |connections, errors| Loaded {
+        connections,
+        errors,
+        looked_in: Vec::new(),
+    };
     let mut app = app(100, 30);
     let all = app.connections.clone();
     let err = |line: u32, msg: &str| LoadError {
@@ -433,25 +438,22 @@ fn a_reload_with_a_new_error_keeps_the_list_and_an_old_error_that_moved_does_not
         text: format!("config:{line}: {msg}"),
     };
     // The list as first loaded had an error already.
-    reload::apply(&mut app, all.clone(), vec![err(3, "bad port")], false);
+    reload::apply(&mut app, load(all.clone(), vec![err(3, "bad port")]), false);
     // A line added above it moves it: the same error, so the reload is taken.
     let fewer: Vec<_> = all[1..].to_vec();
     update(
         &mut app,
-        Action::Loaded {
-            connections: fewer.clone(),
-            errors: vec![err(4, "bad port")],
-        },
+        Action::Loaded(load(fewer.clone(), vec![err(4, "bad port")])),
     );
     assert!(app.config_error.is_none(), "{:?}", app.config_error);
     assert_eq!(app.connections.len(), fewer.len());
     // A new error: nothing changes in the list, and the error is shown.
     update(
         &mut app,
-        Action::Loaded {
-            connections: Vec::new(),
-            errors: vec![err(4, "bad port"), err(9, "unclosed quote")],
-        },
+        Action::Loaded(load(
+            Vec::new(),
+            vec![err(4, "bad port"), err(9, "unclosed quote")],
+        )),
     );
     assert_eq!(app.connections.len(), fewer.len());
     assert!(
@@ -474,10 +476,11 @@ fn an_open_tunnel_whose_entry_left_the_config_stays_until_it_closes() {
     state(&mut app, "legacy", TunnelState::Down);
     update(
         &mut app,
-        Action::Loaded {
+        Action::Loaded(warren::tui::reload::Loaded {
             connections: without,
             errors: Vec::new(),
-        },
+            looked_in: Vec::new(),
+        }),
     );
     assert!(names(&app).contains(&"cache"), "open: still listed");
     assert!(!names(&app).contains(&"legacy"), "closed: gone at once");

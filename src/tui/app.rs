@@ -160,12 +160,8 @@ pub enum Action {
     Reviewed(Result<Vec<String>, wizard::Failure>),
     /// The setup written: the entry's name and the bastion's instructions, or what to fix.
     SetUp(Result<(String, String), wizard::Failure>),
-    /// The config files, read again after they changed on disk: the connections (settings
-    /// applied) and the load's errors.
-    Loaded {
-        connections: Vec<Connection>,
-        errors: Vec<super::reload::LoadError>,
-    },
+    /// The config files, read again after they changed on disk.
+    Loaded(super::reload::Loaded),
 }
 
 /// What the loop must do after an update.
@@ -415,11 +411,8 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             wizard::set_up(&mut app.wizard, r);
             Vec::new()
         }
-        Action::Loaded {
-            connections,
-            errors,
-        } => {
-            super::reload::apply(app, connections, errors, true);
+        Action::Loaded(loaded) => {
+            super::reload::apply(app, loaded, true);
             Vec::new()
         }
     }

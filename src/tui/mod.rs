@@ -73,20 +73,33 @@ fn looked_in(c: &Catalog) -> Vec<String> {
         .collect()
 }
 
-/// Reads the config files again into the app, with the settings' defaults applied; the
+/// Reads the config files, with the settings' defaults applied: what the list takes, and the
 /// files to watch.
+fn read(
+    paths: &Paths,
+    ctx: Arc<Context>,
+    settings: &Settings,
+) -> (reload::Loaded, Vec<std::path::PathBuf>) {
+    let mut catalog = Catalog::load(paths, ctx);
+    settings.apply(&mut catalog.connections);
+    let files = crate::watch::files(&catalog);
+    let loaded = reload::Loaded {
+        errors: reload::errors(&catalog),
+        looked_in: looked_in(&catalog),
+        connections: catalog.connections,
+    };
+    (loaded, files)
+}
+
+/// Reads the config files again into the app (`r`, a setup, the start); the files to watch.
 fn reload(
     app: &mut App,
     paths: &Paths,
     ctx: &Arc<Context>,
     settings: &Settings,
 ) -> Vec<std::path::PathBuf> {
-    let mut catalog = Catalog::load(paths, Arc::clone(ctx));
-    settings.apply(&mut catalog.connections);
-    app.looked_in = looked_in(&catalog);
-    let errors = reload::errors(&catalog);
-    let files = crate::watch::files(&catalog);
-    reload::apply(app, catalog.connections, errors, false);
+    let (loaded, files) = read(paths, Arc::clone(ctx), settings);
+    reload::apply(app, loaded, false);
     files
 }
 
@@ -107,27 +120,13 @@ fn watch_config(
     Some(tokio::spawn(async move {
         while watcher.changed().await.is_some() {
             let (p, c, s) = (paths.clone(), Arc::clone(&ctx), Arc::clone(&settings));
-            let Ok((connections, errors, files)) = tokio::task::spawn_blocking(move || {
-                let mut catalog = Catalog::load(&p, c);
-                s.apply(&mut catalog.connections);
-                let errors = reload::errors(&catalog);
-                let files = crate::watch::files(&catalog);
-                (catalog.connections, errors, files)
-            })
-            .await
+            let Ok((loaded, files)) = tokio::task::spawn_blocking(move || read(&p, c, &s)).await
             else {
                 continue;
             };
             tracing::info!("config files changed: read again");
             watcher.watch(files);
-            if tx
-                .send(Action::Loaded {
-                    connections,
-                    errors,
-                })
-                .await
-                .is_err()
-            {
+            if tx.send(Action::Loaded(loaded)).await.is_err() {
                 return;
             }
         }

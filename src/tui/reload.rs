@@ -21,6 +21,16 @@ pub struct LoadError {
     pub text: String,
 }
 
+/// A load of the config files, as the list takes it.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    /// With the settings' defaults applied.
+    pub connections: Vec<Connection>,
+    pub errors: Vec<LoadError>,
+    /// Where warren looked, and what it found there (for the empty state).
+    pub looked_in: Vec<String>,
+}
+
 /// A load's errors.
 pub fn errors(catalog: &Catalog) -> Vec<LoadError> {
     let mut out: Vec<LoadError> = catalog
@@ -69,7 +79,12 @@ pub fn errors(catalog: &Catalog) -> Vec<LoadError> {
 
 /// Takes a load. `live`: it came from a change on disk (new errors keep the last good
 /// list, and what changed is said in the status line).
-pub fn apply(app: &mut App, connections: Vec<Connection>, errors: Vec<LoadError>, live: bool) {
+pub fn apply(app: &mut App, loaded: Loaded, live: bool) {
+    let Loaded {
+        connections,
+        errors,
+        looked_in,
+    } = loaded;
     if live && let Some(new) = errors.iter().find(|e| !app.config_errors.contains(&e.key)) {
         let new = &new.text;
         let more = errors.len() - 1;
@@ -123,6 +138,7 @@ pub fn apply(app: &mut App, connections: Vec<Connection>, errors: Vec<LoadError>
         .retain(|n| connections.iter().any(|c| &c.display_name == n));
     app.set_connections(connections);
     app.config_errors = errors.into_iter().map(|e| e.key).collect();
+    app.looked_in = looked_in;
     app.config_error = None;
     if !live {
         return;
