@@ -320,15 +320,14 @@ impl App {
 
     /// Takes a new list, keeping the selection on the connection of the same name.
     pub fn set_connections(&mut self, connections: Vec<Connection>) {
-        let selected = self.selected_connection().map(|c| c.display_name.clone());
-        let at = selected
-            .as_deref()
-            .and_then(|n| connections.iter().position(|c| c.display_name == n));
-        // The row `refresh_rows` keeps is the one at the old index: point it at the new one.
-        if let Some(i) = at {
-            self.rows = vec![Row::Conn(i)];
-            self.selected = 0;
-        }
+        let keep = self
+            .selected_connection()
+            .and_then(|s| {
+                connections
+                    .iter()
+                    .position(|c| c.display_name == s.display_name)
+            })
+            .or(self.selected_index());
         self.cells = connections.iter().map(Cells::of).collect();
         let mut by_name: Vec<usize> = (0..connections.len()).collect();
         by_name.sort_by(|&a, &b| {
@@ -338,7 +337,7 @@ impl App {
         });
         self.by_name = by_name;
         self.connections = connections;
-        self.refresh_rows();
+        self.refresh_rows_keeping(keep);
     }
 }
 

@@ -107,7 +107,11 @@ impl App {
     /// Rebuilds `rows` from the filter, the sort and the grouping, keeping the selection on
     /// the connection it was on.
     pub fn refresh_rows(&mut self) {
-        let keep = self.selected_index();
+        self.refresh_rows_keeping(self.selected_index());
+    }
+
+    /// [`App::refresh_rows`], with the selection on connection `keep` if it is listed.
+    pub(super) fn refresh_rows_keeping(&mut self, keep: Option<usize>) {
         let f = self.filter.value().to_ascii_lowercase();
         // `@prod` words select by tag (every one named, exactly, as `warren up @prod` does);
         // the rest is a fuzzy match on name, hosts and target.
