@@ -38,13 +38,7 @@ fn expand(p: &Path) -> Vec<PathBuf> {
     if !is_pattern(p) {
         return vec![p.to_path_buf()];
     }
-    let options = glob::MatchOptions {
-        require_literal_leading_dot: true,
-        ..glob::MatchOptions::new()
-    };
-    let mut out: Vec<PathBuf> = glob::glob_with(&p.to_string_lossy(), options)
-        .map(|g| g.filter_map(Result::ok).collect())
-        .unwrap_or_default();
+    let mut out = crate::config::ssh_config::parse::include_matches(p).unwrap_or_default();
     out.sort();
     out
 }

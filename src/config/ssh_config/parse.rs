@@ -88,6 +88,18 @@ pub struct Alias {
     pub origin: Origin,
 }
 
+/// The files an Include's pattern (expanded) matches now, as ssh globs them: a leading dot
+/// only matched by a dot.
+pub fn include_matches(pattern: &Path) -> Result<Vec<PathBuf>, glob::PatternError> {
+    let options = glob::MatchOptions {
+        require_literal_leading_dot: true,
+        ..glob::MatchOptions::new()
+    };
+    Ok(glob::glob_with(&pattern.to_string_lossy(), options)?
+        .filter_map(Result::ok)
+        .collect())
+}
+
 /// Reads files, resolving Includes; collects the problems it finds.
 pub struct Loader<'a> {
     pub(super) ctx: &'a Context,
@@ -339,12 +351,8 @@ impl<'a> Loader<'a> {
             if !self.include_patterns.contains(&pattern) {
                 self.include_patterns.push(pattern.clone());
             }
-            let options = glob::MatchOptions {
-                require_literal_leading_dot: true,
-                ..glob::MatchOptions::new()
-            };
-            let matches = match glob::glob_with(&pattern.to_string_lossy(), options) {
-                Ok(paths) => paths.filter_map(Result::ok).collect::<Vec<_>>(),
+            let matches = match include_matches(&pattern) {
+                Ok(paths) => paths,
                 Err(e) => {
                     self.problems.push(Problem::error(
                         origin.clone(),
