@@ -177,13 +177,9 @@ impl<'a> Loader<'a> {
                 }
                 None => {}
             }
-            let opens_block = matches!(
-                lex::keyword_and_rest(raw).map(|(k, _)| k).as_deref(),
-                Some("host" | "match")
-            );
-            if !opens_block
-                && !pending.is_empty()
-                && lex::keyword_and_rest(raw).is_some()
+            // An option line after them: they were about the block they are in.
+            if !pending.is_empty()
+                && lex::keyword_and_rest(raw).is_some_and(|(k, _)| k != "host" && k != "match")
                 && let Some(b) = blocks.last_mut()
             {
                 b.body.append(&mut pending);
