@@ -44,10 +44,15 @@ pub struct Health {
 impl Health {
     /// As the list shows it: `db ok 3 ms`, `db failing: …`.
     pub fn short(&self) -> String {
+        format!("db {}", self.verdict())
+    }
+
+    /// "ok 3 ms", "failing: no pg_hba entry": [`Health::short`] where the column says "DB".
+    pub fn verdict(&self) -> String {
         match (self.ok, self.latency_ms) {
-            (true, Some(ms)) => format!("db ok {ms} ms"),
-            (true, None) => "db ok".into(),
-            (false, _) => format!("db failing: {}", self.detail),
+            (true, Some(ms)) => format!("ok {ms} ms"),
+            (true, None) => "ok".into(),
+            (false, _) => format!("failing: {}", self.detail),
         }
     }
 }

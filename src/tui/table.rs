@@ -151,8 +151,7 @@ fn db_cell<'a>(x: &Ctx<'a>, i: usize) -> (Cow<'a, str>, Style) {
     let name = &x.app.connections[i].display_name;
     match x.app.live.get(name).and_then(|l| l.health.as_ref()) {
         Some(h) if x.app.is_open(name) => {
-            let text = h.short();
-            let text = text.strip_prefix("db ").unwrap_or(&text).to_string();
+            let text = h.verdict();
             let style = if h.ok { x.theme.up() } else { x.theme.failed() };
             (Cow::Owned(text), style)
         }
