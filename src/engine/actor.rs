@@ -708,12 +708,9 @@ impl Actor {
                         bound = tunnel::bind(&Endpoint::tcp(host, p)).await;
                     }
                     None => {
-                        let free = free
-                            .map(|p| format!("; {p} is free (warren up --port-fallback takes it)"))
-                            .unwrap_or_default();
                         bound = Err(std::io::Error::new(
                             std::io::ErrorKind::AddrInUse,
-                            format!("the port is in use by {who}{free}"),
+                            tunnel::owner::busy_message(&who, free),
                         ));
                     }
                 }

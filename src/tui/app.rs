@@ -341,15 +341,6 @@ impl App {
     }
 }
 
-/// A failure on a busy local port that names a free one: (who holds it, the free port). The
-/// engine says "the port is in use by postgres (pid 811); 15433 is free (...)".
-pub fn busy_port(error: &str) -> Option<(String, u16)> {
-    let (_, rest) = error.split_once("in use by ")?;
-    let (who, rest) = rest.split_once("; ")?;
-    let free = rest.split_whitespace().next()?.parse().ok()?;
-    rest.contains("is free").then(|| (who.to_string(), free))
-}
-
 /// A connection string for a tunnel: `postgresql://user@127.0.0.1:PORT/db`, else `host:port`.
 pub fn connection_string(c: &Connection, live: Option<&Live>) -> Option<String> {
     let local = live.and_then(|l| l.listening.first().cloned())?;
@@ -555,7 +546,7 @@ fn engine_event(app: &mut App, ev: Event) -> Vec<Effect> {
             live::record(live, &before, &state, now);
             let closed = !state.is_open();
             if let TunnelState::Failed { error } = &state
-                && let Some((who, free)) = busy_port(error)
+                && let Some((who, free)) = crate::tunnel::owner::busy_parts(error)
                 && app.mode == Mode::Normal
             {
                 app.port_busy = Some((name.clone(), who, free));

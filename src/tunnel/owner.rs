@@ -88,6 +88,24 @@ pub fn next_free(host: &str, port: u16) -> Option<u16> {
         .find(|p| std::net::TcpListener::bind((host, *p)).is_ok())
 }
 
+/// Why a local port could not be bound, as the tunnel's failure says it: who holds it, and
+/// the next free port when there is one. [`busy_parts`] reads it back (the TUI offers the
+/// free port from it).
+pub fn busy_message(who: &str, free: Option<u16>) -> String {
+    let free = free
+        .map(|p| format!("; {p} is free (warren up --port-fallback takes it)"))
+        .unwrap_or_default();
+    format!("the port is in use by {who}{free}")
+}
+
+/// What [`busy_message`] said, from a failure that contains it: (who, the free port).
+pub fn busy_parts(error: &str) -> Option<(String, u16)> {
+    let (_, rest) = error.split_once("in use by ")?;
+    let (who, rest) = rest.split_once("; ")?;
+    let free = rest.split_whitespace().next()?.parse().ok()?;
+    rest.contains("is free").then(|| (who.to_string(), free))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +120,15 @@ mod tests {
         }
         let next = next_free("127.0.0.1", port).expect("a free port");
         assert!(next > port);
+    }
+
+    #[test]
+    fn a_busy_message_reads_back() {
+        let m = format!(
+            "cannot listen on 127.0.0.1:1: {}",
+            busy_message("python3 (pid 8)", Some(2))
+        );
+        assert_eq!(busy_parts(&m), Some(("python3 (pid 8)".into(), 2)));
+        assert_eq!(busy_parts(&busy_message("python3 (pid 8)", None)), None);
     }
 }
