@@ -16,8 +16,8 @@ use crate::config::{Catalog, Connection, Context};
 use crate::daemon::client::{DaemonClient, QUICK};
 use crate::daemon::protocol::Request;
 use crate::engine::{Engine, TunnelState};
-use crate::handoff::run::{local_of, on_path, spawn_and_wait};
-use crate::handoff::{Format, Local, Parts, package_of};
+use crate::handoff::run::{local_of, not_installed, spawn_and_wait};
+use crate::handoff::{Format, Local, Parts};
 
 /// The local end a connection will have without running it: its configured local port, or
 /// the database itself for a direct entry. `None` for a port picked when it opens.
@@ -124,11 +124,10 @@ pub async fn connect(
             return exit::BAD_CONFIG;
         }
     };
-    if !on_path(client) {
+    if let Some(missing) = not_installed(client) {
         let _ = writeln!(
             err,
-            "error: {client} is not installed; it comes with {} (or use warren exec {} -- YOUR-CLIENT)",
-            package_of(client),
+            "error: {missing} (or use warren exec {} -- YOUR-CLIENT)",
             conn.display_name
         );
         return exit::FAILED;

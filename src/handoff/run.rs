@@ -21,8 +21,19 @@ pub fn local_of(list: &[String]) -> Option<Local> {
     })
 }
 
+/// "psql is not installed; it comes with postgresql-client" when the client is not on the
+/// PATH.
+pub fn not_installed(program: &str) -> Option<String> {
+    (!on_path(program)).then(|| {
+        format!(
+            "{program} is not installed; it comes with {}",
+            super::package_of(program)
+        )
+    })
+}
+
 /// Whether `program` is on the PATH.
-pub fn on_path(program: &str) -> bool {
+fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
         .unwrap_or(false)

@@ -391,8 +391,8 @@ fn notify(text: &str, bell: bool, desktop: bool) {
 /// Runs the connection's database client at `local` with the terminal (the TUI has stepped
 /// aside); what to say when it is done.
 async fn run_client(conn: &crate::config::Connection, local: &str) -> String {
-    use crate::handoff::run::{local_of, on_path, spawn_and_wait};
-    use crate::handoff::{Parts, package_of};
+    use crate::handoff::Parts;
+    use crate::handoff::run::{local_of, not_installed, spawn_and_wait};
     let Some(local) = local_of(&[local.to_string()]) else {
         return format!("{} does not listen on a TCP port", conn.display_name);
     };
@@ -404,11 +404,8 @@ async fn run_client(conn: &crate::config::Connection, local: &str) -> String {
         Ok(c) => c,
         Err(e) => return e.to_string(),
     };
-    if !on_path(program) {
-        return format!(
-            "{program} is not installed; it comes with {}",
-            package_of(program)
-        );
+    if let Some(missing) = not_installed(program) {
+        return missing;
     }
     println!(
         "warren: {program} on {} at {}:{} (exit it to come back to warren)",
