@@ -52,7 +52,7 @@ pub fn connection(config: &SshConfig, alias: &str, origin: Origin) -> Connection
 pub fn hops(config: &SshConfig, host: HostConfig) -> (Vec<Hop>, Vec<Problem>) {
     let (chain, mut problems) = chain::hops(config, host);
     let mut out = Vec::with_capacity(chain.len());
-    for (mut h, key) in chain {
+    for (h, key) in chain {
         let cached = key
             .as_ref()
             .and_then(|k| config.jump_hops.lock().ok()?.get(k).cloned());
@@ -62,7 +62,7 @@ pub fn hops(config: &SshConfig, host: HostConfig) -> (Vec<Hop>, Vec<Problem>) {
             continue;
         }
         let mut found = h.problems.clone();
-        let made = hop(&mut h, &mut found);
+        let made = hop(&h, &mut found);
         if let (Some(k), Ok(mut m)) = (key, config.jump_hops.lock()) {
             m.insert(k, (made.clone(), found.clone()));
         }
@@ -72,8 +72,8 @@ pub fn hops(config: &SshConfig, host: HostConfig) -> (Vec<Hop>, Vec<Problem>) {
     (out, problems)
 }
 
-/// The hop for a resolved host; its algorithm lists are moved out of it.
-fn hop(h: &mut HostConfig, problems: &mut Vec<Problem>) -> Hop {
+/// The hop for a resolved host.
+fn hop(h: &HostConfig, problems: &mut Vec<Problem>) -> Hop {
     let mut paths = |list: &[Sourced<String>]| -> Vec<Sourced<PathBuf>> {
         list.iter()
             .filter_map(|f| match h.expand_path(&f.value) {
@@ -116,7 +116,7 @@ fn hop(h: &mut HostConfig, problems: &mut Vec<Problem>) -> Hop {
             Sourced::new(Seconds::from_secs(DEFAULT_CONNECT_TIMEOUT), origin.clone())
         }
     };
-    let algorithms = Algorithms::from_lists(std::mem::take(&mut h.algorithms), h.host_key_reorder);
+    let algorithms = Algorithms::from_lists(h.algorithms.clone(), h.host_key_reorder);
     let file_list = |list: &Sourced<Vec<String>>| {
         // `none` is no file at all (ssh.c); it is never a file named "none".
         list.clone().map(|v| {

@@ -265,8 +265,8 @@ impl Algorithms {
         }
     }
 
-    /// The lists a host resolved to, moved in (no copy: a 10,000-host config makes 20,000
-    /// of these); a kind not given is OpenSSH's default.
+    /// The lists a host resolved to (shared, not copied); a kind not given is OpenSSH's
+    /// default.
     pub fn from_lists(lists: Vec<(AlgorithmKind, Sourced<List>)>, host_key_reorder: bool) -> Self {
         let mut slots: [Option<Sourced<List>>; 5] = Default::default();
         for (kind, list) in lists {

@@ -6,6 +6,8 @@
 //! spec winning, and with `-J a` replacing b's own ProxyJump. The first jump `a` is resolved
 //! with its own ProxyJump, if it has one. So a chain is built from the end backwards.
 
+use std::sync::Arc;
+
 use super::resolve::Overrides;
 use super::{HostConfig, SshConfig};
 use crate::config::destination::Destination;
@@ -14,17 +16,17 @@ use crate::config::origin::{Origin, Problem, Sourced};
 /// The longest chain followed before warren calls it a loop.
 const MAX_HOPS: usize = 16;
 
+/// A resolved host of a chain, and for a jump host the key it was resolved under.
+pub type Link = (Arc<HostConfig>, Option<String>);
+
 /// The hops to reach `target`, outermost first; the last element is `target` itself. Each
 /// jump host comes with its key: the name and the jump spec's values it was resolved with,
 /// which decide it entirely (a 10,000-host config through 10 bastions resolves each once;
 /// see [`SshConfig::resolve_jump`]). A ProxyJump loop or an over-long chain is a problem, and
 /// the chain stops there.
-pub fn hops(
-    config: &SshConfig,
-    target: HostConfig,
-) -> (Vec<(HostConfig, Option<String>)>, Vec<Problem>) {
+pub fn hops(config: &SshConfig, target: HostConfig) -> (Vec<Link>, Vec<Problem>) {
     let mut problems = Vec::new();
-    let mut chain = vec![(target, None)];
+    let mut chain = vec![(Arc::new(target), None)];
     while let Some(jump) = chain.first().and_then(|(c, _)| c.proxy_jump.clone()) {
         let Some((last, rest)) = jump.value.split_last() else {
             break;

@@ -52,7 +52,7 @@ pub struct SshConfig {
     /// config, whichever hosts ask.
     pub(crate) exec_cache: Mutex<HashMap<(String, String), (ExecOutcome, String)>>,
     /// Jump hosts already resolved, by [`SshConfig::resolve_jump`]'s key.
-    jumps: Mutex<HashMap<String, HostConfig>>,
+    jumps: Mutex<HashMap<String, Arc<HostConfig>>>,
     /// The hops made of them (see `config::from_ssh`), by the same key.
     pub(crate) jump_hops: Mutex<HashMap<String, (crate::config::model::Hop, Vec<Problem>)>>,
 }
@@ -100,13 +100,13 @@ impl SshConfig {
 
     /// [`SshConfig::resolve_with`] for a jump host, once per `key` (the name and the
     /// overrides, which decide the result) for the life of this loaded config.
-    pub fn resolve_jump(&self, name: &str, over: &Overrides, key: &str) -> HostConfig {
+    pub fn resolve_jump(&self, name: &str, over: &Overrides, key: &str) -> Arc<HostConfig> {
         if let Some(h) = self.jumps.lock().ok().and_then(|m| m.get(key).cloned()) {
             return h;
         }
-        let h = resolve::resolve(self, name, over);
+        let h = Arc::new(resolve::resolve(self, name, over));
         if let Ok(mut m) = self.jumps.lock() {
-            m.insert(key.to_string(), h.clone());
+            m.insert(key.to_string(), Arc::clone(&h));
         }
         h
     }
