@@ -101,6 +101,10 @@ async fn second_factor(methods: &str, answer: fn(&Prompt) -> Option<Answer>) {
         .await;
     let (id, reply) = next_event(&mut rx, "the second factor's question", |e| match e {
         Event::Prompt { id, prompt, .. } => answer(prompt).map(|a| (*id, a)),
+        Event::State {
+            state: TunnelState::Failed { error },
+            ..
+        } => panic!("failed before the question: {error}\n{}", sshd.log_text()),
         _ => None,
     })
     .await;

@@ -55,17 +55,27 @@ pub fn account() -> bool {
 }
 
 /// Adds a public key to the account's own authorized_keys.
+///
+/// Tests run in parallel, in this binary and in others, and each adds its own key: the
+/// read-modify-write is done under an exclusive lock on a file beside it (or one test's key
+/// would overwrite another's, and that test's sshd would refuse the key), and the new file
+/// is renamed into place, so sshd never reads half of it.
 pub fn authorize(public_line: &str) {
     let home = format!("/home/{USER}");
     let ssh = format!("{home}/.ssh");
     std::fs::create_dir_all(&ssh).expect("~/.ssh");
+    let lock = std::fs::File::create(format!("{ssh}/.warren-test-lock")).expect("lock file");
+    lock.lock().expect("lock authorized_keys");
     let ak = format!("{ssh}/authorized_keys");
     let mut text = std::fs::read_to_string(&ak).unwrap_or_default();
     if !text.contains(public_line) {
         text.push_str(public_line);
         text.push('\n');
     }
-    std::fs::write(&ak, text).expect("authorized_keys");
+    let tmp = format!("{ak}.{}.tmp", std::process::id());
+    std::fs::write(&tmp, text).expect("authorized_keys");
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    std::fs::rename(&tmp, &ak).expect("authorized_keys");
     std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o700)).expect("chmod");
     std::fs::set_permissions(&ak, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     let _ = Command::new("chown")
