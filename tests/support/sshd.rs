@@ -238,9 +238,29 @@ impl Drop for Sshd {
 }
 
 /// A port that was free a moment ago (sshd cannot take a bound socket; start() retries).
+///
+/// Ports come from 20000..32000, below Linux's ephemeral range (32768..61000), so no
+/// outgoing connection of another test can take the port between this call and the bind
+/// that uses it (as happens with a port the kernel picked for `:0`). A counter shared by
+/// the binary's tests, started at an offset from the pid, hands each call its own port,
+/// three apart, so the port after it stays free for a test of `--port-fallback`; one still
+/// bound by something else is skipped.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind 127.0.0.1:0")
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const BASE: u32 = 20000;
+    const SPAN: u32 = 12000;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        std::process::id().wrapping_mul(97) % SPAN,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    for _ in 0..SPAN / 3 {
+        let port = (BASE + NEXT.fetch_add(3, Ordering::SeqCst) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in {BASE}..{}", BASE + SPAN)
 }
