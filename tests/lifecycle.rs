@@ -545,9 +545,11 @@ fn a_clock_jump_has_every_session_re_checked_at_once() {
         v["event"] == "state" && v["state"] == "reconnecting"
     });
     let took = jumped.elapsed();
+    // The monitor looks every second and the ping waits 2 s: about 3 s. The bound leaves
+    // room for a slow machine and still excludes the keepalives' minute.
     assert!(
-        took < Duration::from_secs(5),
-        "noticed after {took:?} (the monitor looks every second, the ping waits 2 s)"
+        took < Duration::from_secs(20),
+        "noticed after {took:?} (keepalives alone would take 60 s or more)"
     );
     up.wait_for("up again", |v| v["event"] == "state" && v["state"] == "up");
     assert!(one_mib_exact(&local, 6));
