@@ -33,12 +33,7 @@ fn the_demo_works_and_fails_as_designed_and_leaves_nothing() {
     let s = Scratch::new();
     let tmp = s.path().join("tmp");
     std::fs::create_dir_all(&tmp).expect("tmp");
-    let t = Tmux::start(&format!(
-        "cd {d} && HOME={d} XDG_STATE_HOME={d}/state XDG_RUNTIME_DIR={d}/run TMPDIR={} {} demo",
-        tmp.display(),
-        env!("CARGO_BIN_EXE_warren"),
-        d = s.path().display()
-    ));
+    let t = Tmux::warren(s.path(), &format!("TMPDIR={}", tmp.display()), "demo");
     let screen = t.wait_for("demo-key-refused");
     for name in ["demo-db ", "demo-db-down", "demo-host-key-changed"] {
         assert!(screen.contains(name), "{name} missing:\n{screen}");
@@ -94,10 +89,7 @@ fn the_demo_works_and_fails_as_designed_and_leaves_nothing() {
         t.keys(&["Escape"]);
     }
 
-    t.keys(&["q"]);
-    t.wait_for("Tunnels are open");
-    t.keys(&["y"]);
-    t.wait_for("EXITED 0");
+    t.quit_closing_tunnels();
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", local)).is_err(),
         "no listener left (tunnel)"
@@ -124,12 +116,11 @@ fn d_on_the_empty_state_starts_the_demo_and_enter_opens_demo_db() {
     let s = Scratch::new();
     let tmp = s.path().join("tmp");
     std::fs::create_dir_all(&tmp).expect("tmp");
-    let t = Tmux::start(&format!(
-        "cd {d} && HOME={d} XDG_STATE_HOME={d}/state XDG_RUNTIME_DIR={d}/run TMPDIR={} {} --ssh-config /dev/null",
-        tmp.display(),
-        env!("CARGO_BIN_EXE_warren"),
-        d = s.path().display()
-    ));
+    let t = Tmux::warren(
+        s.path(),
+        &format!("TMPDIR={}", tmp.display()),
+        "--ssh-config /dev/null",
+    );
     let screen = t.wait_for("No connections yet");
     assert!(screen.contains("D   see warren work"), "{screen}");
     t.keys(&["D"]);
@@ -150,10 +141,7 @@ fn d_on_the_empty_state_starts_the_demo_and_enter_opens_demo_db() {
     c.read_exact(&mut b).expect("answer");
     assert_eq!(&b, b"N", "the demo database answered through the tunnel");
     drop(c);
-    t.keys(&["q"]);
-    t.wait_for("Tunnels are open");
-    t.keys(&["y"]);
-    t.wait_for("EXITED 0");
+    t.quit_closing_tunnels();
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", local)).is_err(),
         "no listener left"

@@ -346,11 +346,11 @@ fn x_in_the_tui_runs_psql_and_comes_back() {
     let Some((_sshd, s)) = setup(&pg, "") else {
         return;
     };
-    let warren = env!("CARGO_BIN_EXE_warren");
-    let d = s.path().display();
-    let t = Tmux::start(&format!(
-        "cd {d} && HOME={d} XDG_STATE_HOME={d}/state XDG_RUNTIME_DIR={d}/run {warren} --ssh-config /dev/null --known-hosts known_hosts"
-    ));
+    let t = Tmux::warren(
+        s.path(),
+        "",
+        "--ssh-config /dev/null --known-hosts known_hosts",
+    );
     t.wait_for("connections");
     t.keys(&["x"]);
     t.wait_for("postgres=#");
@@ -371,8 +371,5 @@ fn x_in_the_tui_runs_psql_and_comes_back() {
     t.wait_for("copy as:");
     t.keys(&["j"]);
     t.wait_for("copied: jdbc:postgresql://127.0.0.1:");
-    t.keys(&["q"]);
-    t.wait_for("Tunnels are open");
-    t.keys(&["y"]);
-    t.wait_for("EXITED 0");
+    t.quit_closing_tunnels();
 }

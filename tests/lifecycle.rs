@@ -170,11 +170,11 @@ fn enter_in_the_tui_reopens_a_failed_tunnel_once_the_bastion_is_back() {
         ),
     );
     sshd.kill();
-    let warren = env!("CARGO_BIN_EXE_warren");
-    let d = s.path().display();
-    let t = Tmux::start(&format!(
-        "cd {d} && HOME={d} XDG_STATE_HOME={d}/state XDG_RUNTIME_DIR={d}/run {warren} --ssh-config ssh_config --known-hosts known_hosts"
-    ));
+    let t = Tmux::warren(
+        s.path(),
+        "",
+        "--ssh-config ssh_config --known-hosts known_hosts",
+    );
     t.wait_for("connections");
     t.keys(&["Enter"]);
     t.wait_until("late failed", |s| {
@@ -191,10 +191,7 @@ fn enter_in_the_tui_reopens_a_failed_tunnel_once_the_bastion_is_back() {
         s.lines().any(|l| l.contains(" up ") && l.contains("late"))
     });
     assert!(one_mib_exact(&format!("127.0.0.1:{local}"), 3));
-    t.keys(&["q"]);
-    t.wait_for("Tunnels are open");
-    t.keys(&["y"]);
-    t.wait_for("EXITED 0");
+    t.quit_closing_tunnels();
 }
 
 #[test]
@@ -461,12 +458,11 @@ fn the_tui_and_warren_status_at_once() {
     );
     let h = Home::new(s);
     h.warren(&["up", "--detach", "one"]).expect_code(0);
-    let warren = env!("CARGO_BIN_EXE_warren");
-    let d = h.s.path().display();
-    let t = Tmux::start(&format!(
-        "cd {d} && HOME={d} XDG_STATE_HOME={d}/state XDG_RUNTIME_DIR={} {warren} --ssh-config /dev/null --known-hosts known_hosts",
-        h.run
-    ));
+    let t = Tmux::warren(
+        h.s.path(),
+        &format!("XDG_RUNTIME_DIR={}", h.run),
+        "--ssh-config /dev/null --known-hosts known_hosts",
+    );
     t.wait_until("one up in the TUI", |s| {
         s.lines().any(|l| l.contains(" up ") && l.contains("one"))
     });

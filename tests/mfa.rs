@@ -220,11 +220,11 @@ fn the_tui_dialog_takes_the_second_factor_and_the_tunnel_carries_data() {
     let sshd = mfa::sshd("publickey,keyboard-interactive");
     let local = free_port();
     let s = setup(&sshd, local);
-    let warren = env!("CARGO_BIN_EXE_warren");
-    let d = s.path().display();
-    let t = Tmux::start(&format!(
-        "cd {d} && HOME={d} XDG_STATE_HOME={d}/state XDG_RUNTIME_DIR={d}/run {warren} --ssh-config ssh_config --known-hosts known_hosts"
-    ));
+    let t = Tmux::warren(
+        s.path(),
+        "",
+        "--ssh-config ssh_config --known-hosts known_hosts",
+    );
     t.wait_for("connections");
     t.keys(&["Enter"]);
     t.wait_for("the server asks");
@@ -241,8 +241,5 @@ fn the_tui_dialog_takes_the_second_factor_and_the_tunnel_carries_data() {
         echo_through(&format!("127.0.0.1:{local}"), b"through the dialog"),
         b"through the dialog"
     );
-    t.keys(&["q"]);
-    t.wait_for("Tunnels are open");
-    t.keys(&["y"]);
-    t.wait_for("EXITED 0");
+    t.quit_closing_tunnels();
 }

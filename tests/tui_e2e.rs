@@ -69,10 +69,7 @@ fn the_tui_lists_filters_opens_a_tunnel_diagnoses_and_quits() {
     t.keys(&["Escape"]);
 
     // q asks first (a tunnel is open), y quits, the tunnel closes, the process exits 0.
-    t.keys(&["q"]);
-    t.wait_for("Tunnels are open");
-    t.keys(&["y"]);
-    t.wait_for("EXITED 0");
+    t.quit_closing_tunnels();
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", local)).is_err(),
         "the tunnel closed on quit"
@@ -107,11 +104,11 @@ fn the_tui_attaches_to_the_daemon_and_toggles_its_tunnel() {
     let _cleanup = Down(&warren_cli);
     warren_cli(&["up", "--detach", "pg"]).expect_code(0);
 
-    let warren = env!("CARGO_BIN_EXE_warren");
-    let t = Tmux::start(&format!(
-        "cd {d} && HOME={d} XDG_STATE_HOME={d}/state XDG_RUNTIME_DIR={run} {warren} --ssh-config /dev/null --known-hosts known_hosts",
-        d = s.path().display()
-    ));
+    let t = Tmux::warren(
+        s.path(),
+        &format!("XDG_RUNTIME_DIR={run}"),
+        "--ssh-config /dev/null --known-hosts known_hosts",
+    );
     t.wait_until("pg up, attached", |s| {
         s.contains("attached to the daemon")
             && s.lines().any(|l| l.contains(" up ") && l.contains("pg"))
@@ -173,11 +170,11 @@ fn tunnels_opened_in_the_tui_can_be_left_running_on_quit() {
         )
         .json()
     };
-    let warren = env!("CARGO_BIN_EXE_warren");
-    let t = Tmux::start(&format!(
-        "cd {d} && HOME={d} XDG_STATE_HOME={d}/state XDG_RUNTIME_DIR={run} {warren} --ssh-config /dev/null --known-hosts known_hosts",
-        d = s.path().display()
-    ));
+    let t = Tmux::warren(
+        s.path(),
+        &format!("XDG_RUNTIME_DIR={run}"),
+        "--ssh-config /dev/null --known-hosts known_hosts",
+    );
     let screen = t.wait_for("connections");
     assert!(
         !screen.contains("attached to the daemon"),
@@ -255,11 +252,7 @@ fn the_list_at_120_columns_has_a_header_whole_targets_and_sorts() {
         })
         .collect();
     s.write("ssh_config", &ssh);
-    let t = Tmux::start(&format!(
-        "cd {d} && HOME={d} XDG_STATE_HOME={d}/state XDG_RUNTIME_DIR={d}/run {} --ssh-config ssh_config --config epoch.toml",
-        env!("CARGO_BIN_EXE_warren"),
-        d = s.path().display()
-    ));
+    let t = Tmux::warren(s.path(), "", "--ssh-config ssh_config --config epoch.toml");
     let screen = t.wait_for("ledger-cold");
     let header = screen
         .lines()

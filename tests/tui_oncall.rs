@@ -14,11 +14,11 @@ use support::tmux::Tmux;
 use support::tunnel::{entry, have_servers, local_user, with_key};
 
 fn start_tui(s: &support::Scratch) -> Tmux {
-    let warren = env!("CARGO_BIN_EXE_warren");
-    let d = s.path().display();
-    Tmux::start(&format!(
-        "cd {d} && HOME={d} XDG_STATE_HOME={d}/state XDG_RUNTIME_DIR={d}/run XDG_CONFIG_HOME={d}/cfg {warren} --ssh-config ssh_config --known-hosts known_hosts"
-    ))
+    Tmux::warren(
+        s.path(),
+        &format!("XDG_CONFIG_HOME={}/cfg", s.path().display()),
+        "--ssh-config ssh_config --known-hosts known_hosts",
+    )
 }
 
 /// The list's line for `name` (the row whose NAME cell is `name`).
@@ -122,10 +122,7 @@ fn the_list_follows_the_config_files_as_they_change() {
             && !sc.contains("the last good config stays")
     });
 
-    t.keys(&["q"]);
-    t.wait_for("Tunnels are open");
-    t.keys(&["y"]);
-    t.wait_for("EXITED 0");
+    t.quit_closing_tunnels();
 }
 
 #[test]
@@ -171,10 +168,7 @@ fn a_tag_in_the_filter_and_a_open_exactly_the_tagged_tunnels() {
     t.keys(&["Escape"]);
     let sc = t.wait_until("scratch listed", |sc| row(sc, "scratch").is_some());
     assert!(state_is(&sc, "scratch", "○ down"), "{sc}");
-    t.keys(&["q"]);
-    t.wait_for("Tunnels are open");
-    t.keys(&["y"]);
-    t.wait_for("EXITED 0");
+    t.quit_closing_tunnels();
 }
 
 /// The LEFT cell of `name`'s row, in seconds ("59s", "1m58s").
@@ -225,10 +219,7 @@ fn the_time_left_counts_down_and_plus_extends_it() {
         left_secs(&sc, "orders").unwrap_or_default() <= 120,
         "+ adds max_duration once:\n{sc}"
     );
-    t.keys(&["q"]);
-    t.wait_for("Tunnels are open");
-    t.keys(&["y"]);
-    t.wait_for("EXITED 0");
+    t.quit_closing_tunnels();
 }
 
 #[test]
@@ -277,8 +268,5 @@ fn a_busy_local_port_is_named_and_the_free_one_taken_for_the_session() {
         b"on the free port"
     );
     drop(holder);
-    t.keys(&["q"]);
-    t.wait_for("Tunnels are open");
-    t.keys(&["y"]);
-    t.wait_for("EXITED 0");
+    t.quit_closing_tunnels();
 }

@@ -2,6 +2,7 @@
 //! the screen comes out with capture-pane. Waits have deadlines, not sleeps.
 #![allow(dead_code)]
 
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,26 @@ impl Tmux {
             .expect("tmux");
         assert!(st.success(), "tmux new-session failed");
         Tmux { name }
+    }
+
+    /// Starts warren with `args` in `home`, isolated from the user's own files: HOME and the
+    /// XDG state, runtime and config directories all under `home`. `env` (shell assignments,
+    /// e.g. `XDG_RUNTIME_DIR=/x`) comes after them, so it can move any of them elsewhere.
+    pub fn warren(home: &Path, env: &str, args: &str) -> Tmux {
+        let d = home.display();
+        Tmux::start(&format!(
+            "cd {d} && HOME={d} XDG_STATE_HOME={d}/state XDG_RUNTIME_DIR={d}/run XDG_CONFIG_HOME={d}/.config {env} {} {args}",
+            env!("CARGO_BIN_EXE_warren")
+        ))
+    }
+
+    /// Quits the TUI with tunnels open (`q`, then `y` to the question that they will close)
+    /// and waits for it to exit with 0.
+    pub fn quit_closing_tunnels(&self) {
+        self.keys(&["q"]);
+        self.wait_for("Tunnels are open");
+        self.keys(&["y"]);
+        self.wait_for("EXITED 0");
     }
 
     pub fn screen(&self) -> String {
