@@ -221,11 +221,11 @@ fn connect_runs_psql_in_the_terminal() {
     if !support::require("tmux") {
         return;
     }
-    let warren = env!("CARGO_BIN_EXE_warren");
-    let d = s.path().display();
-    let t = Tmux::start(&format!(
-        "cd {d} && HOME={d} XDG_RUNTIME_DIR={d}/run {warren} --ssh-config /dev/null --known-hosts known_hosts connect pg"
-    ));
+    let t = Tmux::warren(
+        s.path(),
+        "",
+        "--ssh-config /dev/null --known-hosts known_hosts connect pg",
+    );
     t.wait_for("postgres=#");
     // (tmux takes a trailing ; as its own separator: \g runs the query.)
     t.type_text("select 6 * 7 as answer \\g");

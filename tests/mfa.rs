@@ -191,11 +191,11 @@ fn warren_up_on_a_terminal_asks_for_the_second_factor_without_echo() {
     let sshd = mfa::sshd("publickey,keyboard-interactive");
     let local = free_port();
     let s = setup(&sshd, local);
-    let warren = env!("CARGO_BIN_EXE_warren");
-    let d = s.path().display();
-    let t = Tmux::start(&format!(
-        "cd {d} && HOME={d} {warren} --ssh-config ssh_config --known-hosts known_hosts up mfa"
-    ));
+    let t = Tmux::warren(
+        s.path(),
+        "",
+        "--ssh-config ssh_config --known-hosts known_hosts up mfa",
+    );
     t.wait_for("(mfa) Password:");
     t.type_text(mfa::PASSWORD);
     t.keys(&["Enter"]);

@@ -233,11 +233,7 @@ fn on_a_terminal_warren_up_asks_about_an_unknown_key_as_ssh_does() {
     let sshd = Sshd::start("");
     let local = free_port();
     let s = unknown_host(&sshd, local);
-    let warren = env!("CARGO_BIN_EXE_warren");
-    let d = s.path().display();
-    let t = Tmux::start(&format!(
-        "cd {d} && HOME={d} {warren} --ssh-config ssh_config up db"
-    ));
+    let t = Tmux::warren(s.path(), "", "--ssh-config ssh_config up db");
     let screen = t.wait_for("(yes/no/[fingerprint])?");
     assert!(
         screen.contains("The authenticity of host") || screen.contains("the authenticity of host"),
@@ -271,11 +267,7 @@ fn doctor_on_a_terminal_asks_too_and_a_yes_records_the_key() {
     }
     let sshd = Sshd::start("");
     let s = unknown_host(&sshd, free_port());
-    let warren = env!("CARGO_BIN_EXE_warren");
-    let d = s.path().display();
-    let t = Tmux::start(&format!(
-        "cd {d} && HOME={d} {warren} --ssh-config ssh_config doctor db"
-    ));
+    let t = Tmux::warren(s.path(), "", "--ssh-config ssh_config doctor db");
     t.wait_for("(yes/no/[fingerprint])?");
     t.type_text("yes");
     t.keys(&["Enter"]);
@@ -297,11 +289,7 @@ fn answering_no_on_the_terminal_refuses_and_records_nothing() {
     }
     let sshd = Sshd::start("");
     let s = unknown_host(&sshd, free_port());
-    let warren = env!("CARGO_BIN_EXE_warren");
-    let d = s.path().display();
-    let t = Tmux::start(&format!(
-        "cd {d} && HOME={d} {warren} --ssh-config ssh_config up db"
-    ));
+    let t = Tmux::warren(s.path(), "", "--ssh-config ssh_config up db");
     t.wait_for("(yes/no/[fingerprint])?");
     t.type_text("no");
     t.keys(&["Enter"]);

@@ -27,13 +27,11 @@ fn the_tui_lists_filters_opens_a_tunnel_diagnoses_and_quits() {
             local_user()
         ),
     );
-    let warren = env!("CARGO_BIN_EXE_warren");
-    let t = Tmux::start(&format!(
-        "cd {} && HOME={} XDG_STATE_HOME={}/state {warren} --ssh-config ssh_config --known-hosts known_hosts",
-        s.path().display(),
-        s.path().display(),
-        s.path().display()
-    ));
+    let t = Tmux::warren(
+        s.path(),
+        "",
+        "--ssh-config ssh_config --known-hosts known_hosts",
+    );
     let screen = t.wait_for("connections");
     assert!(
         screen.contains("db") && screen.contains("other"),
@@ -327,13 +325,15 @@ fn the_setup_form_from_nothing_writes_the_entry_and_the_key_and_tests_them() {
     let home = support::Scratch::new();
     let elsewhere = support::Scratch::new();
     let known_hosts = elsewhere.write("known_hosts", &format!("{}\n", sshd.known_hosts_line()));
-    let warren = env!("CARGO_BIN_EXE_warren");
-    let t = Tmux::start(&format!(
-        "cd {d} && HOME={d} XDG_STATE_HOME={e}/state XDG_RUNTIME_DIR={e}/run {warren} --ssh-config /dev/null --known-hosts {kh}",
-        d = home.path().display(),
-        e = elsewhere.path().display(),
-        kh = known_hosts.display()
-    ));
+    let e = elsewhere.path().display();
+    let t = Tmux::warren(
+        home.path(),
+        &format!("XDG_STATE_HOME={e}/state XDG_RUNTIME_DIR={e}/run"),
+        &format!(
+            "--ssh-config /dev/null --known-hosts {}",
+            known_hosts.display()
+        ),
+    );
     t.wait_for("No connections yet");
     t.keys(&["s"]);
     t.wait_for("step 1 of 4");
