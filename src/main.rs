@@ -128,11 +128,15 @@ enum Command {
     /// Record the host keys of a connection's hops in known_hosts, once a person confirms
     /// them (on the terminal, or with --fingerprint).
     Trust {
-        #[arg(add = ArgValueCandidates::new(connection_names))]
-        name: String,
+        #[arg(add = ArgValueCandidates::new(connection_names), required_unless_present = "repair")]
+        name: Option<String>,
         /// A fingerprint (SHA256:...) checked with the host's owner; repeat for each hop.
         #[arg(long, value_name = "SHA256:...")]
         fingerprint: Vec<String>,
+        /// First remove the hashed lines an earlier warren wrote corrupted from the user's
+        /// known_hosts files (NAME's, or every connection's and ~/.ssh/known_hosts).
+        #[arg(long)]
+        repair: bool,
     },
     /// What the daemon runs: state, local address, target, uptime, bytes, reconnects.
     Status {
@@ -446,10 +450,26 @@ fn main() -> ExitCode {
                 cli::exec::url(&catalog, &ctx, &name, format, with_password, &mut o, &mut e).await
             })
         }
-        Some(Command::Trust { name, fingerprint }) => {
+        Some(Command::Trust {
+            name,
+            fingerprint,
+            repair,
+        }) => {
             drop((out, err));
+            let ctx = Context::from_process();
             with_runtime(|(mut o, mut e)| async move {
-                cli::trust::run(&catalog, &name, &fingerprint, &mut o, &mut e).await
+                if repair {
+                    let code = cli::trust::repair(&catalog, &ctx, name.as_deref(), &mut o, &mut e);
+                    if code != 0 {
+                        return code;
+                    }
+                }
+                match name {
+                    Some(name) => {
+                        cli::trust::run(&catalog, &name, &fingerprint, &mut o, &mut e).await
+                    }
+                    None => 0,
+                }
             })
         }
         Some(Command::Status { json }) => {

@@ -9,14 +9,88 @@
 //! settled (its authentication does not matter here).
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::ask::{self, TerminalAsker};
 use super::exit;
-use crate::config::Catalog;
 use crate::config::model::HostKeyPolicy;
+use crate::config::{Catalog, Context};
 use crate::prompt::{Answer, HostKeyAnswer, Notice, Prompt, Prompter};
 use crate::ssh::client::{self, ConnectError};
+use crate::ssh::known_hosts;
+
+/// `warren trust --repair [NAME]`: removes the hashed lines an earlier warren wrote
+/// corrupted (see [`known_hosts::is_corrupted_hash`]) from the user known_hosts files of
+/// NAME's hops, or of every connection and `~/.ssh/known_hosts{,2}`. Says what it removed,
+/// file and line; the keys they held are asked for again on the next connection.
+pub fn repair(
+    catalog: &Catalog,
+    ctx: &Context,
+    name: Option<&str>,
+    out: &mut (dyn Write + Send),
+    err: &mut (dyn Write + Send),
+) -> i32 {
+    let mut files: Vec<PathBuf> = Vec::new();
+    let hops: Vec<&crate::config::model::Hop> = match name {
+        Some(n) => match catalog.find(n) {
+            Ok(c) => c.hops.iter().collect(),
+            Err(e) => {
+                let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
+                return exit::BAD_CONFIG;
+            }
+        },
+        None => {
+            files.push(ctx.user_home.join(".ssh/known_hosts"));
+            files.push(ctx.user_home.join(".ssh/known_hosts2"));
+            catalog.connections.iter().flat_map(|c| &c.hops).collect()
+        }
+    };
+    for hop in hops {
+        files.extend(hop.known_hosts_files.value.iter().cloned());
+    }
+    let mut seen = std::collections::HashSet::new();
+    files.retain(|f| seen.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
+    let mut code = exit::OK;
+    let mut any = false;
+    for f in files.iter().filter(|f| f.exists()) {
+        let shown = crate::text::escape(&f.display().to_string()).into_owned();
+        let held = known_hosts::KnownHosts::read(std::slice::from_ref(f)).corrupted();
+        match known_hosts::repair(f) {
+            Ok(lines) if lines.is_empty() => {}
+            Ok(lines) => {
+                any = true;
+                for n in lines {
+                    let key = held
+                        .iter()
+                        .find(|(p, _)| p.line == n)
+                        .map(|(_, k)| format!(" ({k})"))
+                        .unwrap_or_default();
+                    let _ = writeln!(out, "{shown}:{n}: removed a corrupted hashed line{key}");
+                }
+            }
+            Err(e) => {
+                let _ = writeln!(err, "error: {shown}: not repaired, left as it was: {e}");
+                code = exit::FAILED;
+            }
+        }
+    }
+    if !any && code == exit::OK && !files.iter().any(|f| f.exists()) {
+        let _ = writeln!(out, "no known_hosts file to repair");
+    } else if !any && code == exit::OK {
+        let _ = writeln!(
+            out,
+            "no corrupted line in {}",
+            files
+                .iter()
+                .filter(|f| f.exists())
+                .map(|f| crate::text::escape(&f.display().to_string()).into_owned())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    code
+}
 
 pub async fn run(
     catalog: &Catalog,

@@ -309,6 +309,20 @@ pub fn decide(
     };
     let mut d = decide_plain(rules, &name, key, &pools);
     d.note = cert_note;
+    if d.found == Found::New {
+        let broken = files.corrupted_with(key);
+        if !broken.is_empty() {
+            let at: Vec<String> = broken.iter().map(|p| p.to_string()).collect();
+            let repair = format!(
+                "this key is already in {} under a hashed name an earlier warren wrote corrupted, which nothing can match: remove it with warren trust --repair (ssh-keygen -R cannot find it)",
+                at.join(", ")
+            );
+            d.note = Some(match d.note.take() {
+                Some(n) => format!("{n}; {repair}"),
+                None => repair,
+            });
+        }
+    }
     d
 }
 

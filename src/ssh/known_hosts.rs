@@ -272,6 +272,35 @@ impl KnownHosts {
         (types, ca)
     }
 
+    /// Hashed lines an earlier warren wrote corrupted (see [`is_corrupted_hash`]), with
+    /// their keys as `TYPE SHA256:...`.
+    pub fn corrupted(&self) -> Vec<(Place, String)> {
+        self.lines
+            .iter()
+            .filter(|l| l.marker == Marker::None && is_corrupted_hash(&l.patterns))
+            .map(|l| {
+                (
+                    l.place.clone(),
+                    format!("{} {}", type_name(&l.key), fingerprint(&l.key)),
+                )
+            })
+            .collect()
+    }
+
+    /// The corrupted hashed lines that hold `key`: where a key the user once accepted is
+    /// recorded under a name nobody can match.
+    pub fn corrupted_with(&self, key: &PublicKey) -> Vec<Place> {
+        self.lines
+            .iter()
+            .filter(|l| {
+                l.marker == Marker::None
+                    && l.key.key_data() == key.key_data()
+                    && is_corrupted_hash(&l.patterns)
+            })
+            .map(|l| l.place.clone())
+            .collect()
+    }
+
     /// Where else this key is listed (other names), for the question to the user.
     pub fn other_names(&self, key: &PublicKey) -> Vec<(Place, String)> {
         self.lines
@@ -328,7 +357,9 @@ pub fn hashed_name(name: &str) -> std::io::Result<String> {
     ))
 }
 
-/// A known_hosts line: `HOSTS KEYTYPE BASE64`, no comment, as ssh writes it.
+/// A known_hosts line: `HOSTS KEYTYPE BASE64`, no comment, as ssh writes it. Plain names
+/// are lowercased (ssh lowercases the host before it records it); a hashed `|1|salt|hash`
+/// name is kept byte for byte, since its base64 is case-sensitive.
 pub fn entry(hosts: &str, key: &PublicKey) -> std::io::Result<String> {
     let openssh = key.to_openssh().map_err(std::io::Error::other)?;
     let mut parts = openssh.split_whitespace();
@@ -336,31 +367,84 @@ pub fn entry(hosts: &str, key: &PublicKey) -> std::io::Result<String> {
         parts.next().unwrap_or_default(),
         parts.next().unwrap_or_default(),
     );
-    Ok(format!("{} {kind} {data}", hosts.to_ascii_lowercase()))
+    let hosts = hosts
+        .split(',')
+        .map(|h| {
+            if h.starts_with("|1|") {
+                h.to_string()
+            } else {
+                h.to_ascii_lowercase()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",");
+    Ok(format!("{hosts} {kind} {data}"))
+}
+
+/// Whether a host field is a hashed name that an earlier warren wrote lowercased
+///: `|1|salt|hash` whose salt and hash are 20 bytes each and hold no capital
+/// letter. Such a name can never match (its HMAC key and digest were changed). A real salt
+/// and hash hold 54 random base64 digits; the odds that none is a capital are below 1e-12.
+pub fn is_corrupted_hash(patterns: &str) -> bool {
+    let Some(rest) = patterns.strip_prefix("|1|") else {
+        return false;
+    };
+    let Some((salt, hash)) = rest.split_once('|') else {
+        return false;
+    };
+    // The shape of 20 bytes in base64 (lowercasing may leave the last digit non-canonical,
+    // so it is not decoded).
+    let twenty = |s: &str| {
+        s.len() == 28
+            && s.ends_with('=')
+            && s[..27]
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+    };
+    twenty(salt) && twenty(hash) && !rest.bytes().any(|b| b.is_ascii_uppercase())
+}
+
+/// Opens `path` (created when missing) and holds an exclusive `flock` on it. When the file
+/// was replaced while this waited for the lock (a repair renames a new file into place), the
+/// new one is opened and locked instead, so no line goes into a file that is gone.
+fn open_locked(path: &Path, create: bool) -> std::io::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    for _ in 0..100 {
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(create)
+            .mode(0o666)
+            .open(path)?;
+        // SAFETY: flock on a file descriptor we own; released when `f` is closed.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let held = f.metadata()?;
+        match std::fs::metadata(path) {
+            Ok(now) if now.dev() == held.dev() && now.ino() == held.ino() => return Ok(f),
+            _ => continue,
+        }
+    }
+    Err(std::io::Error::other(format!(
+        "{} keeps being replaced while warren waits to write it",
+        path.display()
+    )))
 }
 
 /// Appends `lines` to a known_hosts file (see the module docs). `ssh_dir` is the user's
 /// `~/.ssh`: the only directory created when missing.
 pub fn append(path: &Path, lines: &[String], ssh_dir: &Path) -> std::io::Result<()> {
     use std::io::{Read, Seek, SeekFrom};
-    use std::os::fd::AsRawFd;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     if let Some(dir) = path.parent()
         && dir == ssh_dir
         && !dir.exists()
     {
         std::fs::DirBuilder::new().mode(0o700).create(dir)?;
     }
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .mode(0o666)
-        .open(path)?;
-    // SAFETY: flock on a file descriptor we own; released when `f` is closed.
-    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
+    let mut f = open_locked(path, true)?;
     let mut text = String::new();
     let len = f.metadata()?.len();
     if len > 0 {
@@ -377,6 +461,74 @@ pub fn append(path: &Path, lines: &[String], ssh_dir: &Path) -> std::io::Result<
     }
     f.write_all(text.as_bytes())?;
     f.flush()
+}
+
+/// Removes the corrupted hashed lines ([`is_corrupted_hash`]) from a known_hosts file and
+/// returns their line numbers (none: the file is not touched). The file is locked as
+/// [`append`] locks it, the rest is kept byte for byte in a new file with the old one's
+/// owner and mode, and that is renamed into place (a symlink is followed): a failure
+/// (a full disk) leaves the old file as it was.
+pub fn repair(path: &Path) -> std::io::Result<Vec<usize>> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+    let real = std::fs::canonicalize(path)?;
+    let mut f = open_locked(&real, false)?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes)?;
+    let mut removed = Vec::new();
+    let mut kept: Vec<u8> = Vec::with_capacity(bytes.len());
+    let mut rest = bytes.as_slice();
+    let mut n = 0;
+    while !rest.is_empty() {
+        n += 1;
+        let end = rest
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(rest.len(), |i| i + 1);
+        let (line, tail) = rest.split_at(end);
+        rest = tail;
+        let host = std::str::from_utf8(line)
+            .ok()
+            .and_then(|t| t.split([' ', '\t']).find(|f| !f.is_empty()));
+        if host.is_some_and(is_corrupted_hash) {
+            removed.push(n);
+        } else {
+            kept.extend_from_slice(line);
+        }
+    }
+    if removed.is_empty() {
+        return Ok(removed);
+    }
+    let meta = f.metadata()?;
+    let dir = real.parent().unwrap_or(Path::new("/"));
+    let name = real
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.warren-{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut t = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        t.write_all(&kept)?;
+        // SAFETY: fchown on a descriptor we own; failing (not root) keeps our own owner,
+        // which is the file's owner in every case where we may rename over it.
+        unsafe {
+            use std::os::fd::AsRawFd;
+            libc::fchown(t.as_raw_fd(), meta.uid(), meta.gid());
+        }
+        t.set_permissions(std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+        t.sync_all()?;
+        std::fs::rename(&tmp, &real)
+    };
+    if let Err(e) = write() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    drop(f);
+    Ok(removed)
 }
 
 #[cfg(test)]
@@ -453,6 +605,51 @@ mod tests {
         let k = kh(&format!("{name} {ED}\n"));
         assert!(matches!(k.check("db.example", &key(ED)), Verdict::Known(_)));
         assert_eq!(k.check("other", &key(ED)), Verdict::New);
+    }
+
+    #[test]
+    fn a_hashed_entry_is_written_as_hashed_and_matches() {
+        // Capitals in the salt and hash are what the earlier bug destroyed.
+        for _ in 0..20 {
+            let line = entry(&hashed_name("DB.Example").expect("hash"), &key(ED)).expect("entry");
+            let k = kh(&format!("{line}\n"));
+            assert!(
+                matches!(k.check("db.example", &key(ED)), Verdict::Known(_)),
+                "{line}"
+            );
+            assert!(!is_corrupted_hash(
+                line.split(' ').next().unwrap_or_default()
+            ));
+        }
+        let plain = entry("DB.Example,[Other]:2222", &key(ED)).expect("entry");
+        assert!(plain.starts_with("db.example,[other]:2222 ssh-ed25519 "));
+    }
+
+    #[test]
+    fn a_corrupted_hashed_line_is_found_and_repaired() {
+        let good = entry(&hashed_name("db").expect("hash"), &key(ED2)).expect("entry");
+        let broken = {
+            let h = hashed_name("db").expect("hash").to_ascii_lowercase();
+            entry(&h, &key(ED)).expect("entry")
+        };
+        let k = kh(&format!("{good}\n{broken}\n"));
+        assert_eq!(k.check("db", &key(ED)), Verdict::Changed(at(1)));
+        assert_eq!(k.corrupted_with(&key(ED)), vec![at(2)]);
+        assert_eq!(k.corrupted().len(), 1);
+
+        let dir = tempfile::tempdir().expect("dir");
+        let p = dir.path().join("known_hosts");
+        let text = format!("# mine\n{broken}\n{good}\n{broken}\nlast {ED2}");
+        std::fs::write(&p, &text).expect("write");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert_eq!(repair(&p).expect("repair"), vec![2, 4]);
+        let after = std::fs::read_to_string(&p).expect("read");
+        assert_eq!(after, format!("# mine\n{good}\nlast {ED2}"));
+        let mode = std::fs::metadata(&p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+        // Nothing to repair: the file is not rewritten.
+        assert!(repair(&p).expect("repair").is_empty());
     }
 
     #[test]

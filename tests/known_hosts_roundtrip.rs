@@ -1,0 +1,372 @@
+//! known_hosts lines written by one side are read by the other: OpenSSH is the oracle for
+//! whether a line warren wrote can be used at all (the trust oracle compares decisions and
+//! masks hashed names, so it cannot see a line that nobody can match).
+//!
+//! For each case warren accepts a new key (`warren up` under accept-new, or `warren trust
+//! --fingerprint`); then real `ssh -o StrictHostKeyChecking=yes` connects with that file,
+//! `ssh-keygen -F` finds the name, and warren's next strict connect asks nothing. The other
+//! way round, `ssh` accepts the key and warren connects strictly with the file ssh wrote.
+//! Whether a line is hashed is what `ssh -G` says for the same config and HOME (so
+//! `HashKnownHosts yes` in `/etc/ssh/ssh_config`, as Debian ships it, is covered by the
+//! case that gives no `-F`).
+
+mod support;
+
+use std::process::{Command, Stdio};
+
+use support::Scratch;
+use support::net::Up;
+use support::sshd::{Sshd, keygen};
+use support::tunnel::{have_servers, local_user};
+
+struct Case {
+    name: &'static str,
+    /// Lines for the Host block.
+    extra: &'static str,
+    /// The config is given with `--ssh-config`/`-F`; else it is `~/.ssh/config`, and
+    /// `/etc/ssh/ssh_config` is read after it.
+    explicit: bool,
+    /// The name ssh records the key under.
+    recorded: fn(&Sshd) -> String,
+}
+
+fn bracketed(s: &Sshd) -> String {
+    format!("[127.0.0.1]:{}", s.port)
+}
+
+fn alias(_: &Sshd) -> String {
+    "db.alias".to_string()
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "HashKnownHosts yes in the user's file",
+        extra: "    HashKnownHosts yes\n",
+        explicit: true,
+        recorded: bracketed,
+    },
+    Case {
+        name: "HashKnownHosts as ~/.ssh/config and /etc/ssh/ssh_config set it",
+        extra: "",
+        explicit: false,
+        recorded: bracketed,
+    },
+    Case {
+        name: "HashKnownHosts no",
+        extra: "    HashKnownHosts no\n",
+        explicit: true,
+        recorded: bracketed,
+    },
+    Case {
+        name: "HostKeyAlias, hashed",
+        extra: "    HashKnownHosts yes\n    HostKeyAlias DB.Alias\n",
+        explicit: true,
+        recorded: alias,
+    },
+    Case {
+        name: "CheckHostIP yes, hashed",
+        extra: "    HashKnownHosts yes\n    CheckHostIP yes\n",
+        explicit: true,
+        recorded: bracketed,
+    },
+];
+
+/// A scratch home with a key the server trusts and a config for `target`.
+fn home(sshd: &Sshd, c: &Case) -> (Scratch, Vec<String>) {
+    let _ = c.explicit;
+    let s = Scratch::new();
+    let key = keygen(s.path(), "id_ed25519", "ed25519", "", false);
+    sshd.authorize(&key.public_line);
+    let d = s.path().display();
+    let text = format!(
+        "Host target\n    HostName 127.0.0.1\n    Port {}\n    User {}\n    IdentityFile {}\n    IdentitiesOnly yes\n    IdentityAgent none\n    BatchMode yes\n    UserKnownHostsFile {d}/known_hosts\n    GlobalKnownHostsFile none\n    StrictHostKeyChecking accept-new\n    LocalForward {d}/tunnel.sock 127.0.0.1:9\n{}",
+        sshd.port,
+        local_user(),
+        key.private.display(),
+        c.extra
+    );
+    // ssh reads ~/.ssh/config from the passwd entry's home, not $HOME: it is given the
+    // same text with -F, and the system file by an Include at its end (what ssh does after
+    // ~/.ssh/config when no -F is given).
+    if c.explicit {
+        s.write("config", &text);
+    } else {
+        s.write(".ssh/config", &text);
+        s.write(
+            "config",
+            &format!("{text}Match all\nInclude /etc/ssh/ssh_config\n"),
+        );
+    }
+    let args = vec!["-F".to_string(), format!("{d}/config")];
+    (s, args)
+}
+
+/// What `ssh -G target` says HashKnownHosts is, with this HOME and these args.
+fn ssh_hashes(s: &Scratch, args: &[String]) -> bool {
+    let out = Command::new("ssh")
+        .args(args)
+        .args(["-G", "target"])
+        .env("HOME", s.path())
+        .output()
+        .expect("ssh -G");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().any(|l| l == "hashknownhosts yes")
+}
+
+/// `ssh [args] -o StrictHostKeyChecking=yes target true`.
+fn ssh_strict(s: &Scratch, args: &[String], policy: &str) -> (bool, String) {
+    let out = Command::new("ssh")
+        .args(args)
+        .args([
+            "-o",
+            &format!("StrictHostKeyChecking={policy}"),
+            "-o",
+            "UpdateHostKeys=no",
+            "-o",
+            "ClearAllForwardings=yes",
+            "-o",
+            "ConnectTimeout=10",
+            "target",
+            "true",
+        ])
+        .env("HOME", s.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("ssh");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn ssh_keygen_finds(s: &Scratch, name: &str) -> bool {
+    let out = Command::new("ssh-keygen")
+        .args(["-F", name, "-f"])
+        .arg(s.path().join("known_hosts"))
+        .output()
+        .expect("ssh-keygen -F");
+    out.status.success() && !out.stdout.is_empty()
+}
+
+fn warren_args(s: &Scratch, explicit: bool) -> Vec<String> {
+    let mut v = Vec::new();
+    // Without --ssh-config: ~/.ssh/config, then /etc/ssh/ssh_config.
+    if explicit {
+        v.push("--ssh-config".to_string());
+        v.push(s.path().join("config").display().to_string());
+    }
+    v.extend(["--config".to_string(), "/dev/null".to_string()]);
+    v
+}
+
+/// `warren up target` until up or failed; whether it was up, and what it said.
+fn warren_up(s: &Scratch, explicit: bool, policy: Option<&str>) -> (bool, String) {
+    if let Some(p) = policy {
+        for path in [s.path().join(".ssh/config"), s.path().join("config")] {
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let text: String = text
+                .lines()
+                .map(|l| {
+                    if l.trim_start().starts_with("StrictHostKeyChecking ") {
+                        format!("    StrictHostKeyChecking {p}\n")
+                    } else {
+                        format!("{l}\n")
+                    }
+                })
+                .collect();
+            std::fs::write(&path, text).expect("config");
+        }
+    }
+    let _ = std::fs::remove_file(s.path().join("tunnel.sock"));
+    let mut a = warren_args(s, explicit);
+    a.extend(["up".into(), "target".into(), "--json".into()]);
+    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+    let mut up = Up::start(s.path(), &refs);
+    let v = up.wait_for("up or failed", |v| {
+        v["event"] == "state" && (v["state"] == "up" || v["state"] == "failed")
+    });
+    let ok = v["state"] == "up";
+    let said = up
+        .seen
+        .iter()
+        .filter(|e| e["event"] == "error" || e["event"] == "warning" || e["event"] == "prompt")
+        .map(|e| e.to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let _ = up.interrupt();
+    (ok, said)
+}
+
+fn kh(s: &Scratch) -> String {
+    std::fs::read_to_string(s.path().join("known_hosts")).unwrap_or_default()
+}
+
+#[track_caller]
+fn check_written(sshd: &Sshd, s: &Scratch, args: &[String], c: &Case, how: &str) {
+    let text = kh(s);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{}: {how}: one line written:\n{text}",
+        c.name
+    );
+    let hashed = ssh_hashes(s, args);
+    assert_eq!(
+        lines[0].starts_with("|1|"),
+        hashed,
+        "{}: {how}: hashed iff ssh -G says hashknownhosts yes:\n{text}",
+        c.name
+    );
+    let name = (c.recorded)(sshd);
+    assert!(
+        ssh_keygen_finds(s, &name),
+        "{}: {how}: ssh-keygen -F {name} finds what warren wrote:\n{text}",
+        c.name
+    );
+    let (ok, why) = ssh_strict(s, args, "yes");
+    assert!(
+        ok,
+        "{}: {how}: ssh with StrictHostKeyChecking=yes accepts warren's line:\n{text}\n{why}",
+        c.name
+    );
+    let (ok, why) = warren_up(s, c.explicit, Some("yes"));
+    assert!(
+        ok,
+        "{}: {how}: warren's next strict connect asks nothing:\n{text}\n{why}",
+        c.name
+    );
+    assert_eq!(kh(s), text, "{}: {how}: nothing more written", c.name);
+}
+
+#[test]
+fn what_warren_writes_ssh_reads_and_the_other_way_round() {
+    if !have_servers() {
+        return;
+    }
+    let sshd = Sshd::start("");
+    for c in CASES {
+        // warren up, accept-new.
+        let (s, args) = home(&sshd, c);
+        let (ok, why) = warren_up(&s, c.explicit, None);
+        assert!(ok, "{}: accept-new: {why}", c.name);
+        check_written(&sshd, &s, &args, c, "warren up, accept-new");
+
+        // warren trust --fingerprint (what the TUI's y and up's "yes" write too).
+        let (s, args) = home(&sshd, c);
+        let fp = {
+            let out = Command::new("ssh-keygen")
+                .args(["-l", "-f", "-"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .and_then(|mut ch| {
+                    use std::io::Write;
+                    ch.stdin
+                        .take()
+                        .expect("stdin")
+                        .write_all(sshd.host_key_line.as_bytes())?;
+                    ch.wait_with_output()
+                })
+                .expect("ssh-keygen -l");
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let mut a = warren_args(&s, c.explicit);
+        a.extend([
+            "trust".into(),
+            "target".into(),
+            "--fingerprint".into(),
+            fp.clone(),
+        ]);
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        let run = s.warren(&refs);
+        assert_eq!(run.code(), 0, "{}: trust: {}", c.name, run.describe());
+        check_written(&sshd, &s, &args, c, "warren trust --fingerprint");
+
+        // ssh writes, warren reads.
+        let (s, args) = home(&sshd, c);
+        let (ok, why) = ssh_strict(&s, &args, "accept-new");
+        assert!(ok, "{}: ssh accept-new: {why}", c.name);
+        let before = kh(&s);
+        assert_eq!(
+            before.lines().next().unwrap_or_default().starts_with("|1|"),
+            ssh_hashes(&s, &args),
+            "{}: ssh hashed as ssh -G said",
+            c.name
+        );
+        let (ok, why) = warren_up(&s, c.explicit, Some("yes"));
+        assert!(
+            ok,
+            "{}: warren reads what ssh wrote:\n{before}\n{why}",
+            c.name
+        );
+        assert_eq!(kh(&s), before, "{}: warren wrote nothing more", c.name);
+    }
+}
+
+/// A line an earlier warren wrote lowercased: refused with the way out, removed by
+/// `warren trust --repair`, after which the key is recorded properly.
+#[test]
+fn a_corrupted_line_from_an_earlier_warren_is_named_and_repaired() {
+    if !have_servers() {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let c = &CASES[0];
+    let (s, args) = home(&sshd, c);
+    // What the earlier warren wrote: ssh's own hashed line, lowercased whole.
+    let (ok, why) = ssh_strict(&s, &args, "accept-new");
+    assert!(ok, "{why}");
+    let good = kh(&s);
+    let broken = good.trim_end().to_ascii_lowercase();
+    // The key's own base64 was not lowercased by that bug: only the name was.
+    let key_part = good
+        .trim_end()
+        .split_once(' ')
+        .map(|x| x.1)
+        .unwrap_or_default();
+    let name_part = broken.split_once(' ').map(|x| x.0).unwrap_or_default();
+    let corrupted = format!("# mine\n{name_part} {key_part}\n");
+    std::fs::write(s.path().join("known_hosts"), &corrupted).expect("write");
+    assert!(
+        !ssh_keygen_finds(&s, &bracketed(&sshd)),
+        "nobody matches it"
+    );
+
+    let (ok, why) = warren_up(&s, c.explicit, Some("yes"));
+    assert!(!ok, "strict refuses: {why}");
+    assert!(
+        why.contains("warren trust --repair") && why.contains("known_hosts:2"),
+        "the refusal names the line and the repair: {why}\n{}",
+        kh(&s)
+    );
+
+    let mut a = warren_args(&s, c.explicit);
+    a.extend(["trust".into(), "--repair".into()]);
+    let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+    let run = s.warren(&refs);
+    assert_eq!(run.code(), 0, "{}", run.describe());
+    assert!(
+        run.stdout()
+            .contains("known_hosts:2: removed a corrupted hashed line (ED25519 SHA256:"),
+        "{}",
+        run.describe()
+    );
+    assert_eq!(kh(&s), "# mine\n", "only the corrupted line went");
+    let run = s.warren(&refs);
+    assert!(
+        run.stdout().contains("no corrupted line in"),
+        "{}",
+        run.describe()
+    );
+
+    let (ok, why) = warren_up(&s, c.explicit, Some("accept-new"));
+    assert!(ok, "{why}");
+    assert!(ssh_keygen_finds(&s, &bracketed(&sshd)), "{}", kh(&s));
+}
