@@ -360,7 +360,7 @@ fn alternate(mut w: impl FnMut() -> f64, mut s: impl FnMut() -> f64) -> (f64, f6
 
 fn main() {
     // `cargo bench --bench vs_openssh -- NAME` runs only the sections whose name contains NAME:
-    // throughput, latency, concurrency, jump, rtt, cold, memory.
+    // throughput, latency, concurrency, jump, proxy, rtt, cold, memory.
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let want = |section: &str| filter.as_deref().is_none_or(|f| section.contains(f));
     if !Path::new("/usr/sbin/sshd").exists() {
@@ -428,6 +428,18 @@ fn main() {
         ("s-jump", 12, bastion.port, "    ProxyJump jump\n"),
         ("w-rtt", 15, rtt_port, ""),
         ("s-rtt", 18, rtt_port, ""),
+        (
+            "w-proxy",
+            23,
+            bastion.port,
+            "    ProxyCommand nc 127.0.0.1 %p\n",
+        ),
+        (
+            "s-proxy",
+            26,
+            bastion.port,
+            "    ProxyCommand nc 127.0.0.1 %p\n",
+        ),
     ] {
         cfg += &format!(
             "Host {name}\n    Port {port}\n{common}{extra}{}\n",
@@ -574,6 +586,34 @@ fn main() {
             ),
             true,
         );
+    }
+    // A bastion reached through a command (SSM, IAP, Cloudflare are reached so): the same
+    // `nc` for both.
+    if want("proxy") && Path::new("/usr/bin/nc").exists() {
+        let _w = start_warren(&bin, &cfg_path, &home_path, &["w-proxy"]);
+        let _s = start_ssh(&cfg_path, &home_path, "s-proxy", &[]);
+        wait_echo(ports[25], "warren through ProxyCommand nc");
+        wait_echo(ports[28], "ssh through ProxyCommand nc");
+        push(
+            "upload through ProxyCommand nc",
+            "MB/s",
+            alternate(
+                || mbps(BULK, upload(ports[23], BULK)),
+                || mbps(BULK, upload(ports[26], BULK)),
+            ),
+            true,
+        );
+        push(
+            "download through ProxyCommand nc",
+            "MB/s",
+            alternate(
+                || mbps(BULK, download(ports[24], BULK)),
+                || mbps(BULK, download(ports[27], BULK)),
+            ),
+            true,
+        );
+    } else if want("proxy") {
+        println!("  proxy: skipped, nc is not installed (scripts/test installs netcat-openbsd)");
     }
     if want("rtt") {
         let _w = start_warren(&bin, &cfg_path, &home_path, &["w-rtt"]);

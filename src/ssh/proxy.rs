@@ -16,6 +16,14 @@
 //!
 //! The process is a `std` child (so that dropping it can always reap it, with or without a
 //! runtime); its pipes are tokio's, so russh reads and writes them without blocking.
+//!
+//! Writes to the command never wait for the pipe ([`Stream`]): they go to a queue that a
+//! task of its own empties into the command's stdin. russh writes its whole output before
+//! it reads again, and a pipe holds 64 KiB; with a relay such as `nc`, which stops reading
+//! its stdin while its stdout is full, a direct write deadlocks both sides once the data in
+//! flight outgrows the pipes (a tunnel stalled after a few hundred KB). ssh never blocks on
+//! the command either: its buffers grow instead. Here the queue holds what the server's
+//! windows let russh send, at most [`QUEUE_MAX`]; past that the writer waits.
 
 use std::collections::VecDeque;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -36,8 +44,159 @@ pub const TAIL_LINES: usize = 20;
 /// How long a stopped command has after SIGHUP before SIGKILL.
 pub const GRACE: Duration = Duration::from_millis(200);
 
-/// The connection to a hop: the command's stdout to read, its stdin to write.
-pub type Stream = tokio::io::Join<ChildStdout, ChildStdin>;
+/// The most bytes queued for the command's stdin before a write waits: well above what the
+/// server's channel windows let russh send at once (2 MiB a channel in OpenSSH).
+pub const QUEUE_MAX: usize = 64 * 1024 * 1024;
+
+/// The connection to a hop: the command's stdout to read; writes queued for its stdin (see
+/// the module docs).
+pub struct Stream {
+    stdout: ChildStdout,
+    queue: Arc<Queue>,
+}
+
+/// What is waiting to go to the command's stdin.
+#[derive(Default)]
+struct Queue {
+    state: Mutex<QueueState>,
+    /// Wakes the task that writes to stdin.
+    more: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct QueueState {
+    chunks: VecDeque<Vec<u8>>,
+    len: usize,
+    /// No more writes will come: stdin is closed once the queue is empty.
+    closed: bool,
+    /// Writing to stdin failed (the command ended): later writes fail with it.
+    failed: Option<(std::io::ErrorKind, String)>,
+    /// A write waiting for room.
+    writer: Option<std::task::Waker>,
+}
+
+impl Stream {
+    fn new(stdout: ChildStdout, stdin: ChildStdin) -> Stream {
+        let queue = Arc::new(Queue::default());
+        tokio::spawn(feed_stdin(stdin, Arc::clone(&queue)));
+        Stream { stdout, queue }
+    }
+
+    fn close(&self) {
+        if let Ok(mut q) = self.queue.state.lock() {
+            q.closed = true;
+        }
+        self.queue.more.notify_one();
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Empties the queue into the command's stdin, chunk by chunk, until it is closed and empty
+/// or a write fails; then drops stdin (the command sees EOF).
+async fn feed_stdin(mut stdin: ChildStdin, queue: Arc<Queue>) {
+    use tokio::io::AsyncWriteExt;
+    loop {
+        let next = {
+            let Ok(mut q) = queue.state.lock() else {
+                return;
+            };
+            match q.chunks.pop_front() {
+                Some(c) => {
+                    q.len -= c.len();
+                    if let Some(w) = q.writer.take() {
+                        w.wake();
+                    }
+                    Some(c)
+                }
+                None if q.closed => return,
+                None => None,
+            }
+        };
+        match next {
+            Some(chunk) => {
+                if let Err(e) = stdin.write_all(&chunk).await {
+                    if let Ok(mut q) = queue.state.lock() {
+                        q.failed = Some((e.kind(), e.to_string()));
+                        q.chunks.clear();
+                        q.len = 0;
+                        if let Some(w) = q.writer.take() {
+                            w.wake();
+                        }
+                    }
+                    return;
+                }
+            }
+            None => queue.more.notified().await,
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for Stream {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stdout).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Stream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::task::Poll;
+        let Ok(mut q) = self.queue.state.lock() else {
+            return Poll::Ready(Err(std::io::Error::other("ProxyCommand queue poisoned")));
+        };
+        if let Some((kind, msg)) = &q.failed {
+            return Poll::Ready(Err(std::io::Error::new(*kind, msg.clone())));
+        }
+        if q.closed {
+            return Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into()));
+        }
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        if q.len >= QUEUE_MAX {
+            q.writer = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        let n = buf.len().min(QUEUE_MAX - q.len);
+        q.chunks.push_back(buf[..n].to_vec());
+        q.len += n;
+        drop(q);
+        self.queue.more.notify_one();
+        Poll::Ready(Ok(n))
+    }
+
+    /// Queued is as far as a flush goes: waiting for the pipe is what deadlocks.
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let failed = self.queue.state.lock().ok().and_then(|q| q.failed.clone());
+        std::task::Poll::Ready(match failed {
+            Some((kind, msg)) => Err(std::io::Error::new(kind, msg)),
+            None => Ok(()),
+        })
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.close();
+        std::task::Poll::Ready(Ok(()))
+    }
+}
 
 /// Why a ProxyCommand could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -127,7 +286,7 @@ impl Proxy {
             "ProxyCommand of hop {index} started (pid {pid}): {}",
             proxy.command
         );
-        Ok((proxy, tokio::io::join(stdout, stdin)))
+        Ok((proxy, Stream::new(stdout, stdin)))
     }
 
     pub fn pid(&self) -> u32 {
