@@ -6,16 +6,18 @@ use std::path::Path;
 /// Writes `data` to `path` atomically: a temp file in the same directory with `mode`, fsynced,
 /// then renamed over `path` (and the directory fsynced). On error the original is untouched.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    let tmp = prepare(path, data, mode)?;
+    commit(&tmp, path)
+}
+
+/// The temp file of [`write_atomic`], written and fsynced, beside `path`.
+fn prepare(path: &Path, data: &[u8], mode: u32) -> std::io::Result<std::path::PathBuf> {
     use std::os::unix::fs::OpenOptionsExt;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.warren-{}.tmp", std::process::id()));
+    let tmp = dir_of(path).join(format!(".{name}.warren-{}.tmp", std::process::id()));
     let result = (|| {
         let mut f = std::fs::OpenOptions::new()
             .write(true)
@@ -23,15 +25,187 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> 
             .mode(mode)
             .open(&tmp)?;
         f.write_all(data)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        f.sync_all()
     })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    match result {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            Err(e)
+        }
     }
-    result
+}
+
+/// Renames a [`prepare`]d temp file over `path` and fsyncs the directory; removes the temp
+/// file when that fails.
+fn commit(tmp: &Path, path: &Path) -> std::io::Result<()> {
+    if let Err(e) = std::fs::rename(tmp, path) {
+        let _ = std::fs::remove_file(tmp);
+        return Err(e);
+    }
+    if let Ok(d) = std::fs::File::open(dir_of(path)) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+fn dir_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// Why a locked edit did not happen.
+#[derive(Debug)]
+pub enum EditError<E> {
+    /// Reading, locking or writing failed; the file is as it was.
+    Io(std::io::Error),
+    /// The edit itself refused (the old text did not allow it); nothing was written.
+    Edit(E),
+}
+
+/// How long [`edit_locked`] waits for another writer, and how often it re-applies an edit
+/// when the file changes under it.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+const EDIT_TRIES: usize = 8;
+
+/// A read-modify-write of `path` that loses no other writer's change: an exclusive `flock`
+/// on the file's directory is held throughout (another warren waits, up to 10 s; the
+/// directory is locked because the file itself is replaced, and may not exist yet); `apply`
+/// turns the old content (None: no file) into the new; just before the rename the file is
+/// read again, and when it changed since (a person's editor, a writer that takes no lock)
+/// the edit is applied again to the new content. `backup`, when given, gets the old content
+/// (0600) before the file is replaced. The write is [`write_atomic`]. Returns the old and
+/// the new content.
+pub fn edit_locked<E>(
+    path: &Path,
+    mode: u32,
+    backup: Option<&Path>,
+    mut apply: impl FnMut(Option<&[u8]>) -> Result<Vec<u8>, E>,
+) -> Result<(Option<Vec<u8>>, Vec<u8>), EditError<E>> {
+    use std::os::fd::AsRawFd;
+    let dir = dir_of(path);
+    let lock = std::fs::File::open(dir).map_err(EditError::Io)?;
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        // SAFETY: flock on a descriptor we own; released when `lock` is closed.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::WouldBlock {
+            return Err(EditError::Io(e));
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(EditError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "another program held the lock on {} for {} s; nothing was written",
+                    dir.display(),
+                    LOCK_WAIT.as_secs()
+                ),
+            )));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let read = |p: &Path| match std::fs::read(p) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(EditError::Io(e)),
+    };
+    let mut old = read(path)?;
+    for _ in 0..EDIT_TRIES {
+        let new = apply(old.as_deref()).map_err(EditError::Edit)?;
+        if let (Some(b), Some(o)) = (backup, &old) {
+            write_atomic(b, o, 0o600).map_err(EditError::Io)?;
+        }
+        let tmp = prepare(path, &new, mode).map_err(EditError::Io)?;
+        // The last look, as close to the rename as it can be.
+        let now = match read(path) {
+            Ok(n) => n,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        if now != old {
+            let _ = std::fs::remove_file(&tmp);
+            old = now;
+            continue;
+        }
+        commit(&tmp, path).map_err(EditError::Io)?;
+        drop(lock);
+        return Ok((old, new));
+    }
+    Err(EditError::Io(std::io::Error::other(format!(
+        "{} kept changing while warren wrote it ({EDIT_TRIES} tries); nothing was written",
+        path.display()
+    ))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn concurrent_edits_lose_nothing() {
+        let dir = tempfile::tempdir().expect("dir");
+        let p = dir.path().join("f");
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let p = p.clone();
+                std::thread::spawn(move || {
+                    for j in 0..25 {
+                        edit_locked::<()>(&p, 0o600, None, |old| {
+                            let mut v = old.unwrap_or_default().to_vec();
+                            v.extend_from_slice(format!("{i}-{j}\n").as_bytes());
+                            Ok(v)
+                        })
+                        .map_err(|_| "edit failed")
+                        .expect("edit");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread");
+        }
+        let text = std::fs::read_to_string(&p).expect("read");
+        assert_eq!(text.lines().count(), 200, "every edit is there");
+    }
+
+    #[test]
+    fn a_change_under_the_edit_is_kept_and_the_edit_reapplied() {
+        let dir = tempfile::tempdir().expect("dir");
+        let p = dir.path().join("f");
+        std::fs::write(&p, "a\n").expect("write");
+        let mut first = true;
+        let (old, new) = edit_locked::<()>(&p, 0o600, Some(&dir.path().join("f.bak")), |old| {
+            if first {
+                // Someone appends by hand while warren works.
+                first = false;
+                let mut f = std::fs::OpenOptions::new()
+                    .append(true)
+                    .open(&p)
+                    .expect("open");
+                f.write_all(b"# by hand\n").expect("append");
+            }
+            let mut v = old.unwrap_or_default().to_vec();
+            v.extend_from_slice(b"warren\n");
+            Ok(v)
+        })
+        .map_err(|_| "edit")
+        .expect("edit");
+        assert_eq!(old.as_deref(), Some(&b"a\n# by hand\n"[..]));
+        assert_eq!(new, b"a\n# by hand\nwarren\n");
+        assert_eq!(std::fs::read(&p).expect("read"), new);
+        assert_eq!(
+            std::fs::read(dir.path().join("f.bak")).expect("bak"),
+            b"a\n# by hand\n"
+        );
+        // A refusal writes nothing.
+        let r = edit_locked(&p, 0o600, None, |_| Err("no"));
+        assert!(matches!(r, Err(EditError::Edit("no"))));
+        assert_eq!(std::fs::read(&p).expect("read"), new);
+    }
 }

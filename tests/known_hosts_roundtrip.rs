@@ -370,3 +370,82 @@ fn a_corrupted_line_from_an_earlier_warren_is_named_and_repaired() {
     assert!(ok, "{why}");
     assert!(ssh_keygen_finds(&s, &bracketed(&sshd)), "{}", kh(&s));
 }
+
+/// A known_hosts path that is really authorized_keys, and aliases that are patterns or
+/// authorized_keys option words: accept-new writes nothing there (an epoch.toml that did
+/// made `restrict ssh-ed25519 <host key>` a login key for whoever holds the host's key).
+#[test]
+fn host_keys_are_never_written_into_authorized_keys_or_under_a_pattern() {
+    if !have_servers() {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let s = Scratch::new();
+    let key = keygen(s.path(), "id_ed25519", "ed25519", "", false);
+    sshd.authorize(&key.public_line);
+    let ak_before = format!("{}\n", key.public_line);
+    s.write(".ssh/authorized_keys", &ak_before);
+    std::os::unix::fs::symlink(
+        s.path().join(".ssh/authorized_keys"),
+        s.path().join(".ssh/hosts"),
+    )
+    .expect("symlink");
+    let cases = [
+        ("~/.ssh/authorized_keys", "restrict", "option word"),
+        (
+            "~/.ssh/authorized_keys",
+            "db.example",
+            "not a known_hosts file",
+        ),
+        ("~/.ssh/hosts", "db.example", "not a known_hosts file"),
+        ("~/.ssh/known_hosts", "*", "concrete host name"),
+        ("~/.ssh/known_hosts", "restrict", "option word"),
+        ("~/.ssh/known_hosts", "a,b", "concrete host name"),
+    ];
+    for (file, alias, why) in cases {
+        let entry = support::tunnel::entry(
+            "db",
+            9,
+            &sshd,
+            Some(&key.private.display().to_string()),
+            &format!(
+                "known_hosts_file = \"{file}\"\nhost_key_alias = \"{alias}\"\nstrict_host_key_checking = \"accept-new\"\n"
+            ),
+        );
+        s.write("epoch.toml", &entry);
+        let mut up = Up::start(
+            s.path(),
+            &[
+                "--ssh-config",
+                "/dev/null",
+                "--config",
+                "epoch.toml",
+                "up",
+                "db",
+                "--json",
+            ],
+        );
+        let _ = up.wait_for("up or failed", |v| {
+            v["event"] == "state" && (v["state"] == "up" || v["state"] == "failed")
+        });
+        let said: String = up.seen.iter().map(|v| format!("{v}\n")).collect();
+        let _ = up.interrupt();
+        assert!(
+            said.contains(why),
+            "{file} / {alias}: says why ({why}):\n{said}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(s.path().join(".ssh/authorized_keys")).expect("ak"),
+            ak_before,
+            "{file} / {alias}: authorized_keys unchanged"
+        );
+        let kh = std::fs::read_to_string(s.path().join(".ssh/known_hosts")).unwrap_or_default();
+        for l in kh.lines() {
+            let host = l.split(' ').next().unwrap_or_default();
+            assert!(
+                !host.contains(['*', '?', '!', ',']) && host != "restrict",
+                "{file} / {alias}: no pattern or option word written: {kh}"
+            );
+        }
+    }
+}

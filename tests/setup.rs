@@ -361,3 +361,90 @@ fn a_generated_key_with_a_passphrase_is_encrypted_for_openssh() {
         assert!(!String::from_utf8_lossy(&bytes).contains("correct horse"));
     }
 }
+
+/// Two `warren setup --yes` at once on one epoch.toml, 20 rounds, while a person appends a
+/// comment each round: every entry and every comment is there, the file is always valid TOML,
+/// and each run that says "saved" did save.
+#[test]
+fn two_setups_at_once_and_a_hand_edit_lose_nothing() {
+    let home = Scratch::new();
+    let epoch = home.write(".config/epoch/epoch.toml", "# mine\n");
+    // Nothing listens on the bastion's port: the diagnostics after the write fail at once.
+    let closed = support::sshd::free_port();
+    let bastion = format!("{}@127.0.0.1:{closed}", local_user());
+    let run = |name: String| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_warren"));
+        cmd.args([
+            "--ssh-config",
+            "/dev/null",
+            "setup",
+            "--name",
+            &name,
+            "--engine",
+            "postgres",
+            "--target",
+            "db.internal:5432",
+            "--bastion",
+            &bastion,
+            "--agent",
+            "--yes",
+        ])
+        .current_dir(home.path())
+        .env("HOME", home.path())
+        .env_remove("EPOCH_CONFIG")
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+        cmd.spawn().expect("setup")
+    };
+    let (mut saved, mut failed) = (Vec::new(), Vec::new());
+    for round in 0..20 {
+        let a = run(format!("a{round}"));
+        let b = run(format!("b{round}"));
+        {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&epoch)
+                .expect("open");
+            writeln!(f, "# note {round}").expect("append");
+        }
+        for (name, child) in [(format!("a{round}"), a), (format!("b{round}"), b)] {
+            let out = child.wait_with_output().expect("wait");
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            if stdout.contains(&format!("saved [storage.postgres.{name}]")) {
+                saved.push(name);
+            } else {
+                assert_ne!(
+                    out.status.code(),
+                    Some(0),
+                    "{name}: not saved but exit 0:\n{stdout}\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                failed.push(format!("{name}: {}", String::from_utf8_lossy(&out.stderr)));
+            }
+        }
+        let text = std::fs::read_to_string(&epoch).expect("epoch");
+        assert!(
+            text.parse::<toml_edit::DocumentMut>().is_ok(),
+            "round {round}: valid TOML:\n{text}"
+        );
+    }
+    let text = std::fs::read_to_string(&epoch).expect("epoch");
+    assert_eq!(saved.len(), 40, "every setup saved: {failed:#?}\n{text}");
+    for name in &saved {
+        assert!(
+            text.contains(&format!("[storage.postgres.{name}]")),
+            "{name} said saved and is there:\n{text}"
+        );
+    }
+    assert!(text.contains("# mine\n"), "{text}");
+    for round in 0..20 {
+        assert!(
+            text.contains(&format!("# note {round}\n")),
+            "the hand-written comment of round {round} is kept:\n{text}"
+        );
+    }
+}

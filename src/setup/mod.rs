@@ -207,20 +207,42 @@ fn entry_tables(plan: &Plan) -> (Table, Table) {
 }
 
 /// Adds (or, with `replace`, replaces) the entry in epoch.toml at `path`: comments, key order
-/// and blank lines of the rest are kept; the write is atomic and the old file is kept as
-/// `.bak`. Returns the new text.
+/// and blank lines of the rest are kept; the write is atomic, under a lock, and re-applied when
+/// the file changed while it was being made ([`crate::fsutil::edit_locked`]: two setups at
+/// once, or a person editing, lose nothing); the old file is kept as `.bak`. Returns the new
+/// text.
 pub fn write_entry(path: &Path, plan: &Plan, replace: bool) -> Result<String, SetupError> {
-    let old = match std::fs::read_to_string(path) {
-        Ok(t) => Some(t),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(source) => {
-            return Err(SetupError::Write {
-                path: path.to_path_buf(),
-                source,
-            });
-        }
-    };
-    let mut doc: DocumentMut = match &old {
+    create_private_dirs(path)?;
+    let bak = PathBuf::from(format!("{}.bak", path.display()));
+    let edited = crate::fsutil::edit_locked(path, 0o600, Some(&bak), |old| {
+        let old = old
+            .map(|b| {
+                String::from_utf8(b.to_vec()).map_err(|_| SetupError::Invalid {
+                    path: path.to_path_buf(),
+                    message: "the file is not UTF-8".into(),
+                })
+            })
+            .transpose()?;
+        edited_text(path, old.as_deref(), plan, replace).map(String::into_bytes)
+    });
+    match edited {
+        Ok((_, new)) => Ok(String::from_utf8_lossy(&new).into_owned()),
+        Err(crate::fsutil::EditError::Edit(e)) => Err(e),
+        Err(crate::fsutil::EditError::Io(source)) => Err(SetupError::Write {
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// epoch.toml's text with the entry added (or replaced).
+fn edited_text(
+    path: &Path,
+    old: Option<&str>,
+    plan: &Plan,
+    replace: bool,
+) -> Result<String, SetupError> {
+    let mut doc: DocumentMut = match old {
         Some(t) => t
             .parse()
             .map_err(|e: toml_edit::TomlError| SetupError::Invalid {
@@ -267,20 +289,7 @@ pub fn write_entry(path: &Path, plan: &Plan, replace: bool) -> Result<String, Se
     db.decor_mut().set_prefix("\n# added by warren setup\n");
     db["ssh_tunnel"] = Item::Table(tunnel);
     engine.insert(&plan.name, Item::Table(db));
-    let text = doc.to_string();
-    create_private_dirs(path)?;
-    if let Some(old) = &old {
-        let bak = PathBuf::from(format!("{}.bak", path.display()));
-        crate::fsutil::write_atomic(&bak, old.as_bytes(), 0o600)
-            .map_err(|source| SetupError::Write { path: bak, source })?;
-    }
-    crate::fsutil::write_atomic(path, text.as_bytes(), 0o600).map_err(|source| {
-        SetupError::Write {
-            path: path.to_path_buf(),
-            source,
-        }
-    })?;
-    Ok(text)
+    Ok(doc.to_string())
 }
 
 /// Checks the answers (the same for the CLI and the TUI's form): `target` is host[:port] (the

@@ -110,12 +110,19 @@ impl Rules {
             .collect()
     }
 
-    /// No user file, or a host name ssh will not record: nothing can be written.
+    /// No user file, a host name ssh will not record, or a name that is not one concrete
+    /// host (a HostKeyAlias of `*` or `restrict`: warren is stricter than ssh here): nothing
+    /// can be written.
     fn read_only(&self) -> bool {
         self.user_files.is_empty()
-            || self
-                .hostname
-                .contains(['@', '?', '*', '#', '[', ']', '|', '\'', '"', '\\'])
+            || self.special_hostname()
+            || known_hosts::concrete_name(&self.lookup_name()).is_err()
+    }
+
+    /// A host name ssh will not record a key for (sshconnect.c `check_host_key`).
+    fn special_hostname(&self) -> bool {
+        self.hostname
+            .contains(['@', '?', '*', '#', '[', ']', '|', '\'', '"', '\\'])
     }
 }
 
@@ -426,8 +433,15 @@ fn decide_plain(rules: &Rules, name: &str, key: &PublicKey, pools: &Pools<'_>) -
             if read_only {
                 let why = if rules.user_files.is_empty() {
                     "there is no known_hosts file to record it in (UserKnownHostsFile none)"
+                        .to_string()
+                } else if let (false, Err(e)) =
+                    (rules.special_hostname(), known_hosts::concrete_name(&name))
+                {
+                    format!(
+                        "{e}: warren records host keys only under one concrete name (check HostKeyAlias / host_key_alias)"
+                    )
                 } else {
-                    "ssh does not record keys for a host name with special characters"
+                    "ssh does not record keys for a host name with special characters".to_string()
                 };
                 let msg = format!(
                     "Host key verification failed: the {kind} key of {name} ({fp}) is not known, and {why}"

@@ -433,11 +433,134 @@ fn open_locked(path: &Path, create: bool) -> std::io::Result<std::fs::File> {
     )))
 }
 
+/// authorized_keys option words that take no value: a host field that is one of these
+/// would be read by sshd as options if the line ever reached an authorized_keys file.
+const OPTION_WORDS: &[&str] = &[
+    "agent-forwarding",
+    "cert-authority",
+    "no-agent-forwarding",
+    "no-port-forwarding",
+    "no-pty",
+    "no-touch-required",
+    "no-user-rc",
+    "no-x11-forwarding",
+    "port-forwarding",
+    "pty",
+    "restrict",
+    "user-rc",
+    "verify-required",
+    "x11-forwarding",
+];
+
+/// Whether `name` is one concrete host name that a known_hosts line may be written under:
+/// `host` or `[host]:port`, where host is a DNS name or an address (letters, digits, `.`,
+/// `-`, `_`, `:` and `%`), not starting with `-`, and not an authorized_keys option word. A
+/// pattern (`*`, `?`, `!`), a list, a `@marker`, a `|` hash, spaces and quotes are refused:
+/// such a name (from HostKeyAlias or a file someone else wrote) would match other hosts, or
+/// turn the line into something else.
+pub fn concrete_name(name: &str) -> Result<(), String> {
+    let host = match name.strip_prefix('[') {
+        Some(rest) => {
+            let Some((host, port)) = rest.split_once("]:") else {
+                return Err(format!("'{name}' is not host or [host]:port"));
+            };
+            if port.parse::<u16>().is_err() {
+                return Err(format!("'{name}' has no valid port"));
+            }
+            host
+        }
+        None => name,
+    };
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':' | '%');
+    if host.is_empty() || host.starts_with('-') || !host.chars().all(ok_char) {
+        return Err(format!(
+            "'{}' is not a concrete host name (only letters, digits and . - _ : % are written, and no leading -)",
+            crate::text::escape(name)
+        ));
+    }
+    if OPTION_WORDS.contains(&host.to_ascii_lowercase().as_str()) {
+        return Err(format!(
+            "'{host}' is an authorized_keys option word, not written as a host name"
+        ));
+    }
+    Ok(())
+}
+
+/// Why `path` must not receive host keys, or None: a file named `authorized_keys*` (as
+/// given, or where a symlink leads), or one whose lines read as authorized_keys (a key type
+/// or options where a known_hosts line has its host names). sshd would read such a line as
+/// a key allowed to log in as the user.
+pub fn not_a_known_hosts_file(path: &Path) -> Option<String> {
+    use std::io::Read;
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    for p in [path, real.as_path()] {
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().to_ascii_lowercase());
+        if name.is_some_and(|n| n.starts_with("authorized_keys")) {
+            return Some(format!(
+                "{} is an authorized_keys file, not a known_hosts file: sshd would let the holder of the host's key log in",
+                p.display()
+            ));
+        }
+    }
+    let mut head = Vec::new();
+    if let Ok(f) = std::fs::File::open(&real) {
+        let _ = f.take(1 << 20).read_to_end(&mut head);
+    }
+    let text = String::from_utf8_lossy(&head);
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim_start();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let first = line.split([' ', '\t']).next().unwrap_or_default();
+        let key_type = ["ssh-", "ecdsa-sha2-", "sk-ssh-", "sk-ecdsa-"]
+            .iter()
+            .any(|t| first.starts_with(t));
+        let options = !first.starts_with("|1|")
+            && (first.contains(['=', '"'])
+                || first
+                    .split(',')
+                    .any(|w| OPTION_WORDS.contains(&w.to_ascii_lowercase().as_str())));
+        if key_type || options {
+            return Some(format!(
+                "{}:{} reads as an authorized_keys line ({}), not a known_hosts line: warren writes no host key into it",
+                real.display(),
+                i + 1,
+                if key_type {
+                    "a key type where the host names go"
+                } else {
+                    "key options where the host names go"
+                }
+            ));
+        }
+    }
+    None
+}
+
 /// Appends `lines` to a known_hosts file (see the module docs). `ssh_dir` is the user's
-/// `~/.ssh`: the only directory created when missing.
+/// `~/.ssh`: the only directory created when missing. Refused (nothing written) when the
+/// file is not a known_hosts file ([`not_a_known_hosts_file`]) or a line's host field is not
+/// a hashed name or a list of concrete names ([`concrete_name`]).
 pub fn append(path: &Path, lines: &[String], ssh_dir: &Path) -> std::io::Result<()> {
     use std::io::{Read, Seek, SeekFrom};
     use std::os::unix::fs::DirBuilderExt;
+    for l in lines {
+        let hosts = l.split(' ').next().unwrap_or_default();
+        if !hosts.starts_with("|1|") {
+            for name in hosts.split(',') {
+                concrete_name(name)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+            }
+        }
+    }
+    if let Some(why) = not_a_known_hosts_file(path) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            why,
+        ));
+    }
     if let Some(dir) = path.parent()
         && dir == ssh_dir
         && !dir.exists()
@@ -650,6 +773,72 @@ mod tests {
         assert_eq!(mode, 0o644);
         // Nothing to repair: the file is not rewritten.
         assert!(repair(&p).expect("repair").is_empty());
+    }
+
+    #[test]
+    fn host_keys_go_only_into_known_hosts_files_under_concrete_names() {
+        for ok in [
+            "db.example",
+            "[db.example]:2222",
+            "10.0.0.1",
+            "[::1]:22",
+            "fe80::1%eth0",
+            "db_1",
+        ] {
+            assert!(concrete_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "*",
+            "*.example",
+            "db?",
+            "!db",
+            "@revoked",
+            "|1|x",
+            "a b",
+            "restrict",
+            "PTY",
+            "-oProxyCommand",
+            "db\"x",
+            "[db]:port",
+            "",
+            "a=b",
+        ] {
+            assert!(concrete_name(bad).is_err(), "{bad}");
+        }
+        let dir = tempfile::tempdir().expect("dir");
+        let ssh = dir.path().join(".ssh");
+        std::fs::create_dir(&ssh).expect("mkdir");
+        let line = |h: &str| format!("{h} {ED}");
+        // By name, directly or through a symlink.
+        let ak = ssh.join("authorized_keys");
+        std::fs::write(&ak, "").expect("write");
+        assert!(append(&ak, &[line("db")], &ssh).is_err());
+        let link = ssh.join("my_hosts");
+        std::os::unix::fs::symlink(&ak, &link).expect("symlink");
+        assert!(append(&link, &[line("db")], &ssh).is_err());
+        assert_eq!(std::fs::read_to_string(&ak).expect("read"), "");
+        // By content.
+        for content in [
+            format!("{ED} me@laptop\n"),
+            format!("restrict,command=\"x\" {ED}\n"),
+            format!("from=\"10.*\" {ED}\n"),
+        ] {
+            let f = ssh.join("keys");
+            std::fs::write(&f, &content).expect("write");
+            assert!(append(&f, &[line("db")], &ssh).is_err(), "{content}");
+            assert_eq!(std::fs::read_to_string(&f).expect("read"), content);
+        }
+        // Names.
+        let kh = ssh.join("known_hosts");
+        assert!(append(&kh, &[line("*")], &ssh).is_err());
+        assert!(append(&kh, &[line("restrict")], &ssh).is_err());
+        assert!(!kh.exists());
+        let hashed = entry(&hashed_name("db").expect("hash"), &key(ED)).expect("entry");
+        append(&kh, &[line("db,10.0.0.1"), hashed], &ssh).expect("a known_hosts file");
+        assert!(
+            append(&kh, &[line("db2")], &ssh).is_ok(),
+            "its own lines do not look like authorized_keys"
+        );
     }
 
     #[test]
