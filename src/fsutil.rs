@@ -55,6 +55,9 @@ fn dir_of(path: &Path) -> &Path {
         .unwrap_or(Path::new("."))
 }
 
+/// A file's content before (None: there was no file) and after a locked edit.
+pub type Edited = (Option<Vec<u8>>, Vec<u8>);
+
 /// Why a locked edit did not happen.
 #[derive(Debug)]
 pub enum EditError<E> {
@@ -82,7 +85,7 @@ pub fn edit_locked<E>(
     mode: u32,
     backup: Option<&Path>,
     mut apply: impl FnMut(Option<&[u8]>) -> Result<Vec<u8>, E>,
-) -> Result<(Option<Vec<u8>>, Vec<u8>), EditError<E>> {
+) -> Result<Edited, EditError<E>> {
     use std::os::fd::AsRawFd;
     let dir = dir_of(path);
     let lock = std::fs::File::open(dir).map_err(EditError::Io)?;
