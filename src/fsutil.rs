@@ -11,7 +11,7 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> 
 }
 
 /// The temp file of [`write_atomic`], written and fsynced, beside `path`.
-fn prepare(path: &Path, data: &[u8], mode: u32) -> std::io::Result<std::path::PathBuf> {
+pub fn prepare(path: &Path, data: &[u8], mode: u32) -> std::io::Result<std::path::PathBuf> {
     use std::os::unix::fs::OpenOptionsExt;
     let name = path
         .file_name()
@@ -38,7 +38,7 @@ fn prepare(path: &Path, data: &[u8], mode: u32) -> std::io::Result<std::path::Pa
 
 /// Renames a [`prepare`]d temp file over `path` and fsyncs the directory; removes the temp
 /// file when that fails.
-fn commit(tmp: &Path, path: &Path) -> std::io::Result<()> {
+pub fn commit(tmp: &Path, path: &Path) -> std::io::Result<()> {
     if let Err(e) = std::fs::rename(tmp, path) {
         let _ = std::fs::remove_file(tmp);
         return Err(e);

@@ -456,10 +456,9 @@ fn main() -> ExitCode {
             repair,
         }) => {
             drop((out, err));
-            let ctx = Context::from_process();
             with_runtime(|(mut o, mut e)| async move {
                 if repair {
-                    let code = cli::trust::repair(&catalog, &ctx, name.as_deref(), &mut o, &mut e);
+                    let code = cli::trust::repair(&catalog, name.as_deref(), &mut o, &mut e);
                     if code != 0 {
                         return code;
                     }

@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use super::ask::{self, TerminalAsker};
 use super::exit;
+use crate::config::Catalog;
 use crate::config::model::HostKeyPolicy;
-use crate::config::{Catalog, Context};
 use crate::prompt::{Answer, HostKeyAnswer, Notice, Prompt, Prompter};
 use crate::ssh::client::{self, ConnectError};
 use crate::ssh::known_hosts;
@@ -26,7 +26,6 @@ use crate::ssh::known_hosts;
 /// file and line; the keys they held are asked for again on the next connection.
 pub fn repair(
     catalog: &Catalog,
-    ctx: &Context,
     name: Option<&str>,
     out: &mut (dyn Write + Send),
     err: &mut (dyn Write + Send),
@@ -41,8 +40,9 @@ pub fn repair(
             }
         },
         None => {
-            files.push(ctx.user_home.join(".ssh/known_hosts"));
-            files.push(ctx.user_home.join(".ssh/known_hosts2"));
+            let home = &catalog.ssh.context().user_home;
+            files.push(home.join(".ssh/known_hosts"));
+            files.push(home.join(".ssh/known_hosts2"));
             catalog.connections.iter().flat_map(|c| &c.hops).collect()
         }
     };
@@ -50,23 +50,22 @@ pub fn repair(
         files.extend(hop.known_hosts_files.value.iter().cloned());
     }
     let mut seen = std::collections::HashSet::new();
-    files.retain(|f| seen.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone())));
+    files.retain(|f| {
+        f.exists() && seen.insert(std::fs::canonicalize(f).unwrap_or_else(|_| f.clone()))
+    });
+    if files.is_empty() {
+        let _ = writeln!(out, "no known_hosts file to repair");
+        return exit::OK;
+    }
     let mut code = exit::OK;
     let mut any = false;
-    for f in files.iter().filter(|f| f.exists()) {
+    for f in &files {
         let shown = crate::text::escape(&f.display().to_string()).into_owned();
-        let held = known_hosts::KnownHosts::read(std::slice::from_ref(f)).corrupted();
         match known_hosts::repair(f) {
-            Ok(lines) if lines.is_empty() => {}
-            Ok(lines) => {
-                any = true;
-                for n in lines {
-                    let key = held
-                        .iter()
-                        .find(|(p, _)| p.line == n)
-                        .map(|(_, k)| format!(" ({k})"))
-                        .unwrap_or_default();
-                    let _ = writeln!(out, "{shown}:{n}: removed a corrupted hashed line{key}");
+            Ok(removed) => {
+                for (n, key) in removed {
+                    any = true;
+                    let _ = writeln!(out, "{shown}:{n}: removed a corrupted hashed line ({key})");
                 }
             }
             Err(e) => {
@@ -75,19 +74,12 @@ pub fn repair(
             }
         }
     }
-    if !any && code == exit::OK && !files.iter().any(|f| f.exists()) {
-        let _ = writeln!(out, "no known_hosts file to repair");
-    } else if !any && code == exit::OK {
-        let _ = writeln!(
-            out,
-            "no corrupted line in {}",
-            files
-                .iter()
-                .filter(|f| f.exists())
-                .map(|f| crate::text::escape(&f.display().to_string()).into_owned())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
+    if !any && code == exit::OK {
+        let shown: Vec<String> = files
+            .iter()
+            .map(|f| crate::text::escape(&f.display().to_string()).into_owned())
+            .collect();
+        let _ = writeln!(out, "no corrupted line in {}", shown.join(", "));
     }
     code
 }

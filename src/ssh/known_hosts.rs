@@ -381,9 +381,9 @@ pub fn entry(hosts: &str, key: &PublicKey) -> std::io::Result<String> {
     Ok(format!("{hosts} {kind} {data}"))
 }
 
-/// Whether a host field is a hashed name that an earlier warren wrote lowercased
-///: `|1|salt|hash` whose salt and hash are 20 bytes each and hold no capital
-/// letter. Such a name can never match (its HMAC key and digest were changed). A real salt
+/// Whether a host field is a hashed name that an earlier warren wrote lowercased:
+/// `|1|salt|hash` whose salt and hash have the shape of 20 bytes each in base64 and hold no
+/// capital letter. Such a name can never match (its HMAC key and digest were changed). A real salt
 /// and hash hold 54 random base64 digits; the odds that none is a capital are below 1e-12.
 pub fn is_corrupted_hash(patterns: &str) -> bool {
     let Some(rest) = patterns.strip_prefix("|1|") else {
@@ -462,10 +462,13 @@ pub fn concrete_name(name: &str) -> Result<(), String> {
     let host = match name.strip_prefix('[') {
         Some(rest) => {
             let Some((host, port)) = rest.split_once("]:") else {
-                return Err(format!("'{name}' is not host or [host]:port"));
+                return Err(format!(
+                    "'{}' is not host or [host]:port",
+                    crate::text::escape(name)
+                ));
             };
             if port.parse::<u16>().is_err() {
-                return Err(format!("'{name}' has no valid port"));
+                return Err(format!("'{}' has no valid port", crate::text::escape(name)));
             }
             host
         }
@@ -586,70 +589,46 @@ pub fn append(path: &Path, lines: &[String], ssh_dir: &Path) -> std::io::Result<
     f.flush()
 }
 
-/// Removes the corrupted hashed lines ([`is_corrupted_hash`]) from a known_hosts file and
-/// returns their line numbers (none: the file is not touched). The file is locked as
-/// [`append`] locks it, the rest is kept byte for byte in a new file with the old one's
-/// owner and mode, and that is renamed into place (a symlink is followed): a failure
-/// (a full disk) leaves the old file as it was.
-pub fn repair(path: &Path) -> std::io::Result<Vec<usize>> {
+/// Removes the corrupted hashed lines ([`KnownHosts::corrupted`]) from a known_hosts file and
+/// returns their line numbers with their keys as `TYPE SHA256:...` (none: the file is not
+/// touched). The file is locked as [`append`] locks it, the rest is kept byte for byte in a
+/// new file with the old one's owner and mode, and that is renamed into place (a symlink is
+/// followed) by [`crate::fsutil`]: a failure (a full disk) leaves the old file as it was.
+pub fn repair(path: &Path) -> std::io::Result<Vec<(usize, String)>> {
     use std::io::Read;
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let real = std::fs::canonicalize(path)?;
     let mut f = open_locked(&real, false)?;
     let mut bytes = Vec::new();
     f.read_to_end(&mut bytes)?;
-    let mut removed = Vec::new();
-    let mut kept: Vec<u8> = Vec::with_capacity(bytes.len());
-    let mut rest = bytes.as_slice();
-    let mut n = 0;
-    while !rest.is_empty() {
-        n += 1;
-        let end = rest
-            .iter()
-            .position(|b| *b == b'\n')
-            .map_or(rest.len(), |i| i + 1);
-        let (line, tail) = rest.split_at(end);
-        rest = tail;
-        let host = std::str::from_utf8(line)
-            .ok()
-            .and_then(|t| t.split([' ', '\t']).find(|f| !f.is_empty()));
-        if host.is_some_and(is_corrupted_hash) {
-            removed.push(n);
-        } else {
-            kept.extend_from_slice(line);
-        }
-    }
+    let mut kh = KnownHosts::default();
+    kh.add_bytes(&real, &bytes);
+    let removed: Vec<(usize, String)> = kh
+        .corrupted()
+        .into_iter()
+        .map(|(place, key)| (place.line, key))
+        .collect();
     if removed.is_empty() {
         return Ok(removed);
     }
+    // Numbered as `add_bytes` numbers them.
+    let kept: Vec<u8> = bytes
+        .split_inclusive(|b| *b == b'\n')
+        .enumerate()
+        .filter(|(i, _)| !removed.iter().any(|(n, _)| *n == i + 1))
+        .flat_map(|(_, line)| line.iter().copied())
+        .collect();
     let meta = f.metadata()?;
-    let dir = real.parent().unwrap_or(Path::new("/"));
-    let name = real
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.warren-{}", std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut t = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        t.write_all(&kept)?;
-        // SAFETY: fchown on a descriptor we own; failing (not root) keeps our own owner,
-        // which is the file's owner in every case where we may rename over it.
-        unsafe {
-            use std::os::fd::AsRawFd;
-            libc::fchown(t.as_raw_fd(), meta.uid(), meta.gid());
-        }
-        t.set_permissions(std::fs::Permissions::from_mode(meta.mode() & 0o7777))?;
-        t.sync_all()?;
-        std::fs::rename(&tmp, &real)
-    };
-    if let Err(e) = write() {
+    let tmp = crate::fsutil::prepare(&real, &kept, 0o600)?;
+    // Not being root keeps our own owner: the file's owner in every case where we may
+    // rename over it.
+    let _ = std::os::unix::fs::chown(&tmp, Some(meta.uid()), Some(meta.gid()));
+    let mode = std::fs::Permissions::from_mode(meta.mode() & 0o7777);
+    if let Err(e) = std::fs::set_permissions(&tmp, mode) {
         let _ = std::fs::remove_file(&tmp);
         return Err(e);
     }
+    crate::fsutil::commit(&tmp, &real)?;
     drop(f);
     Ok(removed)
 }
@@ -766,7 +745,12 @@ mod tests {
         std::fs::write(&p, &text).expect("write");
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-        assert_eq!(repair(&p).expect("repair"), vec![2, 4]);
+        let removed: Vec<usize> = repair(&p)
+            .expect("repair")
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(removed, vec![2, 4]);
         let after = std::fs::read_to_string(&p).expect("read");
         assert_eq!(after, format!("# mine\n{good}\nlast {ED2}"));
         let mode = std::fs::metadata(&p).expect("meta").permissions().mode() & 0o777;
