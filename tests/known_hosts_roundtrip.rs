@@ -12,7 +12,7 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use support::Scratch;
 use support::net::Up;
@@ -113,30 +113,23 @@ fn ssh_hashes(s: &Scratch, args: &[String]) -> bool {
     text.lines().any(|l| l == "hashknownhosts yes")
 }
 
-/// `ssh [args] -o StrictHostKeyChecking=yes target true`.
+/// `ssh [args] -o StrictHostKeyChecking=POLICY target true`.
 fn ssh_strict(s: &Scratch, args: &[String], policy: &str) -> (bool, String) {
-    let out = Command::new("ssh")
-        .args(args)
-        .args([
-            "-o",
-            &format!("StrictHostKeyChecking={policy}"),
-            "-o",
-            "UpdateHostKeys=no",
-            "-o",
-            "ClearAllForwardings=yes",
-            "-o",
-            "ConnectTimeout=10",
-            "target",
-            "true",
-        ])
-        .env("HOME", s.path())
-        .stdin(Stdio::null())
-        .output()
-        .expect("ssh");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let policy = format!("StrictHostKeyChecking={policy}");
+    let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+    all.extend([
+        "-o",
+        &policy,
+        "-o",
+        "UpdateHostKeys=no",
+        "-o",
+        "ClearAllForwardings=yes",
+        "-o",
+        "ConnectTimeout=10",
+        "target",
+        "true",
+    ]);
+    support::sshd::run_ssh(s.path(), &all)
 }
 
 fn ssh_keygen_finds(s: &Scratch, name: &str) -> bool {
@@ -256,27 +249,7 @@ fn what_warren_writes_ssh_reads_and_the_other_way_round() {
 
         // warren trust --fingerprint (what the TUI's y and up's "yes" write too).
         let (s, args) = home(&sshd, c);
-        let fp = {
-            let out = Command::new("ssh-keygen")
-                .args(["-l", "-f", "-"])
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .and_then(|mut ch| {
-                    use std::io::Write;
-                    ch.stdin
-                        .take()
-                        .expect("stdin")
-                        .write_all(sshd.host_key_line.as_bytes())?;
-                    ch.wait_with_output()
-                })
-                .expect("ssh-keygen -l");
-            String::from_utf8_lossy(&out.stdout)
-                .split_whitespace()
-                .nth(1)
-                .unwrap_or_default()
-                .to_string()
-        };
+        let fp = sshd.fingerprint();
         let mut a = warren_args(&s, c.explicit);
         a.extend([
             "trust".into(),

@@ -329,18 +329,7 @@ fn without_a_terminal_it_refuses_and_says_how_then_warren_trust_records_it() {
         ""
     );
     // The right one records the key, as ssh would have.
-    let fp = {
-        let out = std::process::Command::new("ssh-keygen")
-            .args(["-l", "-f"])
-            .arg(sshd.dir.path().join("host_ed25519.pub"))
-            .output()
-            .expect("ssh-keygen -l");
-        String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .nth(1)
-            .unwrap_or_default()
-            .to_string()
-    };
+    let fp = sshd.fingerprint();
     warren(&s, &["trust", "db", "--fingerprint", &fp])
         .expect_code(0)
         .expect_stdout(&fp);

@@ -13,7 +13,6 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use support::net::Up;
 use support::sshd::{Key, Sshd, keygen};
@@ -137,10 +136,12 @@ fn files(dir: &Path) -> Vec<(String, Option<String>)> {
 }
 
 fn run_ssh(dir: &Path, cfg: &Path) -> (bool, String) {
-    let out = Command::new("ssh")
-        .arg("-F")
-        .arg(cfg)
-        .args([
+    let cfg = cfg.display().to_string();
+    support::sshd::run_ssh(
+        dir,
+        &[
+            "-F",
+            &cfg,
             "-o",
             "UpdateHostKeys=no",
             "-o",
@@ -151,14 +152,7 @@ fn run_ssh(dir: &Path, cfg: &Path) -> (bool, String) {
             "ConnectTimeout=10",
             "target",
             "true",
-        ])
-        .env("HOME", dir)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run ssh");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+        ],
     )
 }
 

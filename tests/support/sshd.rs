@@ -140,6 +140,20 @@ impl Sshd {
         format!("[127.0.0.1]:{} {kind} {key}", self.port)
     }
 
+    /// The host key's fingerprint as `ssh-keygen -l` prints it (`SHA256:...`).
+    pub fn fingerprint(&self) -> String {
+        let out = Command::new("ssh-keygen")
+            .args(["-l", "-f"])
+            .arg(self.dir.path().join("host_ed25519.pub"))
+            .output()
+            .expect("ssh-keygen -l");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
@@ -263,4 +277,19 @@ pub fn free_port() -> u16 {
         }
     }
     panic!("no free port in {BASE}..{}", BASE + SPAN)
+}
+
+/// OpenSSH's `ssh ARGS` with HOME set to `home` and no standard input: whether it exited 0,
+/// and what it said on stderr.
+pub fn run_ssh(home: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new("ssh")
+        .args(args)
+        .env("HOME", home)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ssh");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
