@@ -115,19 +115,75 @@ pub fn postgres_reply(data: &[u8]) {
     let _ = crate::diagnose::pgauth::server_first(data);
 }
 
-/// A MySQL/MariaDB greeting.
+/// A MySQL/MariaDB server's bytes: as a greeting and as a refusal, then as the server side of
+/// a whole login (the probe logs in with a password over a pipe whose other end sends `data`
+/// and reads whatever the probe writes).
 pub fn mysql_reply(data: &[u8]) {
-    use crate::diagnose::probe;
+    use crate::diagnose::{mysql, probe};
     let _ = probe::mysql_frame(data);
     let _ = probe::mysql_greeting(data);
     let _ = probe::name_protocol(data);
+    let _ = mysql::greeting(data);
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = mysql::seen_from(text);
+        let _ = mysql::server_name(text);
+    }
+    let _ = login_against(data, "mysql");
 }
 
-/// A Redis reply to PING.
+/// A Redis server's bytes: as one reply, then as the server side of a whole login (HELLO with
+/// a password, SELECT, PING).
 pub fn redis_reply(data: &[u8]) {
-    use crate::diagnose::probe;
+    use crate::diagnose::{probe, redis};
     let _ = probe::redis_frame(data);
     let _ = probe::redis_reply(data);
+    if let Ok(Some((r, _))) = redis::parse(data) {
+        let _ = redis::hello_server(&r);
+    }
+    let _ = login_against(data, "redis");
+}
+
+/// Runs the probe of `engine` (user `app`, password `secret`, database `1`, no TLS) against a
+/// server that sends `data`, closes its side and reads everything: what doctor would say. The
+/// close makes a reply that stops halfway end the probe at once instead of at its 2 s budget.
+pub fn login_against(data: &[u8], engine: &str) -> crate::diagnose::probe::Finding {
+    use crate::config::Sourced;
+    use crate::config::model::{RootCert, SslMode};
+    use crate::diagnose::probe::Target;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let target = Target {
+        host: "db.internal".into(),
+        user: "app".into(),
+        database: "1".into(),
+        password: Some("secret".into()),
+        sslmode: Sourced::default_value(SslMode::Disable),
+        sslrootcert: Sourced::default_value(RootCert::File("/nonexistent/root.crt".into())),
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return crate::diagnose::probe::Finding::fail(e.to_string(), ""),
+    };
+    let data = data.to_vec();
+    let engine = engine.to_string();
+    rt.block_on(async move {
+        let (ours, mut theirs) = tokio::io::duplex(256 << 10);
+        let server = tokio::spawn(async move {
+            let _ = theirs.write_all(&data).await;
+            let _ = theirs.shutdown().await;
+            let mut sink = [0u8; 4096];
+            while matches!(theirs.read(&mut sink).await, Ok(n) if n > 0) {}
+        });
+        let slot = std::sync::Mutex::new(Some(ours));
+        let open = || async { slot.lock().ok().and_then(|mut s| s.take()) };
+        let f =
+            crate::diagnose::probe_with(&engine, &target, std::time::Duration::from_secs(2), open)
+                .await;
+        server.abort();
+        f
+    })
 }
 
 /// A MongoDB reply to hello.

@@ -588,17 +588,19 @@ fn with_a_password_file_the_probe_logs_in_and_names_a_wrong_password() {
         "{p:#}"
     );
 
-    // Without a password_file nothing is sent: the probe says what the server asks for.
+    // Without a password_file nothing is sent: the probe says what the server asks for, and
+    // that the login was not checked (a warn, not a pass).
     let text = std::fs::read_to_string(s.path().join("epoch.toml"))
         .expect("epoch")
         .replace("password_file = \"pw\"\n", "");
     s.write("epoch.toml", &text);
     let (r, v) = doctor(&s, "pg");
     r.expect_code(0);
+    assert_eq!(probe(&v)["status"], "warn", "{v:#}");
     let detail = probe(&v)["detail"].as_str().unwrap_or_default().to_string();
     assert!(
         detail.contains("asks postgres for a SCRAM-SHA-256 password")
-            && detail.contains("not sent by the probe"),
+            && detail.contains("login not checked: no password configured"),
         "{detail}"
     );
 }

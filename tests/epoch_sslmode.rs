@@ -101,11 +101,19 @@ fn system_roots_need_verify_full_and_other_engines_ignore_tls() {
     let s = Scratch::new();
     s.write(
         "epoch.toml",
-        "[storage.mysql.db]\nhost = \"db.internal\"\nsslmode = \"require\"\n",
+        "[storage.redis.db]\nhost = \"cache.internal\"\nsslmode = \"require\"\n",
     );
     show(&s, false)
         .expect_code(0)
-        .expect_stderr("sslmode is ignored: only the PostgreSQL probe uses TLS");
+        .expect_stderr("sslmode is ignored: only the PostgreSQL and MySQL probes use TLS");
+    let s = Scratch::new();
+    s.write(
+        "epoch.toml",
+        "[storage.mysql.db]\nhost = \"db.internal\"\nsslmode = \"require\"\n",
+    );
+    let r = show(&s, false);
+    r.expect_code(0);
+    assert!(!r.stderr().contains("ignored"), "{}", r.describe());
 }
 
 #[test]

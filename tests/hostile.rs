@@ -23,9 +23,11 @@ const RSS_LIMIT_KB: u64 = 64 * 1024;
 /// A direct epoch.toml entry `db` for `engine` on 127.0.0.1:`port`, with `extra` lines.
 fn direct(engine: &str, port: u16, extra: &str) -> Scratch {
     let s = Scratch::new();
+    // Redis databases are numbers.
+    let db = if engine == "redis" { "1" } else { "orders" };
     s.write(
         "epoch.toml",
-        &format!("[storage.{engine}.db]\nhost = \"127.0.0.1\"\nport = {port}\nusername = \"app\"\ndatabase = \"orders\"\n{extra}"),
+        &format!("[storage.{engine}.db]\nhost = \"127.0.0.1\"\nport = {port}\nusername = \"app\"\ndatabase = \"{db}\"\n{extra}"),
     );
     s.write("known_hosts", "");
     s

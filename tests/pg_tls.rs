@@ -238,8 +238,10 @@ fn a_self_signed_ca_certificate_as_the_servers_own_is_explained() {
     );
 }
 
+/// A cleartext password goes only to a server whose certificate was verified: under the
+/// default `prefer` (TLS, nothing checked) the probe keeps it; with verify-ca it sends it.
 #[test]
-fn a_cleartext_password_goes_over_tls() {
+fn a_cleartext_password_goes_only_over_verified_tls() {
     let s = Scratch::new();
     let Some(c) = certs(&s) else { return };
     let Some(pg) = Postgres::start_opts(Options {
@@ -252,10 +254,31 @@ fn a_cleartext_password_goes_over_tls() {
     s.write("known_hosts", "");
     s.write("pw", "tls only please\n");
     entry(&s, "127.0.0.1", pg.port, "password_file = \"pw\"\n");
+    let (code, detail, hint) = probe(&s);
+    assert_ne!(code, 0, "{detail}");
+    assert!(
+        detail.starts_with("TLS 1.3")
+            && detail.contains(
+                "the server's certificate was not verified: warren did not send the password"
+            ),
+        "{detail}"
+    );
+    assert!(hint.contains("verify-ca"), "{hint}");
+
+    entry(
+        &s,
+        "127.0.0.1",
+        pg.port,
+        &format!(
+            "password_file = \"pw\"\nsslmode = \"verify-ca\"\nsslrootcert = \"{}\"\n",
+            c.ca.display()
+        ),
+    );
     let (code, detail, _) = probe(&s);
     assert_eq!(code, 0, "{detail}");
     assert!(
-        detail.starts_with("TLS 1.3") && detail.contains("(a cleartext password)"),
+        detail.contains("certificate verified against")
+            && detail.contains("(a cleartext password)"),
         "{detail}"
     );
 }

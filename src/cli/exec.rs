@@ -248,12 +248,57 @@ async fn run(
             }
         },
     };
+    // redis-cli logs in, says "AUTH failed" and goes on (exiting 0 at the end): the login is
+    // checked here first, so that `connect` fails when the client could not log in.
+    if command.is_none()
+        && let Some(f) = redis_refuses(conn, &parts).await
+    {
+        let _ = writeln!(
+            err,
+            "error: {}: {}",
+            conn.display_name,
+            crate::text::escape_lines(&f.detail)
+        );
+        if let Some(h) = &f.hint {
+            let _ = writeln!(err, "  {}", crate::text::escape_lines(h));
+        }
+        return close(engine, asker, exit::FAILED).await;
+    }
     // The terminal goes to the command.
     if let Some(a) = asker.take() {
         a.stop().await;
     }
     let code = spawn_and_wait(&program, &args, &parts.env(), err).await;
     close(engine, None, code).await
+}
+
+/// For Redis: the login the client is about to make, made first through the tunnel; the
+/// finding when the server refuses it.
+async fn redis_refuses(
+    conn: &Connection,
+    parts: &Parts,
+) -> Option<crate::diagnose::probe::Finding> {
+    use crate::config::model::DbKind;
+    let db = conn.database.as_ref()?;
+    if parts.kind != DbKind::Redis {
+        return None;
+    }
+    let target = crate::diagnose::probe::Target {
+        host: db.tls_name().to_string(),
+        user: parts.user.clone().unwrap_or_default(),
+        database: parts.database.clone().unwrap_or_default(),
+        password: parts.password.clone(),
+        sslmode: db.sslmode.clone(),
+        sslrootcert: db.sslrootcert.clone(),
+    };
+    let (host, port) = (parts.host.clone(), parts.port);
+    let open = || async {
+        tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .ok()
+    };
+    let f = crate::diagnose::login_check(&target, open).await;
+    (!f.ok).then_some(f)
 }
 
 fn forward_question(a: &TerminalAsker, ev: crate::engine::Event) {

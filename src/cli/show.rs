@@ -147,6 +147,7 @@ pub fn human(c: &Connection, out: &mut dyn Write) {
         opt(&mut rows, "password", &db.password);
         row(&mut rows, "sslmode", &db.sslmode);
         row(&mut rows, "sslrootcert", &db.sslrootcert);
+        opt(&mut rows, "tls_server_name", &db.tls_server_name);
     }
     for f in &c.forwards {
         rows.push([

@@ -446,6 +446,19 @@ pub struct Database {
     /// The root certificates the server's certificate is checked against (verify-ca,
     /// verify-full, and require when the file is there, as libpq does).
     pub sslrootcert: Sourced<RootCert>,
+    /// The name the server's certificate must carry (verify-full), when the bastion reaches
+    /// the database by another name or an address; default: `host`.
+    pub tls_server_name: Option<Sourced<String>>,
+}
+
+impl Database {
+    /// The name verify-full checks the certificate against: `tls_server_name`, else `host`.
+    pub fn tls_name(&self) -> &str {
+        self.tls_server_name
+            .as_ref()
+            .map(|n| n.value.as_str())
+            .unwrap_or(&self.host.value)
+    }
 }
 
 /// libpq's `sslmode`, from least to most protection (`allow` is not offered: it tries

@@ -10,11 +10,13 @@
 pub(crate) mod banner;
 pub mod checks;
 mod hop;
+pub(crate) mod mysql;
 pub(crate) mod pgauth;
 pub(crate) mod pgwire;
 mod postgres;
 pub mod probe;
 mod proxy;
+pub(crate) mod redis;
 mod tls;
 pub(crate) mod wire;
 
@@ -26,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::config::forward::{Endpoint, ForwardKind};
-use crate::config::model::Connection;
+use crate::config::model::{Connection, DbKind};
 use crate::prompt::Prompter;
 use crate::ssh::client::Client;
 
@@ -378,12 +380,14 @@ async fn forward_and_probe(
         }
     };
     let finding = probe_target(conn, timeout, open).await;
-    let status = if finding.ok {
-        Status::Pass
-    } else {
-        Status::Fail
-    };
-    w.push(StepId::Probe, hop, status, t, finding.detail, finding.hint);
+    w.push(
+        StepId::Probe,
+        hop,
+        finding.status(),
+        t,
+        finding.detail,
+        finding.hint,
+    );
 }
 
 /// The probe of `warren doctor`, through a live session: what the engine's health checks run
@@ -440,20 +444,11 @@ where
         .map(|d| d.engine.to_ascii_lowercase())
         .unwrap_or_default();
     let mut budget = wire::Budget::new(timeout);
-    if engine == "postgres" || engine == "postgresql" {
+    let kind = DbKind::of(&engine);
+    if matches!(kind, DbKind::Postgres | DbKind::Mysql | DbKind::Redis) {
         let Some(db) = conn.database.as_ref() else {
             return probe::Finding::fail("no database in the entry", "add host and port");
         };
-        let user = db
-            .username
-            .as_ref()
-            .map(|u| u.value.clone())
-            .unwrap_or_else(|| "postgres".into());
-        let database = db
-            .database
-            .as_ref()
-            .map(|d| d.value.clone())
-            .unwrap_or_else(|| user.clone());
         let password = match (&db.password_file, &db.password) {
             (Some(pf), _) => match std::fs::read_to_string(&pf.value) {
                 Ok(p) => Some(p.trim_end_matches(['\n', '\r']).to_string()),
@@ -470,15 +465,29 @@ where
             (None, Some(p)) => Some(p.value.expose().to_string()),
             (None, None) => None,
         };
-        let target = postgres::Target {
-            host: db.host.value.clone(),
+        let named = db.username.as_ref().map(|u| u.value.clone());
+        let user = match kind {
+            DbKind::Postgres => named.unwrap_or_else(|| "postgres".into()),
+            // As the mysql client: the local login name when the entry names no user.
+            DbKind::Mysql => named
+                .or_else(|| std::env::var("USER").ok())
+                .unwrap_or_else(|| "root".into()),
+            _ => named.unwrap_or_default(),
+        };
+        let database = match (&db.database, kind) {
+            (Some(d), _) => d.value.clone(),
+            (None, DbKind::Postgres) => user.clone(),
+            (None, _) => String::new(),
+        };
+        let target = probe::Target {
+            host: db.tls_name().to_string(),
             user,
             database,
             password,
             sslmode: db.sslmode.clone(),
             sslrootcert: db.sslrootcert.clone(),
         };
-        return postgres::probe(&target, &mut budget, open).await;
+        return probe_with(&engine, &target, timeout, open).await;
     }
     let Ok(Some(mut s)) = budget.within(open()).await else {
         return probe::Finding::fail(
@@ -487,6 +496,39 @@ where
         );
     };
     probe::probe_other(&mut s, &engine, &mut budget).await
+}
+
+/// The login probe of an engine that has one (PostgreSQL, MySQL, Redis) for `target`, over
+/// streams made by `open`, within `timeout`.
+pub(crate) async fn probe_with<S, F, Fut>(
+    engine: &str,
+    target: &probe::Target,
+    timeout: Duration,
+    open: F,
+) -> probe::Finding
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<S>>,
+{
+    let mut budget = wire::Budget::new(timeout);
+    match DbKind::of(engine) {
+        DbKind::Postgres => postgres::probe(target, &mut budget, open).await,
+        DbKind::Mysql => mysql::probe(target, &mut budget, open).await,
+        DbKind::Redis => redis::probe(target, &mut budget, open).await,
+        _ => probe::Finding::fail(format!("no login probe for {engine}"), ""),
+    }
+}
+
+/// The Redis login a client is about to make (`warren connect`), checked over `open` within
+/// ten seconds.
+pub async fn login_check<S, F, Fut>(target: &probe::Target, open: F) -> probe::Finding
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<S>>,
+{
+    probe_with("redis", target, Duration::from_secs(10), open).await
 }
 
 /// An epoch.toml entry with no tunnel: the probe runs from here.
@@ -507,6 +549,5 @@ async fn direct_probe(w: &mut Walk<'_>, conn: &Connection) {
         }
     };
     let f = probe_target(conn, timeout, open).await;
-    let status = if f.ok { Status::Pass } else { Status::Fail };
-    w.push(StepId::Probe, 0, status, t, f.detail, f.hint);
+    w.push(StepId::Probe, 0, f.status(), t, f.detail, f.hint);
 }

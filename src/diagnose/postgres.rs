@@ -17,26 +17,17 @@ use super::pgwire::{self, FrameError, PgError, SslAnswer};
 use super::probe::{Finding, name_protocol, show_bytes};
 use super::tls;
 use super::wire::{Budget, Cut};
-use crate::config::Sourced;
-use crate::config::model::{RootCert, SslMode};
+use crate::config::model::SslMode;
 
-/// Whom the probe logs in as, where, and how.
-pub struct Target {
-    /// The host as the entry names it (what verify-full checks the certificate against).
-    pub host: String,
-    pub user: String,
-    pub database: String,
-    /// From password_file or password; `None`: the probe only asks what the server wants.
-    pub password: Option<String>,
-    pub sslmode: Sourced<SslMode>,
-    pub sslrootcert: Sourced<RootCert>,
-}
+pub use super::probe::Target;
 
 /// How the login travelled, for the diagnosis.
 struct Transport {
     /// "TLS 1.3, certificate verified ...", "no TLS: the server does not offer it", ...
     said: String,
     encrypted: bool,
+    /// TLS whose certificate was checked (a chain to sslrootcert at least).
+    verified: bool,
     /// What the server answered to the SSLRequest, when one was sent.
     offered: Option<bool>,
 }
@@ -67,10 +58,12 @@ where
         let plain = Transport {
             said: "no TLS (sslmode = disable)".into(),
             encrypted: false,
+            verified: false,
             offered: None,
         };
         return login(&mut s, t, budget, &plain).await.0;
     };
+    let verified = client.checks != tls::Checks::Nothing;
     if let Err(cut) = budget.write(&mut s, &pgwire::ssl_request()).await {
         return Finding::fail(
             format!("the SSLRequest could not be sent: {cut}"),
@@ -88,6 +81,7 @@ where
     let fallback = |why: String| Transport {
         said: why,
         encrypted: false,
+        verified: false,
         offered: Some(true),
     };
     match pgwire::ssl_answer(&answer) {
@@ -96,6 +90,7 @@ where
                 let over_tls = Transport {
                     said,
                     encrypted: true,
+                    verified,
                     offered: Some(true),
                 };
                 let (f, retry) = login(&mut tls, t, budget, &over_tls).await;
@@ -127,6 +122,7 @@ where
             let plain = Transport {
                 said: "no TLS: the server does not offer it (sslmode = prefer)".into(),
                 encrypted: false,
+                verified: false,
                 offered: Some(false),
             };
             login(&mut s, t, budget, &plain).await.0
@@ -138,6 +134,7 @@ where
                 &Transport {
                     said: "before TLS".into(),
                     encrypted: false,
+                    verified: false,
                     offered: None,
                 },
             )
@@ -240,9 +237,12 @@ async fn login<T: AsyncRead + AsyncWrite + Unpin>(
         };
         seen += 1;
         let asks = |how_: &str| {
-            Finding::pass(format!(
-                "PostgreSQL answered: it asks {user} for {how_} to open {database} (not sent by the probe)"
-            ))
+            Finding::warn(
+                format!(
+                    "PostgreSQL answered: it asks {user} for {how_} to open {database}; login not checked: no password configured"
+                ),
+                "set password_file in the entry so that doctor logs in as the user",
+            )
         };
         let reply: Result<Option<Vec<u8>>, Finding> = match msg {
             Message::AuthenticationOk if scram.is_some() && !signed => Err(Finding::fail(
@@ -257,16 +257,28 @@ async fn login<T: AsyncRead + AsyncWrite + Unpin>(
                 };
                 match &t.password {
                     None => return (on(asks(how_)), false),
-                    Some(_) if !how.encrypted && t.sslmode.value != SslMode::Disable => {
+                    Some(_) if !how.verified && t.sslmode.value != SslMode::Disable => {
+                        let why = if how.encrypted {
+                            "the server's certificate was not verified"
+                        } else {
+                            "the connection is not encrypted"
+                        };
                         return (
                             on(Finding::fail(
                                 format!(
-                                    "PostgreSQL asks for {how_}, and the connection is not encrypted: warren did not send the password"
+                                    "PostgreSQL asks for {how_}, and {why}: warren did not send the password"
                                 ),
-                                format!(
-                                    "{how_} without TLS can be read (an MD5 one replayed) on the way: turn TLS on on the server (ssl = on) so that sslmode = prefer uses it, or move the role to SCRAM-SHA-256 (password_encryption = scram-sha-256, then set the password again); sslmode = \"disable\" ({}) sends it anyway",
-                                    t.sslmode.origin
-                                ),
+                                if how.encrypted {
+                                    format!(
+                                        "{how_} sent to a server whose certificate was not checked can be read (an MD5 one replayed) by whoever stands in between: set sslmode = \"verify-ca\" or \"verify-full\" with sslrootcert (now {}), or move the role to SCRAM-SHA-256 (password_encryption = scram-sha-256, then set the password again)",
+                                        t.sslmode.origin
+                                    )
+                                } else {
+                                    format!(
+                                        "{how_} without TLS can be read (an MD5 one replayed) on the way: turn TLS on on the server (ssl = on) and verify its certificate (sslmode = \"verify-full\"), or move the role to SCRAM-SHA-256 (password_encryption = scram-sha-256, then set the password again); sslmode = \"disable\" ({}) sends it anyway",
+                                        t.sslmode.origin
+                                    )
+                                },
                             )),
                             false,
                         );

@@ -8,30 +8,71 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::wire::{Budget, Cut, MESSAGE_CAP};
+use crate::config::Sourced;
+use crate::config::model::{RootCert, SslMode};
 
 /// What a probe found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {
+    /// The database answered as it should (false: the step fails).
     pub ok: bool,
+    /// It answered, but something was not checked (the login, without a password): the step
+    /// is `warn`, and the detail says what was not checked.
+    pub unchecked: bool,
     pub detail: String,
     pub hint: Option<String>,
 }
 
 impl Finding {
+    /// The step's status: fail, warn (something not checked) or pass.
+    pub fn status(&self) -> super::Status {
+        match (self.ok, self.unchecked) {
+            (false, _) => super::Status::Fail,
+            (true, true) => super::Status::Warn,
+            (true, false) => super::Status::Pass,
+        }
+    }
+
     pub(crate) fn pass(detail: impl Into<String>) -> Self {
         Finding {
             ok: true,
+            unchecked: false,
             detail: detail.into(),
             hint: None,
+        }
+    }
+    /// It answered, and `detail` says what was not checked.
+    pub(crate) fn warn(detail: impl Into<String>, hint: impl Into<String>) -> Self {
+        let hint: String = hint.into();
+        Finding {
+            ok: true,
+            unchecked: true,
+            detail: detail.into(),
+            hint: (!hint.is_empty()).then_some(hint),
         }
     }
     pub(crate) fn fail(detail: impl Into<String>, hint: impl Into<String>) -> Self {
         Finding {
             ok: false,
+            unchecked: false,
             detail: detail.into(),
             hint: Some(hint.into()),
         }
     }
+}
+
+/// Whom a probe logs in as, where, and how (for the engines that have a login).
+pub struct Target {
+    /// The database's host as the entry names it (what verify-full checks the certificate
+    /// against).
+    pub host: String,
+    pub user: String,
+    /// The database (PostgreSQL, MySQL) or the database number (Redis); empty for none.
+    pub database: String,
+    /// From password_file or password; `None`: the probe does not log in.
+    pub password: Option<String>,
+    pub sslmode: Sourced<SslMode>,
+    pub sslrootcert: Sourced<RootCert>,
 }
 
 /// Names a protocol from the first bytes a server sent, when it is a well-known one.
@@ -352,33 +393,25 @@ struct Protocol {
 
 fn protocol(engine: &str) -> Option<Protocol> {
     Some(match engine {
-        "mysql" | "mariadb" => Protocol {
-            name: "MySQL",
-            hello: None,
-            frame: mysql_frame,
-            parse: mysql_greeting,
-            say: |v| format!("MySQL answered: server {v}"),
-        },
-        "redis" => Protocol {
-            name: "Redis",
-            hello: Some(|| b"PING\r\n".to_vec()),
-            frame: redis_frame,
-            parse: redis_reply,
-            say: |v| format!("Redis answered: {v}"),
-        },
         "mongodb" | "mongo" => Protocol {
             name: "MongoDB",
             hello: Some(mongo_hello),
             frame: mongo_frame,
             parse: mongo_reply,
-            say: |v| format!("MongoDB {v}"),
+            say: |v| {
+                format!("MongoDB {v}; login not checked: warren's probe does not log in to MongoDB")
+            },
         },
         "mssql" | "sqlserver" => Protocol {
             name: "SQL Server",
             hello: Some(mssql_prelogin),
             frame: mssql_frame,
             parse: mssql_reply,
-            say: |v| format!("{v} answered"),
+            say: |v| {
+                format!(
+                    "{v} answered; login not checked: warren's probe does not log in to SQL Server"
+                )
+            },
         },
         _ => return None,
     })
@@ -411,7 +444,10 @@ pub async fn probe_other<S: AsyncRead + AsyncWrite + Unpin>(
     }
     let (b, whole) = read_reply(s, budget, p.frame).await;
     match whole.and_then(|n| (p.parse)(&b[..n])) {
-        Ok(v) => Finding::pass((p.say)(v)),
+        Ok(v) => Finding::warn(
+            (p.say)(v),
+            "check the login with the database's own client (warren connect NAME)",
+        ),
         Err(e) => wrong(&b, p.name, &e),
     }
 }

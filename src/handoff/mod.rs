@@ -8,7 +8,8 @@ pub mod run;
 
 use std::path::PathBuf;
 
-use crate::config::model::{Connection, DbKind};
+use crate::config::Origin;
+use crate::config::model::{Connection, Database, DbKind, RootCert, SslMode};
 
 /// Where the client reaches the database: the tunnel's local end (or the database itself,
 /// for a direct entry).
@@ -37,6 +38,42 @@ pub struct Parts {
     pub user: Option<String>,
     pub database: Option<String>,
     pub password: Option<String>,
+    /// PostgreSQL: the entry's TLS settings, for the client to check what doctor checks.
+    pub tls: Option<PgTls>,
+}
+
+/// The TLS a PostgreSQL client is told to use: the entry's `sslmode` (when the entry sets
+/// one), its `sslrootcert`, and for verify-full the name the certificate must carry. Through
+/// a tunnel the client reaches 127.0.0.1, so the forms name the database (`host=db.internal`)
+/// and give the tunnel's address as `hostaddr`: libpq connects to the address and checks the
+/// certificate against the name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PgTls {
+    pub sslmode: SslMode,
+    pub sslrootcert: Option<String>,
+    /// `Some` for verify-full: the name to check.
+    pub name: Option<String>,
+}
+
+impl PgTls {
+    fn of(db: &Database) -> Option<PgTls> {
+        if db.kind() != DbKind::Postgres || db.sslmode.origin == Origin::Default {
+            return None;
+        }
+        let mode = db.sslmode.value;
+        let root =
+            (db.sslrootcert.origin != Origin::Default || mode >= SslMode::VerifyCa).then(|| {
+                match &db.sslrootcert.value {
+                    RootCert::System => "system".to_string(),
+                    RootCert::File(p) => p.display().to_string(),
+                }
+            });
+        Some(PgTls {
+            sslmode: mode,
+            sslrootcert: root,
+            name: (mode == SslMode::VerifyFull).then(|| db.tls_name().to_string()),
+        })
+    }
 }
 
 /// Percent-encodes a URL component (user, password, database).
@@ -120,7 +157,17 @@ impl Parts {
             user: db.username.as_ref().map(|u| u.value.clone()),
             database: db.database.as_ref().map(|d| d.value.clone()),
             password,
+            tls: PgTls::of(db),
         })
+    }
+
+    /// The host a PostgreSQL client is given: the name verify-full checks, with the tunnel's
+    /// address as `hostaddr`; else the tunnel's address.
+    fn pg_host(&self) -> (&str, Option<&str>) {
+        match self.tls.as_ref().and_then(|t| t.name.as_deref()) {
+            Some(name) => (name, Some(self.host.as_str())),
+            None => (self.host.as_str(), None),
+        }
     }
 
     fn host_port(&self) -> String {
@@ -137,6 +184,9 @@ impl Parts {
         let auth = match (&self.user, &self.password) {
             (Some(u), Some(p)) => format!("{}:{}@", enc(u), enc(p)),
             (Some(u), None) => format!("{}@", enc(u)),
+            // redis-cli 7 sends `:PASS@` as AUTH "" PASS, which fails: the user without a name
+            // is `default`.
+            (None, Some(p)) if self.kind == DbKind::Redis => format!("default:{}@", enc(p)),
             (None, Some(p)) => format!(":{}@", enc(p)),
             (None, None) => String::new(),
         };
@@ -145,7 +195,29 @@ impl Parts {
             .as_ref()
             .map(|d| format!("/{}", enc(d)))
             .unwrap_or_default();
-        format!("{scheme}://{auth}{}{db}", self.host_port())
+        let Some(tls) = &self.tls else {
+            return format!("{scheme}://{auth}{}{db}", self.host_port());
+        };
+        let (host, addr) = self.pg_host();
+        let mut query = Vec::new();
+        if let Some(a) = addr {
+            query.push(format!("hostaddr={}", enc(a)));
+        }
+        query.push(format!("sslmode={}", tls.sslmode));
+        if let Some(r) = &tls.sslrootcert {
+            query.push(format!("sslrootcert={}", enc(r)));
+        }
+        let host = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.to_string()
+        };
+        let db = if db.is_empty() { "/".to_string() } else { db };
+        format!(
+            "{scheme}://{auth}{host}:{}{db}?{}",
+            self.port,
+            query.join("&")
+        )
     }
 
     /// The engine's own key=value form (libpq for PostgreSQL; the Go driver's for MySQL;
@@ -153,10 +225,12 @@ impl Parts {
     pub fn dsn(&self) -> Result<String, HandoffError> {
         Ok(match self.kind {
             DbKind::Postgres => {
-                let mut parts = vec![
-                    format!("host={}", dsn_value(&self.host)),
-                    format!("port={}", self.port),
-                ];
+                let (host, addr) = self.pg_host();
+                let mut parts = vec![format!("host={}", dsn_value(host))];
+                if let Some(a) = addr {
+                    parts.push(format!("hostaddr={}", dsn_value(a)));
+                }
+                parts.push(format!("port={}", self.port));
                 if let Some(u) = &self.user {
                     parts.push(format!("user={}", dsn_value(u)));
                 }
@@ -165,6 +239,12 @@ impl Parts {
                 }
                 if let Some(p) = &self.password {
                     parts.push(format!("password={}", dsn_value(p)));
+                }
+                if let Some(t) = &self.tls {
+                    parts.push(format!("sslmode={}", t.sslmode));
+                    if let Some(r) = &t.sslrootcert {
+                        parts.push(format!("sslrootcert={}", dsn_value(r)));
+                    }
                 }
                 parts.join(" ")
             }
@@ -250,7 +330,13 @@ impl Parts {
         };
         match self.kind {
             DbKind::Postgres => {
-                put("PGHOST", Some(&self.host));
+                let (host, addr) = self.pg_host();
+                put("PGHOST", Some(&host.to_string()));
+                put("PGHOSTADDR", addr.map(str::to_string).as_ref());
+                if let Some(t) = &self.tls {
+                    put("PGSSLMODE", Some(&t.sslmode.to_string()));
+                    put("PGSSLROOTCERT", t.sslrootcert.as_ref());
+                }
                 put("PGPORT", Some(&self.port.to_string()));
                 put("PGUSER", self.user.as_ref());
                 put("PGDATABASE", self.database.as_ref());
@@ -290,10 +376,17 @@ impl Parts {
                 }
                 ("mysql", a)
             }
-            DbKind::Redis => (
-                "redis-cli",
-                vec!["-h".into(), self.host.clone(), "-p".into(), port],
-            ),
+            DbKind::Redis => {
+                // The password goes in REDISCLI_AUTH (see `env`), never in the arguments.
+                let mut a = vec!["-h".into(), self.host.clone(), "-p".into(), port];
+                if let Some(u) = &self.user {
+                    a.extend(["--user".to_string(), u.clone()]);
+                }
+                if let Some(d) = &self.database {
+                    a.extend(["-n".to_string(), d.clone()]);
+                }
+                ("redis-cli", a)
+            }
             DbKind::Mongodb => ("mongosh", vec![self.url()]),
             DbKind::Mssql => {
                 let mut a = vec!["-S".into(), format!("tcp:{},{}", self.host, self.port)];
@@ -356,7 +449,31 @@ mod tests {
             user: Some("app user".into()),
             database: Some("orders".into()),
             password: Some("p@ss w'rd".into()),
+            tls: None,
         }
+    }
+
+    #[test]
+    fn verify_full_keeps_the_name_and_connects_to_the_tunnel() {
+        let mut p = pg();
+        p.password = None;
+        p.tls = Some(PgTls {
+            sslmode: SslMode::VerifyFull,
+            sslrootcert: Some("/etc/ssl/db ca.pem".into()),
+            name: Some("db.internal".into()),
+        });
+        assert_eq!(
+            p.url(),
+            "postgresql://app%20user@db.internal:15432/orders?hostaddr=127.0.0.1&sslmode=verify-full&sslrootcert=%2Fetc%2Fssl%2Fdb%20ca.pem"
+        );
+        assert_eq!(
+            p.dsn().unwrap_or_default(),
+            "host=db.internal hostaddr=127.0.0.1 port=15432 user='app user' dbname=orders sslmode=verify-full sslrootcert='/etc/ssl/db ca.pem'"
+        );
+        let env = p.env();
+        assert!(env.contains(&("PGHOST".into(), "db.internal".into())));
+        assert!(env.contains(&("PGHOSTADDR".into(), "127.0.0.1".into())));
+        assert!(env.contains(&("PGSSLMODE".into(), "verify-full".into())));
     }
 
     #[test]

@@ -5,9 +5,11 @@
 pub mod agent;
 pub mod certs;
 pub mod fake;
+pub mod mariadb;
 pub mod mfa;
 pub mod net;
 pub mod postgres;
+pub mod redis;
 pub mod sshd;
 pub mod tmux;
 pub mod tunnel;

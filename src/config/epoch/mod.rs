@@ -434,6 +434,7 @@ fn entry_connection(
         password: t.secret("password", f),
         sslmode,
         sslrootcert,
+        tls_server_name: t.string("tls_server_name", f),
     };
     let mut conn = Connection {
         name: name.to_string(),

@@ -1,4 +1,4 @@
-//! An entry's `sslmode` and `sslrootcert`: how the PostgreSQL probe uses TLS, in libpq's
+//! An entry's `sslmode` and `sslrootcert`: how the PostgreSQL and MySQL probes use TLS, in libpq's
 //! words and with libpq's defaults (`prefer`; `~/.postgresql/root.crt`). A value that is not
 //! one of libpq's is an error naming the line, with the nearest value as the fix; a key that
 //! is one typo away from these two is a warning (the entry's other keys belong to Horizon
@@ -71,17 +71,17 @@ pub(super) fn settings(
         );
         return None;
     }
-    let postgres = matches!(
+    let has_tls = matches!(
         engine.to_ascii_lowercase().as_str(),
-        "postgres" | "postgresql"
+        "postgres" | "postgresql" | "mysql" | "mariadb"
     );
     for (key, origin) in [("sslmode", &mode.origin), ("sslrootcert", &root.origin)] {
-        if !postgres && t.item(key).is_some() {
+        if !has_tls && t.item(key).is_some() {
             f.push(
                 Problem::warning(
                     origin.clone(),
                     format!(
-                        "{}.{key} is ignored: only the PostgreSQL probe uses TLS",
+                        "{}.{key} is ignored: only the PostgreSQL and MySQL probes use TLS",
                         t.name
                     ),
                 )
