@@ -186,11 +186,15 @@ pub fn login_against(data: &[u8], engine: &str) -> crate::diagnose::probe::Findi
     })
 }
 
-/// A MongoDB reply to hello.
+/// A MongoDB server's bytes: as a reply to hello, as a BSON document, then as the server side
+/// of a whole login (hello, saslStart, saslContinue).
 pub fn mongo_reply(data: &[u8]) {
-    use crate::diagnose::probe;
+    use crate::diagnose::{mongo, probe};
     let _ = probe::mongo_frame(data);
     let _ = probe::mongo_reply(data);
+    let _ = mongo::reply(data);
+    let _ = mongo::elements(data);
+    let _ = login_against(data, "mongodb");
 }
 
 /// A SQL Server PRELOGIN response.

@@ -324,8 +324,26 @@ fn redis_doctor_logs_in_as_the_password_and_the_acl_user() {
 
     // connect runs redis-cli as the entry's user on its database, and fails when the server
     // refuses the password (redis-cli itself would exit 0).
-    let r = warren(&s, &["connect", "acl", "--with-password"]);
+    let run = format!("{}/run", s.path().display());
+    let r = s.warren_stdin(
+        &[
+            "--ssh-config",
+            "/dev/null",
+            "--known-hosts",
+            "known_hosts",
+            "connect",
+            "acl",
+            "--with-password",
+        ],
+        &[("XDG_RUNTIME_DIR", &run)],
+        "ACL WHOAMI\nCLIENT INFO\n",
+    );
     r.expect_code(0);
+    assert!(
+        r.stdout().starts_with("app\n") && r.stdout().contains(" db=2 "),
+        "{}",
+        r.describe()
+    );
     let r = warren(&s, &["connect", "badpw", "--with-password"]);
     assert_ne!(r.code(), 0, "{}", r.describe());
     r.expect_stderr("WRONGPASS");

@@ -105,7 +105,7 @@ fn system_roots_need_verify_full_and_other_engines_ignore_tls() {
     );
     show(&s, false)
         .expect_code(0)
-        .expect_stderr("sslmode is ignored: only the PostgreSQL and MySQL probes use TLS");
+        .expect_stderr("sslmode is ignored: only the PostgreSQL, MySQL and MongoDB probes use TLS");
     let s = Scratch::new();
     s.write(
         "epoch.toml",

@@ -429,3 +429,43 @@ fn a_banner_with_an_escape_sequence_is_printed_escaped() {
     let m = fake::doctor(&s, "db", &["--json"]);
     assert_eq!(m.step("banner")["detail"], "SSH-2.0-x\x1b]0;pwned\x07");
 }
+
+/// A login that never ends is cut where warren stops, with a password configured (so the
+/// probes go past the greeting): a MySQL server that answers every answer with another auth
+/// switch, and a Redis server whose reply nests arrays without end.
+#[test]
+fn logins_that_never_end_are_cut_for_mysql_and_redis() {
+    let port = fake::serve(|mut s| {
+        // MySQL 8.0's greeting (caching_sha2_password), recorded.
+        let greeting: &[u8] = b"\x4a\x00\x00\x00\x0a8.0.36\x00\x08\x00\x00\x00\x3e\x32\x18\x45\x2b\x4c\x0e\x53\x00\xff\xff\xff\x02\x00\xff\xdf\x15\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x4b\x0b\x12\x3d\x6d\x0c\x0c\x44\x7c\x7d\x1f\x5e\x00caching_sha2_password\x00";
+        let _ = s.write_all(greeting);
+        let mut seq = 1u8;
+        for _ in 0..100 {
+            let mut b = [0u8; 4096];
+            if !matches!(s.read(&mut b), Ok(n) if n > 0) {
+                return;
+            }
+            seq = seq.wrapping_add(1);
+            let mut p = vec![0x2c, 0, 0, seq, 0xfe];
+            p.extend_from_slice(b"mysql_native_password\0");
+            p.extend_from_slice(&[7u8; 20]);
+            p.push(0);
+            let _ = s.write_all(&p);
+            seq = seq.wrapping_add(1);
+        }
+    });
+    // sslmode = disable: the recorded greeting offers TLS, which the fake does not speak.
+    fails_at(
+        &direct("mysql", port, "password = \"x\"\nsslmode = \"disable\"\n"),
+        "probe",
+        "asked for more than 8 rounds of login",
+    );
+    let port = other_fake(true, |s| {
+        let _ = s.write_all(&b"*1\r\n".repeat(10_000));
+    });
+    fails_at(
+        &direct("redis", port, "password = \"x\"\n"),
+        "probe",
+        "arrays nested deeper than 4",
+    );
+}

@@ -10,6 +10,7 @@
 pub(crate) mod banner;
 pub mod checks;
 mod hop;
+pub(crate) mod mongo;
 pub(crate) mod mysql;
 pub(crate) mod pgauth;
 pub(crate) mod pgwire;
@@ -445,7 +446,10 @@ where
         .unwrap_or_default();
     let mut budget = wire::Budget::new(timeout);
     let kind = DbKind::of(&engine);
-    if matches!(kind, DbKind::Postgres | DbKind::Mysql | DbKind::Redis) {
+    if matches!(
+        kind,
+        DbKind::Postgres | DbKind::Mysql | DbKind::Redis | DbKind::Mongodb
+    ) {
         let Some(db) = conn.database.as_ref() else {
             return probe::Finding::fail("no database in the entry", "add host and port");
         };
@@ -498,7 +502,7 @@ where
     probe::probe_other(&mut s, &engine, &mut budget).await
 }
 
-/// The login probe of an engine that has one (PostgreSQL, MySQL, Redis) for `target`, over
+/// The login probe of an engine that has one (PostgreSQL, MySQL, Redis, MongoDB) for `target`, over
 /// streams made by `open`, within `timeout`.
 pub(crate) async fn probe_with<S, F, Fut>(
     engine: &str,
@@ -516,6 +520,7 @@ where
         DbKind::Postgres => postgres::probe(target, &mut budget, open).await,
         DbKind::Mysql => mysql::probe(target, &mut budget, open).await,
         DbKind::Redis => redis::probe(target, &mut budget, open).await,
+        DbKind::Mongodb => mongo::probe(target, &mut budget, open).await,
         _ => probe::Finding::fail(format!("no login probe for {engine}"), ""),
     }
 }

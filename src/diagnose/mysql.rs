@@ -376,7 +376,7 @@ where
         );
     }
     let client = match tls::client(mode, &t.sslrootcert, &t.host) {
-        Ok(c) => c,
+        Ok(c) => c.for_engine(tls::Engine::Mysql),
         Err((d, h)) => return Finding::fail(d, h),
     };
     let verified = client.checks != tls::Checks::Nothing;

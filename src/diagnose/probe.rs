@@ -393,15 +393,6 @@ struct Protocol {
 
 fn protocol(engine: &str) -> Option<Protocol> {
     Some(match engine {
-        "mongodb" | "mongo" => Protocol {
-            name: "MongoDB",
-            hello: Some(mongo_hello),
-            frame: mongo_frame,
-            parse: mongo_reply,
-            say: |v| {
-                format!("MongoDB {v}; login not checked: warren's probe does not log in to MongoDB")
-            },
-        },
         "mssql" | "sqlserver" => Protocol {
             name: "SQL Server",
             hello: Some(mssql_prelogin),

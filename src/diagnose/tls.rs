@@ -1,4 +1,5 @@
-//! TLS for the PostgreSQL probe, as libpq's `sslmode` does it, with rustls (no OpenSSL):
+//! TLS for the database probes (PostgreSQL, MySQL/MariaDB, MongoDB), as libpq's `sslmode`
+//! does it, with rustls (no OpenSSL); the hints name each engine's own settings:
 //!
 //! - `prefer` and `require`: TLS, the certificate not checked; `require` checks the chain
 //!   (as `verify-ca`) when a root certificate file is there, as libpq does;
@@ -41,12 +42,55 @@ pub enum Checks {
     ChainAndName { root: String, host: String },
 }
 
+/// Which server the hints speak of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Postgres,
+    Mysql,
+    Mongo,
+}
+
+impl Engine {
+    /// Where the server's TLS is set up.
+    fn settings(self) -> &'static str {
+        match self {
+            Engine::Postgres => "ssl_cert_file and ssl_key_file in postgresql.conf",
+            Engine::Mysql => "ssl_cert and ssl_key in the server's my.cnf",
+            Engine::Mongo => "net.tls in mongod.conf",
+        }
+    }
+    /// How to look at the certificate by hand.
+    fn s_client(self) -> &'static str {
+        match self {
+            Engine::Postgres => "openssl s_client -starttls postgres",
+            Engine::Mysql => "openssl s_client -starttls mysql",
+            Engine::Mongo => "openssl s_client",
+        }
+    }
+    /// Where the server asks for client certificates and sets its protocol versions.
+    fn client_certs(self) -> &'static str {
+        match self {
+            Engine::Postgres => "clientcert in pg_hba.conf, ssl_ca_file",
+            Engine::Mysql => "REQUIRE X509 on the account, ssl_ca",
+            Engine::Mongo => "net.tls.CAFile without allowConnectionsWithoutCertificates",
+        }
+    }
+    fn versions(self) -> &'static str {
+        match self {
+            Engine::Postgres => "ssl_min_protocol_version and ssl_ciphers in postgresql.conf",
+            Engine::Mysql => "tls_version and ssl_cipher in my.cnf",
+            Engine::Mongo => "net.tls.disabledProtocols in mongod.conf",
+        }
+    }
+}
+
 /// A client ready to start TLS with one server.
 pub struct Client {
     config: Arc<ClientConfig>,
     name: ServerName<'static>,
     pub checks: Checks,
     pub mode: SslMode,
+    engine: Engine,
 }
 
 /// A failure as the probe reports it: what happened, and what to do.
@@ -114,7 +158,16 @@ pub fn client(mode: SslMode, root: &Sourced<RootCert>, host: &str) -> Result<Cli
         name,
         checks,
         mode,
+        engine: Engine::Postgres,
     })
+}
+
+impl Client {
+    /// The same client, its hints naming `engine`'s settings.
+    pub fn for_engine(mut self, engine: Engine) -> Client {
+        self.engine = engine;
+        self
+    }
 }
 
 fn root_hint(mode: SslMode) -> String {
@@ -212,11 +265,11 @@ impl Client {
                 CertificateError::Expired | CertificateError::ExpiredContext { .. } => "the server's certificate has expired: renew it (or check this machine's clock)".into(),
                 CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => "the server's certificate is not valid yet: check this machine's clock".into(),
                 CertificateError::Other(o) if o.to_string().contains("CaUsedAsEndEntity") => "the server presents a CA certificate as its own (a self-signed CA:TRUE certificate, as `openssl req -x509` makes by default): OpenSSL accepts that, rustls does not; issue the server a certificate signed by that CA, or use sslmode = \"require\"".into(),
-                _ => format!("the server's certificate was refused: {c}; check it with `openssl s_client -starttls postgres`"),
+                _ => format!("the server's certificate was refused: {c}; check it with `{}`", self.engine.s_client()),
             },
-            Some(rustls::Error::AlertReceived(a)) if format!("{a:?}").contains("CertificateRequired") || format!("{a:?}").contains("HandshakeFailure") => "the server refused the handshake: it may ask for a client certificate (clientcert in pg_hba.conf, ssl_ca_file), which warren's probe does not send, or accept no cipher warren offers".into(),
-            Some(rustls::Error::AlertReceived(_)) => "the server ended the handshake: check ssl_min_protocol_version and ssl_ciphers in postgresql.conf, and the server's log".into(),
-            _ => "the server said it speaks TLS but the handshake failed: check ssl_cert_file and ssl_key_file in postgresql.conf, and the server's log".into(),
+            Some(rustls::Error::AlertReceived(a)) if format!("{a:?}").contains("CertificateRequired") || format!("{a:?}").contains("HandshakeFailure") => format!("the server refused the handshake: it may ask for a client certificate ({}), which warren's probe does not send, or accept no cipher warren offers", self.engine.client_certs()),
+            Some(rustls::Error::AlertReceived(_)) => format!("the server ended the handshake: check {}, and the server's log", self.engine.versions()),
+            _ => format!("the server said it speaks TLS but the handshake failed: check {}, and the server's log", self.engine.settings()),
         };
         (detail, hint)
     }

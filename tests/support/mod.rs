@@ -99,6 +99,37 @@ impl Scratch {
             output,
         }
     }
+
+    /// As [`Scratch::warren_env`], with `input` on warren's stdin (which a client it runs
+    /// inherits).
+    pub fn warren_stdin(&self, args: &[&str], env: &[(&str, &str)], input: &str) -> Run {
+        use std::io::Write;
+        use std::process::Stdio;
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_warren"));
+        cmd.args(args)
+            .current_dir(self.path())
+            .env("HOME", self.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, _) in std::env::vars() {
+            if k.starts_with("EPOCH_") || k.starts_with("XDG_") || k == "SSH_AUTH_SOCK" {
+                cmd.env_remove(k);
+            }
+        }
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("run warren");
+        if let Some(mut i) = child.stdin.take() {
+            let _ = i.write_all(input.as_bytes());
+        }
+        let output = child.wait_with_output().expect("wait for warren");
+        Run {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            output,
+        }
+    }
 }
 
 /// The result of running warren, printed in full when an assertion about it fails.
