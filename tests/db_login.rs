@@ -215,40 +215,30 @@ fn redis_doctor_logs_in_as_the_password_and_the_acl_user() {
     s.write("app", "apppw\n");
     s.write("bad", "nope\n");
     let p = redis.port;
+    // AUTH is cleartext: these entries say sslmode = "disable" so that doctor sends it.
+    let plain = "sslmode = \"disable\"\n";
+    let e =
+        |name: &str, lines: &str| entry("redis", name, p, &sshd, &key, &format!("{lines}{plain}"));
     let text = [
+        e("plain", "password_file = \"admin\"\n"),
+        e(
+            "acl",
+            "username = \"app\"\ndatabase = \"2\"\npassword_file = \"app\"\n",
+        ),
+        e("badpw", "password_file = \"bad\"\n"),
+        e(
+            "baddb",
+            "username = \"app\"\ndatabase = \"99\"\npassword_file = \"app\"\n",
+        ),
+        entry("redis", "nopw", p, &sshd, &key, ""),
         entry(
             "redis",
-            "plain",
+            "prefer",
             p,
             &sshd,
             &key,
             "password_file = \"admin\"\n",
         ),
-        entry(
-            "redis",
-            "acl",
-            p,
-            &sshd,
-            &key,
-            "username = \"app\"\ndatabase = \"2\"\npassword_file = \"app\"\n",
-        ),
-        entry(
-            "redis",
-            "badpw",
-            p,
-            &sshd,
-            &key,
-            "password_file = \"bad\"\n",
-        ),
-        entry(
-            "redis",
-            "baddb",
-            p,
-            &sshd,
-            &key,
-            "username = \"app\"\ndatabase = \"99\"\npassword_file = \"app\"\n",
-        ),
-        entry("redis", "nopw", p, &sshd, &key, ""),
     ]
     .concat();
     s.write("epoch.toml", &text);
@@ -284,6 +274,26 @@ fn redis_doctor_logs_in_as_the_password_and_the_acl_user() {
         detail.contains("login not checked: no password configured"),
         "{detail}"
     );
+
+    // The default (prefer, and Redis has no STARTTLS): the password would go in cleartext to
+    // a server nobody verified, so doctor keeps it and says the login was not checked.
+    let hellos = || {
+        redis
+            .cli(&["info", "commandstats"])
+            .lines()
+            .find_map(|l| l.strip_prefix("cmdstat_hello:"))
+            .map(|v| v.split(',').next().unwrap_or_default().to_string())
+    };
+    let before = hellos();
+    let (code, status, detail, hint) = probe(&s, "prefer");
+    assert_eq!((code, status.as_str()), (0, "warn"), "{detail}");
+    assert!(
+        detail.contains("login not checked") && detail.contains("did not send it"),
+        "{detail}"
+    );
+    assert!(hint.contains("sslmode = \"disable\""), "{hint}");
+    assert!(before.is_some(), "the logins above went through HELLO");
+    assert_eq!(before, hellos(), "no HELLO (with the password) was sent");
 
     // redis-cli takes DATABASE_URL as exec gives it, for the password alone and for the ACL
     // user with a database number.
@@ -369,7 +379,7 @@ fn redis_url_works_with_redis_cli_and_health_follows_the_password() {
             redis.port,
             &sshd,
             &key,
-            "password_file = \"admin\"\nhealth_interval = 2\n",
+            "password_file = \"admin\"\nsslmode = \"disable\"\nhealth_interval = 2\n",
         ),
     );
     warren(&s, &["up", "--detach", "cache"]).expect_code(0);

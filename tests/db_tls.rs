@@ -258,3 +258,105 @@ fn postgres_verify_full_through_the_tunnel_in_doctor_and_in_psql() {
     );
     warren(&s, &["down", "--all"]).expect_code(0);
 }
+
+#[test]
+fn redis_over_tls_checks_the_name_and_hands_rediss_to_redis_cli() {
+    if !have_servers() || !support::require("redis-cli") {
+        return;
+    }
+    let s0 = Scratch::new();
+    let dir = s0.path().join("certs");
+    std::fs::create_dir_all(&dir).expect("certs dir");
+    let Some(c) = make(&dir) else { return };
+    let (cert, key_file) = server_for(&dir, "db.test");
+    let Some(redis) = support::redis::Redis::start_tls("tlspw", &cert, &key_file, &c.ca) else {
+        return;
+    };
+    let sshd = Sshd::start("");
+    let (s, key) = with_key(&sshd);
+    s.write("pw", "tlspw\n");
+    let ca = c.ca.display().to_string();
+    let text = [
+        entry(
+            "redis",
+            "named",
+            redis.port,
+            &sshd,
+            &key,
+            &format!(
+                "password_file = \"pw\"\nsslmode = \"verify-full\"\nsslrootcert = \"{ca}\"\ntls_server_name = \"db.test\"\n"
+            ),
+        ),
+        entry(
+            "redis",
+            "misnamed",
+            redis.port,
+            &sshd,
+            &key,
+            &format!(
+                "password_file = \"pw\"\nsslmode = \"verify-full\"\nsslrootcert = \"{ca}\"\ntls_server_name = \"other.test\"\n"
+            ),
+        ),
+        entry(
+            "redis",
+            "unverified",
+            redis.port,
+            &sshd,
+            &key,
+            "password_file = \"pw\"\nsslmode = \"require\"\n",
+        ),
+    ]
+    .concat();
+    s.write("epoch.toml", &text);
+
+    let (code, status, detail, _) = probe(&s, "named");
+    assert_eq!((code, status.as_str()), (0, "pass"), "{detail}");
+    assert!(
+        detail.contains(&format!("certificate verified against {ca} for db.test"))
+            && detail.contains("default logged in"),
+        "{detail}"
+    );
+    let (code, _, _, hint) = probe(&s, "misnamed");
+    assert_ne!(code, 0);
+    assert!(
+        hint.contains("is for db.test and not for other.test"),
+        "{hint}"
+    );
+    // TLS, the certificate not checked: AUTH's password stays here.
+    let (code, status, detail, _) = probe(&s, "unverified");
+    assert_eq!((code, status.as_str()), (0, "warn"), "{detail}");
+    assert!(detail.contains("did not send it"), "{detail}");
+
+    // exec: DATABASE_URL is rediss://, which redis-cli takes with the CA.
+    let r = warren(
+        &s,
+        &[
+            "exec",
+            "named",
+            "--with-password",
+            "--",
+            "sh",
+            "-c",
+            &format!("redis-cli --no-auth-warning --cacert {ca} -u \"$DATABASE_URL\" ping"),
+        ],
+    );
+    r.expect_code(0);
+    assert_eq!(r.stdout().trim(), "PONG", "{}", r.describe());
+    // connect: redis-cli with --tls --sni db.test --cacert CA, and the password checked first.
+    let run = format!("{}/run", s.path().display());
+    let r = s.warren_stdin(
+        &[
+            "--ssh-config",
+            "/dev/null",
+            "--known-hosts",
+            "known_hosts",
+            "connect",
+            "named",
+            "--with-password",
+        ],
+        &[("XDG_RUNTIME_DIR", &run)],
+        "PING\n",
+    );
+    r.expect_code(0);
+    assert_eq!(r.stdout().trim(), "PONG", "{}", r.describe());
+}

@@ -101,11 +101,11 @@ fn system_roots_need_verify_full_and_other_engines_ignore_tls() {
     let s = Scratch::new();
     s.write(
         "epoch.toml",
-        "[storage.redis.db]\nhost = \"cache.internal\"\nsslmode = \"require\"\n",
+        "[storage.mssql.db]\nhost = \"sql.internal\"\nsslmode = \"require\"\n",
     );
     show(&s, false)
         .expect_code(0)
-        .expect_stderr("sslmode is ignored: only the PostgreSQL, MySQL and MongoDB probes use TLS");
+        .expect_stderr("sslmode is ignored: the probe of this engine does not use TLS");
     let s = Scratch::new();
     s.write(
         "epoch.toml",

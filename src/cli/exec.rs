@@ -283,12 +283,23 @@ async fn redis_refuses(
     if parts.kind != DbKind::Redis {
         return None;
     }
+    // The client is about to send the password this way itself (AUTH is cleartext unless
+    // the entry says TLS), so the check may too: what doctor keeps back, `connect` was asked
+    // to send.
+    let sslmode = if db.sslmode.value >= crate::config::model::SslMode::Require {
+        db.sslmode.clone()
+    } else {
+        crate::config::Sourced::new(
+            crate::config::model::SslMode::Disable,
+            db.sslmode.origin.clone(),
+        )
+    };
     let target = crate::diagnose::probe::Target {
         host: db.tls_name().to_string(),
         user: parts.user.clone().unwrap_or_default(),
         database: parts.database.clone().unwrap_or_default(),
         password: parts.password.clone(),
-        sslmode: db.sslmode.clone(),
+        sslmode,
         sslrootcert: db.sslrootcert.clone(),
     };
     let (host, port) = (parts.host.clone(), parts.port);

@@ -1,7 +1,10 @@
 //! The Redis probe, as `redis-cli` logs in: `HELLO 2 AUTH user password` (Redis 6 and later;
 //! `AUTH password` on older servers), `SELECT n` for the entry's database number, then `PING`.
 //! Without a password it sends only `PING`, and a server that asks for one is a `warn`: the
-//! login was not checked.
+//! login was not checked. TLS (`rediss`) with `sslmode = "require"` or above, from the first
+//! byte (Redis has no STARTTLS). AUTH carries the password in cleartext, so it goes only over
+//! TLS whose certificate was verified, or where the entry says `sslmode = "disable"`; else the
+//! probe asks only `PING` and says the login was not checked.
 //!
 //! The replies are read by a RESP2 reader of warren's own, not by the `redis-protocol` crate:
 //! that crate's decoder recurses once per nested array with no bound, so a reply of nested
@@ -16,7 +19,9 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::probe::{Finding, Target, name_protocol, show_bytes};
+use super::tls;
 use super::wire::{Budget, Cut, MESSAGE_CAP};
+use crate::config::model::SslMode;
 
 /// Nesting of arrays a reply may have (HELLO's reply has two levels).
 pub const MAX_DEPTH: usize = 4;
@@ -176,7 +181,7 @@ pub fn hello_server(r: &Resp) -> Option<String> {
 }
 
 /// Sends one command and reads its reply.
-async fn ask<S: AsyncRead + AsyncWrite + Unpin>(
+pub(crate) async fn ask<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
     budget: &mut Budget,
     args: &[&[u8]],
@@ -254,12 +259,57 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = Option<S>>,
 {
-    let Ok(Some(mut s)) = budget.within(open()).await else {
+    let Ok(Some(s)) = budget.within(open()).await else {
         return Finding::fail(
             "could not open a connection for the probe",
             "the target stopped answering",
         );
     };
+    let mode = t.sslmode.value;
+    if mode < SslMode::Require {
+        let mut s = s;
+        let how = Transport {
+            said: format!("no TLS (sslmode = {mode}; Redis has no STARTTLS)"),
+            verified: false,
+        };
+        return on(&how, login(&mut s, t, budget, &how).await);
+    }
+    let client = match tls::client(mode, &t.sslrootcert, &t.host) {
+        Ok(c) => c.for_engine(tls::Engine::Redis),
+        Err((d, h)) => return Finding::fail(d, h),
+    };
+    let verified = client.checks != tls::Checks::Nothing;
+    match client.handshake(s, budget).await {
+        Ok((mut tls, said)) => {
+            let how = Transport { said, verified };
+            let f = login(&mut tls, t, budget, &how).await;
+            on(&how, f)
+        }
+        Err((d, h)) => Finding::fail(d, h),
+    }
+}
+
+/// How the login travels.
+struct Transport {
+    said: String,
+    /// TLS whose certificate was checked: only then does AUTH's cleartext password go
+    /// (or under sslmode = "disable").
+    verified: bool,
+}
+
+fn on(how: &Transport, f: Finding) -> Finding {
+    Finding {
+        detail: format!("{}; {}", how.said, f.detail),
+        ..f
+    }
+}
+
+async fn login<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    t: &Target,
+    budget: &mut Budget,
+    how: &Transport,
+) -> Finding {
     let db = t.database.trim();
     if !db.is_empty() && db.parse::<u32>().is_err() {
         return Finding::fail(
@@ -277,10 +327,31 @@ where
     };
     let mut server = "Redis".to_string();
     let as_whom;
+    let may_send = how.verified || t.sslmode.value == SslMode::Disable;
     match t.password.as_deref() {
+        Some(_) if !may_send => match ask(s, budget, &[b"PING"]).await {
+            Ok(Resp::Error(e)) if e.starts_with("NOAUTH") => {
+                return Finding::warn(
+                    "Redis answered and asks for a password; login not checked: AUTH sends the password in cleartext, and the server's certificate was not verified, so warren did not send it",
+                    format!(
+                        "set sslmode = \"disable\" in the entry ({}) to let doctor send it as your client does, or serve Redis over TLS (tls-port) and set sslmode = \"verify-full\" with sslrootcert",
+                        t.sslmode.origin
+                    ),
+                );
+            }
+            Ok(Resp::Simple(p)) if p == "PONG" => {
+                return Finding::warn(
+                    "Redis answered PONG without a password: the server asks for none, so the entry's password was not needed (and not sent)",
+                    "remove password_file from the entry, or set requirepass on the server",
+                );
+            }
+            Ok(Resp::Error(e)) => return explain(&e, t, &server),
+            Ok(other) => return odd(&other),
+            Err((b, why)) => return not_redis(&b, &why),
+        },
         Some(pass) => {
             match ask(
-                &mut s,
+                s,
                 budget,
                 &[b"HELLO", b"2", b"AUTH", user.as_bytes(), pass.as_bytes()],
             )
@@ -304,7 +375,7 @@ where
                             "remove username from the entry (Redis 5 and older know only the requirepass password)",
                         );
                     }
-                    match ask(&mut s, budget, &[b"AUTH", pass.as_bytes()]).await {
+                    match ask(s, budget, &[b"AUTH", pass.as_bytes()]).await {
                         Ok(Resp::Simple(ok)) if ok == "OK" => {}
                         Ok(Resp::Error(e)) if e.contains("no password is set") => {
                             return Finding::warn(
@@ -335,7 +406,7 @@ where
                 Err((b, why)) => return not_redis(&b, &why),
             }
         }
-        None => match ask(&mut s, budget, &[b"PING"]).await {
+        None => match ask(s, budget, &[b"PING"]).await {
             Ok(Resp::Simple(p)) if p == "PONG" => {
                 as_whom = "it asks for no password (anyone who reaches it can use it)".into();
             }
@@ -352,14 +423,14 @@ where
     }
     let mut into = String::new();
     if !db.is_empty() {
-        match ask(&mut s, budget, &[b"SELECT", db.as_bytes()]).await {
+        match ask(s, budget, &[b"SELECT", db.as_bytes()]).await {
             Ok(Resp::Simple(ok)) if ok == "OK" => into = format!(", database {db}"),
             Ok(Resp::Error(e)) => return explain(&e, t, &server),
             Ok(other) => return odd(&other),
             Err((b, why)) => return not_redis(&b, &why),
         }
     }
-    match ask(&mut s, budget, &[b"PING"]).await {
+    match ask(s, budget, &[b"PING"]).await {
         Ok(Resp::Simple(p)) if p == "PONG" => {}
         Ok(Resp::Error(e)) => return explain(&e, t, &server),
         Ok(other) => return odd(&other),

@@ -1,4 +1,4 @@
-//! TLS for the database probes (PostgreSQL, MySQL/MariaDB, MongoDB), as libpq's `sslmode`
+//! TLS for the database probes (PostgreSQL, MySQL/MariaDB, MongoDB, Redis), as libpq's `sslmode`
 //! does it, with rustls (no OpenSSL); the hints name each engine's own settings:
 //!
 //! - `prefer` and `require`: TLS, the certificate not checked; `require` checks the chain
@@ -48,6 +48,7 @@ pub enum Engine {
     Postgres,
     Mysql,
     Mongo,
+    Redis,
 }
 
 impl Engine {
@@ -57,6 +58,7 @@ impl Engine {
             Engine::Postgres => "ssl_cert_file and ssl_key_file in postgresql.conf",
             Engine::Mysql => "ssl_cert and ssl_key in the server's my.cnf",
             Engine::Mongo => "net.tls in mongod.conf",
+            Engine::Redis => "tls-port, tls-cert-file and tls-key-file in redis.conf",
         }
     }
     /// How to look at the certificate by hand.
@@ -64,7 +66,7 @@ impl Engine {
         match self {
             Engine::Postgres => "openssl s_client -starttls postgres",
             Engine::Mysql => "openssl s_client -starttls mysql",
-            Engine::Mongo => "openssl s_client",
+            Engine::Mongo | Engine::Redis => "openssl s_client",
         }
     }
     /// Where the server asks for client certificates and sets its protocol versions.
@@ -73,6 +75,7 @@ impl Engine {
             Engine::Postgres => "clientcert in pg_hba.conf, ssl_ca_file",
             Engine::Mysql => "REQUIRE X509 on the account, ssl_ca",
             Engine::Mongo => "net.tls.CAFile without allowConnectionsWithoutCertificates",
+            Engine::Redis => "tls-auth-clients yes in redis.conf",
         }
     }
     fn versions(self) -> &'static str {
@@ -80,6 +83,7 @@ impl Engine {
             Engine::Postgres => "ssl_min_protocol_version and ssl_ciphers in postgresql.conf",
             Engine::Mysql => "tls_version and ssl_cipher in my.cnf",
             Engine::Mongo => "net.tls.disabledProtocols in mongod.conf",
+            Engine::Redis => "tls-protocols and tls-ciphers in redis.conf",
         }
     }
 }

@@ -38,8 +38,9 @@ pub struct Parts {
     pub user: Option<String>,
     pub database: Option<String>,
     pub password: Option<String>,
-    /// PostgreSQL: the entry's TLS settings, for the client to check what doctor checks.
-    pub tls: Option<PgTls>,
+    /// PostgreSQL and Redis: the entry's TLS settings, for the client to check what doctor
+    /// checks.
+    pub tls: Option<ClientTls>,
 }
 
 /// The TLS a PostgreSQL client is told to use: the entry's `sslmode` (when the entry sets
@@ -48,16 +49,22 @@ pub struct Parts {
 /// and give the tunnel's address as `hostaddr`: libpq connects to the address and checks the
 /// certificate against the name.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PgTls {
+pub struct ClientTls {
     pub sslmode: SslMode,
     pub sslrootcert: Option<String>,
     /// `Some` for verify-full: the name to check.
     pub name: Option<String>,
 }
 
-impl PgTls {
-    fn of(db: &Database) -> Option<PgTls> {
-        if db.kind() != DbKind::Postgres || db.sslmode.origin == Origin::Default {
+impl ClientTls {
+    fn of(db: &Database) -> Option<ClientTls> {
+        let wanted = match db.kind() {
+            DbKind::Postgres => db.sslmode.origin != Origin::Default,
+            // Redis has no STARTTLS: TLS is a different port and the `rediss` scheme.
+            DbKind::Redis => db.sslmode.value >= SslMode::Require,
+            _ => false,
+        };
+        if !wanted {
             return None;
         }
         let mode = db.sslmode.value;
@@ -68,7 +75,7 @@ impl PgTls {
                     RootCert::File(p) => p.display().to_string(),
                 }
             });
-        Some(PgTls {
+        Some(ClientTls {
             sslmode: mode,
             sslrootcert: root,
             name: (mode == SslMode::VerifyFull).then(|| db.tls_name().to_string()),
@@ -157,7 +164,7 @@ impl Parts {
             user: db.username.as_ref().map(|u| u.value.clone()),
             database: db.database.as_ref().map(|d| d.value.clone()),
             password,
-            tls: PgTls::of(db),
+            tls: ClientTls::of(db),
         })
     }
 
@@ -180,7 +187,10 @@ impl Parts {
 
     /// `postgresql://user:pass@127.0.0.1:15432/db`
     pub fn url(&self) -> String {
-        let scheme = self.kind.scheme().unwrap_or("tcp");
+        let scheme = match (&self.tls, self.kind) {
+            (Some(_), DbKind::Redis) => "rediss",
+            _ => self.kind.scheme().unwrap_or("tcp"),
+        };
         let auth = match (&self.user, &self.password) {
             (Some(u), Some(p)) => format!("{}:{}@", enc(u), enc(p)),
             (Some(u), None) => format!("{}@", enc(u)),
@@ -195,7 +205,7 @@ impl Parts {
             .as_ref()
             .map(|d| format!("/{}", enc(d)))
             .unwrap_or_default();
-        let Some(tls) = &self.tls else {
+        let Some(tls) = self.tls.as_ref().filter(|_| self.kind == DbKind::Postgres) else {
             return format!("{scheme}://{auth}{}{db}", self.host_port());
         };
         let (host, addr) = self.pg_host();
@@ -385,6 +395,18 @@ impl Parts {
                 if let Some(d) = &self.database {
                     a.extend(["-n".to_string(), d.clone()]);
                 }
+                if let Some(t) = &self.tls {
+                    a.push("--tls".into());
+                    if let Some(n) = &t.name {
+                        a.extend(["--sni".to_string(), n.clone()]);
+                    }
+                    match t.sslrootcert.as_deref() {
+                        Some("system") => {}
+                        Some(f) => a.extend(["--cacert".to_string(), f.to_string()]),
+                        // require: TLS, the certificate not checked, as doctor does.
+                        None => a.push("--insecure".into()),
+                    }
+                }
                 ("redis-cli", a)
             }
             DbKind::Mongodb => ("mongosh", vec![self.url()]),
@@ -457,7 +479,7 @@ mod tests {
     fn verify_full_keeps_the_name_and_connects_to_the_tunnel() {
         let mut p = pg();
         p.password = None;
-        p.tls = Some(PgTls {
+        p.tls = Some(ClientTls {
             sslmode: SslMode::VerifyFull,
             sslrootcert: Some("/etc/ssl/db ca.pem".into()),
             name: Some("db.internal".into()),

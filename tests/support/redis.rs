@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 pub struct Redis {
     pub port: u16,
+    /// The port speaks TLS only (`tls-port`).
+    pub tls: bool,
     /// The `default` user's password (requirepass).
     pub password: String,
     dir: tempfile::TempDir,
@@ -19,6 +21,24 @@ impl Redis {
     /// ~* +@all`). `None` (with a SKIPPED line) when Redis is not installed; under CI=true, a
     /// panic.
     pub fn start(password: &str, acl: &[&str]) -> Option<Redis> {
+        Redis::start_opts(password, acl, None)
+    }
+
+    /// As [`Redis::start`], speaking only TLS with this certificate, key and CA (PEM files).
+    pub fn start_tls(
+        password: &str,
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        ca: &std::path::Path,
+    ) -> Option<Redis> {
+        Redis::start_opts(password, &[], Some((cert, key, ca)))
+    }
+
+    fn start_opts(
+        password: &str,
+        acl: &[&str],
+        tls: Option<(&std::path::Path, &std::path::Path, &std::path::Path)>,
+    ) -> Option<Redis> {
         if !super::have("redis-server") {
             assert!(
                 std::env::var("CI").as_deref() != Ok("true"),
@@ -30,8 +50,17 @@ impl Redis {
         let dir = tempfile::tempdir().expect("redis dir");
         for _ in 0..5 {
             let port = super::sshd::free_port();
+            let listen = match tls {
+                None => format!("port {port}\n"),
+                Some((c, k, ca)) => format!(
+                    "port 0\ntls-port {port}\ntls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\ntls-auth-clients no\n",
+                    c.display(),
+                    k.display(),
+                    ca.display()
+                ),
+            };
             let mut conf = format!(
-                "port {port}\nbind 127.0.0.1\ndir {}\nsave \"\"\nappendonly no\ndaemonize no\nrequirepass {password}\nlogfile {}\n",
+                "{listen}bind 127.0.0.1\ndir {}\nsave \"\"\nappendonly no\ndaemonize no\nrequirepass {password}\nlogfile {}\n",
                 dir.path().display(),
                 dir.path().join("redis.log").display()
             );
@@ -56,6 +85,7 @@ impl Redis {
                 if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
                     return Some(Redis {
                         port,
+                        tls: tls.is_some(),
                         password: password.to_string(),
                         dir,
                         child,
@@ -83,6 +113,11 @@ impl Redis {
                 "--no-auth-warning",
             ])
             .args(["-a", &self.password])
+            .args(if self.tls {
+                &["--tls", "--insecure"][..]
+            } else {
+                &[][..]
+            })
             .args(args)
             .output()
             .expect("redis-cli");

@@ -73,7 +73,7 @@ pub(super) fn settings(
     }
     let has_tls = matches!(
         engine.to_ascii_lowercase().as_str(),
-        "postgres" | "postgresql" | "mysql" | "mariadb" | "mongodb" | "mongo"
+        "postgres" | "postgresql" | "mysql" | "mariadb" | "mongodb" | "mongo" | "redis"
     );
     for (key, origin) in [("sslmode", &mode.origin), ("sslrootcert", &root.origin)] {
         if !has_tls && t.item(key).is_some() {
@@ -81,7 +81,7 @@ pub(super) fn settings(
                 Problem::warning(
                     origin.clone(),
                     format!(
-                        "{}.{key} is ignored: only the PostgreSQL, MySQL and MongoDB probes use TLS",
+                        "{}.{key} is ignored: the probe of this engine does not use TLS",
                         t.name
                     ),
                 )
