@@ -139,3 +139,37 @@ fn control_characters_from_the_config_are_escaped_on_the_terminal_and_exact_in_j
     r.expect_code(0);
     assert!(!r.stdout().contains('\x1b'), "{:?}", r.stdout());
 }
+
+/// A MySQL entry may use the mysql client's names: `ssl_mode = "VERIFY_IDENTITY"` and
+/// `ssl_ca` mean verify-full and sslrootcert; a wrong value names the mysql values, and both
+/// spellings at once are an error.
+#[test]
+fn mysql_entries_take_the_mysql_clients_names() {
+    let mysql = |extra: &str| {
+        let s = Scratch::new();
+        s.write(
+            "epoch.toml",
+            &format!("[storage.mysql.db]\nhost = \"db.internal\"\n{extra}\n"),
+        );
+        s
+    };
+    let s = mysql("ssl_mode = \"verify_identity\"\nssl_ca = \"~/ca.pem\"");
+    let v = show(&s, true).json();
+    assert_eq!(v["database"]["sslmode"]["value"], "verify-full", "{v:#}");
+    assert_eq!(v["database"]["sslmode"]["source"], "epoch.toml:3");
+    assert_eq!(
+        v["database"]["sslrootcert"]["value"],
+        format!("{}/ca.pem", s.path().display())
+    );
+    let r = show(&s, false);
+    assert!(!r.stderr().contains("unknown key"), "{}", r.describe());
+
+    let s = mysql("ssl_mode = \"VERIFY_FULL\"");
+    show(&s, false)
+        .expect_code(2)
+        .expect_stderr("'VERIFY_FULL' is not an ssl_mode (DISABLED, PREFERRED, REQUIRED, VERIFY_CA, VERIFY_IDENTITY)");
+    let s = mysql("ssl_mode = \"REQUIRED\"\nsslmode = \"require\"");
+    show(&s, false)
+        .expect_code(2)
+        .expect_stderr("both sslmode and ssl_mode are set");
+}

@@ -494,6 +494,23 @@ impl SslMode {
         })
     }
 
+    /// The mysql client's `--ssl-mode` names (any case): DISABLED, PREFERRED, REQUIRED,
+    /// VERIFY_CA, VERIFY_IDENTITY.
+    pub const MYSQL_NAMES: [&'static str; 5] = [
+        "DISABLED",
+        "PREFERRED",
+        "REQUIRED",
+        "VERIFY_CA",
+        "VERIFY_IDENTITY",
+    ];
+
+    pub fn parse_mysql(s: &str) -> Option<Self> {
+        let i = Self::MYSQL_NAMES
+            .iter()
+            .position(|n| n.eq_ignore_ascii_case(s))?;
+        Self::parse(Self::NAMES[i])
+    }
+
     pub fn as_str(self) -> &'static str {
         Self::NAMES[self as usize]
     }

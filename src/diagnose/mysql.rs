@@ -665,6 +665,130 @@ mod tests {
         assert_eq!(g.nonce.len(), 20);
     }
 
+    /// A MySQL 8 server's side of caching_sha2_password for `app` / `right`: the fast path
+    /// when `cached`, else "perform full authentication"; checks the scramble as the server
+    /// does (SHA256(SHA256(pw)) is what it stores).
+    async fn caching_sha2_server(mut s: tokio::io::DuplexStream, cached: bool) {
+        use sha2::{Digest, Sha256};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let nonce = *b"abcdefghijklmnopqrst";
+        let mut g = vec![0x0a];
+        g.extend_from_slice(b"8.0.36\0");
+        g.extend_from_slice(&7u32.to_le_bytes());
+        g.extend_from_slice(&nonce[..8]);
+        g.push(0);
+        g.extend_from_slice(&0xa209u16.to_le_bytes());
+        g.push(0xff);
+        g.extend_from_slice(&2u16.to_le_bytes());
+        g.extend_from_slice(&0x0128u16.to_le_bytes());
+        g.push(21);
+        g.extend_from_slice(&[0; 10]);
+        g.extend_from_slice(&nonce[8..]);
+        g.push(0);
+        g.extend_from_slice(b"caching_sha2_password\0");
+        let packet = |seq: u8, p: &[u8]| {
+            let mut v = (p.len() as u32).to_le_bytes()[..3].to_vec();
+            v.push(seq);
+            v.extend_from_slice(p);
+            v
+        };
+        if s.write_all(&packet(0, &g)).await.is_err() {
+            return;
+        }
+        let mut head = [0u8; 4];
+        if s.read_exact(&mut head).await.is_err() {
+            return;
+        }
+        let len = u32::from_le_bytes([head[0], head[1], head[2], 0]) as usize;
+        let mut body = vec![0u8; len];
+        if s.read_exact(&mut body).await.is_err() {
+            return;
+        }
+        // caps, max packet, charset, 23 reserved; then the user, NUL, the scramble (lenenc).
+        let rest = &body[32..];
+        let user_end = rest.iter().position(|&c| c == 0).unwrap_or(0);
+        let n = usize::from(rest[user_end + 1]);
+        let scramble = &rest[user_end + 2..user_end + 2 + n];
+        let h1 = Sha256::digest(b"right");
+        let stored = Sha256::digest(h1);
+        let mask = Sha256::new()
+            .chain_update(stored)
+            .chain_update(nonce)
+            .finalize();
+        let claimed: Vec<u8> = scramble
+            .iter()
+            .zip(mask.iter())
+            .map(|(a, b)| a ^ b)
+            .collect();
+        let reply = if n == 32 && Sha256::digest(&claimed) == stored {
+            if cached {
+                let mut r = packet(2, &[0x01, 0x03]);
+                r.extend_from_slice(&packet(3, &[0x00, 0, 0, 2, 0, 0, 0]));
+                r
+            } else {
+                packet(2, &[0x01, 0x04])
+            }
+        } else {
+            let mut e = vec![0xff, 0x15, 0x04, b'#'];
+            e.extend_from_slice(
+                b"28000Access denied for user 'app'@'10.1.2.3' (using password: YES)",
+            );
+            packet(2, &e)
+        };
+        let _ = s.write_all(&reply).await;
+        let mut sink = [0u8; 512];
+        while matches!(s.read(&mut sink).await, Ok(n) if n > 0) {}
+    }
+
+    async fn login_with(password: &str, cached: bool) -> Finding {
+        use crate::config::Sourced;
+        use crate::config::model::RootCert;
+        let (ours, theirs) = tokio::io::duplex(64 << 10);
+        let server = tokio::spawn(caching_sha2_server(theirs, cached));
+        let t = Target {
+            host: "db.internal".into(),
+            user: "app".into(),
+            database: "orders".into(),
+            password: Some(password.into()),
+            sslmode: Sourced::default_value(SslMode::Prefer),
+            sslrootcert: Sourced::default_value(RootCert::File("/nonexistent".into())),
+        };
+        let slot = std::sync::Mutex::new(Some(ours));
+        let open = || async { slot.lock().ok().and_then(|mut s| s.take()) };
+        let mut budget = Budget::new(std::time::Duration::from_secs(10));
+        let f = probe(&t, &mut budget, open).await;
+        server.abort();
+        f
+    }
+
+    #[tokio::test]
+    async fn caching_sha2_password_fast_path_full_path_and_a_wrong_password() {
+        let f = login_with("right", true).await;
+        assert!(f.ok && !f.unchecked, "{f:?}");
+        assert!(
+            f.detail
+                .contains("MySQL 8.0.36 answered: app logged in to orders")
+                && f.detail.contains("(caching_sha2_password)"),
+            "{}",
+            f.detail
+        );
+        // Not in the server's cache, no TLS: the whole password stays here.
+        let f = login_with("right", false).await;
+        assert!(!f.ok, "{f:?}");
+        assert!(
+            f.detail.contains("not in the server's cache") && f.detail.contains("did not send it"),
+            "{}",
+            f.detail
+        );
+        let f = login_with("wrong", true).await;
+        assert!(!f.ok, "{f:?}");
+        assert!(f.detail.contains("1045"), "{}", f.detail);
+        assert!(
+            f.hint.unwrap_or_default().contains("'app'@'10.1.2.3'"),
+            "the fix names the address the database saw"
+        );
+    }
+
     #[test]
     fn refusals_name_the_address_the_database_sees() {
         let p = b"\xffj\x04Host '10.0.0.5' is not allowed to connect to this MariaDB server";

@@ -20,6 +20,10 @@ pub(super) fn settings(
     t: &Table,
     f: &mut Findings,
 ) -> Option<(Sourced<SslMode>, Sourced<RootCert>)> {
+    let mysql = matches!(engine.to_ascii_lowercase().as_str(), "mysql" | "mariadb");
+    if mysql && let Some(r) = mysql_names(t, f) {
+        return r;
+    }
     near_misses(t, f);
     let mode = match t.string("sslmode", f) {
         None if t.item("sslmode").is_some() => return None,
@@ -90,6 +94,79 @@ pub(super) fn settings(
         }
     }
     Some((mode, root))
+}
+
+/// A MySQL entry written with the mysql client's names, `ssl_mode` (DISABLED ... VERIFY_IDENTITY)
+/// and `ssl_ca`: the same settings; `None` when it uses neither (the libpq names are read
+/// then). Both spellings of one setting in one entry are an error.
+fn mysql_names(
+    t: &Table,
+    f: &mut Findings,
+) -> Option<Option<(Sourced<SslMode>, Sourced<RootCert>)>> {
+    if t.item("ssl_mode").is_none() && t.item("ssl_ca").is_none() {
+        return None;
+    }
+    for (ours, theirs) in [("sslmode", "ssl_mode"), ("sslrootcert", "ssl_ca")] {
+        if let (Some((_, o)), Some(_)) = (t.item(ours), t.item(theirs)) {
+            f.push(
+                Problem::error(o, format!("{}: both {ours} and {theirs} are set", t.name))
+                    .with_fix(format!(
+                        "keep one of them ({theirs} is the mysql client's name for {ours})"
+                    )),
+            );
+            return Some(None);
+        }
+    }
+    let mode = match t.string("ssl_mode", f) {
+        None if t.item("ssl_mode").is_some() => return Some(None),
+        None => match t.string("sslmode", f) {
+            Some(v) => match SslMode::parse(v.value.trim()) {
+                Some(m) => Sourced::new(m, v.origin),
+                None => {
+                    f.push(
+                        Problem::error(
+                            v.origin,
+                            format!(
+                                "{}.sslmode: '{}' is not an sslmode ({})",
+                                t.name,
+                                v.value,
+                                SslMode::NAMES.join(", ")
+                            ),
+                        )
+                        .with_fix(format!("write one of: {}", SslMode::NAMES.join(", "))),
+                    );
+                    return Some(None);
+                }
+            },
+            None => Sourced::default_value(SslMode::Prefer),
+        },
+        Some(v) => match SslMode::parse_mysql(v.value.trim()) {
+            Some(m) => Sourced::new(m, v.origin),
+            None => {
+                f.push(
+                    Problem::error(
+                        v.origin,
+                        format!(
+                            "{}.ssl_mode: '{}' is not an ssl_mode ({})",
+                            t.name,
+                            v.value,
+                            SslMode::MYSQL_NAMES.join(", ")
+                        ),
+                    )
+                    .with_fix(format!("write one of: {}", SslMode::MYSQL_NAMES.join(", "))),
+                );
+                return Some(None);
+            }
+        },
+    };
+    let root = match t.string("ssl_ca", f).or_else(|| t.string("sslrootcert", f)) {
+        Some(v) if v.value == "system" => Sourced::new(RootCert::System, v.origin),
+        Some(v) => v.map(|p| RootCert::File(PathBuf::from(expand::tilde(&p, &t.src.ctx.home)))),
+        None => Sourced::default_value(RootCert::File(
+            t.src.ctx.home.join(".postgresql").join("root.crt"),
+        )),
+    };
+    Some(Some((mode, root)))
 }
 
 /// Warns about `ssl_mode`, `sslmod`, `ssl_root_cert` and the like.
