@@ -197,11 +197,15 @@ pub fn mongo_reply(data: &[u8]) {
     let _ = login_against(data, "mongodb");
 }
 
-/// A SQL Server PRELOGIN response.
+/// A SQL Server server's bytes: as a PRELOGIN answer and a LOGIN7 answer, then as the server
+/// side of a whole login (PRELOGIN, LOGIN7 in the clear: the login uses sslmode = disable).
 pub fn mssql_reply(data: &[u8]) {
-    use crate::diagnose::probe;
+    use crate::diagnose::{mssql, probe};
     let _ = probe::mssql_frame(data);
     let _ = probe::mssql_reply(data);
+    let _ = mssql::prelogin_answer(data);
+    let _ = mssql::login_answer(data);
+    let _ = login_against(data, "mssql");
 }
 
 /// An SSH server's first bytes: the identification line, and how doctor shows what is not

@@ -101,7 +101,7 @@ fn system_roots_need_verify_full_and_other_engines_ignore_tls() {
     let s = Scratch::new();
     s.write(
         "epoch.toml",
-        "[storage.mssql.db]\nhost = \"sql.internal\"\nsslmode = \"require\"\n",
+        "[storage.clickhouse.db]\nhost = \"ch.internal\"\nport = 9000\nsslmode = \"require\"\n",
     );
     show(&s, false)
         .expect_code(0)

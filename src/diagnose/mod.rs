@@ -11,6 +11,7 @@ pub(crate) mod banner;
 pub mod checks;
 mod hop;
 pub(crate) mod mongo;
+pub(crate) mod mssql;
 pub(crate) mod mysql;
 pub(crate) mod pgauth;
 pub(crate) mod pgwire;
@@ -448,7 +449,7 @@ where
     let kind = DbKind::of(&engine);
     if matches!(
         kind,
-        DbKind::Postgres | DbKind::Mysql | DbKind::Redis | DbKind::Mongodb
+        DbKind::Postgres | DbKind::Mysql | DbKind::Redis | DbKind::Mongodb | DbKind::Mssql
     ) {
         let Some(db) = conn.database.as_ref() else {
             return probe::Finding::fail("no database in the entry", "add host and port");
@@ -499,10 +500,10 @@ where
             "the target stopped answering",
         );
     };
-    probe::probe_other(&mut s, &engine, &mut budget).await
+    probe::probe_other(&mut s, &mut budget).await
 }
 
-/// The login probe of an engine that has one (PostgreSQL, MySQL, Redis, MongoDB) for `target`, over
+/// The login probe of an engine that has one (PostgreSQL, MySQL, Redis, MongoDB, SQL Server) for `target`, over
 /// streams made by `open`, within `timeout`.
 pub(crate) async fn probe_with<S, F, Fut>(
     engine: &str,
@@ -521,6 +522,7 @@ where
         DbKind::Mysql => mysql::probe(target, &mut budget, open).await,
         DbKind::Redis => redis::probe(target, &mut budget, open).await,
         DbKind::Mongodb => mongo::probe(target, &mut budget, open).await,
+        DbKind::Mssql => mssql::probe(target, &mut budget, open).await,
         _ => probe::Finding::fail(format!("no login probe for {engine}"), ""),
     }
 }

@@ -1,13 +1,13 @@
-//! Speaks the first bytes of a database's protocol through a channel and names what answered:
-//! MySQL/MariaDB, Redis, MongoDB and SQL Server here (PostgreSQL has its own module,
-//! `postgres`). Each reply is read through the step's [`Budget`] until its own framing says it
+//! What the engines' probes share: the finding, whom a login is for, the framing of each
+//! engine's replies, naming a protocol from its first bytes, and the probe of a port whose
+//! engine warren does not know (each engine's login is in its own module). Each reply is read through the step's [`Budget`] until its own framing says it
 //! is whole, every announced length checked against [`MESSAGE_CAP`] first; the parsers are
 //! pure functions over bytes, tested on recorded greetings and fuzzed.
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::wire::{Budget, Cut, MESSAGE_CAP};
+use super::wire::{Budget, MESSAGE_CAP};
 use crate::config::Sourced;
 use crate::config::model::{RootCert, SslMode};
 
@@ -216,32 +216,6 @@ pub fn redis_reply(b: &[u8]) -> Result<String, String> {
     }
 }
 
-/// `hello` for MongoDB as an OP_MSG (opcode 2013) with a BSON document `{hello: 1, $db: "admin"}`.
-pub fn mongo_hello() -> Vec<u8> {
-    let mut doc = Vec::new();
-    doc.push(0x10); // int32
-    doc.extend_from_slice(b"hello\0");
-    doc.extend_from_slice(&1i32.to_le_bytes());
-    doc.push(0x02); // string
-    doc.extend_from_slice(b"$db\0");
-    doc.extend_from_slice(&6i32.to_le_bytes());
-    doc.extend_from_slice(b"admin\0");
-    doc.push(0);
-    let mut bson = ((doc.len() + 4) as i32).to_le_bytes().to_vec();
-    bson.extend_from_slice(&doc);
-    let mut body = Vec::new();
-    body.extend_from_slice(&0u32.to_le_bytes()); // flags
-    body.push(0); // section kind 0: body
-    body.extend_from_slice(&bson);
-    let mut msg = Vec::new();
-    msg.extend_from_slice(&((16 + body.len()) as i32).to_le_bytes());
-    msg.extend_from_slice(&1i32.to_le_bytes()); // request id
-    msg.extend_from_slice(&0i32.to_le_bytes()); // response to
-    msg.extend_from_slice(&2013i32.to_le_bytes());
-    msg.extend_from_slice(&body);
-    msg
-}
-
 /// A MongoDB message: a 4-byte little-endian length (the whole message), then the rest.
 pub fn mongo_frame(b: &[u8]) -> Frame {
     let Some(h) = b.get(..4) else {
@@ -278,20 +252,6 @@ pub fn mongo_reply(b: &[u8]) -> Result<String, String> {
     } else {
         Err("a reply without 'ok'".into())
     }
-}
-
-/// A TDS PRELOGIN request (SQL Server), with an empty VERSION and ENCRYPTION off.
-pub fn mssql_prelogin() -> Vec<u8> {
-    // Options: VERSION (0) at offset 11 len 6, ENCRYPTION (1) at 17 len 1, terminator.
-    let options = [
-        0x00, 0x00, 0x0b, 0x00, 0x06, 0x01, 0x00, 0x11, 0x00, 0x01, 0xff,
-    ];
-    let data = [0u8, 0, 0, 0, 0, 0, 0x02];
-    let total = 8 + options.len() + data.len();
-    let mut p = vec![0x12, 0x01, (total >> 8) as u8, total as u8, 0, 0, 1, 0];
-    p.extend_from_slice(&options);
-    p.extend_from_slice(&data);
-    p
 }
 
 /// TDS packets (an 8-byte header with a big-endian length) up to the one marked
@@ -347,116 +307,19 @@ pub fn mssql_reply(b: &[u8]) -> Result<String, String> {
     Ok("SQL Server (no version given)".into())
 }
 
-/// Reads one reply, whole by `frame`, within the budget: its bytes, or why it is not whole.
-async fn read_reply<S: AsyncRead + Unpin>(
-    s: &mut S,
-    budget: &mut Budget,
-    frame: fn(&[u8]) -> Frame,
-) -> (BytesMut, Result<usize, String>) {
-    let mut buf = BytesMut::new();
-    loop {
-        match frame(&buf) {
-            Frame::Whole(n) => return (buf, Ok(n)),
-            Frame::Bad(why) => return (buf, Err(why)),
-            Frame::More => {}
-        }
-        match budget.read_more(s, &mut buf).await {
-            Ok(_) => {}
-            Err(Cut::Closed) if !buf.is_empty() => {
-                let n = buf.len();
-                return (buf, Err(format!("the reply was cut short after {n} bytes")));
-            }
-            Err(Cut::Timeout(t)) if !buf.is_empty() => {
-                let n = buf.len();
-                return (
-                    buf,
-                    Err(format!(
-                        "the reply stopped after {n} bytes and was not whole within {}s",
-                        t.as_secs_f64()
-                    )),
-                );
-            }
-            Err(c) => return (buf, Err(c.to_string())),
-        }
-    }
-}
-
-/// How to speak to one engine: what to send first (if anything), how its reply is framed and
-/// read, and how a good reply is reported.
-struct Protocol {
-    name: &'static str,
-    hello: Option<fn() -> Vec<u8>>,
-    frame: fn(&[u8]) -> Frame,
-    parse: fn(&[u8]) -> Result<String, String>,
-    say: fn(String) -> String,
-}
-
-fn protocol(engine: &str) -> Option<Protocol> {
-    Some(match engine {
-        "mssql" | "sqlserver" => Protocol {
-            name: "SQL Server",
-            hello: Some(mssql_prelogin),
-            frame: mssql_frame,
-            parse: mssql_reply,
-            say: |v| {
-                format!(
-                    "{v} answered; login not checked: warren's probe does not log in to SQL Server"
-                )
-            },
-        },
-        _ => return None,
-    })
-}
-
-/// Probes a non-PostgreSQL engine (or none) over one stream.
+/// Probes an engine warren has no protocol for (or a forward with no database): whatever the
+/// port says first, if anything, within 2 s.
 pub async fn probe_other<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
-    engine: &str,
     budget: &mut Budget,
 ) -> Finding {
-    let Some(p) = protocol(engine) else {
-        // Unknown: whatever the port says first, if anything, within 2 s.
-        let mut quick = Budget::new(std::time::Duration::from_secs(2).min(budget.timeout()));
-        let mut b = BytesMut::new();
-        let _ = quick.read_more(s, &mut b).await;
-        return match (b.is_empty(), name_protocol(&b)) {
-            (true, _) => Finding::pass("the port is open (it waits for the client to speak first)"),
-            (false, Some(p)) => Finding::pass(format!("the port speaks {p}")),
-            (false, None) => Finding::pass(format!("the port answered {}", show_bytes(&b))),
-        };
-    };
-    if let Some(hello) = p.hello
-        && let Err(cut) = budget.write(s, &hello()).await
-    {
-        return Finding::fail(
-            format!("{} did not take the first message: {cut}", p.name),
-            "the port accepts connections but closes them: is this the right service?",
-        );
-    }
-    let (b, whole) = read_reply(s, budget, p.frame).await;
-    match whole.and_then(|n| (p.parse)(&b[..n])) {
-        Ok(v) => Finding::warn(
-            (p.say)(v),
-            "check the login with the database's own client (warren connect NAME)",
-        ),
-        Err(e) => wrong(&b, p.name, &e),
-    }
-}
-
-fn wrong(b: &[u8], want: &str, e: &str) -> Finding {
-    match name_protocol(b) {
-        Some(p) if p != want => Finding::fail(
-            format!("this port speaks {p}, not {want}"),
-            format!("the port is wrong: check the {want} port in the entry"),
-        ),
-        _ if b.is_empty() => Finding::fail(
-            format!("{want} did not answer: {e}"),
-            "the port accepts connections but says nothing: is this the right service?",
-        ),
-        _ => Finding::fail(
-            format!("not a {want} answer ({e}): {}", show_bytes(b)),
-            format!("check that {want} listens on this port"),
-        ),
+    let mut quick = Budget::new(std::time::Duration::from_secs(2).min(budget.timeout()));
+    let mut b = BytesMut::new();
+    let _ = quick.read_more(s, &mut b).await;
+    match (b.is_empty(), name_protocol(&b)) {
+        (true, _) => Finding::pass("the port is open (it waits for the client to speak first)"),
+        (false, Some(p)) => Finding::pass(format!("the port speaks {p}")),
+        (false, None) => Finding::pass(format!("the port answered {}", show_bytes(&b))),
     }
 }
 
@@ -491,11 +354,6 @@ mod tests {
 
     #[test]
     fn mongo_hello_and_reply() {
-        let hello = mongo_hello();
-        assert_eq!(
-            i32::from_le_bytes([hello[0], hello[1], hello[2], hello[3]]) as usize,
-            hello.len()
-        );
         // A recorded reply's shape: header (opcode 2013), flags, kind 0, BSON with ok: 1.0.
         let mut reply = vec![0u8; 16];
         reply[12..16].copy_from_slice(&2013i32.to_le_bytes());
@@ -516,7 +374,6 @@ mod tests {
             mssql_reply(MSSQL_2019).as_deref(),
             Ok("SQL Server 15.0.2000")
         );
-        assert_eq!(mssql_prelogin()[0], 0x12);
         assert!(mssql_reply(b"+PONG\r\n").is_err());
     }
 

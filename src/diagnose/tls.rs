@@ -1,4 +1,4 @@
-//! TLS for the database probes (PostgreSQL, MySQL/MariaDB, MongoDB, Redis), as libpq's `sslmode`
+//! TLS for the database probes (PostgreSQL, MySQL/MariaDB, MongoDB, Redis, SQL Server), as libpq's `sslmode`
 //! does it, with rustls (no OpenSSL); the hints name each engine's own settings:
 //!
 //! - `prefer` and `require`: TLS, the certificate not checked; `require` checks the chain
@@ -49,6 +49,7 @@ pub enum Engine {
     Mysql,
     Mongo,
     Redis,
+    Mssql,
 }
 
 impl Engine {
@@ -59,6 +60,9 @@ impl Engine {
             Engine::Mysql => "ssl_cert and ssl_key in the server's my.cnf",
             Engine::Mongo => "net.tls in mongod.conf",
             Engine::Redis => "tls-port, tls-cert-file and tls-key-file in redis.conf",
+            Engine::Mssql => {
+                "the certificate in SQL Server Configuration Manager (Protocols, Certificate)"
+            }
         }
     }
     /// How to look at the certificate by hand.
@@ -66,7 +70,7 @@ impl Engine {
         match self {
             Engine::Postgres => "openssl s_client -starttls postgres",
             Engine::Mysql => "openssl s_client -starttls mysql",
-            Engine::Mongo | Engine::Redis => "openssl s_client",
+            Engine::Mongo | Engine::Redis | Engine::Mssql => "openssl s_client",
         }
     }
     /// Where the server asks for client certificates and sets its protocol versions.
@@ -76,6 +80,7 @@ impl Engine {
             Engine::Mysql => "REQUIRE X509 on the account, ssl_ca",
             Engine::Mongo => "net.tls.CAFile without allowConnectionsWithoutCertificates",
             Engine::Redis => "tls-auth-clients yes in redis.conf",
+            Engine::Mssql => "a client certificate requirement in front of the server",
         }
     }
     fn versions(self) -> &'static str {
@@ -84,6 +89,7 @@ impl Engine {
             Engine::Mysql => "tls_version and ssl_cipher in my.cnf",
             Engine::Mongo => "net.tls.disabledProtocols in mongod.conf",
             Engine::Redis => "tls-protocols and tls-ciphers in redis.conf",
+            Engine::Mssql => "the TLS versions allowed in the server's SCHANNEL settings",
         }
     }
 }

@@ -77,7 +77,15 @@ pub(super) fn settings(
     }
     let has_tls = matches!(
         engine.to_ascii_lowercase().as_str(),
-        "postgres" | "postgresql" | "mysql" | "mariadb" | "mongodb" | "mongo" | "redis"
+        "postgres"
+            | "postgresql"
+            | "mysql"
+            | "mariadb"
+            | "mongodb"
+            | "mongo"
+            | "redis"
+            | "mssql"
+            | "sqlserver"
     );
     for (key, origin) in [("sslmode", &mode.origin), ("sslrootcert", &root.origin)] {
         if !has_tls && t.item(key).is_some() {
