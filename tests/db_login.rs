@@ -7,43 +7,11 @@
 
 mod support;
 
-use serde_json::Value;
-use support::Scratch;
+use support::db::{entry, probe, wait_health, warren, warren_stdin};
 use support::mariadb::MariaDb;
 use support::redis::Redis;
 use support::sshd::Sshd;
-use support::tunnel::{have_servers, local_user, with_key};
-
-fn warren(s: &Scratch, args: &[&str]) -> support::Run {
-    let mut all = vec!["--ssh-config", "/dev/null", "--known-hosts", "known_hosts"];
-    all.extend_from_slice(args);
-    let run = format!("{}/run", s.path().display());
-    std::fs::create_dir_all(&run).expect("run dir");
-    s.warren_env(&all, &[("XDG_RUNTIME_DIR", &run)])
-}
-
-/// `[storage.ENGINE.NAME]` for 127.0.0.1:`port` through `sshd`, with `lines` in the database
-/// table.
-fn entry(engine: &str, name: &str, port: u16, sshd: &Sshd, key: &str, lines: &str) -> String {
-    format!(
-        "[storage.{engine}.{name}]\nhost = \"127.0.0.1\"\nport = {port}\n{lines}\n[storage.{engine}.{name}.ssh_tunnel]\nhost = \"127.0.0.1\"\nport = {}\nuser = \"{}\"\nkey_file = \"{key}\"\n\n",
-        sshd.port,
-        local_user()
-    )
-}
-
-/// doctor's probe step for `name`: exit code, status, detail, hint.
-fn probe(s: &Scratch, name: &str) -> (i32, String, String, String) {
-    let r = warren(s, &["doctor", name, "--json"]);
-    assert!(!r.stderr().contains("panicked"), "{}", r.describe());
-    let v = r.json();
-    let p: Value = v["steps"]
-        .as_array()
-        .and_then(|a| a.iter().find(|s| s["id"] == "probe").cloned())
-        .unwrap_or_else(|| panic!("no probe step:\n{}", r.describe()));
-    let text = |k: &str| p[k].as_str().unwrap_or_default().to_string();
-    (r.code(), text("status"), text("detail"), text("hint"))
-}
+use support::tunnel::{have_servers, with_key};
 
 fn servers() -> bool {
     have_servers() && support::require("mariadb") && support::require("redis-cli")
@@ -334,18 +302,9 @@ fn redis_doctor_logs_in_as_the_password_and_the_acl_user() {
 
     // connect runs redis-cli as the entry's user on its database, and fails when the server
     // refuses the password (redis-cli itself would exit 0).
-    let run = format!("{}/run", s.path().display());
-    let r = s.warren_stdin(
-        &[
-            "--ssh-config",
-            "/dev/null",
-            "--known-hosts",
-            "known_hosts",
-            "connect",
-            "acl",
-            "--with-password",
-        ],
-        &[("XDG_RUNTIME_DIR", &run)],
+    let r = warren_stdin(
+        &s,
+        &["connect", "acl", "--with-password"],
         "ACL WHOAMI\nCLIENT INFO\n",
     );
     r.expect_code(0);
@@ -396,21 +355,7 @@ fn redis_url_works_with_redis_cli_and_health_follows_the_password() {
         .expect("redis-cli");
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "PONG");
 
-    let wait = |want: bool| {
-        let t = std::time::Instant::now();
-        loop {
-            let v = warren(&s, &["status", "--json"]).json();
-            let h = v[0]["health"].clone();
-            if h["ok"].as_bool() == Some(want) {
-                return (h, t.elapsed());
-            }
-            assert!(
-                t.elapsed() < std::time::Duration::from_secs(10),
-                "health.ok never became {want} within 10 s: {v:#}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(250));
-        }
-    };
+    let wait = |want: bool| wait_health(&s, want);
     let (h, _) = wait(true);
     assert!(
         h["detail"]
@@ -472,21 +417,7 @@ fn mariadb_health_follows_the_password() {
         ),
     );
     warren(&s, &["up", "--detach", "db"]).expect_code(0);
-    let wait = |want: bool| {
-        let t = std::time::Instant::now();
-        loop {
-            let v = warren(&s, &["status", "--json"]).json();
-            let h = v[0]["health"].clone();
-            if h["ok"].as_bool() == Some(want) {
-                return (h, t.elapsed());
-            }
-            assert!(
-                t.elapsed() < std::time::Duration::from_secs(10),
-                "health.ok never became {want} within 10 s: {v:#}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(250));
-        }
-    };
+    let wait = |want: bool| wait_health(&s, want);
     wait(true);
     db.sql("ALTER USER 'app'@'%' IDENTIFIED BY 'other';");
     let (h, took) = wait(false);

@@ -6,41 +6,13 @@
 
 mod support;
 
-use serde_json::Value;
 use support::Scratch;
 use support::certs::{make, server_for};
+use support::db::{entry, probe, warren, warren_stdin};
 use support::mariadb::{MariaDb, Tls};
 use support::postgres::{Options, Postgres};
 use support::sshd::Sshd;
-use support::tunnel::{have_servers, local_user, with_key};
-
-fn warren(s: &Scratch, args: &[&str]) -> support::Run {
-    let mut all = vec!["--ssh-config", "/dev/null", "--known-hosts", "known_hosts"];
-    all.extend_from_slice(args);
-    let run = format!("{}/run", s.path().display());
-    std::fs::create_dir_all(&run).expect("run dir");
-    s.warren_env(&all, &[("XDG_RUNTIME_DIR", &run)])
-}
-
-fn entry(engine: &str, name: &str, port: u16, sshd: &Sshd, key: &str, lines: &str) -> String {
-    format!(
-        "[storage.{engine}.{name}]\nhost = \"127.0.0.1\"\nport = {port}\n{lines}\n[storage.{engine}.{name}.ssh_tunnel]\nhost = \"127.0.0.1\"\nport = {}\nuser = \"{}\"\nkey_file = \"{key}\"\n\n",
-        sshd.port,
-        local_user()
-    )
-}
-
-fn probe(s: &Scratch, name: &str) -> (i32, String, String, String) {
-    let r = warren(s, &["doctor", name, "--json"]);
-    assert!(!r.stderr().contains("panicked"), "{}", r.describe());
-    let v = r.json();
-    let p: Value = v["steps"]
-        .as_array()
-        .and_then(|a| a.iter().find(|s| s["id"] == "probe").cloned())
-        .unwrap_or_else(|| panic!("no probe step:\n{}", r.describe()));
-    let text = |k: &str| p[k].as_str().unwrap_or_default().to_string();
-    (r.code(), text("status"), text("detail"), text("hint"))
-}
+use support::tunnel::{have_servers, with_key};
 
 #[test]
 fn mariadb_verify_full_checks_the_databases_name_through_the_tunnel() {
@@ -343,20 +315,7 @@ fn redis_over_tls_checks_the_name_and_hands_rediss_to_redis_cli() {
     r.expect_code(0);
     assert_eq!(r.stdout().trim(), "PONG", "{}", r.describe());
     // connect: redis-cli with --tls --sni db.test --cacert CA, and the password checked first.
-    let run = format!("{}/run", s.path().display());
-    let r = s.warren_stdin(
-        &[
-            "--ssh-config",
-            "/dev/null",
-            "--known-hosts",
-            "known_hosts",
-            "connect",
-            "named",
-            "--with-password",
-        ],
-        &[("XDG_RUNTIME_DIR", &run)],
-        "PING\n",
-    );
+    let r = warren_stdin(&s, &["connect", "named", "--with-password"], "PING\n");
     r.expect_code(0);
     assert_eq!(r.stdout().trim(), "PONG", "{}", r.describe());
 }

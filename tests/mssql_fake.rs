@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use serde_json::Value;
 use support::Scratch;
 use support::certs::{make, server_for};
 use tokio_rustls::rustls;
@@ -152,15 +151,7 @@ fn fake_server(dir: &std::path::Path) -> u16 {
 }
 
 fn probe(s: &Scratch) -> (i32, String, String, String) {
-    let r = s.warren(&["--ssh-config", "/dev/null", "doctor", "db", "--json"]);
-    assert!(!r.stderr().contains("panicked"), "{}", r.describe());
-    let v = r.json();
-    let p: Value = v["steps"]
-        .as_array()
-        .and_then(|a| a.iter().find(|s| s["id"] == "probe").cloned())
-        .unwrap_or_else(|| panic!("no probe step:\n{}", r.describe()));
-    let text = |k: &str| p[k].as_str().unwrap_or_default().to_string();
-    (r.code(), text("status"), text("detail"), text("hint"))
+    support::db::probe_with(s, &["--ssh-config", "/dev/null"], "db")
 }
 
 #[test]

@@ -21,14 +21,13 @@
 use std::future::Future;
 
 use base64ct::{Base64, Encoding};
-use bytes::BytesMut;
 use hmac::{KeyInit, Mac};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::pgauth::MAX_SCRAM_ITERATIONS;
-use super::probe::{Finding, Frame, Target, mongo_frame, name_protocol, show_bytes};
+use super::probe::{Finding, Target, mongo_frame, not_the_engine, read_whole, show_bytes};
 use super::tls;
-use super::wire::{Budget, Cut};
+use super::wire::Budget;
 use crate::config::model::SslMode;
 
 /// A BSON value the probe reads.
@@ -444,23 +443,8 @@ async fn ask<S: AsyncRead + AsyncWrite + Unpin>(
     if let Err(cut) = budget.write(s, &op_msg(id, doc)).await {
         return Err((Vec::new(), cut.to_string()));
     }
-    let mut buf = BytesMut::new();
-    loop {
-        match mongo_frame(&buf) {
-            Frame::Whole(n) => return reply(&buf[..n]).map_err(|e| (buf.to_vec(), e)),
-            Frame::Bad(why) => return Err((buf.to_vec(), why)),
-            Frame::More => {}
-        }
-        if let Err(cut) = budget.read_more(s, &mut buf).await {
-            let why = match cut {
-                Cut::Closed if !buf.is_empty() => {
-                    format!("the reply was cut short after {} bytes", buf.len())
-                }
-                c => c.to_string(),
-            };
-            return Err((buf.to_vec(), why));
-        }
-    }
+    let msg = read_whole(s, budget, mongo_frame).await?;
+    reply(&msg).map_err(|e| (msg, e))
 }
 
 /// A refusal (`ok: 0`) as the step reports it.
@@ -680,20 +664,13 @@ async fn login<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 fn not_mongo(b: &[u8], why: &str) -> Finding {
-    match name_protocol(b) {
-        Some(p) => Finding::fail(
-            format!("this port speaks {p}, not MongoDB"),
-            "the port is wrong: MongoDB usually listens on 27017",
-        ),
-        None if b.is_empty() => Finding::fail(
-            format!("MongoDB did not answer: {why}"),
-            "the port accepts connections but says nothing: is this MongoDB (a TLS-only server waits for TLS: sslmode = \"require\")?",
-        ),
-        None => Finding::fail(
-            format!("not a MongoDB answer ({why}): {}", show_bytes(b)),
-            "check that MongoDB listens on this port",
-        ),
-    }
+    not_the_engine(
+        b,
+        why,
+        "MongoDB",
+        27017,
+        "the port accepts connections but says nothing: is this MongoDB (a TLS-only server waits for TLS: sslmode = \"require\")?",
+    )
 }
 
 #[cfg(test)]
@@ -833,24 +810,8 @@ mod tests {
     }
 
     async fn login_with(password: Option<&str>) -> Finding {
-        use crate::config::Sourced;
-        use crate::config::model::RootCert;
-        let (ours, theirs) = tokio::io::duplex(64 << 10);
-        let server = tokio::spawn(fake_server(theirs, "right"));
-        let t = Target {
-            host: "mongo.internal".into(),
-            user: "app".into(),
-            database: "orders".into(),
-            password: password.map(str::to_string),
-            sslmode: Sourced::default_value(SslMode::Prefer),
-            sslrootcert: Sourced::default_value(RootCert::File("/nonexistent".into())),
-        };
-        let slot = std::sync::Mutex::new(Some(ours));
-        let open = || async { slot.lock().ok().and_then(|mut s| s.take()) };
-        let mut budget = Budget::new(std::time::Duration::from_secs(10));
-        let f = probe(&t, &mut budget, open).await;
-        server.abort();
-        f
+        let t = crate::diagnose::probe::test_target(password, SslMode::Prefer);
+        crate::diagnose::probe::against("mongodb", &t, |s| fake_server(s, "right")).await
     }
 
     #[tokio::test]

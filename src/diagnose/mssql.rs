@@ -17,12 +17,11 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::probe::{Finding, Frame, Target, mssql_frame, show_bytes};
+use super::probe::{Finding, Target, mssql_frame, not_the_engine, read_whole, show_bytes};
 use super::tls;
-use super::wire::{Budget, Cut};
+use super::wire::Budget;
 use crate::config::model::SslMode;
 
 /// PRELOGIN's ENCRYPTION values. A server that answers ENCRYPT_OFF to the probe's ENCRYPT_ON
@@ -395,30 +394,6 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Wrapped<S> {
     }
 }
 
-/// Reads one whole TDS message.
-async fn read_message<S: AsyncRead + Unpin>(
-    s: &mut S,
-    budget: &mut Budget,
-) -> Result<Vec<u8>, (Vec<u8>, String)> {
-    let mut buf = BytesMut::new();
-    loop {
-        match mssql_frame(&buf) {
-            Frame::Whole(n) => return Ok(buf[..n].to_vec()),
-            Frame::Bad(why) => return Err((buf.to_vec(), why)),
-            Frame::More => {}
-        }
-        if let Err(cut) = budget.read_more(s, &mut buf).await {
-            let why = match cut {
-                Cut::Closed if !buf.is_empty() => {
-                    format!("the reply was cut short after {} bytes", buf.len())
-                }
-                c => c.to_string(),
-            };
-            return Err((buf.to_vec(), why));
-        }
-    }
-}
-
 /// An ERROR token as the step reports it.
 pub fn explain(number: i32, message: &str, t: &Target, server: &str) -> Finding {
     let said = crate::text::escape(message).into_owned();
@@ -483,7 +458,7 @@ where
             "the port accepts connections but closes them: is this the right service?",
         );
     }
-    let answer = match read_message(&mut s, budget).await {
+    let answer = match read_whole(&mut s, budget, mssql_frame).await {
         Ok(a) => a,
         Err((b, why)) => return not_mssql(&b, &why),
     };
@@ -582,7 +557,7 @@ async fn login<S: AsyncRead + AsyncWrite + Unpin>(
             "the server closed the connection: check its error log",
         );
     }
-    let answer = match read_message(s, budget).await {
+    let answer = match read_whole(s, budget, mssql_frame).await {
         Ok(a) => a,
         Err((_, why)) => {
             return Finding::fail(
@@ -606,20 +581,13 @@ async fn login<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 fn not_mssql(b: &[u8], why: &str) -> Finding {
-    match super::probe::name_protocol(b) {
-        Some(p) => Finding::fail(
-            format!("this port speaks {p}, not SQL Server"),
-            "the port is wrong: SQL Server usually listens on 1433",
-        ),
-        None if b.is_empty() => Finding::fail(
-            format!("SQL Server did not answer: {why}"),
-            "the port accepts connections but says nothing: is this SQL Server?",
-        ),
-        None => Finding::fail(
-            format!("not a SQL Server answer ({why}): {}", show_bytes(b)),
-            "check that SQL Server listens on this port",
-        ),
-    }
+    not_the_engine(
+        b,
+        why,
+        "SQL Server",
+        1433,
+        "the port accepts connections but says nothing: is this SQL Server?",
+    )
 }
 
 #[cfg(test)]

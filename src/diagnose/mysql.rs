@@ -26,7 +26,7 @@ use mysql_common::packets::{
 use mysql_common::proto::{MyDeserialize, MySerialize};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::probe::{Finding, Frame, Target, mysql_frame, name_protocol, show_bytes};
+use super::probe::{Finding, Frame, Target, mysql_frame, not_the_engine, show_bytes};
 use super::tls;
 use super::wire::{Budget, Cut};
 use crate::config::model::SslMode;
@@ -628,20 +628,13 @@ fn whole_password_refused(server: &str, plugin: &AuthPlugin<'_>, t: &Target) -> 
 }
 
 fn not_mysql(b: &[u8], why: &str) -> Finding {
-    match name_protocol(b) {
-        Some(p) if p != "MySQL" => Finding::fail(
-            format!("this port speaks {p}, not MySQL"),
-            "the port is wrong: MySQL and MariaDB usually listen on 3306",
-        ),
-        _ if b.is_empty() => Finding::fail(
-            format!("MySQL did not answer: {why}"),
-            "the port accepts connections but says nothing: is this MySQL, and is it hung?",
-        ),
-        _ => Finding::fail(
-            format!("not a MySQL answer ({why}): {}", show_bytes(b)),
-            "check that MySQL or MariaDB listens on this port",
-        ),
-    }
+    not_the_engine(
+        b,
+        why,
+        "MySQL",
+        3306,
+        "the port accepts connections but says nothing: is this MySQL, and is it hung?",
+    )
 }
 
 #[cfg(test)]
@@ -741,24 +734,8 @@ mod tests {
     }
 
     async fn login_with(password: &str, cached: bool) -> Finding {
-        use crate::config::Sourced;
-        use crate::config::model::RootCert;
-        let (ours, theirs) = tokio::io::duplex(64 << 10);
-        let server = tokio::spawn(caching_sha2_server(theirs, cached));
-        let t = Target {
-            host: "db.internal".into(),
-            user: "app".into(),
-            database: "orders".into(),
-            password: Some(password.into()),
-            sslmode: Sourced::default_value(SslMode::Prefer),
-            sslrootcert: Sourced::default_value(RootCert::File("/nonexistent".into())),
-        };
-        let slot = std::sync::Mutex::new(Some(ours));
-        let open = || async { slot.lock().ok().and_then(|mut s| s.take()) };
-        let mut budget = Budget::new(std::time::Duration::from_secs(10));
-        let f = probe(&t, &mut budget, open).await;
-        server.abort();
-        f
+        let t = super::super::probe::test_target(Some(password), SslMode::Prefer);
+        super::super::probe::against("mysql", &t, move |s| caching_sha2_server(s, cached)).await
     }
 
     #[tokio::test]

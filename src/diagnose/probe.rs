@@ -7,7 +7,7 @@
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::wire::{Budget, MESSAGE_CAP};
+use super::wire::{Budget, Cut, MESSAGE_CAP};
 use crate::config::Sourced;
 use crate::config::model::{RootCert, SslMode};
 
@@ -307,6 +307,49 @@ pub fn mssql_reply(b: &[u8]) -> Result<String, String> {
     Ok("SQL Server (no version given)".into())
 }
 
+/// Reads one reply, whole by `frame`, within the budget: its bytes, or what arrived and why it
+/// is not whole.
+pub async fn read_whole<S: AsyncRead + Unpin>(
+    s: &mut S,
+    budget: &mut Budget,
+    frame: impl Fn(&[u8]) -> Frame,
+) -> Result<Vec<u8>, (Vec<u8>, String)> {
+    let mut buf = BytesMut::new();
+    loop {
+        match frame(&buf) {
+            Frame::Whole(n) => return Ok(buf[..n].to_vec()),
+            Frame::Bad(why) => return Err((buf.to_vec(), why)),
+            Frame::More => {}
+        }
+        if let Err(cut) = budget.read_more(s, &mut buf).await {
+            let why = match cut {
+                Cut::Closed if !buf.is_empty() => {
+                    format!("the reply was cut short after {} bytes", buf.len())
+                }
+                c => c.to_string(),
+            };
+            return Err((buf.to_vec(), why));
+        }
+    }
+}
+
+/// What bytes that are not `engine`'s answer say: another protocol by name (the port is
+/// wrong: the engine's usual one is `port`), silence, or the first bytes. `silent` is the
+/// hint for a port that says nothing.
+pub fn not_the_engine(b: &[u8], why: &str, engine: &str, port: u16, silent: &str) -> Finding {
+    match name_protocol(b) {
+        Some(p) if p != engine => Finding::fail(
+            format!("this port speaks {p}, not {engine}"),
+            format!("the port is wrong: {engine} usually listens on {port}"),
+        ),
+        _ if b.is_empty() => Finding::fail(format!("{engine} did not answer: {why}"), silent),
+        _ => Finding::fail(
+            format!("not a {engine} answer ({why}): {}", show_bytes(b)),
+            format!("check that {engine} listens on this port"),
+        ),
+    }
+}
+
 /// Probes an engine warren has no protocol for (or a forward with no database): whatever the
 /// port says first, if anything, within 2 s.
 pub async fn probe_other<S: AsyncRead + AsyncWrite + Unpin>(
@@ -321,6 +364,35 @@ pub async fn probe_other<S: AsyncRead + AsyncWrite + Unpin>(
         (false, Some(p)) => Finding::pass(format!("the port speaks {p}")),
         (false, None) => Finding::pass(format!("the port answered {}", show_bytes(&b))),
     }
+}
+
+/// A target for the engines' tests: user `app`, database `orders`, host `db.internal`.
+#[cfg(test)]
+pub(crate) fn test_target(password: Option<&str>, sslmode: SslMode) -> Target {
+    Target {
+        host: "db.internal".into(),
+        user: "app".into(),
+        database: "orders".into(),
+        password: password.map(str::to_string),
+        sslmode: Sourced::default_value(sslmode),
+        sslrootcert: Sourced::default_value(RootCert::File("/nonexistent/root.crt".into())),
+    }
+}
+
+/// Runs `engine`'s probe for `t` against `server`, which gets the other end of a pipe.
+#[cfg(test)]
+pub(crate) async fn against<F, Fut>(engine: &str, t: &Target, server: F) -> Finding
+where
+    F: FnOnce(tokio::io::DuplexStream) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (ours, theirs) = tokio::io::duplex(64 << 10);
+    let task = tokio::spawn(server(theirs));
+    let slot = std::sync::Mutex::new(Some(ours));
+    let open = || async { slot.lock().ok().and_then(|mut s| s.take()) };
+    let f = super::probe_with(engine, t, std::time::Duration::from_secs(10), open).await;
+    task.abort();
+    f
 }
 
 #[cfg(test)]

@@ -15,12 +15,11 @@
 
 use std::future::Future;
 
-use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::probe::{Finding, Target, name_protocol, show_bytes};
+use super::probe::{Finding, Frame, Target, not_the_engine, read_whole, show_bytes};
 use super::tls;
-use super::wire::{Budget, Cut, MESSAGE_CAP};
+use super::wire::{Budget, MESSAGE_CAP};
 use crate::config::model::SslMode;
 
 /// Nesting of arrays a reply may have (HELLO's reply has two levels).
@@ -189,22 +188,16 @@ pub(crate) async fn ask<S: AsyncRead + AsyncWrite + Unpin>(
     if let Err(cut) = budget.write(s, &command(args)).await {
         return Err((Vec::new(), cut.to_string()));
     }
-    let mut buf = BytesMut::new();
-    loop {
-        match parse(&buf) {
-            Ok(Some((r, _))) => return Ok(r),
-            Ok(None) => {}
-            Err(why) => return Err((buf.to_vec(), why)),
-        }
-        if let Err(cut) = budget.read_more(s, &mut buf).await {
-            let why = match cut {
-                Cut::Closed if !buf.is_empty() => {
-                    format!("the reply was cut short after {} bytes", buf.len())
-                }
-                c => c.to_string(),
-            };
-            return Err((buf.to_vec(), why));
-        }
+    let frame = |b: &[u8]| match parse(b) {
+        Ok(Some((_, n))) => Frame::Whole(n),
+        Ok(None) => Frame::More,
+        Err(why) => Frame::Bad(why),
+    };
+    let bytes = read_whole(s, budget, frame).await?;
+    match parse(&bytes) {
+        Ok(Some((r, _))) => Ok(r),
+        Ok(None) => Err((bytes, "the reply is not whole".into())),
+        Err(why) => Err((bytes, why)),
     }
 }
 
@@ -452,20 +445,13 @@ fn odd(r: &Resp) -> Finding {
 }
 
 fn not_redis(b: &[u8], why: &str) -> Finding {
-    match name_protocol(b) {
-        Some(p) if p != "Redis" => Finding::fail(
-            format!("this port speaks {p}, not Redis"),
-            "the port is wrong: Redis usually listens on 6379",
-        ),
-        _ if b.is_empty() => Finding::fail(
-            format!("Redis did not answer: {why}"),
-            "the port accepts connections but says nothing: is this Redis (TLS-only Redis waits for a TLS handshake)?",
-        ),
-        _ => Finding::fail(
-            format!("not a Redis answer ({why}): {}", show_bytes(b)),
-            "check that Redis listens on this port",
-        ),
-    }
+    not_the_engine(
+        b,
+        why,
+        "Redis",
+        6379,
+        "the port accepts connections but says nothing: is this Redis (TLS-only Redis waits for a TLS handshake: sslmode = \"require\")?",
+    )
 }
 
 #[cfg(test)]
