@@ -299,6 +299,7 @@ mod tests {
                 ok,
                 detail: if ok { "PostgreSQL answered" } else { "refused" }.into(),
                 latency_ms: ok.then_some(3),
+                brief: None,
                 checked_at: "2026-11-30T12:00:00Z".into(),
             },
         }

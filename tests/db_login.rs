@@ -376,7 +376,11 @@ fn redis_url_works_with_redis_cli_and_health_follows_the_password() {
         "{h}"
     );
     let st = warren(&s, &["status"]);
-    assert!(st.stdout().contains("db failing"), "{}", st.describe());
+    assert!(
+        st.stdout().contains("up · db login refused (WRONGPASS)"),
+        "{}",
+        st.describe()
+    );
     // And back.
     let out = std::process::Command::new("redis-cli")
         .args([
@@ -428,10 +432,12 @@ fn mariadb_health_follows_the_password() {
     );
     let st = warren(&s, &["status"]);
     assert!(
-        st.stdout().contains("db failing") && st.stdout().contains("1045"),
+        st.stdout().contains("up · db login refused (1045)"),
         "{}",
         st.describe()
     );
+    let v = warren(&s, &["status", "--json"]).json();
+    assert_eq!(v[0]["health"]["brief"], "login refused (1045)", "{v:#}");
     db.sql("ALTER USER 'app'@'%' IDENTIFIED BY 's3cret';");
     let (_, took) = wait(true);
     eprintln!("health came back {took:?} after the password was restored");

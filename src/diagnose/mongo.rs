@@ -454,7 +454,7 @@ fn refused(d: &[(String, Value)], t: &Target, db: &str, mech: &str) -> Finding {
         None => 0,
     };
     let msg = crate::text::escape(&text(d, "errmsg").unwrap_or_default()).into_owned();
-    match code {
+    let f = match code {
         18 => Finding::fail(
             format!(
                 "MongoDB refused the login of {} on {db} ({mech}: {code} {msg})",
@@ -476,7 +476,12 @@ fn refused(d: &[(String, Value)], t: &Target, db: &str, mech: &str) -> Finding {
             format!("MongoDB refused: {code} {msg}"),
             "see the server's log",
         ),
-    }
+    };
+    f.brief(if code == 18 {
+        "login refused (18)".to_string()
+    } else {
+        format!("refused ({code})")
+    })
 }
 
 /// Probes MongoDB over a connection made by `open`.

@@ -398,7 +398,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Wrapped<S> {
 pub fn explain(number: i32, message: &str, t: &Target, server: &str) -> Finding {
     let said = crate::text::escape(message).into_owned();
     let user = &t.user;
-    match number {
+    let f = match number {
         18456 => Finding::fail(
             format!("{server} refused the login of {user} ({number}: {said})"),
             format!(
@@ -430,7 +430,12 @@ pub fn explain(number: i32, message: &str, t: &Target, server: &str) -> Finding 
             format!("{server} refused the login ({number}: {said})"),
             "see the server's error log",
         ),
-    }
+    };
+    f.brief(match number {
+        18456 | 18486 | 18487 | 18488 | 40615 => format!("login refused ({number})"),
+        4060 => "no database (4060)".into(),
+        _ => format!("refused ({number})"),
+    })
 }
 
 /// Probes SQL Server over a connection made by `open`.

@@ -207,7 +207,13 @@ pub fn explain(code: u16, message: &str, t: &Target, server: &str) -> Finding {
             "see the server's error log for the code".into(),
         ),
     };
-    Finding::fail(what, hint)
+    let brief = match code {
+        1045 | 1698 | 1130 | 1129 | 1251 | 3159 | 4036 | 1820 | 1862 => "login refused",
+        1044 | 1049 => "no database",
+        1040 => "too many connections",
+        _ => "refused",
+    };
+    Finding::fail(what, hint).brief(format!("{brief} ({code})"))
 }
 
 /// Packets off one stream, with what arrived beyond the last one kept for the next.

@@ -481,5 +481,12 @@ fn error_finding(e: &PgError, t: &Target, how: &Transport) -> (Finding, bool) {
     // Reaching PostgreSQL at all is the probe's question: an access rule is a failure with
     // its own fix.
     let detail = format!("{}; PostgreSQL answered with error {code}: {msg}", how.said);
-    (Finding::fail(detail, hint), retry)
+    let brief = match code {
+        _ if hba => format!("refused by pg_hba.conf ({code})"),
+        "28P01" | "28000" => format!("login refused ({code})"),
+        "3D000" => format!("no database ({code})"),
+        "53300" => format!("too many connections ({code})"),
+        _ => format!("refused ({code})"),
+    };
+    (Finding::fail(detail, hint).brief(brief), retry)
 }

@@ -21,9 +21,17 @@ pub struct Finding {
     pub unchecked: bool,
     pub detail: String,
     pub hint: Option<String>,
+    /// A failure in a few words, for a list's column: "login refused (1045)".
+    pub brief: Option<String>,
 }
 
 impl Finding {
+    /// The same finding with a few words for a list's column.
+    pub(crate) fn brief(mut self, b: impl Into<String>) -> Self {
+        self.brief = Some(b.into());
+        self
+    }
+
     /// The step's status: fail, warn (something not checked) or pass.
     pub fn status(&self) -> super::Status {
         match (self.ok, self.unchecked) {
@@ -39,6 +47,7 @@ impl Finding {
             unchecked: false,
             detail: detail.into(),
             hint: None,
+            brief: None,
         }
     }
     /// It answered, and `detail` says what was not checked.
@@ -49,6 +58,7 @@ impl Finding {
             unchecked: true,
             detail: detail.into(),
             hint: (!hint.is_empty()).then_some(hint),
+            brief: None,
         }
     }
     pub(crate) fn fail(detail: impl Into<String>, hint: impl Into<String>) -> Self {
@@ -57,6 +67,7 @@ impl Finding {
             unchecked: false,
             detail: detail.into(),
             hint: Some(hint.into()),
+            brief: None,
         }
     }
 }

@@ -210,7 +210,7 @@ pub fn explain(error: &str, t: &Target, server: &str) -> Finding {
     } else {
         &t.user
     };
-    match word {
+    let f = match word {
         "WRONGPASS" => Finding::fail(
             format!("{server} refused the login of {user} (WRONGPASS: {said})"),
             format!(
@@ -242,7 +242,16 @@ pub fn explain(error: &str, t: &Target, server: &str) -> Finding {
             )
         }
         _ => Finding::fail(format!("{server} refused: {said}"), "see the server's log"),
-    }
+    };
+    let brief = match word {
+        "WRONGPASS" | "NOAUTH" => format!("login refused ({word})"),
+        "NOPERM" => "no permission (NOPERM)".into(),
+        "DENIED" => "refused (protected mode)".into(),
+        _ if error.contains("DB index is out of range") => "no database".into(),
+        _ if error.contains("invalid password") => "login refused".into(),
+        _ => "refused".into(),
+    };
+    f.brief(brief)
 }
 
 /// Probes Redis over a connection made by `open`.

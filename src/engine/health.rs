@@ -37,6 +37,9 @@ pub struct Health {
     pub detail: String,
     /// How long the check took, when it passed.
     pub latency_ms: Option<u64>,
+    /// A failure in a few words ("login refused (1045)"), when the probe has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub brief: Option<String>,
     /// When it ended (RFC 3339, UTC).
     pub checked_at: String,
 }
@@ -47,12 +50,14 @@ impl Health {
         format!("db {}", self.verdict())
     }
 
-    /// "ok 3 ms", "failing: no pg_hba entry": [`Health::short`] where the column says "DB".
+    /// "ok 3 ms", "login refused (1045)", "failing: no pg_hba entry": [`Health::short`]
+    /// where the column says "DB".
     pub fn verdict(&self) -> String {
-        match (self.ok, self.latency_ms) {
-            (true, Some(ms)) => format!("ok {ms} ms"),
-            (true, None) => "ok".into(),
-            (false, _) => format!("failing: {}", self.detail),
+        match (self.ok, self.latency_ms, &self.brief) {
+            (true, Some(ms), _) => format!("ok {ms} ms"),
+            (true, None, _) => "ok".into(),
+            (false, _, Some(b)) => b.clone(),
+            (false, _, None) => format!("failing: {}", self.detail),
         }
     }
 }
@@ -122,6 +127,7 @@ pub(super) async fn run(mut c: Checker) {
         let health = Health {
             ok: finding.ok,
             detail: finding.detail,
+            brief: finding.brief,
             latency_ms: finding
                 .ok
                 .then(|| u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)),
@@ -173,6 +179,7 @@ mod tests {
             ok: true,
             detail: "PostgreSQL 16 accepted app".into(),
             latency_ms: Some(3),
+            brief: None,
             checked_at: "2026-11-30T12:00:00Z".into(),
         };
         assert_eq!(h.short(), "db ok 3 ms");
@@ -180,5 +187,7 @@ mod tests {
         h.latency_ms = None;
         h.detail = "no pg_hba entry".into();
         assert_eq!(h.short(), "db failing: no pg_hba entry");
+        h.brief = Some("login refused (1045)".into());
+        assert_eq!(h.short(), "db login refused (1045)");
     }
 }

@@ -162,6 +162,7 @@ pub fn busy_app(w: u16, h: u16) -> App {
                     ok,
                     detail: detail.into(),
                     latency_ms: ms,
+                    brief: None,
                     checked_at: String::new(),
                 },
             },
