@@ -81,6 +81,7 @@ fn main() {
         ssh_config: Some(path),
         epoch: Some(none),
         known_hosts: None,
+        epoch_is_project: false,
     };
     let ctx = Arc::new(Context::new(
         dir.path().to_path_buf(),

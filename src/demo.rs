@@ -278,6 +278,7 @@ pub async fn start() -> std::io::Result<World> {
         ssh_config: Some("/dev/null".into()),
         epoch: Some(dir.path().join("epoch.toml")),
         known_hosts: Some(dir.path().join("known_hosts")),
+        epoch_is_project: false,
     };
     Ok(World {
         _dir: dir,

@@ -33,6 +33,9 @@ struct Cli {
     /// that needs one is refused, naming the line. Also WARREN_NO_EXEC=1.
     #[arg(long, global = true)]
     no_exec: bool,
+    /// (For the daemon) the --config file is a directory's epoch.toml, which needs trust.
+    #[arg(long, global = true, hide = true)]
+    project_config: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -137,6 +140,15 @@ enum Command {
         /// known_hosts files (NAME's, or every connection's and ~/.ssh/known_hosts).
         #[arg(long)]
         repair: bool,
+    },
+    /// Trust a project's epoch.toml (default ./epoch.toml) once you have read it. Until then
+    /// its entries run no command, read no file outside its directory and change no host-key
+    /// setting; a changed file needs trusting again.
+    TrustConfig {
+        path: Option<PathBuf>,
+        /// Forget the file instead: its entries are restricted again.
+        #[arg(long)]
+        revoke: bool,
     },
     /// What the daemon runs: state, local address, target, uptime, bytes, reconnects.
     Status {
@@ -300,6 +312,7 @@ fn connection_names() -> Vec<CompletionCandidate> {
         ssh_config: flag("--ssh-config"),
         epoch: flag("--config"),
         known_hosts: None,
+        epoch_is_project: false,
     };
     Catalog::load(&paths, Arc::new(Context::from_process()))
         .connections
@@ -363,6 +376,7 @@ fn main() -> ExitCode {
         ssh_config: abs(cli.ssh_config),
         epoch: abs(cli.config),
         known_hosts: abs(cli.known_hosts),
+        epoch_is_project: cli.project_config,
     };
     let catalog = Catalog::load(&paths, Arc::new(Context::from_process()));
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
@@ -449,6 +463,10 @@ fn main() -> ExitCode {
             with_runtime(|(mut o, mut e)| async move {
                 cli::exec::url(&catalog, &ctx, &name, format, with_password, &mut o, &mut e).await
             })
+        }
+        Some(Command::TrustConfig { path, revoke }) => {
+            let ctx = Context::from_process();
+            cli::trust::trust_config(&catalog, &ctx, path.as_deref(), revoke, &mut out, &mut err)
         }
         Some(Command::Trust {
             name,

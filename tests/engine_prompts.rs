@@ -19,6 +19,7 @@ fn catalog(s: &Scratch) -> Catalog {
         ssh_config: Some("/dev/null".into()),
         epoch: Some(s.path().join("epoch.toml")),
         known_hosts: None,
+        epoch_is_project: false,
     };
     let c = Catalog::load(
         &paths,

@@ -56,6 +56,7 @@ fn catalog(s: &Scratch) -> Catalog {
         ssh_config: Some(s.path().join("ssh_config")),
         epoch: Some("/dev/null".into()),
         known_hosts: Some(s.path().join("known_hosts")),
+        epoch_is_project: false,
     };
     Catalog::load(
         &paths,

@@ -444,6 +444,7 @@ async fn a_question_is_withdrawn_when_its_tunnel_closes_and_a_late_yes_records_n
             ssh_config: Some(s.path().join("ssh_config")),
             epoch: Some("/dev/null".into()),
             known_hosts: None,
+            epoch_is_project: false,
         },
         Arc::new(Context::new(
             s.path().to_path_buf(),

@@ -214,7 +214,7 @@ pub async fn run(
             return exit::FAILED;
         }
     }
-    let text = match setup::apply(&plan, passphrase.as_deref(), &path, a.yes) {
+    let text = match setup::apply(&plan, passphrase.as_deref(), &path, a.yes, ctx) {
         Ok(t) => t,
         Err(e) => {
             let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));

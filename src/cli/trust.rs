@@ -202,3 +202,89 @@ pub async fn run(
         }
     }
 }
+
+/// `warren trust-config [PATH] [--revoke]`: records (or forgets) a project epoch.toml's bytes
+/// as trusted, after saying what its entries will then be let do.
+pub fn trust_config(
+    catalog: &Catalog,
+    ctx: &crate::config::Context,
+    path: Option<&std::path::Path>,
+    revoke: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
+    use crate::config::trust;
+    let path = path.unwrap_or(std::path::Path::new("epoch.toml"));
+    let shown = crate::text::escape(&path.display().to_string()).into_owned();
+    if !path.is_file() {
+        let _ = writeln!(
+            err,
+            "error: {shown}: no such file; name the epoch.toml to trust (warren trust-config PATH)"
+        );
+        return exit::BAD_CONFIG;
+    }
+    if revoke {
+        return match trust::revoke(ctx, path) {
+            Ok(true) => {
+                let _ = writeln!(
+                    out,
+                    "{shown} is no longer trusted: its entries run no command and read no file outside its directory"
+                );
+                exit::OK
+            }
+            Ok(false) => {
+                let _ = writeln!(out, "{shown} was not trusted");
+                exit::OK
+            }
+            Err(e) => {
+                let _ = writeln!(err, "error: {}", crate::text::escape(&e));
+                exit::FAILED
+            }
+        };
+    }
+    // What the file's entries will be let do: the settings the catalog held back.
+    let same = catalog
+        .untrusted
+        .as_ref()
+        .is_some_and(|u| trust::absolute(&u.path) == trust::absolute(path));
+    let held: Vec<&(String, crate::config::Origin)> = if same {
+        catalog
+            .connections
+            .iter()
+            .filter_map(|c| c.untrusted.as_ref())
+            .flat_map(|h| h.uses.iter())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    match trust::trust(ctx, path) {
+        Ok(hash) => {
+            let _ = writeln!(
+                out,
+                "trusted {shown} ({}, sha256 {}…)",
+                crate::text::escape(&trust::absolute(path).display().to_string()),
+                &hash[..16]
+            );
+            if !held.is_empty() {
+                let _ = writeln!(out, "its entries may now:");
+                for (what, at) in held {
+                    let _ = writeln!(
+                        out,
+                        "  {} ({})",
+                        crate::text::escape(what),
+                        crate::text::escape(&at.to_string())
+                    );
+                }
+            }
+            let _ = writeln!(
+                out,
+                "a change to the file needs `warren trust-config` again; `--revoke` forgets it"
+            );
+            exit::OK
+        }
+        Err(e) => {
+            let _ = writeln!(err, "error: {}", crate::text::escape(&e));
+            exit::FAILED
+        }
+    }
+}

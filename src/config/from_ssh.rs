@@ -44,6 +44,7 @@ pub fn connection(config: &SshConfig, alias: &str, origin: Origin) -> Connection
         tags,
         problems,
         other,
+        untrusted: None,
     }
 }
 

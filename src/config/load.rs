@@ -18,6 +18,7 @@ use super::from_ssh;
 use super::model::{Connection, SourceKind};
 use super::origin::{Origin, Problem, Sourced};
 use super::ssh_config::{FileKind, SshConfig};
+use super::trust;
 
 /// The paths the user gave on the command line.
 #[derive(Clone, Debug, Default)]
@@ -25,6 +26,9 @@ pub struct Paths {
     pub ssh_config: Option<PathBuf>,
     pub epoch: Option<PathBuf>,
     pub known_hosts: Option<PathBuf>,
+    /// `epoch` is a directory's epoch.toml that a client found in its working directory and
+    /// handed to the daemon: it needs the user's trust as `./epoch.toml` does.
+    pub epoch_is_project: bool,
 }
 
 /// What happened to a file warren looked at.
@@ -56,6 +60,8 @@ pub struct Catalog {
     pub problems: Vec<Problem>,
     pub files: Vec<FileEntry>,
     pub ssh: SshConfig,
+    /// The epoch.toml, when it needs the user's trust and does not have it.
+    pub untrusted: Option<super::trust::Untrusted>,
 }
 
 /// Why a name did not pick one connection.
@@ -95,7 +101,7 @@ impl Catalog {
             .iter()
             .map(|(p, t, k)| (p.as_path(), t.as_str(), *k))
             .collect();
-        let ssh = SshConfig::from_texts(Arc::clone(&ctx), &refs);
+        let mut ssh = SshConfig::from_texts(Arc::clone(&ctx), &refs);
         problems.extend(ssh.problems.iter().cloned());
         let mut connections: Vec<Connection> = ssh
             .aliases
@@ -104,6 +110,8 @@ impl Catalog {
             .collect();
 
         let (epoch_path, explicit) = epoch_path(paths, &ctx);
+        let local = paths.epoch_is_project || (!explicit && epoch_path == Path::new("epoch.toml"));
+        let mut untrusted = None;
         if let Some(text) = read(
             &epoch_path,
             SourceKind::Epoch,
@@ -111,7 +119,48 @@ impl Catalog {
             &mut files,
             &mut problems,
         ) {
-            let loaded = epoch::load(&epoch_path, &text, &ctx, &ssh);
+            untrusted = trust::needs_trust(&ctx, &epoch_path, local)
+                .filter(|_| !trust::is_trusted(&ctx, &epoch_path, text.as_bytes()))
+                .map(|why| trust::Untrusted {
+                    path: epoch_path.clone(),
+                    why,
+                });
+            // The names an untrusted file gives run none of the user's own commands either
+            // (a `Match exec` of ~/.ssh/config that a jump_host alias reaches).
+            let saved = untrusted.as_ref().map(|_| {
+                let mut quiet = (*ctx).clone();
+                quiet
+                    .env
+                    .insert(super::context::NO_EXEC_VAR.to_string(), "1".to_string());
+                std::mem::replace(&mut ssh.ctx, Arc::new(quiet))
+            });
+            let mut loaded = epoch::load(&epoch_path, &text, &ctx, &ssh);
+            if let Some(c) = saved {
+                ssh.ctx = c;
+            }
+            if let Some(u) = &untrusted {
+                let mut refused = 0;
+                for c in &mut loaded.connections {
+                    c.untrusted = trust::refusals(c, u);
+                    refused += usize::from(c.untrusted.is_some());
+                }
+                if refused > 0 {
+                    problems.push(
+                        Problem::warning(
+                            Origin::file(&Arc::from(epoch_path.as_path()), 1),
+                            format!(
+                                "{} is not trusted ({}): {refused} of its entries ask for what warren does only for files you trust (a command, a file outside its directory, host-key settings), and are not opened",
+                                epoch_path.display(),
+                                u.why
+                            ),
+                        )
+                        .with_fix(format!(
+                            "read it, then run `warren trust-config {}`",
+                            epoch_path.display()
+                        )),
+                    );
+                }
+            }
             if loaded.syntax_error
                 && let Some(f) = files.last_mut()
             {
@@ -142,6 +191,7 @@ impl Catalog {
             problems,
             files,
             ssh,
+            untrusted,
         }
     }
 

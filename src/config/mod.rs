@@ -20,6 +20,7 @@ pub mod load;
 pub mod model;
 pub mod origin;
 pub mod ssh_config;
+pub mod trust;
 
 pub use context::Context;
 pub use load::{Catalog, Paths};

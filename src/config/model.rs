@@ -571,9 +571,31 @@ pub struct Connection {
     pub problems: Vec<Problem>,
     /// Settings in the source that warren does not use, kept for `show`.
     pub other: Vec<(String, Sourced<String>)>,
+    /// What the entry asks for that its file may not do until the user trusts the file
+    /// ([`crate::config::trust`]): while it is held, the connection is not opened.
+    pub untrusted: Option<crate::config::trust::Held>,
 }
 
 impl Connection {
+    /// Why the connection may not be opened or diagnosed now: its file is not trusted and it
+    /// asks for what only a trusted file may (each setting with its line).
+    pub fn refusal(&self) -> Option<String> {
+        let held = self.untrusted.as_ref()?;
+        let uses: Vec<String> = held
+            .uses
+            .iter()
+            .map(|(what, at)| format!("{what} ({at})"))
+            .collect();
+        Some(format!(
+            "{} is not opened: {} is not trusted ({}), and the entry asks for what warren does only for files you trust: {}; {}",
+            self.display_name,
+            held.file.display(),
+            held.why,
+            uses.join("; "),
+            held.fix()
+        ))
+    }
+
     /// What the tunnel is made from (hops, forwards, database, policy), without where each
     /// value was written: two loads of a file where only comments or line numbers moved
     /// give the same key. A live reload compares them to tell an open tunnel that its

@@ -195,6 +195,20 @@ pub async fn ensure_daemon(ctx: &Context, paths: &Paths) -> Result<(), String> {
             cmd.arg(flag).arg(v);
         }
     }
+    // The daemon works in `/`: the epoch.toml this client would read is named to it by its
+    // absolute path, and a directory's own one keeps its need for trust.
+    if paths.epoch.is_none() {
+        let (found, explicit) = crate::config::load::epoch_path(paths, ctx);
+        if found.exists() {
+            cmd.arg("--config")
+                .arg(crate::config::trust::absolute(&found));
+            if !explicit && found == std::path::Path::new("epoch.toml") {
+                cmd.arg("--project-config");
+            }
+        }
+    } else if paths.epoch_is_project {
+        cmd.arg("--project-config");
+    }
     // The daemon says "ready" on its stdout once it listens (then lets go of it).
     cmd.arg("daemon")
         .stdin(std::process::Stdio::null())

@@ -154,6 +154,10 @@ fn pin_ports(mut conn: Connection, ports: &[u16]) -> Connection {
 
 /// Runs the daemon until nothing is left to keep alive.
 pub async fn serve(paths: Paths, ctx: Arc<Context>) -> std::io::Result<()> {
+    // The daemon resolves nothing against the working directory of the client that started
+    // it (its paths are absolute): a later request from elsewhere must not read that
+    // directory's epoch.toml.
+    std::env::set_current_dir("/")?;
     let dir = runtime_dir(&ctx)?;
     let _lock = match lock(&dir) {
         Ok(l) => l,

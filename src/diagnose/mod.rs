@@ -233,6 +233,23 @@ pub async fn run(
     };
     let prompter = Arc::clone(prompter);
     let hops = conn.hops.len();
+    if let Some(why) = conn.refusal() {
+        // An untrusted file's entry: doctor runs and reads nothing of it either.
+        w.push(
+            StepId::Config,
+            0,
+            Status::Fail,
+            Instant::now(),
+            why,
+            conn.untrusted.as_ref().map(|h| h.fix()),
+        );
+        w.skip_rest(hops.max(1), 0, StepId::Config);
+        return Report {
+            connection: conn.display_name.clone(),
+            ok: false,
+            steps: w.steps,
+        };
+    }
     let mut handles: Vec<Arc<Handle<Client>>> = Vec::new();
     // The ProxyCommands under the handles: stopped once the walk is over.
     let mut proxies = Vec::new();

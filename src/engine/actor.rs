@@ -504,6 +504,12 @@ impl Actor {
             idle_timeout: conn.policy.idle_timeout.as_ref().map(|d| d.value.0),
             health: health::History::default(),
         };
+        if let Some(why) = conn.refusal() {
+            // An untrusted file's entry: nothing of it runs, nothing is bound.
+            self.tunnels.insert(name.clone(), t);
+            self.fail(&name, why).await;
+            return;
+        }
         let (listeners, remote, failure) = self.bind(&conn, &mut t).await;
         self.tunnels.insert(name.clone(), t);
         if let Some(error) = failure {

@@ -380,6 +380,7 @@ pub fn apply(
     passphrase: Option<&str>,
     epoch: &Path,
     replace: bool,
+    ctx: &crate::config::Context,
 ) -> Result<String, SetupError> {
     // Everything that can be checked first is, so a refused entry leaves no new key behind.
     summary(plan, epoch, replace, false, Path::new("/"))?;
@@ -396,7 +397,17 @@ pub fn apply(
     };
     let line = public.unwrap_or_else(|| "<your public key line, e.g. from ssh-add -L>".into());
     let text = bastion_instructions(&line, plan);
-    write_entry(epoch, plan, replace)?;
+    // A file setup creates, or one the user trusted, stays trusted with the entry added: the
+    // user wrote it through warren. An untrusted file stays untrusted (its other entries
+    // are still unread).
+    let before = std::fs::read(epoch).ok();
+    let keep = before
+        .as_deref()
+        .is_none_or(|b| crate::config::trust::is_trusted(ctx, epoch, b));
+    let written = write_entry(epoch, plan, replace)?;
+    if keep && let Err(e) = crate::config::trust::trust_bytes(ctx, epoch, written.as_bytes()) {
+        tracing::warn!("the new entry was saved, but its trust was not recorded: {e}");
+    }
     Ok(text)
 }
 

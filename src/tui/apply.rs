@@ -65,6 +65,7 @@ pub fn save(a: &Answers, ctx: &Context, paths: &Paths) -> Result<(String, String
         a.passphrase.as_ref().map(|p| p.expose()),
         &epoch,
         false,
+        ctx,
     )
     .map_err(|e| match e {
         // A directory or file that cannot be written is not one field's fault, except the

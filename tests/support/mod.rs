@@ -64,7 +64,35 @@ impl Scratch {
             std::fs::create_dir_all(parent).expect("mkdir");
         }
         std::fs::write(&p, text).expect("write");
+        if rel == "epoch.toml" {
+            // The scratch home's own epoch.toml is the one in the directory warren runs in:
+            // a project file, which warren restricts until it is trusted. The tests' user
+            // has trusted it, as `warren trust-config` records (tests/trust_config.rs checks
+            // the untrusted case with a file of its own).
+            self.trust_file(&p, text.as_bytes());
+        }
         p
+    }
+
+    /// Records `bytes` as the trusted content of `path`, as `warren trust-config` does.
+    pub fn trust_file(&self, path: &Path, bytes: &[u8]) {
+        use sha2::Digest;
+        let hash: String = sha2::Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let abs = std::fs::canonicalize(path).expect("canonical path");
+        let store = self.dir.path().join(".config/warren/trusted-configs");
+        std::fs::create_dir_all(store.parent().expect("parent")).expect("mkdir");
+        let suffix = format!(" {}", abs.display());
+        let mut text: String = std::fs::read_to_string(&store)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.ends_with(&suffix))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        text.push_str(&format!("{hash} {}\n", abs.display()));
+        std::fs::write(&store, text).expect("write the trust record");
     }
 
     /// `warren ARGS` with HOME set to this scratch dir, run in it, with no EPOCH_* or

@@ -367,6 +367,7 @@ fn reverse_connection(
         tags: tags(t, None, f),
         problems: Vec::new(),
         other: Vec::new(),
+        untrusted: None,
     })
 }
 
@@ -448,6 +449,7 @@ fn entry_connection(
         tags: tags(t, tunnel.as_ref(), f),
         problems: Vec::new(),
         other: Vec::new(),
+        untrusted: None,
     };
     if let Some(tt) = &tunnel {
         tt.unknown_keys(TUNNEL_KEYS, f);

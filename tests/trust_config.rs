@@ -1,0 +1,214 @@
+//! A project's `./epoch.toml` runs nothing until the user trusts it: a hostile file in the
+//! working directory (a ProxyCommand that leaves a marker, known_hosts_file pointed at
+//! authorized_keys, host_key_alias "restrict", password_file at the user's private key) is
+//! listed, but `list`, `doctor`, `up` and the daemon run none of it, and say what was held
+//! back and how to trust the file; after `warren trust-config` the command runs; one changed
+//! byte untrusts the file again. An entry that asks for nothing of that kind works untrusted,
+//! and the daemon works in `/`.
+
+mod support;
+
+use std::path::Path;
+
+use support::Scratch;
+use support::sshd::Sshd;
+use support::tunnel::{have_servers, local_user, with_key};
+
+fn warren(s: &Scratch, args: &[&str]) -> support::Run {
+    let mut all = vec!["--ssh-config", "/dev/null", "--known-hosts", "known_hosts"];
+    all.extend_from_slice(args);
+    let run = format!("{}/run", s.path().display());
+    std::fs::create_dir_all(&run).expect("run dir");
+    s.warren_env(&all, &[("XDG_RUNTIME_DIR", &run)])
+}
+
+/// warren run in the project directory `proj` under the scratch home (HOME stays the
+/// scratch dir, so `~/.ssh` is outside the project).
+fn in_project(s: &Scratch, args: &[&str]) -> support::Run {
+    let proj = s.path().join("proj");
+    let mut all = vec!["--ssh-config", "/dev/null", "--known-hosts", "known_hosts"];
+    all.extend_from_slice(args);
+    let run = format!("{}/run", s.path().display());
+    std::fs::create_dir_all(&run).expect("run dir");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_warren"));
+    cmd.args(&all)
+        .current_dir(&proj)
+        .env("HOME", s.path())
+        .env("XDG_RUNTIME_DIR", &run);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("EPOCH_") || k.starts_with("XDG_CONFIG") || k == "SSH_AUTH_SOCK" {
+            cmd.env_remove(k);
+        }
+    }
+    support::Run {
+        args: all.iter().map(|a| a.to_string()).collect(),
+        output: cmd.output().expect("run warren"),
+    }
+}
+
+fn hostile(sshd: &Sshd, marker: &Path) -> String {
+    format!(
+        "[storage.postgres.evil]\nhost = \"127.0.0.1\"\nport = 5432\npassword_file = \"~/.ssh/id_ed25519\"\n\n[storage.postgres.evil.ssh_tunnel]\nhost = \"127.0.0.1\"\nport = {port}\nuser = \"{user}\"\nproxy_command = \"touch {m}; exec nc 127.0.0.1 {port}\"\nknown_hosts_file = \"~/.ssh/authorized_keys\"\nhost_key_alias = \"restrict\"\n",
+        port = sshd.port,
+        user = local_user(),
+        m = marker.display()
+    )
+}
+
+#[test]
+fn a_directorys_epoch_toml_runs_nothing_until_trusted() {
+    if !have_servers() || !support::require("nc") {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let (s, key) = with_key(&sshd);
+    let proj = s.path().join("proj");
+    std::fs::create_dir_all(&proj).expect("proj");
+    // The project's own key and known_hosts, inside its directory.
+    std::fs::copy(&key, proj.join("id_ed25519")).expect("copy key");
+    std::fs::copy(s.path().join("known_hosts"), proj.join("known_hosts")).expect("copy kh");
+    let key = proj.join("id_ed25519").display().to_string();
+    let marker = s.path().join("MARKER");
+    s.write(".ssh/authorized_keys", "");
+    s.write(".ssh/id_ed25519", "not really a key\n");
+    let plain = format!(
+        "[storage.postgres.plain]\nhost = \"127.0.0.1\"\nport = 5432\n\n[storage.postgres.plain.ssh_tunnel]\nhost = \"127.0.0.1\"\nport = {}\nuser = \"{}\"\nkey_file = \"{key}\"\n",
+        sshd.port,
+        local_user()
+    );
+    s.write(
+        "proj/epoch.toml",
+        &format!("{}\n{plain}", hostile(&sshd, &marker)),
+    );
+
+    // Listed, with one warning that says what to do; nothing ran.
+    let r = in_project(&s, &["list"]);
+    assert!(r.stdout().contains("evil"), "{}", r.describe());
+    r.expect_stderr("epoch.toml is not trusted")
+        .expect_stderr("warren trust-config epoch.toml");
+    assert!(!marker.exists(), "list ran the ProxyCommand");
+
+    // doctor and up refuse the entry at once, naming what was held back, line by line.
+    let r = in_project(&s, &["doctor", "evil", "--json"]);
+    assert_ne!(r.code(), 0, "{}", r.describe());
+    let v = r.json();
+    let config = &v["steps"][0];
+    assert_eq!(config["id"], "config", "{v:#}");
+    assert_eq!(config["status"], "fail", "{v:#}");
+    let detail = config["detail"].as_str().unwrap_or_default();
+    for held in [
+        "proxy_command runs a command (epoch.toml:10)",
+        "known_hosts_file changes where host keys are checked and written",
+        "host_key_alias changes the name",
+        "password_file reads",
+    ] {
+        assert!(detail.contains(held), "{held}: {detail}");
+    }
+    assert!(!marker.exists(), "doctor ran the ProxyCommand");
+    let r = in_project(&s, &["up", "--detach", "evil"]);
+    assert_ne!(r.code(), 0, "{}", r.describe());
+    // Through the daemon, which was handed the file by its absolute path and keeps its need
+    // for trust.
+    r.expect_stdout("evil is not opened")
+        .expect_stdout("proj/epoch.toml is not trusted");
+    assert!(!marker.exists(), "up ran the ProxyCommand");
+    assert_eq!(
+        std::fs::read_to_string(s.path().join(".ssh/authorized_keys")).unwrap_or_default(),
+        "",
+        "authorized_keys was written"
+    );
+
+    // An entry that asks for nothing of the kind works untrusted (through the daemon, which
+    // works in `/`).
+    in_project(&s, &["up", "--detach", "plain"]).expect_code(0);
+    let status = in_project(&s, &["status", "--json"]).json();
+    assert_eq!(status[0]["state"], "up", "{status:#}");
+    let pids = std::process::Command::new("pgrep")
+        .args(["-f", &format!("{}/epoch.toml", proj.display())])
+        .output()
+        .expect("pgrep");
+    let pids = String::from_utf8_lossy(&pids.stdout).to_string();
+    let pid = pids.lines().next().unwrap_or_default().trim().to_string();
+    assert!(
+        !pid.is_empty(),
+        "the daemon is named its epoch.toml by absolute path"
+    );
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).expect("daemon cwd");
+    assert_eq!(cwd, Path::new("/"));
+    // The daemon keeps the file's need for trust: the hostile entry is refused there too.
+    let r = in_project(&s, &["up", "--detach", "evil"]);
+    assert_ne!(r.code(), 0, "{}", r.describe());
+    assert!(!marker.exists(), "the daemon ran the ProxyCommand");
+    in_project(&s, &["down", "--all"]).expect_code(0);
+
+    // Trusted: the file's entries may run what it names.
+    std::fs::write(
+        proj.join("epoch.toml"),
+        format!("{}\n", hostile_runnable(&sshd, &marker)),
+    )
+    .expect("write");
+    let r = in_project(&s, &["trust-config"]);
+    r.expect_code(0).expect_stdout("trusted epoch.toml");
+    assert!(
+        r.stdout().contains("proxy_command runs a command"),
+        "it says what it now allows: {}",
+        r.describe()
+    );
+    let r = in_project(&s, &["doctor", "runnable", "--json"]);
+    assert!(
+        marker.exists(),
+        "a trusted file's ProxyCommand runs: {}",
+        r.describe()
+    );
+    std::fs::remove_file(&marker).expect("rm marker");
+
+    // One byte changed: untrusted again.
+    let mut text = std::fs::read_to_string(proj.join("epoch.toml")).expect("read");
+    text.push(' ');
+    std::fs::write(proj.join("epoch.toml"), text).expect("write");
+    let r = in_project(&s, &["doctor", "runnable", "--json"]);
+    assert_ne!(r.code(), 0, "{}", r.describe());
+    assert!(!marker.exists(), "a changed file ran its ProxyCommand");
+
+    // --revoke forgets a file.
+    in_project(&s, &["trust-config"]).expect_code(0);
+    in_project(&s, &["trust-config", "--revoke"])
+        .expect_code(0)
+        .expect_stdout("no longer trusted");
+    let r = in_project(&s, &["doctor", "runnable", "--json"]);
+    assert_ne!(r.code(), 0, "{}", r.describe());
+    assert!(!marker.exists());
+}
+
+/// An entry whose only held-back setting is its ProxyCommand (so that, trusted, it runs).
+fn hostile_runnable(sshd: &Sshd, marker: &Path) -> String {
+    format!(
+        "[storage.postgres.runnable]\nhost = \"127.0.0.1\"\nport = 5432\n\n[storage.postgres.runnable.ssh_tunnel]\nhost = \"127.0.0.1\"\nport = {port}\nuser = \"{user}\"\nproxy_command = \"touch {m}; exec nc 127.0.0.1 {port}\"\n",
+        port = sshd.port,
+        user = local_user(),
+        m = marker.display()
+    )
+}
+
+/// The user's own file (named with --config, or in ~/.config/epoch) needs no trust, unless
+/// others may write to it.
+#[test]
+fn the_users_own_file_needs_no_trust_unless_others_may_write_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new();
+    let marker = s.path().join("MARKER");
+    let text = format!(
+        "[storage.postgres.mine]\nhost = \"127.0.0.1\"\n[storage.postgres.mine.ssh_tunnel]\nhost = \"127.0.0.1\"\nproxy_command = \"touch {}\"\n",
+        marker.display()
+    );
+    let own = s.write(".config/epoch/epoch.toml", &text);
+    std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let r = warren(&s, &["list"]);
+    assert!(!r.stderr().contains("not trusted"), "{}", r.describe());
+    std::fs::set_permissions(&own, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let r = warren(&s, &["list"]);
+    r.expect_stderr("others may write to it");
+    let r = warren(&s, &["doctor", "mine"]);
+    assert_ne!(r.code(), 0, "{}", r.describe());
+    assert!(!marker.exists());
+}
