@@ -212,3 +212,50 @@ fn the_users_own_file_needs_no_trust_unless_others_may_write_it() {
     assert_ne!(r.code(), 0, "{}", r.describe());
     assert!(!marker.exists());
 }
+
+/// Names that would reach a shell as `%h` / `%r` are refused as OpenSSH 9.6 refuses them on
+/// its command line, before any command starts: a host or user in an ssh_tunnel table, and a
+/// jump_host alias (whose ssh_config `Match exec` would get it).
+#[test]
+fn shell_metacharacters_in_names_are_refused_before_any_command_runs() {
+    let s = Scratch::new();
+    let seen = s.path().join("SEEN");
+    let marker = s.path().join("MARKER");
+    s.write(
+        "ssh_config",
+        &format!("Match exec \"echo %h >> {}\"\n  User x\n", seen.display()),
+    );
+    s.write(
+        "epoch.toml",
+        &format!(
+            "[storage.postgres.a]\nhost = \"db\"\n[storage.postgres.a.ssh_tunnel]\nhost = \"b;touch {m}\"\n\n[storage.postgres.b]\nhost = \"db\"\n[storage.postgres.b.ssh_tunnel]\nhost = \"bastion\"\nuser = \"-oProxyCommand=touch {m}\"\n\n[storage.postgres.c]\nhost = \"db\"\n[storage.postgres.c.ssh_tunnel]\nhost = \"bastion\"\njump_host = \"edge$(touch {m})\"\n",
+            m = marker.display()
+        ),
+    );
+    let r = s.warren(&["--ssh-config", "ssh_config", "list"]);
+    let e = r.stderr();
+    assert!(
+        e.contains("epoch.toml:4")
+            && e.contains("holds ';', which OpenSSH 9.6 refuses in a host name"),
+        "{}",
+        r.describe()
+    );
+    assert!(
+        e.contains("epoch.toml:10")
+            && e.contains("starts with '-', which OpenSSH 9.6 refuses in a user name"),
+        "{}",
+        r.describe()
+    );
+    assert!(
+        e.contains("epoch.toml:16") && e.contains("jump_host 'edge$(touch"),
+        "{}",
+        r.describe()
+    );
+    assert!(!marker.exists());
+    assert!(
+        !std::fs::read_to_string(&seen)
+            .unwrap_or_default()
+            .contains("edge"),
+        "the jump_host name reached Match exec"
+    );
+}

@@ -190,6 +190,34 @@ pub(super) fn hops(
         f.push(Problem::error(t.origin.clone(), format!("[{}] has no host", t.name)).with_fix(fix));
         return None;
     };
+    if let Some(why) = bad_hostname(&host.value) {
+        f.push(
+            Problem::error(
+                host.origin.clone(),
+                format!(
+                    "[{}] host '{}' {why}, which OpenSSH 9.6 refuses in a host name: it would reach a ProxyCommand or Match exec as %h",
+                    t.name,
+                    crate::text::escape(&host.value)
+                ),
+            )
+            .with_fix("write the bastion's DNS name or address"),
+        );
+        return None;
+    }
+    if let Some(why) = bad_user(&user.value) {
+        f.push(
+            Problem::error(
+                user.origin.clone(),
+                format!(
+                    "[{}] user '{}' {why}, which OpenSSH 9.6 refuses in a user name: it would reach a ProxyCommand or Match exec as %r",
+                    t.name,
+                    crate::text::escape(&user.value)
+                ),
+            )
+            .with_fix("write the login name on the bastion"),
+        );
+        return None;
+    }
     let this = Hop {
         name: host.value.clone(),
         host,
@@ -254,6 +282,46 @@ pub(super) fn hops(
     Some(chain)
 }
 
+/// Why a host name is one OpenSSH 9.6 refuses on its command line (`valid_hostname` in
+/// ssh.c): a leading `-`, a shell metacharacter, white space or a control character.
+pub fn bad_hostname(s: &str) -> Option<String> {
+    if s.starts_with('-') {
+        return Some("starts with '-'".into());
+    }
+    s.chars().find_map(|c| {
+        if "'`\"$\\;&<>|(){}".contains(c) {
+            Some(format!("holds '{c}'"))
+        } else if c == ' ' {
+            Some("holds a space".into())
+        } else if c.is_whitespace() || c.is_control() {
+            Some(format!("holds {}", crate::text::escape(&c.to_string())))
+        } else {
+            None
+        }
+    })
+}
+
+/// Why a user name is one OpenSSH 9.6 refuses (`valid_ruser`): a leading `-`, a shell
+/// metacharacter, `-` after white space, or a trailing backslash.
+pub fn bad_user(s: &str) -> Option<String> {
+    if s.starts_with('-') {
+        return Some("starts with '-'".into());
+    }
+    let chars: Vec<char> = s.chars().collect();
+    for (i, &c) in chars.iter().enumerate() {
+        if "'`\";&<>|(){}".contains(c) {
+            return Some(format!("holds '{c}'"));
+        }
+        if c.is_whitespace() && chars.get(i + 1) == Some(&'-') {
+            return Some("has '-' after white space".into());
+        }
+        if c == '\\' && i + 1 == chars.len() {
+            return Some("ends with a backslash".into());
+        }
+    }
+    None
+}
+
 /// `jump_host = "alias"`: the alias resolved through ssh_config, its own ProxyJump included.
 pub(super) fn ssh_alias_hops(
     alias: &str,
@@ -271,6 +339,24 @@ pub(super) fn ssh_alias_hops(
             return None;
         }
     };
+    // Checked before ssh_config is resolved for it: a Match exec there gets it as %h.
+    let bad = bad_hostname(&dest.host)
+        .map(|w| format!("'{}' {w}", crate::text::escape(&dest.host)))
+        .or_else(|| {
+            dest.user
+                .as_deref()
+                .and_then(|u| bad_user(u).map(|w| format!("user '{}' {w}", crate::text::escape(u))))
+        });
+    if let Some(why) = bad {
+        f.push(
+            Problem::error(
+                origin,
+                format!("jump_host {why}, which OpenSSH 9.6 refuses: it would reach your ssh_config's Match exec and ProxyCommand as %h / %r"),
+            )
+            .with_fix("name an ssh_config Host alias"),
+        );
+        return None;
+    }
     let over = Overrides {
         user: dest.user.clone().map(|u| Sourced::new(u, origin.clone())),
         port: dest.port.map(|p| Sourced::new(p, origin.clone())),
