@@ -373,3 +373,79 @@ fn x_in_the_tui_runs_psql_and_comes_back() {
     t.wait_for("copied: jdbc:postgresql://127.0.0.1:");
     t.quit_closing_tunnels();
 }
+
+/// Every local user can read a process's arguments in /proc: while `connect --with-password`
+/// runs psql, no process's command line holds the password (psql gets it in PGPASSWORD).
+#[test]
+fn connect_with_password_keeps_it_out_of_every_command_line() {
+    use std::io::Write;
+    let Some(pg) = Postgres::start() else { return };
+    let Some((_sshd, s)) = setup(&pg, "password_file = \"pw\"\n") else {
+        return;
+    };
+    let run = format!("{}/run", s.path().display());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_warren"))
+        .args([
+            "--ssh-config",
+            "/dev/null",
+            "--known-hosts",
+            "known_hosts",
+            "connect",
+            "pg",
+            "--with-password",
+        ])
+        .current_dir(s.path())
+        .env("HOME", s.path())
+        .env("XDG_RUNTIME_DIR", &run)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("warren connect");
+    let cmdlines = || -> Vec<String> {
+        std::fs::read_dir("/proc")
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+                    .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // Wait for psql to be running (its stdin is our open pipe, so it waits for input).
+    let t = std::time::Instant::now();
+    let mut seen = false;
+    while t.elapsed() < std::time::Duration::from_secs(20) {
+        let all = cmdlines();
+        // Debian's psql is a wrapper that execs the real one: wait for that.
+        if all
+            .iter()
+            .any(|c| c.contains("bin/psql") && c.contains("host="))
+        {
+            seen = true;
+            assert!(
+                !all.iter().any(|c| c.contains(PASSWORD)),
+                "a command line holds the password: {:?}",
+                all.iter()
+                    .filter(|c| c.contains(PASSWORD))
+                    .collect::<Vec<_>>()
+            );
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    if let Some(mut i) = child.stdin.take() {
+        let _ = i.write_all(b"select 'still ok';\n");
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        seen,
+        "psql never ran: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("still ok"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -358,18 +358,38 @@ impl Parts {
                 put("MYSQL_PWD", self.password.as_ref());
             }
             DbKind::Redis => put("REDISCLI_AUTH", self.password.as_ref()),
-            DbKind::Mssql | DbKind::Mongodb | DbKind::Other => {}
+            DbKind::Mssql => put("SQLCMDPASSWORD", self.password.as_ref()),
+            DbKind::Mongodb | DbKind::Other => {}
         }
         env
     }
 
+    /// The variable the engine's client reads its password from, when it has one (mongosh
+    /// has none: it asks).
+    fn password_var(&self) -> Option<&'static str> {
+        match self.kind {
+            DbKind::Postgres => Some("PGPASSWORD"),
+            DbKind::Mysql => Some("MYSQL_PWD"),
+            DbKind::Redis => Some("REDISCLI_AUTH"),
+            DbKind::Mssql => Some("SQLCMDPASSWORD"),
+            DbKind::Mongodb | DbKind::Other => None,
+        }
+    }
+
     /// The engine's own client and its arguments (`connect` runs it; `--format psql` prints
     /// it).
+    ///
+    /// The password is never an argument (every local user can read a process's arguments in
+    /// /proc): it goes in the client's own variable ([`Parts::env`]), or mongosh asks for it.
     pub fn client(&self) -> Result<(&'static str, Vec<String>), HandoffError> {
         let port = self.port.to_string();
+        let quiet = Parts {
+            password: None,
+            ..self.clone()
+        };
         Ok(match self.kind {
             // psql reads PG* from the environment; the DSN makes the command complete on its own.
-            DbKind::Postgres => ("psql", vec![self.dsn()?]),
+            DbKind::Postgres => ("psql", vec![quiet.dsn()?]),
             DbKind::Mysql => {
                 let mut a = vec![
                     "-h".into(),
@@ -409,7 +429,7 @@ impl Parts {
                 }
                 ("redis-cli", a)
             }
-            DbKind::Mongodb => ("mongosh", vec![self.url()]),
+            DbKind::Mongodb => ("mongosh", vec![quiet.url()]),
             DbKind::Mssql => {
                 let mut a = vec!["-S".into(), format!("tcp:{},{}", self.host, self.port)];
                 if let Some(u) = &self.user {
@@ -438,7 +458,13 @@ impl Parts {
                 .join("\n"),
             Format::Psql => {
                 let (cmd, args) = self.client()?;
-                std::iter::once(cmd.to_string())
+                // The password, when asked for, as a variable of the command (not an argument).
+                let var = match (self.password_var(), &self.password) {
+                    (Some(v), Some(p)) => Some(format!("{v}={}", shell(p))),
+                    _ => None,
+                };
+                var.into_iter()
+                    .chain(std::iter::once(cmd.to_string()))
                     .chain(args.iter().map(|a| shell(a)))
                     .collect::<Vec<_>>()
                     .join(" ")
