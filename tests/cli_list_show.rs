@@ -334,3 +334,35 @@ fn epoch_config_env_and_the_default_path_are_used() {
         .expect_code(0)
         .expect_stdout("orders");
 }
+
+/// A password with `${` in it is not valid in epoch.toml (which expands ${NAME}), and the
+/// problem says so without showing it: not in list, show, show --json or doctor --report.
+#[test]
+fn a_password_that_does_not_expand_is_never_shown() {
+    let s = Scratch::new();
+    s.write(
+        "epoch.toml",
+        "[storage.postgres.db]\nhost = \"db.internal\"\npassword = \"hunter${2 secret\"\nkey_passphrase = \"x${NOT_SET_ANYWHERE_42}y\"\n[storage.postgres.db.ssh_tunnel]\nhost = \"bastion\"\nkey_passphrase = \"pp${NOT_SET_ANYWHERE_42}qq\"\n",
+    );
+    for args in [
+        vec!["--ssh-config", "/dev/null", "list"],
+        vec!["--ssh-config", "/dev/null", "list", "--json"],
+        vec!["--ssh-config", "/dev/null", "show", "db"],
+        vec!["--ssh-config", "/dev/null", "show", "db", "--json"],
+        vec!["--ssh-config", "/dev/null", "doctor", "db", "--report"],
+    ] {
+        let r = s.warren(&args);
+        let all = format!("{}{}", r.stdout(), r.stderr());
+        for leak in ["hunter", "2 secret", "NOT_SET_ANYWHERE_42", "pp$", "qq"] {
+            assert!(
+                !all.contains(leak),
+                "{leak} shown by {args:?}:\n{}",
+                r.describe()
+            );
+        }
+        assert!(!all.contains("panicked"), "{}", r.describe());
+    }
+    s.warren(&["--ssh-config", "/dev/null", "list"])
+        .expect_stderr("the value is not valid")
+        .expect_stderr("(the value is not shown)");
+}

@@ -183,8 +183,44 @@ impl<'s, 'a> Table<'s, 'a> {
             .map(|s| s.map(|v| PathBuf::from(expand::tilde(&v, &self.src.ctx.home))))
     }
 
+    /// A secret (a password, a passphrase), with `${VAR}` taken from the environment. A value
+    /// that does not expand is an error that never shows it: not the value, not the variable
+    /// name inside it (which may be part of the password).
     pub fn secret(&self, key: &str, f: &mut Findings) -> Option<Sourced<Secret>> {
-        self.string(key, f).map(|s| s.map(Secret::new))
+        let (item, origin) = self.item(key)?;
+        let Some(Value::String(s)) = item.as_value() else {
+            f.push(
+                self.wrong(key, &origin, item_type(item), "a string")
+                    .with_fix(format!("quote the value: {key} = \"...\"")),
+            );
+            return None;
+        };
+        match expand::dollar(s.value(), |v| self.src.ctx.var(v).map(str::to_string)) {
+            Ok(v) => Some(Sourced::new(Secret::new(v), origin)),
+            Err(e) => {
+                let (what, fix) = match e {
+                    expand::ExpandError::Unset(_) => (
+                        "it names an environment variable (${...}) that is not set",
+                        "export the variable before running warren, or use password_file",
+                    ),
+                    _ => (
+                        "it holds `${` without a variable name warren can read",
+                        "a secret holding `${` cannot be written here (epoch.toml expands ${NAME}): put it in password_file, which is read as it is",
+                    ),
+                };
+                f.push(
+                    Problem::error(
+                        origin,
+                        format!(
+                            "{}.{key}: the value is not valid: {what} (the value is not shown)",
+                            self.name
+                        ),
+                    )
+                    .with_fix(fix),
+                );
+                None
+            }
+        }
     }
 
     /// An integer, or a string holding one (so `"${PORT}"` works).
