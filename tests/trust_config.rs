@@ -259,3 +259,40 @@ fn shell_metacharacters_in_names_are_refused_before_any_command_runs() {
         "the jump_host name reached Match exec"
     );
 }
+
+/// ~/.ssh/config that others may write to is refused as ssh refuses it ("Bad owner or
+/// permissions"), and none of it is read; a file named with --ssh-config (ssh's -F) is not
+/// checked, by ssh either (checked here against ssh -G -F on the same file).
+#[test]
+fn an_ssh_config_others_may_write_is_refused_as_ssh_refuses_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Scratch::new();
+    let cfg = s.write(
+        ".ssh/config",
+        "Host db-tunnel\n  HostName 10.0.0.5\n  LocalForward 15432 127.0.0.1:5432\n",
+    );
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o664)).expect("chmod");
+    let r = s.warren(&["list"]);
+    r.expect_code(2)
+        .expect_stderr("Bad owner or permissions on")
+        .expect_stderr("chmod go-w");
+    assert!(!r.stdout().contains("db-tunnel"), "{}", r.describe());
+    // With -F (--ssh-config) neither checks.
+    let r = s.warren(&["--ssh-config", &cfg.display().to_string(), "list"]);
+    r.expect_code(0).expect_stdout("db-tunnel");
+    if support::require("ssh") {
+        let out = std::process::Command::new("ssh")
+            .args(["-G", "-F", &cfg.display().to_string(), "db-tunnel"])
+            .output()
+            .expect("ssh -G");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    s.warren(&["list"])
+        .expect_code(0)
+        .expect_stdout("db-tunnel");
+}

@@ -213,3 +213,66 @@ fn a_key_not_authorized_reports_the_offered_methods_and_what_was_tried() {
         .expect_stderr("server offered publickey")
         .expect_stderr("stranger: refused");
 }
+
+/// A private key of the user's own that others may read is ignored, as ssh ignores it (its
+/// `sshkey_perm_ok`), with ssh's words; after `chmod 600` both log in. Differential: real ssh
+/// and warren on the same key against the same sshd.
+#[test]
+fn a_key_others_may_read_is_ignored_as_ssh_ignores_it() {
+    use std::os::unix::fs::PermissionsExt;
+    if !have_servers() {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let s = scratch_for(&sshd);
+    let key = keygen(s.path(), "id_open", "ed25519", "", false);
+    sshd.authorize(&key.public_line);
+    s.write(
+        "epoch.toml",
+        &entry(
+            "pg",
+            echo_server(),
+            &sshd,
+            None,
+            &format!("key_file = \"{}\"", key.private.display()),
+        ),
+    );
+    let ssh = |s: &Scratch| {
+        support::sshd::run_ssh(
+            s.path(),
+            &[
+                "-F",
+                "/dev/null",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                &format!(
+                    "UserKnownHostsFile={}",
+                    s.path().join("known_hosts").display()
+                ),
+                "-i",
+                &key.private.display().to_string(),
+                "-p",
+                &sshd.port.to_string(),
+                &format!("{}@127.0.0.1", local_user()),
+                "true",
+            ],
+        )
+    };
+    std::fs::set_permissions(&key.private, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let (ok, said) = ssh(&s);
+    assert!(!ok, "ssh used a 0644 key: {said}");
+    assert!(said.contains("are too open"), "{said}");
+    s.warren_kh(&["up", "pg"])
+        .expect_code(1)
+        .expect_stderr("Permissions 0644 for")
+        .expect_stderr("are too open")
+        .expect_stderr("This private key will be ignored");
+
+    std::fs::set_permissions(&key.private, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let (ok, said) = ssh(&s);
+    assert!(ok, "ssh with the key at 0600: {said}");
+    tunnel_works(&s, &[]);
+}

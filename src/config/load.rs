@@ -93,6 +93,31 @@ impl Catalog {
         };
         let mut texts = Vec::new();
         for (path, kind, explicit) in ssh_files {
+            // As ssh checks ~/.ssh/config (not a file given with -F): another user's, or one
+            // others may write to, stops it ("Bad owner or permissions").
+            if kind == FileKind::User
+                && !explicit
+                && let Some(why) = bad_owner_or_permissions(&path, ctx.uid)
+            {
+                problems.push(
+                    Problem::error(
+                        Origin::file(&Arc::from(path.as_path()), 1),
+                        format!(
+                            "Bad owner or permissions on {}: {why}; ssh refuses to run with it, and warren reads none of it",
+                            path.display()
+                        ),
+                    )
+                    .with_fix(format!("chmod go-w {}", path.display())),
+                );
+                files.push(FileEntry {
+                    source: SourceKind::Ssh,
+                    path: path.clone(),
+                    status: FileStatus::Unreadable {
+                        error: format!("bad owner or permissions ({why})"),
+                    },
+                });
+                continue;
+            }
             if let Some(text) = read(&path, SourceKind::Ssh, explicit, &mut files, &mut problems) {
                 texts.push((path, text, kind));
             }
@@ -308,6 +333,23 @@ pub fn epoch_path(paths: &Paths, ctx: &Context) -> (PathBuf, bool) {
         .map(PathBuf::from)
         .unwrap_or_else(|| ctx.home.join(".config"));
     (config_dir.join("epoch/epoch.toml"), false)
+}
+
+/// What OpenSSH's `readconf.c` holds against a user config file (SSHCONF_CHECKPERM): owned
+/// by neither the user nor root, or writable by group or others.
+fn bad_owner_or_permissions(path: &Path, uid: u32) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    if m.uid() != 0 && m.uid() != uid {
+        Some(format!("it belongs to uid {}", m.uid()))
+    } else if m.mode() & 0o022 != 0 {
+        Some(format!(
+            "others may write to it (mode {:04o})",
+            m.mode() & 0o7777
+        ))
+    } else {
+        None
+    }
 }
 
 fn read(

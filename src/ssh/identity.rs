@@ -174,6 +174,23 @@ pub async fn list(
     (out, agent)
 }
 
+/// OpenSSH's `sshkey_perm_ok`: a private key file of the user's own that group or others may
+/// read or write is not used ("This private key will be ignored"), in ssh's words.
+pub fn too_open(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    (meta.uid() == uid && meta.mode() & 0o077 != 0).then(|| {
+        format!(
+            "UNPROTECTED PRIVATE KEY FILE: Permissions 0{:03o} for '{}' are too open. It is required that your private key files are NOT accessible by others. This private key will be ignored (chmod 600 {})",
+            meta.mode() & 0o777,
+            path.display(),
+            path.display()
+        )
+    })
+}
+
 /// Loads a private key, asking for its passphrase when it is encrypted and none is set.
 /// `Err` says why it cannot be used.
 pub async fn load(
@@ -182,6 +199,9 @@ pub async fn load(
     prompter: &Prompter,
     connection: &str,
 ) -> Result<Arc<PrivateKey>, String> {
+    if let Some(why) = too_open(path) {
+        return Err(why);
+    }
     let configured = hop
         .key_passphrase
         .as_ref()
