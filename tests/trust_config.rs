@@ -296,3 +296,41 @@ fn an_ssh_config_others_may_write_is_refused_as_ssh_refuses_it() {
         .expect_code(0)
         .expect_stdout("db-tunnel");
 }
+
+/// A daemon directory warren will not use (another user's) is not "no daemon": status, down,
+/// extend and reconnect say they cannot reach it, and why, and exit 1.
+#[test]
+fn a_daemon_that_cannot_be_reached_is_not_reported_as_none() {
+    let s = Scratch::new();
+    let run = s.path().join("run");
+    std::fs::create_dir_all(run.join("warren")).expect("mkdir");
+    let chown = std::process::Command::new("chown")
+        .args(["65534", &run.join("warren").display().to_string()])
+        .status();
+    if !matches!(chown, Ok(st) if st.success()) {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "cannot chown (the tests run as root under CI)"
+        );
+        eprintln!("SKIPPED: cannot chown the runtime dir to another user");
+        return;
+    }
+    let env = [("XDG_RUNTIME_DIR", run.to_str().unwrap_or_default())];
+    for args in [
+        vec!["status"],
+        vec!["status", "--json"],
+        vec!["down", "--all"],
+        vec!["reconnect"],
+    ] {
+        let r = s.warren_env(&args, &env);
+        assert_eq!(r.code(), 1, "{}", r.describe());
+        assert!(
+            r.stderr().contains("cannot reach the daemon")
+                && r.stderr().contains("belongs to another user"),
+            "{}",
+            r.describe()
+        );
+        assert!(!r.stdout().contains("no tunnels are running"), "{}", r.describe());
+        assert!(!r.stderr().contains("no daemon is running"), "{}", r.describe());
+    }
+}

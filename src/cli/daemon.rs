@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::ask::{self, TerminalAsker};
 use super::exit;
 use crate::config::{Catalog, Context, Paths};
-use crate::daemon::client::{DaemonClient, OPEN, QUICK, ensure_daemon, recover};
+use crate::daemon::client::{DaemonClient, OPEN, QUICK, Unreachable, ensure_daemon, recover};
 use crate::daemon::protocol::Request;
 use crate::engine::{Event, TunnelStatus};
 use crate::prompt::Notice;
@@ -190,14 +190,21 @@ async fn open_detached(
 pub async fn status(ctx: &Context, paths: &Paths, json: bool, out: &mut (dyn Write + Send)) -> i32 {
     // A daemon that died while running tunnels is replaced (and opens them again).
     let _ = recover(ctx, paths).await;
-    let tunnels = match DaemonClient::connect(ctx).await {
+    let tunnels = match DaemonClient::reach(ctx).await {
         Ok(c) => c
             .request(Request::Status, QUICK)
             .await
             .map(|r| r.tunnels)
             .unwrap_or_default(),
         // No daemon: nothing runs.
-        Err(_) => Vec::new(),
+        Err(Unreachable::None) => Vec::new(),
+        Err(Unreachable::Refused(why)) => {
+            eprintln!(
+                "error: cannot reach the daemon: {}",
+                crate::text::escape(&why)
+            );
+            return exit::FAILED;
+        }
     };
     if json {
         let _ = serde_json::to_writer_pretty(&mut *out, &tunnels);
@@ -263,9 +270,20 @@ pub async fn down(
     } else {
         Request::Close { names }
     };
-    let Ok(client) = DaemonClient::connect(ctx).await else {
-        let _ = writeln!(err, "no daemon is running: nothing to close");
-        return exit::OK;
+    let client = match DaemonClient::reach(ctx).await {
+        Ok(c) => c,
+        Err(Unreachable::None) => {
+            let _ = writeln!(err, "no daemon is running: nothing to close");
+            return exit::OK;
+        }
+        Err(Unreachable::Refused(why)) => {
+            let _ = writeln!(
+                err,
+                "error: cannot reach the daemon: {}",
+                crate::text::escape(&why)
+            );
+            return exit::FAILED;
+        }
     };
     match client.request(req, QUICK).await {
         Ok(r) => {
@@ -296,9 +314,20 @@ pub async fn extend(
             return exit::BAD_CONFIG;
         }
     };
-    let Ok(client) = DaemonClient::connect(ctx).await else {
-        let _ = writeln!(err, "no daemon is running: nothing to extend");
-        return exit::FAILED;
+    let client = match DaemonClient::reach(ctx).await {
+        Ok(c) => c,
+        Err(Unreachable::None) => {
+            let _ = writeln!(err, "no daemon is running: nothing to extend");
+            return exit::FAILED;
+        }
+        Err(Unreachable::Refused(why)) => {
+            let _ = writeln!(
+                err,
+                "error: cannot reach the daemon: {}",
+                crate::text::escape(&why)
+            );
+            return exit::FAILED;
+        }
     };
     match client
         .request(
@@ -337,9 +366,20 @@ pub async fn reconnect(
     out: &mut (dyn Write + Send),
     err: &mut (dyn Write + Send),
 ) -> i32 {
-    let Ok(client) = DaemonClient::connect(ctx).await else {
-        let _ = writeln!(err, "no daemon is running: nothing to reconnect");
-        return exit::FAILED;
+    let client = match DaemonClient::reach(ctx).await {
+        Ok(c) => c,
+        Err(Unreachable::None) => {
+            let _ = writeln!(err, "no daemon is running: nothing to reconnect");
+            return exit::FAILED;
+        }
+        Err(Unreachable::Refused(why)) => {
+            let _ = writeln!(
+                err,
+                "error: cannot reach the daemon: {}",
+                crate::text::escape(&why)
+            );
+            return exit::FAILED;
+        }
     };
     match client
         .request(

@@ -44,6 +44,25 @@ pub struct DaemonClient {
 
 impl DaemonClient {
     /// Connects to a running daemon; `Err` if none answers.
+    /// The daemon, or why not: none runs, or one may run but cannot be reached (its
+    /// directory belongs to another user, a permission, another error).
+    pub async fn reach(ctx: &Context) -> Result<DaemonClient, Unreachable> {
+        let dir = runtime_dir(ctx).map_err(|e| Unreachable::Refused(e.to_string()))?;
+        let sock = socket_path(&dir);
+        match DaemonClient::connect(ctx).await {
+            Ok(c) => Ok(c),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                ) =>
+            {
+                Err(Unreachable::None)
+            }
+            Err(e) => Err(Unreachable::Refused(format!("{}: {e}", sock.display()))),
+        }
+    }
+
     pub async fn connect(ctx: &Context) -> std::io::Result<DaemonClient> {
         let sock = socket_path(&runtime_dir(ctx)?);
         let conn = UnixStream::connect(&sock).await?;
@@ -170,6 +189,15 @@ impl DaemonClient {
     pub fn events(&self) -> broadcast::Receiver<Event> {
         self.events.subscribe()
     }
+}
+
+/// Why no daemon answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unreachable {
+    /// None runs (no socket, or nobody listens on it).
+    None,
+    /// One may run, but warren cannot reach it: why.
+    Refused(String),
 }
 
 /// How long a request other than an open may take.
