@@ -181,3 +181,93 @@ fn the_control_socket_is_private_single_and_strict() {
         "{a}"
     );
 }
+
+/// The daemon serves its own user only (SO_PEERCRED): a daemon run as `nobody` answers
+/// nobody's `warren status`, and a raw connection from root, which the directory's 0700 does
+/// not keep out, is closed without an answer.
+#[test]
+fn the_daemon_refuses_a_connection_from_another_uid() {
+    use std::io::{BufRead, Read, Write};
+    if !support::require("runuser") {
+        return;
+    }
+    let base = tempfile::tempdir().expect("dir");
+    let _ = std::process::Command::new("chmod")
+        .arg("0755")
+        .arg(base.path())
+        .status();
+    let home = base.path().join("home");
+    let run = base.path().join("run");
+    for d in [&home, &run] {
+        std::fs::create_dir_all(d).expect("mkdir");
+        let ok = std::process::Command::new("chown")
+            .args(["nobody", &d.display().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            assert!(std::env::var("CI").as_deref() != Ok("true"), "cannot chown");
+            eprintln!("SKIPPED: cannot chown to nobody");
+            return;
+        }
+    }
+    let as_nobody = |args: &[&str]| {
+        let mut c = std::process::Command::new("runuser");
+        c.args(["-u", "nobody", "--", "env"])
+            .arg(format!("HOME={}", home.display()))
+            .arg(format!("XDG_RUNTIME_DIR={}", run.display()))
+            .arg(env!("CARGO_BIN_EXE_warren"))
+            .args(["--ssh-config", "/dev/null", "--config", "/dev/null"])
+            .args(args)
+            .current_dir(base.path());
+        c
+    };
+    let mut daemon = as_nobody(&["daemon"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("daemon as nobody");
+    let mut line = String::new();
+    if let Some(out) = daemon.stdout.take() {
+        let _ = std::io::BufReader::new(out).read_line(&mut line);
+    }
+    assert_eq!(line.trim(), "ready", "the daemon did not start");
+    // root does not: the connection is closed, nothing is answered.
+    let sock = run.join("warren").join("control.sock");
+    let mut raw = std::os::unix::net::UnixStream::connect(&sock).expect("connect as root");
+    raw.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .expect("timeout");
+    // A well-formed request (any line at all gets an answer from a daemon that serves it).
+    let _ = raw.write_all(
+        format!(
+            "{{\"v\":{},\"id\":1,\"cmd\":\"status\"}}\n",
+            warren::daemon::protocol::VERSION
+        )
+        .as_bytes(),
+    );
+    let mut got = Vec::new();
+    let n = raw.read_to_end(&mut got).unwrap_or(0);
+    assert_eq!(
+        n,
+        0,
+        "root got an answer: {}",
+        String::from_utf8_lossy(&got)
+    );
+    // nobody reaches its own daemon (started again if the refusal let it stop).
+    let own = as_nobody(&["status", "--json"]).output().expect("status");
+    assert!(
+        own.status.success(),
+        "{}",
+        String::from_utf8_lossy(&own.stderr)
+    );
+    let log = std::fs::read_to_string(home.join(".local/state/warren/daemon.log"))
+        .or_else(|_| std::fs::read_to_string(run.join("warren").join("daemon.log")))
+        .unwrap_or_default();
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    let _ = std::process::Command::new("pkill")
+        .args(["-u", "nobody", "-f", "warren"])
+        .status();
+    if !log.is_empty() {
+        assert!(log.contains("refused a connection from uid 0"), "{log}");
+    }
+}

@@ -330,7 +330,15 @@ fn a_daemon_that_cannot_be_reached_is_not_reported_as_none() {
             "{}",
             r.describe()
         );
-        assert!(!r.stdout().contains("no tunnels are running"), "{}", r.describe());
-        assert!(!r.stderr().contains("no daemon is running"), "{}", r.describe());
+        assert!(
+            !r.stdout().contains("no tunnels are running"),
+            "{}",
+            r.describe()
+        );
+        assert!(
+            !r.stderr().contains("no daemon is running"),
+            "{}",
+            r.describe()
+        );
     }
 }

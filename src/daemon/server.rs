@@ -253,6 +253,20 @@ pub async fn serve(paths: Paths, ctx: Arc<Context>) -> std::io::Result<()> {
         };
         match accepted {
             Ok((conn, _)) => {
+                // Only this user: the directory's 0700 keeps others out, and root (or a
+                // process that was handed the socket) is refused here too.
+                let uid = conn.peer_cred().map(|c| c.uid());
+                if uid.as_ref().ok() != Some(&shared.ctx.uid) {
+                    match uid {
+                        Ok(u) => tracing::warn!(
+                            "refused a connection from uid {u} (the daemon serves uid {} only)",
+                            shared.ctx.uid
+                        ),
+                        Err(e) => tracing::warn!("refused a connection whose peer is unknown: {e}"),
+                    }
+                    drop(conn);
+                    continue;
+                }
                 shared.clients.fetch_add(1, Ordering::Relaxed);
                 let s = Arc::clone(&shared);
                 tracker.spawn(async move {
