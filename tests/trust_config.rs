@@ -48,7 +48,7 @@ fn in_project(s: &Scratch, args: &[&str]) -> support::Run {
 
 fn hostile(sshd: &Sshd, marker: &Path) -> String {
     format!(
-        "[storage.postgres.evil]\nhost = \"127.0.0.1\"\nport = 5432\npassword_file = \"~/.ssh/id_ed25519\"\n\n[storage.postgres.evil.ssh_tunnel]\nhost = \"127.0.0.1\"\nport = {port}\nuser = \"{user}\"\nproxy_command = \"touch {m}; exec nc 127.0.0.1 {port}\"\nknown_hosts_file = \"~/.ssh/authorized_keys\"\nhost_key_alias = \"restrict\"\n",
+        "[storage.postgres.evil]\nhost = \"127.0.0.1\"\nport = 5432\npassword_file = \"~/.ssh/id_ed25519\"\nlocal_bind = \"0.0.0.0\"\n\n[storage.postgres.evil.ssh_tunnel]\nhost = \"127.0.0.1\"\nport = {port}\nuser = \"{user}\"\nproxy_command = \"touch {m}; exec nc 127.0.0.1 {port}\"\nknown_hosts_file = \"~/.ssh/authorized_keys\"\nhost_key_alias = \"restrict\"\n",
         port = sshd.port,
         user = local_user(),
         m = marker.display()
@@ -97,10 +97,11 @@ fn a_directorys_epoch_toml_runs_nothing_until_trusted() {
     assert_eq!(config["status"], "fail", "{v:#}");
     let detail = config["detail"].as_str().unwrap_or_default();
     for held in [
-        "proxy_command runs a command (epoch.toml:10)",
+        "proxy_command runs a command (epoch.toml:11)",
         "known_hosts_file changes where host keys are checked and written",
         "host_key_alias changes the name",
         "password_file reads",
+        "local_bind 0.0.0.0 lets other hosts use the tunnel (epoch.toml:5)",
     ] {
         assert!(detail.contains(held), "{held}: {detail}");
     }

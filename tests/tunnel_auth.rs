@@ -276,3 +276,61 @@ fn a_key_others_may_read_is_ignored_as_ssh_ignores_it() {
     assert!(ok, "ssh with the key at 0600: {said}");
     tunnel_works(&s, &[]);
 }
+
+/// A tunnel the config binds to a non-loopback address (warren binds loopback otherwise)
+/// works, and warren says once who can reach it, naming the setting's line.
+#[test]
+fn a_non_loopback_bind_is_said_once_with_who_can_reach_it() {
+    if !have_servers() {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let s = scratch_for(&sshd);
+    let key = keygen(s.path(), "id", "ed25519", "", false);
+    sshd.authorize(&key.public_line);
+    let text = entry(
+        "pg",
+        echo_server(),
+        &sshd,
+        None,
+        &format!("key_file = \"{}\"", key.private.display()),
+    )
+    .replace(
+        "[storage.postgres.pg]\n",
+        "[storage.postgres.pg]\nlocal_bind = \"0.0.0.0\"\n",
+    );
+    s.write("epoch.toml", &text);
+    let mut up = Up::start(
+        s.path(),
+        &[
+            "--ssh-config",
+            "/dev/null",
+            "--known-hosts",
+            "known_hosts",
+            "up",
+            "pg",
+            "--json",
+        ],
+    );
+    let local = up.listening("pg");
+    assert!(local.starts_with("0.0.0.0:"), "{local}");
+    let warning = up.wait_for("warning", |v| {
+        v["event"] == "warning"
+            && v["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("is not a loopback address"))
+    });
+    let m = warning["message"].as_str().unwrap_or_default();
+    assert!(
+        m.contains("any host that can reach this machine") && m.contains("epoch.toml:"),
+        "{m}"
+    );
+    let port = local.rsplit(':').next().unwrap_or_default();
+    assert_eq!(
+        echo_through(&format!("127.0.0.1:{port}"), b"still works"),
+        b"still works"
+    );
+    let warnings = up.seen.iter().filter(|v| v["event"] == "warning").count();
+    assert_eq!(warnings, 1, "{:#?}", up.seen);
+    assert_eq!(up.interrupt(), 0);
+}

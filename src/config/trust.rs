@@ -272,6 +272,20 @@ pub fn refusals(conn: &Connection, u: &Untrusted) -> Option<Held> {
             }
         }
     }
+    for fw in &conn.forwards {
+        if let super::forward::Endpoint::Tcp { host: Some(h), .. } = &fw.value.listen
+            && in_file(&fw.origin, file)
+            && !matches!(h.as_str(), "" | "localhost")
+            && !h
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+        {
+            no(
+                &fw.origin,
+                format!("local_bind {h} lets other hosts use the tunnel"),
+            );
+        }
+    }
     if let Some(db) = &conn.database {
         if let Some(p) = &db.password_file
             && in_file(&p.origin, file)

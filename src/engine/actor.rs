@@ -641,8 +641,8 @@ impl Actor {
         let mut listeners = Vec::new();
         let mut remote: Vec<RemoteSpec> = Vec::new();
         let mut problems: Vec<String> = Vec::new();
-        for f in &conn.forwards {
-            let f = &f.value;
+        for sourced in &conn.forwards {
+            let f = &sourced.value;
             let (target, shown) = match (f.kind, &f.connect) {
                 (
                     ForwardKind::Local,
@@ -723,6 +723,23 @@ impl Actor {
             }
             match bound {
                 Ok((l, local)) => {
+                    if let Ok(addr) = local.parse::<std::net::SocketAddr>()
+                        && !addr.ip().is_loopback()
+                    {
+                        // The config asked for it (warren binds loopback otherwise); say once
+                        // who can reach it.
+                        let message = format!(
+                            "{local} is not a loopback address: any host that can reach this machine on port {} can use the tunnel ({})",
+                            addr.port(),
+                            sourced.origin
+                        );
+                        t.stats.log(format!("warning: {message}"));
+                        tracing::warn!(tunnel = %name, "{message}");
+                        self.emit(Event::Warning {
+                            name: name.clone(),
+                            message,
+                        });
+                    }
                     self.emit(Event::Listening {
                         name: name.clone(),
                         local: local.clone(),

@@ -589,10 +589,13 @@ fn local_listen(entry: &Table, tunnel: &Table, f: &mut Findings) -> Option<Sourc
         (Some(s), None) => Some(s.map(Endpoint::Unix)),
         (None, port) => {
             let port = port.unwrap_or_else(|| Sourced::default_value(0));
-            let host = bind
-                .map(|b| b.value)
-                .unwrap_or_else(|| "127.0.0.1".to_string());
-            Some(Sourced::new(Endpoint::tcp(host, port.value), port.origin))
+            // The address decides who can reach the tunnel: its line is the listen's origin
+            // when it is written.
+            let (host, origin) = match bind {
+                Some(b) => (b.value, b.origin),
+                None => ("127.0.0.1".to_string(), port.origin),
+            };
+            Some(Sourced::new(Endpoint::tcp(host, port.value), origin))
         }
     }
 }
