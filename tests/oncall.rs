@@ -407,3 +407,55 @@ fn the_daemon_runs_the_notify_command_for_a_drop_and_a_recovery() {
     );
     w(&["down", "--all"]).expect_code(0);
 }
+
+/// Under `--no-exec` the daemon runs no command at all: not the settings' notify command
+/// either, and its log says it did not.
+#[test]
+fn no_exec_runs_no_notify_command() {
+    if !have_servers() {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let (s, key) = with_key(&sshd);
+    s.write(
+        "epoch.toml",
+        &entry("orders", echo_server(), &sshd, Some(&key), ""),
+    );
+    let marker = s.path().join("NOTIFIED");
+    s.write(
+        "cfg/warren/config.toml",
+        &format!(
+            "[notifications]\non = [\"failed\", \"dropped\", \"reconnected\"]\ncommand = 'touch {}'\n",
+            marker.display()
+        ),
+    );
+    let run = s.path().join("run");
+    std::fs::create_dir_all(&run).expect("run");
+    let (rd, cfg) = (
+        run.display().to_string(),
+        s.path().join("cfg").display().to_string(),
+    );
+    let env = [
+        ("XDG_RUNTIME_DIR", rd.as_str()),
+        ("XDG_CONFIG_HOME", cfg.as_str()),
+    ];
+    let w = |a: &[&str]| s.warren_env(&args(a), &env);
+    w(&["--no-exec", "up", "--detach", "orders"]).expect_code(0);
+    // A failure the notify command would hear of: a tunnel to a name nobody has.
+    let _ = w(&["--no-exec", "up", "--detach", "nosuch"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut said = String::new();
+    while Instant::now() < deadline {
+        said = w(&["logs"]).stdout();
+        if said.contains("the notify command") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        said.contains("is not run: the daemon runs no command (--no-exec)"),
+        "{said}"
+    );
+    assert!(!marker.exists(), "the notify command ran under --no-exec");
+    w(&["down", "--all"]).expect_code(0);
+}

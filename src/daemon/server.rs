@@ -210,7 +210,14 @@ pub async fn serve(paths: Paths, ctx: Arc<Context>) -> std::io::Result<()> {
     for p in &settings.problems {
         tracing::warn!("{p}");
     }
-    if let Some(command) = &settings.notifications.command {
+    if let Some(command) = &settings.notifications.command
+        && !ctx.run_commands()
+    {
+        tracing::warn!(
+            "the notify command ({}) is not run: the daemon runs no command (--no-exec)",
+            command.origin
+        );
+    } else if let Some(command) = &settings.notifications.command {
         notify_with(
             &engine,
             command.value.clone(),
