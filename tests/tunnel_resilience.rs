@@ -237,9 +237,15 @@ fn a_frozen_bastion_is_found_by_keepalive_and_recovered() {
     assert_eq!(echo_through(&local, b"before"), b"before");
 
     sshd.signal_all("STOP");
-    up.wait_for("lost", |v| {
+    let lost = up.wait_for("lost", |v| {
         v["event"] == "error" && v["message"].as_str().unwrap_or_default().contains("lost")
     });
+    // The cause, as ssh's ServerAlive settings name it.
+    let said = lost["message"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("no answer to 2 keepalives sent 1 s apart"),
+        "{said}"
+    );
     sshd.signal_all("CONT");
     up.seen.clear();
     up.wait_for("up again", |v| v["event"] == "state" && v["state"] == "up");

@@ -149,6 +149,8 @@ pub async fn order_lines(hop: &Hop) -> Result<KnownHosts, String> {
 /// are kept alive underneath it, and so are the ProxyCommands (stopped when it is dropped).
 pub struct Chain {
     pub handles: Vec<Arc<Handle<Client>>>,
+    /// Why each hop's session ended, once it has (see [`Client::ended`]).
+    endings: Vec<Arc<std::sync::Mutex<Option<String>>>>,
     pub warnings: Vec<String>,
     /// The ProxyCommands under the chain, with the hop each carries.
     pub proxies: Vec<(usize, Proxy)>,
@@ -194,6 +196,11 @@ impl Chain {
                 return format!(
                     "the SSH connection was lost: the ProxyCommand of hop {hop} {ending}"
                 );
+            }
+        }
+        for (hop, e) in self.endings.iter().enumerate() {
+            if let Some(why) = e.lock().ok().and_then(|e| e.clone()) {
+                return format!("the SSH connection was lost (hop {hop}): {why}");
             }
         }
         "the SSH connection was lost".into()
@@ -253,6 +260,7 @@ async fn connect_hops(
     reverse: Option<&Arc<dyn Forwarded>>,
 ) -> Result<Chain, ConnectError> {
     let mut handles: Vec<Arc<Handle<Client>>> = Vec::with_capacity(hops.len());
+    let mut endings = Vec::with_capacity(hops.len());
     let mut warnings = Vec::new();
     let mut proxies: Vec<(usize, Proxy)> = Vec::new();
     let (lines_tx, lines_rx) = mpsc::channel(PROXY_LINES);
@@ -280,8 +288,10 @@ async fn connect_hops(
         })?;
         let config = ssh_config(hop, &offer);
         let last = i + 1 == hops.len();
+        let ended = Arc::new(std::sync::Mutex::new(None));
         let client = |peer| {
             let mut c = Client::new(hop, peer, prompter, connection);
+            c.ended = Arc::clone(&ended);
             if last {
                 c.reverse = reverse.cloned();
             }
@@ -432,10 +442,12 @@ async fn connect_hops(
             });
         }
         handles.push(Arc::new(handle));
+        endings.push(ended);
     }
     let proxy_lines = (!proxies.is_empty()).then_some(lines_rx);
     Ok(Chain {
         handles,
+        endings,
         warnings,
         proxies,
         proxy_lines,

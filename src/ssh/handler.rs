@@ -53,6 +53,11 @@ pub struct Client {
     pub reverse: Option<Arc<dyn Forwarded>>,
     /// The key accepted at the first key exchange: a re-exchange with it is accepted.
     accepted: Option<PublicKey>,
+    /// Why the session ended, in ssh's terms, once it has (keepalives unanswered, the
+    /// bastion's own disconnect).
+    pub ended: Arc<Mutex<Option<String>>>,
+    /// The hop's keepalive settings, to say how many went unanswered in how long.
+    keepalive: (std::time::Duration, u32),
 }
 
 impl Client {
@@ -71,6 +76,11 @@ impl Client {
             negotiated: Arc::new(Mutex::new(None)),
             reverse: None,
             accepted: None,
+            ended: Arc::new(Mutex::new(None)),
+            keepalive: (
+                hop.keepalive_interval.value.0,
+                hop.keepalive_count_max.value,
+            ),
         }
     }
 
@@ -147,6 +157,39 @@ impl Client {
 
 impl client::Handler for Client {
     type Error = russh::Error;
+
+    async fn disconnected(
+        &mut self,
+        reason: client::DisconnectReason<Self::Error>,
+    ) -> Result<(), Self::Error> {
+        let (why, result) = match reason {
+            client::DisconnectReason::ReceivedDisconnect(info) => (
+                format!(
+                    "the bastion closed the connection ({})",
+                    crate::text::escape(&info.message.chars().take(200).collect::<String>())
+                ),
+                Ok(()),
+            ),
+            client::DisconnectReason::Error(russh::Error::KeepaliveTimeout) => {
+                let (every, max) = self.keepalive;
+                // As ssh's ServerAliveCountMax: `max` keepalives go unanswered, and the next
+                // interval ends the connection.
+                let silent = every.as_secs_f64() * f64::from(max.saturating_add(1));
+                (
+                    format!(
+                        "no answer to {max} keepalives sent {} s apart: the bastion said nothing for {silent:.0} s (keepalive_interval, keepalive_count_max)",
+                        every.as_secs_f64()
+                    ),
+                    Err(russh::Error::KeepaliveTimeout),
+                )
+            }
+            client::DisconnectReason::Error(e) => (e.to_string(), Err(e)),
+        };
+        if let Ok(mut e) = self.ended.lock() {
+            e.get_or_insert(why);
+        }
+        result
+    }
 
     // A tunnel client opens channels; the server may open only the forwarded connections of
     // remote forwards it was asked for. Everything else it tries is refused (dropping the
