@@ -19,6 +19,17 @@ pub struct Source<'a> {
 }
 
 impl<'a> Source<'a> {
+    /// `v` as a path: `~` expanded, a relative path joined to this file's directory.
+    pub fn resolve(&self, v: &str) -> PathBuf {
+        let p = PathBuf::from(expand::tilde(v, &self.ctx.home));
+        if p.is_absolute() {
+            return p;
+        }
+        let dir = self.path.parent().unwrap_or(Path::new(""));
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+        dir.join(p)
+    }
+
     pub fn new(path: Arc<Path>, text: &str, ctx: &'a Context) -> Self {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
@@ -178,9 +189,10 @@ impl<'s, 'a> Table<'s, 'a> {
     }
 
     /// A path: a string with `${VAR}` and a leading `~` expanded.
+    /// A path: `~` expanded, and a relative one taken from the file's own directory (so that
+    /// a daemon, which works in `/`, reads the same file as the client that found it).
     pub fn path(&self, key: &str, f: &mut Findings) -> Option<Sourced<PathBuf>> {
-        self.string(key, f)
-            .map(|s| s.map(|v| PathBuf::from(expand::tilde(&v, &self.src.ctx.home))))
+        self.string(key, f).map(|s| s.map(|v| self.src.resolve(&v)))
     }
 
     /// A secret (a password, a passphrase), with `${VAR}` taken from the environment. A value

@@ -4,10 +4,7 @@
 //! is one typo away from these two is a warning (the entry's other keys belong to Horizon
 //! Epoch and are not checked).
 
-use std::path::PathBuf;
-
 use super::fields::{Findings, Table, closest};
-use crate::config::expand;
 use crate::config::model::{RootCert, SslMode};
 use crate::config::origin::{Problem, Sourced};
 
@@ -58,7 +55,7 @@ pub(super) fn settings(
             t.src.ctx.home.join(".postgresql").join("root.crt"),
         )),
         Some(v) if v.value == "system" => Sourced::new(RootCert::System, v.origin),
-        Some(v) => v.map(|p| RootCert::File(PathBuf::from(expand::tilde(&p, &t.src.ctx.home)))),
+        Some(v) => v.map(|p| RootCert::File(t.src.resolve(&p))),
     };
     if root.value == RootCert::System && mode.value != SslMode::VerifyFull {
         // As libpq: the system's roots vouch for any name they signed, so only the name check
@@ -169,7 +166,7 @@ fn mysql_names(
     };
     let root = match t.string("ssl_ca", f).or_else(|| t.string("sslrootcert", f)) {
         Some(v) if v.value == "system" => Sourced::new(RootCert::System, v.origin),
-        Some(v) => v.map(|p| RootCert::File(PathBuf::from(expand::tilde(&p, &t.src.ctx.home)))),
+        Some(v) => v.map(|p| RootCert::File(t.src.resolve(&p))),
         None => Sourced::default_value(RootCert::File(
             t.src.ctx.home.join(".postgresql").join("root.crt"),
         )),
