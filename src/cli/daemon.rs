@@ -187,6 +187,31 @@ async fn open_detached(
     reply.map_err(|e| format!("the daemon: {e}"))
 }
 
+/// The daemon for a request that needs one running: when none runs, "nothing to `verb`"
+/// and `none`'s exit code; when one cannot be reached, why, and exit 1.
+async fn reach(
+    ctx: &Context,
+    verb: &str,
+    none: i32,
+    err: &mut (dyn Write + Send),
+) -> Result<DaemonClient, i32> {
+    match DaemonClient::reach(ctx).await {
+        Ok(c) => Ok(c),
+        Err(Unreachable::None) => {
+            let _ = writeln!(err, "no daemon is running: nothing to {verb}");
+            Err(none)
+        }
+        Err(Unreachable::Refused(why)) => {
+            let _ = writeln!(
+                err,
+                "error: cannot reach the daemon: {}",
+                crate::text::escape(&why)
+            );
+            Err(exit::FAILED)
+        }
+    }
+}
+
 pub async fn status(ctx: &Context, paths: &Paths, json: bool, out: &mut (dyn Write + Send)) -> i32 {
     // A daemon that died while running tunnels is replaced (and opens them again).
     let _ = recover(ctx, paths).await;
@@ -270,20 +295,9 @@ pub async fn down(
     } else {
         Request::Close { names }
     };
-    let client = match DaemonClient::reach(ctx).await {
+    let client = match reach(ctx, "close", exit::OK, err).await {
         Ok(c) => c,
-        Err(Unreachable::None) => {
-            let _ = writeln!(err, "no daemon is running: nothing to close");
-            return exit::OK;
-        }
-        Err(Unreachable::Refused(why)) => {
-            let _ = writeln!(
-                err,
-                "error: cannot reach the daemon: {}",
-                crate::text::escape(&why)
-            );
-            return exit::FAILED;
-        }
+        Err(code) => return code,
     };
     match client.request(req, QUICK).await {
         Ok(r) => {
@@ -314,20 +328,9 @@ pub async fn extend(
             return exit::BAD_CONFIG;
         }
     };
-    let client = match DaemonClient::reach(ctx).await {
+    let client = match reach(ctx, "extend", exit::FAILED, err).await {
         Ok(c) => c,
-        Err(Unreachable::None) => {
-            let _ = writeln!(err, "no daemon is running: nothing to extend");
-            return exit::FAILED;
-        }
-        Err(Unreachable::Refused(why)) => {
-            let _ = writeln!(
-                err,
-                "error: cannot reach the daemon: {}",
-                crate::text::escape(&why)
-            );
-            return exit::FAILED;
-        }
+        Err(code) => return code,
     };
     match client
         .request(
@@ -366,20 +369,9 @@ pub async fn reconnect(
     out: &mut (dyn Write + Send),
     err: &mut (dyn Write + Send),
 ) -> i32 {
-    let client = match DaemonClient::reach(ctx).await {
+    let client = match reach(ctx, "reconnect", exit::FAILED, err).await {
         Ok(c) => c,
-        Err(Unreachable::None) => {
-            let _ = writeln!(err, "no daemon is running: nothing to reconnect");
-            return exit::FAILED;
-        }
-        Err(Unreachable::Refused(why)) => {
-            let _ = writeln!(
-                err,
-                "error: cannot reach the daemon: {}",
-                crate::text::escape(&why)
-            );
-            return exit::FAILED;
-        }
+        Err(code) => return code,
     };
     match client
         .request(

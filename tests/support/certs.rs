@@ -57,6 +57,12 @@ fn ca(dir: &Path, name: &str) {
 /// A server certificate and key for the DNS name `name`, signed by the CA that [`make`] made in
 /// `dir`: `<name>.crt`, `<name>.key`.
 pub fn server_for(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    sign(dir, name, name)
+}
+
+/// A key and a certificate for the DNS name `name` signed by `ca` in `dir`, as
+/// `<stem>.key` and `<stem>.crt`.
+fn sign(dir: &Path, name: &str, stem: &str) -> (PathBuf, PathBuf) {
     openssl(
         dir,
         &[
@@ -70,13 +76,13 @@ pub fn server_for(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
             "-subj",
             &format!("/CN={name}"),
             "-keyout",
-            &format!("{name}.key"),
+            &format!("{stem}.key"),
             "-out",
-            &format!("{name}.csr"),
+            &format!("{stem}.csr"),
         ],
     );
     std::fs::write(
-        dir.join(format!("{name}.ext")),
+        dir.join(format!("{stem}.ext")),
         format!("subjectAltName = DNS:{name}\nbasicConstraints = CA:FALSE\nkeyUsage = digitalSignature\nextendedKeyUsage = serverAuth\n"),
     )
     .expect("ext file");
@@ -86,7 +92,7 @@ pub fn server_for(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
             "x509",
             "-req",
             "-in",
-            &format!("{name}.csr"),
+            &format!("{stem}.csr"),
             "-CA",
             "ca.crt",
             "-CAkey",
@@ -95,14 +101,14 @@ pub fn server_for(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
             "-days",
             "2",
             "-extfile",
-            &format!("{name}.ext"),
+            &format!("{stem}.ext"),
             "-out",
-            &format!("{name}.crt"),
+            &format!("{stem}.crt"),
         ],
     );
     (
-        dir.join(format!("{name}.crt")),
-        dir.join(format!("{name}.key")),
+        dir.join(format!("{stem}.crt")),
+        dir.join(format!("{stem}.key")),
     )
 }
 
@@ -114,53 +120,11 @@ pub fn make(dir: &Path) -> Option<Certs> {
     ca(dir, "ca");
     ca(dir, "other-ca");
     ca(dir, "self-signed");
-    openssl(
-        dir,
-        &[
-            "req",
-            "-new",
-            "-nodes",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ],
-    );
-    std::fs::write(
-        dir.join("server.ext"),
-        "subjectAltName = DNS:localhost\nbasicConstraints = CA:FALSE\nkeyUsage = digitalSignature\nextendedKeyUsage = serverAuth\n",
-    )
-    .expect("server.ext");
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-            "-out",
-            "server.crt",
-        ],
-    );
+    let (server_cert, server_key) = sign(dir, "localhost", "server");
     Some(Certs {
         ca: dir.join("ca.crt"),
-        server_cert: dir.join("server.crt"),
-        server_key: dir.join("server.key"),
+        server_cert,
+        server_key,
         other_ca: dir.join("other-ca.crt"),
         self_signed_cert: dir.join("self-signed.crt"),
         self_signed_key: dir.join("self-signed.key"),
