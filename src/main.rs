@@ -261,12 +261,19 @@ enum ServiceAction {
     Install {
         #[arg(required = true, add = ArgValueCandidates::new(connection_names))]
         names: Vec<String>,
-        /// A system unit in /etc/systemd/system instead of a user unit.
+        /// A system unit in /etc/systemd/system instead of a user unit: it runs as the user
+        /// who ran sudo (or --user), sandboxed.
         #[arg(long)]
         system: bool,
+        /// The user a system unit runs as (default: the user who ran sudo; never root).
+        #[arg(long, value_name = "NAME", requires = "system")]
+        user: Option<String>,
         /// Also run systemctl daemon-reload and enable --now.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "print")]
         now: bool,
+        /// Print the unit to stdout instead of writing it.
+        #[arg(long)]
+        print: bool,
     },
     /// Remove the unit.
     Uninstall {
@@ -541,9 +548,22 @@ fn main() -> ExitCode {
         Some(Command::Service { action }) => {
             let ctx = Context::from_process();
             match action {
-                ServiceAction::Install { names, system, now } => cli::service::install(
-                    &catalog, &ctx, &paths, &names, system, now, &mut out, &mut err,
-                ),
+                ServiceAction::Install {
+                    names,
+                    system,
+                    user,
+                    now,
+                    print,
+                } => {
+                    let ask = cli::service::Install {
+                        names: &names,
+                        system,
+                        user: user.as_deref(),
+                        now,
+                        print,
+                    };
+                    cli::service::install(&catalog, &ctx, &paths, &ask, &mut out, &mut err)
+                }
                 ServiceAction::Uninstall { names, system } => {
                     cli::service::uninstall(&ctx, &names, system, &mut out, &mut err)
                 }

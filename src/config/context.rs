@@ -86,6 +86,11 @@ pub const NO_EXEC_VAR: &str = "WARREN_NO_EXEC";
 
 /// The home directory of a named user, from the passwd database.
 pub fn user_home(name: &str) -> Option<String> {
+    user_entry(name).map(|(_, dir)| dir)
+}
+
+/// `(uid, pw_dir)` of a named user, from the passwd database.
+pub fn user_entry(name: &str) -> Option<(u32, String)> {
     let cname = std::ffi::CString::new(name).ok()?;
     let mut buf = vec![0 as libc::c_char; 16 * 1024];
     // SAFETY: an all-zero passwd is a valid value for the out-parameter.
@@ -105,11 +110,10 @@ pub fn user_home(name: &str) -> Option<String> {
         return None;
     }
     // SAFETY: on success pw_dir points to a NUL-terminated string inside buf.
-    Some(
-        unsafe { CStr::from_ptr(pwd.pw_dir) }
-            .to_string_lossy()
-            .into_owned(),
-    )
+    let dir = unsafe { CStr::from_ptr(pwd.pw_dir) }
+        .to_string_lossy()
+        .into_owned();
+    Some((pwd.pw_uid, dir))
 }
 
 /// `(pw_name, pw_dir)` for a uid, from the passwd database.

@@ -110,7 +110,12 @@ impl Scratch {
     }
 
     pub fn warren_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_warren"));
+        self.run_env(Path::new(env!("CARGO_BIN_EXE_warren")), args, env)
+    }
+
+    /// As [`Scratch::warren_env`], with the warren binary at `exe` (a copy elsewhere).
+    pub fn run_env(&self, exe: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut cmd = Command::new(exe);
         cmd.args(args)
             .current_dir(self.path())
             .env("HOME", self.path());
@@ -243,4 +248,19 @@ pub fn copy_tree(from: &Path, to: &Path, replace: &[(&str, String)]) {
             std::fs::write(dest, out).expect("write corpus file");
         }
     }
+}
+
+/// A user's home directory, from `getent passwd`.
+#[allow(dead_code)]
+pub fn user_home(name: &str) -> String {
+    let out = Command::new("getent")
+        .args(["passwd", name])
+        .output()
+        .expect("getent");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .split(':')
+        .nth(5)
+        .unwrap_or_else(|| panic!("no passwd entry for {name}"))
+        .to_string()
 }
