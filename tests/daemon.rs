@@ -271,3 +271,95 @@ fn the_daemon_refuses_a_connection_from_another_uid() {
         assert!(log.contains("refused a connection from uid 0"), "{log}");
     }
 }
+
+/// One client cannot make the daemon run without end: past 32 unanswered opens on one
+/// connection, a request is refused at once; a status (and an answer) is never held up by
+/// opens that wait.
+#[test]
+fn requests_in_flight_are_bounded_and_status_is_never_held_up() {
+    use std::io::{BufRead, BufReader, Write};
+    let Some((_sshd, h, _)) = setup() else {
+        return;
+    };
+    // A "bastion" that takes the connection and never says a word: each open waits for its
+    // connect_timeout.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("addr").port();
+    let mut toml = std::fs::read_to_string(h.s.path().join("epoch.toml")).expect("read");
+    for i in 0..40 {
+        toml.push_str(&format!(
+            "[storage.postgres.hang{i}]\nhost = \"127.0.0.1\"\nport = 5432\n[storage.postgres.hang{i}.ssh_tunnel]\nhost = \"127.0.0.1\"\nport = {port}\nuser = \"x\"\nconnect_timeout = 30\n\n"
+        ));
+    }
+    std::fs::write(h.s.path().join("epoch.toml"), &toml).expect("write");
+    h.s.trust_file(&h.s.path().join("epoch.toml"), toml.as_bytes());
+    h.warren(&["up", "--detach", "pg"]).expect_code(0);
+    assert!(h.socket().exists(), "the daemon runs");
+
+    let mut c = UnixStream::connect(h.socket()).expect("connect");
+    for i in 0..40 {
+        c.write_all(
+            format!(
+                "{{\"v\": {VERSION}, \"id\": {}, \"cmd\": \"open\", \"names\": [\"hang{i}\"]}}\n",
+                i + 1
+            )
+            .as_bytes(),
+        )
+        .expect("write");
+    }
+    c.write_all(format!("{{\"v\": {VERSION}, \"id\": 99, \"cmd\": \"status\"}}\n").as_bytes())
+        .expect("write");
+    c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    let mut r = BufReader::new(c);
+    let (mut refused, mut status) = (Vec::new(), None);
+    while status.is_none() || refused.len() < 8 {
+        let mut line = String::new();
+        r.read_line(&mut line).unwrap_or_else(|e| {
+            panic!("no reply within 10 s ({e}); refused so far {refused:?}, status {status:?}")
+        });
+        let v: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+        if v["id"] == 99 {
+            status = Some(v);
+        } else {
+            let err = v["error"].as_str().unwrap_or_default();
+            assert!(
+                err.contains("too many requests at once (32 unanswered"),
+                "only refusals come before the opens' connect_timeout: {v}"
+            );
+            refused.push(v["id"].as_u64().unwrap_or_default());
+        }
+    }
+    refused.sort_unstable();
+    assert_eq!(refused, (33..=40).collect::<Vec<u64>>());
+    let status = status.unwrap_or_default();
+    assert_eq!(status["ok"], true, "{status}");
+    drop(r);
+    drop(silent);
+}
+
+/// The daemon's directory is never a symbolic link: one planted there is refused, by the
+/// client and by a daemon, and reported as such, not as "no daemon".
+#[test]
+fn a_symlinked_daemon_directory_is_refused() {
+    let s = Scratch::new();
+    let h = Home::new(s);
+    let elsewhere = h.s.path().join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).expect("dir");
+    std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    std::os::unix::fs::symlink(&elsewhere, std::path::Path::new(&h.run).join("warren"))
+        .expect("symlink");
+    let r = h.warren(&["status"]);
+    r.expect_code(1)
+        .expect_stderr("cannot reach the daemon")
+        .expect_stderr("is a symbolic link: refusing to follow it");
+    assert!(!r.stdout().contains("no daemon"), "{}", r.describe());
+    let r = h.warren(&["daemon"]);
+    assert_ne!(r.code(), 0, "{}", r.describe());
+    r.expect_stderr("is a symbolic link");
+    assert_eq!(
+        std::fs::read_dir(&elsewhere).expect("read").count(),
+        0,
+        "nothing was made where the link points"
+    );
+}

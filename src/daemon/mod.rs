@@ -39,7 +39,15 @@ pub fn runtime_dir(ctx: &Context) -> std::io::Result<PathBuf> {
         .unwrap_or_else(|| ctx.home.join(".local/state"));
     let dir = base.join("warren");
     std::fs::create_dir_all(&dir)?;
-    let meta = std::fs::metadata(&dir)?;
+    // Not followed: a link planted there would put the socket (and the daemon's state) where
+    // its maker chose.
+    let meta = std::fs::symlink_metadata(&dir)?;
+    if meta.file_type().is_symlink() {
+        return Err(std::io::Error::other(format!(
+            "{} is a symbolic link: refusing to follow it (remove it; warren makes the directory itself)",
+            dir.display()
+        )));
+    }
     if meta.uid() != ctx.uid {
         return Err(std::io::Error::other(format!(
             "{} belongs to another user (uid {}): refusing to use it",

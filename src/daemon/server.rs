@@ -274,6 +274,25 @@ pub async fn serve(paths: Paths, ctx: Arc<Context>) -> std::io::Result<()> {
                     drop(conn);
                     continue;
                 }
+                if shared.clients.load(Ordering::Relaxed) >= MAX_CLIENTS {
+                    tracing::warn!("refused a client: {MAX_CLIENTS} are connected already");
+                    let mut conn = conn;
+                    let line = serde_json::to_vec(&reply(
+                        0,
+                        Reply::error(format!(
+                            "the daemon serves at most {MAX_CLIENTS} clients at once"
+                        )),
+                    ))
+                    .unwrap_or_default();
+                    tokio::spawn(async move {
+                        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                            let _ = conn.write_all(&line).await;
+                            let _ = conn.write_all(b"\n").await;
+                        })
+                        .await;
+                    });
+                    continue;
+                }
                 shared.clients.fetch_add(1, Ordering::Relaxed);
                 let s = Arc::clone(&shared);
                 tracker.spawn(async move {
@@ -343,6 +362,14 @@ async fn restore(shared: &Arc<Shared>) {
     }
 }
 
+/// The most requests one client may have unanswered (opens, closes, reconnects; a status
+/// or an answer is answered at once, in order). warren's own clients name every tunnel of a
+/// command in one request, so they never come near it.
+pub const MAX_IN_FLIGHT: usize = 32;
+
+/// The most clients connected at once; one more is told so and closed.
+pub const MAX_CLIENTS: usize = 128;
+
 async fn client(conn: UnixStream, shared: &Arc<Shared>) -> std::io::Result<()> {
     let (r, mut w) = conn.into_split();
     let (out, mut outq) = mpsc::channel::<Frame>(256);
@@ -359,6 +386,7 @@ async fn client(conn: UnixStream, shared: &Arc<Shared>) -> std::io::Result<()> {
     let mut r = BufReader::new(r);
     let gone = CancellationToken::new();
     let mut subscribed = None;
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     let mut buf = Vec::new();
     loop {
         buf.clear();
@@ -415,10 +443,29 @@ async fn client(conn: UnixStream, shared: &Arc<Shared>) -> std::io::Result<()> {
         }
         // Logged by kind only: an answer's secret never reaches the log.
         tracing::debug!("request {}", request_kind(&env.req));
+        // Quick ones are answered here, in order (an answer must never wait behind opens
+        // that wait for it); the rest run on tasks of their own, at most MAX_IN_FLIGHT.
+        if matches!(env.req, Request::Status | Request::Answer { .. }) {
+            let r = handle(env.req, shared).await;
+            let _ = out.send(reply(env.id, r)).await;
+            continue;
+        }
+        let Ok(permit) = Arc::clone(&in_flight).try_acquire_owned() else {
+            let _ = out
+                .send(reply(
+                    env.id,
+                    Reply::error(format!(
+                        "too many requests at once ({MAX_IN_FLIGHT} unanswered on this connection): wait for their replies"
+                    )),
+                ))
+                .await;
+            continue;
+        };
         let (s, o) = (Arc::clone(shared), out.clone());
         tokio::spawn(async move {
             let r = handle(env.req, &s).await;
             let _ = o.send(reply(env.id, r)).await;
+            drop(permit);
         });
     }
     gone.cancel();
