@@ -321,7 +321,14 @@ fn connection_names() -> Vec<CompletionCandidate> {
         known_hosts: None,
         epoch_is_project: false,
     };
-    Catalog::load(&paths, Arc::new(Context::from_process()))
+    let mut ctx = Context::from_process();
+    if args.iter().any(|a| a == "--no-exec") {
+        ctx.env.insert(
+            warren::config::context::NO_EXEC_VAR.to_string(),
+            "1".to_string(),
+        );
+    }
+    Catalog::load(&paths, Arc::new(ctx))
         .connections
         .iter()
         .map(|c| {

@@ -78,6 +78,39 @@ fn bash_completes_warren_up_o_tab_to_a_configured_name() {
     // With --ssh-config on the line, names come from that file.
     s.write("other_config", "Host ops-db\n    HostName x\n");
     assert_eq!(tab("warren --ssh-config other_config show o"), ["ops-db"]);
+
+    // --no-exec on the line: completing runs no command of the config either.
+    s.write(
+        "exec_config",
+        "Match exec \"touch exec-ran\"\n    User x\nHost ops-exec\n    HostName x\n",
+    );
+    assert_eq!(
+        tab("warren --no-exec --ssh-config exec_config show o"),
+        ["ops-exec"]
+    );
+    assert!(
+        !s.path().join("exec-ran").exists(),
+        "completion under --no-exec ran Match exec"
+    );
+
+    // A directory's epoch.toml (not trusted) is completed from, and runs nothing: its
+    // jump host alias is resolved with the user's Match exec lines not run.
+    s.write(
+        ".ssh/config",
+        &format!("Match exec \"test %h = jumpbox && touch jump-ran\"\n    User x\n{SSH}"),
+    );
+    std::fs::write(
+        s.path().join("epoch.toml"),
+        "[storage.postgres.evil]\nhost = \"db\"\n[storage.postgres.evil.ssh_tunnel]\nhost = \"bastion\"\njump_host = \"jumpbox\"\n\n[storage.postgres.evil2]\nhost = \"db\"\n[storage.postgres.evil2.ssh_tunnel]\nhost = \"bastion\"\nproxy_command = \"touch proxy-ran\"\n",
+    )
+    .expect("write");
+    assert_eq!(tab("warren up e"), ["evil", "evil2"]);
+    for marker in ["jump-ran", "proxy-ran"] {
+        assert!(
+            !s.path().join(marker).exists(),
+            "completing from an untrusted epoch.toml ran {marker}"
+        );
+    }
 }
 
 #[test]

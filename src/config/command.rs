@@ -242,9 +242,10 @@ impl Hop {
         if let Some(pc) = &self.proxy_command {
             if no_exec {
                 return Some(format!(
-                    "ProxyCommand at {} is not run: {} forbids running commands from the config; run without it to connect as ssh would",
+                    "ProxyCommand at {} is not run: {} forbids running commands from the config; {}",
                     pc.origin,
-                    no_exec_source(&self.run_commands)
+                    no_exec_source(&self.run_commands),
+                    no_exec_fix(&self.run_commands, "to connect as ssh would")
                 ));
             }
             if pc.value == "-" {
@@ -281,9 +282,10 @@ impl Hop {
         if no_exec {
             if let Some(c) = &self.known_hosts_command {
                 return Some(format!(
-                    "KnownHostsCommand at {} is not run: {} forbids running commands from the config; list the host's key in a known_hosts file, or run without it",
+                    "KnownHostsCommand at {} is not run: {} forbids running commands from the config; list the host's key in a known_hosts file, or {}",
                     c.origin,
-                    no_exec_source(&self.run_commands)
+                    no_exec_source(&self.run_commands),
+                    no_exec_fix(&self.run_commands, "")
                 ));
             }
             if let Some(m) = self
@@ -292,11 +294,12 @@ impl Hop {
                 .find(|m| m.outcome == ExecOutcome::NotRun)
             {
                 return Some(format!(
-                    "the settings of {} depend on Match exec \"{}\" at {}, which {} does not run: warren would not know which settings ssh uses; run without it",
+                    "the settings of {} depend on Match exec \"{}\" at {}, which {} does not run: warren would not know which settings ssh uses; {}",
                     self.name,
                     m.command,
                     m.origin,
-                    no_exec_source(&self.run_commands)
+                    no_exec_source(&self.run_commands),
+                    no_exec_fix(&self.run_commands, "")
                 ));
             }
         }
@@ -304,8 +307,26 @@ impl Hop {
     }
 }
 
+/// What to do about [`no_exec_source`]: trust the file, or run without `--no-exec`.
+fn no_exec_fix(run: &Sourced<bool>, then: &str) -> String {
+    let fix = match &run.origin {
+        Origin::Flag(crate::config::context::UNTRUSTED_NAMES) => {
+            "trust the epoch.toml that names it (`warren trust-config PATH`)"
+        }
+        _ => "run without it",
+    };
+    if then.is_empty() {
+        fix.to_string()
+    } else {
+        format!("{fix} {then}")
+    }
+}
+
 fn no_exec_source(run: &Sourced<bool>) -> String {
     match &run.origin {
+        Origin::Flag(crate::config::context::UNTRUSTED_NAMES) => {
+            "the entry's epoch.toml, not trusted (its names run none of your commands),".into()
+        }
         Origin::Env(v) => format!("--no-exec ({v})"),
         other => format!("--no-exec ({other})"),
     }

@@ -67,6 +67,12 @@ impl Context {
         }
     }
 
+    /// Whether commands are off because the names come from an untrusted epoch.toml (not
+    /// because of `--no-exec`).
+    pub fn untrusted_names(&self) -> bool {
+        self.var(NO_EXEC_VAR) == Some(UNTRUSTED_NAMES)
+    }
+
     pub fn var(&self, name: &str) -> Option<&str> {
         self.env.get(name).map(String::as_str)
     }
@@ -83,6 +89,10 @@ impl Context {
 
 /// The environment variable that forbids running commands from the config (`--no-exec`).
 pub const NO_EXEC_VAR: &str = "WARREN_NO_EXEC";
+
+/// [`NO_EXEC_VAR`]'s value while warren resolves names an untrusted epoch.toml gives (a
+/// `jump_host` alias): the user's own `Match exec` lines do not get them as `%h`.
+pub const UNTRUSTED_NAMES: &str = "untrusted epoch.toml";
 
 /// The home directory of a named user, from the passwd database.
 pub fn user_home(name: &str) -> Option<String> {

@@ -13,6 +13,9 @@ pub fn run_commands(ctx: &crate::config::Context) -> Sourced<bool> {
     use crate::config::context::NO_EXEC_VAR;
     match ctx.run_commands() {
         true => Sourced::default_value(true),
+        false if ctx.untrusted_names() => {
+            Sourced::new(false, Origin::Flag(crate::config::context::UNTRUSTED_NAMES))
+        }
         false => Sourced::new(false, Origin::Env(NO_EXEC_VAR.to_string())),
     }
 }

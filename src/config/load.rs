@@ -154,9 +154,10 @@ impl Catalog {
             // (a `Match exec` of ~/.ssh/config that a jump_host alias reaches).
             let saved = untrusted.as_ref().map(|_| {
                 let mut quiet = (*ctx).clone();
-                quiet
-                    .env
-                    .insert(super::context::NO_EXEC_VAR.to_string(), "1".to_string());
+                quiet.env.insert(
+                    super::context::NO_EXEC_VAR.to_string(),
+                    super::context::UNTRUSTED_NAMES.to_string(),
+                );
                 std::mem::replace(&mut ssh.ctx, Arc::new(quiet))
             });
             let mut loaded = epoch::load(&epoch_path, &text, &ctx, &ssh);

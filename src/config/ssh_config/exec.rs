@@ -208,6 +208,10 @@ impl Pass<'_> {
                 Problem::error(origin.clone(), format!("Match exec \"{command}\": {error}; this block is treated as not matching"))
                     .with_fix("set SHELL to a shell that exists, or unset it (then /bin/sh runs the command)"),
             ),
+            ExecOutcome::NotRun if ctx.untrusted_names() => Some(
+                Problem::warning(origin.clone(), format!("Match exec \"{command}\" is not run for a name from an epoch.toml you have not trusted; this block is treated as not matching, and connecting through it is refused"))
+                    .with_fix("read the epoch.toml, then run `warren trust-config PATH`"),
+            ),
             ExecOutcome::NotRun => Some(
                 Problem::error(origin.clone(), format!("Match exec \"{command}\" is not run: --no-exec; this block is treated as not matching, and connecting this host is refused"))
                     .with_fix("run warren without --no-exec (and without WARREN_NO_EXEC) to evaluate the config as ssh does"),
