@@ -155,7 +155,7 @@ pub fn login_against(data: &[u8], engine: &str) -> crate::diagnose::probe::Findi
         host: "db.internal".into(),
         user: "app".into(),
         database: "1".into(),
-        password: Some("secret".into()),
+        password: Some(zeroize::Zeroizing::new("secret".into())),
         sslmode: Sourced::default_value(SslMode::Disable),
         sslrootcert: Sourced::default_value(RootCert::File("/nonexistent/root.crt".into())),
     };

@@ -25,4 +25,4 @@ pub mod trust;
 pub use context::Context;
 pub use load::{Catalog, Paths};
 pub use model::{Connection, ConnectionKind, Hop, HostKeyPolicy, Policy, SourceKind};
-pub use origin::{Origin, Problem, Secret, Severity, Sourced};
+pub use origin::{Origin, Problem, Secret, Severity, Sourced, read_secret_file};

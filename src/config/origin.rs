@@ -7,6 +7,7 @@
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
+use zeroize::Zeroizing;
 
 use serde::Serialize;
 
@@ -114,18 +115,52 @@ impl<T: Serialize> Serialize for Sourced<T> {
     }
 }
 
-/// A secret (passphrase, password): it never reaches a log, the screen or JSON.
+/// A secret (passphrase, password): it never reaches a log, the screen or JSON, and its
+/// memory is overwritten with zeros when it is dropped (`zeroize`), so a freed buffer does
+/// not keep it for a later allocation or a core dump.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret(Zeroizing<String>);
 
 impl Secret {
     pub fn new(s: String) -> Self {
+        Secret(Zeroizing::new(s))
+    }
+    pub fn from_zeroizing(s: Zeroizing<String>) -> Self {
         Secret(s)
+    }
+    /// A copy that is zeroized in its turn, for an API that takes the secret by value.
+    pub fn copied(&self) -> Zeroizing<String> {
+        self.0.clone()
     }
     /// The secret itself, for the one place that needs it (authentication).
     pub fn expose(&self) -> &str {
         &self.0
     }
+}
+
+/// The most of a password file that is read: a password is never this long, and a path
+/// pointed at something else (a log, a device) is not read whole.
+pub const MAX_SECRET_FILE: usize = 64 * 1024;
+
+/// A password file as a secret, its line end taken off: read into one buffer allocated
+/// whole up front (never grown, so no copy is left behind in freed memory) and zeroized when
+/// dropped.
+pub fn read_secret_file(path: &Path) -> std::io::Result<Zeroizing<String>> {
+    use std::io::Read;
+    let f = std::fs::File::open(path)?;
+    let mut raw = Zeroizing::new(Vec::with_capacity(MAX_SECRET_FILE + 1));
+    f.take(MAX_SECRET_FILE as u64 + 1).read_to_end(&mut raw)?;
+    if raw.len() > MAX_SECRET_FILE {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("longer than {} KiB: not a password", MAX_SECRET_FILE / 1024),
+        ));
+    }
+    let text = std::str::from_utf8(&raw)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))?;
+    Ok(Zeroizing::new(
+        text.trim_end_matches(['\n', '\r']).to_string(),
+    ))
 }
 
 impl fmt::Debug for Secret {
@@ -202,5 +237,33 @@ impl fmt::Display for Problem {
             write!(f, "\n  fix: {fix}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_file_is_read_without_its_line_end_and_a_huge_one_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("pw");
+        std::fs::write(&p, "s3cret pass\r\n").expect("write");
+        assert_eq!(read_secret_file(&p).expect("reads").as_str(), "s3cret pass");
+        std::fs::write(&p, vec![b'a'; MAX_SECRET_FILE]).expect("write");
+        assert_eq!(read_secret_file(&p).expect("reads").len(), MAX_SECRET_FILE);
+        std::fs::write(&p, vec![b'a'; MAX_SECRET_FILE + 1]).expect("write");
+        let e = read_secret_file(&p).expect_err("too long");
+        assert!(e.to_string().contains("longer than 64 KiB"), "{e}");
+        std::fs::write(&p, [0xff, 0xfe]).expect("write");
+        assert!(read_secret_file(&p).is_err());
+    }
+
+    #[test]
+    fn a_secret_never_shows_itself() {
+        let s = Secret::new("hunter2".into());
+        assert_eq!(format!("{s} {s:?}"), "*** ***");
+        assert_eq!(serde_json::to_string(&s).expect("json"), "\"***\"");
+        assert_eq!(s.copied().as_str(), "hunter2");
     }
 }

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use zeroize::Zeroizing;
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
@@ -36,7 +37,8 @@ fn gone(waiting: &Waiting) {
 /// A connection to the daemon.
 #[derive(Clone)]
 pub struct DaemonClient {
-    lines: mpsc::Sender<Vec<u8>>,
+    /// Lines to send: zeroized once written, as one may carry an answer's secret.
+    lines: mpsc::Sender<Zeroizing<Vec<u8>>>,
     waiting: Waiting,
     next: Arc<AtomicU64>,
     events: broadcast::Sender<Event>,
@@ -67,7 +69,7 @@ impl DaemonClient {
         let sock = socket_path(&runtime_dir(ctx)?);
         let conn = UnixStream::connect(&sock).await?;
         let (r, mut w) = conn.into_split();
-        let (lines, mut lq) = mpsc::channel::<Vec<u8>>(64);
+        let (lines, mut lq) = mpsc::channel::<Zeroizing<Vec<u8>>>(64);
         let waiting: Waiting = Arc::new(Mutex::new(Some(HashMap::new())));
         let ww = Arc::clone(&waiting);
         tokio::spawn(async move {
@@ -134,11 +136,17 @@ impl DaemonClient {
         if !live {
             return Err(std::io::Error::other("the daemon closed the connection"));
         }
-        let mut line = serde_json::to_vec(&Envelope {
-            v: VERSION,
-            id,
-            req,
-        })
+        // Room for any answer up front, so the buffer is not grown (which would leave a copy
+        // of a secret in the memory it moved from).
+        let mut line = Zeroizing::new(Vec::with_capacity(4096));
+        serde_json::to_writer(
+            &mut *line,
+            &Envelope {
+                v: VERSION,
+                id,
+                req,
+            },
+        )
         .map_err(std::io::Error::other)?;
         line.push(b'\n');
         self.lines

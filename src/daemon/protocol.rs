@@ -8,6 +8,7 @@
 //! one); so is a line that is not a request of this version.
 
 use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 use crate::config::Secret;
 use crate::engine::{Event, TunnelStatus};
@@ -130,8 +131,8 @@ pub enum Frame {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum WireAnswer {
     HostKey { answer: HostKeyAnswer },
-    Secret { value: String },
-    Responses { values: Vec<String> },
+    Secret { value: Zeroizing<String> },
+    Responses { values: Vec<Zeroizing<String>> },
     Cancel,
 }
 
@@ -150,11 +151,9 @@ impl From<Answer> for WireAnswer {
     fn from(a: Answer) -> Self {
         match a {
             Answer::HostKey(answer) => WireAnswer::HostKey { answer },
-            Answer::Secret(s) => WireAnswer::Secret {
-                value: s.expose().to_string(),
-            },
+            Answer::Secret(s) => WireAnswer::Secret { value: s.copied() },
             Answer::Responses(r) => WireAnswer::Responses {
-                values: r.iter().map(|s| s.expose().to_string()).collect(),
+                values: r.iter().map(Secret::copied).collect(),
             },
             Answer::Cancel => WireAnswer::Cancel,
         }
@@ -165,9 +164,9 @@ impl From<WireAnswer> for Answer {
     fn from(a: WireAnswer) -> Self {
         match a {
             WireAnswer::HostKey { answer } => Answer::HostKey(answer),
-            WireAnswer::Secret { value } => Answer::Secret(Secret::new(value)),
+            WireAnswer::Secret { value } => Answer::Secret(Secret::from_zeroizing(value)),
             WireAnswer::Responses { values } => {
-                Answer::Responses(values.into_iter().map(Secret::new).collect())
+                Answer::Responses(values.into_iter().map(Secret::from_zeroizing).collect())
             }
             WireAnswer::Cancel => Answer::Cancel,
         }
@@ -211,7 +210,7 @@ mod tests {
         assert!(parse_request("{\"v\": 1, \"cmd\": \"status\"}").is_err());
         assert!(parse_request("not json").is_err());
         let secret = WireAnswer::Secret {
-            value: "hunter2".into(),
+            value: String::from("hunter2").into(),
         };
         assert!(!format!("{secret:?}").contains("hunter2"));
         // An answer keeps both ids: the request's and the question's.

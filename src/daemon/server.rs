@@ -10,6 +10,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use zeroize::{Zeroize, Zeroizing};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -387,8 +388,11 @@ async fn client(conn: UnixStream, shared: &Arc<Shared>) -> std::io::Result<()> {
     let gone = CancellationToken::new();
     let mut subscribed = None;
     let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
-    let mut buf = Vec::new();
+    // One buffer for every line of this client, allocated whole (never grown) and zeroized
+    // after each line and when dropped: an answer's line carries its secret.
+    let mut buf = Zeroizing::new(Vec::with_capacity(MAX_LINE + 1));
     loop {
+        buf.as_mut_slice().zeroize();
         buf.clear();
         // At most MAX_LINE + 1 bytes for one line: a longer one is refused, then skipped.
         let n = (&mut r)
@@ -407,6 +411,7 @@ async fn client(conn: UnixStream, shared: &Arc<Shared>) -> std::io::Result<()> {
                 .await;
             // Skip the rest of that line; the next one is read as a request.
             loop {
+                buf.as_mut_slice().zeroize();
                 buf.clear();
                 let n = (&mut r)
                     .take(MAX_LINE as u64)

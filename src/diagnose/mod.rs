@@ -472,8 +472,8 @@ where
             return probe::Finding::fail("no database in the entry", "add host and port");
         };
         let password = match (&db.password_file, &db.password) {
-            (Some(pf), _) => match std::fs::read_to_string(&pf.value) {
-                Ok(p) => Some(p.trim_end_matches(['\n', '\r']).to_string()),
+            (Some(pf), _) => match crate::config::read_secret_file(&pf.value) {
+                Ok(p) => Some(p),
                 Err(e) => {
                     return probe::Finding::fail(
                         format!("cannot read password_file {}: {e}", pf.value.display()),
@@ -484,7 +484,7 @@ where
                     );
                 }
             },
-            (None, Some(p)) => Some(p.value.expose().to_string()),
+            (None, Some(p)) => Some(p.value.copied()),
             (None, None) => None,
         };
         let named = db.username.as_ref().map(|u| u.value.clone());

@@ -312,18 +312,20 @@ fn hi(m: Mechanism, password: &[u8], salt: &[u8], iterations: u32) -> Vec<u8> {
 
 /// The password as the mechanism uses it: MongoDB's SCRAM-SHA-1 hashes `user:mongo:password`
 /// with MD5 first (hex), as MONGODB-CR did.
-fn prepared(m: Mechanism, user: &str, password: &str) -> Vec<u8> {
-    match m {
+/// Zeroized when dropped, as every copy of the password is.
+fn prepared(m: Mechanism, user: &str, password: &str) -> zeroize::Zeroizing<Vec<u8>> {
+    zeroize::Zeroizing::new(match m {
         Mechanism::Sha256 => password.as_bytes().to_vec(),
         Mechanism::Sha1 => {
             use md5::Digest;
-            let d = md5::Md5::digest(format!("{user}:mongo:{password}").as_bytes());
+            let joined = zeroize::Zeroizing::new(format!("{user}:mongo:{password}"));
+            let d = md5::Md5::digest(joined.as_bytes());
             d.iter()
                 .map(|b| format!("{b:02x}"))
                 .collect::<String>()
                 .into_bytes()
         }
-    }
+    })
 }
 
 /// `=` and `,` in a SCRAM user name, as RFC 5802 writes them.
@@ -335,7 +337,7 @@ fn scram_name(user: &str) -> String {
 pub struct Scram {
     m: Mechanism,
     user: String,
-    password: String,
+    password: zeroize::Zeroizing<String>,
     client_nonce: String,
     first_bare: String,
     server_signature: Option<Vec<u8>>,
@@ -359,7 +361,7 @@ impl Scram {
         Scram {
             m,
             user: user.to_string(),
-            password: password.to_string(),
+            password: zeroize::Zeroizing::new(password.to_string()),
             client_nonce: nonce.to_string(),
             first_bare,
             server_signature: None,

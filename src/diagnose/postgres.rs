@@ -285,10 +285,10 @@ async fn login<T: AsyncRead + AsyncWrite + Unpin>(
                     }
                     Some(p) => {
                         method = how_;
-                        let answer = match md5 {
+                        let answer = zeroize::Zeroizing::new(match md5 {
                             Some(salt) => md5_password(p, user, salt),
-                            None => p.clone(),
-                        };
+                            None => p.to_string(),
+                        });
                         let mut m = BytesMut::new();
                         frontend::password_message(answer.as_bytes(), &mut m)
                             .map(|_| Some(m.to_vec()))

@@ -81,7 +81,7 @@ pub struct Target {
     /// The database (PostgreSQL, MySQL) or the database number (Redis); empty for none.
     pub database: String,
     /// From password_file or password; `None`: the probe does not log in.
-    pub password: Option<String>,
+    pub password: Option<zeroize::Zeroizing<String>>,
     pub sslmode: Sourced<SslMode>,
     pub sslrootcert: Sourced<RootCert>,
 }
@@ -384,7 +384,7 @@ pub(crate) fn test_target(password: Option<&str>, sslmode: SslMode) -> Target {
         host: "db.internal".into(),
         user: "app".into(),
         database: "orders".into(),
-        password: password.map(str::to_string),
+        password: password.map(|p| zeroize::Zeroizing::new(p.to_string())),
         sslmode: Sourced::default_value(sslmode),
         sslrootcert: Sourced::default_value(RootCert::File("/nonexistent/root.crt".into())),
     }

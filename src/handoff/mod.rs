@@ -37,7 +37,7 @@ pub struct Parts {
     pub port: u16,
     pub user: Option<String>,
     pub database: Option<String>,
-    pub password: Option<String>,
+    pub password: Option<zeroize::Zeroizing<String>>,
     /// PostgreSQL and Redis: the entry's TLS settings, for the client to check what doctor
     /// checks.
     pub tls: Option<ClientTls>,
@@ -149,11 +149,11 @@ impl Parts {
         let password = if !with_password {
             None
         } else if let Some(p) = &db.password {
-            Some(p.value.expose().to_string())
+            Some(p.value.copied())
         } else if let Some(f) = &db.password_file {
-            let text = std::fs::read_to_string(&f.value)
+            let text = crate::config::read_secret_file(&f.value)
                 .map_err(|e| HandoffError::Password(f.value.clone(), e.to_string()))?;
-            Some(text.trim_end_matches(['\n', '\r']).to_string())
+            Some(text)
         } else {
             None
         };
@@ -260,7 +260,7 @@ impl Parts {
             }
             DbKind::Mysql => {
                 let auth = match (&self.user, &self.password) {
-                    (Some(u), Some(p)) => format!("{u}:{p}@"),
+                    (Some(u), Some(p)) => format!("{u}:{}@", p.as_str()),
                     (Some(u), None) => format!("{u}@"),
                     _ => String::new(),
                 };
@@ -279,7 +279,7 @@ impl Parts {
                     parts.push(format!("User Id={u}"));
                 }
                 if let Some(p) = &self.password {
-                    parts.push(format!("Password={p}"));
+                    parts.push(format!("Password={}", p.as_str()));
                 }
                 parts.join(";")
             }
@@ -315,7 +315,7 @@ impl Parts {
                     s.push_str(&format!(";user={u}"));
                 }
                 if let Some(p) = &self.password {
-                    s.push_str(&format!(";password={p}"));
+                    s.push_str(&format!(";password={}", p.as_str()));
                 }
                 s
             }
@@ -350,15 +350,15 @@ impl Parts {
                 put("PGPORT", Some(&self.port.to_string()));
                 put("PGUSER", self.user.as_ref());
                 put("PGDATABASE", self.database.as_ref());
-                put("PGPASSWORD", self.password.as_ref());
+                put("PGPASSWORD", self.password.as_deref());
             }
             DbKind::Mysql => {
                 put("MYSQL_HOST", Some(&self.host));
                 put("MYSQL_TCP_PORT", Some(&self.port.to_string()));
-                put("MYSQL_PWD", self.password.as_ref());
+                put("MYSQL_PWD", self.password.as_deref());
             }
-            DbKind::Redis => put("REDISCLI_AUTH", self.password.as_ref()),
-            DbKind::Mssql => put("SQLCMDPASSWORD", self.password.as_ref()),
+            DbKind::Redis => put("REDISCLI_AUTH", self.password.as_deref()),
+            DbKind::Mssql => put("SQLCMDPASSWORD", self.password.as_deref()),
             DbKind::Mongodb | DbKind::Other => {}
         }
         env
@@ -496,7 +496,7 @@ mod tests {
             port: 15432,
             user: Some("app user".into()),
             database: Some("orders".into()),
-            password: Some("p@ss w'rd".into()),
+            password: Some(String::from("p@ss w'rd").into()),
             tls: None,
         }
     }

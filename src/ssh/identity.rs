@@ -202,11 +202,8 @@ pub async fn load(
     if let Some(why) = too_open(path) {
         return Err(why);
     }
-    let configured = hop
-        .key_passphrase
-        .as_ref()
-        .map(|p| p.value.expose().to_string());
-    match load_secret_key(path, configured.as_deref()) {
+    let configured = hop.key_passphrase.as_ref().map(|p| p.value.copied());
+    match load_secret_key(path, configured.as_ref().map(|p| p.as_str())) {
         Ok(k) => return Ok(Arc::new(k)),
         Err(russh::keys::Error::KeyIsEncrypted) => {}
         Err(e) if configured.is_some() => {
