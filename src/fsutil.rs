@@ -10,23 +10,37 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> 
     commit(&tmp, path)
 }
 
-/// The temp file of [`write_atomic`], written and fsynced, beside `path`.
+/// The temp file of [`write_atomic`], written and fsynced, beside `path`. Its name is this
+/// process's and this call's own (two threads writing one file never share a temp file),
+/// created exclusively; a name left by a crashed writer is skipped.
 pub fn prepare(path: &Path, data: &[u8], mode: u32) -> std::io::Result<std::path::PathBuf> {
     use std::os::unix::fs::OpenOptionsExt;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir_of(path).join(format!(".{name}.warren-{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()
-    })();
+    let (tmp, mut f) = {
+        let mut tries = 0;
+        loop {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let tmp = dir_of(path).join(format!(".{name}.warren-{}-{n}.tmp", std::process::id()));
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(mode)
+                .open(&tmp)
+            {
+                Ok(f) => break (tmp, f),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && tries < 16 => {
+                    tries += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    };
+    let result = f.write_all(data).and_then(|()| f.sync_all());
     match result {
         Ok(()) => Ok(tmp),
         Err(e) => {
@@ -175,6 +189,39 @@ mod tests {
         }
         let text = std::fs::read_to_string(&p).expect("read");
         assert_eq!(text.lines().count(), 200, "every edit is there");
+    }
+
+    /// Threads of one process (the daemon's tasks) writing one file at once: each write
+    /// succeeds whole (before, they shared one temp file name and all but one failed).
+    #[test]
+    fn concurrent_atomic_writes_in_one_process_all_succeed_whole() {
+        let dir = tempfile::tempdir().expect("dir");
+        let p = dir.path().join("state.json");
+        let threads: Vec<_> = (0..4u8)
+            .map(|i| {
+                let p = p.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        write_atomic(&p, &[b'a' + i; 4096], 0o600).expect("every write");
+                        let now = std::fs::read(&p).expect("read");
+                        assert_eq!(now.len(), 4096);
+                        assert!(now.iter().all(|b| *b == now[0]), "one write whole");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread");
+        }
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(
+            left,
+            vec![std::ffi::OsString::from("state.json")],
+            "no temp file left"
+        );
     }
 
     #[test]

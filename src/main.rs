@@ -392,7 +392,12 @@ fn main() -> ExitCode {
         known_hosts: abs(cli.known_hosts),
         epoch_is_project: cli.project_config,
     };
-    let catalog = Catalog::load(&paths, Arc::new(Context::from_process()));
+    // Read only by the commands that use it: `status`, `logs`, `daemon` and the like read no
+    // config, so they run none of its commands (a `Match exec`) either.
+    let catalog = {
+        let paths = paths.clone();
+        std::cell::LazyCell::new(move || Catalog::load(&paths, Arc::new(Context::from_process())))
+    };
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
     let code = match cli.command {
         // On a terminal, the TUI; piped, the list (for scripts).

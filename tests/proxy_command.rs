@@ -613,3 +613,74 @@ fn no_exec_holds_for_a_daemon_started_without_it() {
     );
     warren(&["down", "--all"]).expect_code(0);
 }
+
+/// A tunnel opened with `--no-exec` is reopened the same way by the daemon that replaces a
+/// killed one, even when that daemon was started without it: its config is not read with
+/// commands on (the `Match exec` never runs).
+#[test]
+fn a_no_exec_tunnel_restored_after_a_restart_runs_no_command() {
+    if !have_servers() {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let (s, key) = home(&[&sshd]);
+    let d = s.path().display();
+    // Only `other` depends on the Match exec: reading the whole config with commands on runs
+    // it, opening `plain` under --no-exec does not need it.
+    let mut text = format!(
+        "Match host other exec \"touch {d}/ran-match; false\"\n    Port 1\n\nHost other\n    HostName 127.0.0.1\n\n"
+    );
+    text.push_str(&host(
+        &s,
+        "plain",
+        &sshd,
+        &key,
+        &format!("    LocalForward 127.0.0.1:{} 127.0.0.1:9\n", free_port()),
+    ));
+    s.write("ssh_config", &text);
+    std::fs::create_dir_all(s.path().join("run")).expect("run");
+    let run = format!("{d}/run");
+    let warren = |args: &[&str]| {
+        let mut all = vec!["--ssh-config", "ssh_config", "--config", "/dev/null"];
+        all.extend_from_slice(args);
+        s.warren_env(&all, &[("XDG_RUNTIME_DIR", run.as_str())])
+    };
+    warren(&["--no-exec", "up", "--detach", "plain"]).expect_code(0);
+    let state = std::fs::read_to_string(s.path().join("run/warren/tunnels.json")).expect("state");
+    assert!(state.contains("\"no_exec\": true"), "{state}");
+    let pid: u32 = std::fs::read_to_string(s.path().join("run/warren/daemon.pid"))
+        .expect("pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("kill");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(Instant::now() < deadline, "the daemon did not die");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A client without --no-exec starts the next daemon, which reopens `plain`.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = warren(&["status", "--json"]);
+        let v: Value = serde_json::from_str(&r.stdout()).unwrap_or(Value::Null);
+        if v.as_array()
+            .is_some_and(|a| a.len() == 1 && a[0]["state"] == "up")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the tunnel did not come back: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        !s.path().join("ran-match").exists(),
+        "the restored --no-exec tunnel's config was read with commands on"
+    );
+    warren(&["down", "--all"]).expect_code(0);
+}

@@ -71,6 +71,9 @@ pub fn socket_path(dir: &Path) -> PathBuf {
 pub struct Remembered {
     pub name: String,
     pub ports: Vec<u16>,
+    /// Opened with `--no-exec`: reopened the same way, running none of its commands.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_exec: bool,
 }
 
 fn state_path(dir: &Path) -> PathBuf {

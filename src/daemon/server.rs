@@ -69,20 +69,39 @@ struct Shared {
     answering: Arc<AtomicUsize>,
     /// warren's settings (read at start): defaults for entries, the notify command.
     settings: crate::settings::Settings,
+    /// Tunnels opened with `--no-exec`, remembered so across a restart.
+    no_exec: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// One writer of `tunnels.json` at a time, each writing the status it reads under it:
+    /// a later write never loses to an earlier snapshot.
+    state_lock: tokio::sync::Mutex<()>,
 }
 
 impl Shared {
     /// With nothing open and no client connected, the daemon goes.
     async fn maybe_stop(&self) {
-        let tunnels = self.engine.status().await;
-        self.write_state(&tunnels);
+        let tunnels = self.save_state().await;
         if self.clients.load(Ordering::Relaxed) == 0 && !tunnels.iter().any(|t| t.state.is_open()) {
             self.stop.cancel();
         }
     }
 
-    /// Remembers the open tunnels and their ports, for a daemon that replaces this one.
+    /// Remembers the open tunnels and their ports, for a daemon that replaces this one, as
+    /// they are now; returns that status.
+    async fn save_state(&self) -> Vec<TunnelStatus> {
+        let _one = self.state_lock.lock().await;
+        let tunnels = self.engine.status().await;
+        self.write_state(&tunnels);
+        tunnels
+    }
+
+    /// Forgets every tunnel (the daemon is going with none open).
+    async fn clear_state(&self) {
+        let _one = self.state_lock.lock().await;
+        self.write_state(&[]);
+    }
+
     fn write_state(&self, tunnels: &[TunnelStatus]) {
+        let no_exec = self.no_exec.lock().map(|s| s.clone()).unwrap_or_default();
         let list: Vec<Remembered> = tunnels
             .iter()
             .filter(|t| t.state.is_open())
@@ -93,6 +112,7 @@ impl Shared {
                     .iter()
                     .filter_map(|l| l.rsplit_once(':').and_then(|(_, p)| p.parse().ok()))
                     .collect(),
+                no_exec: no_exec.contains(&t.name),
             })
             .collect();
         if let Err(e) = remember(&self.dir, &list) {
@@ -234,6 +254,8 @@ pub async fn serve(paths: Paths, ctx: Arc<Context>) -> std::io::Result<()> {
         clients: AtomicUsize::new(0),
         answering,
         settings,
+        no_exec: Default::default(),
+        state_lock: Default::default(),
     });
     tracing::info!(socket = %sock.display(), "daemon started");
     restore(&shared).await;
@@ -245,8 +267,7 @@ pub async fn serve(paths: Paths, ctx: Arc<Context>) -> std::io::Result<()> {
             match events.recv().await {
                 Ok(Event::State { state, .. }) if !state.is_open() => watcher.maybe_stop().await,
                 Ok(Event::Listening { .. }) => {
-                    let t = watcher.engine.status().await;
-                    watcher.write_state(&t);
+                    watcher.save_state().await;
                 }
                 Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
                 Err(_) => return,
@@ -307,7 +328,7 @@ pub async fn serve(paths: Paths, ctx: Arc<Context>) -> std::io::Result<()> {
     }
     tracing::info!("daemon stopping: no tunnel is open and no client is attached");
     shared.engine.shutdown().await;
-    shared.write_state(&[]);
+    shared.clear_state().await;
     let _ = std::fs::remove_file(&sock);
     let _ = std::fs::remove_file(dir.join("daemon.pid"));
     Ok(())
@@ -344,11 +365,29 @@ async fn restore(shared: &Arc<Shared>) {
     if before.is_empty() {
         return;
     }
-    let catalog = shared.catalog(false).await;
+    // Each read only when a tunnel needs it: one opened with --no-exec is never read with
+    // commands on (a `Match exec` runs while the file is read).
+    let (mut as_asked, mut no_exec) = (None, None);
     for r in before {
+        let slot = if r.no_exec {
+            &mut no_exec
+        } else {
+            &mut as_asked
+        };
+        if slot.is_none() {
+            *slot = Some(shared.catalog(r.no_exec).await);
+        }
+        let Some(catalog) = slot.as_ref() else {
+            continue;
+        };
         match catalog.find(&r.name) {
             Ok(c) => {
-                tracing::info!(tunnel = %r.name, "reopening after a restart");
+                tracing::info!(tunnel = %r.name, no_exec = r.no_exec, "reopening after a restart");
+                if r.no_exec
+                    && let Ok(mut set) = shared.no_exec.lock()
+                {
+                    set.insert(r.name.clone());
+                }
                 let conn = pin_ports(c.clone(), &r.ports);
                 shared
                     .engine
@@ -574,8 +613,16 @@ async fn handle(req: Request, shared: &Arc<Shared>) -> Reply {
             let opened =
                 futures_util::future::join_all(conns.into_iter().map(|c| engine.open(c))).await;
             let tunnels: Vec<TunnelStatus> = opened.into_iter().flatten().collect();
-            let t = engine.status().await;
-            shared.write_state(&t);
+            if let Ok(mut set) = shared.no_exec.lock() {
+                for t in &tunnels {
+                    if no_exec {
+                        set.insert(t.name.clone());
+                    } else {
+                        set.remove(&t.name);
+                    }
+                }
+            }
+            shared.save_state().await;
             Reply::tunnels(tunnels)
         }
         Request::Close { names } => {
