@@ -422,3 +422,100 @@ fn host_keys_are_never_written_into_authorized_keys_or_under_a_pattern() {
         }
     }
 }
+
+/// Two warrens accepting new keys into one known_hosts at the same moment, while a person
+/// appends a comment, 20 rounds: every key and every comment is there at the end, each
+/// line whole, and ssh finds every name warren wrote.
+#[test]
+fn two_warrens_accepting_new_keys_at_once_lose_nothing() {
+    if !have_servers() {
+        return;
+    }
+    const ROUNDS: usize = 20;
+    let sshd = Sshd::start("");
+    let s = Scratch::new();
+    let key = keygen(s.path(), "id_ed25519", "ed25519", "", false);
+    sshd.authorize(&key.public_line);
+    let d = s.path().display().to_string();
+    // One Host per tunnel, each recording the key under its own alias.
+    let mut text = String::new();
+    for r in 0..ROUNDS {
+        for side in ["a", "b"] {
+            text.push_str(&format!(
+                "Host {side}{r}\n    HostName 127.0.0.1\n    Port {}\n    User {}\n    IdentityFile {}\n    IdentitiesOnly yes\n    IdentityAgent none\n    BatchMode yes\n    UserKnownHostsFile {d}/known_hosts\n    GlobalKnownHostsFile none\n    StrictHostKeyChecking accept-new\n    HashKnownHosts no\n    HostKeyAlias {side}{r}.test\n    LocalForward {d}/{side}{r}.sock 127.0.0.1:9\n\n",
+                sshd.port,
+                local_user(),
+                key.private.display(),
+            ));
+        }
+    }
+    s.write("config", &text);
+    s.write("known_hosts", "# the user's own first line\n");
+    let kh_path = s.path().join("known_hosts");
+    for r in 0..ROUNDS {
+        let start = |side: &str| {
+            let name = format!("{side}{r}");
+            let args = [
+                "--ssh-config",
+                &format!("{d}/config"),
+                "--config",
+                "/dev/null",
+                "up",
+                &name,
+                "--json",
+            ]
+            .map(str::to_string);
+            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+            Up::start(s.path(), &refs)
+        };
+        let (mut a, mut b) = (start("a"), start("b"));
+        // The person's comment, appended as an editor's `>>` would, while both work.
+        {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&kh_path)
+                .expect("open known_hosts");
+            f.write_all(format!("# by hand, round {r}\n").as_bytes())
+                .expect("append");
+        }
+        for (side, up) in [("a", &mut a), ("b", &mut b)] {
+            let v = up.wait_for("up or failed", |v| {
+                v["event"] == "state" && (v["state"] == "up" || v["state"] == "failed")
+            });
+            assert_eq!(v["state"], "up", "round {r}, {side}: {v}\n{:?}", up.seen);
+        }
+        assert_eq!(a.interrupt(), 0);
+        assert_eq!(b.interrupt(), 0);
+    }
+    let text = std::fs::read_to_string(&kh_path).expect("known_hosts");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(text.ends_with('\n'), "the file ends whole:\n{text}");
+    assert_eq!(lines[0], "# the user's own first line", "{text}");
+    for r in 0..ROUNDS {
+        let comment = format!("# by hand, round {r}");
+        assert_eq!(
+            lines.iter().filter(|l| **l == comment).count(),
+            1,
+            "{comment} kept once:\n{text}"
+        );
+        for side in ["a", "b"] {
+            let alias = format!("{side}{r}.test");
+            let written: Vec<&&str> = lines
+                .iter()
+                .filter(|l| l.split(' ').next() == Some(alias.as_str()))
+                .collect();
+            assert_eq!(written.len(), 1, "{alias} recorded once:\n{text}");
+            assert_eq!(written[0].split(' ').count(), 3, "{alias}: a whole line");
+            assert!(
+                ssh_keygen_finds(&s, &alias),
+                "ssh-keygen -F {alias}:\n{text}"
+            );
+        }
+    }
+    assert_eq!(
+        lines.len(),
+        1 + ROUNDS + 2 * ROUNDS,
+        "nothing else:\n{text}"
+    );
+}
