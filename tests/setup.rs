@@ -450,3 +450,145 @@ fn two_setups_at_once_and_a_hand_edit_lose_nothing() {
         );
     }
 }
+
+/// A full disk (a 1 MiB tmpfs filled up, in a mount namespace of the test's own) during each
+/// of warren's writes: `setup` into epoch.toml, `trust --fingerprint` into known_hosts,
+/// `trust-config` into the trust record. Each says it could not write and that the file is
+/// unchanged, exits non-zero, and the old file is byte for byte what it was, with no
+/// temporary file left beside it.
+#[test]
+fn a_full_disk_leaves_every_file_as_it_was_and_says_so() {
+    if !have_servers() {
+        return;
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "the full-disk test needs root (a tmpfs in a mount namespace)"
+        );
+        eprintln!("skipped: not root");
+        return;
+    }
+    let sshd = Sshd::start("");
+    let o = Scratch::new();
+    let disk = o.path().join("disk");
+    std::fs::create_dir_all(&disk).expect("mount point");
+    let d = disk.display().to_string();
+    // known_hosts 10 bytes short of a page: the first 10 bytes of an appended line fit, the
+    // rest needs a page the disk does not have (a short write, then ENOSPC).
+    let mut pad: String = (0..64)
+        .map(|i| format!("# line {i:02} {}\n", "x".repeat(53)))
+        .collect();
+    pad.truncate(4096 - 11);
+    pad.push('\n');
+    assert_eq!(pad.len(), 4086);
+    o.write("src/known_hosts", &pad);
+    o.write(
+        "src/config",
+        &format!(
+            "Host target\n    HostName 127.0.0.1\n    Port {}\n    User {}\n    UserKnownHostsFile {d}/.ssh/known_hosts\n    GlobalKnownHostsFile none\n    HashKnownHosts no\n    StrictHostKeyChecking yes\n",
+            sshd.port,
+            local_user()
+        ),
+    );
+    o.write("src/epoch.toml", BEFORE);
+    o.write(
+        "src/trusted-configs",
+        "0000000000000000000000000000000000000000000000000000000000000000 /elsewhere/epoch.toml\n",
+    );
+    o.write(
+        "src/proj.toml",
+        "[storage.postgres.p]\nhost = \"db.internal\"\n",
+    );
+    let closed = support::sshd::free_port();
+    let script = format!(
+        r#"set -u
+D={d}; S={src}; O={out}; W={warren}
+mount -t tmpfs -o size=1m,mode=0755 tmpfs "$D" || exit 90
+mkdir -p "$D/.config/epoch" "$D/.config/warren" "$D/.ssh" "$D/proj" "$O/after"
+chmod 700 "$D/.ssh"
+cp "$S/epoch.toml" "$D/.config/epoch/epoch.toml"
+cp "$S/known_hosts" "$D/.ssh/known_hosts"
+cp "$S/config" "$D/.ssh/config"
+cp "$S/trusted-configs" "$D/.config/warren/trusted-configs"
+cp "$S/proj.toml" "$D/proj/epoch.toml"
+chmod 600 "$D/.ssh/config" "$D/.ssh/known_hosts" "$D/.config/warren/trusted-configs"
+dd if=/dev/zero of="$D/fill" bs=4096 2>/dev/null
+echo x > "$D/probe" 2>/dev/null && exit 91
+w() {{ env -i PATH="$PATH" HOME="$D" XDG_CONFIG_HOME="$D/.config" XDG_STATE_HOME="$D/.state" "$W" "$@"; }}
+cd "$D"
+w --ssh-config /dev/null --config "$D/.config/epoch/epoch.toml" setup --name orders --engine postgres --target db.internal:5432 --bastion {user}@127.0.0.1:{closed} --agent --yes >"$O/setup.out" 2>"$O/setup.err"; echo $? >"$O/setup.rc"
+w --ssh-config "$D/.ssh/config" --config /dev/null trust target --fingerprint {fp} >"$O/trust.out" 2>"$O/trust.err"; echo $? >"$O/trust.rc"
+cd "$D/proj"
+w --ssh-config /dev/null trust-config >"$O/trust-config.out" 2>"$O/trust-config.err"; echo $? >"$O/trust-config.rc"
+cp -a "$D/.config" "$D/.ssh" "$O/after/"
+ls -A "$D/.config/epoch" "$D/.ssh" "$D/.config/warren" >"$O/listing"
+"#,
+        src = o.path().join("src").display(),
+        out = o.path().display(),
+        warren = env!("CARGO_BIN_EXE_warren"),
+        user = local_user(),
+        fp = sshd.fingerprint(),
+    );
+    o.write("full.sh", &script);
+    let st = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh"])
+        .arg(o.path().join("full.sh"))
+        .status()
+        .expect("unshare");
+    assert_eq!(st.code(), Some(0), "the namespace script: {st:?}");
+    let read = |f: &str| std::fs::read_to_string(o.path().join(f)).unwrap_or_default();
+    for (what, after, before) in [
+        ("setup", "after/.config/epoch/epoch.toml", "src/epoch.toml"),
+        ("trust", "after/.ssh/known_hosts", "src/known_hosts"),
+        (
+            "trust-config",
+            "after/.config/warren/trusted-configs",
+            "src/trusted-configs",
+        ),
+    ] {
+        let said = format!(
+            "{}{}",
+            read(&format!("{what}.out")),
+            read(&format!("{what}.err"))
+        );
+        assert_ne!(
+            read(&format!("{what}.rc")).trim(),
+            "0",
+            "{what} exits non-zero:\n{said}"
+        );
+        assert!(
+            said.contains("No space left on device"),
+            "{what} says why:\n{said}"
+        );
+        assert!(
+            said.contains("unchanged"),
+            "{what} says the file is unchanged:\n{said}"
+        );
+        for success in [
+            "saved [",
+            "saved in",
+            "permanently added",
+            "is known",
+            "trusted /",
+        ] {
+            assert!(!said.contains(success), "{what} claims success:\n{said}");
+        }
+        assert_eq!(
+            std::fs::read(o.path().join(after)).expect("after"),
+            std::fs::read(o.path().join(before)).expect("before"),
+            "{what}: the old file is byte for byte as it was\n{said}"
+        );
+    }
+    let listing = read("listing");
+    let names: Vec<&str> = listing
+        .lines()
+        .filter(|l| !l.is_empty() && !l.ends_with(':'))
+        .collect();
+    assert_eq!(
+        names,
+        ["epoch.toml", "trusted-configs", "config", "known_hosts"],
+        "no temporary file or half backup left:\n{listing}"
+    );
+}

@@ -169,6 +169,18 @@ pub async fn run(
     for s in &shown {
         let _ = writeln!(out, "{s}");
     }
+    // A key confirmed but not written is not known: say so, and fail.
+    let unwritten = |not_recorded: &[String], err: &mut (dyn Write + Send)| {
+        for why in not_recorded {
+            let _ = writeln!(err, "error: {}", crate::text::escape_lines(why));
+        }
+        let _ = writeln!(
+            err,
+            "the host keys of {} were confirmed but not all recorded: fix the cause and run this again",
+            conn.display_name
+        );
+        exit::FAILED
+    };
     match result {
         Ok(chain) => {
             for h in chain.handles.iter().rev() {
@@ -176,8 +188,14 @@ pub async fn run(
                     .disconnect(russh::Disconnect::ByApplication, "", "en")
                     .await;
             }
+            if !chain.not_recorded.is_empty() {
+                return unwritten(&chain.not_recorded, err);
+            }
             let _ = writeln!(out, "every host key of {} is known", conn.display_name);
             exit::OK
+        }
+        Err(ConnectError::Auth { not_recorded, .. }) if !not_recorded.is_empty() => {
+            unwritten(&not_recorded, err)
         }
         // Authentication of the last hop is not what this command is about.
         Err(ConnectError::Auth { hop, .. }) if hop + 1 == conn.hops.len() => {

@@ -119,7 +119,9 @@ fn edit(store: &Path, mut apply: impl FnMut(&str) -> String) -> Result<(), Strin
     })
     .map(|_| ())
     .map_err(|e| match e {
-        crate::fsutil::EditError::Io(e) => format!("cannot write {}: {e}", store.display()),
+        crate::fsutil::EditError::Io(e) => {
+            format!("cannot write {}: {e}; it is unchanged", store.display())
+        }
         crate::fsutil::EditError::Edit(never) => match never {},
     })
 }

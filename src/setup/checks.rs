@@ -36,7 +36,9 @@ impl SetupError {
             SetupError::KeyExists(_) | SetupError::NoKey(_) => Some(Question::Key),
             SetupError::Key(_) => Some(Question::Passphrase),
             SetupError::EntryExists { .. } => Some(Question::Name),
-            SetupError::Write { .. } | SetupError::Invalid { .. } => None,
+            SetupError::Write { .. } | SetupError::NotSaved { .. } | SetupError::Invalid { .. } => {
+                None
+            }
         }
     }
 }

@@ -43,6 +43,11 @@ pub enum SetupError {
         "{0} already exists: warren never overwrites a key; choose another path or use it with --key"
     )]
     KeyExists(PathBuf),
+    #[error("cannot write {path}: {source}; it is unchanged, nothing was saved")]
+    NotSaved {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -228,7 +233,8 @@ pub fn write_entry(path: &Path, plan: &Plan, replace: bool) -> Result<String, Se
     match edited {
         Ok((_, new)) => Ok(String::from_utf8_lossy(&new).into_owned()),
         Err(crate::fsutil::EditError::Edit(e)) => Err(e),
-        Err(crate::fsutil::EditError::Io(source)) => Err(SetupError::Write {
+        // edit_locked replaces the file by a rename or not at all.
+        Err(crate::fsutil::EditError::Io(source)) => Err(SetupError::NotSaved {
             path: path.to_path_buf(),
             source,
         }),

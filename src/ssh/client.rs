@@ -48,6 +48,8 @@ pub enum ConnectError {
         addr: String,
         user: String,
         detail: String,
+        /// Host keys of the hops before (or this one) accepted but not written.
+        not_recorded: Vec<String>,
     },
     #[error("hop {hop} ({addr}): opening the channel to the next hop failed: {message}")]
     Channel {
@@ -152,6 +154,8 @@ pub struct Chain {
     /// Why each hop's session ended, once it has (see [`Client::ended`]).
     endings: Vec<Arc<std::sync::Mutex<Option<String>>>>,
     pub warnings: Vec<String>,
+    /// Host keys accepted to be recorded that could not be written, and why.
+    pub not_recorded: Vec<String>,
     /// The ProxyCommands under the chain, with the hop each carries.
     pub proxies: Vec<(usize, Proxy)>,
     /// What they write to stderr, a line at a time (for the tunnel's log).
@@ -262,6 +266,7 @@ async fn connect_hops(
     let mut handles: Vec<Arc<Handle<Client>>> = Vec::with_capacity(hops.len());
     let mut endings = Vec::with_capacity(hops.len());
     let mut warnings = Vec::new();
+    let mut not_recorded = Vec::new();
     let mut proxies: Vec<(usize, Proxy)> = Vec::new();
     let (lines_tx, lines_rx) = mpsc::channel(PROXY_LINES);
     let asking = Some((&**prompter, connection));
@@ -416,6 +421,7 @@ async fn connect_hops(
         };
         warnings.extend(seen.warning);
         warnings.extend(seen.recorded);
+        not_recorded.extend(seen.not_recorded);
         let report = bounded(
             i,
             hop,
@@ -439,6 +445,7 @@ async fn connect_hops(
                 addr: addr.clone(),
                 user: hop.user.value.clone(),
                 detail,
+                not_recorded,
             });
         }
         handles.push(Arc::new(handle));
@@ -449,6 +456,7 @@ async fn connect_hops(
         handles,
         endings,
         warnings,
+        not_recorded,
         proxies,
         proxy_lines,
     })

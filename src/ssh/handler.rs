@@ -35,6 +35,8 @@ pub struct HostKeySeen {
     pub warning: Option<String>,
     /// What was written to known_hosts.
     pub recorded: Option<String>,
+    /// A key accepted to be recorded that could not be written (why; also in `warning`).
+    pub not_recorded: Option<String>,
 }
 
 /// russh's view of one hop: it checks the host key as the hop's rules say.
@@ -103,10 +105,12 @@ impl Client {
                 ))
             }
             Err(e) => {
-                outcome.warning = Some(format!(
-                    "failed to add the host to the list of known hosts ({}): {e}",
+                let why = format!(
+                    "failed to add the host to the list of known hosts ({}): {e}; the file is unchanged",
                     path.display()
-                ))
+                );
+                outcome.not_recorded = Some(why.clone());
+                outcome.warning = Some(why);
             }
         }
     }
@@ -327,6 +331,7 @@ impl client::Handler for Client {
             refused: None,
             warning: d.warning.clone().or(skipped),
             recorded: None,
+            not_recorded: None,
         };
         if !d.also_record.is_empty() && !self.dry_run {
             self.record(&d.also_record, &mut outcome);

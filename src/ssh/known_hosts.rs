@@ -585,8 +585,14 @@ pub fn append(path: &Path, lines: &[String], ssh_dir: &Path) -> std::io::Result<
         text.push_str(l);
         text.push('\n');
     }
-    f.write_all(text.as_bytes())?;
-    f.flush()
+    // Written and on disk, or not at all: a full disk can take part of the lines (or fail
+    // only when the data is flushed), and what went in is cut off again, still under the
+    // lock, so the file is as it was.
+    if let Err(e) = f.write_all(text.as_bytes()).and_then(|()| f.sync_data()) {
+        let _ = f.set_len(len);
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// Removes the corrupted hashed lines ([`KnownHosts::corrupted`]) from a known_hosts file and
