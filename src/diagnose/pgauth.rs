@@ -94,12 +94,9 @@ impl Scram {
         (Scram { inner }, first)
     }
 
-    /// Our nonce, from the client-first message `n,,n=,r=NONCE`.
+    /// Our nonce, from the client-first message.
     fn nonce(&self) -> String {
-        let m = String::from_utf8_lossy(self.inner.message()).into_owned();
-        m.rsplit_once("r=")
-            .map(|(_, n)| n.to_string())
-            .unwrap_or_default()
+        nonce_of(self.inner.message())
     }
 
     /// Answers the server's challenge: the client-final message (with the proof). PBKDF2
@@ -146,6 +143,16 @@ impl Scram {
             format!("the server's SCRAM signature is wrong ({e}): it does not know the password, or something is in between")
         })
     }
+}
+
+/// The nonce of a client-first message `GS2-HEADER n=,r=NONCE`: what follows the first `,r=`.
+/// Not the last `r=`: the crate draws the nonce from every printable character but `,`, so
+/// it may hold `r=` itself (about one nonce in 380), and the user name is empty.
+fn nonce_of(client_first: &[u8]) -> String {
+    String::from_utf8_lossy(client_first)
+        .split_once(",r=")
+        .map(|(_, n)| n.to_string())
+        .unwrap_or_default()
 }
 
 /// The MD5 method's answer: `md5` + md5(md5(password + user) + salt).
@@ -197,6 +204,15 @@ mod tests {
             .err()
             .unwrap_or_default();
         assert!(e.contains("does not extend"), "{e}");
+    }
+
+    /// A nonce holding `r=` is read whole (it used to be cut after its own `r=`, and the
+    /// server's nonce then did not "extend" it: a login refused by chance).
+    #[test]
+    fn a_nonce_holding_r_equals_is_read_whole() {
+        assert_eq!(nonce_of(b"n,,n=,r=Xr=Yr=Z"), "Xr=Yr=Z");
+        assert_eq!(nonce_of(b"p=tls-server-end-point,,n=,r=abr="), "abr=");
+        assert_eq!(nonce_of(b"garbage"), "");
     }
 
     #[test]
