@@ -1,7 +1,7 @@
-//! `sslmode` and `sslrootcert` in epoch.toml as a user meets them: the default and its
-//! source in `warren show`, a value that is not libpq's (an error naming the line and the
-//! nearest value), a misspelt key (a warning with the key it meant), and config text with
-//! control characters shown escaped in list, show and problems, exact in JSON.
+//! `sslmode`, `sslrootcert` and `channel_binding` in epoch.toml as a user meets them: the
+//! default and its source in `warren show`, a value that is not libpq's (an error naming the
+//! line and the nearest value), a misspelt key (a warning with the key it meant), and config
+//! text with control characters shown escaped in list, show and problems, exact in JSON.
 
 mod support;
 
@@ -172,4 +172,75 @@ fn mysql_entries_take_the_mysql_clients_names() {
     show(&s, false)
         .expect_code(2)
         .expect_stderr("both sslmode and ssl_mode are set");
+}
+
+/// `channel_binding` as libpq's: `prefer` unless the entry says otherwise, shown with where
+/// it came from; a value that is not one of libpq's three is an error naming the line, the
+/// three values and the nearest one.
+#[test]
+fn channel_binding_is_prefer_by_default_and_a_wrong_value_names_the_line_and_the_values() {
+    let s = entry("");
+    let r = show(&s, false);
+    r.expect_code(0);
+    let cb = row(&r, "channel_binding");
+    assert!(cb.contains("prefer") && cb.ends_with("default"), "{cb}");
+
+    for value in ["disable", "prefer", "require"] {
+        let s = entry(&format!("channel_binding = \"{value}\""));
+        let r = show(&s, false);
+        r.expect_code(0);
+        let cb = row(&r, "channel_binding");
+        assert!(cb.contains(value) && cb.ends_with("epoch.toml:3"), "{cb}");
+        let v = show(&s, true).json();
+        assert_eq!(v["database"]["channel_binding"]["value"], value, "{v:#}");
+        assert_eq!(v["database"]["channel_binding"]["source"], "epoch.toml:3");
+    }
+
+    let s = entry("channel_binding = \"required\"");
+    show(&s, false)
+        .expect_code(2)
+        .expect_stderr("epoch.toml:3")
+        .expect_stderr(
+            "channel_binding: 'required' is not a channel_binding (disable, prefer, require)",
+        )
+        .expect_stderr("fix: did you mean 'require'?");
+    let s = entry("channel_binding = \"always\"");
+    show(&s, false)
+        .expect_code(2)
+        .expect_stderr("epoch.toml:3")
+        .expect_stderr("fix: write one of: disable, prefer, require");
+    let s = entry("channel_binding = true");
+    show(&s, false)
+        .expect_code(2)
+        .expect_stderr("epoch.toml:3")
+        .expect_stderr("channel_binding = \"...\"");
+}
+
+#[test]
+fn a_misspelt_channel_binding_is_a_warning_and_other_engines_ignore_it() {
+    let s = entry("channel_bindng = \"require\"");
+    let r = show(&s, false);
+    r.expect_code(0)
+        .expect_stderr("epoch.toml:3")
+        .expect_stderr("unknown key 'channel_bindng'")
+        .expect_stderr("did you mean 'channel_binding'?");
+    assert!(
+        row(&r, "channel_binding").contains("prefer"),
+        "the typo is not used"
+    );
+
+    let s = Scratch::new();
+    s.write(
+        "epoch.toml",
+        "[storage.mysql.db]\nhost = \"db.internal\"\nchannel_binding = \"require\"\n",
+    );
+    let r = show(&s, false);
+    r.expect_code(0)
+        .expect_stderr("epoch.toml:3")
+        .expect_stderr("channel_binding is ignored: only the PostgreSQL probe binds");
+    assert!(
+        !r.stdout().contains("channel_binding"),
+        "show lists it for PostgreSQL only: {}",
+        r.describe()
+    );
 }

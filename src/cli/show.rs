@@ -147,6 +147,9 @@ pub fn human(c: &Connection, out: &mut dyn Write) {
         opt(&mut rows, "password", &db.password);
         row(&mut rows, "sslmode", &db.sslmode);
         row(&mut rows, "sslrootcert", &db.sslrootcert);
+        if db.kind() == crate::config::model::DbKind::Postgres {
+            row(&mut rows, "channel_binding", &db.channel_binding);
+        }
         opt(&mut rows, "tls_server_name", &db.tls_server_name);
     }
     for f in &c.forwards {

@@ -449,6 +449,9 @@ pub struct Database {
     /// The name the server's certificate must carry (verify-full), when the bastion reaches
     /// the database by another name or an address; default: `host`.
     pub tls_server_name: Option<Sourced<String>>,
+    /// Whether the PostgreSQL probe's SCRAM login binds itself to the TLS connection
+    /// (SCRAM-SHA-256-PLUS with tls-server-end-point), as libpq's `channel_binding`.
+    pub channel_binding: Sourced<ChannelBindingMode>,
 }
 
 impl Database {
@@ -517,6 +520,48 @@ impl SslMode {
 }
 
 impl fmt::Display for SslMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// libpq's `channel_binding`: whether a SCRAM login is bound to the TLS connection it runs
+/// over (SCRAM-SHA-256-PLUS, RFC 5802 section 6, with RFC 5929's `tls-server-end-point`), so
+/// that a server in between that ends TLS with a certificate of its own is caught even when
+/// the certificate is not verified.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChannelBindingMode {
+    /// Never: plain SCRAM-SHA-256, telling the server the client does not bind (`n,,`).
+    Disable,
+    /// Over TLS when the server offers SCRAM-SHA-256-PLUS (libpq's default); over TLS
+    /// without it, SCRAM-SHA-256 saying the client could have (`y,,`), so that a server
+    /// whose offer was stripped on the way refuses the login.
+    Prefer,
+    /// The login must be bound: no TLS, a server that does not offer SCRAM-SHA-256-PLUS,
+    /// or a login without SCRAM at all fails.
+    Require,
+}
+
+impl ChannelBindingMode {
+    /// Every value, as written in epoch.toml.
+    pub const NAMES: [&'static str; 3] = ["disable", "prefer", "require"];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "disable" => ChannelBindingMode::Disable,
+            "prefer" => ChannelBindingMode::Prefer,
+            "require" => ChannelBindingMode::Require,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        Self::NAMES[self as usize]
+    }
+}
+
+impl fmt::Display for ChannelBindingMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }

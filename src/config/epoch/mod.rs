@@ -1,9 +1,10 @@
 //! epoch.toml (the Horizon Epoch format) -> connections.
 //!
 //! `[storage.<engine>.<name>]` describes a database (host, port, database, username,
-//! password_file; sslmode and sslrootcert for the PostgreSQL probe, see [`tls`]); its
-//! `ssh_tunnel` table says how to reach it: the bastion, then `jump_host` tables nested to
-//! any depth (the outermost is dialled first) or a string naming an ssh_config alias.
+//! password_file; sslmode, sslrootcert and channel_binding for the PostgreSQL probe, see
+//! [`tls`]); its `ssh_tunnel` table says how to reach it: the bastion, then `jump_host`
+//! tables nested to any depth (the outermost is dialled first) or a string naming an
+//! ssh_config alias.
 //! `${VAR}` works in every string; `~` in paths; `EPOCH_SSH_HOST`, `EPOCH_SSH_USER` and
 //! `EPOCH_SSH_KEY_FILE` fill what an entry leaves out.
 //!
@@ -425,6 +426,7 @@ fn entry_connection(
         },
     };
     let (sslmode, sslrootcert) = tls::settings(engine, t, f)?;
+    let channel_binding = tls::channel_binding(engine, t, f)?;
     let database = Database {
         engine: engine.to_string(),
         host,
@@ -436,6 +438,7 @@ fn entry_connection(
         sslmode,
         sslrootcert,
         tls_server_name: t.string("tls_server_name", f),
+        channel_binding,
     };
     let mut conn = Connection {
         name: name.to_string(),

@@ -1,14 +1,79 @@
 //! An entry's `sslmode` and `sslrootcert`: how the PostgreSQL and MySQL probes use TLS, in libpq's
-//! words and with libpq's defaults (`prefer`; `~/.postgresql/root.crt`). A value that is not
-//! one of libpq's is an error naming the line, with the nearest value as the fix; a key that
-//! is one typo away from these two is a warning (the entry's other keys belong to Horizon
-//! Epoch and are not checked).
+//! words and with libpq's defaults (`prefer`; `~/.postgresql/root.crt`); and `channel_binding`,
+//! whether the PostgreSQL probe's SCRAM login is bound to that TLS (libpq's default `prefer`).
+//! A value that is not one of libpq's is an error naming the line, with the nearest value as
+//! the fix; a key that is one typo away from these is a warning (the entry's other keys belong
+//! to Horizon Epoch and are not checked).
 
 use super::fields::{Findings, Table, closest};
-use crate::config::model::{RootCert, SslMode};
+use crate::config::model::{ChannelBindingMode, RootCert, SslMode};
 use crate::config::origin::{Problem, Sourced};
 
 const KEYS: [&str; 2] = ["sslmode", "sslrootcert"];
+
+/// The entry's `channel_binding` (default `prefer`, as libpq); `None` when it is wrong (the
+/// problem is in `f`). Only the PostgreSQL probe binds: on another engine the key is a warning.
+pub(super) fn channel_binding(
+    engine: &str,
+    t: &Table,
+    f: &mut Findings,
+) -> Option<Sourced<ChannelBindingMode>> {
+    for (key, _) in t.table.iter() {
+        if key != "channel_binding" && closest(key, &["channel_binding"]).is_some() {
+            let origin = t
+                .item(key)
+                .map(|(_, o)| o)
+                .unwrap_or_else(|| t.origin.clone());
+            f.push(
+                Problem::warning(
+                    origin,
+                    format!("unknown key '{key}' in [{}] is ignored", t.name),
+                )
+                .with_fix("did you mean 'channel_binding'?"),
+            );
+        }
+    }
+    let mode = match t.string("channel_binding", f) {
+        None if t.item("channel_binding").is_some() => return None,
+        None => return Some(Sourced::default_value(ChannelBindingMode::Prefer)),
+        Some(v) => v,
+    };
+    let Some(m) = ChannelBindingMode::parse(mode.value.trim()) else {
+        let fix = match closest(&mode.value.to_ascii_lowercase(), &ChannelBindingMode::NAMES) {
+            Some(best) => format!("did you mean '{best}'?"),
+            None => format!("write one of: {}", ChannelBindingMode::NAMES.join(", ")),
+        };
+        f.push(
+            Problem::error(
+                mode.origin,
+                format!(
+                    "{}.channel_binding: '{}' is not a channel_binding ({})",
+                    t.name,
+                    mode.value,
+                    ChannelBindingMode::NAMES.join(", ")
+                ),
+            )
+            .with_fix(fix),
+        );
+        return None;
+    };
+    if !matches!(
+        engine.to_ascii_lowercase().as_str(),
+        "postgres" | "postgresql"
+    ) {
+        f.push(
+            Problem::warning(
+                mode.origin.clone(),
+                format!(
+                    "{}.channel_binding is ignored: only the PostgreSQL probe binds its login to TLS",
+                    t.name
+                ),
+            )
+            .with_fix("remove channel_binding"),
+        );
+    }
+    Some(Sourced::new(m, mode.origin))
+}
 
 /// The entry's TLS settings, with their origins; `None` when one of them is wrong (the
 /// problem is in `f`).
