@@ -105,7 +105,8 @@ pub fn socks_request(data: &[u8]) {
 }
 
 /// A PostgreSQL server's bytes: as an answer to the SSLRequest, and as a stream of login
-/// messages (errors, notices, SASL, parameter status), with any SCRAM challenge read.
+/// messages (errors, notices, SASL, parameter status), with any SCRAM challenge read, and as
+/// the server's certificate that SCRAM-SHA-256-PLUS hashes.
 pub fn postgres_reply(data: &[u8]) {
     use crate::diagnose::pgwire;
     let _ = pgwire::ssl_answer(data);
@@ -113,6 +114,7 @@ pub fn postgres_reply(data: &[u8]) {
     let _ = pgwire::wanted(data);
     let _ = pgwire::read_all(data);
     let _ = crate::diagnose::pgauth::server_first(data);
+    let _ = crate::diagnose::chanbind::server_end_point(data);
 }
 
 /// A MySQL/MariaDB server's bytes: as a greeting and as a refusal, then as the server side of

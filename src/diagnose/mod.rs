@@ -8,6 +8,7 @@
 //! ends. Nothing is written: accept-new only says it would add the key.
 
 pub(crate) mod banner;
+pub(crate) mod chanbind;
 pub mod checks;
 mod hop;
 pub(crate) mod mongo;
@@ -29,8 +30,9 @@ use russh::client::Handle;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::config::Sourced;
 use crate::config::forward::{Endpoint, ForwardKind};
-use crate::config::model::{Connection, DbKind};
+use crate::config::model::{ChannelBindingMode, Connection, DbKind};
 use crate::prompt::Prompter;
 use crate::ssh::client::Client;
 
@@ -509,7 +511,7 @@ where
             sslmode: db.sslmode.clone(),
             sslrootcert: db.sslrootcert.clone(),
         };
-        return probe_with(&engine, &target, timeout, open).await;
+        return probe_with_binding(&engine, &target, &db.channel_binding, timeout, open).await;
     }
     let Ok(Some(mut s)) = budget.within(open()).await else {
         return probe::Finding::fail(
@@ -521,7 +523,8 @@ where
 }
 
 /// The login probe of an engine that has one (PostgreSQL, MySQL, Redis, MongoDB, SQL Server) for `target`, over
-/// streams made by `open`, within `timeout`.
+/// streams made by `open`, within `timeout`; PostgreSQL's with libpq's default
+/// `channel_binding = prefer`.
 pub(crate) async fn probe_with<S, F, Fut>(
     engine: &str,
     target: &probe::Target,
@@ -533,9 +536,27 @@ where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = Option<S>>,
 {
+    let prefer = Sourced::default_value(ChannelBindingMode::Prefer);
+    probe_with_binding(engine, target, &prefer, timeout, open).await
+}
+
+/// As [`probe_with`], PostgreSQL's SCRAM login bound to TLS as `channel_binding` says (the
+/// entry's setting; the other engines' probes do not bind).
+pub(crate) async fn probe_with_binding<S, F, Fut>(
+    engine: &str,
+    target: &probe::Target,
+    channel_binding: &Sourced<ChannelBindingMode>,
+    timeout: Duration,
+    open: F,
+) -> probe::Finding
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Option<S>>,
+{
     let mut budget = wire::Budget::new(timeout);
     match DbKind::of(engine) {
-        DbKind::Postgres => postgres::probe(target, &mut budget, open).await,
+        DbKind::Postgres => postgres::probe(target, channel_binding, &mut budget, open).await,
         DbKind::Mysql => mysql::probe(target, &mut budget, open).await,
         DbKind::Redis => redis::probe(target, &mut budget, open).await,
         DbKind::Mongodb => mongo::probe(target, &mut budget, open).await,

@@ -12,12 +12,16 @@
 //!   also carries every tunnel and the screen), bounded by [`MAX_SCRAM_ITERATIONS`] and by
 //!   the step's deadline.
 //!
+//! Channel binding (SCRAM-SHA-256-PLUS) is the crate's too: warren only chooses it and
+//! computes the `tls-server-end-point` data ([`super::chanbind`]).
+//!
 //! The client nonce is made by the crate from `rand`'s thread RNG: ChaCha12 seeded from the
 //! operating system's `getrandom(2)` and reseeded, a cryptographically secure source (the
 //! crate offers no way to pass a nonce, and none is needed).
 
 use base64ct::{Base64, Encoding};
-use postgres_protocol::authentication::sasl::{ChannelBinding, ScramSha256};
+pub use postgres_protocol::authentication::sasl::ChannelBinding;
+use postgres_protocol::authentication::sasl::ScramSha256;
 
 use super::wire::Budget;
 
@@ -86,10 +90,13 @@ pub struct Scram {
 }
 
 impl Scram {
-    /// Starts an exchange; returns the client-first message for SASLInitialResponse. Without
-    /// channel binding (the probe does not offer SCRAM-SHA-256-PLUS).
-    pub fn start(password: &str) -> (Scram, Vec<u8>) {
-        let inner = ScramSha256::new(password.as_bytes(), ChannelBinding::unsupported());
+    /// Starts an exchange; returns the client-first message for SASLInitialResponse. `binding`
+    /// makes its GS2 header: `p=tls-server-end-point` (SCRAM-SHA-256-PLUS: the proof then
+    /// covers the hash of the certificate warren was shown, and a server with another
+    /// certificate refuses it), `y` (warren could bind but the server did not offer to) or `n`
+    /// (no binding: no TLS, or turned off).
+    pub fn start(password: &str, binding: ChannelBinding) -> (Scram, Vec<u8>) {
+        let inner = ScramSha256::new(password.as_bytes(), binding);
         let first = inner.message().to_vec();
         (Scram { inner }, first)
     }
@@ -195,7 +202,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_nonce_that_is_not_ours_is_refused_before_any_work() {
-        let (scram, first) = Scram::start("pencil");
+        let (scram, first) = Scram::start("pencil", ChannelBinding::unsupported());
         assert!(first.starts_with(b"n,,n=,r="), "{first:?}");
         let b = Budget::new(std::time::Duration::from_secs(5));
         let e = scram
@@ -204,6 +211,37 @@ mod tests {
             .err()
             .unwrap_or_default();
         assert!(e.contains("does not extend"), "{e}");
+    }
+
+    /// The GS2 header of each binding, and in the client-final message's `c=` the header with
+    /// the binding data after it (RFC 5802 section 7): what the server compares with its own.
+    #[tokio::test]
+    async fn the_binding_is_in_the_first_message_and_covered_by_the_proof() {
+        let b = Budget::new(std::time::Duration::from_secs(5));
+        let cases = [
+            (ChannelBinding::unsupported(), "n,,", b"n,,".to_vec()),
+            (ChannelBinding::unrequested(), "y,,", b"y,,".to_vec()),
+            (
+                ChannelBinding::tls_server_end_point(vec![0xde, 0xad, 0xbe, 0xef]),
+                "p=tls-server-end-point,,",
+                b"p=tls-server-end-point,,\xde\xad\xbe\xef".to_vec(),
+            ),
+        ];
+        for (binding, header, cbind) in cases {
+            let (scram, first) = Scram::start("pencil", binding);
+            let text = String::from_utf8_lossy(&first).into_owned();
+            assert!(text.starts_with(&format!("{header}n=,r=")), "{text}");
+            let challenge = format!("r={}srv,s=QUJDREVGR0g=,i=4096", scram.nonce());
+            let (_, last) = scram
+                .answer(challenge.as_bytes(), &b)
+                .await
+                .expect("answers");
+            let last = String::from_utf8_lossy(&last).into_owned();
+            assert!(
+                last.starts_with(&format!("c={},", Base64::encode_string(&cbind))),
+                "{header}: {last}"
+            );
+        }
     }
 
     /// A nonce holding `r=` is read whole (it used to be cut after its own `r=`, and the
@@ -217,8 +255,8 @@ mod tests {
 
     #[test]
     fn two_exchanges_have_different_nonces() {
-        let (a, _) = Scram::start("x");
-        let (b, _) = Scram::start("x");
+        let (a, _) = Scram::start("x", ChannelBinding::unsupported());
+        let (b, _) = Scram::start("x", ChannelBinding::unsupported());
         assert_ne!(a.nonce(), b.nonce());
         assert_eq!(a.nonce().len(), 24);
     }

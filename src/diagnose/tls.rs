@@ -292,6 +292,16 @@ impl Client {
     }
 }
 
+/// The certificate the server presented as its own (DER, as it was sent): the first of its
+/// chain, what `tls-server-end-point` channel binding hashes.
+pub fn peer_certificate<S>(tls: &TlsStream<S>) -> Option<Vec<u8>> {
+    tls.get_ref()
+        .1
+        .peer_certificates()?
+        .first()
+        .map(|c| c.as_ref().to_vec())
+}
+
 /// A subjectAltName as rustls describes it (`DnsName("db.example")`) as a user writes it.
 fn san(p: &str) -> &str {
     match (p.find('('), p.rfind(')')) {
