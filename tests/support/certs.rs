@@ -1,6 +1,7 @@
 //! Certificates for TLS tests, made with openssl in a scratch dir: a CA, a server certificate
 //! it signs (subjectAltName DNS:localhost), a second CA that signed nothing, and a
-//! self-signed CA certificate used as a server's own (what `openssl req -x509` makes).
+//! self-signed CA certificate used as a server's own (what `openssl req -x509` makes); and
+//! self-signed ones with a chosen key and signature hash ([`self_signed`]).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -110,6 +111,37 @@ fn sign(dir: &Path, name: &str, stem: &str) -> (PathBuf, PathBuf) {
         dir.join(format!("{stem}.crt")),
         dir.join(format!("{stem}.key")),
     )
+}
+
+/// A self-signed certificate for localhost with a key made by `newkey` (`rsa:2048`, `ed25519`)
+/// and signed with `digest` (`-sha512`; none for Ed25519, which has its own), as
+/// `<stem>.crt` and `<stem>.key`: what decides the hash of SCRAM's channel binding.
+pub fn self_signed(
+    dir: &Path,
+    stem: &str,
+    newkey: &str,
+    digest: Option<&str>,
+) -> (PathBuf, PathBuf) {
+    let (crt, key) = (format!("{stem}.crt"), format!("{stem}.key"));
+    let mut args = vec![
+        "req",
+        "-x509",
+        "-new",
+        "-nodes",
+        "-newkey",
+        newkey,
+        "-days",
+        "2",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        &key,
+        "-out",
+        &crt,
+    ];
+    args.extend(digest);
+    openssl(dir, &args);
+    (dir.join(crt), dir.join(key))
 }
 
 /// `None` (with a SKIPPED line) without openssl; under CI=true, a panic.

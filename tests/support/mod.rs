@@ -9,6 +9,7 @@ pub mod fake;
 pub mod mariadb;
 pub mod mfa;
 pub mod net;
+pub mod pg_mitm;
 pub mod postgres;
 pub mod redis;
 pub mod sshd;

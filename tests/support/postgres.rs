@@ -118,7 +118,7 @@ impl Postgres {
         if let Some(hba) = o.hba {
             std::fs::write(data.join("pg_hba.conf"), hba).expect("pg_hba.conf");
         }
-        let mut tls_opts = String::new();
+        let mut server_opts = String::new();
         if let Some((cert, key)) = o.tls {
             let (c, k) = (dir.path().join("server.crt"), dir.path().join("server.key"));
             std::fs::copy(cert, &c).expect("copy the certificate");
@@ -129,16 +129,20 @@ impl Postgres {
                 .arg(&c)
                 .arg(&k)
                 .status();
-            tls_opts = format!(
+            server_opts = format!(
                 " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
                 c.display(),
                 k.display()
             );
         }
+        if password.is_some() {
+            // PostgreSQL 14's default, said outright: a password set later is a SCRAM verifier.
+            server_opts.push_str(" -c password_encryption=scram-sha-256");
+        }
         for _ in 0..5 {
             let port = super::sshd::free_port();
             let opts = format!(
-                "-k {} -h 127.0.0.1 -p {port}{tls_opts}",
+                "-k {} -h 127.0.0.1 -p {port}{server_opts}",
                 dir.path().display()
             );
             let log = dir.path().join("pg.log");
