@@ -818,7 +818,7 @@ mod tests {
             host: "db.internal".into(),
             user: "app".into(),
             database: "orders".into(),
-            password: Some("x".into()),
+            password: Some(String::from("x").into()),
             sslmode: Sourced::default_value(SslMode::Prefer),
             sslrootcert: Sourced::default_value(RootCert::System),
         };
