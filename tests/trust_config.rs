@@ -1,7 +1,7 @@
 //! A project's `./epoch.toml` runs nothing until the user trusts it: a hostile file in the
 //! working directory (a ProxyCommand that leaves a marker, known_hosts_file pointed at
 //! authorized_keys, host_key_alias "restrict", password_file at the user's private key) is
-//! listed, but `list`, `doctor`, `up` and the daemon run none of it, and say what was held
+//! listed, but `list`, `doctor`, `up`, the TUI and the daemon run none of it, and say what was held
 //! back and how to trust the file; after `warren trust-config` the command runs; one changed
 //! byte untrusts the file again. An entry that asks for nothing of that kind works untrusted,
 //! and the daemon works in `/`.
@@ -342,4 +342,45 @@ fn a_daemon_that_cannot_be_reached_is_not_reported_as_none() {
             r.describe()
         );
     }
+}
+
+/// The TUI (a real terminal, tmux) started in a directory with a hostile epoch.toml lists
+/// its entry; opening it is refused as untrusted, diagnosing it shows what was held back, and
+/// neither runs anything: the marker is never made and authorized_keys stays empty.
+#[test]
+fn the_tui_in_a_hostile_project_runs_nothing() {
+    if !have_servers() || !support::require("tmux") || !support::require("nc") {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let (s, _key) = with_key(&sshd);
+    let marker = s.path().join("MARKER");
+    s.write(".ssh/authorized_keys", "");
+    s.write("proj/epoch.toml", &hostile(&sshd, &marker));
+    std::fs::create_dir_all(s.path().join("run")).expect("run dir");
+    let d = s.path().display();
+    let t = support::tmux::Tmux::start(&format!(
+        "cd {d}/proj && HOME={d} XDG_STATE_HOME={d}/state XDG_RUNTIME_DIR={d}/run XDG_CONFIG_HOME={d}/.config {} --ssh-config /dev/null --known-hosts {d}/known_hosts",
+        env!("CARGO_BIN_EXE_warren")
+    ));
+    t.wait_for("evil");
+    // Open it: refused, as the file is not trusted.
+    t.keys(&["Enter"]);
+    t.wait_for("evil is not opened: epoch.toml is not tru");
+    assert!(!marker.exists(), "opening in the TUI ran the ProxyCommand");
+    // Diagnose it: the config step fails and nothing runs.
+    t.keys(&["d"]);
+    t.wait_for("proxy_command runs a command");
+    assert!(
+        !marker.exists(),
+        "the TUI's diagnostics ran the ProxyCommand"
+    );
+    t.keys(&["Escape", "q"]);
+    t.wait_for("EXITED 0");
+    assert!(!marker.exists());
+    assert_eq!(
+        std::fs::read_to_string(s.path().join(".ssh/authorized_keys")).expect("authorized_keys"),
+        "",
+        "nothing was written into authorized_keys"
+    );
 }
