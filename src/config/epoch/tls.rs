@@ -39,22 +39,14 @@ pub(super) fn channel_binding(
         Some(v) => v,
     };
     let Some(m) = ChannelBindingMode::parse(mode.value.trim()) else {
-        let fix = match closest(&mode.value.to_ascii_lowercase(), &ChannelBindingMode::NAMES) {
-            Some(best) => format!("did you mean '{best}'?"),
-            None => format!("write one of: {}", ChannelBindingMode::NAMES.join(", ")),
-        };
-        f.push(
-            Problem::error(
-                mode.origin,
-                format!(
-                    "{}.channel_binding: '{}' is not a channel_binding ({})",
-                    t.name,
-                    mode.value,
-                    ChannelBindingMode::NAMES.join(", ")
-                ),
-            )
-            .with_fix(fix),
-        );
+        f.push(not_one_of(
+            t,
+            "channel_binding",
+            "a channel_binding",
+            &mode,
+            &ChannelBindingMode::NAMES,
+            None,
+        ));
         return None;
     };
     if !matches!(
@@ -93,23 +85,15 @@ pub(super) fn settings(
         Some(v) => match SslMode::parse(v.value.trim()) {
             Some(m) => Sourced::new(m, v.origin),
             None => {
-                let fix = match closest(&v.value.to_ascii_lowercase(), &SslMode::NAMES) {
-                    Some(best) => format!("did you mean '{best}'?"),
-                    None if v.value == "allow" => "warren does not try without TLS first: write sslmode = \"prefer\" (TLS when offered) or \"disable\"".to_string(),
-                    None => format!("write one of: {}", SslMode::NAMES.join(", ")),
-                };
-                f.push(
-                    Problem::error(
-                        v.origin,
-                        format!(
-                            "{}.sslmode: '{}' is not an sslmode ({})",
-                            t.name,
-                            v.value,
-                            SslMode::NAMES.join(", ")
-                        ),
-                    )
-                    .with_fix(fix),
-                );
+                let allow = (v.value == "allow").then(|| "warren does not try without TLS first: write sslmode = \"prefer\" (TLS when offered) or \"disable\"".to_string());
+                f.push(not_one_of(
+                    t,
+                    "sslmode",
+                    "an sslmode",
+                    &v,
+                    &SslMode::NAMES,
+                    allow,
+                ));
                 return None;
             }
         },
@@ -260,4 +244,30 @@ fn near_misses(t: &Table, f: &mut Findings) {
             .with_fix(format!("did you mean '{best}'?")),
         );
     }
+}
+
+/// `NAME.KEY: 'VALUE' is not WHAT (the names)`: an error whose fix is the nearest name,
+/// else `otherwise`, else the list to choose from.
+fn not_one_of(
+    t: &Table,
+    key: &str,
+    what: &str,
+    v: &Sourced<String>,
+    names: &[&str],
+    otherwise: Option<String>,
+) -> Problem {
+    let fix = closest(&v.value.to_ascii_lowercase(), names)
+        .map(|best| format!("did you mean '{best}'?"))
+        .or(otherwise)
+        .unwrap_or_else(|| format!("write one of: {}", names.join(", ")));
+    Problem::error(
+        v.origin.clone(),
+        format!(
+            "{}.{key}: '{}' is not {what} ({})",
+            t.name,
+            v.value,
+            names.join(", ")
+        ),
+    )
+    .with_fix(fix)
 }
