@@ -355,6 +355,15 @@ fn alternate(mut w: impl FnMut() -> f64, mut s: impl FnMut() -> f64) -> (f64, f6
             wv.push(w());
         }
     }
+    // Every run is printed: a row whose runs split into two clusters is a behaviour to
+    // explain, which the median alone would hide.
+    let runs = |v: &[f64]| {
+        v.iter()
+            .map(|x| format!("{x:.0}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!("    runs: warren [{}], ssh [{}]", runs(&wv), runs(&sv));
     (median(wv), median(sv))
 }
 
