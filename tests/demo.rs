@@ -153,3 +153,124 @@ fn d_on_the_empty_state_starts_the_demo_and_enter_opens_demo_db() {
         .collect();
     assert!(left.is_empty(), "the demo's temp files are gone: {left:?}");
 }
+
+/// The pid of the warren that runs in `t`'s pane (a child of the pane's shell).
+fn warren_pid(t: &Tmux) -> i32 {
+    let out = std::process::Command::new("tmux")
+        .args(["display-message", "-p", "-t", &t.name, "#{pane_pid}"])
+        .output()
+        .expect("tmux display-message");
+    let shell: i32 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("pane pid");
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...
+        let Some((head, rest)) = stat.rsplit_once(") ") else {
+            continue;
+        };
+        let ppid: Option<i32> = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok());
+        if ppid == Some(shell) && head.ends_with("(warren") {
+            return e.file_name().to_string_lossy().parse().expect("pid");
+        }
+    }
+    panic!("no warren under the pane's shell {shell}");
+}
+
+fn entries(dir: &std::path::Path) -> Vec<std::ffi::OsString> {
+    std::fs::read_dir(dir)
+        .expect("tmp")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect()
+}
+
+/// `x` on demo-db hands the terminal to psql, which runs `select 1` and gets its row; Ctrl-\
+/// there ends psql, not warren; and a signal to warren then (SIGQUIT here) ends it as `q`
+/// does, the demo's directory (with its private key) removed.
+#[test]
+fn x_runs_select_1_in_psql_and_ctrl_backslash_leaves_warren_running() {
+    if !support::require("tmux") || !support::require("psql") {
+        return;
+    }
+    let s = Scratch::new();
+    let tmp = s.path().join("tmp");
+    std::fs::create_dir_all(&tmp).expect("tmp");
+    let t = Tmux::warren(s.path(), &format!("TMPDIR={}", tmp.display()), "demo");
+    t.wait_for("demo-key-refused");
+    t.keys(&["Enter"]);
+    t.wait_until("demo-db up", |s| {
+        s.lines()
+            .any(|l| l.contains(" up ") && l.contains("demo-db "))
+    });
+    t.keys(&["x"]);
+    t.wait_for("demo=>");
+    // (A trailing `;` would be read by tmux as its own command separator: `\g` sends it.)
+    t.type_text("select 1 as answer, current_user \\g");
+    t.keys(&["Enter"]);
+    let screen = t.wait_for("(1 row)");
+    let row = screen
+        .lines()
+        .skip_while(|l| !l.contains("answer |"))
+        .nth(2)
+        .unwrap_or_default();
+    assert!(
+        row.contains('1') && row.contains("demo"),
+        "the row psql printed: {row:?}\n{screen}"
+    );
+    assert_eq!(entries(&tmp).len(), 1, "the demo's directory is there");
+    // Ctrl-\ goes to the terminal's whole process group: psql ends, warren stays.
+    t.keys(&["C-\\"]);
+    let screen = t.wait_for("demo-key-refused");
+    assert!(!screen.contains("EXITED"), "warren ended:\n{screen}");
+    assert_eq!(entries(&tmp).len(), 1, "the demo is still running");
+    let pid = warren_pid(&t);
+    // SAFETY: kill with the pid of the warren this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGQUIT) }, 0);
+    t.wait_for("EXITED 0");
+    let left = entries(&tmp);
+    assert!(left.is_empty(), "the demo's files are gone: {left:?}");
+}
+
+/// SIGINT, SIGTERM and SIGHUP to the demo end it as `q` does: the open tunnel's port is
+/// closed and the demo's directory removed.
+#[test]
+fn every_signal_to_the_demo_removes_it() {
+    if !support::require("tmux") {
+        return;
+    }
+    for (name, sig) in [
+        ("SIGINT", libc::SIGINT),
+        ("SIGTERM", libc::SIGTERM),
+        ("SIGHUP", libc::SIGHUP),
+    ] {
+        let s = Scratch::new();
+        let tmp = s.path().join("tmp");
+        std::fs::create_dir_all(&tmp).expect("tmp");
+        let t = Tmux::warren(s.path(), &format!("TMPDIR={}", tmp.display()), "demo");
+        t.wait_for("demo-key-refused");
+        t.keys(&["Enter"]);
+        let screen = t.wait_until("demo-db up", |s| {
+            s.lines()
+                .any(|l| l.contains(" up ") && l.contains("demo-db "))
+        });
+        let local = port_on(&screen, " up ", "127.0.0.1:");
+        assert_eq!(entries(&tmp).len(), 1, "{name}: the demo's directory");
+        let pid = warren_pid(&t);
+        // SAFETY: kill with the pid of the warren this test started.
+        assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+        t.wait_for("EXITED 0");
+        let left = entries(&tmp);
+        assert!(
+            left.is_empty(),
+            "{name}: the demo's files are gone: {left:?}"
+        );
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", local)).is_err(),
+            "{name}: the tunnel's port is closed"
+        );
+    }
+}

@@ -62,10 +62,11 @@ pub async fn spawn_and_wait(
             };
         }
     };
-    // Ctrl-C reaches the command from the terminal (same process group); warren waits for it
-    // to decide, and closes the tunnel after.
-    let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+    // Ctrl-C and Ctrl-\ reach the command from the terminal (same process group); warren
+    // waits for it to decide, and closes the tunnel after.
+    let (Ok(mut int), Ok(mut quit), Ok(mut term), Ok(mut hup)) = (
         signal(SignalKind::interrupt()),
+        signal(SignalKind::quit()),
         signal(SignalKind::terminate()),
         signal(SignalKind::hangup()),
     ) else {
@@ -77,6 +78,7 @@ pub async fn spawn_and_wait(
         tokio::select! {
             s = child.wait() => break s,
             _ = int.recv() => {}
+            _ = quit.recv() => {}
             _ = term.recv() => pass(pid, libc::SIGTERM),
             _ = hup.recv() => pass(pid, libc::SIGHUP),
         }

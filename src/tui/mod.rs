@@ -27,6 +27,7 @@ pub mod overlays;
 pub mod questions;
 pub mod reload;
 pub mod rows;
+mod signals;
 pub mod table;
 pub mod theme;
 pub mod view;
@@ -212,6 +213,7 @@ pub async fn run(
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut dirty = true;
+    let mut signals = signals::Signals::new();
     let result = loop {
         if dirty {
             if let Err(e) = terminal.draw(|f| view::render(&app, f, theme)) {
@@ -242,6 +244,10 @@ pub async fn run(
             },
             Some(a) = loaded.recv() => Some(a),
             _ = tick.tick(), if app.animating() => Some(Action::Tick),
+            name = signals.recv() => {
+                tracing::info!("{name}: quitting as q does");
+                break Ok(());
+            }
         };
         let Some(action) = action else { continue };
         dirty = true;
@@ -256,6 +262,7 @@ pub async fn run(
                     drop(input);
                     ratatui::restore();
                     let said = run_client(&conn, &local).await;
+                    signals.forget_terminal_keys();
                     terminal = ratatui::init();
                     let _ = crossterm::execute!(std::io::stdout(), EnableMouseCapture);
                     let _ = terminal.clear();

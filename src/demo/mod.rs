@@ -1,9 +1,10 @@
 //! `warren demo`: warren working with no infrastructure at all. In this process and on
 //! loopback only: three SSH bastions (russh servers with their own host keys) that allow
-//! direct-tcpip only to their private targets, a small database that answers the PostgreSQL
-//! probe, and a throwaway config for them in a temp dir. The connections show warren working,
-//! and failing: a bastion whose host key changed, one that refuses the key, a database that is
-//! down. Everything is removed when the [`World`] stops.
+//! direct-tcpip only to their private targets, a small database that speaks enough PostgreSQL
+//! for the probe and for `select 1` in psql ([`database`]), and a throwaway config for them
+//! in a temp dir. The connections show warren working, and failing: a bastion whose host key
+//! changed, one that refuses the key, a database that is down. Everything is removed when
+//! the [`World`] stops.
 //!
 //! `warren demo` opens the TUI on it; the TUI also starts it in process when `D` is pressed on
 //! an empty list. This module starts servers only: it imports nothing of the TUI.
@@ -15,11 +16,12 @@ use std::time::Duration;
 use russh::keys::ssh_key::{Algorithm, LineEnding, PrivateKey, PublicKey};
 use russh::server::{self, Auth, Msg, Session};
 use russh::{Channel, ChannelOpenFailure};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Paths;
+
+mod database;
 
 /// Names the demo bastions route, and where each really is on loopback (`None`: down).
 type Routes = Arc<HashMap<String, Option<u16>>>;
@@ -116,58 +118,6 @@ async fn serve_bastion(
     }
 }
 
-/// Enough of PostgreSQL for the probe: no SSL, then any user logs in to any database.
-async fn serve_database(listener: TcpListener, stop: CancellationToken) {
-    loop {
-        let accepted = tokio::select! {
-            _ = stop.cancelled() => return,
-            a = listener.accept() => a,
-        };
-        let Ok((mut s, _)) = accepted else { continue };
-        tokio::spawn(async move {
-            let mut first = [0u8; 8];
-            if s.read_exact(&mut first).await.is_err() {
-                return;
-            }
-            let len = i32::from_be_bytes([first[0], first[1], first[2], first[3]]) as usize;
-            let code = i32::from_be_bytes([first[4], first[5], first[6], first[7]]);
-            let mut rest = vec![0u8; len.saturating_sub(8).min(1 << 16)];
-            if code == 80877103 {
-                // SSLRequest: no TLS here; the startup message follows.
-                if s.write_all(b"N").await.is_err() {
-                    return;
-                }
-                let mut head = [0u8; 4];
-                if s.read_exact(&mut head).await.is_err() {
-                    return;
-                }
-                rest = vec![
-                    0u8;
-                    (i32::from_be_bytes(head) as usize)
-                        .saturating_sub(4)
-                        .min(1 << 16)
-                ];
-            }
-            if s.read_exact(&mut rest).await.is_err() {
-                return;
-            }
-            let mut reply = vec![b'R', 0, 0, 0, 8, 0, 0, 0, 0];
-            let version = b"server_version\x0015.0 (warren demo)\x00";
-            reply.push(b'S');
-            reply.extend_from_slice(&((version.len() + 4) as i32).to_be_bytes());
-            reply.extend_from_slice(version);
-            reply.extend_from_slice(&[b'Z', 0, 0, 0, 5, b'I']);
-            let _ = s.write_all(&reply).await;
-            let mut sink = [0u8; 1024];
-            while let Ok(n) = s.read(&mut sink).await {
-                if n == 0 {
-                    break;
-                }
-            }
-        });
-    }
-}
-
 async fn bind() -> std::io::Result<(TcpListener, u16)> {
     let l = TcpListener::bind("127.0.0.1:0").await?;
     let p = l.local_addr()?.port();
@@ -221,7 +171,7 @@ pub async fn start() -> std::io::Result<World> {
         std::io::Write::write_all(&mut f, text.as_bytes())?;
     }
     let (db_listener, db_port) = bind().await?;
-    tokio::spawn(serve_database(db_listener, stop.clone()));
+    tokio::spawn(database::serve(db_listener, stop.clone()));
     let routes: Routes = Arc::new(HashMap::from([
         ("db.demo.internal:5432".to_string(), Some(db_port)),
         ("down.demo.internal:5432".to_string(), None),
