@@ -381,23 +381,38 @@ impl<'s, 'a> Table<'s, 'a> {
 
     /// Warns about keys not in `known`, suggesting the closest known one.
     pub fn unknown_keys(&self, known: &[&str], f: &mut Findings) {
-        for (key, item) in self.table.iter() {
-            if known.contains(&key) {
+        for (key, _) in self.table.iter() {
+            if !known.contains(&key) {
+                f.push(self.unknown_key(key, closest(key, known)));
+            }
+        }
+    }
+
+    /// Warns about keys one typo from one of `known` (and starting with `prefix`); the
+    /// table's other keys are not this reader's to judge.
+    pub fn near_misses(&self, known: &[&str], prefix: &str, f: &mut Findings) {
+        for (key, _) in self.table.iter() {
+            if known.contains(&key) || !key.to_ascii_lowercase().starts_with(prefix) {
                 continue;
             }
-            let origin = self
-                .item(key)
-                .map(|(_, o)| o)
-                .unwrap_or_else(|| self.origin.clone());
-            let _ = item;
-            let mut p = Problem::warning(
-                origin,
-                format!("unknown key '{key}' in [{}] is ignored", self.name),
-            );
             if let Some(best) = closest(key, known) {
-                p = p.with_fix(format!("did you mean '{best}'?"));
+                f.push(self.unknown_key(key, Some(best)));
             }
-            f.push(p);
+        }
+    }
+
+    fn unknown_key(&self, key: &str, best: Option<&str>) -> Problem {
+        let origin = self
+            .item(key)
+            .map(|(_, o)| o)
+            .unwrap_or_else(|| self.origin.clone());
+        let p = Problem::warning(
+            origin,
+            format!("unknown key '{key}' in [{}] is ignored", self.name),
+        );
+        match best {
+            Some(best) => p.with_fix(format!("did you mean '{best}'?")),
+            None => p,
         }
     }
 }

@@ -18,21 +18,7 @@ pub(super) fn channel_binding(
     t: &Table,
     f: &mut Findings,
 ) -> Option<Sourced<ChannelBindingMode>> {
-    for (key, _) in t.table.iter() {
-        if key != "channel_binding" && closest(key, &["channel_binding"]).is_some() {
-            let origin = t
-                .item(key)
-                .map(|(_, o)| o)
-                .unwrap_or_else(|| t.origin.clone());
-            f.push(
-                Problem::warning(
-                    origin,
-                    format!("unknown key '{key}' in [{}] is ignored", t.name),
-                )
-                .with_fix("did you mean 'channel_binding'?"),
-            );
-        }
-    }
+    t.near_misses(&["channel_binding"], "", f);
     let mode = match t.string("channel_binding", f) {
         None if t.item("channel_binding").is_some() => return None,
         None => return Some(Sourced::default_value(ChannelBindingMode::Prefer)),
@@ -78,7 +64,8 @@ pub(super) fn settings(
     if mysql && let Some(r) = mysql_names(t, f) {
         return r;
     }
-    near_misses(t, f);
+    // `ssl_mode`, `sslmod`, `ssl_root_cert` and the like.
+    t.near_misses(&KEYS, "ssl", f);
     let mode = match t.string("sslmode", f) {
         None if t.item("sslmode").is_some() => return None,
         None => Sourced::default_value(SslMode::Prefer),
@@ -221,29 +208,6 @@ fn mysql_names(
         )),
     };
     Some(Some((mode, root)))
-}
-
-/// Warns about `ssl_mode`, `sslmod`, `ssl_root_cert` and the like.
-fn near_misses(t: &Table, f: &mut Findings) {
-    for (key, _) in t.table.iter() {
-        if KEYS.contains(&key) || !key.to_ascii_lowercase().starts_with("ssl") {
-            continue;
-        }
-        let Some(best) = closest(key, &KEYS) else {
-            continue;
-        };
-        let origin = t
-            .item(key)
-            .map(|(_, o)| o)
-            .unwrap_or_else(|| t.origin.clone());
-        f.push(
-            Problem::warning(
-                origin,
-                format!("unknown key '{key}' in [{}] is ignored", t.name),
-            )
-            .with_fix(format!("did you mean '{best}'?")),
-        );
-    }
 }
 
 /// `NAME.KEY: 'VALUE' is not WHAT (the names)`: an error whose fix is the nearest name,
