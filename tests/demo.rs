@@ -25,15 +25,40 @@ fn port_on(screen: &str, marker: &str, after: &str) -> u16 {
         .unwrap_or_else(|_| panic!("no port in {line}"))
 }
 
+/// warren with `args` in a scratch home whose TMPDIR (where the demo's directory goes) is
+/// its own `tmp`, so a test sees what the demo leaves there.
+fn start(args: &str) -> (Scratch, std::path::PathBuf, Tmux) {
+    let s = Scratch::new();
+    let tmp = s.path().join("tmp");
+    std::fs::create_dir_all(&tmp).expect("tmp");
+    let t = Tmux::warren(s.path(), &format!("TMPDIR={}", tmp.display()), args);
+    (s, tmp, t)
+}
+
+/// Enter on the selected demo-db, and the port of its tunnel once it is up.
+fn open_demo_db(t: &Tmux) -> u16 {
+    t.keys(&["Enter"]);
+    let screen = t.wait_until("demo-db up", |s| {
+        s.lines()
+            .any(|l| l.contains(" up ") && l.contains("demo-db "))
+    });
+    port_on(&screen, " up ", "127.0.0.1:")
+}
+
+fn entries(dir: &std::path::Path) -> Vec<std::ffi::OsString> {
+    std::fs::read_dir(dir)
+        .expect("tmp")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name())
+        .collect()
+}
+
 #[test]
 fn the_demo_works_and_fails_as_designed_and_leaves_nothing() {
     if !support::require("tmux") {
         return;
     }
-    let s = Scratch::new();
-    let tmp = s.path().join("tmp");
-    std::fs::create_dir_all(&tmp).expect("tmp");
-    let t = Tmux::warren(s.path(), &format!("TMPDIR={}", tmp.display()), "demo");
+    let (_s, tmp, t) = start("demo");
     let screen = t.wait_for("demo-key-refused");
     for name in ["demo-db ", "demo-db-down", "demo-host-key-changed"] {
         assert!(screen.contains(name), "{name} missing:\n{screen}");
@@ -41,12 +66,7 @@ fn the_demo_works_and_fails_as_designed_and_leaves_nothing() {
     let bastion = port_on(&screen, "you → demo@", "demo@127.0.0.1:");
 
     // The healthy one: open it and speak PostgreSQL through it.
-    t.keys(&["Enter"]);
-    let screen = t.wait_until("demo-db up", |s| {
-        s.lines()
-            .any(|l| l.contains(" up ") && l.contains("demo-db "))
-    });
-    let local = port_on(&screen, " up ", "127.0.0.1:");
+    let local = open_demo_db(&t);
     let mut c = std::net::TcpStream::connect(("127.0.0.1", local)).expect("connect to the tunnel");
     c.write_all(&[0, 0, 0, 8, 4, 210, 22, 47])
         .expect("SSLRequest");
@@ -98,11 +118,7 @@ fn the_demo_works_and_fails_as_designed_and_leaves_nothing() {
         std::net::TcpStream::connect(("127.0.0.1", bastion)).is_err(),
         "no listener left (bastion)"
     );
-    let left: Vec<_> = std::fs::read_dir(&tmp)
-        .expect("tmp")
-        .filter_map(Result::ok)
-        .map(|e| e.file_name())
-        .collect();
+    let left = entries(&tmp);
     assert!(left.is_empty(), "the demo's temp files are gone: {left:?}");
 }
 
@@ -113,14 +129,7 @@ fn d_on_the_empty_state_starts_the_demo_and_enter_opens_demo_db() {
     if !support::require("tmux") {
         return;
     }
-    let s = Scratch::new();
-    let tmp = s.path().join("tmp");
-    std::fs::create_dir_all(&tmp).expect("tmp");
-    let t = Tmux::warren(
-        s.path(),
-        &format!("TMPDIR={}", tmp.display()),
-        "--ssh-config /dev/null",
-    );
+    let (_s, tmp, t) = start("--ssh-config /dev/null");
     let screen = t.wait_for("No connections yet");
     assert!(screen.contains("D   see warren work"), "{screen}");
     t.keys(&["D"]);
@@ -128,12 +137,7 @@ fn d_on_the_empty_state_starts_the_demo_and_enter_opens_demo_db() {
     for name in ["demo-db ", "demo-db-down", "demo-host-key-changed"] {
         assert!(screen.contains(name), "{name} missing:\n{screen}");
     }
-    t.keys(&["Enter"]);
-    let screen = t.wait_until("demo-db up", |s| {
-        s.lines()
-            .any(|l| l.contains(" up ") && l.contains("demo-db "))
-    });
-    let local = port_on(&screen, " up ", "127.0.0.1:");
+    let local = open_demo_db(&t);
     let mut c = std::net::TcpStream::connect(("127.0.0.1", local)).expect("connect to the tunnel");
     c.write_all(&[0, 0, 0, 8, 4, 210, 22, 47])
         .expect("SSLRequest");
@@ -146,11 +150,7 @@ fn d_on_the_empty_state_starts_the_demo_and_enter_opens_demo_db() {
         std::net::TcpStream::connect(("127.0.0.1", local)).is_err(),
         "no listener left"
     );
-    let left: Vec<_> = std::fs::read_dir(&tmp)
-        .expect("tmp")
-        .filter_map(Result::ok)
-        .map(|e| e.file_name())
-        .collect();
+    let left = entries(&tmp);
     assert!(left.is_empty(), "the demo's temp files are gone: {left:?}");
 }
 
@@ -180,14 +180,6 @@ fn warren_pid(t: &Tmux) -> i32 {
     panic!("no warren under the pane's shell {shell}");
 }
 
-fn entries(dir: &std::path::Path) -> Vec<std::ffi::OsString> {
-    std::fs::read_dir(dir)
-        .expect("tmp")
-        .filter_map(Result::ok)
-        .map(|e| e.file_name())
-        .collect()
-}
-
 /// `x` on demo-db hands the terminal to psql, which runs `select 1` and gets its row; Ctrl-\
 /// there ends psql, not warren; and a signal to warren then (SIGQUIT here) ends it as `q`
 /// does, the demo's directory (with its private key) removed.
@@ -196,16 +188,9 @@ fn x_runs_select_1_in_psql_and_ctrl_backslash_leaves_warren_running() {
     if !support::require("tmux") || !support::require("psql") {
         return;
     }
-    let s = Scratch::new();
-    let tmp = s.path().join("tmp");
-    std::fs::create_dir_all(&tmp).expect("tmp");
-    let t = Tmux::warren(s.path(), &format!("TMPDIR={}", tmp.display()), "demo");
+    let (_s, tmp, t) = start("demo");
     t.wait_for("demo-key-refused");
-    t.keys(&["Enter"]);
-    t.wait_until("demo-db up", |s| {
-        s.lines()
-            .any(|l| l.contains(" up ") && l.contains("demo-db "))
-    });
+    open_demo_db(&t);
     t.keys(&["x"]);
     t.wait_for("demo=>");
     // (A trailing `;` would be read by tmux as its own command separator: `\g` sends it.)
@@ -247,17 +232,9 @@ fn every_signal_to_the_demo_removes_it() {
         ("SIGTERM", libc::SIGTERM),
         ("SIGHUP", libc::SIGHUP),
     ] {
-        let s = Scratch::new();
-        let tmp = s.path().join("tmp");
-        std::fs::create_dir_all(&tmp).expect("tmp");
-        let t = Tmux::warren(s.path(), &format!("TMPDIR={}", tmp.display()), "demo");
+        let (_s, tmp, t) = start("demo");
         t.wait_for("demo-key-refused");
-        t.keys(&["Enter"]);
-        let screen = t.wait_until("demo-db up", |s| {
-            s.lines()
-                .any(|l| l.contains(" up ") && l.contains("demo-db "))
-        });
-        let local = port_on(&screen, " up ", "127.0.0.1:");
+        let local = open_demo_db(&t);
         assert_eq!(entries(&tmp).len(), 1, "{name}: the demo's directory");
         let pid = warren_pid(&t);
         // SAFETY: kill with the pid of the warren this test started.

@@ -194,7 +194,7 @@ fn error(severity: &str, code: &str, text: &str) -> Vec<u8> {
 /// The answers to one simple query: each `;`-separated statement in turn, stopping at the
 /// first error as PostgreSQL does.
 fn simple_query(text: &str, user: &str, database: &str) -> Vec<u8> {
-    let statements = split_statements(text);
+    let statements = split_outside_quotes(text, ';');
     if statements.iter().all(|s| s.trim().is_empty()) {
         return message(b'I', b"");
     }
@@ -230,23 +230,6 @@ fn simple_query(text: &str, user: &str, database: &str) -> Vec<u8> {
     out
 }
 
-/// Splits at `;` outside single-quoted strings.
-fn split_statements(text: &str) -> Vec<String> {
-    let (mut out, mut current, mut quoted) = (Vec::new(), String::new(), false);
-    for c in text.chars() {
-        match c {
-            '\'' => {
-                quoted = !quoted;
-                current.push(c);
-            }
-            ';' if !quoted => out.push(std::mem::take(&mut current)),
-            _ => current.push(c),
-        }
-    }
-    out.push(current);
-    out
-}
-
 type Column = (String, u32, String);
 
 const WHAT_IT_ANSWERS: &str = "the warren demo database is not a real PostgreSQL: it answers \
@@ -272,6 +255,7 @@ fn select(statement: &str, user: &str, database: &str) -> Result<Vec<Column>, St
     Ok(columns)
 }
 
+/// Splits at `at` outside single-quoted strings.
 fn split_outside_quotes(text: &str, at: char) -> Vec<&str> {
     let (mut out, mut start, mut quoted) = (Vec::new(), 0, false);
     for (i, c) in text.char_indices() {
@@ -426,15 +410,21 @@ mod tests {
 
     /// A whole session over TCP, as a client library sends it: SSLRequest, startup, a query,
     /// an extended-protocol query (refused, then Sync), terminate.
-    #[tokio::test]
-    async fn a_client_logs_in_queries_and_leaves() {
+    /// The database serving on loopback, and a client connected to it.
+    async fn served() -> (TcpStream, CancellationToken) {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let stop = CancellationToken::new();
         tokio::spawn(serve(listener, stop.clone()));
-        let mut c = TcpStream::connect(("127.0.0.1", port))
+        let c = TcpStream::connect(("127.0.0.1", port))
             .await
             .expect("connect");
+        (c, stop)
+    }
+
+    #[tokio::test]
+    async fn a_client_logs_in_queries_and_leaves() {
+        let (mut c, stop) = served().await;
         c.write_all(&[0, 0, 0, 8, 4, 210, 22, 47])
             .await
             .expect("ssl");
@@ -486,13 +476,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_oversized_length_ends_the_connection() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let stop = CancellationToken::new();
-        tokio::spawn(serve(listener, stop.clone()));
-        let mut c = TcpStream::connect(("127.0.0.1", port))
-            .await
-            .expect("connect");
+        let (mut c, stop) = served().await;
         c.write_all(&[0x7f, 0xff, 0xff, 0xff, 0, 3, 0, 0])
             .await
             .expect("send");
