@@ -44,6 +44,11 @@ impl MariaDb {
         };
         let dir = tempfile::tempdir().expect("mariadb dir");
         let data = dir.path().join("data");
+        // Its own tmpdir: two servers bootstrapping at once in the shared /tmp collide on
+        // their temporary tables' names ("Unknown table 'mysql.tmp_user_sys'").
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp).expect("mariadb tmpdir");
+        let tmpdir = format!("--tmpdir={}", tmp.display());
         let out = Command::new(install)
             .args([
                 "--no-defaults",
@@ -53,6 +58,7 @@ impl MariaDb {
                 "--skip-name-resolve",
             ])
             .arg(format!("--datadir={}", data.display()))
+            .arg(&tmpdir)
             .output()
             .expect("mariadb-install-db");
         assert!(
@@ -82,6 +88,7 @@ impl MariaDb {
                     "--max-connections=20",
                 ])
                 .arg(format!("--datadir={}", data.display()))
+                .arg(&tmpdir)
                 .arg(format!("--socket={}", sock.display()))
                 .arg(format!("--port={port}"))
                 .arg(format!("--pid-file={}", dir.path().join("pid").display()))
