@@ -19,21 +19,35 @@ impl Tmux {
             Instant::now().elapsed().as_nanos() ^ rand_suffix()
         );
         let line = format!("{command}; echo EXITED $?; sleep 60");
-        let st = Command::new("tmux")
-            .args([
-                "new-session",
-                "-d",
-                "-s",
-                &name,
-                "-x",
-                "120",
-                "-y",
-                "36",
-                &line,
-            ])
-            .status()
-            .expect("tmux");
-        assert!(st.success(), "tmux new-session failed");
+        // A tmux server that is exiting (its last session, another test's, just ended) makes
+        // new-session fail: a new server starts on the next try.
+        let mut tries = 0;
+        loop {
+            let out = Command::new("tmux")
+                .args([
+                    "new-session",
+                    "-d",
+                    "-s",
+                    &name,
+                    "-x",
+                    "120",
+                    "-y",
+                    "36",
+                    &line,
+                ])
+                .output()
+                .expect("tmux");
+            tries += 1;
+            if out.status.success() {
+                break;
+            }
+            assert!(
+                tries < 10,
+                "tmux new-session failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
         Tmux { name }
     }
 
@@ -60,6 +74,15 @@ impl Tmux {
     pub fn screen(&self) -> String {
         let out = Command::new("tmux")
             .args(["capture-pane", "-p", "-t", &self.name])
+            .output()
+            .expect("capture-pane");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The screen with its colours and attributes as escape sequences (`capture-pane -e`).
+    pub fn styled_screen(&self) -> String {
+        let out = Command::new("tmux")
+            .args(["capture-pane", "-p", "-e", "-t", &self.name])
             .output()
             .expect("capture-pane");
         String::from_utf8_lossy(&out.stdout).into_owned()
@@ -93,6 +116,37 @@ impl Tmux {
                 .args(["send-keys", "-t", &self.name, k])
                 .status();
             std::thread::sleep(Duration::from_millis(120));
+        }
+    }
+
+    /// Lets programs in the sessions set tmux's paste buffer with OSC 52 (`set-clipboard on`,
+    /// a server option), for [`Tmux::clipboard`].
+    pub fn accept_clipboard(&self) {
+        let st = Command::new("tmux")
+            .args(["set-option", "-s", "set-clipboard", "on"])
+            .status()
+            .expect("tmux set-option");
+        assert!(st.success(), "tmux set-option set-clipboard failed");
+    }
+
+    /// What a program last put on the clipboard with OSC 52 (tmux's newest paste buffer), once
+    /// `ok` holds for it (20 s at most).
+    pub fn clipboard(&self, ok: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = Command::new("tmux")
+                .args(["show-buffer"])
+                .output()
+                .expect("tmux show-buffer");
+            let text = String::from_utf8_lossy(&out.stdout).into_owned();
+            if ok(&text) {
+                return text;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the clipboard never held what was expected; it holds:\n{text}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
