@@ -336,7 +336,7 @@ fn the_setup_form_from_nothing_writes_the_entry_and_the_key_and_tests_them() {
     );
     t.wait_for("No connections yet");
     t.keys(&["s"]);
-    t.wait_for("step 1 of 4");
+    t.wait_for("step 1 of 3");
     // engine: postgres (the default); then target, name, bastion; the rest as they are.
     t.keys(&["Tab"]);
     t.type_text(&format!("127.0.0.1:{}", pg.port));
@@ -344,10 +344,10 @@ fn the_setup_form_from_nothing_writes_the_entry_and_the_key_and_tests_them() {
     t.type_text("fromtui");
     t.keys(&["Tab"]);
     t.type_text(&format!("{}@127.0.0.1:{}", local_user(), sshd.port));
-    t.wait_for("step 2 of 4");
+    t.wait_for("step 2 of 3");
     t.keys(&["Tab", "Tab", "Tab", "Tab"]);
     let screen = t.wait_for("~/.ssh/id_ed25519_fromtui (default)");
-    assert!(screen.contains("step 3 of 4"), "{screen}");
+    assert!(screen.contains("step 3 of 3"), "{screen}");
     t.keys(&["Enter"]);
     let screen = t.wait_for("nothing is yet");
     assert!(
@@ -361,6 +361,31 @@ fn the_setup_form_from_nothing_writes_the_entry_and_the_key_and_tests_them() {
     t.keys(&["Enter"]);
     let screen = t.wait_for("saved 'fromtui'");
     assert!(screen.contains("permitopen="), "{screen}");
+    // The bastion's line, whole: `c` puts it on the clipboard, `w` writes every line to a file.
+    let public = std::fs::read_to_string(home.path().join(".ssh/id_ed25519_fromtui.pub"))
+        .expect("pub")
+        .trim()
+        .to_string();
+    let line = format!(
+        "restrict,port-forwarding,permitopen=\"127.0.0.1:{}\" {public}",
+        pg.port
+    );
+    t.accept_clipboard();
+    t.keys(&["c"]);
+    t.clipboard(|c| c == line);
+    t.wait_for("sent the authorized_keys line");
+    t.keys(&["w"]);
+    let written = home.path().join("warren-fromtui-bastion.txt");
+    t.wait_for(&format!("wrote {}", written.display()));
+    let file = std::fs::read_to_string(&written).expect("the instructions file");
+    assert!(
+        file.lines().any(|l| l
+            == format!(
+                "echo '{line}' | sudo tee -a ~{}/.ssh/authorized_keys",
+                local_user()
+            )),
+        "{file}"
+    );
     use std::os::unix::fs::PermissionsExt;
     let mode = |rel: &str| {
         std::fs::metadata(home.path().join(rel))

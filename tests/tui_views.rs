@@ -15,7 +15,7 @@ use warren::prompt::Prompt;
 use warren::settings::Settings;
 use warren::tui::app::{Action, App, Effect, Mode, PROMPT_GUARD, update};
 use warren::tui::theme::Theme;
-use warren::tui::wizard::{Failure, Field, KeyKind, Stage};
+use warren::tui::wizard::{Failure, Field, KeyKind, Saved, Stage};
 
 fn names(app: &App) -> Vec<&str> {
     app.visible()
@@ -733,7 +733,7 @@ fn the_form_shows_every_field_with_defaults_and_checks_each_as_it_is_left() {
     ] {
         assert!(s.contains(field), "{field}:\n{s}");
     }
-    assert!(s.contains("step 2 of 4"), "{s}");
+    assert!(s.contains("step 2 of 3"), "{s}");
     assert!(s.contains("db (default)"), "the name from the target:\n{s}");
     assert!(
         s.contains("○ mysql") && s.contains("○ the agent's keys"),
@@ -744,7 +744,7 @@ fn the_form_shows_every_field_with_defaults_and_checks_each_as_it_is_left() {
     update(&mut app, key(KeyCode::BackTab));
     typed(&mut app, "@");
     update(&mut app, key(KeyCode::Tab));
-    assert!(text(&app).contains("is not host[:port]"), "{}", text(&app));
+    assert!(text(&app).contains("host[:port]"), "{}", text(&app));
     // ← → choose: mysql, and the agent (no key file, no passphrase then).
     update(&mut app, key(KeyCode::Home));
     let focus_engine = |app: &mut App| {
@@ -833,9 +833,29 @@ fn the_form_checks_everything_then_shows_a_summary_before_writing() {
     update(&mut app, key(KeyCode::Enter));
     update(
         &mut app,
-        Action::SetUp(Ok(("orders".into(), "# 1. On the bastion ...".into()))),
+        Action::SetUp(Ok(Saved {
+            name: "orders".into(),
+            text: "# 1. On the bastion ...".into(),
+            authorized_keys: "restrict,port-forwarding ssh-ed25519 AAAA".into(),
+        })),
     );
     assert!(text(&app).contains("saved 'orders'"));
+    // `c` copies the authorized_keys line and says so; `w` asks for the file.
+    let effects = update(&mut app, key(KeyCode::Char('c')));
+    assert!(
+        matches!(effects.as_slice(), [Effect::Copy(l)] if l == "restrict,port-forwarding ssh-ed25519 AAAA"),
+        "{effects:?}"
+    );
+    assert!(
+        text(&app).contains("sent the authorized_keys line"),
+        "{}",
+        text(&app)
+    );
+    let effects = update(&mut app, key(KeyCode::Char('w')));
+    assert!(
+        matches!(effects.as_slice(), [Effect::WriteInstructions { name, text }] if name == "orders" && text.starts_with("# 1.")),
+        "{effects:?}"
+    );
     let effects = update(&mut app, key(KeyCode::Enter));
     assert!(
         matches!(effects.as_slice(), [Effect::Engine(Command::Diagnose(c))] if c.name == "orders"),

@@ -215,7 +215,7 @@ pub async fn run(
         }
     }
     let text = match setup::apply(&plan, passphrase.as_deref(), &path, a.yes, ctx) {
-        Ok(t) => t,
+        Ok(done) => done.text,
         Err(e) => {
             let _ = writeln!(err, "error: {}", crate::text::escape_lines(&e.to_string()));
             return exit::FAILED;

@@ -61,6 +61,13 @@ impl Destination {
         }
         let port = match port {
             None => None,
+            Some(p)
+                if !p.is_empty()
+                    && p.bytes().all(|b| b.is_ascii_digit())
+                    && !matches!(p.parse::<u32>(), Ok(1..=65535)) =>
+            {
+                return Err(format!("'{s}': port {p} is out of range (1-65535)"));
+            }
             Some(p) => Some(
                 crate::config::expand::port(p)
                     .filter(|&n| n > 0)
@@ -136,6 +143,18 @@ mod tests {
         assert_eq!(d.to_string(), "[::1]:22");
         assert!(Destination::parse("host:abc").is_err());
         assert!(Destination::parse("host:0").is_err());
+        for p in ["99999", "65536", "0", "123456789012345678901234567890"] {
+            let e = Destination::parse(&format!("db.internal:{p}")).expect_err(p);
+            assert!(
+                e.contains(&format!("port {p} is out of range (1-65535)")),
+                "{e}"
+            );
+        }
+        assert!(
+            Destination::parse("host:abc")
+                .expect_err("abc")
+                .contains("is not a port number")
+        );
         assert!(Destination::parse("@host").is_err());
         assert!(Destination::parse("ssh://h/path").is_err());
     }

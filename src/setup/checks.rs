@@ -59,6 +59,11 @@ pub fn check_name(name: &str) -> Result<(), String> {
 pub fn check_target(engine: &str, target: &str) -> Result<Destination, String> {
     let mut d = match Destination::parse(target) {
         Ok(d) if d.user.is_none() && !d.host.is_empty() => d,
+        Err(e) => {
+            return Err(format!(
+                "target {e}; write host[:port], e.g. db.internal:5432"
+            ));
+        }
         _ => {
             return Err(format!(
                 "target '{target}' is not host[:port]; e.g. db.internal:5432"
@@ -201,4 +206,19 @@ fn missing_dirs(path: &Path) -> Vec<PathBuf> {
         .collect();
     out.reverse();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_target_says_what_is_wrong_with_it() {
+        let e = check_target("postgres", "db.internal:99999").expect_err("99999");
+        assert!(e.contains("port 99999 is out of range (1-65535)"), "{e}");
+        let e = check_target("postgres", "ops@db.internal").expect_err("a user");
+        assert!(e.contains("is not host[:port]"), "{e}");
+        let d = check_target("postgres", "db.internal").expect("the default port");
+        assert_eq!(d.port, Some(5432));
+    }
 }

@@ -145,12 +145,34 @@ pub fn create_private_dirs(path: &Path) -> Result<(), SetupError> {
         })
 }
 
+/// The bastion's authorized_keys line for the key: it may forward to the target and nothing
+/// else.
+pub fn authorized_keys_line(public_line: &str, plan: &Plan) -> String {
+    format!(
+        "restrict,port-forwarding,permitopen=\"{}\" {public_line}",
+        target_of(plan)
+    )
+}
+
+fn target_of(plan: &Plan) -> String {
+    format!("{}:{}", plan.target.host, plan.target.port.unwrap_or(0))
+}
+
+/// What [`apply`] leaves the user to do on the bastion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Instructions {
+    /// The whole text: the commands, the sshd_config fragment, the notes.
+    pub text: String,
+    /// The one line for the bastion's authorized_keys (also in `text`).
+    pub authorized_keys: String,
+}
+
 /// The exact lines for the bastion: the restricted authorized_keys line, the commands to make
 /// a tunnel-only user, and the sshd_config fragment.
 pub fn bastion_instructions(public_line: &str, plan: &Plan) -> String {
     let user = plan.bastion.user.clone().unwrap_or_else(|| "tunnel".into());
-    let target = format!("{}:{}", plan.target.host, plan.target.port.unwrap_or(0));
-    let line = format!("restrict,port-forwarding,permitopen=\"{target}\" {public_line}");
+    let target = target_of(plan);
+    let line = authorized_keys_line(public_line, plan);
     format!(
         r#"# 1. On the bastion ({bastion}), a user that can only forward to {target}:
 sudo useradd --create-home --shell /usr/sbin/nologin {user}
@@ -380,14 +402,14 @@ pub fn from_ssh_alias(
 }
 
 /// Steps 3 to 5 for a checked plan: the key (generated if asked), the bastion's lines, the
-/// entry saved in `epoch`. Returns the instructions text.
+/// entry saved in `epoch`. Returns what is left to do on the bastion.
 pub fn apply(
     plan: &Plan,
     passphrase: Option<&str>,
     epoch: &Path,
     replace: bool,
     ctx: &crate::config::Context,
-) -> Result<String, SetupError> {
+) -> Result<Instructions, SetupError> {
     // Everything that can be checked first is, so a refused entry leaves no new key behind.
     summary(plan, epoch, replace, false, Path::new("/"))?;
     let public = match &plan.key {
@@ -402,7 +424,10 @@ pub fn apply(
         KeyChoice::Agent => None,
     };
     let line = public.unwrap_or_else(|| "<your public key line, e.g. from ssh-add -L>".into());
-    let text = bastion_instructions(&line, plan);
+    let done = Instructions {
+        text: bastion_instructions(&line, plan),
+        authorized_keys: authorized_keys_line(&line, plan),
+    };
     // A file setup creates, or one the user trusted, stays trusted with the entry added: the
     // user wrote it through warren. An untrusted file stays untrusted (its other entries
     // are still unread).
@@ -414,7 +439,7 @@ pub fn apply(
     if keep && let Err(e) = crate::config::trust::trust_bytes(ctx, epoch, written.as_bytes()) {
         tracing::warn!("the new entry was saved, but its trust was not recorded: {e}");
     }
-    Ok(text)
+    Ok(done)
 }
 
 #[cfg(test)]

@@ -159,7 +159,7 @@ pub enum Action {
     /// The setup form's answers checked against the files: the summary, or what to fix.
     Reviewed(Result<Vec<String>, wizard::Failure>),
     /// The setup written: the entry's name and the bastion's instructions, or what to fix.
-    SetUp(Result<(String, String), wizard::Failure>),
+    SetUp(Result<wizard::Saved, wizard::Failure>),
     /// The config files, read again after they changed on disk.
     Loaded(super::reload::Loaded),
 }
@@ -176,6 +176,11 @@ pub enum Effect {
     Review(wizard::Answers),
     /// Carry out the setup form's answers (key, entry), then reload.
     Setup(wizard::Answers),
+    /// Write the setup's bastion instructions to a file: the entry's name and the text.
+    WriteInstructions {
+        name: String,
+        text: String,
+    },
     /// Start the demo world in this process and show it.
     Demo,
     /// Hand the terminal to the connection's database client (as `warren connect`) at the

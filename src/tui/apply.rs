@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::wizard::{Answers, Failure, Field, KeyKind, field_of};
+use super::wizard::{Answers, Failure, Field, KeyKind, Saved, field_of};
 use crate::config::{Catalog, Context, Paths};
 use crate::setup::{self, KeyChoice, SetupError};
 
@@ -58,9 +58,9 @@ pub fn review(a: &Answers, ctx: &Context, paths: &Paths) -> Result<Vec<String>, 
 }
 
 /// Writes the key and the entry: the entry's name and the bastion's instructions.
-pub fn save(a: &Answers, ctx: &Context, paths: &Paths) -> Result<(String, String), Failure> {
+pub fn save(a: &Answers, ctx: &Context, paths: &Paths) -> Result<Saved, Failure> {
     let (plan, epoch) = plan(a, ctx, paths)?;
-    let text = setup::apply(
+    let done = setup::apply(
         &plan,
         a.passphrase.as_ref().map(|p| p.expose()),
         &epoch,
@@ -80,8 +80,18 @@ pub fn save(a: &Answers, ctx: &Context, paths: &Paths) -> Result<(String, String
         }
         e => failure(e),
     })?;
-    Ok((
-        a.name.clone(),
-        format!("{text}\nsaved in {}", epoch.display()),
-    ))
+    Ok(Saved {
+        name: a.name.clone(),
+        text: format!("{}\nsaved in {}", done.text, epoch.display()),
+        authorized_keys: done.authorized_keys,
+    })
+}
+
+/// Writes the bastion's instructions to `~/warren-NAME-bastion.txt` (replacing an earlier
+/// copy, atomically), so they can be copied to the bastion whole; returns the path.
+pub fn write_instructions(name: &str, text: &str, ctx: &Context) -> Result<PathBuf, String> {
+    let path = ctx.home.join(format!("warren-{name}-bastion.txt"));
+    crate::fsutil::write_atomic(&path, text.as_bytes(), 0o644)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(path)
 }

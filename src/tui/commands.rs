@@ -121,6 +121,14 @@ pub fn wizard_key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
         }
         wizard::Outcome::Review(a) => vec![Effect::Review(a)],
         wizard::Outcome::Save(a) => vec![Effect::Setup(a)],
+        wizard::Outcome::Copy(line) => {
+            app.wizard.said(
+                "sent the authorized_keys line to the terminal's clipboard (OSC 52); if your terminal ignores it, w writes these lines to a file"
+                    .into(),
+            );
+            vec![Effect::Copy(line)]
+        }
+        wizard::Outcome::Write(name, text) => vec![Effect::WriteInstructions { name, text }],
         wizard::Outcome::Test(name) => {
             // The walk of the new entry (step 6).
             let found = app

@@ -279,6 +279,13 @@ pub async fn run(
                     let r = apply::review(&answers, &ctx, &paths);
                     update(&mut app, Action::Reviewed(r));
                 }
+                Effect::WriteInstructions { name, text } => {
+                    let said = match apply::write_instructions(&name, &text, &ctx) {
+                        Ok(p) => format!("wrote {}", p.display()),
+                        Err(e) => format!("✘ {e}"),
+                    };
+                    app.wizard.said(said);
+                }
                 Effect::Setup(answers) => {
                     let r = apply::save(&answers, &ctx, &paths);
                     if r.is_ok() {

@@ -322,7 +322,7 @@ pub fn status_line(app: &App, width_cols: u16) -> String {
         }
         Mode::Help => " ↑↓ PgUp PgDn scroll  Esc close".into(),
         Mode::History | Mode::Diagnose => " Esc close".into(),
-        Mode::Setup => " Tab next  Shift-Tab back  ← → choose  Enter go on  Esc cancel".into(),
+        Mode::Setup => format!(" {}", app.wizard.footer()),
         Mode::Prompt => match app.prompts.front().map(|q| &q.prompt) {
             Some(Prompt::HostKey { .. }) => " y yes, trust and save  o once  n no".into(),
             Some(Prompt::Confirm { .. }) => " y yes  n no".into(),

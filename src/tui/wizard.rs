@@ -92,13 +92,18 @@ pub const FIELDS: [(Field, u8, &str, &str); 8] = [
     ),
 ];
 
-/// The steps' titles.
-pub const STEPS: [&str; 4] = [
-    "what to reach",
-    "the way in",
-    "the key",
-    "check, then write",
-];
+/// The form's steps' titles (then the summary: check, then write).
+pub const STEPS: [&str; 3] = ["what to reach", "the way in", "the key"];
+
+/// A saved entry: its name and what is left to do on the bastion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Saved {
+    pub name: String,
+    /// The instructions, whole.
+    pub text: String,
+    /// The bastion's authorized_keys line (`c` copies it).
+    pub authorized_keys: String,
+}
 
 /// An error from the files, and the field to fix it in.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -131,10 +136,10 @@ pub enum Stage {
     /// What will be written; Enter writes it.
     Review(Vec<String>),
     Saving,
-    /// Saved: the entry's name and the bastion's instructions.
+    /// Saved: the entry and the bastion's instructions; `said` is what `c` or `w` did.
     Done {
-        name: String,
-        text: String,
+        saved: Saved,
+        said: Option<String>,
     },
 }
 
@@ -166,6 +171,10 @@ pub enum Outcome {
     Save(Answers),
     /// Run the diagnostics of the saved entry.
     Test(String),
+    /// Put the bastion's authorized_keys line on the clipboard.
+    Copy(String),
+    /// Write the instructions to a file: the entry's name and the text.
+    Write(String, String),
 }
 
 impl Wizard {
@@ -273,15 +282,36 @@ impl Wizard {
         r.err()
     }
 
-    /// The step (1-4) the form is at.
-    pub fn step(&self) -> usize {
+    /// The step (1-3) the form is at; `None` past the form.
+    pub fn step(&self) -> Option<usize> {
         match self.stage {
-            Stage::Form => FIELDS
-                .iter()
-                .find(|x| x.0 == self.focus)
-                .map(|x| usize::from(x.1))
-                .unwrap_or(1),
-            _ => 4,
+            Stage::Form => Some(
+                FIELDS
+                    .iter()
+                    .find(|x| x.0 == self.focus)
+                    .map(|x| usize::from(x.1))
+                    .unwrap_or(1),
+            ),
+            _ => None,
+        }
+    }
+
+    /// The keys of the stage the form is at, for its footer and the screen's.
+    pub fn footer(&self) -> &'static str {
+        match self.stage {
+            Stage::Form => "Tab / Shift-Tab: fields    ← →: choose    Enter: next    Esc: cancel",
+            Stage::Checking | Stage::Saving => "Esc: cancel",
+            Stage::Review(_) => "Enter: write it    Esc: back to the form",
+            Stage::Done { .. } => {
+                "Enter: test it    c: copy the authorized_keys line    w: write these lines to a file    ↑↓: scroll    Esc: close"
+            }
+        }
+    }
+
+    /// What `c` or `w` did, shown on the saved screen.
+    pub fn said(&mut self, text: String) {
+        if let Stage::Done { said, .. } = &mut self.stage {
+            *said = Some(text);
         }
     }
 
@@ -338,9 +368,11 @@ impl Wizard {
 /// A key press in the form.
 pub fn key(w: &mut Wizard, k: KeyEvent) -> Outcome {
     match &w.stage {
-        Stage::Done { name, .. } => {
+        Stage::Done { saved, .. } => {
             return match k.code {
-                KeyCode::Enter => Outcome::Test(name.clone()),
+                KeyCode::Enter => Outcome::Test(saved.name.clone()),
+                KeyCode::Char('c') => Outcome::Copy(saved.authorized_keys.clone()),
+                KeyCode::Char('w') => Outcome::Write(saved.name.clone(), saved.text.clone()),
                 KeyCode::Esc => Outcome::Close,
                 KeyCode::Down | KeyCode::Char('j') => {
                     w.scroll += 1;
@@ -432,12 +464,12 @@ pub fn reviewed(w: &mut Wizard, r: Result<Vec<String>, Failure>) {
 }
 
 /// The loop's result of writing.
-pub fn set_up(w: &mut Wizard, r: Result<(String, String), Failure>) {
+pub fn set_up(w: &mut Wizard, r: Result<Saved, Failure>) {
     if w.stage != Stage::Saving {
         return;
     }
     match r {
-        Ok((name, text)) => w.stage = Stage::Done { name, text },
+        Ok(saved) => w.stage = Stage::Done { saved, said: None },
         Err(f) => fail(w, f),
     }
 }

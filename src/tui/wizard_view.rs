@@ -26,11 +26,15 @@ pub fn render(app: &App, f: &mut Frame, theme: Theme) {
         f.area()
     };
     super::view::backdrop(f, area);
-    let step = w.step();
-    let title = format!(
-        " set up a connection · step {step} of 4: {} ",
-        STEPS[step - 1]
-    );
+    let title = match (w.step(), &w.stage) {
+        (Some(step), _) => format!(
+            " set up a connection · step {step} of {}: {} ",
+            STEPS.len(),
+            STEPS[step - 1]
+        ),
+        (None, Stage::Done { .. }) => " set up a connection · saved: the bastion's side ".into(),
+        (None, _) => " set up a connection · check, then write ".into(),
+    };
     let block = Block::default()
         .borders(Borders::ALL)
         .title(fit(&title, usize::from(area.width.saturating_sub(2))).into_owned())
@@ -38,14 +42,10 @@ pub fn render(app: &App, f: &mut Frame, theme: Theme) {
     let inner = block.inner(area);
     f.render_widget(block, area);
     let tw = usize::from(inner.width).saturating_sub(1);
-    let (lines, focus_line, footer) = match &w.stage {
+    let (lines, focus_line) = match &w.stage {
         Stage::Form => form(w, theme, tw),
-        Stage::Checking => (
-            vec![Line::from("checking the answers...")],
-            0,
-            String::new(),
-        ),
-        Stage::Saving => (vec![Line::from("writing...")], 0, String::new()),
+        Stage::Checking => (vec![Line::from("checking the answers...")], 0),
+        Stage::Saving => (vec![Line::from("writing...")], 0),
         Stage::Review(summary) => {
             let mut l = vec![Line::styled(
                 fit("This will be written (nothing is yet):", tw).into_owned(),
@@ -57,22 +57,27 @@ pub fn render(app: &App, f: &mut Frame, theme: Theme) {
                     l.push(Line::from(format!("{head}{part}")));
                 }
             }
-            (l, 0, "Enter: write it    Esc: back to the form".to_string())
+            (l, 0)
         }
-        Stage::Done { name, text } => {
+        Stage::Done { saved, said } => {
             let mut l = vec![Line::styled(
-                fit(&format!("saved '{name}'. On the bastion:"), tw).into_owned(),
+                fit(&format!("saved '{}'. On the bastion:", saved.name), tw).into_owned(),
                 theme.up(),
             )];
-            for t in text.lines() {
-                l.extend(wrap(t, tw, 2).into_iter().map(Line::from));
+            if let Some(said) = said {
+                l.extend(
+                    wrap(said, tw, 2)
+                        .into_iter()
+                        .map(|t| Line::styled(t, theme.strong())),
+                );
+            }
+            // A long line goes on at the left edge (no indent), so a copy from the terminal
+            // loses only the line breaks; `c` and `w` give it whole.
+            for t in saved.text.lines() {
+                l.extend(wrap(t, tw, 0).into_iter().map(Line::from));
             }
             let focus = w.scroll.min(l.len().saturating_sub(1));
-            (
-                l,
-                focus,
-                "Enter: test it (the diagnostics)    ↑↓ scroll    Esc: close".to_string(),
-            )
+            (l, focus)
         }
     };
     // The footer keeps the last line; the rest scrolls to keep the focus in view.
@@ -94,13 +99,8 @@ pub fn render(app: &App, f: &mut Frame, theme: Theme) {
             ..inner
         },
     );
-    let footer = if footer.is_empty() {
-        "Tab / Shift-Tab: fields    ← →: choose    Enter: next    Esc: cancel".to_string()
-    } else {
-        footer
-    };
     f.render_widget(
-        Line::styled(fit(&footer, tw).into_owned(), theme.dim()),
+        Line::styled(fit(w.footer(), tw).into_owned(), theme.dim()),
         Rect {
             y: inner.bottom().saturating_sub(1),
             height: inner.height.min(1),
@@ -109,8 +109,8 @@ pub fn render(app: &App, f: &mut Frame, theme: Theme) {
     );
 }
 
-/// The form's lines, the line of the focused field, and no footer of its own.
-fn form(w: &Wizard, theme: Theme, tw: usize) -> (Vec<Line<'static>>, usize, String) {
+/// The form's lines and the line of the focused field.
+fn form(w: &Wizard, theme: Theme, tw: usize) -> (Vec<Line<'static>>, usize) {
     let mut lines: Vec<Line> = Vec::new();
     let mut focus_line = 0;
     let shown = w.fields();
@@ -180,7 +180,7 @@ fn form(w: &Wizard, theme: Theme, tw: usize) -> (Vec<Line<'static>>, usize, Stri
         .into_owned(),
         theme.dim(),
     ));
-    (lines, focus_line, String::new())
+    (lines, focus_line)
 }
 
 /// A field's value: the choices of a list, or the text with the cursor, else its default.
