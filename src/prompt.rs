@@ -113,7 +113,12 @@ pub struct Prompter {
     next: AtomicU64,
     pending: Mutex<HashMap<u64, Pending>>,
     send: Box<dyn Fn(Notice) + Send + Sync>,
+    /// What to do when a question needed a person and nobody here answers.
+    advice: &'static str,
 }
+
+/// Where a question that needed a person can be answered, by default.
+const ELSEWHERE: &str = "run warren up in a terminal, or open the tunnel in the TUI";
 
 impl Prompter {
     /// `send` publishes notices; `interactive` says whether anyone will answer.
@@ -131,12 +136,28 @@ impl Prompter {
             next: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
             send: Box::new(send),
+            advice: ELSEWHERE,
         }
     }
 
     /// Nobody answers: every question is "no".
     pub fn headless() -> Self {
         Prompter::new(false, |_| {})
+    }
+
+    /// Nobody answers the diagnostics run by the engine (the TUI's `d`): they say what a
+    /// question would be about, and that opening the tunnel asks it.
+    pub fn for_walk() -> Self {
+        Prompter {
+            advice: "the diagnostics ask nobody here: open the tunnel to be asked, or run \
+                     warren doctor on a terminal",
+            ..Prompter::headless()
+        }
+    }
+
+    /// What to do when a question needed a person and nobody here answered it.
+    pub fn advice(&self) -> &'static str {
+        self.advice
     }
 
     /// Whether a question of this connection would be answered by anyone now.

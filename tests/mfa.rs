@@ -184,6 +184,40 @@ fn with_nobody_to_answer_it_says_what_is_still_required() {
         .expect_stdout("needs a person to answer");
 }
 
+/// The TUI's `d` (the engine's walk) asks nobody: its hint says to open the tunnel, which
+/// asks, not "open the tunnel in the TUI" to someone who is in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engines_walk_says_that_opening_the_tunnel_asks() {
+    if !ready() {
+        return;
+    }
+    let sshd = mfa::sshd("publickey,keyboard-interactive");
+    let s = setup(&sshd, free_port());
+    let cat = catalog(&s);
+    let engine = Engine::start_with(true);
+    let mut rx = engine.subscribe();
+    engine
+        .send(Command::Diagnose(Box::new(
+            cat.find("mfa").expect("mfa").clone(),
+        )))
+        .await;
+    let auth = next_event(&mut rx, "the auth step", |e| match e {
+        Event::Step { name, step } if name == "mfa" && step.id.as_str() == "auth" => {
+            Some(step.clone())
+        }
+        _ => None,
+    })
+    .await;
+    let said = format!("{} {}", auth.detail, auth.hint.clone().unwrap_or_default());
+    assert!(
+        said.contains("still required: keyboard-interactive")
+            && said.contains("the diagnostics ask nobody here: open the tunnel to be asked")
+            && !said.contains("in the TUI"),
+        "{said}"
+    );
+    engine.shutdown().await;
+}
+
 #[test]
 fn warren_up_on_a_terminal_asks_for_the_second_factor_without_echo() {
     if !ready() || !support::require("tmux") {

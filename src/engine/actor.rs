@@ -212,7 +212,7 @@ impl Actor {
         // (warren doctor on a terminal asks).
         let events = self.events.clone();
         let open = self.tunnels.contains_key(&conn.display_name);
-        let prompter = Arc::new(Prompter::headless());
+        let prompter = Arc::new(Prompter::for_walk());
         tokio::spawn(async move {
             let name = conn.display_name.clone();
             let mut send = |s: &crate::diagnose::Step| {

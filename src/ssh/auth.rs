@@ -438,8 +438,9 @@ pub async fn authenticate(
     }
     if !needs_person.is_empty() && !s.person() {
         msg.push_str(&format!(
-            "; {} needs a person to answer: run warren up in a terminal, or open the tunnel in the TUI",
-            needs_person.join(" or ")
+            "; {} needs a person to answer: {}",
+            needs_person.join(" or "),
+            s.prompter.advice()
         ));
     }
     report.failure = Some(msg);
