@@ -33,6 +33,9 @@ struct Cli {
     /// that needs one is refused, naming the line. Also WARREN_NO_EXEC=1.
     #[arg(long, global = true)]
     no_exec: bool,
+    /// Colour on the terminal: auto (when it is one and NO_COLOR is not set), always, never.
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
+    color: clap::ColorChoice,
     /// (For the daemon) the --config file is a directory's epoch.toml, which needs trust.
     #[arg(long, global = true, hide = true)]
     project_config: bool,
@@ -224,14 +227,20 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     }
 }
 
-/// Runs an async command on a fresh runtime with stdout and stderr.
+/// The process's stderr, its `error:`/`warning:` coloured where colour is on.
+type Stderr<W> = warren::cli::style::Stderr<anstream::AutoStream<W>>;
+
+/// Runs an async command on a fresh runtime with stdout and stderr (colour where it is on).
 fn with_runtime<F, Fut>(f: F) -> i32
 where
-    F: FnOnce((std::io::Stdout, std::io::Stderr)) -> Fut,
+    F: FnOnce((anstream::Stdout, Stderr<std::io::Stderr>)) -> Fut,
     Fut: std::future::Future<Output = i32>,
 {
     match runtime() {
-        Ok(r) => r.block_on(f((std::io::stdout(), std::io::stderr()))),
+        Ok(r) => r.block_on(f((
+            anstream::stdout(),
+            warren::cli::style::Stderr::new(anstream::stderr()),
+        ))),
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
             cli::exit::FAILED
@@ -378,6 +387,7 @@ fn main() -> ExitCode {
             return ExitCode::from(code as u8);
         }
     };
+    warren::cli::style::init(cli.color);
     if cli.no_exec {
         // Every part of warren reads it from the environment, and a daemon started from here
         // inherits it.
@@ -398,7 +408,10 @@ fn main() -> ExitCode {
         let paths = paths.clone();
         std::cell::LazyCell::new(move || Catalog::load(&paths, Arc::new(Context::from_process())))
     };
-    let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
+    let (mut out, mut err) = (
+        anstream::AutoStream::auto(std::io::stdout().lock()),
+        warren::cli::style::Stderr::new(anstream::AutoStream::auto(std::io::stderr().lock())),
+    );
     let code = match cli.command {
         // On a terminal, the TUI; piped, the list (for scripts).
         None if std::io::IsTerminal::is_terminal(&std::io::stdout())

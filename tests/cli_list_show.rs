@@ -366,3 +366,77 @@ fn a_password_that_does_not_expand_is_never_shown() {
         .expect_stderr("the value is not valid")
         .expect_stderr("(the value is not shown)");
 }
+
+/// Colour as clap does it: on a terminal unless NO_COLOR; `--color` decides over both; never
+/// in what a script parses.
+#[test]
+fn colour_follows_the_terminal_no_color_and_the_color_flag() {
+    let s = scratch();
+    let esc = '\u{1b}';
+    // Piped: plain.
+    let r = s.warren(&["--ssh-config", "ssh_config", "show", "nosuch"]);
+    r.expect_code(2)
+        .expect_stderr("error: no connection named 'nosuch'");
+    assert!(!r.stderr().contains(esc), "{}", r.describe());
+    // --color always: the word error is red even piped; --color never: plain.
+    let r = s.warren(&[
+        "--color",
+        "always",
+        "--ssh-config",
+        "ssh_config",
+        "show",
+        "nosuch",
+    ]);
+    r.expect_code(2);
+    assert!(
+        r.stderr().starts_with(&format!(
+            "{esc}[1m{esc}[31merror:{esc}[0m no connection named"
+        )),
+        "{:?}",
+        r.stderr()
+    );
+    let r = s.warren_env(
+        &[
+            "--color",
+            "never",
+            "--ssh-config",
+            "ssh_config",
+            "show",
+            "nosuch",
+        ],
+        &[("CLICOLOR_FORCE", "1")],
+    );
+    assert!(!r.stderr().contains(esc), "{:?}", r.stderr());
+    // JSON stays JSON under --color always.
+    let r = s.warren(&[
+        "--color",
+        "always",
+        "--ssh-config",
+        "ssh_config",
+        "list",
+        "--json",
+    ]);
+    r.expect_code(0);
+    assert!(!r.stdout().contains(esc), "{:?}", r.stdout());
+    serde_json::from_str::<serde_json::Value>(&r.stdout()).expect("JSON");
+    // A bad --color value is a usage error.
+    s.warren(&["--color", "sometimes", "list"])
+        .expect_code(2)
+        .expect_stderr("sometimes");
+    // On a real terminal: red by default, plain under NO_COLOR.
+    let exe = env!("CARGO_BIN_EXE_warren");
+    let dir = s.path().display();
+    for (env, coloured) in [("", true), ("NO_COLOR=1", false)] {
+        let t = support::tmux::Tmux::start(&format!(
+            "cd {dir} && env {env} TERM=xterm-256color {exe} --ssh-config ssh_config show nosuch"
+        ));
+        t.wait_for("EXITED 2");
+        let screen = t.styled_screen();
+        assert!(screen.contains("no connection named 'nosuch'"), "{screen}");
+        assert_eq!(
+            screen.contains(&format!("{esc}[31m")) || screen.contains(&format!("{esc}[1;31m")),
+            coloured,
+            "{env}: {screen:?}"
+        );
+    }
+}

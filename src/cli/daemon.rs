@@ -13,25 +13,40 @@ use crate::daemon::protocol::Request;
 use crate::engine::{Event, TunnelStatus};
 use crate::prompt::Notice;
 
+/// One tunnel as a line: its parts escaped (they quote config files and peers), the state
+/// coloured by what it means (where the stream shows colour).
 fn line(t: &TunnelStatus) -> String {
+    use crate::engine::TunnelState;
+    use crate::text::escape;
     let local = if t.local.is_empty() {
         "-".to_string()
     } else {
         t.local.join(", ")
     };
+    let state = escape(&t.state.to_string()).into_owned();
+    let style = match t.state {
+        TunnelState::Up => super::style::OK,
+        TunnelState::Failed { .. } => super::style::FAIL,
+        TunnelState::Down | TunnelState::Expired { .. } => super::style::DIM,
+        TunnelState::Connecting | TunnelState::Reconnecting { .. } => super::style::WARN,
+    };
     let mut s = format!(
-        "{}  {local} -> {} via {}  {}",
-        t.name, t.target, t.via, t.state
+        "{}  {} -> {} via {}  {}",
+        escape(&t.name),
+        escape(&local),
+        escape(&t.target),
+        escape(&t.via),
+        super::style::paint(style, &state)
     );
     // On its way back up: why it went down (a failure says why itself).
     if let (Some(e), true) = (
         &t.stats.last_error,
-        t.state.is_open() && t.state != crate::engine::TunnelState::Up,
+        t.state.is_open() && t.state != TunnelState::Up,
     ) {
-        s.push_str(&format!(" ({e})"));
+        s.push_str(&format!(" ({})", escape(e)));
     }
     if let Some(h) = &t.health {
-        s.push_str(&format!(" · {}", h.short()));
+        s.push_str(&format!(" · {}", escape(&h.short())));
     }
     s
 }
@@ -96,7 +111,7 @@ pub async fn up(
         let _ = writeln!(out);
     } else {
         for t in &reply.tunnels {
-            let _ = writeln!(out, "{}", crate::text::escape(&line(t)));
+            let _ = writeln!(out, "{}", line(t));
         }
     }
     if reply
@@ -249,7 +264,7 @@ pub async fn status(ctx: &Context, paths: &Paths, json: bool, out: &mut (dyn Wri
             let _ = writeln!(
                 out,
                 "{}  up {up}  in {} B  out {} B  reconnects {}",
-                crate::text::escape(&line(t)),
+                line(t),
                 t.stats.bytes_in,
                 t.stats.bytes_out,
                 t.stats.reconnects

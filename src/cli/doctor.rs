@@ -25,9 +25,21 @@ fn mark(s: Status) -> &'static str {
 /// One step as a line (and its hint on the next), for the terminal and the report. The
 /// detail and hint quote servers and config files: their control characters are escaped.
 pub fn step_text(s: &Step) -> String {
+    styled_step(s, false)
+}
+
+/// [`step_text`], its mark coloured when `colour` (for the terminal; the stream drops the
+/// colour where it is off).
+fn styled_step(s: &Step, colour: bool) -> String {
+    let mark = match (colour, s.status) {
+        (false, st) => mark(st).to_string(),
+        (true, Status::Pass) => super::style::paint(super::style::OK, mark(s.status)),
+        (true, Status::Warn) => super::style::paint(super::style::WARN, mark(s.status)),
+        (true, Status::Fail) => super::style::paint(super::style::FAIL, mark(s.status)),
+        (true, Status::Skip) => super::style::paint(super::style::DIM, mark(s.status)),
+    };
     let mut line = format!(
-        "[{}] hop {} {:<9} {:>6} ms  {}",
-        mark(s.status),
+        "[{mark}] hop {} {:<9} {:>6} ms  {}",
         s.hop,
         s.id,
         s.duration_ms,
@@ -72,7 +84,7 @@ pub async fn run(
     }
     let mut print = |s: &Step| {
         if live {
-            let _ = writeln!(out, "{}", step_text(s));
+            let _ = writeln!(out, "{}", styled_step(s, true));
             let _ = out.flush();
         }
     };

@@ -10,6 +10,7 @@ pub mod logs;
 pub mod service;
 pub mod setup;
 pub mod show;
+pub mod style;
 pub mod trust;
 pub mod up;
 
