@@ -3,6 +3,26 @@
 use std::io::Write;
 use std::path::Path;
 
+/// The longest path a unix socket can have here: `sun_path` holds 108 bytes on Linux and 104
+/// on macOS and the BSDs, the terminating NUL included.
+pub const SOCKET_PATH_MAX: usize = if cfg!(target_os = "linux") { 107 } else { 103 };
+
+/// Whether `path` fits a unix socket address; otherwise an error that says by how much, and
+/// `fix`. (macOS's `$TMPDIR` alone is about 50 bytes.)
+pub fn socket_path_fits(path: &Path, fix: &str) -> std::io::Result<()> {
+    let n = path.as_os_str().len();
+    if n <= SOCKET_PATH_MAX {
+        return Ok(());
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::InvalidInput,
+        format!(
+            "{} is {n} bytes, longer than a unix socket's path can be on this system ({SOCKET_PATH_MAX}): {fix}",
+            path.display()
+        ),
+    ))
+}
+
 /// Writes `data` to `path` atomically: a temp file in the same directory with `mode`, fsynced,
 /// then renamed over `path` (and the directory fsynced). On error the original is untouched.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
@@ -257,5 +277,35 @@ mod tests {
         let r = edit_locked(&p, 0o600, None, |_| Err("no"));
         assert!(matches!(r, Err(EditError::Edit("no"))));
         assert_eq!(std::fs::read(&p).expect("read"), new);
+    }
+}
+
+#[cfg(test)]
+mod socket_tests {
+    use super::*;
+
+    #[test]
+    fn a_socket_path_that_cannot_be_bound_is_refused_with_the_fix() {
+        let dir = tempfile::tempdir().expect("dir");
+        let fits = dir.path().join("s");
+        assert!(socket_path_fits(&fits, "x").is_ok());
+        let long = dir.path().join("d".repeat(SOCKET_PATH_MAX));
+        let e = socket_path_fits(&long, "choose a shorter path").expect_err("too long");
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("({SOCKET_PATH_MAX}): choose a shorter path")),
+            "{text}"
+        );
+        // The limit is the system's: one byte more than it does not bind.
+        let at = dir
+            .path()
+            .join("a".repeat(SOCKET_PATH_MAX - dir.path().as_os_str().len() - 1));
+        assert_eq!(at.as_os_str().len(), SOCKET_PATH_MAX);
+        std::os::unix::net::UnixListener::bind(&at).expect("a path at the limit binds");
+        let over = dir
+            .path()
+            .join("b".repeat(SOCKET_PATH_MAX - dir.path().as_os_str().len()));
+        assert!(std::os::unix::net::UnixListener::bind(&over).is_err());
+        assert!(socket_path_fits(&over, "x").is_err());
     }
 }

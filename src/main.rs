@@ -639,6 +639,10 @@ fn main() -> ExitCode {
         }) => {
             drop((out, err));
             raise_nofile_limit();
+            if std::env::var_os(cli::launchd::SERVICE_ENV).is_some() {
+                // Run by launchd: its log is where `warren logs` reads.
+                warren::logging::init(&Context::from_process(), cli::launchd::LOG, cli.verbose > 0);
+            }
             with_runtime(|(mut o, mut e)| async move {
                 let opts = cli::up::Options {
                     json,

@@ -459,3 +459,32 @@ fn no_exec_runs_no_notify_command() {
     assert!(!marker.exists(), "the notify command ran under --no-exec");
     w(&["down", "--all"]).expect_code(0);
 }
+
+/// macOS finds a port's owner with lsof (no /proc there): the parser, run here on what the
+/// real lsof prints for our own listeners (IPv4 and IPv6 on one port).
+#[test]
+fn lsof_field_output_names_the_listener() {
+    if !support::require("lsof") {
+        return;
+    }
+    let v4 = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = v4.local_addr().expect("addr").port();
+    let _v6 = std::net::TcpListener::bind(("::1", port)).ok();
+    let out = Command::new("lsof")
+        .args([
+            "-nP",
+            &format!("-iTCP:{port}"),
+            "-sTCP:LISTEN",
+            "-F",
+            "pcun",
+        ])
+        .output()
+        .expect("lsof");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let owner = warren::tunnel::owner::parse_lsof_fields(&text);
+    let me = std::process::id();
+    assert!(
+        matches!(&owner, Some(warren::tunnel::owner::Owner::Process { pid, .. }) if *pid == me),
+        "{owner:?} from:\n{text}"
+    );
+}

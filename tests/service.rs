@@ -267,3 +267,69 @@ fn a_system_unit_refuses_a_binary_others_could_replace() {
         .expect_code(2)
         .expect_stderr("is writable by its group (mode 0775)");
 }
+
+/// The macOS LaunchAgent (compiled on every system, written on macOS), read back by a real
+/// property-list parser: Python's plistlib.
+#[test]
+fn the_launch_agent_is_a_plist_launchd_reads_with_every_key() {
+    use warren::cli::{launchd, service};
+    use warren::config::Paths;
+    if !support::require("python3") {
+        return;
+    }
+    let s = Scratch::new();
+    let paths = Paths {
+        ssh_config: Some("/Users/me/my ssh/config".into()),
+        epoch: Some("/Users/me/a&b <c>.toml".into()),
+        known_hosts: None,
+        epoch_is_project: false,
+    };
+    let names = vec!["orders".to_string(), "epoch:cache".to_string()];
+    let argv = service::argv(
+        std::path::Path::new("/usr/local/bin/warren"),
+        &paths,
+        &names,
+    );
+    let label = launchd::label(&names);
+    let text = launchd::plist(
+        &label,
+        &argv,
+        std::path::Path::new("/Users/me/.local/state/warren"),
+    );
+    let file = s.write("agent.plist", &text);
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import plistlib, json, sys; print(json.dumps(plistlib.load(open(sys.argv[1], 'rb'))))",
+        ])
+        .arg(&file)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "plistlib refused it: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["Label"], "dev.warren.orders-epoch-cache");
+    assert_eq!(
+        v["ProgramArguments"],
+        serde_json::json!([
+            "/usr/local/bin/warren",
+            "--ssh-config",
+            "/Users/me/my ssh/config",
+            "--config",
+            "/Users/me/a&b <c>.toml",
+            "up",
+            "orders",
+            "epoch:cache"
+        ])
+    );
+    assert_eq!(v["RunAtLoad"], true);
+    assert_eq!(v["KeepAlive"]["SuccessfulExit"], false);
+    assert_eq!(v["EnvironmentVariables"][launchd::SERVICE_ENV], "1");
+    let log = "/Users/me/.local/state/warren/service.log";
+    assert_eq!(v["StandardOutPath"], log);
+    assert_eq!(v["StandardErrorPath"], log);
+    assert_eq!(v["SoftResourceLimits"]["NumberOfFiles"], 65536);
+}

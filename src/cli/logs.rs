@@ -10,8 +10,8 @@ use super::exit;
 use crate::config::Context;
 use crate::logging;
 
-/// The logs warren writes.
-const LOGS: [&str; 2] = ["daemon.log", "warren.log"];
+/// The logs warren writes: the daemon's, the TUI's, and a service's `warren up` (launchd).
+const LOGS: [&str; 3] = ["daemon.log", "warren.log", super::launchd::LOG];
 
 /// Whether a line is about `name` (its `tunnel=NAME` field).
 fn about(line: &str, name: &str) -> bool {

@@ -5,6 +5,7 @@ pub mod ask;
 pub mod daemon;
 pub mod doctor;
 pub mod exec;
+pub mod launchd;
 pub mod list;
 pub mod logs;
 pub mod service;

@@ -75,6 +75,28 @@ pub struct SystemUser {
 /// The unit's text for these connections: a user unit (`system` is `None`), or a system
 /// unit that runs as `system`'s user, sandboxed (systemd.exec(5)).
 pub fn unit(exe: &Path, paths: &Paths, names: &[String], system: Option<&SystemUser>) -> String {
+    let exec = argv(exe, paths, names)
+        .iter()
+        .map(|a| quote(a))
+        .collect::<Vec<_>>()
+        .join(" ");
+    TEMPLATE
+        .replace("@NAMES@", &names.join(", "))
+        .replace("@EXEC@", &exec)
+        .replace("@SYSTEM@\n", &system.map(hardening).unwrap_or_default())
+        .replace(
+            "@WANTED_BY@",
+            if system.is_some() {
+                "multi-user.target"
+            } else {
+                "default.target"
+            },
+        )
+}
+
+/// The service's command line: `warren [--ssh-config ..] [--config ..] [--known-hosts ..] up
+/// NAME...`, the files as this run was given them.
+pub fn argv(exe: &Path, paths: &Paths, names: &[String]) -> Vec<String> {
     let mut argv = vec![exe.display().to_string()];
     for (flag, v) in [
         ("--ssh-config", &paths.ssh_config),
@@ -88,19 +110,7 @@ pub fn unit(exe: &Path, paths: &Paths, names: &[String], system: Option<&SystemU
     }
     argv.push("up".into());
     argv.extend(names.iter().cloned());
-    let exec = argv.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ");
-    TEMPLATE
-        .replace("@NAMES@", &names.join(", "))
-        .replace("@EXEC@", &exec)
-        .replace("@SYSTEM@\n", &system.map(hardening).unwrap_or_default())
-        .replace(
-            "@WANTED_BY@",
-            if system.is_some() {
-                "multi-user.target"
-            } else {
-                "default.target"
-            },
-        )
+    argv
 }
 
 /// The `[Service]` lines of a system unit: its user, and a sandbox that leaves warren the
@@ -262,6 +272,13 @@ pub fn install(
     err: &mut dyn Write,
 ) -> i32 {
     let names = ask.names;
+    if cfg!(target_os = "macos") && ask.system {
+        let _ = writeln!(
+            err,
+            "error: --system is for systemd; on macOS warren installs a LaunchAgent of yours\n  fix: run it without --system"
+        );
+        return exit::BAD_CONFIG;
+    }
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => {
@@ -336,6 +353,9 @@ pub fn install(
             runs_commands,
         }
     });
+    if cfg!(target_os = "macos") {
+        return super::launchd::install(ctx, &argv(&exe, paths, names), names, ask, out, err);
+    }
     let dir = unit_dir(ctx, ask.system);
     let name = unit_name(names);
     let path = dir.join(&name);
@@ -394,6 +414,9 @@ pub fn uninstall(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> i32 {
+    if cfg!(target_os = "macos") {
+        return super::launchd::uninstall(ctx, names, out, err);
+    }
     let name = unit_name(names);
     let path = unit_dir(ctx, system).join(&name);
     match std::fs::remove_file(&path) {
@@ -414,6 +437,9 @@ pub fn uninstall(
 }
 
 pub fn status(ctx: &Context, names: &[String], system: bool, out: &mut dyn Write) -> i32 {
+    if cfg!(target_os = "macos") {
+        return super::launchd::status(ctx, names, out);
+    }
     let name = unit_name(names);
     let path = unit_dir(ctx, system).join(&name);
     if !path.exists() {

@@ -58,6 +58,10 @@ pub fn runtime_dir(ctx: &Context) -> std::io::Result<PathBuf> {
     if meta.permissions().mode() & 0o777 != 0o700 {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
     }
+    crate::fsutil::socket_path_fits(
+        &socket_path(&dir),
+        "set XDG_RUNTIME_DIR to a shorter directory (e.g. XDG_RUNTIME_DIR=/tmp/warren-$USER)",
+    )?;
     Ok(dir)
 }
 

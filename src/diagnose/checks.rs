@@ -185,7 +185,10 @@ pub async fn hop(conn: &Connection, hop: &Hop, first: bool, open: bool) -> Confi
                         // The tunnel cannot open, but the path behind it can still be walked.
                         let who = match crate::tunnel::owner::of_port(*port) {
                             Some(o) => format!("in use by {}", o.describe()),
-                            None => e.to_string(),
+                            None => format!(
+                                "{e} (`{}` shows who holds it)",
+                                crate::tunnel::owner::find_command(*port)
+                            ),
                         };
                         f.warn
                             .push(format!("local port {bind}:{port} is not free: {who}"));

@@ -620,8 +620,16 @@ impl Actor {
             Some(Owner::Process { pid, program }) if program == "warren" => {
                 format!("another warren (pid {pid}; `warren status` lists the daemon's tunnels)")
             }
+            Some(o @ Owner::OtherUser { .. }) => format!(
+                "{} (`{}` shows which)",
+                o.describe(),
+                tunnel::owner::find_command(port)
+            ),
             Some(o) => o.describe(),
-            None => "a process warren cannot see".into(),
+            None => format!(
+                "a process warren cannot see (`{}` shows it)",
+                tunnel::owner::find_command(port)
+            ),
         }
     }
 

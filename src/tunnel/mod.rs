@@ -553,6 +553,7 @@ static UMASK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// replaced; one that answers is in use.
 fn bind_unix(path: &std::path::Path) -> std::io::Result<UnixSocket> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    crate::fsutil::socket_path_fits(path, "choose a shorter local_socket path")?;
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())

@@ -1,8 +1,12 @@
-//! Who holds a local TCP port: the listening socket from /proc/net/tcp and tcp6, then the
-//! process whose open files hold that socket (/proc/PID/fd). A process of another user is
-//! not visible to us: then only its user is known. Linux only; elsewhere nothing is known.
-
-use std::path::Path;
+//! Who holds a local TCP port, as far as this user can see.
+//!
+//! - Linux: the listening socket from /proc/net/tcp and tcp6, then the process whose open
+//!   files hold that socket (/proc/PID/fd). A process of another user is not visible to us:
+//!   then only its user is known.
+//! - macOS: `lsof -nP -iTCP:PORT -sTCP:LISTEN -F pcun` (no /proc there; libproc's bindings
+//!   are unmaintained), in lsof's field output so that a program name with spaces reads
+//!   whole; bounded in time. lsof shows another user's sockets only to root.
+//! - Elsewhere nothing is known, and [`find_command`] is all warren can offer.
 
 /// The holder of a port.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,61 +27,158 @@ impl Owner {
     }
 }
 
-/// A listening socket's inode and owner uid for `port` (any address), from /proc/net/tcp*.
-fn listening(port: u16) -> Option<(u64, u32)> {
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(table) else {
-            continue;
-        };
-        for line in text.lines().skip(1) {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            // sl local rem st tx:rx tr:when retr uid timeout inode
-            if f.len() < 10 || f[3] != "0A" {
-                continue;
-            }
-            let Some((_, p)) = f[1].rsplit_once(':') else {
-                continue;
-            };
-            if u16::from_str_radix(p, 16).ok() != Some(port) {
-                continue;
-            }
-            if let (Ok(uid), Ok(inode)) = (f[7].parse::<u32>(), f[9].parse::<u64>()) {
-                return Some((inode, uid));
-            }
-        }
+/// The command that shows who listens on `port` on this system, for a hint when warren
+/// cannot see it.
+pub fn find_command(port: u16) -> String {
+    if cfg!(target_os = "linux") {
+        format!("sudo ss -ltnp 'sport = :{port}'")
+    } else {
+        format!("sudo lsof -nP -iTCP:{port} -sTCP:LISTEN")
     }
-    None
 }
 
-/// The process holding socket `inode`, if we can see it.
-fn process_of(inode: u64) -> Option<(u32, String)> {
-    let want = format!("socket:[{inode}]");
-    let procs = std::fs::read_dir("/proc").ok()?;
-    for p in procs.flatten() {
-        let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
-            continue;
-        };
-        for fd in fds.flatten() {
-            if std::fs::read_link(fd.path()).is_ok_and(|l| l == Path::new(&want)) {
-                let program = std::fs::read_to_string(p.path().join("comm"))
-                    .map(|c| c.trim().to_string())
-                    .unwrap_or_else(|_| "?".into());
-                return Some((pid, program));
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::path::Path;
+
+    /// A listening socket's inode and owner uid for `port` (any address), from /proc/net/tcp*.
+    fn listening(port: u16) -> Option<(u64, u32)> {
+        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+            let Ok(text) = std::fs::read_to_string(table) else {
+                continue;
+            };
+            for line in text.lines().skip(1) {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                // sl local rem st tx:rx tr:when retr uid timeout inode
+                if f.len() < 10 || f[3] != "0A" {
+                    continue;
+                }
+                let Some((_, p)) = f[1].rsplit_once(':') else {
+                    continue;
+                };
+                if u16::from_str_radix(p, 16).ok() != Some(port) {
+                    continue;
+                }
+                if let (Ok(uid), Ok(inode)) = (f[7].parse::<u32>(), f[9].parse::<u64>()) {
+                    return Some((inode, uid));
+                }
             }
         }
+        None
     }
-    None
+
+    /// The process holding socket `inode`, if we can see it.
+    fn process_of(inode: u64) -> Option<(u32, String)> {
+        let want = format!("socket:[{inode}]");
+        let procs = std::fs::read_dir("/proc").ok()?;
+        for p in procs.flatten() {
+            let Some(pid) = p.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+                continue;
+            };
+            let Ok(fds) = std::fs::read_dir(p.path().join("fd")) else {
+                continue;
+            };
+            for fd in fds.flatten() {
+                if std::fs::read_link(fd.path()).is_ok_and(|l| l == Path::new(&want)) {
+                    let program = std::fs::read_to_string(p.path().join("comm"))
+                        .map(|c| c.trim().to_string())
+                        .unwrap_or_else(|_| "?".into());
+                    return Some((pid, program));
+                }
+            }
+        }
+        None
+    }
+
+    pub fn of_port(port: u16) -> Option<super::Owner> {
+        let (inode, uid) = listening(port)?;
+        Some(match process_of(inode) {
+            Some((pid, program)) => super::Owner::Process { pid, program },
+            None => super::Owner::OtherUser { uid },
+        })
+    }
+}
+
+#[cfg(target_os = "macos")]
+mod macos {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    /// lsof reads every process's files: on a busy machine it takes a while, never long.
+    const LIMIT: Duration = Duration::from_secs(3);
+
+    pub fn of_port(port: u16) -> Option<super::Owner> {
+        let mut child = Command::new("lsof")
+            .args([
+                "-nP",
+                &format!("-iTCP:{port}"),
+                "-sTCP:LISTEN",
+                "-F",
+                "pcun",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let deadline = Instant::now() + LIMIT;
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) => break,
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return None;
+                }
+            }
+        }
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut child.stdout.take()?, &mut out).ok()?;
+        super::parse_lsof_fields(&out)
+    }
 }
 
 /// Who listens on `port`, as far as this user can see.
 pub fn of_port(port: u16) -> Option<Owner> {
-    let (inode, uid) = listening(port)?;
-    match process_of(inode) {
-        Some((pid, program)) => Some(Owner::Process { pid, program }),
-        None => Some(Owner::OtherUser { uid }),
+    #[cfg(target_os = "linux")]
+    return linux::of_port(port);
+    #[cfg(target_os = "macos")]
+    return macos::of_port(port);
+    #[cfg(not(any(target_os = "linux", target_os = "macos")))]
+    {
+        let _ = port;
+        None
+    }
+}
+
+/// The first process in lsof's field output (`-F pcun`: lines `p<pid>`, `c<command>`,
+/// `u<uid>`, then its sockets as `n<address>`). Capped: a hostile or huge output is read no
+/// further than its first process.
+pub fn parse_lsof_fields(text: &str) -> Option<Owner> {
+    let (mut pid, mut program, mut uid) = (None, None, None);
+    for line in text.lines().take(64) {
+        let Some(tag) = line.chars().next() else {
+            continue;
+        };
+        let value = &line[tag.len_utf8()..];
+        match tag {
+            'p' if pid.is_some() => break,
+            'p' => pid = value.parse::<u32>().ok(),
+            'c' => program = Some(crate::text::escape(value).into_owned()),
+            'u' => uid = value.parse::<u32>().ok(),
+            _ => {}
+        }
+    }
+    match (pid, program, uid) {
+        (Some(pid), program, _) => Some(Owner::Process {
+            pid,
+            program: program.unwrap_or_else(|| "?".into()),
+        }),
+        (None, _, Some(uid)) => Some(Owner::OtherUser { uid }),
+        _ => None,
     }
 }
 
@@ -109,6 +210,47 @@ pub fn busy_parts(error: &str) -> Option<(String, u16)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Recorded with `lsof -nP -iTCP:PORT -sTCP:LISTEN -F pcun` (lsof 4.95 on Linux; the
+    /// field output is lsof's own, the same on macOS): a program named "my db server" on
+    /// [::1] and 127.0.0.1, and python3 on every IPv6 address.
+    const LSOF_SPACES: &str = "p6821\ncmy db server\nu0\nn[::1]:45432\nn127.0.0.1:45432\n";
+    const LSOF_ANY6: &str = "p6885\ncpython3\nu0\nn*:45433\n";
+
+    #[test]
+    fn lsof_field_output_names_the_process() {
+        assert_eq!(
+            parse_lsof_fields(LSOF_ANY6),
+            Some(Owner::Process {
+                pid: 6885,
+                program: "python3".into()
+            })
+        );
+        assert_eq!(
+            parse_lsof_fields(LSOF_SPACES).map(|o| o.describe()),
+            Some("my db server (pid 6821)".into())
+        );
+        // Two processes: the first; nothing listening: nothing; a name with an escape in it
+        // is shown escaped.
+        let two = format!("{LSOF_SPACES}{LSOF_ANY6}");
+        assert_eq!(
+            parse_lsof_fields(&two).map(|o| o.describe()),
+            Some("my db server (pid 6821)".into())
+        );
+        assert_eq!(parse_lsof_fields(""), None);
+        let evil = parse_lsof_fields("p1\ncx\u{1b}[2Jy\n").map(|o| o.describe());
+        assert!(evil.is_some_and(|d| !d.contains('\u{1b}')));
+    }
+
+    #[test]
+    fn the_find_command_is_the_systems_own() {
+        let c = find_command(5432);
+        if cfg!(target_os = "linux") {
+            assert_eq!(c, "sudo ss -ltnp 'sport = :5432'");
+        } else {
+            assert!(c.contains("lsof -nP -iTCP:5432 -sTCP:LISTEN"));
+        }
+    }
 
     #[test]
     fn a_port_we_hold_is_ours() {

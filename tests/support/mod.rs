@@ -128,7 +128,18 @@ impl Scratch {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let output = cmd.output().expect("run warren");
+        // A binary just copied may still be open for writing in a child another test thread
+        // forked meanwhile (ETXTBSY) until that child execs: try again briefly.
+        let mut tries = 0;
+        let output = loop {
+            match cmd.output() {
+                Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                r => break r.expect("run warren"),
+            }
+        };
         Run {
             args: args.iter().map(|s| s.to_string()).collect(),
             output,
