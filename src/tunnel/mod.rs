@@ -521,7 +521,11 @@ pub async fn bind(
             .map_err(|e| {
                 std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{host}: {e}"))
             })?;
-            sock.bind(addr)?;
+            sock.bind(addr)
+                .map_err(|e| match loopback_alias_hint(host, &e) {
+                    Some(hint) => std::io::Error::new(e.kind(), format!("{e}: {hint}")),
+                    None => e,
+                })?;
             // A large backlog: ssh -L's 128 drops connections under bursts.
             let l = sock.listen(4096)?;
             let local = l.local_addr()?.to_string();
@@ -532,6 +536,20 @@ pub async fn bind(
             Ok((Listener::Unix(l), path.display().to_string()))
         }
     }
+}
+
+/// Why a loopback address other than 127.0.0.1 cannot be bound, and the fix: Linux answers
+/// for all of 127.0.0.0/8, macOS only for the addresses given to lo0.
+fn loopback_alias_hint(host: &str, e: &std::io::Error) -> Option<String> {
+    let ip: std::net::Ipv4Addr = host.parse().ok()?;
+    (e.kind() == std::io::ErrorKind::AddrNotAvailable
+        && ip.is_loopback()
+        && ip != std::net::Ipv4Addr::LOCALHOST)
+        .then(|| {
+            format!(
+                "{ip} is not up on loopback (macOS gives lo0 only 127.0.0.1): add it with `sudo ifconfig lo0 alias {ip} up`"
+            )
+        })
 }
 
 /// The address a local end binds: loopback when none is given (as ssh's GatewayPorts=no),
@@ -689,5 +707,25 @@ impl crate::ssh::handler::Forwarded for Reverse {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_loopback_alias_that_is_not_up_says_how_to_add_it() {
+        let e = std::io::Error::from(std::io::ErrorKind::AddrNotAvailable);
+        let hint = loopback_alias_hint("127.0.3.17", &e).expect("a hint");
+        assert!(
+            hint.contains("sudo ifconfig lo0 alias 127.0.3.17 up"),
+            "{hint}"
+        );
+        assert_eq!(loopback_alias_hint("127.0.0.1", &e), None);
+        assert_eq!(loopback_alias_hint("10.0.0.1", &e), None);
+        assert_eq!(loopback_alias_hint("::1", &e), None);
+        let busy = std::io::Error::from(std::io::ErrorKind::AddrInUse);
+        assert_eq!(loopback_alias_hint("127.0.3.17", &busy), None);
     }
 }
