@@ -562,4 +562,25 @@ fn copy_osc52(text: &str) {
         Base64::encode_string(text.as_bytes())
     );
     let _ = out.flush();
+    // Terminal.app ignores OSC 52: on the Mac itself (not over ssh), pbcopy as well.
+    if cfg!(target_os = "macos") && std::env::var_os("SSH_CONNECTION").is_none() {
+        pbcopy(text);
+    }
+}
+
+/// Puts `text` on the macOS pasteboard through `pbcopy`, not waiting for it to finish.
+fn pbcopy(text: &str) {
+    use std::io::Write as _;
+    let child = std::process::Command::new("pbcopy")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    if let Ok(mut c) = child {
+        if let Some(mut stdin) = c.stdin.take() {
+            let _ = stdin.write_all(text.as_bytes());
+        }
+        // Reaped on its own thread: pbcopy exits when its stdin closes.
+        std::thread::spawn(move || c.wait());
+    }
 }
