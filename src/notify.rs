@@ -16,6 +16,11 @@ use tokio::sync::mpsc;
 
 use crate::engine::{Event, TunnelState};
 
+/// The daemon's desktop notification on macOS (`desktop = true` and no `command`): the
+/// message is read from the environment inside AppleScript, never put into the script, so no
+/// text of a tunnel's can change what runs.
+pub const MACOS_DESKTOP: &str = r#"osascript -e 'display notification (system attribute "WARREN_MESSAGE") with title "warren"'"#;
+
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {

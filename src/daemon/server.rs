@@ -244,6 +244,13 @@ pub async fn serve(paths: Paths, ctx: Arc<Context>) -> std::io::Result<()> {
             command.value.clone(),
             settings.notifications.on.value.clone(),
         );
+    } else if cfg!(target_os = "macos") && settings.notifications.desktop.value {
+        // No terminal to send OSC 9 to: Notification Center, through osascript.
+        notify_with(
+            &engine,
+            crate::notify::MACOS_DESKTOP.into(),
+            settings.notifications.on.value.clone(),
+        );
     }
     let shared = Arc::new(Shared {
         engine,
