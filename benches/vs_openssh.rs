@@ -1,6 +1,9 @@
 //! warren against OpenSSH's `ssh -N -L` on the same sshd, in one run, alternating, median of 5:
 //! bulk throughput both ways (default ciphers and the same cipher), through one jump, at
-//! 50 ms RTT; per-connection latency; 1000 concurrent connections; cold start; memory.
+//! 50 ms RTT; per-connection latency; 1000 concurrent connections; cold start; memory; and
+//! what each costs in CPU: user+system seconds of the warren and the ssh process per GiB each
+//! way (default ciphers and each of aes128-gcm, aes256-gcm, chacha20-poly1305 forced on
+//! both), and per 10,000 short connections (connect, 1 KiB echo, close).
 //! Prints a table with the ratios and writes target/bench-vs-openssh.json.
 //!
 //! Run: `cargo bench --bench vs_openssh` (needs sshd and ssh; builds the release binary).
@@ -21,6 +24,16 @@ use sshd::{Sshd, free_port, keygen};
 const RUNS: usize = 5;
 const BULK: usize = 256 << 20;
 const BULK_RTT: usize = 32 << 20;
+const GIB: usize = 1 << 30;
+/// Runs of each CPU row (each moves a GiB per program).
+const CPU_RUNS: usize = 3;
+/// The ciphers the CPU rows force on both programs (None: each program's default).
+const CPU_CIPHERS: [(&str, Option<&str>); 4] = [
+    ("default ciphers", None),
+    ("aes128-gcm", Some("aes128-gcm@openssh.com")),
+    ("aes256-gcm", Some("aes256-gcm@openssh.com")),
+    ("chacha20-poly1305", Some("chacha20-poly1305@openssh.com")),
+];
 
 // ---------- the far end: sink, source, echo, and a delaying proxy ----------
 
@@ -228,6 +241,55 @@ fn rss_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// User + system CPU seconds the process `pid` (all its threads) has used so far.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // After "pid (comm) ": state is field 3, utime 14 and stime 15 of the whole line.
+    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        f.get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    (ticks(11) + ticks(12)) / clock_ticks()
+}
+
+fn clock_ticks() -> f64 {
+    static TCK: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TCK.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
+}
+
+/// The CPU seconds `pid` spends while `work` runs (NaN if the work failed).
+fn cpu_of(pid: u32, work: impl FnOnce() -> bool) -> f64 {
+    let before = cpu_secs(pid);
+    if !work() {
+        return f64::NAN;
+    }
+    cpu_secs(pid) - before
+}
+
+/// `n` connections one after another, each echoing 1 KiB and closing.
+fn short_connections(port: u16, n: usize) -> bool {
+    let data = [0x5au8; 1024];
+    (0..n).all(|_| {
+        let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        let _ = s.set_nodelay(true);
+        let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
+        let mut back = [0u8; 1024];
+        s.write_all(&data).is_ok() && s.read_exact(&mut back).is_ok() && back == data
+    })
+}
+
 // ---------- the two tunnel programs ----------
 
 struct Tunnel {
@@ -344,9 +406,14 @@ fn mbps(bytes: usize, d: Option<Duration>) -> f64 {
 }
 
 /// Alternates warren and ssh for RUNS rounds; returns their medians.
-fn alternate(mut w: impl FnMut() -> f64, mut s: impl FnMut() -> f64) -> (f64, f64) {
+fn alternate(w: impl FnMut() -> f64, s: impl FnMut() -> f64) -> (f64, f64) {
+    alternate_n(RUNS, w, s)
+}
+
+/// [`alternate`] for `runs` rounds.
+fn alternate_n(runs: usize, mut w: impl FnMut() -> f64, mut s: impl FnMut() -> f64) -> (f64, f64) {
     let (mut wv, mut sv) = (Vec::new(), Vec::new());
-    for run in 0..RUNS {
+    for run in 0..runs {
         if run % 2 == 0 {
             wv.push(w());
             sv.push(s());
@@ -359,7 +426,13 @@ fn alternate(mut w: impl FnMut() -> f64, mut s: impl FnMut() -> f64) -> (f64, f6
     // explain, which the median alone would hide.
     let runs = |v: &[f64]| {
         v.iter()
-            .map(|x| format!("{x:.0}"))
+            .map(|x| {
+                if x.abs() < 100.0 {
+                    format!("{x:.2}")
+                } else {
+                    format!("{x:.0}")
+                }
+            })
             .collect::<Vec<_>>()
             .join(" ")
     };
@@ -369,7 +442,7 @@ fn alternate(mut w: impl FnMut() -> f64, mut s: impl FnMut() -> f64) -> (f64, f6
 
 fn main() {
     // `cargo bench --bench vs_openssh -- NAME` runs only the sections whose name contains NAME:
-    // throughput, latency, concurrency, jump, proxy, rtt, cold, memory.
+    // throughput, latency, concurrency, jump, proxy, rtt, cold, cpu, memory.
     let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with('-'));
     let want = |section: &str| filter.as_deref().is_none_or(|f| section.contains(f));
     if !Path::new("/usr/sbin/sshd").exists() {
@@ -460,6 +533,26 @@ fn main() {
             "Host {name}\n    Port {}\n{common}    LocalForward 127.0.0.1:{p} 127.0.0.1:{echo}\n\n",
             bastion.port
         );
+    }
+    // The CPU rows' hosts: w-cpu-N and s-cpu-N, N indexing CPU_CIPHERS, each with a sink,
+    // a source and an echo forward.
+    let cpu_ports: Vec<[u16; 3]> = (0..CPU_CIPHERS.len() * 2)
+        .map(|_| [free_port(), free_port(), free_port()])
+        .collect();
+    for (i, (_, cipher)) in CPU_CIPHERS.iter().enumerate() {
+        for (j, who) in ["w", "s"].iter().enumerate() {
+            let p = cpu_ports[i * 2 + j];
+            cfg += &format!(
+                "Host {who}-cpu-{i}\n    Port {}\n{common}{}    LocalForward 127.0.0.1:{} 127.0.0.1:{sink}\n    LocalForward 127.0.0.1:{} 127.0.0.1:{src}\n    LocalForward 127.0.0.1:{} 127.0.0.1:{echo}\n\n",
+                bastion.port,
+                cipher
+                    .map(|c| format!("    Ciphers {c}\n"))
+                    .unwrap_or_default(),
+                p[0],
+                p[1],
+                p[2]
+            );
+        }
     }
     let idle: Vec<u16> = (0..100).map(|_| free_port()).collect();
     for (i, p) in idle.iter().enumerate() {
@@ -666,6 +759,47 @@ fn main() {
             false,
         );
     }
+    if want("cpu") {
+        for (i, (cipher, _)) in CPU_CIPHERS.iter().enumerate() {
+            let (wp, sp) = (cpu_ports[i * 2], cpu_ports[i * 2 + 1]);
+            let w = start_warren(&bin, &cfg_path, &home_path, &[&format!("w-cpu-{i}")]);
+            let s = start_ssh(&cfg_path, &home_path, &format!("s-cpu-{i}"), &[]);
+            wait_echo(wp[2], "warren for the CPU rows");
+            wait_echo(sp[2], "ssh for the CPU rows");
+            let (wpid, spid) = (w.child.id(), s.child.id());
+            for (dir, up) in [("upload", true), ("download", false)] {
+                let moved = |port: [u16; 3]| {
+                    if up {
+                        upload(port[0], GIB).is_some()
+                    } else {
+                        download(port[1], GIB).is_some()
+                    }
+                };
+                push(
+                    &format!("CPU per GiB {dir}, {cipher}"),
+                    "s",
+                    alternate_n(
+                        CPU_RUNS,
+                        || cpu_of(wpid, || moved(wp)),
+                        || cpu_of(spid, || moved(sp)),
+                    ),
+                    false,
+                );
+            }
+            if i == 0 {
+                push(
+                    "CPU per 10,000 conns (1 KiB echo)",
+                    "s",
+                    alternate_n(
+                        CPU_RUNS,
+                        || cpu_of(wpid, || short_connections(wp[2], 10_000)),
+                        || cpu_of(spid, || short_connections(sp[2], 10_000)),
+                    ),
+                    false,
+                );
+            }
+        }
+    }
     if want("memory") {
         let names: Vec<String> = (0..100).map(|i| format!("w-idle-{i}")).collect();
         let refs: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -680,6 +814,9 @@ fn main() {
         }
         std::thread::sleep(Duration::from_millis(500));
         let w_rss = rss_kib(w.child.id(), "VmRSS:") as f64 / 1024.0;
+        // Private (anonymous) memory is the program's own; file-backed pages are the binary's
+        // and its libraries', shared and reclaimable.
+        let w_anon = rss_kib(w.child.id(), "RssAnon:") as f64 / 1024.0;
         drop(w);
         let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let s = start_ssh(&cfg_path, &home_path, "s-cold", &arg_refs);
@@ -688,12 +825,19 @@ fn main() {
         }
         std::thread::sleep(Duration::from_millis(500));
         let s_rss = rss_kib(s.child.id(), "VmRSS:") as f64 / 1024.0;
+        let s_anon = rss_kib(s.child.id(), "RssAnon:") as f64 / 1024.0;
         push("RSS with 100 idle tunnels", "MB", (w_rss, s_rss), false);
+        push(
+            "private RSS (RssAnon), 100 idle tunnels",
+            "MB",
+            (w_anon, s_anon),
+            false,
+        );
     }
 
     println!(
-        "\n{:<38} {:>12} {:>12} {:>8}  (ratio warren/ssh; {} runs alternating, median)",
-        "measurement", "warren", "ssh", "ratio", RUNS
+        "\n{:<38} {:>12} {:>12} {:>8}  (ratio warren/ssh; {} runs alternating, CPU rows {}, median)",
+        "measurement", "warren", "ssh", "ratio", RUNS, CPU_RUNS
     );
     let mut json = Vec::new();
     for r in &rows {
