@@ -558,3 +558,59 @@ target = "no-port-here"
         .expect("the broken entry is named");
     assert_eq!(line(&err.origin), 18);
 }
+
+#[test]
+fn local_bind_auto_gives_each_entry_its_own_address_on_the_databases_port() {
+    use warren::config::auto_bind;
+    let f = load(
+        "[storage.postgres.orders]\nhost = \"db1\"\nlocal_bind = \"auto\"\n[storage.postgres.orders.ssh_tunnel]\nhost = \"b\"\n\n\
+         [storage.postgres.users]\nhost = \"db2\"\n[storage.postgres.users.ssh_tunnel]\nhost = \"b\"\nlocal_bind = \"auto\"\n\n\
+         [storage.mysql.fixed]\nhost = \"db3\"\nlocal_bind = \"auto\"\nlocal_port = 13306\n[storage.mysql.fixed.ssh_tunnel]\nhost = \"b\"\n",
+    );
+    assert!(f.problems.is_empty(), "{:#?}", f.problems);
+    let listen = |name: &str| {
+        f.connections
+            .iter()
+            .find(|c| c.name == name)
+            .map(|c| c.forwards[0].value.listen.clone())
+            .expect(name)
+    };
+    // Linux answers on all of 127.0.0.0/8: the derived address itself.
+    assert_eq!(listen("orders"), Endpoint::tcp("127.191.139.77", 5432));
+    assert_eq!(listen("users"), Endpoint::tcp("127.141.51.52", 5432));
+    assert_eq!(
+        listen("fixed"),
+        Endpoint::tcp(auto_bind::address("fixed").to_string(), 13306)
+    );
+}
+
+#[test]
+fn two_names_that_derive_one_address_are_reported() {
+    use warren::config::auto_bind;
+    // Find two names whose addresses are the same (the derivation has 24 bits).
+    let mut seen = HashMap::new();
+    let (a, b) = (0..200_000)
+        .map(|i| format!("db{i}"))
+        .find_map(|n| {
+            let addr = auto_bind::address(&n);
+            seen.insert(addr, n.clone()).map(|first| (first, n))
+        })
+        .expect("a collision within 200,000 names");
+    let entry = |n: &str| {
+        format!("[storage.postgres.{n}]\nhost = \"db\"\nlocal_bind = \"auto\"\n[storage.postgres.{n}.ssh_tunnel]\nhost = \"b\"\n\n")
+    };
+    let f = load(&format!("{}{}", entry(&a), entry(&b)));
+    assert_eq!(f.connections.len(), 2, "both still load");
+    let p = f
+        .problems
+        .iter()
+        .find(|p| p.message.contains("from local_bind = \"auto\""))
+        .expect("a collision warning");
+    assert_eq!(p.severity, Severity::Warning);
+    assert!(
+        p.message.contains(&format!("'{b}' and '{a}' both get")),
+        "{}",
+        p.message
+    );
+    assert!(p.fix.as_deref().is_some_and(|f| f.contains("own local_port")), "{p:?}");
+}

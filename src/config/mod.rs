@@ -9,6 +9,7 @@
 //!   KnownHostsCommand), as warren keeps them.
 
 pub mod algorithms;
+pub mod auto_bind;
 pub mod command;
 pub mod context;
 pub mod destination;

@@ -135,6 +135,7 @@ pub fn load(path: &Path, text: &str, ctx: &Context, ssh: &SshConfig) -> EpochFil
     let mut seen: std::collections::HashMap<String, Origin> = std::collections::HashMap::new();
     load_storage(&root, ssh, &mut out, &mut seen);
     load_reverse(&root, ssh, &mut out, &mut seen);
+    auto_bind_collisions(&mut out);
     // In the order the file has them, not grouped by engine table.
     out.connections
         .sort_by_key(|c| c.origin.file_line().map(|(_, l)| l).unwrap_or(0));
@@ -457,7 +458,7 @@ fn entry_connection(
     if let Some(tt) = &tunnel {
         tt.unknown_keys(TUNNEL_KEYS, f);
         conn.hops = hops::hops(tt, &hops::Inherit::default(), true, ssh, f)?;
-        let listen = local_listen(t, tt, f)?;
+        let listen = local_listen(t, tt, name, database.port.value, f)?;
         conn.forwards.push(Sourced::new(
             Forward {
                 kind: ForwardKind::Local,
@@ -570,8 +571,90 @@ fn either<'s, 'a, T>(
     }
 }
 
-/// Where the local end of the tunnel listens.
-fn local_listen(entry: &Table, tunnel: &Table, f: &mut Findings) -> Option<Sourced<Endpoint>> {
+/// The endpoint of `local_bind = "auto"`: the name's own loopback address on `port` (else the
+/// database's); where this machine does not answer on that address (macOS without the lo0
+/// alias), 127.0.0.1 on the name's fallback port, with a warning that says how to get the
+/// address.
+fn auto_listen(
+    name: &str,
+    port: Option<u16>,
+    db_port: u16,
+    bind: &Sourced<String>,
+    f: &mut Findings,
+) -> Sourced<Endpoint> {
+    use crate::config::auto_bind;
+    let addr = auto_bind::address(name);
+    if cfg!(target_os = "linux") || auto_bind::is_up(addr) {
+        return Sourced::new(
+            Endpoint::tcp(addr.to_string(), port.unwrap_or(db_port)),
+            bind.origin.clone(),
+        );
+    }
+    let p = port.unwrap_or_else(|| auto_bind::fallback_port(name));
+    f.push(
+        Problem::warning(
+            bind.origin.clone(),
+            format!(
+                "local_bind = \"auto\" gives '{name}' {addr}, which is not up on loopback here (macOS gives lo0 only 127.0.0.1): it listens on 127.0.0.1:{p}, the same port every time"
+            ),
+        )
+        .with_fix(format!("sudo ifconfig lo0 alias {addr} up, then reload")),
+    );
+    Sourced::new(Endpoint::tcp("127.0.0.1", p), bind.origin.clone())
+}
+
+/// Two entries whose `local_bind = "auto"` endpoints are the same (their names hash alike):
+/// a warning on the second, which still loads (its bind will fail as a busy port).
+fn auto_bind_collisions(out: &mut EpochFile) {
+    use crate::config::auto_bind;
+    let auto: Vec<(&str, std::net::Ipv4Addr, u16, &Origin)> = out
+        .connections
+        .iter()
+        .filter_map(|c| {
+            let fw = c.forwards.first()?;
+            let Endpoint::Tcp {
+                host: Some(h),
+                port,
+            } = &fw.value.listen
+            else {
+                return None;
+            };
+            let addr = auto_bind::address(&c.name);
+            (h.parse() == Ok(addr)).then_some((c.name.as_str(), addr, *port, &fw.origin))
+        })
+        .collect();
+    let pairs: Vec<(&str, std::net::Ipv4Addr, u16)> =
+        auto.iter().map(|(n, a, p, _)| (*n, *a, *p)).collect();
+    let mut found = Vec::new();
+    for (first, second) in auto_bind::collisions(&pairs) {
+        let Some((_, addr, port, origin)) = auto.iter().find(|x| x.0 == second) else {
+            continue;
+        };
+        found.push(
+            Problem::warning(
+                (*origin).clone(),
+                format!(
+                    "'{second}' and '{first}' both get {addr}:{port} from local_bind = \"auto\""
+                ),
+            )
+            .with_fix(format!(
+                "give '{second}' its own local_port, or local_bind = \"127.x.y.z\""
+            )),
+        );
+    }
+    out.problems.extend(found);
+}
+
+/// Where the local end of the tunnel listens. `local_bind = "auto"` is the address derived
+/// from `name` ([`crate::config::auto_bind`]), on the database's port `db_port` unless
+/// local_port says otherwise.
+fn local_listen(
+    entry: &Table,
+    tunnel: &Table,
+    name: &str,
+    db_port: u16,
+    f: &mut Findings,
+) -> Option<Sourced<Endpoint>> {
     let socket = either(entry, tunnel, "local_socket", f, |t, k, f| t.path(k, f));
     let port = either(entry, tunnel, "local_port", f, |t, k, f| t.port(k, true, f));
     let bind = either(entry, tunnel, "local_bind", f, |t, k, f| t.string(k, f));
@@ -591,6 +674,12 @@ fn local_listen(entry: &Table, tunnel: &Table, f: &mut Findings) -> Option<Sourc
         }
         (Some(s), None) => Some(s.map(Endpoint::Unix)),
         (None, port) => {
+            if let Some(b) = bind
+                .as_ref()
+                .filter(|b| b.value == crate::config::auto_bind::AUTO)
+            {
+                return Some(auto_listen(name, port.map(|p| p.value), db_port, b, f));
+            }
             let port = port.unwrap_or_else(|| Sourced::default_value(0));
             // The address decides who can reach the tunnel: its line is the listen's origin
             // when it is written.
