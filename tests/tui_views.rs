@@ -424,10 +424,11 @@ fn tags_in_the_filter_select_and_the_rest_is_fuzzy() {
 }
 
 #[test]
-fn a_reload_with_a_new_error_keeps_the_list_and_an_old_error_that_moved_does_not() {
+fn a_reload_with_errors_takes_the_entries_that_load_and_says_where_the_error_is() {
     use warren::tui::reload::{self, LoadError, Loaded};
     let load = |connections, errors| Loaded {
         connections,
+        broken: Vec::new(),
         errors,
         looked_in: Vec::new(),
     };
@@ -437,30 +438,36 @@ fn a_reload_with_a_new_error_keeps_the_list_and_an_old_error_that_moved_does_not
         key: format!("/home/me/.ssh/config\0{msg}"),
         text: format!("config:{line}: {msg}"),
     };
-    // The list as first loaded had an error already.
-    reload::apply(&mut app, load(all.clone(), vec![err(3, "bad port")]), false);
-    // A line added above it moves it: the same error, so the reload is taken.
+    reload::apply(&mut app, load(all.clone(), Vec::new()), false);
+    assert!(app.config_error.is_none(), "{:?}", app.config_error);
+    // An error (ssh_config's, say): the list is what loads, as `warren list` shows it, and
+    // the status line says where the error is and which key shows it whole.
     let fewer: Vec<_> = all[1..].to_vec();
     update(
         &mut app,
-        Action::Loaded(load(fewer.clone(), vec![err(4, "bad port")])),
-    );
-    assert!(app.config_error.is_none(), "{:?}", app.config_error);
-    assert_eq!(app.connections.len(), fewer.len());
-    // A new error: nothing changes in the list, and the error is shown.
-    update(
-        &mut app,
         Action::Loaded(load(
-            Vec::new(),
+            fewer.clone(),
             vec![err(4, "bad port"), err(9, "unclosed quote")],
         )),
     );
     assert_eq!(app.connections.len(), fewer.len());
+    let s = text(&app);
     assert!(
-        text(&app).contains("not reloaded, the last good config stays: config:9: unclosed quote"),
-        "{}",
-        text(&app)
+        s.contains("2 config errors (l shows them whole): config:4: bad port"),
+        "{s}"
     );
+    // `l` has every one of them.
+    update(&mut app, ch('l'));
+    let s = text(&app);
+    assert!(
+        s.contains("config:4: bad port") && s.contains("config:9: unclosed quote"),
+        "{s}"
+    );
+    update(&mut app, key(KeyCode::Esc));
+    // Fixed: the error goes.
+    update(&mut app, Action::Loaded(load(all.clone(), Vec::new())));
+    assert!(app.config_error.is_none(), "{:?}", app.config_error);
+    assert!(!text(&app).contains("config error"));
 }
 
 #[test]
@@ -478,6 +485,7 @@ fn an_open_tunnel_whose_entry_left_the_config_stays_until_it_closes() {
         &mut app,
         Action::Loaded(warren::tui::reload::Loaded {
             connections: without,
+            broken: Vec::new(),
             errors: Vec::new(),
             looked_in: Vec::new(),
         }),

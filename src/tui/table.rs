@@ -175,8 +175,14 @@ fn left_cell<'a>(x: &Ctx<'a>, i: usize) -> (Cow<'a, str>, Style) {
     }
 }
 
+/// The state of a broken entry (one that did not load) that is not open.
+pub const BROKEN: &str = "✘ broken";
+
 fn state_cell<'a>(x: &Ctx<'a>, i: usize) -> (Cow<'a, str>, Style) {
     let name = &x.app.connections[i].display_name;
+    if x.app.broken.contains_key(name) && !x.app.is_open(name) {
+        return (Cow::Borrowed(BROKEN), x.theme.failed());
+    }
     let (mut text, style) = badge(x.app, &x.app.state(name), x.theme);
     if super::reload::is_changed(x.app, name) {
         text.push_str(CHANGED);
@@ -188,7 +194,11 @@ fn state_cell<'a>(x: &Ctx<'a>, i: usize) -> (Cow<'a, str>, Style) {
 const CHANGED: &str = " ✎";
 
 fn state_width(x: &Ctx, i: usize) -> usize {
-    match x.app.states.get(&x.app.connections[i].display_name) {
+    let name = &x.app.connections[i].display_name;
+    if x.app.broken.contains_key(name) && !x.app.is_open(name) {
+        return width(BROKEN);
+    }
+    match x.app.states.get(name) {
         // "○ down", without making the string: most rows are down.
         None | Some(crate::engine::TunnelState::Down) => 6,
         Some(s) => {
