@@ -934,3 +934,109 @@ fn the_settings_health_interval_is_the_default_for_entries_without_one() {
     assert_eq!(given.value, warren::config::model::Seconds::from_secs(10));
     assert_eq!(given.origin.to_string(), "/h/.config/warren/config.toml:2");
 }
+
+/// A step of the doctor, one line long.
+fn probe_step(n: usize) -> warren::diagnose::Step {
+    warren::diagnose::Step {
+        id: serde_json::from_value(serde_json::Value::String("probe".into())).expect("a step id"),
+        hop: 0,
+        status: warren::diagnose::Status::Pass,
+        duration_ms: 1,
+        detail: format!("step-{n:02}"),
+        hint: None,
+    }
+}
+
+#[test]
+fn the_doctor_view_keeps_its_top_lines_at_80x24_and_scrolls_with_keys_and_the_wheel() {
+    let mut app = busy_app(80, 24);
+    update(&mut app, ch('d'));
+    for n in 0..30 {
+        event(
+            &mut app,
+            Event::Step {
+                name: "orders".into(),
+                step: probe_step(n),
+            },
+        );
+    }
+    // 30 steps and "running...": 31 lines, 22 on screen.
+    let s = text(&app);
+    assert!(s.contains("step-00") && !s.contains("step-29"), "{s}");
+    assert!(s.contains("1-22 of 31"), "{s}");
+    update(&mut app, key(KeyCode::End));
+    let s = text(&app);
+    assert!(
+        s.contains("step-29") && s.contains("running...") && !s.contains("step-00"),
+        "{s}"
+    );
+    assert!(s.contains("10-31 of 31"), "{s}");
+    update(&mut app, key(KeyCode::Home));
+    update(&mut app, ch('j'));
+    assert!(text(&app).contains("2-23 of 31"));
+    update(&mut app, Action::ScrollDown);
+    assert!(text(&app).contains("3-24 of 31"), "the wheel scrolls");
+    update(&mut app, Action::ScrollUp);
+    update(&mut app, ch('k'));
+    assert!(text(&app).contains("1-22 of 31"));
+    update(&mut app, key(KeyCode::PageDown));
+    assert!(text(&app).contains("10-31 of 31"), "a page, up to the end");
+    update(&mut app, key(KeyCode::PageUp));
+    assert!(text(&app).contains("1-22 of 31"));
+    assert_eq!(app.mode, Mode::Diagnose, "scrolling keeps the view");
+}
+
+#[test]
+fn the_log_view_opens_at_the_newest_and_scrolls_to_the_oldest() {
+    let mut app = busy_app(80, 24);
+    for n in 0..40 {
+        event(
+            &mut app,
+            Event::Warning {
+                name: "orders".into(),
+                message: format!("note-{n:02}"),
+            },
+        );
+    }
+    update(&mut app, ch('l'));
+    let s = text(&app);
+    assert!(s.contains("note-39") && !s.contains("timeline"), "{s}");
+    update(&mut app, key(KeyCode::Home));
+    let s = text(&app);
+    assert!(
+        s.contains("timeline") && s.contains("09:00:01 ● opened"),
+        "{s}"
+    );
+    assert!(!s.contains("note-39"), "{s}");
+    for _ in 0..3 {
+        update(&mut app, Action::ScrollDown);
+    }
+    assert!(text(&app).contains(" 4-25 of "), "{}", text(&app));
+    update(&mut app, key(KeyCode::End));
+    assert!(text(&app).contains("note-39"));
+    update(&mut app, ch('l'));
+    assert_eq!(app.mode, Mode::Normal);
+}
+
+#[test]
+fn a_long_last_error_wraps_in_the_details_instead_of_being_cut() {
+    let mut app = busy_app(100, 40);
+    let long: String = (1..=9)
+        .map(|i| format!("gateway-{i:02} refused the route to db.internal;"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    event(
+        &mut app,
+        Event::Error {
+            name: "orders".into(),
+            message: format!("{long} END"),
+        },
+    );
+    let s = text(&app);
+    let joined = s
+        .lines()
+        .map(|l| l.trim_matches(|c| c == '│' || c == ' '))
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(joined.contains(&format!("last error {long} END")), "{s}");
+}
