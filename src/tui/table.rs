@@ -355,11 +355,16 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, theme: Theme) {
     }));
     let page = usize::from(inner.height.saturating_sub(1));
     let end = (app.offset + page).min(app.rows.len());
-    let rows: Vec<TableRow> = app.rows[app.offset.min(end)..end]
+    let first = app.offset.min(end);
+    let rows: Vec<TableRow> = app.rows[first..end]
         .iter()
-        .map(|r| match r {
+        .enumerate()
+        .map(|(n, r)| match r {
             Row::Conn(i) => TableRow::new(cols.iter().map(|(k, w)| {
-                let (text, style) = (COLUMNS[*k].cell)(&x, *i);
+                let (text, mut style) = (COLUMNS[*k].cell)(&x, *i);
+                if first + n == app.selected {
+                    style = theme.on_cursor(style);
+                }
                 Cell::from(Span::styled(fit(&text, *w).into_owned(), style))
             })),
             Row::Group { label, count } => TableRow::new(cols.iter().map(|(k, w)| {
