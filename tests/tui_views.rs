@@ -1040,3 +1040,38 @@ fn a_long_last_error_wraps_in_the_details_instead_of_being_cut() {
         .join(" ");
     assert!(joined.contains(&format!("last error {long} END")), "{s}");
 }
+
+#[test]
+fn s_by_state_puts_an_up_tunnel_whose_database_fails_before_the_healthy_ones() {
+    let mut app = busy_app(120, 40);
+    state(&mut app, "legacy", TunnelState::Up);
+    event(
+        &mut app,
+        Event::Health {
+            name: "orders".into(),
+            health: warren::engine::Health {
+                ok: false,
+                detail: "connection refused".into(),
+                latency_ms: None,
+                brief: None,
+                checked_at: String::new(),
+            },
+        },
+    );
+    update(&mut app, ch('S'));
+    assert_eq!(
+        names(&app),
+        ["reports", "cache", "billing", "orders", "legacy", "bastion"],
+        "failed, reconnecting, connecting, up with the database failing, up, down"
+    );
+}
+
+#[test]
+fn the_title_counts_one_connection_in_the_singular() {
+    let mut app = app(100, 30);
+    let one = vec![app.connections[0].clone()];
+    app.set_connections(one);
+    let s = text(&app);
+    assert!(s.contains(" 1 connection, 0 open"), "{s}");
+    assert!(text(&busy_app(100, 30)).contains(" 6 connections, "));
+}

@@ -7,6 +7,8 @@
 //! (text and style from the app and the connection's index; `""` when it has nothing to say),
 //! optionally a cheap width function, and put a [`Column`] for it in [`COLUMNS`] where it
 //! should appear, with a `keep` rank saying how soon it is dropped on a narrow terminal.
+//! The ranks put what tells a problem first: the database's verdict (DB), then the way
+//! (VIA), then the traffic's sparkline, which is mostly blank.
 
 use std::borrow::Cow;
 
@@ -80,7 +82,7 @@ pub const COLUMNS: &[Column] = &[
     },
     Column {
         header: "VIA",
-        keep: 4,
+        keep: 3,
         min: Some(10),
         cell: via_cell,
         width: Some(|x, i| usize::from(x.app.cells[i].widths[3])),
@@ -88,7 +90,7 @@ pub const COLUMNS: &[Column] = &[
     },
     Column {
         header: "DB",
-        keep: 3,
+        keep: 2,
         min: Some(8),
         cell: db_cell,
         width: None,
@@ -104,8 +106,8 @@ pub const COLUMNS: &[Column] = &[
     },
     Column {
         header: "TRAFFIC",
-        keep: 2,
-        min: None,
+        keep: 4,
+        min: Some(12),
         cell: traffic,
         width: Some(|x, i| {
             if traffic_shown(x.app, i) {
@@ -267,7 +269,12 @@ fn traffic<'a>(x: &Ctx<'a>, i: usize) -> (Cow<'a, str>, Style) {
     let Some(l) = x.app.live.get(&x.app.connections[i].display_name) else {
         return (Cow::Borrowed(""), Style::default());
     };
-    let text = format!("{} {:>11}", spark(&l.history, SPARK), human_rate(l.rate()));
+    // The rate first: on a narrow terminal the sparkline is what is cut (with `…`).
+    let text = format!(
+        "{:>11} {}",
+        human_rate(l.rate()),
+        spark(&l.history, SPARK).trim_start()
+    );
     (Cow::Owned(text), x.theme.up())
 }
 
