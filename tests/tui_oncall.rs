@@ -191,6 +191,23 @@ fn entries_that_did_not_load_are_listed_with_their_error_at_start_and_after_a_re
         unwrapped(&sc).contains("epoch.toml:2: TOML syntax error: invalid basic string, expected `\"`; skipped [storage.postgres.good] (fix: close the string with a matching quote)"),
         "{sc}"
     );
+    t.keys(&["Escape"]);
+
+    // An ssh_config line ssh would refuse: the hosts still load, a new one appears, and the
+    // error is said (it is not a reason to keep a list the files no longer have).
+    s.write(
+        "ssh_config",
+        "Host h1\n    HostName 127.0.0.1\n    Port abc\n\nHost h2\n    HostName 127.0.0.2\n",
+    );
+    let sc = t.wait_until("h2 listed", |sc| row(sc, "h2").is_some());
+    assert!(row(&sc, "h1").is_some(), "{sc}");
+    assert!(sc.contains("2 config errors (l shows them whole)"), "{sc}");
+    t.keys(&["l"]);
+    let sc = t.wait_for("config errors (2)");
+    assert!(
+        unwrapped(&sc).contains("ssh_config:3: Port 'abc' is not a port number; the line is ignored (fix: use a number from 1 to 65535)"),
+        "{sc}"
+    );
     t.keys(&["Escape", "q"]);
     t.wait_for("EXITED 0");
 }

@@ -1075,3 +1075,80 @@ fn the_title_counts_one_connection_in_the_singular() {
     assert!(s.contains(" 1 connection, 0 open"), "{s}");
     assert!(text(&busy_app(100, 30)).contains(" 6 connections, "));
 }
+
+#[test]
+fn a_broken_entry_is_a_row_that_refuses_commands_but_closes_what_still_runs() {
+    use std::path::Path;
+    use warren::config::epoch::Broken;
+    use warren::config::{Origin, Problem};
+    use warren::tui::reload::{self, Loaded};
+    let mut app = app(100, 30);
+    state(&mut app, "cache", TunnelState::Up);
+    let file: std::sync::Arc<Path> = std::sync::Arc::from(Path::new("/home/tester/epoch.toml"));
+    let broken = |name: &str| Broken {
+        name: name.into(),
+        display_name: name.into(),
+        table: format!("storage.postgres.{name}"),
+        error: Problem::error(
+            Origin::file(&file, 9),
+            format!("storage.postgres.{name}.port: port 70000 is out of range (1-65535)"),
+        )
+        .with_fix("write port = 5432 (a number from 1-65535)"),
+    };
+    let rest: Vec<_> = app
+        .connections
+        .iter()
+        .filter(|c| c.display_name != "cache" && c.display_name != "reports")
+        .cloned()
+        .collect();
+    reload::apply(
+        &mut app,
+        Loaded {
+            connections: rest,
+            broken: vec![broken("cache"), broken("reports")],
+            errors: Vec::new(),
+            looked_in: Vec::new(),
+        },
+        true,
+    );
+    // Both listed, reports (closed) as broken; cache still runs and says so.
+    assert!(names(&app).contains(&"reports") && names(&app).contains(&"cache"));
+    select(&mut app, "reports");
+    let s = text(&app);
+    assert!(s.contains("✘ broken"), "{s}");
+    assert!(
+        s.contains("epoch.toml:9: storage.postgres.reports.port: port 70000"),
+        "{s}"
+    );
+    for k in ['d', 'x', 'c'] {
+        assert!(
+            update(&mut app, ch(k)).is_empty(),
+            "{k} ran on a broken entry"
+        );
+        assert!(
+            app.message
+                .as_deref()
+                .is_some_and(|m| m.starts_with("reports did not load, fix it first: epoch.toml:9:")),
+            "{:?}",
+            app.message
+        );
+        assert_eq!(app.mode, Mode::Normal);
+    }
+    assert!(update(&mut app, key(KeyCode::Enter)).is_empty());
+    // The open one: Enter closes it; then it is refused like the other.
+    select(&mut app, "cache");
+    let effects = update(&mut app, key(KeyCode::Enter));
+    assert!(
+        matches!(effects.as_slice(), [Effect::Engine(Command::Close { names, .. })] if names == &["cache".to_string()]),
+        "{effects:?}"
+    );
+    state(&mut app, "cache", TunnelState::Down);
+    assert!(update(&mut app, key(KeyCode::Enter)).is_empty());
+    assert!(
+        app.message
+            .as_deref()
+            .is_some_and(|m| m.starts_with("cache did not load")),
+        "{:?}",
+        app.message
+    );
+}

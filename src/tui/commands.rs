@@ -219,7 +219,7 @@ pub fn normal_key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
         Key::Top => app.select_first(),
         Key::Bottom => app.select_last(),
         Key::Toggle => match app.selected_connection() {
-            Some(c) if c.forwards.is_empty() => {
+            Some(c) if c.forwards.is_empty() && !app.is_open(&c.display_name) => {
                 app.message = Some(format!(
                     "{} has no forward to open; {} diagnoses it",
                     c.display_name,
