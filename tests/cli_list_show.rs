@@ -440,3 +440,49 @@ fn colour_follows_the_terminal_no_color_and_the_color_flag() {
         );
     }
 }
+
+/// An entry that did not load is named as such by every command, with its error (file:line,
+/// the fix), not as an unknown name.
+#[test]
+fn up_show_and_doctor_of_a_broken_entry_give_its_error_and_exit_2() {
+    let s = scratch();
+    s.write(
+        "epoch.toml",
+        &format!(
+            "{EPOCH}\n[storage.postgres.badport]\nhost = \"db\"\nport = 70000\n[storage.postgres.badport.ssh_tunnel]\nhost = \"b\"\n\n[storage.postgres.unclosed]\nhost = \"db\n[storage.postgres.unclosed.ssh_tunnel]\nhost = \"b\"\n\n[storage.postgres.halfway]\nhost = \"db\"\n[storage.postgres.halfway.ssh_tunnel]\nhost = \"b\nuser = \"ops\"\n"
+        ),
+    );
+    let cases = [
+        (
+            "badport",
+            "epoch.toml:22: storage.postgres.badport.port: port 70000 is out of range (1-65535) (fix: write port = 5432",
+        ),
+        (
+            "unclosed",
+            "epoch.toml:27: TOML syntax error: invalid basic string",
+        ),
+        // The error is in its ssh_tunnel table: the rest is not taken for a direct entry.
+        (
+            "halfway",
+            "epoch.toml:34: TOML syntax error: invalid basic string",
+        ),
+    ];
+    for (name, error) in cases {
+        for cmd in ["show", "up", "doctor"] {
+            let r = s.warren(&["--ssh-config", "ssh_config", cmd, name]);
+            r.expect_code(2)
+                .expect_stderr(&format!("'{name}' did not load: "))
+                .expect_stderr(error);
+            assert!(
+                !r.stderr().contains("no connection named"),
+                "{}",
+                r.describe()
+            );
+        }
+    }
+    let r = s.warren(&["--ssh-config", "ssh_config", "up", "orders", "halfway"]);
+    r.expect_code(2).expect_stderr("'halfway' did not load");
+    // The good ones still load.
+    s.warren(&["--ssh-config", "ssh_config", "show", "orders"])
+        .expect_code(0);
+}

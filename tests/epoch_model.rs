@@ -597,7 +597,9 @@ fn two_names_that_derive_one_address_are_reported() {
         })
         .expect("a collision within 200,000 names");
     let entry = |n: &str| {
-        format!("[storage.postgres.{n}]\nhost = \"db\"\nlocal_bind = \"auto\"\n[storage.postgres.{n}.ssh_tunnel]\nhost = \"b\"\n\n")
+        format!(
+            "[storage.postgres.{n}]\nhost = \"db\"\nlocal_bind = \"auto\"\n[storage.postgres.{n}.ssh_tunnel]\nhost = \"b\"\n\n"
+        )
     };
     let f = load(&format!("{}{}", entry(&a), entry(&b)));
     assert_eq!(f.connections.len(), 2, "both still load");
@@ -612,5 +614,10 @@ fn two_names_that_derive_one_address_are_reported() {
         "{}",
         p.message
     );
-    assert!(p.fix.as_deref().is_some_and(|f| f.contains("own local_port")), "{p:?}");
+    assert!(
+        p.fix
+            .as_deref()
+            .is_some_and(|f| f.contains("own local_port")),
+        "{p:?}"
+    );
 }

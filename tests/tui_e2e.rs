@@ -1,13 +1,13 @@
 //! The TUI in a real terminal (tmux) against a real sshd: the list as a table at 120 columns
 //! (a header, 40-character targets whole, S sorting), the filter, a tunnel opened with Enter
-//! that carries data, the diagnostics pane, quit with q / y, and the setup form from a HOME
-//! with nothing in it.
+//! that carries data, the diagnostics pane, quit with q / y, the setup form from a HOME
+//! with nothing in it, and a 400-character error read whole in the details and in `l`.
 
 mod support;
 
 use support::net::{echo_server, echo_through};
 use support::sshd::{Sshd, free_port};
-use support::tmux::Tmux;
+use support::tmux::{Tmux, unwrapped};
 use support::tunnel::{have_servers, local_user, with_key};
 
 #[test]
@@ -430,4 +430,75 @@ fn daemon_scratch(sshd: &Sshd) -> (support::Scratch, u16, String) {
     let run = s.path().join("run").display().to_string();
     std::fs::create_dir_all(&run).expect("run");
     (s, local, run)
+}
+
+#[test]
+fn a_long_error_is_read_whole_in_the_details_and_in_the_log_view_which_scrolls() {
+    if !support::require("tmux") {
+        return;
+    }
+    let s = support::Scratch::new();
+    // A ProxyCommand that says 419 characters on stderr and exits.
+    let said: String = (1..=9)
+        .map(|i| format!("gateway-{i:02} refused the route to db.internal;"))
+        .collect::<Vec<_>>()
+        .join(" ")
+        + " END-OF-MESSAGE";
+    assert!(said.len() > 400);
+    s.write(
+        "ssh_config",
+        &format!(
+            "Host px\n    HostName 127.0.0.1\n    User me\n    ProxyCommand sh -c 'echo \"{said}\" >&2; exit 3'\n    LocalForward 127.0.0.1:{} 127.0.0.1:9\n",
+            free_port()
+        ),
+    );
+    let t = Tmux::warren(
+        s.path(),
+        "",
+        "--ssh-config ssh_config --known-hosts known_hosts",
+    );
+    // Under 100 columns the details stack: their text reads in one column.
+    t.resize(96, 36);
+    t.wait_for("px");
+    t.keys(&["Enter"]);
+    let whole = format!("exited with status 3; it said: {said}");
+    let sc = t.wait_until("the whole error in the details", |sc| {
+        sc.contains("✘ failed")
+            && unwrapped(sc).contains("error hop 0 (127.0.0.1:22)")
+            && unwrapped(sc).contains(&whole)
+    });
+    assert!(!sc.contains("END-OF-MESS…"), "{sc}");
+
+    // `l`: the log, each line whole; it opens at the newest and scrolls.
+    t.keys(&["l"]);
+    let sc = t.wait_for("history: px");
+    assert!(unwrapped(&sc).contains(&whole), "{sc}");
+    let range = |sc: &str| {
+        let title = sc
+            .lines()
+            .find(|l| l.contains("history: px"))
+            .unwrap_or_default()
+            .to_string();
+        title
+            .split(" · ")
+            .nth(1)
+            .and_then(|r| r.split(" of ").next())
+            .map(str::to_string)
+    };
+    let end = range(&sc).expect("more lines than the screen: a range in the title");
+    t.keys(&["Home"]);
+    let sc = t.wait_until("the top of the log view", |sc| {
+        range(sc).as_deref() == Some("1-34")
+    });
+    assert!(sc.contains("timeline"), "{sc}");
+    t.keys(&["j"]);
+    t.wait_until("one line down", |sc| range(sc).as_deref() == Some("2-35"));
+    t.keys(&["End"]);
+    t.wait_until("back at the end", |sc| {
+        range(sc).as_deref() == Some(end.as_str())
+    });
+    t.keys(&["PageUp"]);
+    t.wait_until("a page up", |sc| range(sc).is_some_and(|r| r != end));
+    t.keys(&["Escape", "q"]);
+    t.wait_for("EXITED 0");
 }

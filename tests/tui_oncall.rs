@@ -1,6 +1,7 @@
 //! On-call operations in a real terminal (tmux) against a real sshd: the list follows the
 //! config files as they change (a Host appended, a Host in a file an Include matches, an open
-//! tunnel whose settings changed, a syntax error that keeps the last good list), `@tag` in
+//! tunnel whose settings changed, a syntax error that lists its entry as broken), entries
+//! that did not load listed with their error at start and after a live reload, `@tag` in
 //! the filter with `a` opening what is listed, and a time limit counting down that `+`
 //! extends.
 
@@ -10,7 +11,7 @@ use std::time::Instant;
 
 use support::net::echo_server;
 use support::sshd::{Sshd, free_port};
-use support::tmux::Tmux;
+use support::tmux::{Tmux, unwrapped};
 use support::tunnel::{entry, have_servers, local_user, with_key};
 
 fn start_tui(s: &support::Scratch) -> Tmux {
@@ -107,22 +108,108 @@ fn the_list_follows_the_config_files_as_they_change() {
         b"the new target"
     );
 
-    // A syntax error: the last good list stays, and the error is shown with its file.
+    // A syntax error: the entry is listed as broken, the others stay, and the error is shown
+    // with its file:line.
     s.write("epoch.toml", "[storage.postgres.orders\nhost = \"x\"\n");
-    let sc = t.wait_for("the last good config stays: epoch.toml:1: TOML syntax error");
+    let sc = t.wait_until("orders broken", |sc| state_is(sc, "orders", "✘ broken"));
     assert!(
-        sc.contains("epoch.toml") && row(&sc, "orders").is_some() && row(&sc, "beta").is_some(),
+        sc.contains("config error (l shows it whole): epoch.toml:1: TOML syntax error")
+            && row(&sc, "beta").is_some(),
         "{sc}"
     );
     // Fixed: read again, the error goes.
     s.write("epoch.toml", &entry("billing", echo, &sshd, Some(&key), ""));
     t.wait_until("billing in, orders out, no error", |sc| {
-        row(sc, "billing").is_some()
-            && row(sc, "orders").is_none()
-            && !sc.contains("the last good config stays")
+        row(sc, "billing").is_some() && row(sc, "orders").is_none() && !sc.contains("config error")
     });
 
     t.quit_closing_tunnels();
+}
+
+const BADPORT: &str = "[storage.postgres.badport]\nhost = \"db.internal\"\nport = 70000\n[storage.postgres.badport.ssh_tunnel]\nhost = \"bastion.example.com\"\n";
+
+#[test]
+fn entries_that_did_not_load_are_listed_with_their_error_at_start_and_after_a_reload() {
+    if !support::require("tmux") {
+        return;
+    }
+    let s = support::Scratch::new();
+    s.write("ssh_config", "Host h1\n    HostName 127.0.0.1\n");
+    let good = "[storage.postgres.good]\nhost = \"db.internal\"\n[storage.postgres.good.ssh_tunnel]\nhost = \"bastion.example.com\"\n";
+    s.write("epoch.toml", &format!("{good}\n{BADPORT}"));
+    let t = start_tui(&s);
+    // Stacked details (under 100 columns): the pane's text reads in one column.
+    t.resize(96, 36);
+    let sc = t.wait_until("badport broken, good and h1 listed", |sc| {
+        state_is(sc, "badport", "✘ broken")
+            && state_is(sc, "good", "○ down")
+            && row(sc, "h1").is_some()
+    });
+    assert!(
+        sc.contains("config error (l shows it whole): epoch.toml:8: storage.postgres.badport.port"),
+        "{sc}"
+    );
+    // Its details: the error and the fix, whole.
+    t.keys(&["/"]);
+    t.type_text("badport");
+    t.keys(&["Enter"]);
+    let sc = t.wait_until("badport's error in its details", |sc| {
+        unwrapped(sc).contains("error epoch.toml:8: storage.postgres.badport.port: port 70000 is out of range (1-65535)")
+    });
+    assert!(
+        unwrapped(&sc).contains("fix write port = 5432 (a number from 1-65535)"),
+        "{sc}"
+    );
+    // Commands on it are refused with its error.
+    t.keys(&["Enter"]);
+    t.wait_for("badport did not load, fix it first: epoch.toml:8");
+    t.keys(&["d"]);
+    let sc = t.wait_for("badport did not load, fix it first");
+    assert!(!sc.contains("doctor: badport"), "{sc}");
+    t.keys(&["Escape"]);
+
+    // Live: good gets an unclosed string, badport is fixed.
+    s.write(
+        "epoch.toml",
+        &format!(
+            "{}\n{}",
+            good.replace("\"db.internal\"", "\"db.internal"),
+            BADPORT.replace("70000", "5432")
+        ),
+    );
+    let sc = t.wait_until("good broken, badport down", |sc| {
+        state_is(sc, "good", "✘ broken") && state_is(sc, "badport", "○ down")
+    });
+    assert!(
+        sc.contains("config error (l shows it whole): epoch.toml:2: TOML syntax error"),
+        "{sc}"
+    );
+    // `l` has the whole message.
+    t.keys(&["l"]);
+    let sc = t.wait_for("config errors (1)");
+    assert!(
+        unwrapped(&sc).contains("epoch.toml:2: TOML syntax error: invalid basic string, expected `\"`; skipped [storage.postgres.good] (fix: close the string with a matching quote)"),
+        "{sc}"
+    );
+    t.keys(&["Escape"]);
+
+    // An ssh_config line ssh would refuse: the hosts still load, a new one appears, and the
+    // error is said (it is not a reason to keep a list the files no longer have).
+    s.write(
+        "ssh_config",
+        "Host h1\n    HostName 127.0.0.1\n    Port abc\n\nHost h2\n    HostName 127.0.0.2\n",
+    );
+    let sc = t.wait_until("h2 listed", |sc| row(sc, "h2").is_some());
+    assert!(row(&sc, "h1").is_some(), "{sc}");
+    assert!(sc.contains("2 config errors (l shows them whole)"), "{sc}");
+    t.keys(&["l"]);
+    let sc = t.wait_for("config errors (2)");
+    assert!(
+        unwrapped(&sc).contains("ssh_config:3: Port 'abc' is not a port number; the line is ignored (fix: use a number from 1 to 65535)"),
+        "{sc}"
+    );
+    t.keys(&["Escape", "q"]);
+    t.wait_for("EXITED 0");
 }
 
 #[test]

@@ -225,3 +225,85 @@ fn the_cut_check_catches_a_target_cut_silently() {
         whole,
     );
 }
+
+/// A cell's colours as the terminal shows them: reversed swaps them; the terminal's own
+/// colours (`Reset`) are its foreground and its background, which differ.
+fn shown_colours(cell: &ratatui::buffer::Cell) -> (String, String) {
+    use ratatui::style::{Color, Modifier};
+    let name = |c: Color, own: &str| match c {
+        Color::Reset => own.to_string(),
+        c => format!("{c:?}"),
+    };
+    let (fg, bg) = (name(cell.fg, "terminal fg"), name(cell.bg, "terminal bg"));
+    if cell.modifier.contains(Modifier::REVERSED) {
+        (bg, fg)
+    } else {
+        (fg, bg)
+    }
+}
+
+/// The cursor row (the line with `›`) of the app drawn in `theme`: its cells with their
+/// shown colours, a run of one style at a time.
+fn cursor_row(app: &App, theme: Theme) -> Vec<(String, String, String, String)> {
+    let (w, h) = app.size;
+    let mut t = ratatui::Terminal::new(ratatui::backend::TestBackend::new(w, h)).expect("terminal");
+    t.draw(|f| warren::tui::view::render(app, f, theme))
+        .expect("draw");
+    let buf = t.backend().buffer();
+    let y = (0..h)
+        .find(|&y| (0..w).any(|x| buf[(x, y)].symbol() == "›"))
+        .expect("a cursor row");
+    let mut runs: Vec<(String, String, String, String)> = Vec::new();
+    // Inside the list's box, its borders left out.
+    for x in 1..w - 1 {
+        let c = &buf[(x, y)];
+        let (fg, bg) = shown_colours(c);
+        let mods = format!("{:?}", c.modifier);
+        match runs.last_mut() {
+            Some((text, f, b, m)) if *f == fg && *b == bg && *m == mods => {
+                text.push_str(c.symbol())
+            }
+            _ => runs.push((c.symbol().to_string(), fg, bg, mods)),
+        }
+    }
+    runs
+}
+
+#[test]
+fn every_cell_of_the_cursor_row_reads_in_every_theme() {
+    let themes = [
+        ("dark", Theme::new(ThemeName::Dark)),
+        ("light", Theme::new(ThemeName::Light)),
+        ("mono", Theme::mono()),
+        (
+            "no_color",
+            Theme::from_env(ThemeName::Dark, Some(std::ffi::OsStr::new("1"))),
+        ),
+    ];
+    for (w, h) in [(80, 24), (200, 50)] {
+        let mut app = busy_app(w, h);
+        update(&mut app, key(KeyCode::Home));
+        for _ in 0..app.connections.len() {
+            for (name, theme) in themes {
+                for (text, fg, bg, _) in cursor_row(&app, theme) {
+                    assert!(
+                        text.trim().is_empty() || fg != bg,
+                        "{name} at {w}x{h}: '{text}' is drawn in {fg} on {bg}"
+                    );
+                }
+            }
+            update(&mut app, ch('j'));
+        }
+    }
+    // The cursor on a down ssh_config host (its state, VIA and SOURCE dim elsewhere), as
+    // each theme draws it.
+    let mut app = busy_app(80, 24);
+    select(&mut app, "legacy");
+    for (name, theme) in themes {
+        let runs: Vec<String> = cursor_row(&app, theme)
+            .into_iter()
+            .map(|(text, fg, bg, mods)| format!("{text:?} fg={fg} bg={bg} {mods}"))
+            .collect();
+        insta::assert_snapshot!(format!("cursor_row_{name}_80x24"), runs.join("\n"));
+    }
+}

@@ -424,10 +424,11 @@ fn tags_in_the_filter_select_and_the_rest_is_fuzzy() {
 }
 
 #[test]
-fn a_reload_with_a_new_error_keeps_the_list_and_an_old_error_that_moved_does_not() {
+fn a_reload_with_errors_takes_the_entries_that_load_and_says_where_the_error_is() {
     use warren::tui::reload::{self, LoadError, Loaded};
     let load = |connections, errors| Loaded {
         connections,
+        broken: Vec::new(),
         errors,
         looked_in: Vec::new(),
     };
@@ -437,30 +438,36 @@ fn a_reload_with_a_new_error_keeps_the_list_and_an_old_error_that_moved_does_not
         key: format!("/home/me/.ssh/config\0{msg}"),
         text: format!("config:{line}: {msg}"),
     };
-    // The list as first loaded had an error already.
-    reload::apply(&mut app, load(all.clone(), vec![err(3, "bad port")]), false);
-    // A line added above it moves it: the same error, so the reload is taken.
+    reload::apply(&mut app, load(all.clone(), Vec::new()), false);
+    assert!(app.config_error.is_none(), "{:?}", app.config_error);
+    // An error (ssh_config's, say): the list is what loads, as `warren list` shows it, and
+    // the status line says where the error is and which key shows it whole.
     let fewer: Vec<_> = all[1..].to_vec();
     update(
         &mut app,
-        Action::Loaded(load(fewer.clone(), vec![err(4, "bad port")])),
-    );
-    assert!(app.config_error.is_none(), "{:?}", app.config_error);
-    assert_eq!(app.connections.len(), fewer.len());
-    // A new error: nothing changes in the list, and the error is shown.
-    update(
-        &mut app,
         Action::Loaded(load(
-            Vec::new(),
+            fewer.clone(),
             vec![err(4, "bad port"), err(9, "unclosed quote")],
         )),
     );
     assert_eq!(app.connections.len(), fewer.len());
+    let s = text(&app);
     assert!(
-        text(&app).contains("not reloaded, the last good config stays: config:9: unclosed quote"),
-        "{}",
-        text(&app)
+        s.contains("2 config errors (l shows them whole): config:4: bad port"),
+        "{s}"
     );
+    // `l` has every one of them.
+    update(&mut app, ch('l'));
+    let s = text(&app);
+    assert!(
+        s.contains("config:4: bad port") && s.contains("config:9: unclosed quote"),
+        "{s}"
+    );
+    update(&mut app, key(KeyCode::Esc));
+    // Fixed: the error goes.
+    update(&mut app, Action::Loaded(load(all.clone(), Vec::new())));
+    assert!(app.config_error.is_none(), "{:?}", app.config_error);
+    assert!(!text(&app).contains("config error"));
 }
 
 #[test]
@@ -478,6 +485,7 @@ fn an_open_tunnel_whose_entry_left_the_config_stays_until_it_closes() {
         &mut app,
         Action::Loaded(warren::tui::reload::Loaded {
             connections: without,
+            broken: Vec::new(),
             errors: Vec::new(),
             looked_in: Vec::new(),
         }),
@@ -945,4 +953,222 @@ fn the_settings_health_interval_is_the_default_for_entries_without_one() {
         .expect("the default");
     assert_eq!(given.value, warren::config::model::Seconds::from_secs(10));
     assert_eq!(given.origin.to_string(), "/h/.config/warren/config.toml:2");
+}
+
+/// A step of the doctor, one line long.
+fn probe_step(n: usize) -> warren::diagnose::Step {
+    warren::diagnose::Step {
+        id: serde_json::from_value(serde_json::Value::String("probe".into())).expect("a step id"),
+        hop: 0,
+        status: warren::diagnose::Status::Pass,
+        duration_ms: 1,
+        detail: format!("step-{n:02}"),
+        hint: None,
+    }
+}
+
+#[test]
+fn the_doctor_view_keeps_its_top_lines_at_80x24_and_scrolls_with_keys_and_the_wheel() {
+    let mut app = busy_app(80, 24);
+    update(&mut app, ch('d'));
+    for n in 0..30 {
+        event(
+            &mut app,
+            Event::Step {
+                name: "orders".into(),
+                step: probe_step(n),
+            },
+        );
+    }
+    // 30 steps and "running...": 31 lines, 22 on screen.
+    let s = text(&app);
+    assert!(s.contains("step-00") && !s.contains("step-29"), "{s}");
+    assert!(s.contains("1-22 of 31"), "{s}");
+    update(&mut app, key(KeyCode::End));
+    let s = text(&app);
+    assert!(
+        s.contains("step-29") && s.contains("running...") && !s.contains("step-00"),
+        "{s}"
+    );
+    assert!(s.contains("10-31 of 31"), "{s}");
+    update(&mut app, key(KeyCode::Home));
+    update(&mut app, ch('j'));
+    assert!(text(&app).contains("2-23 of 31"));
+    update(&mut app, Action::ScrollDown);
+    assert!(text(&app).contains("3-24 of 31"), "the wheel scrolls");
+    update(&mut app, Action::ScrollUp);
+    update(&mut app, ch('k'));
+    assert!(text(&app).contains("1-22 of 31"));
+    update(&mut app, key(KeyCode::PageDown));
+    assert!(text(&app).contains("10-31 of 31"), "a page, up to the end");
+    update(&mut app, key(KeyCode::PageUp));
+    assert!(text(&app).contains("1-22 of 31"));
+    assert_eq!(app.mode, Mode::Diagnose, "scrolling keeps the view");
+}
+
+#[test]
+fn the_log_view_opens_at_the_newest_and_scrolls_to_the_oldest() {
+    let mut app = busy_app(80, 24);
+    for n in 0..40 {
+        event(
+            &mut app,
+            Event::Warning {
+                name: "orders".into(),
+                message: format!("note-{n:02}"),
+            },
+        );
+    }
+    update(&mut app, ch('l'));
+    let s = text(&app);
+    assert!(s.contains("note-39") && !s.contains("timeline"), "{s}");
+    update(&mut app, key(KeyCode::Home));
+    let s = text(&app);
+    assert!(
+        s.contains("timeline") && s.contains("09:00:01 ● opened"),
+        "{s}"
+    );
+    assert!(!s.contains("note-39"), "{s}");
+    for _ in 0..3 {
+        update(&mut app, Action::ScrollDown);
+    }
+    assert!(text(&app).contains(" 4-25 of "), "{}", text(&app));
+    update(&mut app, key(KeyCode::End));
+    assert!(text(&app).contains("note-39"));
+    update(&mut app, ch('l'));
+    assert_eq!(app.mode, Mode::Normal);
+}
+
+#[test]
+fn a_long_last_error_wraps_in_the_details_instead_of_being_cut() {
+    let mut app = busy_app(100, 40);
+    let long: String = (1..=9)
+        .map(|i| format!("gateway-{i:02} refused the route to db.internal;"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    event(
+        &mut app,
+        Event::Error {
+            name: "orders".into(),
+            message: format!("{long} END"),
+        },
+    );
+    let s = text(&app);
+    let joined = s
+        .lines()
+        .map(|l| l.trim_matches(|c| c == '│' || c == ' '))
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(joined.contains(&format!("last error {long} END")), "{s}");
+}
+
+#[test]
+fn s_by_state_puts_an_up_tunnel_whose_database_fails_before_the_healthy_ones() {
+    let mut app = busy_app(120, 40);
+    state(&mut app, "legacy", TunnelState::Up);
+    event(
+        &mut app,
+        Event::Health {
+            name: "orders".into(),
+            health: warren::engine::Health {
+                ok: false,
+                detail: "connection refused".into(),
+                latency_ms: None,
+                brief: None,
+                checked_at: String::new(),
+            },
+        },
+    );
+    update(&mut app, ch('S'));
+    assert_eq!(
+        names(&app),
+        ["reports", "cache", "billing", "orders", "legacy", "bastion"],
+        "failed, reconnecting, connecting, up with the database failing, up, down"
+    );
+}
+
+#[test]
+fn the_title_counts_one_connection_in_the_singular() {
+    let mut app = app(100, 30);
+    let one = vec![app.connections[0].clone()];
+    app.set_connections(one);
+    let s = text(&app);
+    assert!(s.contains(" 1 connection, 0 open"), "{s}");
+    assert!(text(&busy_app(100, 30)).contains(" 6 connections, "));
+}
+
+#[test]
+fn a_broken_entry_is_a_row_that_refuses_commands_but_closes_what_still_runs() {
+    use std::path::Path;
+    use warren::config::epoch::Broken;
+    use warren::config::{Origin, Problem};
+    use warren::tui::reload::{self, Loaded};
+    let mut app = app(100, 30);
+    state(&mut app, "cache", TunnelState::Up);
+    let file: std::sync::Arc<Path> = std::sync::Arc::from(Path::new("/home/tester/epoch.toml"));
+    let broken = |name: &str| Broken {
+        name: name.into(),
+        display_name: name.into(),
+        table: format!("storage.postgres.{name}"),
+        error: Problem::error(
+            Origin::file(&file, 9),
+            format!("storage.postgres.{name}.port: port 70000 is out of range (1-65535)"),
+        )
+        .with_fix("write port = 5432 (a number from 1-65535)"),
+    };
+    let rest: Vec<_> = app
+        .connections
+        .iter()
+        .filter(|c| c.display_name != "cache" && c.display_name != "reports")
+        .cloned()
+        .collect();
+    reload::apply(
+        &mut app,
+        Loaded {
+            connections: rest,
+            broken: vec![broken("cache"), broken("reports")],
+            errors: Vec::new(),
+            looked_in: Vec::new(),
+        },
+        true,
+    );
+    // Both listed, reports (closed) as broken; cache still runs and says so.
+    assert!(names(&app).contains(&"reports") && names(&app).contains(&"cache"));
+    select(&mut app, "reports");
+    let s = text(&app);
+    assert!(s.contains("✘ broken"), "{s}");
+    assert!(
+        s.contains("epoch.toml:9: storage.postgres.reports.port: port 70000"),
+        "{s}"
+    );
+    for k in ['d', 'x', 'c'] {
+        assert!(
+            update(&mut app, ch(k)).is_empty(),
+            "{k} ran on a broken entry"
+        );
+        assert!(
+            app.message
+                .as_deref()
+                .is_some_and(|m| m.starts_with("reports did not load, fix it first: epoch.toml:9:")),
+            "{:?}",
+            app.message
+        );
+        assert_eq!(app.mode, Mode::Normal);
+    }
+    assert!(update(&mut app, key(KeyCode::Enter)).is_empty());
+    // The open one: Enter closes it; then it is refused like the other.
+    select(&mut app, "cache");
+    let effects = update(&mut app, key(KeyCode::Enter));
+    assert!(
+        matches!(effects.as_slice(), [Effect::Engine(Command::Close { names, .. })] if names == &["cache".to_string()]),
+        "{effects:?}"
+    );
+    state(&mut app, "cache", TunnelState::Down);
+    assert!(update(&mut app, key(KeyCode::Enter)).is_empty());
+    assert!(
+        app.message
+            .as_deref()
+            .is_some_and(|m| m.starts_with("cache did not load")),
+        "{:?}",
+        app.message
+    );
 }

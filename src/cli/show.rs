@@ -50,12 +50,15 @@ pub fn run(
     let conn = match catalog.find(name) {
         Ok(c) => c,
         Err(e) => {
-            // The entry may exist but be broken: show why.
+            // A broken entry's error is in `e`; otherwise problems that name it may say why.
+            let broken = matches!(e, crate::config::load::LookupError::Broken { .. });
             let related: Vec<&Problem> = catalog
                 .problems
                 .iter()
                 .filter(|p| {
-                    p.severity == crate::config::Severity::Error && p.message.contains(name)
+                    !broken
+                        && p.severity == crate::config::Severity::Error
+                        && p.message.contains(name)
                 })
                 .collect();
             let _ = writeln!(err, "error: {}", crate::text::escape(&e.to_string()));

@@ -57,6 +57,8 @@ pub struct FileEntry {
 /// Every connection from every source, and what went wrong on the way.
 pub struct Catalog {
     pub connections: Vec<Connection>,
+    /// Entries that did not load, with their error (which is in `problems` too).
+    pub broken: Vec<epoch::Broken>,
     pub problems: Vec<Problem>,
     pub files: Vec<FileEntry>,
     pub ssh: SshConfig,
@@ -73,6 +75,9 @@ pub enum LookupError {
     Ambiguous { name: String },
     #[error("no connection is tagged '{tag}'{hint}")]
     NoTag { tag: String, hint: String },
+    /// The config has the entry, but it did not load: its error, file:line and fix.
+    #[error("'{name}' did not load: {error}")]
+    Broken { name: String, error: String },
 }
 
 impl Catalog {
@@ -137,6 +142,7 @@ impl Catalog {
         let (epoch_path, explicit) = epoch_path(paths, &ctx);
         let local = paths.epoch_is_project || (!explicit && epoch_path == Path::new("epoch.toml"));
         let mut untrusted = None;
+        let mut broken = Vec::new();
         if let Some(text) = read(
             &epoch_path,
             SourceKind::Epoch,
@@ -194,6 +200,7 @@ impl Catalog {
             }
             problems.extend(loaded.problems);
             connections.extend(loaded.connections);
+            broken = loaded.broken;
         }
 
         for c in &connections {
@@ -212,8 +219,17 @@ impl Catalog {
             }
         }
         qualify(&mut connections);
+        for b in &mut broken {
+            if connections
+                .iter()
+                .any(|c| c.source == SourceKind::Ssh && c.name == b.name)
+            {
+                b.display_name = format!("{}:{}", SourceKind::Epoch.prefix(), b.name);
+            }
+        }
         Catalog {
             connections,
+            broken,
             problems,
             files,
             ssh,
@@ -255,6 +271,12 @@ impl Catalog {
                 name: name.to_string(),
             });
         }
+        if let Some(b) = self.broken(name) {
+            return Err(LookupError::Broken {
+                name: b.display_name.clone(),
+                error: b.summary(),
+            });
+        }
         let names: Vec<&str> = self
             .connections
             .iter()
@@ -272,6 +294,16 @@ impl Catalog {
 }
 
 impl Catalog {
+    /// The entry NAME names (as [`Catalog::find`] reads names) if it is one that did not load.
+    pub fn broken(&self, name: &str) -> Option<&epoch::Broken> {
+        let epoch_name = name
+            .strip_prefix(SourceKind::Epoch.prefix())
+            .and_then(|r| r.strip_prefix(':'));
+        self.broken.iter().find(|b| {
+            b.display_name == name || b.name == name || Some(b.name.as_str()) == epoch_name
+        })
+    }
+
     /// Connections by name, or every connection with a tag for `@tag`, in order, each once.
     pub fn select(&self, names: &[String]) -> Result<Vec<&Connection>, LookupError> {
         fn push<'c>(c: &'c Connection, out: &mut Vec<&'c Connection>) {

@@ -117,11 +117,12 @@ pub struct App {
     pub settings_problems: Vec<String>,
     /// Where warren looked for configs (for the empty state).
     pub looked_in: Vec<String>,
-    /// The errors of the load the list shows, by [`super::reload::LoadError::key`] (a live
-    /// reload with others is refused).
-    pub config_errors: Vec<String>,
-    /// A live reload refused: its error, shown until a good load.
+    /// The errors of the load the list shows (the `l` view shows them whole).
+    pub load_errors: Vec<super::reload::LoadError>,
+    /// What the status line says while the load has errors.
     pub config_error: Option<String>,
+    /// The entries that did not load, by display name (listed as broken rows).
+    pub broken: HashMap<String, crate::config::epoch::Broken>,
     /// Open tunnels whose settings changed in the config since they opened.
     pub changed: std::collections::HashSet<String>,
     /// Open tunnels whose entry left the config: listed until they close.
@@ -133,6 +134,8 @@ pub struct App {
     /// Advances on each tick: the spinner.
     pub tick: u64,
     pub help_scroll: usize,
+    /// The first line the `l` or `d` view shows; `None`: its end (the newest).
+    pub view_scroll: Option<usize>,
     pub wizard: Wizard,
     pub keymap: Keymap,
     pub notify: Notify,
@@ -225,14 +228,16 @@ impl App {
             message: None,
             settings_problems: Vec::new(),
             looked_in,
-            config_errors: Vec::new(),
+            load_errors: Vec::new(),
             config_error: None,
+            broken: HashMap::new(),
             changed: Default::default(),
             orphans: Default::default(),
             pending_connect: None,
             port_busy: None,
             tick: 0,
             help_scroll: 0,
+            view_scroll: None,
             wizard: Wizard::default(),
             keymap: Keymap::default(),
             notify: Notify {
@@ -416,6 +421,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
 fn scroll(app: &mut App, d: i64) -> Vec<Effect> {
     match app.mode {
         Mode::Help => app.help_scroll = (app.help_scroll as i64 + d).max(0) as usize,
+        Mode::History | Mode::Diagnose => commands::scroll_view(app, d),
         Mode::Normal | Mode::Filter => app.move_by(d),
         _ => {}
     }
@@ -489,15 +495,7 @@ fn key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
                 _ => Vec::new(),
             }
         }
-        Mode::History | Mode::Diagnose => {
-            if matches!(
-                k.code,
-                KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('?') | KeyCode::Char('l')
-            ) {
-                app.mode = Mode::Normal;
-            }
-            Vec::new()
-        }
+        Mode::History | Mode::Diagnose => commands::view_key(app, k),
         Mode::ConfirmQuit => {
             match k.code {
                 KeyCode::Char('y') | KeyCode::Char('Y') => app.quit = true,

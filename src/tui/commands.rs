@@ -137,7 +137,15 @@ pub fn wizard_key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
                 .find(|c| c.name == name && c.source == crate::config::SourceKind::Epoch)
                 .cloned();
             app.wizard = Wizard::default();
+            let refused = found
+                .as_ref()
+                .and_then(|c| super::reload::refusal(app, &c.display_name));
             match found {
+                Some(_) if refused.is_some() => {
+                    app.mode = Mode::Normal;
+                    app.message = refused;
+                    Vec::new()
+                }
                 Some(c) => diagnose(app, c),
                 None => {
                     app.mode = Mode::Normal;
@@ -156,7 +164,36 @@ fn diagnose(app: &mut App, c: Connection) -> Vec<Effect> {
         done: None,
     });
     app.mode = Mode::Diagnose;
+    app.view_scroll = Some(0);
     vec![Effect::Engine(Command::Diagnose(Box::new(c)))]
+}
+
+/// A key in the `l` or `d` view: it scrolls, or closes the view.
+pub fn view_key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
+    let (_, page) = super::overlays::view_size(app);
+    let page = page.max(1) as i64;
+    match k.code {
+        KeyCode::Esc | KeyCode::Char('q') | KeyCode::Char('?') | KeyCode::Char('l') => {
+            app.mode = Mode::Normal
+        }
+        KeyCode::Down | KeyCode::Char('j') => scroll_view(app, 1),
+        KeyCode::Up | KeyCode::Char('k') => scroll_view(app, -1),
+        KeyCode::PageDown | KeyCode::Char(' ') => scroll_view(app, page),
+        KeyCode::PageUp => scroll_view(app, -page),
+        KeyCode::Home | KeyCode::Char('g') => app.view_scroll = Some(0),
+        KeyCode::End | KeyCode::Char('G') => app.view_scroll = None,
+        _ => {}
+    }
+    Vec::new()
+}
+
+/// Scrolls the `l` or `d` view by `d` lines; at the end it stays there (following what comes).
+pub fn scroll_view(app: &mut App, d: i64) {
+    let (n, h) = super::overlays::view_size(app);
+    let max = n.saturating_sub(h);
+    let top = super::overlays::scroll_top(app.view_scroll, n, h) as i64 + d;
+    let top = top.clamp(0, max as i64) as usize;
+    app.view_scroll = if top >= max { None } else { Some(top) };
 }
 
 pub fn normal_key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
@@ -170,6 +207,18 @@ pub fn normal_key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
         return Vec::new();
     };
     let page = app.page() as i64;
+    // A broken entry is listed to say why it did not load; only closing what still runs
+    // from before it broke is done on it.
+    if matches!(
+        command,
+        Key::Toggle | Key::Diagnose | Key::Connect | Key::Copy | Key::Extend
+    ) && let Some(c) = app.selected_connection()
+        && !(command == Key::Toggle && app.is_open(&c.display_name))
+        && let Some(why) = super::reload::refusal(app, &c.display_name)
+    {
+        app.message = Some(why);
+        return Vec::new();
+    }
     match command {
         Key::Up => app.move_by(-1),
         Key::Down => app.move_by(1),
@@ -178,7 +227,7 @@ pub fn normal_key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
         Key::Top => app.select_first(),
         Key::Bottom => app.select_last(),
         Key::Toggle => match app.selected_connection() {
-            Some(c) if c.forwards.is_empty() => {
+            Some(c) if c.forwards.is_empty() && !app.is_open(&c.display_name) => {
                 app.message = Some(format!(
                     "{} has no forward to open; {} diagnoses it",
                     c.display_name,
@@ -194,7 +243,11 @@ pub fn normal_key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
             }
         }
         Key::Filter => app.mode = Mode::Filter,
-        Key::History => app.mode = Mode::History,
+        Key::History => {
+            app.mode = Mode::History;
+            // The config errors atop, when there are some; else the newest of the log.
+            app.view_scroll = (!app.load_errors.is_empty()).then_some(0);
+        }
         Key::Help => {
             app.help_scroll = 0;
             app.mode = Mode::Help;

@@ -1,35 +1,97 @@
 //! The details pane of the selection: the hop chain, the forwards and the settings with the
 //! file:line each comes from, the state, live traffic (a sparkline), uptime and the last
 //! error; then its timeline beside its log. On a wide pane the facts sit left and the
-//! activity right; on a narrow one they stack, and what does not fit is cut with `…`.
+//! activity right; on a narrow one they stack, and what does not fit is cut with `…` but
+//! errors, which wrap: an error is read whole. A broken entry (one that did not load) shows
+//! its error and the fix.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
-use ratatui::text::Line;
+use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph};
 
 use super::app::App;
-use super::fit::fit;
+use super::fit::{fit, width, wrap};
 use super::live::{Live, clock};
 use super::theme::Theme;
 use super::view::{badge, duration, fit_line, human_bytes, human_rate, spark, time_left};
 use crate::config::Connection;
+use crate::config::epoch::Broken;
 use crate::engine::TunnelState;
 
-/// The facts about a connection, one line each.
+/// `label` (dim) then `text` (in `style`) wrapped in `w` columns, its lines under the
+/// first's text: the whole of it, however long.
+pub fn wrapped(label: &str, text: &str, style: Style, dim: Style, w: usize) -> Vec<Line<'static>> {
+    let pad = width(label);
+    wrap(&format!("{label}{text}"), w, pad)
+        .into_iter()
+        .enumerate()
+        .map(|(n, l)| match l.strip_prefix(label) {
+            Some(rest) if n == 0 => Line::from(vec![
+                Span::styled(label.to_string(), dim),
+                Span::styled(rest.to_string(), style),
+            ]),
+            _ => Line::styled(l, style),
+        })
+        .collect()
+}
+
+/// What a broken entry's pane says: where it is, its error and the fix, whole.
+fn broken(app: &App, b: &Broken, theme: Theme, w: usize) -> Vec<Line<'static>> {
+    let dim = theme.dim();
+    let mut lines = vec![fit_line(
+        vec![
+            (b.display_name.clone(), theme.strong()),
+            (format!("  {}", super::table::BROKEN), theme.failed()),
+            (format!(" · [{}] {}", b.table, b.error.origin.short()), dim),
+        ],
+        w,
+    )];
+    lines.extend(wrapped(
+        "error      ",
+        &format!("{}: {}", b.error.origin.short(), b.error.message),
+        theme.failed(),
+        dim,
+        w,
+    ));
+    if let Some(fix) = &b.error.fix {
+        lines.extend(wrapped("fix        ", fix, Style::default(), dim, w));
+    }
+    lines.extend(wrapped(
+        "",
+        &format!(
+            "It did not load, so it is not opened: the list takes it when the file is fixed ({} reads the files now).",
+            app.keymap.first_key(super::keys::Command::Reload)
+        ),
+        dim,
+        dim,
+        w,
+    ));
+    lines
+}
+
+/// The facts about a connection, one line each (errors wrapped over as many as they need).
 pub fn facts(app: &App, c: &Connection, theme: Theme, w: usize) -> Vec<Line<'static>> {
     let live = app.live.get(&c.display_name);
     let dim = theme.dim();
+    let mut broke = Vec::new();
+    if let Some(b) = app.broken.get(&c.display_name) {
+        broke = broken(app, b, theme, w);
+        if !app.is_open(&c.display_name) {
+            return broke;
+        }
+    }
     let tags: String = c.tags.iter().map(|t| format!(" @{}", t.value)).collect();
-    let mut lines = vec![fit_line(
+    let mut lines = broke;
+    lines.push(fit_line(
         vec![
             (c.display_name.clone(), theme.strong()),
             (format!("  {} · {}", c.kind(), c.origin.short()), dim),
             (tags, theme.accent()),
         ],
         w,
-    )];
+    ));
     let mut chain = vec!["you".to_string()];
     chain.extend(
         c.hops
@@ -45,10 +107,8 @@ pub fn facts(app: &App, c: &Connection, theme: Theme, w: usize) -> Vec<Line<'sta
     let state = app.state(&c.display_name);
     let (text, style) = badge(app, &state, theme);
     let mut parts = vec![("state      ".to_string(), dim), (text, style)];
-    match &state {
-        TunnelState::Failed { error } => parts.push((format!("  {error}"), theme.failed())),
-        TunnelState::Expired { reason } => parts.push((format!("  closed: {reason}"), dim)),
-        _ => {}
+    if let TunnelState::Expired { reason } = &state {
+        parts.push((format!("  closed: {reason}"), dim));
     }
     if let Some(h) = live.and_then(|l| l.health.as_ref()) {
         let style = if h.ok { theme.up() } else { theme.failed() };
@@ -68,6 +128,13 @@ pub fn facts(app: &App, c: &Connection, theme: Theme, w: usize) -> Vec<Line<'sta
         ));
     }
     lines.push(fit_line(parts, w));
+    let failed = match &state {
+        TunnelState::Failed { error } => Some(error.as_str()),
+        _ => None,
+    };
+    if let Some(e) = failed {
+        lines.extend(wrapped("error      ", e, theme.failed(), dim, w));
+    }
     if super::reload::is_changed(app, &c.display_name) {
         lines.push(fit_line(
             vec![(
@@ -109,11 +176,8 @@ pub fn facts(app: &App, c: &Connection, theme: Theme, w: usize) -> Vec<Line<'sta
             ],
             w,
         ));
-        if let Some(e) = &l.stats.last_error {
-            lines.push(fit_line(
-                vec![("last error ".into(), dim), (e.clone(), theme.failed())],
-                w,
-            ));
+        if let Some(e) = l.stats.last_error.as_deref().filter(|e| Some(*e) != failed) {
+            lines.extend(wrapped("last error ", e, theme.failed(), dim, w));
         }
         if !l.history.is_empty() {
             let n = w.saturating_sub(12).min(l.history.len());

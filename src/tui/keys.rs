@@ -125,7 +125,7 @@ pub const KEYS: &[KeyDef] = &[
         Command::History,
         "history",
         &["l"],
-        "the selection's timeline and full log",
+        "the config's errors, then the selection's timeline and full log (↑↓ PgUp PgDn Home End scroll)",
         "log",
     ),
     def(

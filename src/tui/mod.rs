@@ -88,6 +88,7 @@ fn read(
         errors: reload::errors(&catalog),
         looked_in: looked_in(&catalog),
         connections: catalog.connections,
+        broken: catalog.broken,
     };
     (loaded, files)
 }

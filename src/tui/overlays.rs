@@ -1,6 +1,9 @@
 //! The screens drawn over the list: help (made from the key table, scrollable), the
-//! selection's timeline and log, the diagnostics as they run, and the engine's questions.
-//! Long lines wrap at word boundaries; nothing is cut without an ellipsis.
+//! selection's timeline and log (with the load's config errors atop), the diagnostics as they
+//! run, and the engine's questions. Long lines wrap at word boundaries; nothing is cut
+//! without an ellipsis. The `l` and `d` views scroll (↑↓ j k, PgUp PgDn, Home End, the
+//! wheel): their lines are made by [`history_lines`] and [`diagnose_lines`], which the keys
+//! also count to know where the end is.
 
 use ratatui::Frame;
 use ratatui::layout::{Margin, Rect};
@@ -11,8 +14,9 @@ use ratatui::widgets::{Block, Borders, Paragraph};
 use super::app::App;
 use super::details;
 use super::fit::{fit, width, wrap};
+use super::live::clock;
 use super::theme::Theme;
-use super::view::{SPINNER, backdrop, centered};
+use super::view::{SPINNER, backdrop, centered, text_width};
 use crate::diagnose::Status;
 use crate::prompt::Prompt;
 
@@ -94,33 +98,155 @@ pub fn help(app: &App, f: &mut Frame, theme: Theme) {
     );
 }
 
-/// The selection's timeline and log over the whole screen.
-pub fn history(app: &App, f: &mut Frame, theme: Theme) {
-    let area = big(f.area());
+/// The box the `l` and `d` views take on a terminal of `size` (columns, rows), and the rows
+/// of text it shows at once.
+pub fn view_box(size: (u16, u16)) -> (Rect, usize) {
+    let area = big(Rect::new(0, 0, size.0, size.1));
+    (area, usize::from(area.height.saturating_sub(2)))
+}
+
+/// The first line a scrolled view shows: `scroll` (`None`: the end) within `n` lines shown
+/// `h` at a time.
+pub fn scroll_top(scroll: Option<usize>, n: usize, h: usize) -> usize {
+    let max = n.saturating_sub(h);
+    scroll.map_or(max, |s| s.min(max))
+}
+
+/// The lines of the view the mode shows (`l` or `d`) on this terminal, and how many show at
+/// once.
+pub fn view_size(app: &App) -> (usize, usize) {
+    let (area, h) = view_box(app.size);
+    let w = text_width(area);
+    let n = match app.mode {
+        super::app::Mode::History => history_lines(app, Theme::mono(), w).len(),
+        super::app::Mode::Diagnose => diagnose_lines(app, Theme::mono(), w).len(),
+        _ => 0,
+    };
+    (n, h)
+}
+
+/// `lines` in a bordered box over the screen, from line `scroll` on, the title saying where.
+fn scrolled(
+    f: &mut Frame,
+    area: Rect,
+    lines: Vec<Line<'static>>,
+    scroll: Option<usize>,
+    title: &str,
+) {
     backdrop(f, area);
+    let h = usize::from(area.height.saturating_sub(2));
+    let top = scroll_top(scroll, lines.len(), h);
+    let title = if lines.len() > h {
+        format!(
+            " {title} · {}-{} of {} (↑↓ PgUp PgDn Home End, Esc close) ",
+            top + 1,
+            (top + h).min(lines.len()),
+            lines.len()
+        )
+    } else {
+        format!(" {title} (Esc close) ")
+    };
+    f.render_widget(
+        Paragraph::new(lines.into_iter().skip(top).take(h).collect::<Vec<_>>()).block(
+            Block::default()
+                .borders(Borders::ALL)
+                .title(fit(&title, usize::from(area.width.saturating_sub(2))).into_owned()),
+        ),
+        area,
+    );
+}
+
+/// The `l` view's lines in `w` columns: the load's config errors, then the selection's
+/// broken entry error, timeline and log, each whole (wrapped).
+pub fn history_lines(app: &App, theme: Theme, w: usize) -> Vec<Line<'static>> {
+    let dim = theme.dim();
+    let mut lines: Vec<Line<'static>> = Vec::new();
+    if !app.load_errors.is_empty() {
+        lines.push(Line::styled(
+            fit(&format!("config errors ({})", app.load_errors.len()), w).into_owned(),
+            theme.header(),
+        ));
+        for e in &app.load_errors {
+            lines.extend(
+                wrap(&e.text, w, 2)
+                    .into_iter()
+                    .map(|l| Line::styled(l, theme.failed())),
+            );
+        }
+        lines.push(Line::from(""));
+    }
+    let Some(c) = app.selected_connection() else {
+        return lines;
+    };
+    if app.broken.contains_key(&c.display_name) {
+        lines.extend(details::facts(app, c, theme, w));
+        lines.push(Line::from(""));
+    }
+    let live = app.live.get(&c.display_name);
+    lines.push(Line::styled(
+        fit("timeline", w).into_owned(),
+        theme.header(),
+    ));
+    let moments: Vec<_> = live
+        .map(|l| l.timeline.iter().collect())
+        .unwrap_or_default();
+    if moments.is_empty() {
+        lines.push(Line::styled(fit("nothing yet", w).into_owned(), dim));
+    }
+    for m in moments {
+        let style = match m.what {
+            super::live::Happened::Failed(_) | super::live::Happened::Health { ok: false, .. } => {
+                theme.failed()
+            }
+            super::live::Happened::Opened
+            | super::live::Happened::Reconnected
+            | super::live::Happened::Health { ok: true, .. } => theme.up(),
+            super::live::Happened::Closed | super::live::Happened::Expired(_) => dim,
+            _ => theme.busy(),
+        };
+        lines.extend(details::wrapped(
+            &format!("{} ", clock(m.at, app.utc_offset)),
+            &format!("{} {}", m.what.symbol(), m.what.text()),
+            style,
+            dim,
+            w,
+        ));
+    }
+    lines.push(Line::from(""));
+    lines.push(Line::styled(fit("log", w).into_owned(), theme.header()));
+    let log: Vec<_> = live.map(|l| l.log.iter().collect()).unwrap_or_default();
+    if log.is_empty() {
+        lines.push(Line::styled(fit("nothing yet", w).into_owned(), dim));
+    }
+    for (at, text) in log {
+        lines.extend(details::wrapped(
+            &format!("{} ", clock(*at, app.utc_offset)),
+            text,
+            Style::default(),
+            dim,
+            w,
+        ));
+    }
+    lines
+}
+
+/// The selection's config errors, timeline and log over the whole screen.
+pub fn history(app: &App, f: &mut Frame, theme: Theme) {
+    let (area, _) = view_box((f.area().width, f.area().height));
     let name = app
         .selected_connection()
         .map(|c| c.display_name.clone())
         .unwrap_or_default();
-    let block = Block::default().borders(Borders::ALL).title(
-        fit(
-            &format!(" history: {name} "),
-            usize::from(area.width.saturating_sub(2)),
-        )
-        .into_owned(),
-    );
-    let inner = block.inner(area);
-    f.render_widget(block, area);
-    details::activity(app, app.live.get(&name), f, inner, theme);
+    let lines = history_lines(app, theme, text_width(area));
+    scrolled(f, area, lines, app.view_scroll, &format!("history: {name}"));
 }
 
-/// The diagnostics, step by step as they finish, hints under the failing ones.
-pub fn diagnose(app: &App, f: &mut Frame, theme: Theme) {
-    let Some(d) = &app.diagnosis else { return };
-    let area = big(f.area());
-    backdrop(f, area);
-    let w = usize::from(area.width.saturating_sub(3));
-    let mut lines: Vec<Line> = Vec::new();
+/// The diagnostics' lines in `w` columns: step by step, hints under the failing ones.
+pub fn diagnose_lines(app: &App, theme: Theme, w: usize) -> Vec<Line<'static>> {
+    let Some(d) = &app.diagnosis else {
+        return Vec::new();
+    };
+    let mut lines: Vec<Line<'static>> = Vec::new();
     for s in &d.steps {
         let (mark, style) = match s.status {
             Status::Pass => ("✔", theme.up()),
@@ -161,20 +287,20 @@ pub fn diagnose(app: &App, f: &mut Frame, theme: Theme) {
         ),
     };
     lines.push(Line::styled(fit(&last, w).into_owned(), style));
-    // The newest lines stay on screen.
-    let h = usize::from(area.height.saturating_sub(2));
-    let skip = lines.len().saturating_sub(h);
-    f.render_widget(
-        Paragraph::new(lines.into_iter().skip(skip).collect::<Vec<_>>()).block(
-            Block::default().borders(Borders::ALL).title(
-                fit(
-                    &format!(" doctor: {} ", d.name),
-                    usize::from(area.width.saturating_sub(2)),
-                )
-                .into_owned(),
-            ),
-        ),
+    lines
+}
+
+/// The diagnostics, step by step as they finish; from the top, scrolled with the keys.
+pub fn diagnose(app: &App, f: &mut Frame, theme: Theme) {
+    let Some(d) = &app.diagnosis else { return };
+    let (area, _) = view_box((f.area().width, f.area().height));
+    let lines = diagnose_lines(app, theme, text_width(area));
+    scrolled(
+        f,
         area,
+        lines,
+        app.view_scroll,
+        &format!("doctor: {}", d.name),
     );
 }
 

@@ -2,15 +2,19 @@
 //! changed on disk) or `r` asks: connections added, removed and changed appear without a key
 //! press; an open tunnel whose settings changed is marked ("config changed: Enter twice to
 //! reopen": Enter closes it, Enter opens it with the new settings); an open tunnel whose
-//! entry went away stays listed until it is closed. A live reload that brings errors the
-//! last good load did not have (a TOML syntax error, a bad ssh_config line, which ssh would
-//! refuse) keeps the last good list and shows the error until the file is fixed.
+//! entry went away stays listed until it is closed. A load with errors is taken as `warren
+//! list` takes it: the entries that load are listed, an entry with an error (a TOML syntax
+//! error in its section, a bad value) is listed as broken with its error, and the load's
+//! errors stay in the status line until the files are fixed (`l` shows them whole). Keeping
+//! the last good list instead would show entries that are no longer in the file, and hide
+//! the ones that are.
 
 use std::collections::HashMap;
 
 use super::app::App;
+use crate::config::epoch::Broken;
 use crate::config::load::FileStatus;
-use crate::config::{Catalog, Connection, Severity};
+use crate::config::{Catalog, Connection, Policy, Severity, SourceKind};
 
 /// An error of a load: what the user reads (file:line, what, the fix), and what tells it
 /// apart from the errors of another load (the file and the message, not the line: a line
@@ -26,6 +30,8 @@ pub struct LoadError {
 pub struct Loaded {
     /// With the settings' defaults applied.
     pub connections: Vec<Connection>,
+    /// Entries that did not load.
+    pub broken: Vec<Broken>,
     pub errors: Vec<LoadError>,
     /// Where warren looked, and what it found there (for the empty state).
     pub looked_in: Vec<String>,
@@ -77,25 +83,62 @@ pub fn errors(catalog: &Catalog) -> Vec<LoadError> {
     out
 }
 
-/// Takes a load. `live`: it came from a change on disk (new errors keep the last good
-/// list, and what changed is said in the status line).
+/// The row a broken entry has in the list: a connection with its name and nothing to open.
+/// [`App::broken`] says why; the commands refuse it with that.
+pub fn placeholder(b: &Broken) -> Connection {
+    Connection {
+        name: b.name.clone(),
+        display_name: b.display_name.clone(),
+        source: SourceKind::Epoch,
+        origin: b.error.origin.clone(),
+        hops: Vec::new(),
+        forwards: Vec::new(),
+        database: None,
+        policy: Policy::defaults(),
+        tags: Vec::new(),
+        problems: vec![b.error.clone()],
+        other: Vec::new(),
+        untrusted: None,
+    }
+}
+
+/// What the status line says while a load has errors: where the whole text is, and the first.
+pub fn summary(errors: &[LoadError], history_key: &str) -> Option<String> {
+    let first = errors.first()?;
+    Some(match errors.len() {
+        1 => format!(
+            "config error ({history_key} shows it whole): {}",
+            first.text
+        ),
+        n => format!(
+            "{n} config errors ({history_key} shows them whole): {}",
+            first.text
+        ),
+    })
+}
+
+/// Takes a load. `live`: it came from a change on disk (what changed is said in the status
+/// line).
 pub fn apply(app: &mut App, loaded: Loaded, live: bool) {
     let Loaded {
         connections,
+        broken,
         errors,
         looked_in,
     } = loaded;
-    if live && let Some(new) = errors.iter().find(|e| !app.config_errors.contains(&e.key)) {
-        let new = &new.text;
-        let more = errors.len() - 1;
-        // Newer than whatever the status line said.
-        app.message = None;
-        app.config_error = Some(if more > 0 {
-            format!("not reloaded, the last good config stays: {new} (and {more} more)")
-        } else {
-            format!("not reloaded, the last good config stays: {new}")
-        });
-        return;
+    let new_error = errors
+        .iter()
+        .any(|e| !app.load_errors.iter().any(|o| o.key == e.key));
+    let newly_broken: Vec<String> = broken
+        .iter()
+        .filter(|b| !app.broken.contains_key(&b.display_name))
+        .map(|b| b.display_name.clone())
+        .collect();
+    let mut connections = connections;
+    for b in &broken {
+        if !connections.iter().any(|c| c.display_name == b.display_name) {
+            connections.push(placeholder(b));
+        }
     }
     let old: HashMap<&str, &Connection> = app
         .connections
@@ -131,15 +174,21 @@ pub fn apply(app: &mut App, loaded: Loaded, live: bool) {
         }
     }
     app.orphans = kept.iter().map(|c| c.display_name.clone()).collect();
-    let mut connections = connections;
     connections.extend(kept);
     app.changed.extend(changed_open.iter().cloned());
     app.changed
         .retain(|n| connections.iter().any(|c| &c.display_name == n));
+    app.broken = broken
+        .into_iter()
+        .map(|b| (b.display_name.clone(), b))
+        .collect();
     app.set_connections(connections);
-    app.config_errors = errors.into_iter().map(|e| e.key).collect();
+    app.config_error = summary(
+        &errors,
+        &app.keymap.first_key(super::keys::Command::History),
+    );
+    app.load_errors = errors;
     app.looked_in = looked_in;
-    app.config_error = None;
     if !live {
         return;
     }
@@ -152,6 +201,14 @@ pub fn apply(app: &mut App, loaded: Loaded, live: bool) {
     }
     if changed > 0 {
         parts.push(format!("{changed} changed"));
+    }
+    if !newly_broken.is_empty() {
+        parts.push(format!("broken: {}", newly_broken.join(", ")));
+    }
+    if new_error {
+        // The new error is what the status line says (it holds the broken entries' too).
+        app.message = None;
+        return;
     }
     if !parts.is_empty() || !changed_open.is_empty() {
         let mut m = format!("config reloaded: {}", parts.join(", "));
@@ -183,4 +240,15 @@ pub fn closed(app: &mut App, name: &str) {
 /// Whether an open tunnel runs with settings the config no longer has.
 pub fn is_changed(app: &App, name: &str) -> bool {
     app.changed.contains(name) && app.is_open(name)
+}
+
+/// Why a command may not run on connection `name`: its entry did not load (`None`: it did).
+pub fn refusal(app: &App, name: &str) -> Option<String> {
+    app.broken.get(name).map(|b| {
+        format!(
+            "{name} did not load, fix it first: {}: {} (the details have the fix)",
+            b.error.origin.short(),
+            b.error.message
+        )
+    })
 }

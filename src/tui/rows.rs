@@ -91,15 +91,28 @@ pub fn fuzzy(pattern: &str, text: &str) -> bool {
     pattern.chars().all(|p| it.any(|c| c == p))
 }
 
-/// Problems first: failed, reconnecting, connecting, up, expired, down.
-fn state_rank(s: Option<&TunnelState>) -> u8 {
-    match s {
-        Some(TunnelState::Failed { .. }) => 0,
-        Some(TunnelState::Reconnecting { .. }) => 1,
-        Some(TunnelState::Connecting) => 2,
-        Some(TunnelState::Up) => 3,
-        Some(TunnelState::Expired { .. }) => 4,
-        Some(TunnelState::Down) | None => 5,
+/// Problems first: broken (did not load), failed, reconnecting, connecting, up with its
+/// database failing, up, expired, down.
+fn state_rank(app: &App, name: &str) -> u8 {
+    if app.broken.contains_key(name) && !app.is_open(name) {
+        return 0;
+    }
+    match app.states.get(name) {
+        Some(TunnelState::Failed { .. }) => 1,
+        Some(TunnelState::Reconnecting { .. }) => 2,
+        Some(TunnelState::Connecting) => 3,
+        Some(TunnelState::Up)
+            if app
+                .live
+                .get(name)
+                .and_then(|l| l.health.as_ref())
+                .is_some_and(|h| !h.ok) =>
+        {
+            4
+        }
+        Some(TunnelState::Up) => 5,
+        Some(TunnelState::Expired { .. }) => 6,
+        Some(TunnelState::Down) | None => 7,
     }
 }
 
@@ -131,7 +144,7 @@ impl App {
         match self.sort {
             SortBy::Name => {}
             SortBy::State => {
-                idx.sort_by_key(|&i| state_rank(self.states.get(&self.connections[i].display_name)))
+                idx.sort_by_key(|&i| state_rank(self, &self.connections[i].display_name))
             }
             SortBy::Source => idx.sort_by_key(|&i| self.connections[i].source as u8),
             SortBy::Traffic => idx.sort_by_key(|&i| {

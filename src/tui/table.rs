@@ -7,6 +7,8 @@
 //! (text and style from the app and the connection's index; `""` when it has nothing to say),
 //! optionally a cheap width function, and put a [`Column`] for it in [`COLUMNS`] where it
 //! should appear, with a `keep` rank saying how soon it is dropped on a narrow terminal.
+//! The ranks put what tells a problem first: the database's verdict (DB), then the way
+//! (VIA), then the traffic's sparkline, which is mostly blank.
 
 use std::borrow::Cow;
 
@@ -80,7 +82,7 @@ pub const COLUMNS: &[Column] = &[
     },
     Column {
         header: "VIA",
-        keep: 4,
+        keep: 3,
         min: Some(10),
         cell: via_cell,
         width: Some(|x, i| usize::from(x.app.cells[i].widths[3])),
@@ -88,7 +90,7 @@ pub const COLUMNS: &[Column] = &[
     },
     Column {
         header: "DB",
-        keep: 3,
+        keep: 2,
         min: Some(8),
         cell: db_cell,
         width: None,
@@ -104,8 +106,8 @@ pub const COLUMNS: &[Column] = &[
     },
     Column {
         header: "TRAFFIC",
-        keep: 2,
-        min: None,
+        keep: 4,
+        min: Some(12),
         cell: traffic,
         width: Some(|x, i| {
             if traffic_shown(x.app, i) {
@@ -175,8 +177,14 @@ fn left_cell<'a>(x: &Ctx<'a>, i: usize) -> (Cow<'a, str>, Style) {
     }
 }
 
+/// The state of a broken entry (one that did not load) that is not open.
+pub const BROKEN: &str = "✘ broken";
+
 fn state_cell<'a>(x: &Ctx<'a>, i: usize) -> (Cow<'a, str>, Style) {
     let name = &x.app.connections[i].display_name;
+    if x.app.broken.contains_key(name) && !x.app.is_open(name) {
+        return (Cow::Borrowed(BROKEN), x.theme.failed());
+    }
     let (mut text, style) = badge(x.app, &x.app.state(name), x.theme);
     if super::reload::is_changed(x.app, name) {
         text.push_str(CHANGED);
@@ -188,7 +196,11 @@ fn state_cell<'a>(x: &Ctx<'a>, i: usize) -> (Cow<'a, str>, Style) {
 const CHANGED: &str = " ✎";
 
 fn state_width(x: &Ctx, i: usize) -> usize {
-    match x.app.states.get(&x.app.connections[i].display_name) {
+    let name = &x.app.connections[i].display_name;
+    if x.app.broken.contains_key(name) && !x.app.is_open(name) {
+        return width(BROKEN);
+    }
+    match x.app.states.get(name) {
         // "○ down", without making the string: most rows are down.
         None | Some(crate::engine::TunnelState::Down) => 6,
         Some(s) => {
@@ -257,7 +269,12 @@ fn traffic<'a>(x: &Ctx<'a>, i: usize) -> (Cow<'a, str>, Style) {
     let Some(l) = x.app.live.get(&x.app.connections[i].display_name) else {
         return (Cow::Borrowed(""), Style::default());
     };
-    let text = format!("{} {:>11}", spark(&l.history, SPARK), human_rate(l.rate()));
+    // The rate first: on a narrow terminal the sparkline is what is cut (with `…`).
+    let text = format!(
+        "{:>11} {}",
+        human_rate(l.rate()),
+        spark(&l.history, SPARK).trim_start()
+    );
     (Cow::Owned(text), x.theme.up())
 }
 
@@ -345,11 +362,16 @@ pub fn render(app: &App, f: &mut Frame, area: Rect, theme: Theme) {
     }));
     let page = usize::from(inner.height.saturating_sub(1));
     let end = (app.offset + page).min(app.rows.len());
-    let rows: Vec<TableRow> = app.rows[app.offset.min(end)..end]
+    let first = app.offset.min(end);
+    let rows: Vec<TableRow> = app.rows[first..end]
         .iter()
-        .map(|r| match r {
+        .enumerate()
+        .map(|(n, r)| match r {
             Row::Conn(i) => TableRow::new(cols.iter().map(|(k, w)| {
-                let (text, style) = (COLUMNS[*k].cell)(&x, *i);
+                let (text, mut style) = (COLUMNS[*k].cell)(&x, *i);
+                if first + n == app.selected {
+                    style = theme.on_cursor(style);
+                }
                 Cell::from(Span::styled(fit(&text, *w).into_owned(), style))
             })),
             Row::Group { label, count } => TableRow::new(cols.iter().map(|(k, w)| {

@@ -68,16 +68,33 @@ impl Theme {
         self.color(Color::Gray, Color::Indexed(238))
             .add_modifier(Modifier::BOLD)
     }
-    /// The selected row.
+    /// The selected row (the cursor): a background a shade off the terminal's, bold; under
+    /// mono, reversed. Its cells take [`Theme::on_cursor`].
     pub fn selected(self) -> Style {
         match self.name {
             ThemeName::Dark => Style::default()
-                .bg(Color::DarkGray)
+                .bg(Color::Indexed(237))
                 .add_modifier(Modifier::BOLD),
             ThemeName::Light => Style::default()
                 .bg(Color::Indexed(254))
                 .add_modifier(Modifier::BOLD),
             ThemeName::Mono => Style::default().add_modifier(Modifier::REVERSED),
+        }
+    }
+    /// A cell's style on the cursor row. The dim grey of secondary text ("○ down", VIA,
+    /// SOURCE) sinks into the cursor's grey background, so there it is drawn in the text
+    /// colour that reads on it; other colours are kept. Mono reverses the whole row, which
+    /// keeps every cell readable as it is.
+    pub fn on_cursor(self, cell: Style) -> Style {
+        let text = match self.name {
+            ThemeName::Dark => Color::Gray,
+            ThemeName::Light => Color::Indexed(236),
+            ThemeName::Mono => return cell,
+        };
+        if cell.fg.is_some() && (cell.fg == self.dim().fg || cell.fg == self.selected().bg) {
+            cell.fg(text)
+        } else {
+            cell
         }
     }
     /// The field with the cursor in a form.

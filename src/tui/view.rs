@@ -222,9 +222,10 @@ fn title(app: &App) -> Vec<(String, Style)> {
         .iter()
         .filter(|c| app.is_open(&c.display_name))
         .count();
+    let n = app.connections.len();
     let mut t = format!(
-        " warren  {} connections, {open} open · sorted by {}",
-        app.connections.len(),
+        " warren  {n} connection{}, {open} open · sorted by {}",
+        if n == 1 { "" } else { "s" },
         name_of(&SORTS, app.sort)
     );
     if app.group != GroupBy::None {

@@ -150,6 +150,21 @@ impl Tmux {
         }
     }
 
+    /// Gives the terminal another size (the TUI redraws for it).
+    pub fn resize(&self, cols: u16, rows: u16) {
+        let _ = Command::new("tmux")
+            .args([
+                "resize-window",
+                "-t",
+                &self.name,
+                "-x",
+                &cols.to_string(),
+                "-y",
+                &rows.to_string(),
+            ])
+            .status();
+    }
+
     /// Types text literally.
     pub fn type_text(&self, text: &str) {
         let _ = Command::new("tmux")
@@ -157,6 +172,21 @@ impl Tmux {
             .status();
         std::thread::sleep(Duration::from_millis(120));
     }
+}
+
+/// The text of a screen with the boxes' borders taken out and every run of blanks (line ends
+/// too) made one space: a text wrapped over lines reads as one, to look for it whole.
+pub fn unwrapped(screen: &str) -> String {
+    screen
+        .chars()
+        .map(|c| match c {
+            '│' | '─' | '┌' | '┐' | '└' | '┘' | '├' | '┤' => ' ',
+            c => c,
+        })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 fn rand_suffix() -> u128 {

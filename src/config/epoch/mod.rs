@@ -101,10 +101,38 @@ pub const JUMP_KEYS: &[&str] = &[
 const DEFAULT_KEEPALIVE: u64 = 30;
 const DEFAULT_KEEPALIVE_COUNT: u32 = 3;
 
+/// An entry the file has that did not load: its name, where it is, and its first error (a
+/// TOML syntax error in its section, a bad value). Listed as broken, so that the user sees
+/// it and why, rather than its absence.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Broken {
+    pub name: String,
+    /// The name to show and to type (`epoch:NAME` when ssh_config has NAME too).
+    pub display_name: String,
+    /// The entry's table (`storage.postgres.orders`).
+    pub table: String,
+    pub error: Problem,
+}
+
+impl Broken {
+    /// `file:line: what (fix: how)`, on one line.
+    pub fn summary(&self) -> String {
+        let fix = self
+            .error
+            .fix
+            .as_ref()
+            .map(|f| format!(" (fix: {f})"))
+            .unwrap_or_default();
+        format!("{}: {}{fix}", self.error.origin, self.error.message)
+    }
+}
+
 /// What loading one epoch.toml gave.
 #[derive(Debug, Default)]
 pub struct EpochFile {
     pub connections: Vec<Connection>,
+    /// Entries with an error, which did not load (their errors are in `problems` too).
+    pub broken: Vec<Broken>,
     pub problems: Vec<Problem>,
     /// The file is not valid TOML as a whole (sections were skipped).
     pub syntax_error: bool,
@@ -115,16 +143,27 @@ pub fn load(path: &Path, text: &str, ctx: &Context, ssh: &SshConfig) -> EpochFil
     let path: Arc<Path> = Arc::from(path);
     let mut out = EpochFile::default();
     let (doc, syntax) = salvage::parse(text);
+    // The sections a syntax error skipped, with its problem: an entry in one (or with a
+    // sub-table in one) is broken, not missing.
+    let mut skipped: Vec<(String, Problem)> = Vec::new();
     for e in syntax {
         out.syntax_error = true;
         let mut msg = format!("TOML syntax error: {}", e.message);
         if !e.skipped.is_empty() {
             msg.push_str(&format!("; skipped {}", e.skipped.join(", ")));
         }
-        out.problems
-            .push(Problem::error(Origin::file(&path, e.line), msg).with_fix(e.fix));
+        let p = Problem::error(Origin::file(&path, e.line), msg).with_fix(e.fix);
+        for s in &e.skipped {
+            if let Some(name) = s.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+                skipped.push((name.to_string(), p.clone()));
+            }
+        }
+        out.problems.push(p);
     }
-    let Some(doc) = doc else { return out };
+    let Some(doc) = doc else {
+        out.broken = skipped_entries(&skipped, &[]);
+        return out;
+    };
     let src = Source::new(Arc::clone(&path), doc.raw(), ctx);
     let root = Table {
         src: &src,
@@ -133,13 +172,70 @@ pub fn load(path: &Path, text: &str, ctx: &Context, ssh: &SshConfig) -> EpochFil
         origin: Origin::file(&path, 1),
     };
     let mut seen: std::collections::HashMap<String, Origin> = std::collections::HashMap::new();
-    load_storage(&root, ssh, &mut out, &mut seen);
-    load_reverse(&root, ssh, &mut out, &mut seen);
+    load_storage(&root, ssh, &mut out, &mut seen, &skipped);
+    load_reverse(&root, ssh, &mut out, &mut seen, &skipped);
+    // Entries whose whole section was skipped: the document does not have them at all.
+    let known: Vec<String> = out.broken.iter().map(|b| b.table.clone()).collect();
+    out.broken.extend(skipped_entries(&skipped, &known));
     auto_bind_collisions(&mut out);
     // In the order the file has them, not grouped by engine table.
     out.connections
         .sort_by_key(|c| c.origin.file_line().map(|(_, l)| l).unwrap_or(0));
     out
+}
+
+/// The entry a section belongs to: `storage.<engine>.<name>` or `reverse.<name>` (from the
+/// section itself or one of its sub-tables), as (its table, its name).
+fn entry_of(section: &str) -> Option<(String, String)> {
+    let parts: Vec<&str> = section.split('.').collect();
+    match parts.as_slice() {
+        ["storage", engine, name, ..] => {
+            Some((format!("storage.{engine}.{name}"), name.to_string()))
+        }
+        ["reverse", name, ..] => Some((format!("reverse.{name}"), name.to_string())),
+        _ => None,
+    }
+}
+
+/// The syntax error that skipped entry `table` or one of its sub-tables, if one did.
+fn skipped_error(skipped: &[(String, Problem)], table: &str) -> Option<Problem> {
+    skipped
+        .iter()
+        .find(|(s, _)| entry_of(s).is_some_and(|(t, _)| t == table))
+        .map(|(_, p)| p.clone())
+}
+
+/// The entries the syntax errors skipped, but those in `known`, each once.
+fn skipped_entries(skipped: &[(String, Problem)], known: &[String]) -> Vec<Broken> {
+    let mut out: Vec<Broken> = Vec::new();
+    for (section, p) in skipped {
+        let Some((table, name)) = entry_of(section) else {
+            continue;
+        };
+        if known.contains(&table) || out.iter().any(|b| b.table == table) {
+            continue;
+        }
+        out.push(Broken {
+            display_name: name.clone(),
+            name,
+            table,
+            error: p.clone(),
+        });
+    }
+    out
+}
+
+/// An entry that did not load, with the first of its errors.
+fn broken(table: &Table, name: &str, problems: &[Problem]) -> Option<Broken> {
+    let error = problems
+        .iter()
+        .find(|p| p.severity == super::Severity::Error)?;
+    Some(Broken {
+        name: name.to_string(),
+        display_name: name.to_string(),
+        table: table.name.clone(),
+        error: error.clone(),
+    })
 }
 
 /// `[storage.<engine>.<name>]`: databases, with their ssh_tunnel.
@@ -148,6 +244,7 @@ fn load_storage(
     ssh: &SshConfig,
     out: &mut EpochFile,
     seen: &mut std::collections::HashMap<String, Origin>,
+    skipped: &[(String, Problem)],
 ) {
     let Some(storage) = root.sub("storage") else {
         return;
@@ -190,6 +287,12 @@ fn load_storage(
                 );
                 continue;
             }
+            if let Some(p) = skipped_error(skipped, &entry.name) {
+                // A sub-table of it was skipped: what is left would be half the entry.
+                seen.insert(name.to_string(), entry.origin.clone());
+                out.broken.extend(broken(&entry, name, &[p]));
+                continue;
+            }
             let mut f = Findings::default();
             let conn = entry_connection(engine, name, &entry, ssh, &mut f);
             let warnings: Vec<Problem> = f
@@ -200,6 +303,8 @@ fn load_storage(
                 .collect();
             out.problems.extend(f.problems.iter().cloned());
             if f.has_errors() {
+                seen.insert(name.to_string(), entry.origin.clone());
+                out.broken.extend(broken(&entry, name, &f.problems));
                 continue;
             }
             if let Some(mut c) = conn {
@@ -230,6 +335,7 @@ fn load_reverse(
     ssh: &SshConfig,
     out: &mut EpochFile,
     seen: &mut std::collections::HashMap<String, Origin>,
+    skipped: &[(String, Problem)],
 ) {
     let Some(reverse) = root.sub("reverse") else {
         return;
@@ -255,11 +361,22 @@ fn load_reverse(
             }
             None => continue,
         };
+        if let Some(p) = skipped_error(skipped, &t.name) {
+            if !seen.contains_key(name) {
+                seen.insert(name.to_string(), t.origin.clone());
+                out.broken.extend(broken(&t, name, &[p]));
+            }
+            continue;
+        }
         let mut f = Findings::default();
         t.unknown_keys(REVERSE_KEYS, &mut f);
         let conn = reverse_connection(name, &t, ssh, &mut f);
         out.problems.extend(f.problems.iter().cloned());
         if f.has_errors() {
+            if !seen.contains_key(name) {
+                seen.insert(name.to_string(), t.origin.clone());
+                out.broken.extend(broken(&t, name, &f.problems));
+            }
             continue;
         }
         let Some(mut c) = conn else { continue };

@@ -62,7 +62,8 @@ fn header_name(line: &str) -> Option<String> {
         return None;
     }
     let inner = t.trim_start_matches('[');
-    let end = inner.find(']')?;
+    // An unclosed header (`[storage.postgres.orders`) still names its section.
+    let end = inner.find(']').unwrap_or(inner.len());
     let name = inner[..end]
         .split('.')
         .map(|p| p.trim().trim_matches(['"', '\'']))
@@ -128,6 +129,15 @@ mod tests {
         assert!(doc.get("a").is_some());
         assert!(doc.get("b").is_none());
         assert!(doc.get("c").is_some());
+    }
+
+    #[test]
+    fn an_unclosed_header_still_names_the_section_it_skips() {
+        let text = "[a]\nx = 1\n[b.c\ny = 2\n[d]\nw = 2\n";
+        let (doc, errs) = parse(text);
+        let doc = doc.expect("salvaged");
+        assert_eq!(errs[0].skipped, vec!["[b.c]".to_string()]);
+        assert!(doc.get("a").is_some() && doc.get("d").is_some());
     }
 
     #[test]
