@@ -1,14 +1,15 @@
 //! The TUI in a real terminal (tmux) against a real sshd: the list as a table at 120 columns
 //! (a header, 40-character targets whole, S sorting), the filter, a tunnel opened with Enter
-//! that carries data, the diagnostics pane, quit with q / y, and the setup form from a HOME
-//! with nothing in it.
+//! that carries data, the diagnostics pane, quit with q / y, the setup form from a HOME
+//! with nothing in it, and host key answers that hold for what they say (a saved key across
+//! a bastion restart, "once" across reconnects, "no" that stops the tunnel).
 
 mod support;
 
 use support::net::{echo_server, echo_through};
 use support::sshd::{Sshd, free_port};
 use support::tmux::Tmux;
-use support::tunnel::{have_servers, local_user, with_key};
+use support::tunnel::{have_servers, local_user, unknown_host, with_key};
 
 #[test]
 fn the_tui_lists_filters_opens_a_tunnel_diagnoses_and_quits() {
@@ -405,4 +406,114 @@ fn daemon_scratch(sshd: &Sshd) -> (support::Scratch, u16, String) {
     let run = s.path().join("run").display().to_string();
     std::fs::create_dir_all(&run).expect("run");
     (s, local, run)
+}
+
+/// The host key question's answer line.
+const HOST_KEY_QUESTION: &str = "y yes, trust and save    o once, for this session    n no";
+
+/// Waits for the host key question and answers it with `key`, after the guard that drops
+/// keys typed for what was on screen before it.
+fn answer_host_key(t: &Tmux, key: &str) {
+    t.wait_for(HOST_KEY_QUESTION);
+    std::thread::sleep(warren::tui::app::PROMPT_GUARD + std::time::Duration::from_millis(200));
+    t.keys(&[key]);
+}
+
+fn db_up(screen: &str) -> bool {
+    screen
+        .lines()
+        .any(|l| l.contains("● up") && l.contains(" db "))
+}
+
+/// The TUI on the `db` host of [`unknown_host`], its tunnel opened.
+fn open_unknown_db(s: &support::Scratch) -> Tmux {
+    let t = Tmux::warren(s.path(), "", "--ssh-config ssh_config");
+    t.wait_for("connections");
+    t.keys(&["Enter"]);
+    t
+}
+
+#[test]
+fn a_saved_host_key_survives_a_bastion_restart_without_a_question() {
+    if !have_servers() || !support::require("tmux") {
+        return;
+    }
+    let mut sshd = Sshd::start("");
+    let local = free_port();
+    let s = unknown_host(&sshd, local);
+    let t = open_unknown_db(&s);
+    answer_host_key(&t, "y");
+    t.wait_until("db up", db_up);
+    let kh = || std::fs::read_to_string(s.path().join("known_hosts")).expect("known_hosts");
+    assert_eq!(kh().trim(), sshd.known_hosts_line());
+
+    // The bastion restarts with the same key on the same port: the tunnel comes back by
+    // itself, with no question (a question would hold it until answered).
+    sshd.restart();
+    let screen = t.wait_until("db up again after one reconnect", |sc| {
+        db_up(sc) && sc.contains("reconnects 1")
+    });
+    assert!(!screen.contains(HOST_KEY_QUESTION), "{screen}");
+    assert_eq!(
+        echo_through(&format!("127.0.0.1:{local}"), b"after the restart"),
+        b"after the restart"
+    );
+    assert_eq!(
+        kh().trim(),
+        sshd.known_hosts_line(),
+        "the line is written once"
+    );
+    t.quit_closing_tunnels();
+}
+
+#[test]
+fn once_holds_across_reconnects_and_no_on_a_reconnect_stops_the_tunnel() {
+    if !have_servers() || !support::require("tmux") {
+        return;
+    }
+    let mut sshd = Sshd::start("");
+    let local = free_port();
+    let s = unknown_host(&sshd, local);
+    let t = open_unknown_db(&s);
+    answer_host_key(&t, "o");
+    t.wait_until("db up", db_up);
+
+    // R reconnects: the key accepted once for this session is not asked about again.
+    t.keys(&["R"]);
+    let screen = t.wait_until("db up again after one reconnect", |sc| {
+        db_up(sc) && sc.contains("reconnects 1")
+    });
+    assert!(!screen.contains(HOST_KEY_QUESTION), "{screen}");
+    assert_eq!(
+        std::fs::read_to_string(s.path().join("known_hosts")).expect("known_hosts"),
+        "",
+        "once writes nothing"
+    );
+
+    // The bastion comes back with another key: the reconnect asks; no fails the tunnel
+    // and nothing asks again.
+    sshd.restart_with_a_new_host_key();
+    answer_host_key(&t, "n");
+    let screen = t.wait_until("db failed, host key rejected", |sc| {
+        sc.lines()
+            .any(|l| l.contains("✘ failed") && l.contains(" db "))
+            && sc.contains("host key rejected")
+    });
+    assert!(!screen.contains(HOST_KEY_QUESTION), "{screen}");
+    // Well past the retry intervals of a reconnect (1 s, then 2 s, 4 s with jitter).
+    std::thread::sleep(std::time::Duration::from_secs(8));
+    let screen = t.screen();
+    assert!(
+        !screen.contains(HOST_KEY_QUESTION)
+            && screen
+                .lines()
+                .any(|l| l.contains("✘ failed") && l.contains(" db ")),
+        "rejected stays failed, asked no more:\n{screen}"
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", local)).is_err(),
+        "a failed tunnel listens no more"
+    );
+    t.keys(&["q"]);
+    t.wait_for("EXITED 0");
 }

@@ -32,6 +32,8 @@ pub struct HostKeySeen {
     pub name: String,
     pub found: Option<Found>,
     pub refused: Option<String>,
+    /// A person answered no: the refusal is final (nothing retries it by itself).
+    pub rejected: bool,
     pub warning: Option<String>,
     /// What was written to known_hosts.
     pub recorded: Option<String>,
@@ -329,6 +331,7 @@ impl client::Handler for Client {
             name: d.name.clone(),
             found: Some(d.found.clone()),
             refused: None,
+            rejected: false,
             warning: d.warning.clone().or(skipped),
             recorded: None,
             not_recorded: None,
@@ -355,6 +358,9 @@ impl client::Handler for Client {
                     ));
                 }
             }
+            // Accepted "once" earlier in this session (a reconnect, a reopen): not asked again.
+            Action::Ask(Question::UnknownKey { .. })
+                if self.prompter.accepted_for_session(&d.name, &fp) => {}
             Action::Ask(Question::UnknownKey { lines, other_names }) => {
                 let prompt = Prompt::HostKey {
                     host: d.name.clone(),
@@ -363,13 +369,18 @@ impl client::Handler for Client {
                     other_names,
                 };
                 match self.ask(prompt).await {
-                    Some(Answer::HostKey(HostKeyAnswer::AcceptOnce)) => {}
+                    Some(Answer::HostKey(HostKeyAnswer::AcceptOnce)) => {
+                        if !self.dry_run {
+                            self.prompter.accept_for_session(&d.name, &fp);
+                        }
+                    }
                     Some(Answer::HostKey(HostKeyAnswer::AcceptAndSave)) => {
                         self.record(&lines, &mut outcome)
                     }
                     Some(_) => {
+                        outcome.rejected = true;
                         outcome.refused = Some(format!(
-                            "the {kind} host key of {} ({fp}) was rejected",
+                            "host key rejected: the {kind} key of {} ({fp}) was not accepted; open the tunnel again to be asked again",
                             d.name
                         ))
                     }
@@ -385,7 +396,11 @@ impl client::Handler for Client {
                 match self.ask(Prompt::Confirm { text: text.clone() }).await {
                     Some(Answer::HostKey(HostKeyAnswer::AcceptOnce))
                     | Some(Answer::HostKey(HostKeyAnswer::AcceptAndSave)) => {}
-                    _ => outcome.refused = Some(format!("{text}; not confirmed")),
+                    Some(_) => {
+                        outcome.rejected = true;
+                        outcome.refused = Some(format!("host key rejected: {text}; not confirmed"))
+                    }
+                    None => outcome.refused = Some(format!("{text}; not confirmed")),
                 }
             }
         }
