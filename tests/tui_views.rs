@@ -596,6 +596,37 @@ fn mono_draws_without_colours_and_every_state_reads_from_its_symbol() {
 }
 
 #[test]
+fn the_retry_countdown_shows_the_time_left_not_the_delay() {
+    let mut app = app(120, 30);
+    state(&mut app, "orders", TunnelState::Up);
+    state(
+        &mut app,
+        "orders",
+        TunnelState::Reconnecting {
+            in_secs: 14.0,
+            attempt: 3,
+        },
+    );
+    assert!(text(&app).contains("↻ retry 14s"), "{}", text(&app));
+    later(&mut app, 5);
+    let s = text(&app);
+    assert!(s.contains("↻ retry 9s") && !s.contains("retry 14s"), "{s}");
+    later(&mut app, 20);
+    assert!(text(&app).contains("↻ retry 0s"), "never below zero");
+    // The next attempt's wait counts from when it was told.
+    state(
+        &mut app,
+        "orders",
+        TunnelState::Reconnecting {
+            in_secs: 28.0,
+            attempt: 4,
+        },
+    );
+    later(&mut app, 3);
+    assert!(text(&app).contains("↻ retry 25s"), "{}", text(&app));
+}
+
+#[test]
 fn d_on_the_empty_list_starts_the_demo() {
     let mut empty = App::new(Vec::new(), vec![]);
     assert!(text(&empty).contains("D   see warren work"));

@@ -23,15 +23,21 @@ use crate::settings::{GROUPS, GroupBy, SORTS, name_of};
 
 pub const SPINNER: [&str; 8] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧"];
 
-/// A state as a symbol and a word (so it reads without colour), and its colour.
-pub fn badge(app: &App, state: &TunnelState, theme: Theme) -> (String, Style) {
+/// A tunnel's state as a symbol and a word (so it reads without colour), and its colour; a
+/// reconnect's wait counts down.
+pub fn badge(app: &App, name: &str, theme: Theme) -> (String, Style) {
     let spin = SPINNER[(app.tick % SPINNER.len() as u64) as usize];
-    match state {
+    match app.state(name) {
         TunnelState::Down => ("○ down".into(), theme.dim()),
         TunnelState::Connecting => (format!("{spin} connecting"), theme.busy()),
         TunnelState::Up => ("● up".into(), theme.up()),
         TunnelState::Reconnecting { in_secs, .. } => {
-            (format!("↻ retry {:.0}s", in_secs.ceil()), theme.busy())
+            let left = app
+                .live
+                .get(name)
+                .and_then(|l| l.retry_in(app.now()))
+                .unwrap_or(in_secs);
+            (format!("↻ retry {}", time_left(left)), theme.busy())
         }
         TunnelState::Failed { .. } => ("✘ failed".into(), theme.failed()),
         TunnelState::Expired { .. } => ("⊘ expired".into(), theme.dim()),
