@@ -310,6 +310,52 @@ fn a_withdrawn_question_goes_and_cannot_be_answered() {
 }
 
 #[test]
+fn keys_typed_for_a_question_that_went_do_not_reach_the_list() {
+    let mut app = app(100, 30);
+    update(&mut app, ch('/'));
+    typed(&mut app, "cach");
+    update(&mut app, key(KeyCode::Enter));
+    let group = app.group;
+    event(
+        &mut app,
+        Event::Prompt {
+            id: 5,
+            name: "orders".into(),
+            prompt: Prompt::Password {
+                user: "ops".into(),
+                host: "bastion.example.com".into(),
+            },
+            timeout_secs: 120,
+        },
+    );
+    settle(&mut app);
+    typed(&mut app, "wro");
+    // The question times out (the engine withdraws it) while the user types.
+    event(
+        &mut app,
+        Event::PromptWithdrawn {
+            id: 5,
+            name: "orders".into(),
+        },
+    );
+    assert_eq!(app.mode, Mode::Normal);
+    let mut effects = Vec::new();
+    for c in "ng".chars() {
+        effects.extend(update(&mut app, ch(c)));
+    }
+    effects.extend(update(&mut app, key(KeyCode::Enter)));
+    assert!(effects.is_empty(), "{effects:?}");
+    assert_eq!(app.group, group, "g did not regroup the list");
+    // A moment later the list has the keyboard again.
+    app.prompt_gone_at = Some(Instant::now() - PROMPT_GUARD);
+    let effects = update(&mut app, key(KeyCode::Enter));
+    assert!(
+        matches!(effects.as_slice(), [Effect::Engine(Command::Open { conn: c, .. })] if c.display_name == "cache"),
+        "{effects:?}"
+    );
+}
+
+#[test]
 fn a_passphrase_prompt_is_masked() {
     let mut app = app(100, 30);
     event(

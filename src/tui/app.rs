@@ -108,6 +108,9 @@ pub struct App {
     pub prompts: VecDeque<Question>,
     /// When the front question was put on screen (keys before `PROMPT_GUARD` are dropped).
     pub prompt_shown_at: Option<Instant>,
+    /// When a question on screen went unanswered (withdrawn, timed out): keys before
+    /// `PROMPT_GUARD` after it were typed for it and are dropped too.
+    pub prompt_gone_at: Option<Instant>,
     pub prompt_input: Input,
     /// keyboard-interactive answers given so far for the current prompt.
     pub prompt_answers: Vec<Secret>,
@@ -215,6 +218,7 @@ impl App {
             diagnosis: None,
             prompts: VecDeque::new(),
             prompt_shown_at: None,
+            prompt_gone_at: None,
             prompt_input: Input::default(),
             prompt_answers: Vec::new(),
             message: None,
@@ -424,6 +428,11 @@ fn key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
         } else {
             app.quit = true;
         }
+        return Vec::new();
+    }
+    // Keys typed for a question that just went (an answer, a password) must not reach the
+    // list, where they would be commands.
+    if app.mode != Mode::Prompt && questions::just_gone(app) {
         return Vec::new();
     }
     let effects = match app.mode {
