@@ -1,8 +1,9 @@
 //! The TUI in a real terminal (tmux) against a real sshd: the list as a table at 120 columns
 //! (a header, 40-character targets whole, S sorting), the filter, a tunnel opened with Enter
 //! that carries data, the diagnostics pane, quit with q / y, the setup form from a HOME
-//! with nothing in it, and host key answers that hold for what they say (a saved key across
-//! a bastion restart, "once" across reconnects, "no" that stops the tunnel).
+//! with nothing in it, host key answers that hold for what they say (a saved key across
+//! a bastion restart, "once" across reconnects, "no" that stops the tunnel), and tunnels left
+//! running that the daemon cannot open staying in the TUI with the reason.
 
 mod support;
 
@@ -516,4 +517,55 @@ fn once_holds_across_reconnects_and_no_on_a_reconnect_stops_the_tunnel() {
     );
     t.keys(&["q"]);
     t.wait_for("EXITED 0");
+}
+
+#[test]
+fn tunnels_the_daemon_cannot_open_stay_in_the_tui_with_the_reason() {
+    if !have_servers() || !support::require("tmux") {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let local = free_port();
+    let s = unknown_host(&sshd, local);
+    let run = s.path().join("run");
+    std::fs::create_dir_all(&run).expect("run");
+    let run = run.display().to_string();
+    let env = [("XDG_RUNTIME_DIR", run.as_str())];
+    let _daemon = scopeguard(&s, &env);
+    let t = open_unknown_db(&s);
+    // Accepted once, here: the daemon, which reads the same known_hosts, does not know it.
+    answer_host_key(&t, "o");
+    t.wait_until("db up", db_up);
+
+    t.keys(&["q"]);
+    let screen = t.wait_for("leave them running");
+    assert!(
+        screen.contains("y  quit (tunnels close)") && screen.contains("any other key: stay"),
+        "the dialog lists every key it takes:\n{screen}"
+    );
+    t.keys(&["l"]);
+    let screen = t.wait_for("not left running");
+    assert!(
+        screen.contains("Host key verification failed"),
+        "the daemon's reason:\n{screen}"
+    );
+    assert!(!screen.contains("EXITED"), "{screen}");
+    let screen = t.wait_until("db up here again", db_up);
+    assert!(
+        !screen.contains(HOST_KEY_QUESTION),
+        "reopened with the key accepted once:\n{screen}"
+    );
+    assert_eq!(
+        echo_through(&format!("127.0.0.1:{local}"), b"still here"),
+        b"still here"
+    );
+    let v = s
+        .warren_env(&["--ssh-config", "/dev/null", "status", "--json"], &env)
+        .json();
+    assert_eq!(
+        v.as_array().map(Vec::len),
+        Some(0),
+        "the daemon let go: {v}"
+    );
+    t.quit_closing_tunnels();
 }

@@ -599,6 +599,49 @@ fn quit_asks_first_only_when_tunnels_are_open() {
 }
 
 #[test]
+fn leaving_tunnels_running_quits_only_once_the_daemon_has_them_up() {
+    use warren::tui::commands::NotHandedOver;
+    let mut app = app(100, 30);
+    state(&mut app, "orders", TunnelState::Up);
+    update(&mut app, ch('q'));
+    let s = text(&app);
+    for k in [
+        "y  quit (tunnels close)",
+        "l  leave them running",
+        "any other key: stay",
+    ] {
+        assert!(s.contains(k), "{k}:\n{s}");
+    }
+    let effects = update(&mut app, ch('l'));
+    assert!(
+        matches!(effects.as_slice(), [Effect::HandOver(c)] if c.len() == 1 && c[0].display_name == "orders"),
+        "{effects:?}"
+    );
+    assert!(!app.quit, "not before the daemon says");
+    assert!(
+        update(&mut app, key(KeyCode::Enter)).is_empty(),
+        "keys wait"
+    );
+    let effects = update(
+        &mut app,
+        Action::HandedOver(Err(NotHandedOver {
+            names: vec!["orders".into()],
+            failed: vec![("orders".into(), "Host key verification failed".into())],
+        })),
+    );
+    assert!(!app.quit);
+    assert!(
+        matches!(effects.as_slice(), [Effect::Engine(Command::Open { conn: c, .. })] if c.display_name == "orders"),
+        "opened here again: {effects:?}"
+    );
+    assert!(text(&app).contains("Host key verification failed"));
+    update(&mut app, ch('q'));
+    update(&mut app, ch('l'));
+    update(&mut app, Action::HandedOver(Ok(())));
+    assert!(app.quit);
+}
+
+#[test]
 fn copy_gives_a_connection_string_once_open() {
     let mut app = app(100, 30);
     select(&mut app, "orders");

@@ -129,6 +129,8 @@ pub struct App {
     pub changed: std::collections::HashSet<String>,
     /// Open tunnels whose entry left the config: listed until they close.
     pub orphans: std::collections::HashSet<String>,
+    /// `q`, `l`: the open tunnels are being handed to the daemon (keys wait until it says).
+    pub handing_over: bool,
     /// `x` on a tunnel that was not open: its client starts when it is up.
     pub pending_connect: Option<String>,
     /// A tunnel that failed on a busy port: its name, who holds the port, the free one.
@@ -165,6 +167,8 @@ pub enum Action {
     SetUp(Result<(String, String), wizard::Failure>),
     /// The config files, read again after they changed on disk.
     Loaded(super::reload::Loaded),
+    /// The daemon's answer to a hand-over: every tunnel up there, or not.
+    HandedOver(Result<(), commands::NotHandedOver>),
 }
 
 /// What the loop must do after an update.
@@ -187,6 +191,9 @@ pub enum Effect {
         conn: Box<Connection>,
         local: String,
     },
+    /// Hand these open tunnels to the daemon (closed here first, so their ports are free)
+    /// and say whether it has them all up ([`Action::HandedOver`]).
+    HandOver(Vec<Connection>),
     /// Tell the user: the bell and/or a desktop notification.
     Notify {
         text: String,
@@ -229,6 +236,7 @@ impl App {
             changed: Default::default(),
             orphans: Default::default(),
             pending_connect: None,
+            handing_over: false,
             port_busy: None,
             tick: 0,
             help_scroll: 0,
@@ -409,6 +417,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             super::reload::apply(app, loaded, true);
             Vec::new()
         }
+        Action::HandedOver(r) => commands::handed_over(app, r),
     }
 }
 
@@ -422,6 +431,10 @@ fn scroll(app: &mut App, d: i64) -> Vec<Effect> {
 }
 
 fn key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
+    // The tunnels are on their way to the daemon: nothing may open or close them meanwhile.
+    if app.handing_over {
+        return Vec::new();
+    }
     if k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL) {
         if app.any_open() {
             app.mode = Mode::ConfirmQuit;
@@ -502,21 +515,23 @@ fn key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
             }
             Vec::new()
         }
-        Mode::ConfirmQuit => {
-            match k.code {
-                KeyCode::Char('y') | KeyCode::Char('Y') => app.quit = true,
-                KeyCode::Char('l') if !app.attached && !app.standalone => {
-                    app.quit_choice = QuitChoice::LeaveRunning;
-                    app.quit = true;
-                }
-                KeyCode::Char('c') if app.attached => {
-                    app.quit_choice = QuitChoice::CloseAll;
-                    app.quit = true;
-                }
-                _ => app.mode = Mode::Normal,
+        // The keys here are the ones view::quit_keys lists.
+        Mode::ConfirmQuit => match k.code {
+            KeyCode::Char('y') | KeyCode::Char('Y') => {
+                app.quit = true;
+                Vec::new()
             }
-            Vec::new()
-        }
+            KeyCode::Char('l') if !app.attached && !app.standalone => commands::leave_running(app),
+            KeyCode::Char('c') if app.attached => {
+                app.quit_choice = QuitChoice::CloseAll;
+                app.quit = true;
+                Vec::new()
+            }
+            _ => {
+                app.mode = Mode::Normal;
+                Vec::new()
+            }
+        },
         Mode::Prompt => questions::prompt_key(app, k),
         Mode::Setup => commands::wizard_key(app, k),
     };
