@@ -1,5 +1,6 @@
 //! russh's view of one hop (its `Handler`): the host key checked as the hop's rules say
-//! (asking a person when the policy is `ask`), the algorithms key exchange settled on, and
+//! (asking a person when the policy is `ask`, unless they accepted that key for that host
+//! "once" earlier in the session; a "no" is marked final), the algorithms key exchange settled on, and
 //! the only channels a server may open: the forwarded connections of remote forwards asked
 //! for, handed to a [`Forwarded`] (the tunnel layer implements it; this module imports none
 //! of it).
@@ -369,10 +370,9 @@ impl client::Handler for Client {
                     other_names,
                 };
                 match self.ask(prompt).await {
+                    // Remembered in memory only: even a dry run may (it writes nothing).
                     Some(Answer::HostKey(HostKeyAnswer::AcceptOnce)) => {
-                        if !self.dry_run {
-                            self.prompter.accept_for_session(&d.name, &fp);
-                        }
+                        self.prompter.accept_for_session(&d.name, &fp)
                     }
                     Some(Answer::HostKey(HostKeyAnswer::AcceptAndSave)) => {
                         self.record(&lines, &mut outcome)
