@@ -713,6 +713,22 @@ fn the_retry_countdown_shows_the_time_left_not_the_delay() {
     );
     later(&mut app, 3);
     assert!(text(&app).contains("↻ retry 25s"), "{}", text(&app));
+    // A wait no clock holds (it comes over the daemon's wire) is no wait, not a panic.
+    for in_secs in [f64::INFINITY, f64::NAN, -1.0, 1e300] {
+        state(
+            &mut app,
+            "orders",
+            TunnelState::Reconnecting {
+                in_secs,
+                attempt: 5,
+            },
+        );
+        assert!(
+            text(&app).contains("↻ retry 0s"),
+            "{in_secs}: {}",
+            text(&app)
+        );
+    }
 }
 
 #[test]

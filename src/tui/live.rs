@@ -198,9 +198,11 @@ pub fn record(
     at: SystemTime,
 ) -> Vec<Happened> {
     live.retry_at = match after {
-        TunnelState::Reconnecting { in_secs, .. } => {
-            Some(at + Duration::from_secs_f64(in_secs.max(0.0)))
-        }
+        // The wait comes over the daemon's wire: a value no Duration holds is no wait.
+        TunnelState::Reconnecting { in_secs, .. } => Duration::try_from_secs_f64(*in_secs)
+            .ok()
+            .and_then(|d| at.checked_add(d))
+            .or(Some(at)),
         _ => None,
     };
     let happened = moments(before, after);
