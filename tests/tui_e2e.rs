@@ -515,8 +515,11 @@ fn once_holds_across_reconnects_and_no_on_a_reconnect_stops_the_tunnel() {
         std::net::TcpStream::connect(("127.0.0.1", local)).is_err(),
         "a failed tunnel listens no more"
     );
-    t.keys(&["q"]);
-    t.wait_for("EXITED 0");
+    // Opened again, it is asked about again.
+    t.keys(&["Enter"]);
+    answer_host_key(&t, "y");
+    t.wait_until("db up with the new key", db_up);
+    t.quit_closing_tunnels();
 }
 
 #[test]

@@ -80,10 +80,10 @@ pub fn handed_over(app: &mut App, r: Result<(), NotHandedOver>) -> Vec<Effect> {
     if let Some((name, why)) = failed.first() {
         let more = match failed.len() {
             1 => String::new(),
-            n => format!(" (and {} more: see their logs)", n - 1),
+            n => format!(" (and {} more: their logs say why)", n - 1),
         };
         app.message = Some(format!(
-            "not left running: the daemon could not open {name}: {why}{more}; the tunnels stay here"
+            "not left running: the daemon could not open {name}{more}: {why}; the tunnels stay here"
         ));
     }
     // The daemon let go of every one of them: they are this TUI's again.
