@@ -8,8 +8,12 @@
 //! so every client showing it drops it, and an answer that arrives later does nothing.
 //! With nobody to answer
 //! (headless, BatchMode), every question is answered "no" at once.
+//!
+//! A host key accepted "once" holds for the prompter's life (the TUI's session, a `warren up`):
+//! the prompter remembers it under the name known_hosts would file it under, so a reconnect
+//! or a reopen of the same host does not ask again; nothing of it is written.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -115,6 +119,8 @@ pub struct Prompter {
     send: Box<dyn Fn(Notice) + Send + Sync>,
     /// What to do when a question needed a person and nobody here answers.
     advice: &'static str,
+    /// Host keys accepted "once" in this session: `(known_hosts name, key fingerprint)`.
+    once: Mutex<HashSet<(String, String)>>,
 }
 
 /// Where a question that needed a person can be answered, by default.
@@ -137,7 +143,23 @@ impl Prompter {
             pending: Mutex::new(HashMap::new()),
             send: Box::new(send),
             advice: ELSEWHERE,
+            once: Mutex::new(HashSet::new()),
         }
+    }
+
+    /// Remembers a host key a person accepted "once": for the rest of this session it is
+    /// accepted for `name` (as known_hosts names a host: `[host]:port`, or its HostKeyAlias).
+    pub fn accept_for_session(&self, name: &str, fingerprint: &str) {
+        if let Ok(mut once) = self.once.lock() {
+            once.insert((name.to_string(), fingerprint.to_string()));
+        }
+    }
+
+    /// Whether this key was accepted "once" for `name` earlier in this session.
+    pub fn accepted_for_session(&self, name: &str, fingerprint: &str) -> bool {
+        self.once
+            .lock()
+            .is_ok_and(|once| once.contains(&(name.to_string(), fingerprint.to_string())))
     }
 
     /// Nobody answers: every question is "no".
@@ -302,6 +324,15 @@ mod tests {
             notices.last(),
             Some(Notice::Withdrawn { id: 1, .. })
         ));
+    }
+
+    #[test]
+    fn a_key_accepted_once_holds_for_its_name_and_key_only() {
+        let p = Prompter::new(true, |_| {});
+        p.accept_for_session("[127.0.0.1]:2222", "SHA256:abc");
+        assert!(p.accepted_for_session("[127.0.0.1]:2222", "SHA256:abc"));
+        assert!(!p.accepted_for_session("[127.0.0.1]:2223", "SHA256:abc"));
+        assert!(!p.accepted_for_session("[127.0.0.1]:2222", "SHA256:other"));
     }
 
     #[tokio::test]

@@ -218,7 +218,7 @@ async fn a_rejected_host_key_fails_the_tunnel_and_a_pending_prompt_blocks_no_oth
         _ => None,
     })
     .await;
-    assert!(failed.contains("was rejected"), "{failed}");
+    assert!(failed.contains("host key rejected"), "{failed}");
     assert_eq!(
         std::fs::read_to_string(&kh).expect("kh").lines().count(),
         1,

@@ -13,7 +13,7 @@ use support::Scratch;
 use support::net::{Up, echo_server, echo_through};
 use support::sshd::{Sshd, free_port, keygen};
 use support::tmux::Tmux;
-use support::tunnel::{have_servers, local_user};
+use support::tunnel::{have_servers, local_user, ssh_host, unknown_host};
 use warren::config::{Catalog, Context, Paths};
 use warren::engine::{Command, Engine, Event};
 use warren::prompt::{Answer, HostKeyAnswer};
@@ -24,15 +24,6 @@ fn home(sshd: &Sshd) -> (Scratch, String) {
     let key = keygen(s.path(), "id_ed25519", "ed25519", "", false);
     sshd.authorize(&key.public_line);
     (s, key.private.display().to_string())
-}
-
-/// A Host block reaching `sshd` with `lines`, forwarding 127.0.0.1:`local` to `target`.
-fn host(name: &str, sshd: &Sshd, key: &str, local: u16, target: u16, lines: &str) -> String {
-    format!(
-        "Host {name}\n    HostName 127.0.0.1\n    Port {}\n    User {}\n    IdentityFile {key}\n    IdentitiesOnly yes\n    IdentityAgent none\n    LocalForward 127.0.0.1:{local} 127.0.0.1:{target}\n{lines}\n",
-        sshd.port,
-        local_user()
-    )
 }
 
 fn warren(s: &Scratch, args: &[&str]) -> support::Run {
@@ -61,7 +52,7 @@ fn a_strict_connection_never_rides_a_lax_ones_session() {
         "ssh_config",
         &format!(
             "{}{}",
-            host(
+            ssh_host(
                 "lax",
                 &sshd,
                 &key,
@@ -69,7 +60,7 @@ fn a_strict_connection_never_rides_a_lax_ones_session() {
                 echo,
                 &format!("    StrictHostKeyChecking no\n    UserKnownHostsFile {d}/kh_lax\n")
             ),
-            host(
+            ssh_host(
                 "strict",
                 &sshd,
                 &key,
@@ -134,7 +125,7 @@ fn ciphers_and_other_lists_from_ssh_config_are_what_is_negotiated() {
         "ssh_config",
         &format!(
             "{}{}{}",
-            host(
+            ssh_host(
                 "chacha",
                 &sshd,
                 &key,
@@ -142,7 +133,7 @@ fn ciphers_and_other_lists_from_ssh_config_are_what_is_negotiated() {
                 9,
                 &format!("{kh}    Ciphers chacha20-poly1305@openssh.com\n    KexAlgorithms ecdh-sha2-nistp256\n")
             ),
-            host(
+            ssh_host(
                 "umac",
                 &sshd,
                 &key,
@@ -150,7 +141,7 @@ fn ciphers_and_other_lists_from_ssh_config_are_what_is_negotiated() {
                 9,
                 &format!("{kh}    MACs umac-128-etm@openssh.com\n")
             ),
-            host(
+            ssh_host(
                 "cbc",
                 &sshd,
                 &key,
@@ -203,26 +194,6 @@ fn ciphers_and_other_lists_from_ssh_config_are_what_is_negotiated() {
             .contains("no common"),
         "{cbc}"
     );
-}
-
-/// An ssh_config `db` host with no StrictHostKeyChecking (ssh's default: ask) and an empty
-/// known_hosts.
-fn unknown_host(sshd: &Sshd, local: u16) -> Scratch {
-    let (s, key) = home(sshd);
-    s.write("known_hosts", "");
-    let d = s.path().display();
-    s.write(
-        "ssh_config",
-        &host(
-            "db",
-            sshd,
-            &key,
-            local,
-            echo_server(),
-            &format!("    UserKnownHostsFile {d}/known_hosts\n    GlobalKnownHostsFile none\n"),
-        ),
-    );
-    s
 }
 
 #[test]
@@ -347,7 +318,7 @@ fn user_known_hosts_file_none_is_no_file_at_all() {
     let (s, key) = home(&sshd);
     s.write(
         "ssh_config",
-        &host(
+        &ssh_host(
             "db",
             &sshd,
             &key,
@@ -379,7 +350,7 @@ fn known_hosts_command_vouches_for_a_key_that_is_then_never_written() {
     // ssh runs it without a shell: /bin/echo prints `%H keytype key`, a known_hosts line.
     s.write(
         "ssh_config",
-        &host(
+        &ssh_host(
             "db",
             &sshd,
             &key,
@@ -415,7 +386,7 @@ fn known_hosts_command_vouches_for_a_key_that_is_then_never_written() {
     // A command that fails refuses the key, as ssh stops ("KnownHostsCommand failed").
     s.write(
         "ssh_config",
-        &host(
+        &ssh_host(
             "db",
             &sshd,
             &key,

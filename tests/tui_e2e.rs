@@ -1,14 +1,17 @@
 //! The TUI in a real terminal (tmux) against a real sshd: the list as a table at 120 columns
 //! (a header, 40-character targets whole, S sorting), the filter, a tunnel opened with Enter
 //! that carries data, the diagnostics pane, quit with q / y, the setup form from a HOME
-//! with nothing in it, and a 400-character error read whole in the details and in `l`.
+//! with nothing in it, a 400-character error read whole in the details and in `l`, host
+//! key answers that hold for what they say (a saved key across a bastion restart, "once"
+//! across reconnects, "no" that stops the tunnel), and tunnels left running that the
+//! daemon cannot open staying in the TUI with the reason.
 
 mod support;
 
 use support::net::{echo_server, echo_through};
 use support::sshd::{Sshd, free_port};
 use support::tmux::{Tmux, unwrapped};
-use support::tunnel::{have_servers, local_user, with_key};
+use support::tunnel::{have_servers, local_user, unknown_host, with_key};
 
 #[test]
 fn the_tui_lists_filters_opens_a_tunnel_diagnoses_and_quits() {
@@ -501,4 +504,168 @@ fn a_long_error_is_read_whole_in_the_details_and_in_the_log_view_which_scrolls()
     t.wait_until("a page up", |sc| range(sc).is_some_and(|r| r != end));
     t.keys(&["Escape", "q"]);
     t.wait_for("EXITED 0");
+}
+
+/// The host key question's answer line.
+const HOST_KEY_QUESTION: &str = "y yes, trust and save    o once, for this session    n no";
+
+/// Waits for the host key question and answers it with `key`, after the guard that drops
+/// keys typed for what was on screen before it.
+fn answer_host_key(t: &Tmux, key: &str) {
+    t.wait_for(HOST_KEY_QUESTION);
+    std::thread::sleep(warren::tui::app::PROMPT_GUARD + std::time::Duration::from_millis(200));
+    t.keys(&[key]);
+}
+
+fn db_up(screen: &str) -> bool {
+    screen
+        .lines()
+        .any(|l| l.contains("● up") && l.contains(" db "))
+}
+
+/// The TUI on the `db` host of [`unknown_host`], its tunnel opened.
+fn open_unknown_db(s: &support::Scratch) -> Tmux {
+    let t = Tmux::warren(s.path(), "", "--ssh-config ssh_config");
+    t.wait_for("connections");
+    t.keys(&["Enter"]);
+    t
+}
+
+#[test]
+fn a_saved_host_key_survives_a_bastion_restart_without_a_question() {
+    if !have_servers() || !support::require("tmux") {
+        return;
+    }
+    let mut sshd = Sshd::start("");
+    let local = free_port();
+    let s = unknown_host(&sshd, local);
+    let t = open_unknown_db(&s);
+    answer_host_key(&t, "y");
+    t.wait_until("db up", db_up);
+    let kh = || std::fs::read_to_string(s.path().join("known_hosts")).expect("known_hosts");
+    assert_eq!(kh().trim(), sshd.known_hosts_line());
+
+    // The bastion restarts with the same key on the same port: the tunnel comes back by
+    // itself, with no question (a question would hold it until answered).
+    sshd.restart();
+    let screen = t.wait_until("db up again after one reconnect", |sc| {
+        db_up(sc) && sc.contains("reconnects 1")
+    });
+    assert!(!screen.contains(HOST_KEY_QUESTION), "{screen}");
+    assert_eq!(
+        echo_through(&format!("127.0.0.1:{local}"), b"after the restart"),
+        b"after the restart"
+    );
+    assert_eq!(
+        kh().trim(),
+        sshd.known_hosts_line(),
+        "the line is written once"
+    );
+    t.quit_closing_tunnels();
+}
+
+#[test]
+fn once_holds_across_reconnects_and_no_on_a_reconnect_stops_the_tunnel() {
+    if !have_servers() || !support::require("tmux") {
+        return;
+    }
+    let mut sshd = Sshd::start("");
+    let local = free_port();
+    let s = unknown_host(&sshd, local);
+    let t = open_unknown_db(&s);
+    answer_host_key(&t, "o");
+    t.wait_until("db up", db_up);
+
+    // R reconnects: the key accepted once for this session is not asked about again.
+    t.keys(&["R"]);
+    let screen = t.wait_until("db up again after one reconnect", |sc| {
+        db_up(sc) && sc.contains("reconnects 1")
+    });
+    assert!(!screen.contains(HOST_KEY_QUESTION), "{screen}");
+    assert_eq!(
+        std::fs::read_to_string(s.path().join("known_hosts")).expect("known_hosts"),
+        "",
+        "once writes nothing"
+    );
+
+    // The bastion comes back with another key: the reconnect asks; no fails the tunnel
+    // and nothing asks again.
+    sshd.restart_with_a_new_host_key();
+    answer_host_key(&t, "n");
+    let screen = t.wait_until("db failed, host key rejected", |sc| {
+        sc.lines()
+            .any(|l| l.contains("✘ failed") && l.contains(" db "))
+            && sc.contains("host key rejected")
+    });
+    assert!(!screen.contains(HOST_KEY_QUESTION), "{screen}");
+    // Well past the retry intervals of a reconnect (1 s, then 2 s, 4 s with jitter).
+    std::thread::sleep(std::time::Duration::from_secs(8));
+    let screen = t.screen();
+    assert!(
+        !screen.contains(HOST_KEY_QUESTION)
+            && screen
+                .lines()
+                .any(|l| l.contains("✘ failed") && l.contains(" db ")),
+        "rejected stays failed, asked no more:\n{screen}"
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", local)).is_err(),
+        "a failed tunnel listens no more"
+    );
+    // Opened again, it is asked about again.
+    t.keys(&["Enter"]);
+    answer_host_key(&t, "y");
+    t.wait_until("db up with the new key", db_up);
+    t.quit_closing_tunnels();
+}
+
+#[test]
+fn tunnels_the_daemon_cannot_open_stay_in_the_tui_with_the_reason() {
+    if !have_servers() || !support::require("tmux") {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let local = free_port();
+    let s = unknown_host(&sshd, local);
+    let run = s.path().join("run");
+    std::fs::create_dir_all(&run).expect("run");
+    let run = run.display().to_string();
+    let env = [("XDG_RUNTIME_DIR", run.as_str())];
+    let _daemon = scopeguard(&s, &env);
+    let t = open_unknown_db(&s);
+    // Accepted once, here: the daemon, which reads the same known_hosts, does not know it.
+    answer_host_key(&t, "o");
+    t.wait_until("db up", db_up);
+
+    t.keys(&["q"]);
+    let screen = t.wait_for("leave them running");
+    assert!(
+        screen.contains("y  quit (tunnels close)") && screen.contains("any other key: stay"),
+        "the dialog lists every key it takes:\n{screen}"
+    );
+    t.keys(&["l"]);
+    let screen = t.wait_for("not left running");
+    assert!(
+        screen.contains("Host key verification failed"),
+        "the daemon's reason:\n{screen}"
+    );
+    assert!(!screen.contains("EXITED"), "{screen}");
+    let screen = t.wait_until("db up here again", db_up);
+    assert!(
+        !screen.contains(HOST_KEY_QUESTION),
+        "reopened with the key accepted once:\n{screen}"
+    );
+    assert_eq!(
+        echo_through(&format!("127.0.0.1:{local}"), b"still here"),
+        b"still here"
+    );
+    let v = s
+        .warren_env(&["--ssh-config", "/dev/null", "status", "--json"], &env)
+        .json();
+    assert_eq!(
+        v.as_array().map(Vec::len),
+        Some(0),
+        "the daemon let go: {v}"
+    );
+    t.quit_closing_tunnels();
 }

@@ -2,8 +2,8 @@
 //! config files as they change (a Host appended, a Host in a file an Include matches, an open
 //! tunnel whose settings changed, a syntax error that lists its entry as broken), entries
 //! that did not load listed with their error at start and after a live reload, `@tag` in
-//! the filter with `a` opening what is listed, and a time limit counting down that `+`
-//! extends.
+//! the filter with `a` opening what is listed, a time limit counting down that `+`
+//! extends, and a reconnect's wait counting down.
 
 mod support;
 
@@ -306,6 +306,50 @@ fn the_time_left_counts_down_and_plus_extends_it() {
         left_secs(&sc, "orders").unwrap_or_default() <= 120,
         "+ adds max_duration once:\n{sc}"
     );
+    t.quit_closing_tunnels();
+}
+
+/// The seconds of the `↻ retry Ns` badge in `name`'s row.
+fn retry_secs(screen: &str, name: &str) -> Option<u64> {
+    let rest = row(screen, name)?.split("↻ retry ").nth(1)?;
+    rest.split_whitespace()
+        .next()?
+        .strip_suffix('s')?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn the_retry_countdown_goes_down_while_the_bastion_is_away() {
+    if !have_servers() || !support::require("tmux") {
+        return;
+    }
+    let mut sshd = Sshd::start("");
+    let (s, key) = with_key(&sshd);
+    s.write(
+        "epoch.toml",
+        &entry(
+            "orders",
+            echo_server(),
+            &sshd,
+            Some(&key),
+            "reconnect_delay = 20",
+        ),
+    );
+    s.write("ssh_config", "");
+    let t = start_tui(&s);
+    t.wait_until("orders listed", |sc| row(sc, "orders").is_some());
+    t.keys(&["Enter"]);
+    t.wait_until("orders up", |sc| state_is(sc, "orders", "● up"));
+    sshd.kill();
+    let sc = t.wait_until("orders waiting to retry", |sc| {
+        retry_secs(sc, "orders").is_some()
+    });
+    let first = retry_secs(&sc, "orders").unwrap_or_default();
+    assert!((2..=24).contains(&first), "the wait of attempt 1:\n{sc}");
+    t.wait_until("the retry countdown to go down", |sc| {
+        retry_secs(sc, "orders").is_some_and(|l| l < first)
+    });
     t.quit_closing_tunnels();
 }
 

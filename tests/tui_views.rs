@@ -310,6 +310,52 @@ fn a_withdrawn_question_goes_and_cannot_be_answered() {
 }
 
 #[test]
+fn keys_typed_for_a_question_that_went_do_not_reach_the_list() {
+    let mut app = app(100, 30);
+    update(&mut app, ch('/'));
+    typed(&mut app, "cach");
+    update(&mut app, key(KeyCode::Enter));
+    let group = app.group;
+    event(
+        &mut app,
+        Event::Prompt {
+            id: 5,
+            name: "orders".into(),
+            prompt: Prompt::Password {
+                user: "ops".into(),
+                host: "bastion.example.com".into(),
+            },
+            timeout_secs: 120,
+        },
+    );
+    settle(&mut app);
+    typed(&mut app, "wro");
+    // The question times out (the engine withdraws it) while the user types.
+    event(
+        &mut app,
+        Event::PromptWithdrawn {
+            id: 5,
+            name: "orders".into(),
+        },
+    );
+    assert_eq!(app.mode, Mode::Normal);
+    let mut effects = Vec::new();
+    for c in "ng".chars() {
+        effects.extend(update(&mut app, ch(c)));
+    }
+    effects.extend(update(&mut app, key(KeyCode::Enter)));
+    assert!(effects.is_empty(), "{effects:?}");
+    assert_eq!(app.group, group, "g did not regroup the list");
+    // A moment later the list has the keyboard again.
+    app.prompt_gone_at = Some(Instant::now() - PROMPT_GUARD);
+    let effects = update(&mut app, key(KeyCode::Enter));
+    assert!(
+        matches!(effects.as_slice(), [Effect::Engine(Command::Open { conn: c, .. })] if c.display_name == "cache"),
+        "{effects:?}"
+    );
+}
+
+#[test]
 fn a_passphrase_prompt_is_masked() {
     let mut app = app(100, 30);
     event(
@@ -561,6 +607,49 @@ fn quit_asks_first_only_when_tunnels_are_open() {
 }
 
 #[test]
+fn leaving_tunnels_running_quits_only_once_the_daemon_has_them_up() {
+    use warren::tui::commands::NotHandedOver;
+    let mut app = app(100, 30);
+    state(&mut app, "orders", TunnelState::Up);
+    update(&mut app, ch('q'));
+    let s = text(&app);
+    for k in [
+        "y  quit (tunnels close)",
+        "l  leave them running",
+        "any other key: stay",
+    ] {
+        assert!(s.contains(k), "{k}:\n{s}");
+    }
+    let effects = update(&mut app, ch('l'));
+    assert!(
+        matches!(effects.as_slice(), [Effect::HandOver(c)] if c.len() == 1 && c[0].display_name == "orders"),
+        "{effects:?}"
+    );
+    assert!(!app.quit, "not before the daemon says");
+    assert!(
+        update(&mut app, key(KeyCode::Enter)).is_empty(),
+        "keys wait"
+    );
+    let effects = update(
+        &mut app,
+        Action::HandedOver(Err(NotHandedOver {
+            names: vec!["orders".into()],
+            failed: vec![("orders".into(), "Host key verification failed".into())],
+        })),
+    );
+    assert!(!app.quit);
+    assert!(
+        matches!(effects.as_slice(), [Effect::Engine(Command::Open { conn: c, .. })] if c.display_name == "orders"),
+        "opened here again: {effects:?}"
+    );
+    assert!(text(&app).contains("Host key verification failed"));
+    update(&mut app, ch('q'));
+    update(&mut app, ch('l'));
+    update(&mut app, Action::HandedOver(Ok(())));
+    assert!(app.quit);
+}
+
+#[test]
 fn copy_gives_a_connection_string_once_open() {
     let mut app = app(100, 30);
     select(&mut app, "orders");
@@ -600,6 +689,53 @@ fn mono_draws_without_colours_and_every_state_reads_from_its_symbol() {
     let s = text(&app);
     for badge in ["● up", "○ down", "connecting", "↻ retry 4s", "✘ failed"] {
         assert!(s.contains(badge), "{badge}");
+    }
+}
+
+#[test]
+fn the_retry_countdown_shows_the_time_left_not_the_delay() {
+    let mut app = app(120, 30);
+    state(&mut app, "orders", TunnelState::Up);
+    state(
+        &mut app,
+        "orders",
+        TunnelState::Reconnecting {
+            in_secs: 14.0,
+            attempt: 3,
+        },
+    );
+    assert!(text(&app).contains("↻ retry 14s"), "{}", text(&app));
+    later(&mut app, 5);
+    let s = text(&app);
+    assert!(s.contains("↻ retry 9s") && !s.contains("retry 14s"), "{s}");
+    later(&mut app, 20);
+    assert!(text(&app).contains("↻ retry 0s"), "never below zero");
+    // The next attempt's wait counts from when it was told.
+    state(
+        &mut app,
+        "orders",
+        TunnelState::Reconnecting {
+            in_secs: 28.0,
+            attempt: 4,
+        },
+    );
+    later(&mut app, 3);
+    assert!(text(&app).contains("↻ retry 25s"), "{}", text(&app));
+    // A wait no clock holds (it comes over the daemon's wire) is no wait, not a panic.
+    for in_secs in [f64::INFINITY, f64::NAN, -1.0, 1e300] {
+        state(
+            &mut app,
+            "orders",
+            TunnelState::Reconnecting {
+                in_secs,
+                attempt: 5,
+            },
+        );
+        assert!(
+            text(&app).contains("↻ retry 0s"),
+            "{in_secs}: {}",
+            text(&app)
+        );
     }
 }
 

@@ -3,6 +3,8 @@
 //! reports to the actor (tagged with its session id, so a report from a session already
 //! replaced is dropped); the actor owns the tunnels and tells the clients.
 //!
+//! A host key a person rejected ends it (the tunnels fail) instead of a retry that asks again.
+//!
 //! A [`Kick`] makes it act at once: `Check` pings the live session and treats no answer
 //! within [`CHECK_TIMEOUT`] as a lost connection (after a resume from sleep or a network
 //! change); `Now` drops a live session and connects again, or ends a backoff wait.
@@ -184,8 +186,9 @@ impl Supervisor {
                 Err(e) => {
                     self.error(e.to_string());
                     // A first attempt that fails is reported, like ssh; only a tunnel that was
-                    // up is re-established by itself.
-                    if !ever_up {
+                    // up is re-established by itself. A host key a person rejected stays
+                    // rejected: retrying would only ask again.
+                    if !ever_up || matches!(e, client::ConnectError::HostKeyRejected { .. }) {
                         self.state(
                             TunnelState::Failed {
                                 error: e.to_string(),

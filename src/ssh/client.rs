@@ -42,6 +42,13 @@ pub enum ConnectError {
         addr: String,
         message: String,
     },
+    /// A person answered no to the host key question: final, nothing retries it by itself.
+    #[error("hop {hop} ({addr}): {message}")]
+    HostKeyRejected {
+        hop: usize,
+        addr: String,
+        message: String,
+    },
     #[error("hop {hop} ({addr}): authentication failed for {user}: {detail}")]
     Auth {
         hop: usize,
@@ -402,6 +409,15 @@ async fn connect_hops(
         let mut handle = match result {
             Ok(h) => h,
             Err(e) => {
+                if seen.rejected
+                    && let Some(msg) = seen.refused.clone()
+                {
+                    return Err(ConnectError::HostKeyRejected {
+                        hop: i,
+                        addr,
+                        message: msg,
+                    });
+                }
                 if let Some(msg) = seen.refused {
                     return Err(ConnectError::HostKey {
                         hop: i,

@@ -1,5 +1,6 @@
 //! russh's view of one hop (its `Handler`): the host key checked as the hop's rules say
-//! (asking a person when the policy is `ask`), the algorithms key exchange settled on, and
+//! (asking a person when the policy is `ask`, unless they accepted that key for that host
+//! "once" earlier in the session; a "no" is marked final), the algorithms key exchange settled on, and
 //! the only channels a server may open: the forwarded connections of remote forwards asked
 //! for, handed to a [`Forwarded`] (the tunnel layer implements it; this module imports none
 //! of it).
@@ -32,6 +33,8 @@ pub struct HostKeySeen {
     pub name: String,
     pub found: Option<Found>,
     pub refused: Option<String>,
+    /// A person answered no: the refusal is final (nothing retries it by itself).
+    pub rejected: bool,
     pub warning: Option<String>,
     /// What was written to known_hosts.
     pub recorded: Option<String>,
@@ -329,6 +332,7 @@ impl client::Handler for Client {
             name: d.name.clone(),
             found: Some(d.found.clone()),
             refused: None,
+            rejected: false,
             warning: d.warning.clone().or(skipped),
             recorded: None,
             not_recorded: None,
@@ -355,6 +359,9 @@ impl client::Handler for Client {
                     ));
                 }
             }
+            // Accepted "once" earlier in this session (a reconnect, a reopen): not asked again.
+            Action::Ask(Question::UnknownKey { .. })
+                if self.prompter.accepted_for_session(&d.name, &fp) => {}
             Action::Ask(Question::UnknownKey { lines, other_names }) => {
                 let prompt = Prompt::HostKey {
                     host: d.name.clone(),
@@ -363,13 +370,17 @@ impl client::Handler for Client {
                     other_names,
                 };
                 match self.ask(prompt).await {
-                    Some(Answer::HostKey(HostKeyAnswer::AcceptOnce)) => {}
+                    // Remembered in memory only: even a dry run may (it writes nothing).
+                    Some(Answer::HostKey(HostKeyAnswer::AcceptOnce)) => {
+                        self.prompter.accept_for_session(&d.name, &fp)
+                    }
                     Some(Answer::HostKey(HostKeyAnswer::AcceptAndSave)) => {
                         self.record(&lines, &mut outcome)
                     }
                     Some(_) => {
+                        outcome.rejected = true;
                         outcome.refused = Some(format!(
-                            "the {kind} host key of {} ({fp}) was rejected",
+                            "host key rejected: the {kind} key of {} ({fp}) was not accepted; open the tunnel again to be asked again",
                             d.name
                         ))
                     }
@@ -385,7 +396,11 @@ impl client::Handler for Client {
                 match self.ask(Prompt::Confirm { text: text.clone() }).await {
                     Some(Answer::HostKey(HostKeyAnswer::AcceptOnce))
                     | Some(Answer::HostKey(HostKeyAnswer::AcceptAndSave)) => {}
-                    _ => outcome.refused = Some(format!("{text}; not confirmed")),
+                    Some(_) => {
+                        outcome.rejected = true;
+                        outcome.refused = Some(format!("host key rejected: {text}; not confirmed"))
+                    }
+                    None => outcome.refused = Some(format!("{text}; not confirmed")),
                 }
             }
         }

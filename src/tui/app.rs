@@ -108,6 +108,9 @@ pub struct App {
     pub prompts: VecDeque<Question>,
     /// When the front question was put on screen (keys before `PROMPT_GUARD` are dropped).
     pub prompt_shown_at: Option<Instant>,
+    /// When a question on screen went unanswered (withdrawn, timed out): keys before
+    /// `PROMPT_GUARD` after it were typed for it and are dropped too.
+    pub prompt_gone_at: Option<Instant>,
     pub prompt_input: Input,
     /// keyboard-interactive answers given so far for the current prompt.
     pub prompt_answers: Vec<Secret>,
@@ -127,6 +130,8 @@ pub struct App {
     pub changed: std::collections::HashSet<String>,
     /// Open tunnels whose entry left the config: listed until they close.
     pub orphans: std::collections::HashSet<String>,
+    /// `q`, `l`: the open tunnels are being handed to the daemon (keys wait until it says).
+    pub handing_over: bool,
     /// `x` on a tunnel that was not open: its client starts when it is up.
     pub pending_connect: Option<String>,
     /// A tunnel that failed on a busy port: its name, who holds the port, the free one.
@@ -165,6 +170,8 @@ pub enum Action {
     SetUp(Result<wizard::Saved, wizard::Failure>),
     /// The config files, read again after they changed on disk.
     Loaded(super::reload::Loaded),
+    /// The daemon's answer to a hand-over: every tunnel up there, or not.
+    HandedOver(Result<(), commands::NotHandedOver>),
 }
 
 /// What the loop must do after an update.
@@ -192,6 +199,9 @@ pub enum Effect {
         conn: Box<Connection>,
         local: String,
     },
+    /// Hand these open tunnels to the daemon (closed here first, so their ports are free)
+    /// and say whether it has them all up ([`Action::HandedOver`]).
+    HandOver(Vec<Connection>),
     /// Tell the user: the bell and/or a desktop notification.
     Notify {
         text: String,
@@ -223,6 +233,7 @@ impl App {
             diagnosis: None,
             prompts: VecDeque::new(),
             prompt_shown_at: None,
+            prompt_gone_at: None,
             prompt_input: Input::default(),
             prompt_answers: Vec::new(),
             message: None,
@@ -234,6 +245,7 @@ impl App {
             changed: Default::default(),
             orphans: Default::default(),
             pending_connect: None,
+            handing_over: false,
             port_busy: None,
             tick: 0,
             help_scroll: 0,
@@ -415,6 +427,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             super::reload::apply(app, loaded, true);
             Vec::new()
         }
+        Action::HandedOver(r) => commands::handed_over(app, r),
     }
 }
 
@@ -429,12 +442,21 @@ fn scroll(app: &mut App, d: i64) -> Vec<Effect> {
 }
 
 fn key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
+    // The tunnels are on their way to the daemon: nothing may open or close them meanwhile.
+    if app.handing_over {
+        return Vec::new();
+    }
     if k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL) {
         if app.any_open() {
             app.mode = Mode::ConfirmQuit;
         } else {
             app.quit = true;
         }
+        return Vec::new();
+    }
+    // Keys typed for a question that just went (an answer, a password) must not reach the
+    // list, where they would be commands.
+    if app.mode != Mode::Prompt && questions::just_gone(app) {
         return Vec::new();
     }
     let effects = match app.mode {
@@ -496,21 +518,23 @@ fn key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
             }
         }
         Mode::History | Mode::Diagnose => commands::view_key(app, k),
-        Mode::ConfirmQuit => {
-            match k.code {
-                KeyCode::Char('y') | KeyCode::Char('Y') => app.quit = true,
-                KeyCode::Char('l') if !app.attached && !app.standalone => {
-                    app.quit_choice = QuitChoice::LeaveRunning;
-                    app.quit = true;
-                }
-                KeyCode::Char('c') if app.attached => {
-                    app.quit_choice = QuitChoice::CloseAll;
-                    app.quit = true;
-                }
-                _ => app.mode = Mode::Normal,
+        // The keys here are the ones view::quit_keys lists.
+        Mode::ConfirmQuit => match k.code {
+            KeyCode::Char('y') | KeyCode::Char('Y') => {
+                app.quit = true;
+                Vec::new()
             }
-            Vec::new()
-        }
+            KeyCode::Char('l') if !app.attached && !app.standalone => commands::leave_running(app),
+            KeyCode::Char('c') if app.attached => {
+                app.quit_choice = QuitChoice::CloseAll;
+                app.quit = true;
+                Vec::new()
+            }
+            _ => {
+                app.mode = Mode::Normal;
+                Vec::new()
+            }
+        },
         Mode::Prompt => questions::prompt_key(app, k),
         Mode::Setup => commands::wizard_key(app, k),
     };

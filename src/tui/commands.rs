@@ -1,9 +1,12 @@
 //! What the list's commands do (the keys of [`super::keys`], in Normal mode) and the setup
 //! form's outcomes: state changes and the effects for the loop.
+//!
+//! Leaving tunnels running (`q`, `l`) hands them to the daemon and quits only once the daemon
+//! reports each of them up; otherwise the TUI stays, opens them here again and says why.
 
 use crossterm::event::{KeyCode, KeyEvent};
 
-use super::app::{App, Diagnosis, Effect, Mode, connection_string};
+use super::app::{App, Diagnosis, Effect, Mode, QuitChoice, connection_string};
 use super::keys::Command as Key;
 use super::wizard::{self, Wizard};
 use crate::config::Connection;
@@ -24,6 +27,76 @@ pub fn toggle(app: &App, c: &Connection) -> Effect {
             reply: None,
         })
     }
+}
+
+/// `q`, `l`: the open tunnels go to the daemon; the TUI quits when it has them all up.
+pub fn leave_running(app: &mut App) -> Vec<Effect> {
+    let open: Vec<Connection> = app
+        .connections
+        .iter()
+        .filter(|c| app.is_open(&c.display_name))
+        .cloned()
+        .collect();
+    app.mode = Mode::Normal;
+    if open.is_empty() {
+        app.quit = true;
+        return Vec::new();
+    }
+    app.handing_over = true;
+    app.message = Some(format!(
+        "handing {} tunnel(s) to the daemon; warren quits once it has them up",
+        open.len()
+    ));
+    vec![Effect::HandOver(open)]
+}
+
+/// A hand-over the daemon did not complete: it let go of every tunnel handed (`names`,
+/// which come back here); `failed`: those it could not open, and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NotHandedOver {
+    pub names: Vec<String>,
+    pub failed: Vec<(String, String)>,
+}
+
+/// The daemon's answer to a hand-over: all up, quit; else the tunnels open here again and
+/// the status line and each failed one's log say why.
+pub fn handed_over(app: &mut App, r: Result<(), NotHandedOver>) -> Vec<Effect> {
+    app.handing_over = false;
+    let NotHandedOver { names, failed } = match r {
+        Ok(()) => {
+            app.quit_choice = QuitChoice::LeaveRunning;
+            app.quit = true;
+            return Vec::new();
+        }
+        Err(e) => e,
+    };
+    let now = app.now();
+    for (name, why) in &failed {
+        app.live
+            .entry(name.clone())
+            .or_default()
+            .push_log(now, format!("the daemon could not take it over: {why}"));
+    }
+    if let Some((name, why)) = failed.first() {
+        let more = match failed.len() {
+            1 => String::new(),
+            n => format!(" (and {} more: their logs say why)", n - 1),
+        };
+        app.message = Some(format!(
+            "not left running: the daemon could not open {name}{more}: {why}; the tunnels stay here"
+        ));
+    }
+    // The daemon let go of every one of them: they are this TUI's again.
+    app.connections
+        .iter()
+        .filter(|c| names.contains(&c.display_name))
+        .map(|c| {
+            Effect::Engine(Command::Open {
+                conn: Box::new(c.clone()),
+                reply: None,
+            })
+        })
+        .collect()
 }
 
 /// The forms `c` offers for a database entry, with the key that picks each.

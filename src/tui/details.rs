@@ -105,7 +105,7 @@ pub fn facts(app: &App, c: &Connection, theme: Theme, w: usize) -> Vec<Line<'sta
     }
     lines.push(fit_line(vec![(chain.join(" → "), Style::default())], w));
     let state = app.state(&c.display_name);
-    let (text, style) = badge(app, &state, theme);
+    let (text, style) = badge(app, &c.display_name, theme);
     let mut parts = vec![("state      ".to_string(), dim), (text, style)];
     if let TunnelState::Expired { reason } = &state {
         parts.push((format!("  closed: {reason}"), dim));

@@ -26,9 +26,21 @@ pub struct Live {
     pub timeline: VecDeque<Moment>,
     /// The latest check of the database behind the tunnel.
     pub health: Option<Health>,
+    /// When the reconnect it waits for starts (the engine says "in N s" once; the list
+    /// counts down from here).
+    pub retry_at: Option<SystemTime>,
 }
 
 impl Live {
+    /// Seconds until the reconnect it waits for, at `now`.
+    pub fn retry_in(&self, now: SystemTime) -> Option<f64> {
+        self.retry_at.map(|at| {
+            at.duration_since(now)
+                .unwrap_or(Duration::ZERO)
+                .as_secs_f64()
+        })
+    }
+
     /// The latest throughput sample (bytes a second, both ways).
     pub fn rate(&self) -> u64 {
         self.history.back().copied().unwrap_or(0)
@@ -185,6 +197,14 @@ pub fn record(
     after: &TunnelState,
     at: SystemTime,
 ) -> Vec<Happened> {
+    live.retry_at = match after {
+        // The wait comes over the daemon's wire: a value no Duration holds is no wait.
+        TunnelState::Reconnecting { in_secs, .. } => Duration::try_from_secs_f64(*in_secs)
+            .ok()
+            .and_then(|d| at.checked_add(d))
+            .or(Some(at)),
+        _ => None,
+    };
     let happened = moments(before, after);
     for h in &happened {
         live.push_moment(at, h.clone());

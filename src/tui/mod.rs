@@ -14,12 +14,15 @@
 //!   [`overlays`] (help, history, diagnostics, questions), [`wizard_view`], [`theme`], [`fit`]
 //!   (cutting with `…` and wrapping).
 //! - [`apply`]: the setup form's answers carried out (files read and written, by the loop).
+//! - [`handover`]: `q`, `l`: the open tunnels handed to the daemon (the loop runs it in a
+//!   task; the TUI quits once the daemon has them up).
 
 pub mod app;
 pub mod apply;
 pub mod commands;
 pub mod details;
 pub mod fit;
+pub mod handover;
 pub mod keys;
 pub mod layout;
 pub mod live;
@@ -52,7 +55,6 @@ use crate::backend::Backend;
 use crate::config::load::FileStatus;
 use crate::config::{Catalog, Context, Paths};
 use crate::daemon::client::DaemonClient;
-use crate::daemon::protocol::Request;
 use crate::engine::{Command, Engine, Event};
 use crate::settings::Settings;
 
@@ -328,6 +330,18 @@ pub async fn run(
                     Err(e) => app.message = Some(format!("the demo could not start: {e}")),
                 },
                 Effect::Demo => {}
+                Effect::HandOver(conns) => {
+                    let (ctx, paths, local, back) = (
+                        Arc::clone(&ctx),
+                        paths.clone(),
+                        local.clone(),
+                        loaded_tx.clone(),
+                    );
+                    tokio::spawn(async move {
+                        let r = handover::hand_over(&ctx, &paths, &local, &conns).await;
+                        let _ = back.send(Action::HandedOver(r)).await;
+                    });
+                }
                 Effect::Reload => {
                     reload(&mut app, &paths, &ctx, &settings);
                 }
@@ -339,40 +353,11 @@ pub async fn run(
     };
     let _ = crossterm::execute!(std::io::stdout(), DisableMouseCapture);
     ratatui::restore();
-    // Local tunnels close on quit, unless the user asked to leave them running: then the
-    // daemon takes them over (after they are closed here, so their ports are free).
-    let open: Vec<String> = app
-        .connections
-        .iter()
-        .filter(|c| app.is_open(&c.display_name))
-        .map(|c| c.display_name.clone())
-        .collect();
+    // Local tunnels close on quit (those left running are the daemon's by now: see
+    // [`handover`]).
     let _ = tokio::time::timeout(Duration::from_secs(5), local.shutdown()).await;
-    match (app.attached, app.quit_choice) {
-        (false, app::QuitChoice::LeaveRunning) if !open.is_empty() => {
-            if crate::daemon::client::ensure_daemon(&ctx, &paths)
-                .await
-                .is_ok()
-                && let Ok(c) = DaemonClient::connect(&ctx).await
-            {
-                tracing::info!("handing {} tunnel(s) to the daemon", open.len());
-                let _ = c
-                    .request(
-                        Request::Open {
-                            names: open,
-                            for_secs: None,
-                            port_fallback: false,
-                            no_exec: !ctx.run_commands(),
-                        },
-                        crate::daemon::client::OPEN,
-                    )
-                    .await;
-            }
-        }
-        (true, app::QuitChoice::CloseAll) => {
-            let _ = backend.close(Vec::new()).await;
-        }
-        _ => {}
+    if (app.attached, app.quit_choice) == (true, app::QuitChoice::CloseAll) {
+        let _ = backend.close(Vec::new()).await;
     }
     if let Some(w) = world {
         w.stop().await;

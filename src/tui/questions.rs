@@ -1,7 +1,10 @@
 //! The engine's questions (an unknown host key, a passphrase, a password, keyboard-interactive
 //! prompts) as dialogs, with their safety rules: a question waits while the user types in a
 //! field, keys within [`PROMPT_GUARD`] of it appearing are dropped (they were typed for what
-//! was on screen before), each has a deadline shown as a countdown, and a withdrawn one goes.
+//! was on screen before), each has a deadline shown as a countdown, and a withdrawn one goes;
+//! keys within [`PROMPT_GUARD`] of a question on screen going unanswered (withdrawn, timed
+//! out) are dropped too (they were typed for it: `wrong⏎` must not toggle a grouping and open
+//! a tunnel).
 
 use std::time::{Duration, Instant};
 
@@ -129,6 +132,13 @@ pub fn withdraw(app: &mut App, id: u64) {
         app.prompt_input.reset();
         app.prompt_answers.clear();
         app.prompt_shown_at = None;
+        app.prompt_gone_at = Some(Instant::now());
         app.mode = Mode::Normal;
     }
+}
+
+/// Whether a question on screen went unanswered less than [`PROMPT_GUARD`] ago.
+pub fn just_gone(app: &App) -> bool {
+    app.prompt_gone_at
+        .is_some_and(|t| t.elapsed() < PROMPT_GUARD)
 }

@@ -185,7 +185,7 @@ fn state_cell<'a>(x: &Ctx<'a>, i: usize) -> (Cow<'a, str>, Style) {
     if x.app.broken.contains_key(name) && !x.app.is_open(name) {
         return (Cow::Borrowed(BROKEN), x.theme.failed());
     }
-    let (mut text, style) = badge(x.app, &x.app.state(name), x.theme);
+    let (mut text, style) = badge(x.app, name, x.theme);
     if super::reload::is_changed(x.app, name) {
         text.push_str(CHANGED);
     }
@@ -203,13 +203,14 @@ fn state_width(x: &Ctx, i: usize) -> usize {
     match x.app.states.get(name) {
         // "○ down", without making the string: most rows are down.
         None | Some(crate::engine::TunnelState::Down) => 6,
-        Some(s) => {
-            let mark = if super::reload::is_changed(x.app, &x.app.connections[i].display_name) {
+        Some(_) => {
+            let name = &x.app.connections[i].display_name;
+            let mark = if super::reload::is_changed(x.app, name) {
                 width(CHANGED)
             } else {
                 0
             };
-            width(&badge(x.app, s, x.theme).0) + mark
+            width(&badge(x.app, name, x.theme).0) + mark
         }
     }
 }

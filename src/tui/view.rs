@@ -23,15 +23,21 @@ use crate::settings::{GROUPS, GroupBy, SORTS, name_of};
 
 pub const SPINNER: [&str; 8] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧"];
 
-/// A state as a symbol and a word (so it reads without colour), and its colour.
-pub fn badge(app: &App, state: &TunnelState, theme: Theme) -> (String, Style) {
+/// A tunnel's state as a symbol and a word (so it reads without colour), and its colour; a
+/// reconnect's wait counts down.
+pub fn badge(app: &App, name: &str, theme: Theme) -> (String, Style) {
     let spin = SPINNER[(app.tick % SPINNER.len() as u64) as usize];
-    match state {
+    match app.state(name) {
         TunnelState::Down => ("○ down".into(), theme.dim()),
         TunnelState::Connecting => (format!("{spin} connecting"), theme.busy()),
         TunnelState::Up => ("● up".into(), theme.up()),
         TunnelState::Reconnecting { in_secs, .. } => {
-            (format!("↻ retry {:.0}s", in_secs.ceil()), theme.busy())
+            let left = app
+                .live
+                .get(name)
+                .and_then(|l| l.retry_in(app.now()))
+                .unwrap_or(in_secs);
+            (format!("↻ retry {}", time_left(left)), theme.busy())
         }
         TunnelState::Failed { .. } => ("✘ failed".into(), theme.failed()),
         TunnelState::Expired { .. } => ("⊘ expired".into(), theme.dim()),
@@ -240,14 +246,35 @@ fn title(app: &App) -> Vec<(String, Style)> {
     vec![(t, Style::default())]
 }
 
-fn confirm_quit(app: &App, f: &mut Frame, theme: Theme) {
-    let text = if app.standalone {
-        "Tunnels are open: they close on quit.\n\n  y quit    any other key: stay"
+/// Every key the quit question takes (as [`super::app`] reads them) and what it does; any
+/// other key stays. The dialog and the footer both say these.
+pub fn quit_keys(app: &App) -> Vec<(&'static str, &'static str)> {
+    if app.standalone {
+        vec![("y", "quit (tunnels close)")]
     } else if app.attached {
-        "Tunnels run in the daemon: they keep running.\n\n  y quit    c close them and quit    any other key: stay"
+        vec![
+            ("y", "quit (tunnels keep running)"),
+            ("c", "close them and quit"),
+        ]
     } else {
-        "Tunnels are open: they close on quit.\n\n  y quit    l leave them running in the background    other: stay"
+        vec![
+            ("y", "quit (tunnels close)"),
+            ("l", "leave them running in the background"),
+        ]
+    }
+}
+
+fn confirm_quit(app: &App, f: &mut Frame, theme: Theme) {
+    let head = if app.attached {
+        "Tunnels run in the daemon: they keep running."
+    } else {
+        "Tunnels are open: they close on quit."
     };
+    let keys: String = quit_keys(app)
+        .iter()
+        .map(|(k, what)| format!("  {k}  {what}\n"))
+        .collect();
+    let text = format!("{head}\n\n{keys}  any other key: stay");
     let w = f.area().width.min(80);
     let lines: Vec<Line> = text
         .lines()
@@ -329,11 +356,12 @@ pub fn status_line(app: &App, width_cols: u16) -> String {
             Some(Prompt::Confirm { .. }) => " y yes  n no".into(),
             _ => " Enter send  Esc cancel".into(),
         },
-        Mode::ConfirmQuit if app.attached => {
-            " y quit (tunnels keep running)  c close them  any other key stays".into()
-        }
         Mode::ConfirmQuit => {
-            " y quit (tunnels close)  l leave them running  any other key stays".into()
+            let keys: String = quit_keys(app)
+                .iter()
+                .map(|(k, what)| format!(" {k} {what} "))
+                .collect();
+            format!("{keys} any other key stays")
         }
     }
 }

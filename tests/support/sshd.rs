@@ -214,6 +214,18 @@ impl Sshd {
         self.restart();
     }
 
+    /// Starts sshd again on the same port with a new host key: to its clients, a host whose
+    /// key changed.
+    pub fn restart_with_a_new_host_key(&mut self) {
+        self.kill();
+        let dir = self.dir.path();
+        for f in ["host_ed25519", "host_ed25519.pub"] {
+            std::fs::remove_file(dir.join(f)).expect("remove the old host key");
+        }
+        self.host_key_line = keygen(dir, "host_ed25519", "ed25519", "", false).public_line;
+        self.restart();
+    }
+
     /// Starts sshd again on the same port with the same keys and config.
     pub fn restart(&mut self) {
         self.kill();

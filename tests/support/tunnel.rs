@@ -47,3 +47,39 @@ pub fn entry(
         local_user()
     )
 }
+
+/// A Host block reaching `sshd` with `lines`, forwarding 127.0.0.1:`local` to `target`.
+pub fn ssh_host(
+    name: &str,
+    sshd: &Sshd,
+    key: &str,
+    local: u16,
+    target: u16,
+    lines: &str,
+) -> String {
+    format!(
+        "Host {name}\n    HostName 127.0.0.1\n    Port {}\n    User {}\n    IdentityFile {key}\n    IdentitiesOnly yes\n    IdentityAgent none\n    LocalForward 127.0.0.1:{local} 127.0.0.1:{target}\n{lines}\n",
+        sshd.port,
+        local_user()
+    )
+}
+
+/// A scratch home whose ssh_config has a `db` host with no StrictHostKeyChecking (ssh's
+/// default: ask) forwarding 127.0.0.1:`local` to an echo server, and an empty known_hosts.
+pub fn unknown_host(sshd: &Sshd, local: u16) -> Scratch {
+    let (s, key) = with_key(sshd);
+    s.write("known_hosts", "");
+    let d = s.path().display();
+    s.write(
+        "ssh_config",
+        &ssh_host(
+            "db",
+            sshd,
+            &key,
+            local,
+            super::net::echo_server(),
+            &format!("    UserKnownHostsFile {d}/known_hosts\n    GlobalKnownHostsFile none\n"),
+        ),
+    );
+    s
+}
