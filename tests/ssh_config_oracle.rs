@@ -52,6 +52,7 @@ const KEYS: &[&str] = &[
     "kbdinteractiveauthentication",
     "numberofpasswordprompts",
     "batchmode",
+    "sendenv",
 ];
 
 /// Variables both sides see (for `${VAR}` in forwards and IdentityAgent).
@@ -245,6 +246,9 @@ fn warren_view(h: &HostConfig) -> BTreeMap<String, Vec<String>> {
         h.number_of_password_prompts.value.to_string(),
     );
     put(&mut m, "batchmode", yes_no(h.batch_mode.value));
+    for e in &h.send_env {
+        put(&mut m, "sendenv", e.value.clone());
+    }
     m
 }
 

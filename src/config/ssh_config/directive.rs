@@ -68,6 +68,9 @@ pub enum Directive {
     KbdInteractiveAuthentication(bool),
     NumberOfPasswordPrompts(u32),
     BatchMode(bool),
+    /// `SendEnv` names and patterns, in order; `-PATTERN` removes the names sent so far
+    /// that match it (readconf.c `rm_env`).
+    SendEnv(Vec<String>),
     /// `Tag name` (OpenSSH 9.4+): one name; the first one obtained wins.
     Tag(String),
     /// A `# warren: tags = prod, eu` comment: tags for ssh versions without `Tag`; every such
@@ -272,6 +275,16 @@ impl Checker<'_> {
             },
             "localforward" | "remoteforward" | "dynamicforward" => {
                 self.forward(keyword, args, origin)
+            }
+            "sendenv" => {
+                if args.iter().any(|a| a.is_empty() || a.contains('=')) {
+                    return self.bad(
+                        origin,
+                        "SendEnv: Invalid environment name".to_string(),
+                        "name variables (patterns allowed) without `=`; SetEnv sets values",
+                    );
+                }
+                Some(Directive::SendEnv(args.to_vec()))
             }
             "tag" => match args {
                 [name] => Some(Directive::Tag(name.clone())),

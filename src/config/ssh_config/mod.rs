@@ -168,6 +168,9 @@ pub struct HostConfig {
     pub kbd_interactive_authentication: Sourced<bool>,
     pub number_of_password_prompts: Sourced<u32>,
     pub batch_mode: Sourced<bool>,
+    /// The names and patterns of variables `SendEnv` sends, in order, from every block that
+    /// applies (repeats kept, as `ssh -G` prints them).
+    pub send_env: Vec<Sourced<String>>,
     /// Keywords warren does not use, first value of each, lowercased keyword.
     pub other: Vec<(String, Sourced<String>)>,
     /// `Tag` (first) and the tags of `# warren: tags = ...` comments, without repeats.

@@ -57,6 +57,7 @@ pub(super) struct Acc {
     kbd_interactive_authentication: Option<Sourced<bool>>,
     number_of_password_prompts: Option<Sourced<u32>>,
     batch_mode: Option<Sourced<bool>>,
+    send_env: Vec<Sourced<String>>,
     other: Vec<(String, Sourced<String>)>,
     tag: Option<Sourced<String>>,
     warren_tags: Vec<Sourced<String>>,
@@ -138,6 +139,17 @@ impl Acc {
                 first(&mut self.exit_on_forward_failure, *v, origin)
             }
             Directive::ClearAllForwardings(v) => first(&mut self.clear_forwardings, *v, origin),
+            // Every SendEnv line that applies adds to the list, as ssh does (not first wins).
+            Directive::SendEnv(v) => {
+                for name in v {
+                    match name.strip_prefix('-') {
+                        Some(p) => self.send_env.retain(|e| !pattern::wildcard(&e.value, p)),
+                        None => self
+                            .send_env
+                            .push(Sourced::new(name.clone(), origin.clone())),
+                    }
+                }
+            }
             Directive::Tag(v) => first(&mut self.tag, v.clone(), origin),
             Directive::WarrenTags(v) => {
                 for t in v {
@@ -474,6 +486,15 @@ fn finish(
     } else {
         acc.identity_files
     };
+    // `warren show` lists it with the keywords warren does not use.
+    let mut other = acc.other;
+    if let Some(last) = acc.send_env.last() {
+        let names: Vec<&str> = acc.send_env.iter().map(|e| e.value.as_str()).collect();
+        other.push((
+            "sendenv".to_string(),
+            Sourced::new(names.join(" "), last.origin.clone()),
+        ));
+    }
     let mut hc = HostConfig {
         alias: name.to_string(),
         hostname,
@@ -544,7 +565,8 @@ fn finish(
         batch_mode: acc
             .batch_mode
             .unwrap_or_else(|| Sourced::default_value(false)),
-        other: acc.other,
+        send_env: acc.send_env,
+        other,
         tags: acc.tag.into_iter().chain(acc.warren_tags).fold(
             Vec::new(),
             |mut all: Vec<Sourced<String>>, t| {
@@ -666,6 +688,55 @@ mod tests {
         assert_eq!(tags(&c, "db-us"), ["first", "prod", "us", "all"]);
         assert!(tags(&c, "staging").is_empty());
         assert!(c.problems.is_empty(), "{:?}", c.problems);
+    }
+
+    #[test]
+    fn send_env_adds_up_over_the_user_and_the_system_file_and_minus_removes() {
+        let dir = std::path::PathBuf::from("/nonexistent-home");
+        let ctx = Context::new(dir.clone(), "me", std::collections::HashMap::new());
+        let user = dir.join(".ssh/config");
+        let system = std::path::PathBuf::from("/etc/ssh/ssh_config");
+        let c = SshConfig::from_texts(
+            std::sync::Arc::new(ctx),
+            &[
+                (
+                    user.as_path(),
+                    "Host db\n  SendEnv DB_* EDITOR\nHost *\n  SendEnv -EDITOR\n",
+                    FileKind::User,
+                ),
+                (
+                    system.as_path(),
+                    "Host *\n  SendEnv LANG LC_*\n  SendEnv -DB_H*\n",
+                    FileKind::System,
+                ),
+            ],
+        );
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        let db = c.resolve("db");
+        let sent: Vec<(&str, String)> = db
+            .send_env
+            .iter()
+            .map(|e| (e.value.as_str(), e.origin.to_string()))
+            .collect();
+        // `-DB_H*` matches the name `DB_*` as a string, not as a pattern: it stays.
+        assert_eq!(
+            sent,
+            [
+                ("DB_*", format!("{}:2", user.display())),
+                ("LANG", "/etc/ssh/ssh_config:2".to_string()),
+                ("LC_*", "/etc/ssh/ssh_config:2".to_string()),
+            ]
+        );
+        let other = c.resolve("web");
+        let names: Vec<&str> = other.send_env.iter().map(|e| e.value.as_str()).collect();
+        assert_eq!(names, ["LANG", "LC_*"]);
+        let bad = config("Host a\n  SendEnv FOO=1\n");
+        assert!(
+            bad.problems[0].to_string().contains(":2")
+                && bad.problems[0].message.contains("Invalid environment name"),
+            "{:?}",
+            bad.problems
+        );
     }
 
     #[test]
