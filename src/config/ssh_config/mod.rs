@@ -7,10 +7,12 @@
 //!
 //! - [`parse`]: files -> blocks of checked directives, Includes followed (cycle-safe).
 //! - [`resolve`]: one host -> [`HostConfig`], first value wins, `Match final` second pass.
+//! - `canonical`: the host name ssh connects to (an address in canonical form).
 //! - [`chain`]: ProxyJump -> the list of hops, each resolved as ssh resolves a jump host.
 //! - `exec`: `Match exec` (run, bounded in time, once per line and command for a loaded
 //!   config) and the checks of a ProxyCommand.
 
+mod canonical;
 pub mod chain;
 pub mod directive;
 mod exec;

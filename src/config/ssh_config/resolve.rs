@@ -2,6 +2,7 @@
 //! patterns match the name as typed, Match tests the current HostName and User, a
 //! `Match final` asks for a second pass in which Host patterns match the final host name.
 
+use super::canonical;
 use super::directive::{Directive, StrictHostKeyChecking};
 use super::exec;
 use super::parse::{Block, Criterion, Header, Stmt, Test};
@@ -417,14 +418,15 @@ pub(super) fn resolve(config: &SshConfig, name: &str, over: &Overrides) -> HostC
         },
         None => Sourced::new(name.to_string(), Origin::Default),
     };
-    // ssh lowercases names but not addresses.
-    let hostname = hostname.map(|h| {
-        if h.parse::<std::net::IpAddr>().is_ok() {
-            h
-        } else {
-            h.to_ascii_lowercase()
-        }
-    });
+    // ssh lowercases names but not addresses, and writes an address in its canonical form
+    // (`127.1` is 127.0.0.1) before the final pass.
+    let family = acc
+        .other
+        .iter()
+        .find(|(k, _)| k == "addressfamily")
+        .and_then(|(_, v)| canonical::Family::parse(&v.value))
+        .unwrap_or_default();
+    let hostname = hostname.map(|h| canonical::tidy(&h, family));
     // A `Match final` anywhere, or CanonicalizeHostname yes/always, makes ssh read the config
     // again. (warren does not canonicalize through DNS: the name stays as written.)
     let canonicalize = acc.canonicalize.as_ref().is_some_and(|c| c.value);
