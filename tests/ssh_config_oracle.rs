@@ -53,6 +53,8 @@ const KEYS: &[&str] = &[
     "numberofpasswordprompts",
     "batchmode",
     "sendenv",
+    "localcommand",
+    "remotecommand",
 ];
 
 /// Variables both sides see (for `${VAR}` in forwards and IdentityAgent).
@@ -246,6 +248,12 @@ fn warren_view(h: &HostConfig) -> BTreeMap<String, Vec<String>> {
         h.number_of_password_prompts.value.to_string(),
     );
     put(&mut m, "batchmode", yes_no(h.batch_mode.value));
+    // Kept with the keywords warren does not use, as written; ssh -G leaves out `none`.
+    for (k, v) in &h.other {
+        if (k == "localcommand" || k == "remotecommand") && !v.value.eq_ignore_ascii_case("none") {
+            put(&mut m, k, v.value.clone());
+        }
+    }
     for e in &h.send_env {
         put(&mut m, "sendenv", e.value.clone());
     }

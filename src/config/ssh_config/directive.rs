@@ -173,6 +173,12 @@ impl Checker<'_> {
             "globalknownhostsfile" => Some(Directive::GlobalKnownHostsFile(args.to_vec())),
             "revokedhostkeys" => single(self).then_some(Directive::RevokedHostKeys(first)),
             "knownhostscommand" => Some(Directive::KnownHostsCommand(command.to_string())),
+            // Commands warren does not run, kept as written like ProxyCommand (quotes,
+            // backslashes and a `#` included), as `ssh -G` prints them.
+            "localcommand" | "remotecommand" => Some(Directive::Other {
+                keyword: keyword.to_string(),
+                value: command.to_string(),
+            }),
             "checkhostip" => self
                 .flag(keyword, &first, origin)
                 .map(Directive::CheckHostIp),
