@@ -473,13 +473,17 @@ fn finish(
     let proxy_command = acc
         .proxy_command
         .filter(|p| !p.value.eq_ignore_ascii_case("none"));
-    let proxy_use_fdpass = acc
-        .proxy_use_fdpass
-        .unwrap_or_else(|| Sourced::default_value(false));
     let proxy_jump = acc.jump.and_then(|j| match j.value {
         Some(list) => Some(Sourced::new(list, j.origin)),
         None => None,
     });
+    // ssh.c: "Never use FD passing for ProxyJump".
+    let proxy_use_fdpass = match &proxy_jump {
+        Some(j) => Sourced::new(false, j.origin.clone()),
+        None => acc
+            .proxy_use_fdpass
+            .unwrap_or_else(|| Sourced::default_value(false)),
+    };
     let identity_files = if acc.identity_files.is_empty() {
         DEFAULT_IDENTITY_FILES
             .iter()
@@ -638,11 +642,7 @@ fn finish(
         }
     }
     if let Some(pc) = &hc.proxy_command {
-        problems.extend(exec::proxy_problems(
-            pc,
-            &hc.proxy_use_fdpass,
-            ctx.run_commands(),
-        ));
+        problems.extend(exec::proxy_problems(pc, ctx.run_commands()));
     }
     if let Some(c) = &hc.known_hosts_command
         && !ctx.run_commands()
