@@ -304,6 +304,30 @@ fn a_bad_ssh_config_value_names_the_line() {
 }
 
 #[test]
+fn an_option_ssh_does_not_know_is_exit_2_in_ssh_words_unless_ignore_unknown_names_it() {
+    let s = Scratch::new();
+    s.write(
+        "ssh_config",
+        "Host mac\n    HostName mac.example\n    UseKeychain yes\nHost b\n    HostName b.example\n",
+    );
+    let r = s.warren(&["--ssh-config", "ssh_config", "list"]);
+    r.expect_code(2)
+        .expect_stderr("ssh_config:3: Bad configuration option: usekeychain")
+        .expect_stderr("terminating, 1 bad configuration options")
+        .expect_stderr("IgnoreUnknown usekeychain")
+        .expect_stdout("mac.example")
+        .expect_stdout("b.example");
+    // As ssh, once IgnoreUnknown names it before the line.
+    s.write(
+        "ssh_config",
+        "IgnoreUnknown UseKeychain\nHost mac\n    HostName mac.example\n    UseKeychain yes\n",
+    );
+    let r = s.warren(&["--ssh-config", "ssh_config", "list"]);
+    r.expect_code(0).expect_stdout("mac.example");
+    assert!(r.stderr().is_empty(), "{}", r.describe());
+}
+
+#[test]
 fn with_no_config_at_all_it_says_where_it_looked() {
     let s = Scratch::new();
     let r = s.warren(&["list"]);

@@ -49,7 +49,6 @@ use app::{Action, App, Effect, update};
 use theme::Theme;
 
 use crate::backend::Backend;
-use crate::config::load::FileStatus;
 use crate::config::{Catalog, Context, Paths};
 use crate::daemon::client::DaemonClient;
 use crate::daemon::protocol::Request;
@@ -63,12 +62,7 @@ fn looked_in(c: &Catalog) -> Vec<String> {
     c.files
         .iter()
         .map(|f| {
-            let state = match &f.status {
-                FileStatus::Loaded => "read".to_string(),
-                FileStatus::Absent => "not there".to_string(),
-                FileStatus::Unreadable { error } => error.clone(),
-                FileStatus::Invalid => "not valid TOML".to_string(),
-            };
+            let state = f.state("read");
             format!("{} ({state})", f.path.display())
         })
         .collect()

@@ -16,6 +16,7 @@ mod canonical;
 pub mod chain;
 pub mod directive;
 mod exec;
+mod keywords;
 mod lex;
 pub mod parse;
 pub mod pattern;
@@ -50,6 +51,9 @@ pub struct SshConfig {
     pub problems: Vec<Problem>,
     /// Every Include's path pattern, expanded: where files that would be read may appear.
     pub include_patterns: Vec<PathBuf>,
+    /// The top-level files that ssh refuses whole for a keyword it does not know (the lines
+    /// are in `problems`; warren ignores just those lines).
+    pub bad_option_files: Vec<PathBuf>,
     /// `Match exec` results, by (line, command as run): a command runs once per loaded
     /// config, whichever hosts ask.
     pub(crate) exec_cache: Mutex<HashMap<(String, String), (ExecOutcome, String)>>,
@@ -83,6 +87,7 @@ impl SshConfig {
             aliases: loader.aliases,
             problems: loader.problems,
             include_patterns: loader.include_patterns,
+            bad_option_files: loader.bad_option_files,
             exec_cache: Mutex::new(HashMap::new()),
             jumps: Mutex::new(HashMap::new()),
             jump_hops: Mutex::new(HashMap::new()),
