@@ -55,6 +55,11 @@ const KEYS: &[&str] = &[
     "sendenv",
     "localcommand",
     "remotecommand",
+    "canonicalizehostname",
+    "canonicaldomains",
+    "canonicalizemaxdots",
+    "canonicalizefallbacklocal",
+    "canonicalizepermittedcnames",
 ];
 
 /// Variables both sides see (for `${VAR}` in forwards and IdentityAgent).
@@ -254,6 +259,45 @@ fn warren_view(h: &HostConfig) -> BTreeMap<String, Vec<String>> {
             put(&mut m, k, v.value.clone());
         }
     }
+    put(
+        &mut m,
+        "canonicalizehostname",
+        h.canonicalize_hostname.value.as_ssh_g().to_string(),
+    );
+    let domains = &h.canonical_domains.value;
+    put(
+        &mut m,
+        "canonicaldomains",
+        if domains.is_empty() {
+            "none".to_string()
+        } else {
+            domains.join(" ")
+        },
+    );
+    put(
+        &mut m,
+        "canonicalizemaxdots",
+        h.canonicalize_max_dots.value.to_string(),
+    );
+    put(
+        &mut m,
+        "canonicalizefallbacklocal",
+        yes_no(h.canonicalize_fallback_local.value),
+    );
+    let cnames = &h.canonicalize_permitted_cnames.value;
+    put(
+        &mut m,
+        "canonicalizepermittedcnames",
+        if cnames.is_empty() {
+            "none".to_string()
+        } else {
+            cnames
+                .iter()
+                .map(|(s, t)| format!("{s}:{t}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        },
+    );
     for e in &h.send_env {
         put(&mut m, "sendenv", e.value.clone());
     }

@@ -12,7 +12,7 @@
 //! - `exec`: `Match exec` (run, bounded in time, once per line and command for a loaded
 //!   config) and the checks of a ProxyCommand.
 
-mod canonical;
+pub mod canonical;
 pub mod chain;
 pub mod directive;
 mod exec;
@@ -57,6 +57,11 @@ pub struct SshConfig {
     /// `Match exec` results, by (line, command as run): a command runs once per loaded
     /// config, whichever hosts ask.
     pub(crate) exec_cache: Mutex<HashMap<(String, String), (ExecOutcome, String)>>,
+    /// How names are looked up for CanonicalizeHostname (the C library's resolver; tests
+    /// give their own).
+    pub(crate) lookup: canonical::Lookup,
+    /// Lookups done, by name and family: each name once per loaded config.
+    lookups: Mutex<HashMap<(String, canonical::Family), Result<String, String>>>,
     /// Jump hosts already resolved, by [`SshConfig::resolve_jump`]'s key.
     jumps: Mutex<HashMap<String, Arc<HostConfig>>>,
     /// The hops made of them (see `config::from_ssh`), by the same key.
@@ -89,6 +94,8 @@ impl SshConfig {
             include_patterns: loader.include_patterns,
             bad_option_files: loader.bad_option_files,
             exec_cache: Mutex::new(HashMap::new()),
+            lookup: canonical::lookup,
+            lookups: Mutex::new(HashMap::new()),
             jumps: Mutex::new(HashMap::new()),
             jump_hops: Mutex::new(HashMap::new()),
             ctx,
@@ -120,6 +127,23 @@ impl SshConfig {
 
     pub fn context(&self) -> &Context {
         &self.ctx
+    }
+
+    /// [`SshConfig::lookup`], once per name and family.
+    pub(crate) fn lookup_cached(
+        &self,
+        name: &str,
+        family: canonical::Family,
+    ) -> Result<String, String> {
+        let key = (name.to_string(), family);
+        if let Some(r) = self.lookups.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return r;
+        }
+        let r = (self.lookup)(name, family);
+        if let Ok(mut m) = self.lookups.lock() {
+            m.insert(key, r.clone());
+        }
+        r
     }
 }
 
@@ -155,6 +179,13 @@ pub struct HostConfig {
     pub exit_on_forward_failure: Sourced<bool>,
     /// The name host keys are looked up under instead of the host name.
     pub host_key_alias: Option<Sourced<String>>,
+    pub canonicalize_hostname: Sourced<canonical::Canonicalize>,
+    /// As written; `["none"]` or empty is none.
+    pub canonical_domains: Sourced<Vec<String>>,
+    pub canonicalize_max_dots: Sourced<u32>,
+    pub canonicalize_fallback_local: Sourced<bool>,
+    /// `(source patterns, target patterns)`; empty is none.
+    pub canonicalize_permitted_cnames: Sourced<Vec<(String, String)>>,
     /// As written (`ssh -G` prints them unexpanded).
     pub global_known_hosts_files: Sourced<Vec<String>>,
     /// As written (`ssh -G` prints it unexpanded); see [`HostConfig::expand_path`].

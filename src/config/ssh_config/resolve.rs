@@ -2,7 +2,7 @@
 //! patterns match the name as typed, Match tests the current HostName and User, a
 //! `Match final` asks for a second pass in which Host patterns match the final host name.
 
-use super::canonical;
+use super::canonical::{self, Canonicalize};
 use super::directive::{Directive, StrictHostKeyChecking};
 use super::exec;
 use super::parse::{Block, Criterion, Header, Stmt, Test};
@@ -46,7 +46,11 @@ pub(super) struct Acc {
     exit_on_forward_failure: Option<Sourced<bool>>,
     clear_forwardings: Option<Sourced<bool>>,
     pub(super) host_key_alias: Option<Sourced<String>>,
-    canonicalize: Option<Sourced<bool>>,
+    canonicalize: Option<Sourced<Canonicalize>>,
+    canonical_domains: Option<Sourced<Vec<String>>>,
+    canonicalize_max_dots: Option<Sourced<u32>>,
+    canonicalize_fallback_local: Option<Sourced<bool>>,
+    permitted_cnames: Option<Sourced<Vec<(String, String)>>>,
     algorithms: Vec<(AlgorithmKind, Sourced<String>)>,
     global_known_hosts: Option<Sourced<Vec<String>>>,
     revoked_host_keys: Option<Sourced<String>>,
@@ -103,6 +107,14 @@ impl Acc {
             Directive::ConnectTimeout(None) => {}
             Directive::HostKeyAlias(v) => first(&mut self.host_key_alias, v.clone(), origin),
             Directive::CanonicalizeHostname(v) => first(&mut self.canonicalize, *v, origin),
+            Directive::CanonicalDomains(v) => first(&mut self.canonical_domains, v.clone(), origin),
+            Directive::CanonicalizeMaxDots(v) => first(&mut self.canonicalize_max_dots, *v, origin),
+            Directive::CanonicalizeFallbackLocal(v) => {
+                first(&mut self.canonicalize_fallback_local, *v, origin)
+            }
+            Directive::CanonicalizePermittedCnames(v) => {
+                first(&mut self.permitted_cnames, v.clone(), origin)
+            }
             Directive::Algorithms(kind, v) => {
                 if !self.algorithms.iter().any(|(k, _)| k == kind) {
                     self.algorithms
@@ -426,11 +438,55 @@ pub(super) fn resolve(config: &SshConfig, name: &str, over: &Overrides) -> HostC
         .find(|(k, _)| k == "addressfamily")
         .and_then(|(_, v)| canonical::Family::parse(&v.value))
         .unwrap_or_default();
-    let hostname = hostname.map(|h| canonical::tidy(&h, family));
+    // Then canonicalization (CanonicalizeHostname, CanonicalDomains, ...), see `canonical`.
+    let mode = acc
+        .canonicalize
+        .as_ref()
+        .map(|c| c.value)
+        .unwrap_or_default();
+    let none = Vec::new();
+    let rules = canonical::Rules {
+        mode,
+        domains: acc.canonical_domains.as_ref().map_or(&none, |d| &d.value),
+        max_dots: acc.canonicalize_max_dots.as_ref().map_or(1, |d| d.value),
+        fallback_local: acc
+            .canonicalize_fallback_local
+            .as_ref()
+            .is_none_or(|f| f.value),
+        cnames: acc.permitted_cnames.as_ref().map_or(&[], |c| &c.value),
+        direct: acc
+            .proxy_command
+            .as_ref()
+            .is_none_or(|p| p.value.eq_ignore_ascii_case("none"))
+            && !matches!(&acc.jump, Some(Sourced { value: Some(_), .. })),
+        family,
+    };
+    let hostname = match canonical::canonical_name(&hostname.value, &rules, &|n| {
+        config.lookup_cached(n, family)
+    }) {
+        Ok(h) if mode != Canonicalize::No && !h.eq_ignore_ascii_case(&hostname.value) => {
+            let origin = acc.canonicalize.as_ref().map(|c| c.origin.clone());
+            Sourced::new(h, origin.unwrap_or_else(|| hostname.origin.clone()))
+        }
+        Ok(h) => Sourced::new(h, hostname.origin.clone()),
+        Err(e) => {
+            let origin = acc
+                .canonicalize
+                .as_ref()
+                .map(|c| c.origin.clone())
+                .or_else(|| acc.permitted_cnames.as_ref().map(|c| c.origin.clone()))
+                .unwrap_or_else(|| hostname.origin.clone());
+            pass.problems.push(
+                Problem::error(origin, format!("{e} (ssh stops here)")).with_fix(
+                    "check the name and CanonicalDomains, or set CanonicalizeFallbackLocal yes to use the name as it is",
+                ),
+            );
+            hostname.map(|h| h.to_ascii_lowercase())
+        }
+    };
     // A `Match final` anywhere, or CanonicalizeHostname yes/always, makes ssh read the config
-    // again. (warren does not canonicalize through DNS: the name stays as written.)
-    let canonicalize = acc.canonicalize.as_ref().is_some_and(|c| c.value);
-    if config.want_final || canonicalize {
+    // again, with the canonical name.
+    if config.want_final || mode != Canonicalize::No {
         acc.hostname = Some(hostname.clone());
         pass.host = hostname.value.clone();
         pass.final_pass = true;
@@ -534,6 +590,24 @@ fn finish(
             .exit_on_forward_failure
             .unwrap_or_else(|| Sourced::default_value(false)),
         host_key_alias: acc.host_key_alias,
+        canonicalize_hostname: acc
+            .canonicalize
+            .unwrap_or_else(|| Sourced::default_value(Canonicalize::No)),
+        canonical_domains: acc
+            .canonical_domains
+            .unwrap_or_else(|| Sourced::default_value(Vec::new())),
+        canonicalize_max_dots: acc
+            .canonicalize_max_dots
+            .unwrap_or_else(|| Sourced::default_value(1)),
+        canonicalize_fallback_local: acc
+            .canonicalize_fallback_local
+            .unwrap_or_else(|| Sourced::default_value(true)),
+        // readconf.c: `none` alone is no rule at all.
+        canonicalize_permitted_cnames: match acc.permitted_cnames {
+            Some(c) if c.value.len() == 1 && c.value[0].1.is_empty() => c.map(|_| Vec::new()),
+            Some(c) => c,
+            None => Sourced::default_value(Vec::new()),
+        },
         global_known_hosts_files: acc.global_known_hosts.unwrap_or_else(|| {
             Sourced::default_value(
                 DEFAULT_GLOBAL_KNOWN_HOSTS
@@ -738,6 +812,50 @@ mod tests {
                 && bad.problems[0].message.contains("Invalid environment name"),
             "{:?}",
             bad.problems
+        );
+    }
+
+    /// A resolver for the test: these names only, never DNS.
+    fn fake_dns(name: &str, _: super::canonical::Family) -> Result<String, String> {
+        match name {
+            "db.corp.example." => Ok("db.corp.example".into()),
+            _ => Err("Name or service not known".into()),
+        }
+    }
+
+    #[test]
+    fn a_canonicalized_name_is_the_host_name_and_the_config_is_read_again_with_it() {
+        let mut c = config(
+            "Host db.corp.example\n  User canon\n\
+             Match canonical host *.corp.example\n  Port 2222\n\
+             Host *\n  CanonicalizeHostname yes\n  CanonicalDomains none.example corp.example\n  UserKnownHostsFile /kh/%h\n\
+             Host strict\n  CanonicalizeFallbackLocal no\n",
+        );
+        c.lookup = fake_dns;
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        let db = c.resolve("db");
+        assert_eq!(db.hostname.value, "db.corp.example");
+        assert!(
+            db.hostname.origin.to_string().ends_with(":6"),
+            "{}",
+            db.hostname.origin
+        );
+        assert_eq!(db.user.value, "canon");
+        assert_eq!(db.port.value, 2222);
+        assert_eq!(db.known_hosts_files.value, ["/kh/db.corp.example"]);
+        // Not found: the name as typed (fallback), still read twice.
+        let other = c.resolve("other");
+        assert_eq!(
+            (other.hostname.value.as_str(), other.port.value),
+            ("other", 22)
+        );
+        // CanonicalizeFallbackLocal no: ssh's error, with the line.
+        let strict = c.resolve("strict");
+        let text: Vec<String> = strict.problems.iter().map(|p| p.to_string()).collect();
+        assert!(
+            text.iter()
+                .any(|t| t.contains(":6: Could not resolve host \"strict\"")),
+            "{text:?}"
         );
     }
 
