@@ -489,6 +489,30 @@ fn warren_resolves_every_corpus_host_as_ssh_g_does() {
             let resolved = config.resolve(host);
             execs += resolved.match_exec.len();
             let ours = warren_view(&resolved);
+            // `warren show`'s list: every line ssh -G prints, key by key.
+            let mut shown: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for l in resolved.ssh_g() {
+                shown.entry(l.key.to_string()).or_default().push(l.value);
+            }
+            let keys: std::collections::BTreeSet<&String> =
+                theirs.keys().chain(shown.keys()).collect();
+            for key in keys {
+                let mut want = theirs.get(key).cloned().unwrap_or_default();
+                let mut got = shown.get(key).cloned().unwrap_or_default();
+                if key == "proxyjump" {
+                    want = want.iter().map(|v| normalize_jump(v)).collect();
+                    got = got.iter().map(|v| normalize_jump(v)).collect();
+                }
+                compared += 1;
+                if want != got {
+                    failures.push(format!(
+                        "{} host {host}: ssh_g() {key}\n    ssh -G: {want:?}\n    warren: {got:?}",
+                        case.file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default()
+                    ));
+                }
+            }
             for key in KEYS {
                 let mut want = theirs.get(*key).cloned().unwrap_or_default();
                 let mut got = ours.get(*key).cloned().unwrap_or_default();

@@ -15,6 +15,7 @@
 pub mod canonical;
 pub mod chain;
 pub mod directive;
+pub mod dump;
 mod exec;
 mod keywords;
 mod lex;
@@ -177,6 +178,8 @@ pub struct HostConfig {
     /// Unix socket paths expanded.
     pub forwards: Vec<Sourced<Forward>>,
     pub exit_on_forward_failure: Sourced<bool>,
+    /// ClearAllForwardings (the forwards above are then empty).
+    pub clear_all_forwardings: Sourced<bool>,
     /// The name host keys are looked up under instead of the host name.
     pub host_key_alias: Option<Sourced<String>>,
     pub canonicalize_hostname: Sourced<canonical::Canonicalize>,

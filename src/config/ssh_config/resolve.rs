@@ -589,6 +589,10 @@ fn finish(
         exit_on_forward_failure: acc
             .exit_on_forward_failure
             .unwrap_or_else(|| Sourced::default_value(false)),
+        clear_all_forwardings: acc
+            .clear_forwardings
+            .clone()
+            .unwrap_or_else(|| Sourced::default_value(false)),
         host_key_alias: acc.host_key_alias,
         canonicalize_hostname: acc
             .canonicalize
