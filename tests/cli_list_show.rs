@@ -158,6 +158,73 @@ fn show_of_an_ssh_host_names_the_config_lines() {
 }
 
 #[test]
+fn show_of_an_ssh_host_lists_every_option_as_ssh_g_prints_it() {
+    if !support::require("ssh") {
+        return;
+    }
+    let s = Scratch::new();
+    // (Known hosts files are given: warren's `~` in a path is $HOME, ssh's the passwd home.)
+    s.write(
+        "ssh_config",
+        "Host db\n    HostName 127.1\n    UserKnownHostsFile /dev/null\n    ControlMaster auto\n    ControlPersist 10m\n    SendEnv LANG\nHost *\n    SendEnv LC_*\n    IPQoS af21\n",
+    );
+    let r = s.warren(&["--ssh-config", "ssh_config", "show", "db", "--json"]);
+    r.expect_code(0);
+    let got: Vec<(String, String)> = r.json()["ssh_options"]
+        .as_array()
+        .expect("ssh_options")
+        .iter()
+        .map(|l| {
+            (
+                l["key"].as_str().unwrap_or_default().to_ascii_lowercase(),
+                l["value"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let out = std::process::Command::new("ssh")
+        .args(["-G", "-F", "ssh_config", "db"])
+        .current_dir(s.path())
+        .env("HOME", s.path())
+        .output()
+        .expect("ssh -G");
+    let want: Vec<(String, String)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let (k, v) = l.split_once(' ').unwrap_or((l, ""));
+            (k.to_ascii_lowercase(), v.to_string())
+        })
+        .collect();
+    assert_eq!(got, want, "the same lines as ssh -G, in its order");
+    // The human form: each with its source.
+    let human = s.warren(&["--ssh-config", "ssh_config", "show", "db"]);
+    human.expect_code(0).expect_stdout("as `ssh -G` prints it");
+    let line = |key: &str| {
+        human
+            .stdout()
+            .lines()
+            .find(|l| l.starts_with(&format!("{key} ")))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .unwrap_or_default()
+    };
+    assert!(
+        line("controlpersist").starts_with("controlpersist 600 "),
+        "{}",
+        human.stdout()
+    );
+    assert!(
+        line("controlpersist").ends_with("ssh_config:5"),
+        "{}",
+        line("controlpersist")
+    );
+    assert_eq!(line("tcpkeepalive"), "tcpkeepalive yes default");
+    assert!(
+        line("hostname").starts_with("hostname 127.0.0.1 "),
+        "{}",
+        line("hostname")
+    );
+}
+
+#[test]
 fn names_in_both_files_must_be_qualified() {
     let s = scratch();
     s.warren(&["--ssh-config", "ssh_config", "show", "shared"])
@@ -301,6 +368,30 @@ fn a_bad_ssh_config_value_names_the_line() {
     r.expect_code(0)
         .expect_stderr("ssh_config:2: Port 'abc' is not a port number")
         .expect_stdout("b.example");
+}
+
+#[test]
+fn an_option_ssh_does_not_know_is_exit_2_in_ssh_words_unless_ignore_unknown_names_it() {
+    let s = Scratch::new();
+    s.write(
+        "ssh_config",
+        "Host mac\n    HostName mac.example\n    UseKeychain yes\nHost b\n    HostName b.example\n",
+    );
+    let r = s.warren(&["--ssh-config", "ssh_config", "list"]);
+    r.expect_code(2)
+        .expect_stderr("ssh_config:3: Bad configuration option: usekeychain")
+        .expect_stderr("terminating, 1 bad configuration options")
+        .expect_stderr("IgnoreUnknown usekeychain")
+        .expect_stdout("mac.example")
+        .expect_stdout("b.example");
+    // As ssh, once IgnoreUnknown names it before the line.
+    s.write(
+        "ssh_config",
+        "IgnoreUnknown UseKeychain\nHost mac\n    HostName mac.example\n    UseKeychain yes\n",
+    );
+    let r = s.warren(&["--ssh-config", "ssh_config", "list"]);
+    r.expect_code(0).expect_stdout("mac.example");
+    assert!(r.stderr().is_empty(), "{}", r.describe());
 }
 
 #[test]

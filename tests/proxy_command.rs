@@ -1,7 +1,10 @@
 //! Bastions reached through a command, against real OpenSSH servers: a netcat-like
 //! ProxyCommand, `ssh -W` through a second sshd, a ProxyCommand bastion carrying the next hop
 //! of a chain (each with 1 MiB byte-exact), the command started again when the bastion comes
-//! back, `warren doctor`'s `proxy` step for the usual failures, and `--no-exec`.
+//! back, `warren doctor`'s `proxy` step for the usual failures, `--no-exec`, and
+//! ProxyUseFdpass: a command (python3's `socket.send_fds`) that connects, passes the
+//! connected socket back over its stdout and exits, as ssh's `ssh_proxy_fdpass_connect`
+//! expects.
 //!
 //! The netcat stand-in is a bash script over /dev/tcp (bash is everywhere; nc and socat are
 //! not; see `support::net::nc_script`): it relays until either side closes, as `nc` does.
@@ -325,6 +328,107 @@ fn the_command_is_started_again_when_the_bastion_comes_back() {
     assert_eq!(up.interrupt(), 0);
     // And it is stopped (and reaped) when warren closes the tunnel.
     assert!(!alive(&last), "stopped with warren");
+}
+
+/// Writes `dir/fdpass.py HOST PORT`: connects, sends the connected socket over its stdout
+/// (SCM_RIGHTS, one byte of data, as ssh's `mm_send_fd`), writes its pid to `dir/fdpass.pid`
+/// and exits. With `--no-pass` it exits without sending one.
+fn fdpass_script(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("fdpass.py");
+    std::fs::write(
+        &path,
+        format!(
+            "import os, socket, sys\n\
+             open({pid:?}, 'w').write(str(os.getpid()))\n\
+             if sys.argv[1] == '--no-pass':\n    sys.exit(0)\n\
+             c = socket.create_connection((sys.argv[1], int(sys.argv[2])))\n\
+             out = socket.socket(fileno=1)\n\
+             socket.send_fds(out, [b'\\0'], [c.fileno()])\n",
+            pid = dir.join("fdpass.pid").display().to_string()
+        ),
+    )
+    .expect("write fdpass.py");
+    path
+}
+
+#[test]
+fn a_proxy_command_that_passes_a_socket_carries_one_mib_exactly_after_it_exits() {
+    if !have_servers() || !support::require("python3") {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let (s, key) = home(&[&sshd]);
+    let script = fdpass_script(s.path());
+    let (echo, local) = (echo_server(), free_port());
+    s.write(
+        "ssh_config",
+        &host(
+            &s,
+            "db",
+            &sshd,
+            &key,
+            &format!(
+                "    ProxyCommand python3 {} %h %p\n    ProxyUseFdpass yes\n    LocalForward 127.0.0.1:{local} 127.0.0.1:{echo}\n",
+                script.display()
+            ),
+        ),
+    );
+    let mut up = up(&s, &["db"]);
+    let addr = up.listening("db");
+    let pid = std::fs::read_to_string(s.path().join("fdpass.pid")).expect("the command ran");
+    // The command has exited (a zombie until warren closes the tunnel and reaps it): the
+    // data can only go through the socket it passed.
+    let exited = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|st| {
+                st.rsplit_once(')')
+                    .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+            })
+            .unwrap_or(true)
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !exited(pid.trim()) {
+        assert!(
+            Instant::now() < deadline,
+            "the fd-passing command did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    one_mib_through(&addr, 7);
+    one_mib_through(&addr, 8);
+    assert_eq!(
+        sshd.session_pids().len(),
+        1,
+        "one SSH session to the server"
+    );
+    assert_eq!(up.interrupt(), 0);
+}
+
+#[test]
+fn a_fdpass_command_that_passes_nothing_is_the_error() {
+    if !support::require("python3") {
+        return;
+    }
+    let s = Scratch::new();
+    let script = fdpass_script(s.path());
+    proxy_host(
+        &s,
+        &format!(
+            "python3 {} --no-pass\n    ProxyUseFdpass yes\n    LocalForward 127.0.0.1:{} 127.0.0.1:9",
+            script.display(),
+            free_port()
+        ),
+    );
+    let r = s.warren(&[
+        "--ssh-config",
+        "ssh_config",
+        "--config",
+        "/dev/null",
+        "up",
+        "bastion",
+    ]);
+    r.expect_code(1)
+        .expect_stderr("without passing a connected socket");
 }
 
 fn doctor(s: &Scratch, name: &str, extra: &[&str]) -> (support::Run, Value) {

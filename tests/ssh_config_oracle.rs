@@ -52,6 +52,14 @@ const KEYS: &[&str] = &[
     "kbdinteractiveauthentication",
     "numberofpasswordprompts",
     "batchmode",
+    "sendenv",
+    "localcommand",
+    "remotecommand",
+    "canonicalizehostname",
+    "canonicaldomains",
+    "canonicalizemaxdots",
+    "canonicalizefallbacklocal",
+    "canonicalizepermittedcnames",
 ];
 
 /// Variables both sides see (for `${VAR}` in forwards and IdentityAgent).
@@ -245,6 +253,54 @@ fn warren_view(h: &HostConfig) -> BTreeMap<String, Vec<String>> {
         h.number_of_password_prompts.value.to_string(),
     );
     put(&mut m, "batchmode", yes_no(h.batch_mode.value));
+    // Kept with the keywords warren does not use, as written; ssh -G leaves out `none`.
+    for (k, v) in &h.other {
+        if (k == "localcommand" || k == "remotecommand") && !v.value.eq_ignore_ascii_case("none") {
+            put(&mut m, k, v.value.clone());
+        }
+    }
+    put(
+        &mut m,
+        "canonicalizehostname",
+        h.canonicalize_hostname.value.as_ssh_g().to_string(),
+    );
+    let domains = &h.canonical_domains.value;
+    put(
+        &mut m,
+        "canonicaldomains",
+        if domains.is_empty() {
+            "none".to_string()
+        } else {
+            domains.join(" ")
+        },
+    );
+    put(
+        &mut m,
+        "canonicalizemaxdots",
+        h.canonicalize_max_dots.value.to_string(),
+    );
+    put(
+        &mut m,
+        "canonicalizefallbacklocal",
+        yes_no(h.canonicalize_fallback_local.value),
+    );
+    let cnames = &h.canonicalize_permitted_cnames.value;
+    put(
+        &mut m,
+        "canonicalizepermittedcnames",
+        if cnames.is_empty() {
+            "none".to_string()
+        } else {
+            cnames
+                .iter()
+                .map(|(s, t)| format!("{s}:{t}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        },
+    );
+    for e in &h.send_env {
+        put(&mut m, "sendenv", e.value.clone());
+    }
     m
 }
 
@@ -258,6 +314,110 @@ fn normalize_jump(v: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// ssh's complaints about keywords it does not know, as `(file, line, keyword)`, and its
+/// "terminating, N bad configuration options" counts by file.
+type Refusal = (Vec<(String, usize, String)>, BTreeMap<String, usize>);
+
+fn ssh_refusal(stderr: &str) -> Refusal {
+    let mut bad = Vec::new();
+    let mut counts = BTreeMap::new();
+    for l in stderr.lines() {
+        if let Some((head, keyword)) = l.split_once(": Bad configuration option: ")
+            && let Some((file, line)) = head.rsplit_once(": line ")
+        {
+            bad.push((
+                file.to_string(),
+                line.parse().unwrap_or(0),
+                keyword.to_string(),
+            ));
+        } else if let Some((file, rest)) = l.split_once(": terminating, ")
+            && let Some(n) = rest.strip_suffix(" bad configuration options")
+        {
+            counts.insert(file.to_string(), n.parse().unwrap_or(0));
+        }
+    }
+    (bad, counts)
+}
+
+/// Every `bad-*.conf` of a case is a config ssh refuses: warren must name the same lines
+/// and keywords, with ssh's words and count, and hold the file as refused. Returns how many
+/// complaints were compared.
+fn refused_alike(
+    home: &Path,
+    ssh_dir: &Path,
+    ctx: &Arc<Context>,
+    failures: &mut Vec<String>,
+) -> usize {
+    let mut bad_files: Vec<_> = std::fs::read_dir(ssh_dir)
+        .expect("case dir")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("bad-") && n.ends_with(".conf"))
+        })
+        .collect();
+    bad_files.sort();
+    let mut compared = 0;
+    for path in bad_files {
+        let out = Command::new("ssh")
+            .arg("-G")
+            .arg("-F")
+            .arg(&path)
+            .arg("a")
+            .env("HOME", home)
+            .output()
+            .expect("run ssh -G");
+        let (want, counts) = ssh_refusal(&String::from_utf8_lossy(&out.stderr));
+        assert!(
+            !out.status.success() && !want.is_empty(),
+            "{}: ssh accepts it; a bad-*.conf must be one ssh refuses for a keyword",
+            path.display()
+        );
+        let text = std::fs::read_to_string(&path).expect("bad conf");
+        let config = SshConfig::from_texts(Arc::clone(ctx), &[(&path, &text, FileKind::User)]);
+        let mut got = Vec::new();
+        for p in &config.problems {
+            let Some(keyword) = p
+                .message
+                .strip_prefix("Bad configuration option: ")
+                .and_then(|m| m.split(';').next())
+            else {
+                continue;
+            };
+            let Some((file, line)) = p.origin.file_line() else {
+                continue;
+            };
+            let file = file.display().to_string();
+            let n = counts.get(&file).copied().unwrap_or(0);
+            let terminating = format!("{file}: terminating, {n} bad configuration options");
+            if !p.fix.as_deref().unwrap_or_default().contains(&terminating) {
+                failures.push(format!(
+                    "{}: warren's fix lacks {terminating:?}: {p}",
+                    path.display()
+                ));
+            }
+            got.push((file, line, keyword.to_string()));
+        }
+        compared += want.len();
+        if want != got {
+            failures.push(format!(
+                "{}: bad configuration options\n    ssh -G: {want:?}\n    warren: {got:?}",
+                path.display()
+            ));
+        }
+        if config.bad_option_files != [path.clone()] {
+            failures.push(format!(
+                "{}: warren does not hold the file as refused: {:?}",
+                path.display(),
+                config.bad_option_files
+            ));
+        }
+    }
+    compared
 }
 
 #[test]
@@ -293,7 +453,7 @@ fn warren_resolves_every_corpus_host_as_ssh_g_does() {
         support::copy_tree(case, &ssh_dir, &replace);
         let config_path = ssh_dir.join("config");
         let text = std::fs::read_to_string(&config_path).expect("config");
-        let ctx = Context {
+        let ctx = Arc::new(Context {
             home: home.path().to_path_buf(),
             // ssh expands `~` and %d with the passwd home, not $HOME.
             user_home: pw_dir.clone().into(),
@@ -304,8 +464,9 @@ fn warren_resolves_every_corpus_host_as_ssh_g_does() {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-        };
-        let config = SshConfig::from_texts(Arc::new(ctx), &[(&config_path, &text, FileKind::User)]);
+        });
+        let config =
+            SshConfig::from_texts(Arc::clone(&ctx), &[(&config_path, &text, FileKind::User)]);
         assert!(
             config.problems.is_empty(),
             "{}: warren found problems in a config ssh accepts: {:#?}",
@@ -328,6 +489,30 @@ fn warren_resolves_every_corpus_host_as_ssh_g_does() {
             let resolved = config.resolve(host);
             execs += resolved.match_exec.len();
             let ours = warren_view(&resolved);
+            // `warren show`'s list: every line ssh -G prints, key by key.
+            let mut shown: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for l in resolved.ssh_g() {
+                shown.entry(l.key.to_string()).or_default().push(l.value);
+            }
+            let keys: std::collections::BTreeSet<&String> =
+                theirs.keys().chain(shown.keys()).collect();
+            for key in keys {
+                let mut want = theirs.get(key).cloned().unwrap_or_default();
+                let mut got = shown.get(key).cloned().unwrap_or_default();
+                if key == "proxyjump" {
+                    want = want.iter().map(|v| normalize_jump(v)).collect();
+                    got = got.iter().map(|v| normalize_jump(v)).collect();
+                }
+                compared += 1;
+                if want != got {
+                    failures.push(format!(
+                        "{} host {host}: ssh_g() {key}\n    ssh -G: {want:?}\n    warren: {got:?}",
+                        case.file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default()
+                    ));
+                }
+            }
             for key in KEYS {
                 let mut want = theirs.get(*key).cloned().unwrap_or_default();
                 let mut got = ours.get(*key).cloned().unwrap_or_default();
@@ -346,6 +531,7 @@ fn warren_resolves_every_corpus_host_as_ssh_g_does() {
                 }
             }
         }
+        compared += refused_alike(home.path(), &ssh_dir, &ctx, &mut failures);
         if text.contains("Match") && text.contains("exec") {
             assert!(execs > 0, "{}: warren ran no Match exec", case.display());
         }

@@ -124,12 +124,7 @@ pub fn run(
     } else if catalog.connections.is_empty() {
         let _ = writeln!(out, "No connections found. warren looked in:");
         for f in &catalog.files {
-            let state = match &f.status {
-                crate::config::load::FileStatus::Loaded => "read, no connections".to_string(),
-                crate::config::load::FileStatus::Absent => "not there".to_string(),
-                crate::config::load::FileStatus::Unreadable { error } => error.clone(),
-                crate::config::load::FileStatus::Invalid => "not valid TOML".to_string(),
-            };
+            let state = f.state("read, no connections");
             let _ = writeln!(
                 out,
                 "  {}  ({})",

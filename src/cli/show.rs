@@ -1,5 +1,6 @@
 //! `warren show NAME [--json]`: every effective setting of a connection with its source.
-//! Secrets are shown as `***`.
+//! Secrets are shown as `***`. For a host of ssh_config, also every option as `ssh -G` prints
+//! it, interpreted and with its source (`ssh_config::dump`).
 
 use std::io::Write;
 
@@ -30,6 +31,9 @@ struct ShowJson<'a> {
     hops: &'a [Hop],
     policy: &'a Policy,
     other: Vec<OtherJson<'a>>,
+    /// ssh_config hosts: every option as `ssh -G` prints it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ssh_options: Option<Vec<crate::config::ssh_config::dump::Line>>,
     problems: &'a [Problem],
 }
 
@@ -68,6 +72,8 @@ pub fn run(
             return exit::BAD_CONFIG;
         }
     };
+    let ssh_options = (conn.source == crate::config::SourceKind::Ssh)
+        .then(|| catalog.ssh.resolve(&conn.name).ssh_g());
     if json {
         let doc = ShowJson {
             name: &conn.display_name,
@@ -101,12 +107,21 @@ pub fn run(
                     source: &v.origin,
                 })
                 .collect(),
+            ssh_options,
             problems: &conn.problems,
         };
         let _ = serde_json::to_writer_pretty(&mut *out, &doc);
         let _ = writeln!(out);
     } else {
         human(conn, out);
+        if let Some(lines) = &ssh_options {
+            let _ = writeln!(out, "\nas `ssh -G` prints it:");
+            let rows: Vec<[String; 3]> = lines
+                .iter()
+                .map(|l| [l.key.to_string(), l.value.clone(), l.source.to_string()])
+                .collect();
+            print_table(out, &["OPTION", "VALUE", "SOURCE"], &rows);
+        }
         for p in &conn.problems {
             super::print_problem(p, err);
         }

@@ -254,12 +254,6 @@ impl Hop {
                     pc.origin
                 ));
             }
-            if self.proxy_use_fdpass.value {
-                return Some(format!(
-                    "ProxyUseFdpass yes at {} is not supported by warren (the command would pass back a connected socket); remove it, so that the command's stdin and stdout carry the connection",
-                    self.proxy_use_fdpass.origin
-                ));
-            }
             if let Some(Err(e)) = self.proxy_command_line() {
                 return Some(format!(
                     "ProxyCommand at {}: {e}; its tokens are %h %k %n %p %r and %%",

@@ -42,7 +42,8 @@ pub enum FileStatus {
     Unreadable {
         error: String,
     },
-    /// Read, but not valid as a whole (TOML syntax); the valid sections were loaded.
+    /// Read, but not valid as a whole (TOML syntax, or a keyword ssh does not know, for which
+    /// ssh refuses the file); the valid sections or lines were loaded.
     Invalid,
 }
 
@@ -52,6 +53,27 @@ pub struct FileEntry {
     pub path: PathBuf,
     #[serde(flatten)]
     pub status: FileStatus,
+}
+
+impl FileEntry {
+    /// What became of the file, in a few words (`warren list` and the TUI when no connection
+    /// was found); `read` is the word for a file read well.
+    pub fn state(&self, read: &str) -> String {
+        match &self.status {
+            FileStatus::Loaded => read.to_string(),
+            FileStatus::Absent => "not there".to_string(),
+            FileStatus::Unreadable { error } => error.clone(),
+            FileStatus::Invalid => self.invalid().to_string(),
+        }
+    }
+
+    /// Why an [`FileStatus::Invalid`] file is.
+    pub fn invalid(&self) -> &'static str {
+        match self.source {
+            SourceKind::Ssh => "bad configuration options: ssh refuses it",
+            SourceKind::Epoch => "not valid TOML",
+        }
+    }
 }
 
 /// Every connection from every source, and what went wrong on the way.
@@ -133,6 +155,11 @@ impl Catalog {
             .collect();
         let mut ssh = SshConfig::from_texts(Arc::clone(&ctx), &refs);
         problems.extend(ssh.problems.iter().cloned());
+        for f in &mut files {
+            if f.source == SourceKind::Ssh && ssh.bad_option_files.contains(&f.path) {
+                f.status = FileStatus::Invalid;
+            }
+        }
         let mut connections: Vec<Connection> = ssh
             .aliases
             .iter()
@@ -237,7 +264,8 @@ impl Catalog {
         }
     }
 
-    /// A whole file could not be read (or is not valid TOML): `warren list` exits 2.
+    /// A whole file could not be read (or is not valid TOML, or has an option ssh does not
+    /// know): `warren list` exits 2.
     pub fn file_failed(&self) -> bool {
         self.files.iter().any(|f| {
             matches!(

@@ -130,7 +130,8 @@ pub struct Hop {
     /// A command whose stdin and stdout are this hop's connection (ProxyCommand), as
     /// written; see [`Hop::proxy_command_line`].
     pub proxy_command: Option<Sourced<String>>,
-    /// `ProxyUseFdpass yes`: refused (see [`Hop::refusal`]).
+    /// `ProxyUseFdpass yes`: the ProxyCommand passes back a connected socket (see
+    /// `ssh::proxy`).
     pub proxy_use_fdpass: Sourced<bool>,
     /// The `Match exec` criteria evaluated to resolve this hop, and what came of them.
     pub match_exec: Vec<MatchExec>,

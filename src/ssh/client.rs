@@ -1,8 +1,9 @@
 //! Connecting one hop or a whole chain with russh: TCP (or a direct-tcpip channel of the
-//! previous hop, or the pipes of the hop's ProxyCommand), key exchange, host key check,
-//! authentication. Every step is bounded by the hop's connect_timeout: russh itself waits
-//! forever on a silent peer. A hop warren must not connect ([`Hop::refusal`]: `--no-exec`,
-//! ProxyUseFdpass) is refused before anything runs or is dialled.
+//! previous hop, or the pipes of the hop's ProxyCommand, or the socket it passes back with
+//! ProxyUseFdpass), key exchange, host key check, authentication. Every step is bounded by
+//! the hop's connect_timeout: russh itself waits forever on a silent peer. A hop warren must
+//! not connect ([`Hop::refusal`]: `--no-exec`, `ProxyCommand -`) is refused before anything
+//! runs or is dialled.
 
 use std::sync::Arc;
 use std::time::Duration;

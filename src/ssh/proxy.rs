@@ -14,6 +14,13 @@
 //!   for, so a reconnect or an exit never leaves a process or a zombie behind. (Dropping it
 //!   may so block for up to [`GRACE`]; commands end on SIGHUP within milliseconds.)
 //!
+//! With ProxyUseFdpass (sshconnect.c `ssh_proxy_fdpass_connect`) the command's stdin and
+//! stdout are one end of a unix socket pair instead, and the command sends a connected
+//! socket back over it (SCM_RIGHTS) and exits; that socket is then the connection. ssh waits
+//! for the command to exit before it takes the socket; warren takes it as soon as it
+//! arrives (a command that lingers changes nothing), and a command that ends without
+//! sending one is the error. Once the socket is passed, the command's exit is not a failure.
+//!
 //! The process is a `std` child (so that dropping it can always reap it, with or without a
 //! runtime); its pipes are tokio's, so russh reads and writes them without blocking.
 //!
@@ -48,11 +55,106 @@ pub const GRACE: Duration = Duration::from_millis(200);
 /// server's channel windows let russh send at once (2 MiB a channel in OpenSSH).
 pub const QUEUE_MAX: usize = 64 * 1024 * 1024;
 
-/// The connection to a hop: the command's stdout to read; writes queued for its stdin (see
-/// the module docs).
+/// The connection to a hop: the command's stdout to read and writes queued for its stdin
+/// (see the module docs), or the socket the command passed (ProxyUseFdpass).
 pub struct Stream {
-    stdout: ChildStdout,
-    queue: Arc<Queue>,
+    inner: Inner,
+}
+
+enum Inner {
+    Pipes {
+        stdout: ChildStdout,
+        queue: Arc<Queue>,
+    },
+    Fdpass(Fdpass),
+}
+
+/// ProxyUseFdpass: the socket pair's end until the command has sent a socket, then that.
+struct Fdpass {
+    control: Option<tokio::net::UnixStream>,
+    socket: Option<tokio::net::TcpStream>,
+    /// Set once the socket has arrived: the command's exit is no longer a failure.
+    passed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Fdpass {
+    /// The passed socket, receiving it first if it has not come yet.
+    fn poll_socket(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<&mut tokio::net::TcpStream>> {
+        use std::os::fd::AsRawFd;
+        use std::task::Poll;
+        while self.socket.is_none() {
+            let Some(control) = self.control.as_ref() else {
+                return Poll::Ready(Err(std::io::ErrorKind::NotConnected.into()));
+            };
+            std::task::ready!(control.poll_read_ready(cx))?;
+            let fd = match control.try_io(tokio::io::Interest::READABLE, || {
+                receive_fd(control.as_raw_fd())
+            }) {
+                Ok(fd) => fd,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            };
+            let std = std::net::TcpStream::from(fd);
+            std.set_nonblocking(true)?;
+            let _ = std.set_nodelay(true);
+            self.socket = Some(tokio::net::TcpStream::from_std(std)?);
+            self.control = None;
+            self.passed
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+        match self.socket.as_mut() {
+            Some(s) => Poll::Ready(Ok(s)),
+            None => Poll::Ready(Err(std::io::ErrorKind::NotConnected.into())),
+        }
+    }
+}
+
+/// Receives one file descriptor sent with SCM_RIGHTS on a unix socket (as ssh's
+/// `mm_receive_fd`): EOF without one is an error that says so.
+fn receive_fd(sock: std::os::fd::RawFd) -> std::io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // Room for one descriptor, aligned as cmsghdr needs.
+    let mut space = [0u64; 8];
+    // SAFETY: an all-zero msghdr is valid; the buffers outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = space.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE only computes a size.
+    msg.msg_controllen =
+        unsafe { libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) } as _;
+    // SAFETY: `msg` points at live buffers of the sizes given.
+    let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the header and data pointers come from the kernel's answer in `space`.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        if !cmsg.is_null()
+            && (*cmsg).cmsg_level == libc::SOL_SOCKET
+            && (*cmsg).cmsg_type == libc::SCM_RIGHTS
+        {
+            let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
+            return Ok(std::os::fd::OwnedFd::from_raw_fd(fd));
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::UnexpectedEof,
+        if n == 0 {
+            "the ProxyCommand closed its output without passing a connected socket (ProxyUseFdpass yes)"
+        } else {
+            "the ProxyCommand wrote data instead of passing a connected socket (ProxyUseFdpass yes)"
+        },
+    ))
 }
 
 /// What is waiting to go to the command's stdin.
@@ -79,14 +181,18 @@ impl Stream {
     fn new(stdout: ChildStdout, stdin: ChildStdin) -> Stream {
         let queue = Arc::new(Queue::default());
         tokio::spawn(feed_stdin(stdin, Arc::clone(&queue)));
-        Stream { stdout, queue }
+        Stream {
+            inner: Inner::Pipes { stdout, queue },
+        }
     }
 
     fn close(&self) {
-        if let Ok(mut q) = self.queue.state.lock() {
-            q.closed = true;
+        if let Inner::Pipes { queue, .. } = &self.inner {
+            if let Ok(mut q) = queue.state.lock() {
+                q.closed = true;
+            }
+            queue.more.notify_one();
         }
-        self.queue.more.notify_one();
     }
 }
 
@@ -142,18 +248,31 @@ impl tokio::io::AsyncRead for Stream {
         cx: &mut std::task::Context<'_>,
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut self.stdout).poll_read(cx, buf)
+        match &mut self.inner {
+            Inner::Pipes { stdout, .. } => std::pin::Pin::new(stdout).poll_read(cx, buf),
+            Inner::Fdpass(f) => {
+                let s = std::task::ready!(f.poll_socket(cx))?;
+                std::pin::Pin::new(s).poll_read(cx, buf)
+            }
+        }
     }
 }
 
 impl tokio::io::AsyncWrite for Stream {
     fn poll_write(
-        self: std::pin::Pin<&mut Self>,
+        mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
         use std::task::Poll;
-        let Ok(mut q) = self.queue.state.lock() else {
+        let queue = match &mut self.inner {
+            Inner::Pipes { queue, .. } => queue,
+            Inner::Fdpass(f) => {
+                let s = std::task::ready!(f.poll_socket(cx))?;
+                return std::pin::Pin::new(s).poll_write(cx, buf);
+            }
+        };
+        let Ok(mut q) = queue.state.lock() else {
             return Poll::Ready(Err(std::io::Error::other("ProxyCommand queue poisoned")));
         };
         if let Some((kind, msg)) = &q.failed {
@@ -173,16 +292,25 @@ impl tokio::io::AsyncWrite for Stream {
         q.chunks.push_back(buf[..n].to_vec());
         q.len += n;
         drop(q);
-        self.queue.more.notify_one();
+        queue.more.notify_one();
         Poll::Ready(Ok(n))
     }
 
     /// Queued is as far as a flush goes: waiting for the pipe is what deadlocks.
     fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        _cx: &mut std::task::Context<'_>,
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        let failed = self.queue.state.lock().ok().and_then(|q| q.failed.clone());
+        let queue = match &mut self.inner {
+            Inner::Pipes { queue, .. } => queue,
+            Inner::Fdpass(f) => {
+                return match f.socket.as_mut() {
+                    Some(s) => std::pin::Pin::new(s).poll_flush(cx),
+                    None => std::task::Poll::Ready(Ok(())),
+                };
+            }
+        };
+        let failed = queue.state.lock().ok().and_then(|q| q.failed.clone());
         std::task::Poll::Ready(match failed {
             Some((kind, msg)) => Err(std::io::Error::new(kind, msg)),
             None => Ok(()),
@@ -190,9 +318,15 @@ impl tokio::io::AsyncWrite for Stream {
     }
 
     fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        _cx: &mut std::task::Context<'_>,
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
+        if let Inner::Fdpass(f) = &mut self.inner {
+            return match f.socket.as_mut() {
+                Some(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+                None => std::task::Poll::Ready(Ok(())),
+            };
+        }
         self.close();
         std::task::Poll::Ready(Ok(()))
     }
@@ -219,6 +353,10 @@ pub struct Proxy {
     status: Option<ExitStatus>,
     tail: Arc<Mutex<VecDeque<String>>>,
     reader: Option<tokio::task::JoinHandle<()>>,
+    /// ProxyUseFdpass yes: the command is to pass back a socket.
+    fdpass: bool,
+    /// ProxyUseFdpass: the socket has been passed (the command's exit is expected).
+    passed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Proxy {
@@ -243,12 +381,31 @@ impl Proxy {
             .ok()
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "/bin/sh".into());
+        let spawn_err = |source| StartError::Spawn {
+            shell: shell.clone(),
+            source,
+        };
+        // ProxyUseFdpass: the command's stdin and stdout are one end of a socket pair.
+        let pair = if hop.proxy_use_fdpass.value {
+            let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(spawn_err)?;
+            let out = theirs.try_clone().map_err(spawn_err)?;
+            Some((ours, theirs, out))
+        } else {
+            None
+        };
         let mut cmd = std::process::Command::new(&shell);
-        cmd.arg("-c")
-            .arg(&command)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.arg("-c").arg(&command).stderr(Stdio::piped());
+        let ours = match pair {
+            Some((ours, theirs, out)) => {
+                cmd.stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+                    .stdout(Stdio::from(std::os::fd::OwnedFd::from(out)));
+                Some(ours)
+            }
+            None => {
+                cmd.stdin(Stdio::piped()).stdout(Stdio::piped());
+                None
+            }
+        };
         // SAFETY: setsid is async-signal-safe; nothing else runs between fork and exec.
         unsafe {
             cmd.pre_exec(|| {
@@ -256,11 +413,9 @@ impl Proxy {
                 Ok(())
             });
         }
-        let spawn_err = |source| StartError::Spawn {
-            shell: shell.clone(),
-            source,
-        };
         let mut child = cmd.spawn().map_err(spawn_err)?;
+        // The command's ends of the pair are closed here: its exit is then EOF.
+        drop(cmd);
         let pid = child.id() as i32;
         let mut proxy = Proxy {
             command,
@@ -269,16 +424,33 @@ impl Proxy {
             status: None,
             tail: Arc::new(Mutex::new(VecDeque::new())),
             reader: None,
+            fdpass: ours.is_some(),
+            passed: Arc::default(),
         };
         let pipes = (child.stdin.take(), child.stdout.take(), child.stderr.take());
         // From here on, dropping `proxy` stops and reaps the child.
         proxy.child = Some(child);
-        let (Some(stdin), Some(stdout), Some(stderr)) = pipes else {
+        let Some(stderr) = pipes.2 else {
             return Err(spawn_err(std::io::Error::other("no pipes")));
         };
-        let stdin = ChildStdin::from_std(stdin).map_err(spawn_err)?;
-        let stdout = ChildStdout::from_std(stdout).map_err(spawn_err)?;
         let stderr = ChildStderr::from_std(stderr).map_err(spawn_err)?;
+        let stream = match (ours, pipes.0, pipes.1) {
+            (Some(ours), _, _) => {
+                ours.set_nonblocking(true).map_err(spawn_err)?;
+                Stream {
+                    inner: Inner::Fdpass(Fdpass {
+                        control: Some(tokio::net::UnixStream::from_std(ours).map_err(spawn_err)?),
+                        socket: None,
+                        passed: Arc::clone(&proxy.passed),
+                    }),
+                }
+            }
+            (None, Some(stdin), Some(stdout)) => Stream::new(
+                ChildStdout::from_std(stdout).map_err(spawn_err)?,
+                ChildStdin::from_std(stdin).map_err(spawn_err)?,
+            ),
+            _ => return Err(spawn_err(std::io::Error::other("no pipes"))),
+        };
         let tail = Arc::clone(&proxy.tail);
         let label = label.to_string();
         proxy.reader = Some(tokio::spawn(read_stderr(stderr, tail, label, index, lines)));
@@ -286,7 +458,7 @@ impl Proxy {
             "ProxyCommand of hop {index} started (pid {pid}): {}",
             proxy.command
         );
-        Ok((proxy, Stream::new(stdout, stdin)))
+        Ok((proxy, stream))
     }
 
     pub fn pid(&self) -> u32 {
@@ -305,7 +477,11 @@ impl Proxy {
     }
 
     /// Waits up to `within` for it to end; then waits (a little) for the rest of its stderr.
+    /// `None` too for a command that passed its socket (ProxyUseFdpass): it was meant to end.
     pub async fn exited(&mut self, within: Duration) -> Option<ExitStatus> {
+        if self.has_passed() {
+            return None;
+        }
         let deadline = Instant::now() + within;
         while self.status().is_none() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -328,12 +504,26 @@ impl Proxy {
             .unwrap_or_default()
     }
 
-    /// "exited with status 1; it said: ..." for an ended command, with its last lines.
+    /// Whether the command has passed its socket (ProxyUseFdpass yes).
+    fn has_passed(&self) -> bool {
+        self.passed.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// "exited with status 1; it said: ..." for an ended command, with its last lines;
+    /// `None` while it runs or once it has passed its socket.
     pub fn ending(&mut self) -> Option<String> {
+        if self.has_passed() {
+            return None;
+        }
         let status = self.status()?;
         Some(format!(
-            "{}{}",
+            "{}{}{}",
             describe(status),
+            if self.fdpass {
+                " without passing a connected socket (ProxyUseFdpass yes)"
+            } else {
+                ""
+            },
             said(&self.stderr_tail(), 5)
         ))
     }

@@ -52,7 +52,6 @@ use app::{Action, App, Effect, update};
 use theme::Theme;
 
 use crate::backend::Backend;
-use crate::config::load::FileStatus;
 use crate::config::{Catalog, Context, Paths};
 use crate::daemon::client::DaemonClient;
 use crate::engine::{Command, Engine, Event};
@@ -65,12 +64,7 @@ fn looked_in(c: &Catalog) -> Vec<String> {
     c.files
         .iter()
         .map(|f| {
-            let state = match &f.status {
-                FileStatus::Loaded => "read".to_string(),
-                FileStatus::Absent => "not there".to_string(),
-                FileStatus::Unreadable { error } => error.clone(),
-                FileStatus::Invalid => "not valid TOML".to_string(),
-            };
+            let state = f.state("read");
             format!("{} ({state})", f.path.display())
         })
         .collect()

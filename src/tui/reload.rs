@@ -51,8 +51,8 @@ pub fn errors(catalog: &Catalog) -> Vec<LoadError> {
             })
         })
         .map(|f| LoadError {
-            key: format!("{}\0not valid TOML", f.path.display()),
-            text: format!("{}: not valid TOML", f.path.display()),
+            key: format!("{}\0{}", f.path.display(), f.invalid()),
+            text: format!("{}: {}", f.path.display(), f.invalid()),
         })
         .collect();
     out.extend(

@@ -2,6 +2,7 @@
 //! OpenSSH parses it (ports, yes/no, times, forwards, ProxyJump), or a problem with the line
 //! and the fix.
 
+use super::canonical::Canonicalize;
 use crate::config::Context;
 use crate::config::algorithms::{self, AlgorithmKind};
 use crate::config::destination::Destination;
@@ -54,8 +55,14 @@ pub enum Directive {
     ExitOnForwardFailure(bool),
     ClearAllForwardings(bool),
     HostKeyAlias(String),
-    /// Whether ssh canonicalizes the name (which also makes it re-read the config).
-    CanonicalizeHostname(bool),
+    /// Whether ssh canonicalizes the name (yes/always also make it re-read the config).
+    CanonicalizeHostname(Canonicalize),
+    /// The domains tried; `["none"]` is `none`.
+    CanonicalDomains(Vec<String>),
+    CanonicalizeMaxDots(u32),
+    CanonicalizeFallbackLocal(bool),
+    /// `(source patterns, target patterns)`, lowercased; `none` is `[("none", "")]`.
+    CanonicalizePermittedCnames(Vec<(String, String)>),
     /// An algorithm list, as written (checked; assembled when the host is resolved).
     Algorithms(AlgorithmKind, String),
     GlobalKnownHostsFile(Vec<String>),
@@ -68,6 +75,9 @@ pub enum Directive {
     KbdInteractiveAuthentication(bool),
     NumberOfPasswordPrompts(u32),
     BatchMode(bool),
+    /// `SendEnv` names and patterns, in order; `-PATTERN` removes the names sent so far
+    /// that match it (readconf.c `rm_env`).
+    SendEnv(Vec<String>),
     /// `Tag name` (OpenSSH 9.4+): one name; the first one obtained wins.
     Tag(String),
     /// A `# warren: tags = prod, eu` comment: tags for ssh versions without `Tag`; every such
@@ -156,20 +166,80 @@ impl Checker<'_> {
                 single(self).then_some(Directive::HostKeyAlias(first.to_ascii_lowercase()))
             }
             "canonicalizehostname" => match first.to_ascii_lowercase().as_str() {
-                "yes" | "true" | "always" => Some(Directive::CanonicalizeHostname(true)),
-                "no" | "false" | "none" => Some(Directive::CanonicalizeHostname(false)),
+                "yes" | "true" => Some(Directive::CanonicalizeHostname(Canonicalize::Yes)),
+                "always" => Some(Directive::CanonicalizeHostname(Canonicalize::Always)),
+                "no" | "false" => Some(Directive::CanonicalizeHostname(Canonicalize::No)),
                 _ => self.bad(
                     origin,
                     format!("CanonicalizeHostname '{first}' is not a valid value"),
                     "use yes, no or always",
                 ),
             },
+            "canonicaldomains" => {
+                if args.len() > 1 && args.iter().any(|a| a.eq_ignore_ascii_case("none")) {
+                    return self.bad(
+                        origin,
+                        "CanonicalDomains: \"none\" argument must appear alone".to_string(),
+                        "write CanonicalDomains none, or a list of domains",
+                    );
+                }
+                Some(Directive::CanonicalDomains(args.to_vec()))
+            }
+            "canonicalizemaxdots" => match first.parse::<u32>() {
+                Ok(n) => single(self).then_some(Directive::CanonicalizeMaxDots(n)),
+                Err(_) => self.bad(
+                    origin,
+                    format!("CanonicalizeMaxDots '{first}' is not a number"),
+                    "use a whole number, e.g. 1",
+                ),
+            },
+            "canonicalizefallbacklocal" => self
+                .flag(keyword, &first, origin)
+                .map(Directive::CanonicalizeFallbackLocal),
+            "canonicalizepermittedcnames" => {
+                let mut rules = Vec::new();
+                for a in args {
+                    if a.eq_ignore_ascii_case("none") {
+                        if args.len() > 1 {
+                            return self.bad(
+                                origin,
+                                "CanonicalizePermittedCNAMEs: \"none\" argument must appear alone"
+                                    .to_string(),
+                                "write CanonicalizePermittedCNAMEs none, or a list of rules",
+                            );
+                        }
+                        rules.push((a.clone(), String::new()));
+                    } else if a == "*" {
+                        rules.push((a.clone(), a.clone()));
+                    } else {
+                        match a.to_ascii_lowercase().split_once(':') {
+                            Some((src, tgt)) if !tgt.is_empty() => {
+                                rules.push((src.to_string(), tgt.to_string()))
+                            }
+                            _ => {
+                                return self.bad(
+                                    origin,
+                                    format!("Invalid permitted CNAME \"{a}\""),
+                                    "write SOURCE_PATTERNS:TARGET_PATTERNS, e.g. *.a.example:*.b.example",
+                                );
+                            }
+                        }
+                    }
+                }
+                Some(Directive::CanonicalizePermittedCnames(rules))
+            }
             "certificatefile" => single(self).then_some(Directive::CertificateFile(first)),
             "identityagent" => single(self).then_some(Directive::IdentityAgent(first)),
             "userknownhostsfile" => Some(Directive::UserKnownHostsFile(args.to_vec())),
             "globalknownhostsfile" => Some(Directive::GlobalKnownHostsFile(args.to_vec())),
             "revokedhostkeys" => single(self).then_some(Directive::RevokedHostKeys(first)),
             "knownhostscommand" => Some(Directive::KnownHostsCommand(command.to_string())),
+            // Commands warren does not run, kept as written like ProxyCommand (quotes,
+            // backslashes and a `#` included), as `ssh -G` prints them.
+            "localcommand" | "remotecommand" => Some(Directive::Other {
+                keyword: keyword.to_string(),
+                value: command.to_string(),
+            }),
             "checkhostip" => self
                 .flag(keyword, &first, origin)
                 .map(Directive::CheckHostIp),
@@ -272,6 +342,16 @@ impl Checker<'_> {
             },
             "localforward" | "remoteforward" | "dynamicforward" => {
                 self.forward(keyword, args, origin)
+            }
+            "sendenv" => {
+                if args.iter().any(|a| a.is_empty() || a.contains('=')) {
+                    return self.bad(
+                        origin,
+                        "SendEnv: Invalid environment name".to_string(),
+                        "name variables (patterns allowed) without `=`; SetEnv sets values",
+                    );
+                }
+                Some(Directive::SendEnv(args.to_vec()))
             }
             "tag" => match args {
                 [name] => Some(Directive::Tag(name.clone())),

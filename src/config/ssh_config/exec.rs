@@ -233,11 +233,7 @@ pub(super) fn connection_hash(local: &str, host: &str, port: &str, user: &str) -
 }
 
 /// What is wrong with a ProxyCommand that ssh would only find when it runs it.
-pub(super) fn proxy_problems(
-    pc: &Sourced<String>,
-    fdpass: &Sourced<bool>,
-    run: bool,
-) -> Vec<Problem> {
+pub(super) fn proxy_problems(pc: &Sourced<String>, run: bool) -> Vec<Problem> {
     let mut out = Vec::new();
     if !run {
         out.push(
@@ -254,11 +250,6 @@ pub(super) fn proxy_problems(
         out.push(
             Problem::error(pc.origin.clone(), "ProxyCommand - (ssh's own stdin and stdout as the connection) cannot be used by warren")
                 .with_fix("write the command that reaches the host"),
-        );
-    } else if fdpass.value {
-        out.push(
-            Problem::error(fdpass.origin.clone(), "ProxyUseFdpass yes is not supported by warren (the command would pass back a connected socket)")
-                .with_fix("remove ProxyUseFdpass, so that the command's stdin and stdout carry the connection"),
         );
     }
     let tokens = expand::percent(&pc.value, |t| {
@@ -402,11 +393,8 @@ mod tests {
                 .join("\n")
         };
         assert!(msg("a").contains("unknown token %x"), "{}", msg("a"));
-        assert!(
-            msg("b").contains("config:5: ProxyUseFdpass yes is not supported"),
-            "{}",
-            msg("b")
-        );
+        // ProxyUseFdpass yes is a way to connect, not a problem.
+        assert_eq!(msg("b"), "");
         assert!(msg("c").contains("ProxyCommand -"), "{}", msg("c"));
     }
 

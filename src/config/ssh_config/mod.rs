@@ -7,13 +7,17 @@
 //!
 //! - [`parse`]: files -> blocks of checked directives, Includes followed (cycle-safe).
 //! - [`resolve`]: one host -> [`HostConfig`], first value wins, `Match final` second pass.
+//! - `canonical`: the host name ssh connects to (an address in canonical form).
 //! - [`chain`]: ProxyJump -> the list of hops, each resolved as ssh resolves a jump host.
 //! - `exec`: `Match exec` (run, bounded in time, once per line and command for a loaded
 //!   config) and the checks of a ProxyCommand.
 
+pub mod canonical;
 pub mod chain;
 pub mod directive;
+pub mod dump;
 mod exec;
+mod keywords;
 mod lex;
 pub mod parse;
 pub mod pattern;
@@ -48,9 +52,17 @@ pub struct SshConfig {
     pub problems: Vec<Problem>,
     /// Every Include's path pattern, expanded: where files that would be read may appear.
     pub include_patterns: Vec<PathBuf>,
+    /// The top-level files that ssh refuses whole for a keyword it does not know (the lines
+    /// are in `problems`; warren ignores just those lines).
+    pub bad_option_files: Vec<PathBuf>,
     /// `Match exec` results, by (line, command as run): a command runs once per loaded
     /// config, whichever hosts ask.
     pub(crate) exec_cache: Mutex<HashMap<(String, String), (ExecOutcome, String)>>,
+    /// How names are looked up for CanonicalizeHostname (the C library's resolver; tests
+    /// give their own).
+    pub(crate) lookup: canonical::Lookup,
+    /// Lookups done, by name and family: each name once per loaded config.
+    lookups: Mutex<HashMap<(String, canonical::Family), Result<String, String>>>,
     /// Jump hosts already resolved, by [`SshConfig::resolve_jump`]'s key.
     jumps: Mutex<HashMap<String, Arc<HostConfig>>>,
     /// The hops made of them (see `config::from_ssh`), by the same key.
@@ -81,7 +93,10 @@ impl SshConfig {
             aliases: loader.aliases,
             problems: loader.problems,
             include_patterns: loader.include_patterns,
+            bad_option_files: loader.bad_option_files,
             exec_cache: Mutex::new(HashMap::new()),
+            lookup: canonical::lookup,
+            lookups: Mutex::new(HashMap::new()),
             jumps: Mutex::new(HashMap::new()),
             jump_hops: Mutex::new(HashMap::new()),
             ctx,
@@ -113,6 +128,23 @@ impl SshConfig {
 
     pub fn context(&self) -> &Context {
         &self.ctx
+    }
+
+    /// [`SshConfig::lookup`], once per name and family.
+    pub(crate) fn lookup_cached(
+        &self,
+        name: &str,
+        family: canonical::Family,
+    ) -> Result<String, String> {
+        let key = (name.to_string(), family);
+        if let Some(r) = self.lookups.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return r;
+        }
+        let r = (self.lookup)(name, family);
+        if let Ok(mut m) = self.lookups.lock() {
+            m.insert(key, r.clone());
+        }
+        r
     }
 }
 
@@ -146,8 +178,17 @@ pub struct HostConfig {
     /// Unix socket paths expanded.
     pub forwards: Vec<Sourced<Forward>>,
     pub exit_on_forward_failure: Sourced<bool>,
+    /// ClearAllForwardings (the forwards above are then empty).
+    pub clear_all_forwardings: Sourced<bool>,
     /// The name host keys are looked up under instead of the host name.
     pub host_key_alias: Option<Sourced<String>>,
+    pub canonicalize_hostname: Sourced<canonical::Canonicalize>,
+    /// As written; `["none"]` or empty is none.
+    pub canonical_domains: Sourced<Vec<String>>,
+    pub canonicalize_max_dots: Sourced<u32>,
+    pub canonicalize_fallback_local: Sourced<bool>,
+    /// `(source patterns, target patterns)`; empty is none.
+    pub canonicalize_permitted_cnames: Sourced<Vec<(String, String)>>,
     /// As written (`ssh -G` prints them unexpanded).
     pub global_known_hosts_files: Sourced<Vec<String>>,
     /// As written (`ssh -G` prints it unexpanded); see [`HostConfig::expand_path`].
@@ -168,6 +209,9 @@ pub struct HostConfig {
     pub kbd_interactive_authentication: Sourced<bool>,
     pub number_of_password_prompts: Sourced<u32>,
     pub batch_mode: Sourced<bool>,
+    /// The names and patterns of variables `SendEnv` sends, in order, from every block that
+    /// applies (repeats kept, as `ssh -G` prints them).
+    pub send_env: Vec<Sourced<String>>,
     /// Keywords warren does not use, first value of each, lowercased keyword.
     pub other: Vec<(String, Sourced<String>)>,
     /// `Tag` (first) and the tags of `# warren: tags = ...` comments, without repeats.

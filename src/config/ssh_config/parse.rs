@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::directive::{Checker, Directive};
+use super::keywords;
 use super::lex;
-use super::pattern;
+use super::pattern::{self, ListMatch};
 use crate::config::context::Context;
 use crate::config::origin::{Origin, Problem};
 
@@ -109,6 +110,13 @@ pub struct Loader<'a> {
     pub want_final: bool,
     /// Every Include's path pattern, expanded (a file that appears later may match one).
     pub include_patterns: Vec<PathBuf>,
+    /// The top-level files ssh refuses for a keyword it does not know ("terminating, N bad
+    /// configuration options"), in order, each once.
+    pub bad_option_files: Vec<PathBuf>,
+    /// The first `IgnoreUnknown` list read: keywords it names are not bad options in the
+    /// lines after it. (ssh takes the first one in a block that applies to the host; warren
+    /// checks lines once, for every host, so it takes the first one written.)
+    ignore_unknown: Option<String>,
     seen_alias: HashMap<String, usize>,
     by_path: HashMap<PathBuf, usize>,
     stack: Vec<PathBuf>,
@@ -123,6 +131,8 @@ impl<'a> Loader<'a> {
             aliases: Vec::new(),
             want_final: false,
             include_patterns: Vec::new(),
+            bad_option_files: Vec::new(),
+            ignore_unknown: None,
             seen_alias: HashMap::new(),
             by_path: HashMap::new(),
             stack: Vec::new(),
@@ -149,6 +159,8 @@ impl<'a> Loader<'a> {
         // the next Host or Match line opens when only comments and blank lines stand between
         // (a note above a Host is about that Host), else to the block it is in.
         let mut pending: Vec<Stmt> = Vec::new();
+        // Lines with a keyword ssh does not know: (line, keyword).
+        let mut bad: Vec<(usize, String)> = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
             let origin = Origin::file(&path, line);
@@ -266,7 +278,18 @@ impl<'a> Loader<'a> {
                         b.body.push(Stmt::Include { files });
                     }
                 }
+                k if !keywords::known(k) => {
+                    let ignored = self.ignore_unknown.as_deref().is_some_and(|list| {
+                        pattern::pattern_list(k, list, true) == ListMatch::Positive
+                    });
+                    if !ignored {
+                        bad.push((line, keyword.clone()));
+                    }
+                }
                 _ => {
+                    if keyword == "ignoreunknown" && self.ignore_unknown.is_none() {
+                        self.ignore_unknown = Some(args[0].clone());
+                    }
                     let command = lex::keyword_and_rest(raw)
                         .map(|(_, r)| r)
                         .unwrap_or_default();
@@ -285,6 +308,7 @@ impl<'a> Loader<'a> {
         if let Some(b) = blocks.last_mut() {
             b.body.append(&mut pending);
         }
+        self.bad_options(&path, &bad);
         let mut literal: HashMap<String, Vec<usize>> = HashMap::new();
         let mut always = Vec::new();
         for (bi, block) in blocks.iter().enumerate() {
@@ -311,6 +335,35 @@ impl<'a> Loader<'a> {
             always,
         });
         self.files.len() - 1
+    }
+
+    /// ssh's errors for the keywords of one file it does not know, in its words, and the file
+    /// as refused by ssh.
+    fn bad_options(&mut self, path: &Arc<Path>, bad: &[(usize, String)]) {
+        let Some((_, first)) = bad.first() else {
+            return;
+        };
+        for (line, keyword) in bad {
+            self.problems.push(
+                Problem::error(
+                    Origin::file(path, *line),
+                    format!("Bad configuration option: {keyword}; the line is ignored"),
+                )
+                .with_fix(format!(
+                    "ssh refuses this file (\"{}: terminating, {} bad configuration options\"): remove the line, or if it is meant for another ssh, write `IgnoreUnknown {first}` (a comma-separated list for more) at the top of the file, before any Host",
+                    path.display(),
+                    bad.len()
+                )),
+            );
+        }
+        let root = self
+            .stack
+            .first()
+            .cloned()
+            .unwrap_or_else(|| path.to_path_buf());
+        if !self.bad_option_files.contains(&root) {
+            self.bad_option_files.push(root);
+        }
     }
 
     fn include(

@@ -2,6 +2,7 @@
 //! patterns match the name as typed, Match tests the current HostName and User, a
 //! `Match final` asks for a second pass in which Host patterns match the final host name.
 
+use super::canonical::{self, Canonicalize};
 use super::directive::{Directive, StrictHostKeyChecking};
 use super::exec;
 use super::parse::{Block, Criterion, Header, Stmt, Test};
@@ -45,7 +46,11 @@ pub(super) struct Acc {
     exit_on_forward_failure: Option<Sourced<bool>>,
     clear_forwardings: Option<Sourced<bool>>,
     pub(super) host_key_alias: Option<Sourced<String>>,
-    canonicalize: Option<Sourced<bool>>,
+    canonicalize: Option<Sourced<Canonicalize>>,
+    canonical_domains: Option<Sourced<Vec<String>>>,
+    canonicalize_max_dots: Option<Sourced<u32>>,
+    canonicalize_fallback_local: Option<Sourced<bool>>,
+    permitted_cnames: Option<Sourced<Vec<(String, String)>>>,
     algorithms: Vec<(AlgorithmKind, Sourced<String>)>,
     global_known_hosts: Option<Sourced<Vec<String>>>,
     revoked_host_keys: Option<Sourced<String>>,
@@ -57,6 +62,7 @@ pub(super) struct Acc {
     kbd_interactive_authentication: Option<Sourced<bool>>,
     number_of_password_prompts: Option<Sourced<u32>>,
     batch_mode: Option<Sourced<bool>>,
+    send_env: Vec<Sourced<String>>,
     other: Vec<(String, Sourced<String>)>,
     tag: Option<Sourced<String>>,
     warren_tags: Vec<Sourced<String>>,
@@ -101,6 +107,14 @@ impl Acc {
             Directive::ConnectTimeout(None) => {}
             Directive::HostKeyAlias(v) => first(&mut self.host_key_alias, v.clone(), origin),
             Directive::CanonicalizeHostname(v) => first(&mut self.canonicalize, *v, origin),
+            Directive::CanonicalDomains(v) => first(&mut self.canonical_domains, v.clone(), origin),
+            Directive::CanonicalizeMaxDots(v) => first(&mut self.canonicalize_max_dots, *v, origin),
+            Directive::CanonicalizeFallbackLocal(v) => {
+                first(&mut self.canonicalize_fallback_local, *v, origin)
+            }
+            Directive::CanonicalizePermittedCnames(v) => {
+                first(&mut self.permitted_cnames, v.clone(), origin)
+            }
             Directive::Algorithms(kind, v) => {
                 if !self.algorithms.iter().any(|(k, _)| k == kind) {
                     self.algorithms
@@ -138,6 +152,17 @@ impl Acc {
                 first(&mut self.exit_on_forward_failure, *v, origin)
             }
             Directive::ClearAllForwardings(v) => first(&mut self.clear_forwardings, *v, origin),
+            // Every SendEnv line that applies adds to the list, as ssh does (not first wins).
+            Directive::SendEnv(v) => {
+                for name in v {
+                    match name.strip_prefix('-') {
+                        Some(p) => self.send_env.retain(|e| !pattern::wildcard(&e.value, p)),
+                        None => self
+                            .send_env
+                            .push(Sourced::new(name.clone(), origin.clone())),
+                    }
+                }
+            }
             Directive::Tag(v) => first(&mut self.tag, v.clone(), origin),
             Directive::WarrenTags(v) => {
                 for t in v {
@@ -405,18 +430,63 @@ pub(super) fn resolve(config: &SshConfig, name: &str, over: &Overrides) -> HostC
         },
         None => Sourced::new(name.to_string(), Origin::Default),
     };
-    // ssh lowercases names but not addresses.
-    let hostname = hostname.map(|h| {
-        if h.parse::<std::net::IpAddr>().is_ok() {
-            h
-        } else {
-            h.to_ascii_lowercase()
+    // ssh lowercases names but not addresses, and writes an address in its canonical form
+    // (`127.1` is 127.0.0.1) before the final pass.
+    let family = acc
+        .other
+        .iter()
+        .find(|(k, _)| k == "addressfamily")
+        .and_then(|(_, v)| canonical::Family::parse(&v.value))
+        .unwrap_or_default();
+    // Then canonicalization (CanonicalizeHostname, CanonicalDomains, ...), see `canonical`.
+    let mode = acc
+        .canonicalize
+        .as_ref()
+        .map(|c| c.value)
+        .unwrap_or_default();
+    let none = Vec::new();
+    let rules = canonical::Rules {
+        mode,
+        domains: acc.canonical_domains.as_ref().map_or(&none, |d| &d.value),
+        max_dots: acc.canonicalize_max_dots.as_ref().map_or(1, |d| d.value),
+        fallback_local: acc
+            .canonicalize_fallback_local
+            .as_ref()
+            .is_none_or(|f| f.value),
+        cnames: acc.permitted_cnames.as_ref().map_or(&[], |c| &c.value),
+        direct: acc
+            .proxy_command
+            .as_ref()
+            .is_none_or(|p| p.value.eq_ignore_ascii_case("none"))
+            && !matches!(&acc.jump, Some(Sourced { value: Some(_), .. })),
+        family,
+    };
+    let hostname = match canonical::canonical_name(&hostname.value, &rules, &|n| {
+        config.lookup_cached(n, family)
+    }) {
+        Ok(h) if mode != Canonicalize::No && !h.eq_ignore_ascii_case(&hostname.value) => {
+            let origin = acc.canonicalize.as_ref().map(|c| c.origin.clone());
+            Sourced::new(h, origin.unwrap_or_else(|| hostname.origin.clone()))
         }
-    });
+        Ok(h) => Sourced::new(h, hostname.origin.clone()),
+        Err(e) => {
+            let origin = acc
+                .canonicalize
+                .as_ref()
+                .map(|c| c.origin.clone())
+                .or_else(|| acc.permitted_cnames.as_ref().map(|c| c.origin.clone()))
+                .unwrap_or_else(|| hostname.origin.clone());
+            pass.problems.push(
+                Problem::error(origin, format!("{e} (ssh stops here)")).with_fix(
+                    "check the name and CanonicalDomains, or set CanonicalizeFallbackLocal yes to use the name as it is",
+                ),
+            );
+            hostname.map(|h| h.to_ascii_lowercase())
+        }
+    };
     // A `Match final` anywhere, or CanonicalizeHostname yes/always, makes ssh read the config
-    // again. (warren does not canonicalize through DNS: the name stays as written.)
-    let canonicalize = acc.canonicalize.as_ref().is_some_and(|c| c.value);
-    if config.want_final || canonicalize {
+    // again, with the canonical name.
+    if config.want_final || mode != Canonicalize::No {
         acc.hostname = Some(hostname.clone());
         pass.host = hostname.value.clone();
         pass.final_pass = true;
@@ -459,13 +529,17 @@ fn finish(
     let proxy_command = acc
         .proxy_command
         .filter(|p| !p.value.eq_ignore_ascii_case("none"));
-    let proxy_use_fdpass = acc
-        .proxy_use_fdpass
-        .unwrap_or_else(|| Sourced::default_value(false));
     let proxy_jump = acc.jump.and_then(|j| match j.value {
         Some(list) => Some(Sourced::new(list, j.origin)),
         None => None,
     });
+    // ssh.c: "Never use FD passing for ProxyJump".
+    let proxy_use_fdpass = match &proxy_jump {
+        Some(j) => Sourced::new(false, j.origin.clone()),
+        None => acc
+            .proxy_use_fdpass
+            .unwrap_or_else(|| Sourced::default_value(false)),
+    };
     let identity_files = if acc.identity_files.is_empty() {
         DEFAULT_IDENTITY_FILES
             .iter()
@@ -474,6 +548,15 @@ fn finish(
     } else {
         acc.identity_files
     };
+    // `warren show` lists it with the keywords warren does not use.
+    let mut other = acc.other;
+    if let Some(last) = acc.send_env.last() {
+        let names: Vec<&str> = acc.send_env.iter().map(|e| e.value.as_str()).collect();
+        other.push((
+            "sendenv".to_string(),
+            Sourced::new(names.join(" "), last.origin.clone()),
+        ));
+    }
     let mut hc = HostConfig {
         alias: name.to_string(),
         hostname,
@@ -506,7 +589,29 @@ fn finish(
         exit_on_forward_failure: acc
             .exit_on_forward_failure
             .unwrap_or_else(|| Sourced::default_value(false)),
+        clear_all_forwardings: acc
+            .clear_forwardings
+            .clone()
+            .unwrap_or_else(|| Sourced::default_value(false)),
         host_key_alias: acc.host_key_alias,
+        canonicalize_hostname: acc
+            .canonicalize
+            .unwrap_or_else(|| Sourced::default_value(Canonicalize::No)),
+        canonical_domains: acc
+            .canonical_domains
+            .unwrap_or_else(|| Sourced::default_value(Vec::new())),
+        canonicalize_max_dots: acc
+            .canonicalize_max_dots
+            .unwrap_or_else(|| Sourced::default_value(1)),
+        canonicalize_fallback_local: acc
+            .canonicalize_fallback_local
+            .unwrap_or_else(|| Sourced::default_value(true)),
+        // readconf.c: `none` alone is no rule at all.
+        canonicalize_permitted_cnames: match acc.permitted_cnames {
+            Some(c) if c.value.len() == 1 && c.value[0].1.is_empty() => c.map(|_| Vec::new()),
+            Some(c) => c,
+            None => Sourced::default_value(Vec::new()),
+        },
         global_known_hosts_files: acc.global_known_hosts.unwrap_or_else(|| {
             Sourced::default_value(
                 DEFAULT_GLOBAL_KNOWN_HOSTS
@@ -544,7 +649,8 @@ fn finish(
         batch_mode: acc
             .batch_mode
             .unwrap_or_else(|| Sourced::default_value(false)),
-        other: acc.other,
+        send_env: acc.send_env,
+        other,
         tags: acc.tag.into_iter().chain(acc.warren_tags).fold(
             Vec::new(),
             |mut all: Vec<Sourced<String>>, t| {
@@ -614,11 +720,7 @@ fn finish(
         }
     }
     if let Some(pc) = &hc.proxy_command {
-        problems.extend(exec::proxy_problems(
-            pc,
-            &hc.proxy_use_fdpass,
-            ctx.run_commands(),
-        ));
+        problems.extend(exec::proxy_problems(pc, ctx.run_commands()));
     }
     if let Some(c) = &hc.known_hosts_command
         && !ctx.run_commands()
@@ -666,6 +768,99 @@ mod tests {
         assert_eq!(tags(&c, "db-us"), ["first", "prod", "us", "all"]);
         assert!(tags(&c, "staging").is_empty());
         assert!(c.problems.is_empty(), "{:?}", c.problems);
+    }
+
+    #[test]
+    fn send_env_adds_up_over_the_user_and_the_system_file_and_minus_removes() {
+        let dir = std::path::PathBuf::from("/nonexistent-home");
+        let ctx = Context::new(dir.clone(), "me", std::collections::HashMap::new());
+        let user = dir.join(".ssh/config");
+        let system = std::path::PathBuf::from("/etc/ssh/ssh_config");
+        let c = SshConfig::from_texts(
+            std::sync::Arc::new(ctx),
+            &[
+                (
+                    user.as_path(),
+                    "Host db\n  SendEnv DB_* EDITOR\nHost *\n  SendEnv -EDITOR\n",
+                    FileKind::User,
+                ),
+                (
+                    system.as_path(),
+                    "Host *\n  SendEnv LANG LC_*\n  SendEnv -DB_H*\n",
+                    FileKind::System,
+                ),
+            ],
+        );
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        let db = c.resolve("db");
+        let sent: Vec<(&str, String)> = db
+            .send_env
+            .iter()
+            .map(|e| (e.value.as_str(), e.origin.to_string()))
+            .collect();
+        // `-DB_H*` matches the name `DB_*` as a string, not as a pattern: it stays.
+        assert_eq!(
+            sent,
+            [
+                ("DB_*", format!("{}:2", user.display())),
+                ("LANG", "/etc/ssh/ssh_config:2".to_string()),
+                ("LC_*", "/etc/ssh/ssh_config:2".to_string()),
+            ]
+        );
+        let other = c.resolve("web");
+        let names: Vec<&str> = other.send_env.iter().map(|e| e.value.as_str()).collect();
+        assert_eq!(names, ["LANG", "LC_*"]);
+        let bad = config("Host a\n  SendEnv FOO=1\n");
+        assert!(
+            bad.problems[0].to_string().contains(":2")
+                && bad.problems[0].message.contains("Invalid environment name"),
+            "{:?}",
+            bad.problems
+        );
+    }
+
+    /// A resolver for the test: these names only, never DNS.
+    fn fake_dns(name: &str, _: super::canonical::Family) -> Result<String, String> {
+        match name {
+            "db.corp.example." => Ok("db.corp.example".into()),
+            _ => Err("Name or service not known".into()),
+        }
+    }
+
+    #[test]
+    fn a_canonicalized_name_is_the_host_name_and_the_config_is_read_again_with_it() {
+        let mut c = config(
+            "Host db.corp.example\n  User canon\n\
+             Match canonical host *.corp.example\n  Port 2222\n\
+             Host *\n  CanonicalizeHostname yes\n  CanonicalDomains none.example corp.example\n  UserKnownHostsFile /kh/%h\n\
+             Host strict\n  CanonicalizeFallbackLocal no\n",
+        );
+        c.lookup = fake_dns;
+        assert!(c.problems.is_empty(), "{:?}", c.problems);
+        let db = c.resolve("db");
+        assert_eq!(db.hostname.value, "db.corp.example");
+        assert!(
+            db.hostname.origin.to_string().ends_with(":6"),
+            "{}",
+            db.hostname.origin
+        );
+        assert_eq!(db.user.value, "canon");
+        assert_eq!(db.port.value, 2222);
+        assert_eq!(db.known_hosts_files.value, ["/kh/db.corp.example"]);
+        // Not found: the name as typed (fallback), still read twice.
+        let other = c.resolve("other");
+        assert_eq!(
+            (other.hostname.value.as_str(), other.port.value),
+            ("other", 22)
+        );
+        // CanonicalizeFallbackLocal no: ssh's error, with the line.
+        let strict = c.resolve("strict");
+        let text: Vec<String> = strict.problems.iter().map(|p| p.to_string()).collect();
+        assert!(
+            text.iter()
+                .any(|t| t.contains(":6: Could not resolve host \"strict\"")),
+            "{text:?}"
+        );
     }
 
     #[test]
