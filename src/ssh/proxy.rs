@@ -112,6 +112,13 @@ impl Fdpass {
     }
 }
 
+/// recvmsg's flags: the received descriptor is close-on-exec from the start.
+#[cfg(target_os = "linux")]
+const RECV_FLAGS: libc::c_int = libc::MSG_CMSG_CLOEXEC;
+/// macOS has no MSG_CMSG_CLOEXEC: the descriptor is marked close-on-exec just after.
+#[cfg(not(target_os = "linux"))]
+const RECV_FLAGS: libc::c_int = 0;
+
 /// Receives one file descriptor sent with SCM_RIGHTS on a unix socket (as ssh's
 /// `mm_receive_fd`): EOF without one is an error that says so.
 fn receive_fd(sock: std::os::fd::RawFd) -> std::io::Result<std::os::fd::OwnedFd> {
@@ -132,7 +139,7 @@ fn receive_fd(sock: std::os::fd::RawFd) -> std::io::Result<std::os::fd::OwnedFd>
     msg.msg_controllen =
         unsafe { libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) } as _;
     // SAFETY: `msg` points at live buffers of the sizes given.
-    let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    let n = unsafe { libc::recvmsg(sock, &mut msg, RECV_FLAGS) };
     if n < 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -144,6 +151,9 @@ fn receive_fd(sock: std::os::fd::RawFd) -> std::io::Result<std::os::fd::OwnedFd>
             && (*cmsg).cmsg_type == libc::SCM_RIGHTS
         {
             let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
+            if RECV_FLAGS == 0 {
+                libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+            }
             return Ok(std::os::fd::OwnedFd::from_raw_fd(fd));
         }
     }
