@@ -171,8 +171,8 @@ impl Prompter {
     /// question would be about, and that opening the tunnel asks it.
     pub fn for_walk() -> Self {
         Prompter {
-            advice: "the diagnostics ask nobody here: open the tunnel to be asked, or run \
-                     warren doctor on a terminal",
+            advice: "open the tunnel (these diagnostics ask nobody), or run warren doctor on a \
+                     terminal",
             ..Prompter::headless()
         }
     }

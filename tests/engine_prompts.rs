@@ -346,3 +346,60 @@ async fn diagnose_streams_each_step_then_the_verdict() {
     assert!(!ok);
     engine.shutdown().await;
 }
+
+/// The engine's walk (the TUI's `d`) asks nobody: an unknown host key says to open the
+/// tunnel, which asks, and writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engines_walk_of_an_unknown_host_key_says_that_opening_the_tunnel_asks() {
+    if !have_servers() {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let s = Scratch::new();
+    let key = keygen(s.path(), "id", "ed25519", "", false);
+    sshd.authorize(&key.public_line);
+    let kh = s.write("known_hosts", "");
+    s.write(
+        "epoch.toml",
+        &entry(
+            "pg",
+            echo_server(),
+            &sshd,
+            Some(&key.private.display().to_string()),
+            &format!("known_hosts_file = \"{}\"", kh.display()),
+        ),
+    );
+    let cat = catalog(&s);
+    let engine = Engine::start();
+    let mut rx = engine.subscribe();
+    engine
+        .send(Command::Diagnose(Box::new(
+            cat.find("pg").expect("pg").clone(),
+        )))
+        .await;
+    let step = loop {
+        match tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .expect("events in time")
+            .expect("event")
+        {
+            Event::Step { name, step } if name == "pg" && step.id.as_str() == "host_key" => {
+                break step;
+            }
+            Event::Diagnosed { name, .. } if name == "pg" => panic!("no host_key step"),
+            _ => {}
+        }
+    };
+    let said = format!("{} {}", step.detail, step.hint.clone().unwrap_or_default());
+    assert!(
+        said.contains("open the tunnel (these diagnostics ask nobody)")
+            && !said.contains("in the TUI"),
+        "{said}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&kh).expect("kh"),
+        "",
+        "nothing written"
+    );
+    engine.shutdown().await;
+}

@@ -211,7 +211,7 @@ async fn the_engines_walk_says_that_opening_the_tunnel_asks() {
     let said = format!("{} {}", auth.detail, auth.hint.clone().unwrap_or_default());
     assert!(
         said.contains("still required: keyboard-interactive")
-            && said.contains("the diagnostics ask nobody here: open the tunnel to be asked")
+            && said.contains("open the tunnel (these diagnostics ask nobody)")
             && !said.contains("in the TUI"),
         "{said}"
     );

@@ -386,8 +386,10 @@ impl client::Handler for Client {
                     }
                     None => {
                         outcome.refused = Some(format!(
-                            "Host key verification failed: the {kind} key of {} ({fp}) is not known and nobody confirmed it; answer the question in a terminal (warren up) or in the TUI, or add it after checking the fingerprint: warren trust {}",
-                            d.name, self.connection
+                            "Host key verification failed: the {kind} key of {} ({fp}) is not known and nobody confirmed it; to be asked, {}; or add it after checking the fingerprint: warren trust {}",
+                            d.name,
+                            self.prompter.advice(),
+                            self.connection
                         ))
                     }
                 }
