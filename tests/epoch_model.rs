@@ -560,7 +560,7 @@ target = "no-port-here"
 }
 
 #[test]
-fn local_bind_auto_gives_each_entry_its_own_address_on_the_databases_port() {
+fn local_bind_auto_gives_each_entry_its_own_address_on_the_engines_port() {
     use warren::config::auto_bind;
     let f = load(
         "[storage.postgres.orders]\nhost = \"db1\"\nlocal_bind = \"auto\"\n[storage.postgres.orders.ssh_tunnel]\nhost = \"b\"\n\n\

@@ -449,3 +449,53 @@ fn connect_with_password_keeps_it_out_of_every_command_line() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `local_bind = "auto"`: two PostgreSQL entries, both on 5432, each at its own loopback
+/// address derived from its name, and psql to each reaches its own server.
+#[test]
+fn two_auto_bound_databases_share_port_5432_and_each_reaches_its_own() {
+    let (Some(a), Some(b)) = (Postgres::start(), Postgres::start()) else {
+        return;
+    };
+    if !have_servers() || !support::require("psql") {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let (s, key) = with_key(&sshd);
+    let mut text = String::new();
+    for (name, pg) in [("orders", &a), ("users", &b)] {
+        text += &entry(name, pg.port, &sshd, Some(&key), "").replace(
+            &format!("[storage.postgres.{name}]\n"),
+            &format!("[storage.postgres.{name}]\nusername = \"postgres\"\nlocal_bind = \"auto\"\n"),
+        );
+        text += "\n";
+    }
+    s.write("epoch.toml", &text);
+    std::fs::create_dir_all(s.path().join("run")).expect("run");
+    // The addresses `url` gives are the derived ones, on 5432.
+    for (name, addr) in [("orders", "127.191.139.77"), ("users", "127.141.51.52")] {
+        warren(&s, &["url", name])
+            .expect_code(0)
+            .expect_stdout(&format!("{addr}:5432"));
+    }
+    warren(&s, &["up", "--detach", "orders", "users"]).expect_code(0);
+    for (addr, pg) in [("127.191.139.77", &a), ("127.141.51.52", &b)] {
+        let out = std::process::Command::new("psql")
+            .args(["-h", addr, "-p", "5432", "-U", "postgres", "-tAc"])
+            .arg("select current_setting('port')")
+            .env("PGCONNECT_TIMEOUT", "5")
+            .output()
+            .expect("psql");
+        assert!(
+            out.status.success(),
+            "psql to {addr}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            pg.port.to_string(),
+            "{addr} reached the other server"
+        );
+    }
+    warren(&s, &["down"]).expect_code(0);
+}

@@ -575,7 +575,10 @@ fn entry_connection(
     if let Some(tt) = &tunnel {
         tt.unknown_keys(TUNNEL_KEYS, f);
         conn.hops = hops::hops(tt, &hops::Inherit::default(), true, ssh, f)?;
-        let listen = local_listen(t, tt, name, database.port.value, f)?;
+        // `local_bind = "auto"` listens on the engine's standard port (what a client tries
+        // first), else on the database's own.
+        let native = default_port(engine).unwrap_or(database.port.value);
+        let listen = local_listen(t, tt, name, native, f)?;
         conn.forwards.push(Sourced::new(
             Forward {
                 kind: ForwardKind::Local,
@@ -763,8 +766,8 @@ fn auto_bind_collisions(out: &mut EpochFile) {
 }
 
 /// Where the local end of the tunnel listens. `local_bind = "auto"` is the address derived
-/// from `name` ([`crate::config::auto_bind`]), on the database's port `db_port` unless
-/// local_port says otherwise.
+/// from `name` ([`crate::config::auto_bind`]), on `db_port` (the engine's standard port)
+/// unless local_port says otherwise.
 fn local_listen(
     entry: &Table,
     tunnel: &Table,
