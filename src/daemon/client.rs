@@ -9,11 +9,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use zeroize::Zeroizing;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use super::protocol::{Envelope, Frame, MAX_FRAME, Reply, Request, VERSION, WireAnswer};
+use super::protocol::{
+    Envelope, Frame, Line, MAX_FRAME, Reply, Request, VERSION, WireAnswer, encode, read_line,
+};
 use super::{remembered, runtime_dir, socket_path};
 use crate::config::{Context, Paths};
 use crate::engine::{EVENT_BUFFER, Event, TunnelStatus};
@@ -23,14 +25,11 @@ use crate::prompt::Answer;
 /// then fails at once instead of waiting for a reply that cannot come).
 type Waiting = Arc<Mutex<Option<HashMap<u64, oneshot::Sender<Reply>>>>>;
 
-/// The connection is gone: every request waiting gets an error, and later ones fail.
+/// The connection is gone: every request waiting gets an error (its reply's sender is
+/// dropped), and later ones fail.
 fn gone(waiting: &Waiting) {
-    if let Ok(mut w) = waiting.lock()
-        && let Some(map) = w.take()
-    {
-        for (_, tx) in map {
-            let _ = tx.send(Reply::error("the daemon closed the connection"));
-        }
+    if let Ok(mut w) = waiting.lock() {
+        w.take();
     }
 }
 
@@ -85,16 +84,8 @@ impl DaemonClient {
         tokio::spawn(async move {
             let mut r = BufReader::new(r);
             let mut buf = Vec::new();
-            loop {
-                buf.clear();
-                let n = (&mut r)
-                    .take(MAX_FRAME as u64)
-                    .read_until(b'\n', &mut buf)
-                    .await
-                    .unwrap_or(0);
-                if n == 0 || !buf.ends_with(b"\n") {
-                    break;
-                }
+            // A line cut short or too long means the daemon is not speaking the protocol.
+            while let Ok(Line::Complete) = read_line(&mut r, &mut buf, MAX_FRAME).await {
                 match serde_json::from_slice::<Frame>(&buf) {
                     Ok(Frame::Reply { id, reply, .. }) => {
                         let tx = wt
@@ -139,24 +130,19 @@ impl DaemonClient {
         // Room for any answer up front, so the buffer is not grown (which would leave a copy
         // of a secret in the memory it moved from).
         let mut line = Zeroizing::new(Vec::with_capacity(4096));
-        serde_json::to_writer(
-            &mut *line,
+        encode(
             &Envelope {
                 v: VERSION,
                 id,
                 req,
             },
-        )
-        .map_err(std::io::Error::other)?;
-        line.push(b'\n');
+            &mut line,
+        )?;
         self.lines
             .send(line)
             .await
             .map_err(|_| std::io::Error::other("the daemon closed the connection"))?;
         match tokio::time::timeout(wait, rx).await {
-            Ok(Ok(r)) if r.error.as_deref() == Some("the daemon closed the connection") => {
-                Err(std::io::Error::other("the daemon closed the connection"))
-            }
             Ok(Ok(r)) => Ok(r),
             Ok(Err(_)) => Err(std::io::Error::other("the daemon closed the connection")),
             Err(_) => {

@@ -5,10 +5,12 @@
 //! side parses JSON by hand.
 //!
 //! A line longer than [`MAX_LINE`] is refused (the connection stays usable for the next
-//! one); so is a line that is not a request of this version.
+//! one); so is a line that is not a request of this version. Both sides frame lines with
+//! [`encode`] and [`read_line`], the one codec of the wire.
 
 use serde::{Deserialize, Serialize};
-use zeroize::Zeroizing;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt};
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::config::Secret;
 use crate::engine::{Event, TunnelStatus};
@@ -20,6 +22,64 @@ pub const VERSION: u32 = 2;
 pub const MAX_LINE: usize = 64 * 1024;
 /// The longest line a client accepts from the daemon (a status of many tunnels with logs).
 pub const MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// Appends `value` as one line of JSON (with its newline) to `out`.
+pub fn encode<T: Serialize>(value: &T, out: &mut Vec<u8>) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, value).map_err(std::io::Error::other)?;
+    out.push(b'\n');
+    Ok(())
+}
+
+/// What [`read_line`] read into its buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Line {
+    /// A whole line, its newline included.
+    Complete,
+    /// The last bytes before the other side closed, with no newline.
+    Unterminated,
+    /// More than the limit before a newline: the line was read to its end and dropped (the
+    /// buffer is empty); the next call reads the next line.
+    TooLong,
+    /// The other side closed.
+    Eof,
+}
+
+/// Reads one line of at most `max` bytes (its newline not counted) into `buf`. The buffer's
+/// old contents are zeroed first, as are the parts of a line too long (a line may carry an
+/// answer's secret). Neither side ever holds more than `max + 1` bytes of a line.
+pub async fn read_line<R: AsyncBufRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    max: usize,
+) -> std::io::Result<Line> {
+    fn wipe(buf: &mut Vec<u8>) {
+        buf.as_mut_slice().zeroize();
+        buf.clear();
+    }
+    wipe(buf);
+    let n = (&mut *r)
+        .take(max as u64 + 1)
+        .read_until(b'\n', buf)
+        .await?;
+    if n == 0 {
+        return Ok(Line::Eof);
+    }
+    if buf.ends_with(b"\n") {
+        return Ok(Line::Complete);
+    }
+    if buf.len() <= max {
+        return Ok(Line::Unterminated);
+    }
+    // Skip the rest of that line, a bounded piece at a time.
+    loop {
+        wipe(buf);
+        let n = (&mut *r).take(max as u64).read_until(b'\n', buf).await?;
+        if n == 0 || buf.ends_with(b"\n") {
+            wipe(buf);
+            return Ok(Line::TooLong);
+        }
+    }
+}
 
 /// What a client asks.
 #[derive(Debug, Serialize, Deserialize)]
@@ -190,6 +250,45 @@ pub fn parse_request(line: &str) -> Result<Envelope, Reply> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn lines_are_framed_and_bounded() {
+        let mut wire = Vec::new();
+        encode(&serde_json::json!({"a": 1}), &mut wire).expect("encode");
+        wire.extend_from_slice(&[b'x'; 40]);
+        wire.extend_from_slice(b"\nshort\nlast");
+        let mut r = tokio::io::BufReader::new(&wire[..]);
+        let mut buf = Vec::new();
+        assert_eq!(
+            read_line(&mut r, &mut buf, 16).await.ok(),
+            Some(Line::Complete)
+        );
+        assert_eq!(buf, b"{\"a\":1}\n");
+        assert_eq!(
+            read_line(&mut r, &mut buf, 16).await.ok(),
+            Some(Line::TooLong)
+        );
+        assert!(buf.is_empty());
+        assert_eq!(
+            read_line(&mut r, &mut buf, 16).await.ok(),
+            Some(Line::Complete)
+        );
+        assert_eq!(buf, b"short\n");
+        assert_eq!(
+            read_line(&mut r, &mut buf, 16).await.ok(),
+            Some(Line::Unterminated)
+        );
+        assert_eq!(buf, b"last");
+        assert_eq!(read_line(&mut r, &mut buf, 16).await.ok(), Some(Line::Eof));
+        // A too-long line at the end, with no newline, is dropped too.
+        let long = [b'y'; 100];
+        let mut r = tokio::io::BufReader::new(&long[..]);
+        assert_eq!(
+            read_line(&mut r, &mut buf, 16).await.ok(),
+            Some(Line::TooLong)
+        );
+        assert_eq!(read_line(&mut r, &mut buf, 16).await.ok(), Some(Line::Eof));
+    }
 
     #[test]
     fn requests_and_frames_round_trip() {

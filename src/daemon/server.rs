@@ -10,14 +10,16 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 
-use super::protocol::{Frame, MAX_LINE, Reply, Request, VERSION, parse_request};
+use super::protocol::{
+    Frame, Line, MAX_LINE, Reply, Request, VERSION, encode, parse_request, read_line,
+};
 use super::{Remembered, remember, remembered, runtime_dir, socket_path};
 use crate::config::forward::{Endpoint, ForwardKind};
 use crate::config::{Catalog, Connection, Context, Paths};
@@ -422,9 +424,12 @@ async fn client(conn: UnixStream, shared: &Arc<Shared>) -> std::io::Result<()> {
     let (out, mut outq) = mpsc::channel::<Frame>(256);
     // One writer: replies and events never interleave within a line.
     let writer = tokio::spawn(async move {
+        let mut line = Vec::new();
         while let Some(f) = outq.recv().await {
-            let mut line = serde_json::to_vec(&f).unwrap_or_default();
-            line.push(b'\n');
+            line.clear();
+            if encode(&f, &mut line).is_err() {
+                continue;
+            }
             if w.write_all(&line).await.is_err() {
                 return;
             }
@@ -438,36 +443,18 @@ async fn client(conn: UnixStream, shared: &Arc<Shared>) -> std::io::Result<()> {
     // after each line and when dropped: an answer's line carries its secret.
     let mut buf = Zeroizing::new(Vec::with_capacity(MAX_LINE + 1));
     loop {
-        buf.as_mut_slice().zeroize();
-        buf.clear();
-        // At most MAX_LINE + 1 bytes for one line: a longer one is refused, then skipped.
-        let n = (&mut r)
-            .take(MAX_LINE as u64 + 1)
-            .read_until(b'\n', &mut buf)
-            .await?;
-        if n == 0 {
-            break;
-        }
-        if buf.len() > MAX_LINE && !buf.ends_with(b"\n") {
-            let _ = out
-                .send(reply(
-                    0,
-                    Reply::error(format!("request longer than {MAX_LINE} bytes")),
-                ))
-                .await;
-            // Skip the rest of that line; the next one is read as a request.
-            loop {
-                buf.as_mut_slice().zeroize();
-                buf.clear();
-                let n = (&mut r)
-                    .take(MAX_LINE as u64)
-                    .read_until(b'\n', &mut buf)
-                    .await?;
-                if n == 0 || buf.ends_with(b"\n") {
-                    break;
-                }
+        match read_line(&mut r, &mut buf, MAX_LINE).await? {
+            Line::Eof => break,
+            Line::TooLong => {
+                let _ = out
+                    .send(reply(
+                        0,
+                        Reply::error(format!("request longer than {MAX_LINE} bytes")),
+                    ))
+                    .await;
+                continue;
             }
-            continue;
+            Line::Complete | Line::Unterminated => {}
         }
         let line = String::from_utf8_lossy(&buf);
         if line.trim().is_empty() {
