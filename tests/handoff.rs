@@ -478,6 +478,15 @@ fn two_auto_bound_databases_share_port_5432_and_each_reaches_its_own() {
             .expect_code(0)
             .expect_stdout(&format!("{addr}:5432"));
     }
+    // The addresses are the machine's, not the test's: the daemon lets go of them however the
+    // test ends.
+    struct Down<'a>(&'a Scratch);
+    impl Drop for Down<'_> {
+        fn drop(&mut self) {
+            warren(self.0, &["down", "--all"]);
+        }
+    }
+    let _down = Down(&s);
     warren(&s, &["up", "--detach", "orders", "users"]).expect_code(0);
     for (addr, pg) in [("127.191.139.77", &a), ("127.141.51.52", &b)] {
         let out = std::process::Command::new("psql")
@@ -497,5 +506,4 @@ fn two_auto_bound_databases_share_port_5432_and_each_reaches_its_own() {
             "{addr} reached the other server"
         );
     }
-    warren(&s, &["down"]).expect_code(0);
 }
