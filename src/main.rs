@@ -172,8 +172,10 @@ enum Command {
         names: Vec<String>,
     },
     /// Close tunnels the daemon runs.
+    #[command(override_usage = "warren down <NAME|@TAG>... | --all")]
     Down {
-        #[arg(add = ArgValueCandidates::new(connection_names))]
+        /// The tunnels to close (NAME or @TAG); `--all` for every one.
+        #[arg(add = ArgValueCandidates::new(connection_names), required_unless_present = "all")]
         names: Vec<String>,
         #[arg(long, conflicts_with = "names")]
         all: bool,

@@ -577,3 +577,13 @@ fn up_show_and_doctor_of_a_broken_entry_give_its_error_and_exit_2() {
     s.warren(&["--ssh-config", "ssh_config", "show", "orders"])
         .expect_code(0);
 }
+
+/// `warren down` closes what it is told: with no name and no --all it says so (exit 2)
+/// instead of closing nothing and saying "0 tunnel(s) still running".
+#[test]
+fn down_without_a_name_or_all_is_a_usage_error() {
+    let s = scratch();
+    s.warren(&["--ssh-config", "ssh_config", "down"])
+        .expect_code(2)
+        .expect_stderr("--all");
+}
