@@ -213,6 +213,9 @@ fn x_runs_select_1_in_psql_and_ctrl_backslash_leaves_warren_running() {
     assert!(!screen.contains("EXITED"), "warren ended:\n{screen}");
     assert_eq!(entries(&tmp).len(), 1, "the demo is still running");
     let pid = warren_pid(&t);
+    // A Ctrl-\ in the second after a client exits is taken as the client's (the terminal sent
+    // it to both); a SIGQUIT after that ends warren.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
     // SAFETY: kill with the pid of the warren this test started.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGQUIT) }, 0);
     t.wait_for("EXITED 0");
