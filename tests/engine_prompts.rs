@@ -282,16 +282,16 @@ async fn an_encrypted_key_without_a_passphrase_is_asked_for_one() {
     engine.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn diagnose_streams_each_step_then_the_verdict() {
-    if !have_servers() {
-        return;
-    }
+/// The engine's walk (the TUI's `d`) of an entry `pg` to an echo server through a real sshd,
+/// with `known_hosts` as the entry's known_hosts file: its steps, in order, and its verdict.
+async fn engine_walk(
+    known_hosts: impl Fn(&Sshd) -> String,
+) -> (Vec<warren::diagnose::Step>, bool, Scratch) {
     let sshd = Sshd::start("");
     let s = Scratch::new();
     let key = keygen(s.path(), "id", "ed25519", "", false);
     sshd.authorize(&key.public_line);
-    let kh = s.write("known_hosts", &format!("{}\n", sshd.known_hosts_line()));
+    let kh = s.write("known_hosts", &known_hosts(&sshd));
     s.write(
         "epoch.toml",
         &entry(
@@ -322,6 +322,16 @@ async fn diagnose_streams_each_step_then_the_verdict() {
             _ => {}
         }
     };
+    engine.shutdown().await;
+    (steps, ok, s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diagnose_streams_each_step_then_the_verdict() {
+    if !have_servers() {
+        return;
+    }
+    let (steps, ok, _s) = engine_walk(|sshd| format!("{}\n", sshd.known_hosts_line())).await;
     let ids: Vec<&str> = steps.iter().map(|s| s.id.as_str()).collect();
     assert_eq!(
         ids,
@@ -344,7 +354,6 @@ async fn diagnose_streams_each_step_then_the_verdict() {
         steps[8].detail
     );
     assert!(!ok);
-    engine.shutdown().await;
 }
 
 /// The engine's walk (the TUI's `d`) asks nobody: an unknown host key says to open the
@@ -354,42 +363,11 @@ async fn the_engines_walk_of_an_unknown_host_key_says_that_opening_the_tunnel_as
     if !have_servers() {
         return;
     }
-    let sshd = Sshd::start("");
-    let s = Scratch::new();
-    let key = keygen(s.path(), "id", "ed25519", "", false);
-    sshd.authorize(&key.public_line);
-    let kh = s.write("known_hosts", "");
-    s.write(
-        "epoch.toml",
-        &entry(
-            "pg",
-            echo_server(),
-            &sshd,
-            Some(&key.private.display().to_string()),
-            &format!("known_hosts_file = \"{}\"", kh.display()),
-        ),
-    );
-    let cat = catalog(&s);
-    let engine = Engine::start();
-    let mut rx = engine.subscribe();
-    engine
-        .send(Command::Diagnose(Box::new(
-            cat.find("pg").expect("pg").clone(),
-        )))
-        .await;
-    let step = loop {
-        match tokio::time::timeout(Duration::from_secs(30), rx.recv())
-            .await
-            .expect("events in time")
-            .expect("event")
-        {
-            Event::Step { name, step } if name == "pg" && step.id.as_str() == "host_key" => {
-                break step;
-            }
-            Event::Diagnosed { name, .. } if name == "pg" => panic!("no host_key step"),
-            _ => {}
-        }
-    };
+    let (steps, _, s) = engine_walk(|_| String::new()).await;
+    let step = steps
+        .iter()
+        .find(|st| st.id.as_str() == "host_key")
+        .expect("a host_key step");
     let said = format!("{} {}", step.detail, step.hint.clone().unwrap_or_default());
     assert!(
         said.contains("open the tunnel (these diagnostics ask nobody)")
@@ -397,9 +375,8 @@ async fn the_engines_walk_of_an_unknown_host_key_says_that_opening_the_tunnel_as
         "{said}"
     );
     assert_eq!(
-        std::fs::read_to_string(&kh).expect("kh"),
+        std::fs::read_to_string(s.path().join("known_hosts")).expect("kh"),
         "",
         "nothing written"
     );
-    engine.shutdown().await;
 }

@@ -471,13 +471,7 @@ fn lsof_field_output_names_the_listener() {
     let port = v4.local_addr().expect("addr").port();
     let _v6 = std::net::TcpListener::bind(("::1", port)).ok();
     let out = Command::new("lsof")
-        .args([
-            "-nP",
-            &format!("-iTCP:{port}"),
-            "-sTCP:LISTEN",
-            "-F",
-            "pcun",
-        ])
+        .args(warren::tunnel::owner::lsof_args(port))
         .output()
         .expect("lsof");
     let text = String::from_utf8_lossy(&out.stdout);

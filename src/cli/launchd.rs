@@ -22,21 +22,7 @@ pub const LOG: &str = "service.log";
 
 /// `dev.warren.orders`, or `dev.warren.orders-billing` for several.
 pub fn label(names: &[String]) -> String {
-    let safe: Vec<String> = names
-        .iter()
-        .map(|n| {
-            n.chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                        c
-                    } else {
-                        '-'
-                    }
-                })
-                .collect()
-        })
-        .collect();
-    format!("dev.warren.{}", safe.join("-"))
+    format!("dev.warren.{}", super::service::safe_names(names))
 }
 
 /// Where the agent's plist goes.

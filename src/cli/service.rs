@@ -11,9 +11,10 @@ use crate::config::{Catalog, Context, Paths};
 
 const TEMPLATE: &str = include_str!("../../assets/warren.service.in");
 
-/// `warren-orders.service`, or `warren-orders-billing.service` for several.
-pub fn unit_name(names: &[String]) -> String {
-    let safe: Vec<String> = names
+/// The connections' names as one file-name-safe word: `orders-billing` (anything but
+/// letters, digits, `-` and `_` becomes `-`). The systemd unit and the LaunchAgent use it.
+pub fn safe_names(names: &[String]) -> String {
+    names
         .iter()
         .map(|n| {
             n.chars()
@@ -24,10 +25,15 @@ pub fn unit_name(names: &[String]) -> String {
                         '-'
                     }
                 })
-                .collect()
+                .collect::<String>()
         })
-        .collect();
-    format!("warren-{}.service", safe.join("-"))
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// `warren-orders.service`, or `warren-orders-billing.service` for several.
+pub fn unit_name(names: &[String]) -> String {
+    format!("warren-{}.service", safe_names(names))
 }
 
 fn unit_dir(ctx: &Context, system: bool) -> PathBuf {

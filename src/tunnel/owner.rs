@@ -109,13 +109,7 @@ mod macos {
 
     pub fn of_port(port: u16) -> Option<super::Owner> {
         let mut child = Command::new("lsof")
-            .args([
-                "-nP",
-                &format!("-iTCP:{port}"),
-                "-sTCP:LISTEN",
-                "-F",
-                "pcun",
-            ])
+            .args(super::lsof_args(port))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -152,6 +146,18 @@ pub fn of_port(port: u16) -> Option<Owner> {
         let _ = port;
         None
     }
+}
+
+/// lsof's arguments for who listens on TCP `port`, in the field output
+/// [`parse_lsof_fields`] reads.
+pub fn lsof_args(port: u16) -> [String; 5] {
+    [
+        "-nP".into(),
+        format!("-iTCP:{port}"),
+        "-sTCP:LISTEN".into(),
+        "-F".into(),
+        "pcun".into(),
+    ]
 }
 
 /// The first process in lsof's field output (`-F pcun`: lines `p<pid>`, `c<command>`,
