@@ -41,6 +41,7 @@ impl Backend {
                             for_secs: None,
                             port_fallback: conn.policy.port_fallback,
                             no_exec: conn.hops.iter().any(|h| !h.run_commands.value),
+                            on_demand: false,
                         },
                         OPEN,
                     )

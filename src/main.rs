@@ -90,6 +90,10 @@ enum Command {
         /// A local port in use is replaced by the next free one (reported).
         #[arg(long)]
         port_fallback: bool,
+        /// Listen now, open the SSH session when a client first connects, close it after
+        /// idle_timeout (default 10m) with no client, and open it again for the next.
+        #[arg(long)]
+        on_demand: bool,
     },
     /// Push back the time limit of tunnels the daemon runs (by their max_duration again, or
     /// --by).
@@ -285,6 +289,10 @@ enum ServiceAction {
         /// Print the unit to stdout instead of writing it.
         #[arg(long)]
         print: bool,
+        /// The service listens at once and opens each SSH session when a client first
+        /// connects (as `warren up --on-demand`).
+        #[arg(long)]
+        on_demand: bool,
     },
     /// Remove the unit.
     Uninstall {
@@ -446,6 +454,7 @@ fn main() -> ExitCode {
             detach: true,
             for_secs,
             port_fallback,
+            on_demand,
         }) => {
             drop((out, err));
             let ctx = Arc::new(Context::from_process());
@@ -455,6 +464,7 @@ fn main() -> ExitCode {
                     json,
                     for_secs,
                     port_fallback,
+                    on_demand,
                 };
                 cli::daemon::up(&catalog, &ctx, &paths, ask, &mut o, &mut e).await
             })
@@ -581,6 +591,7 @@ fn main() -> ExitCode {
                     user,
                     now,
                     print,
+                    on_demand,
                 } => {
                     let ask = cli::service::Install {
                         names: &names,
@@ -588,6 +599,7 @@ fn main() -> ExitCode {
                         user: user.as_deref(),
                         now,
                         print,
+                        on_demand,
                     };
                     cli::service::install(&catalog, &ctx, &paths, &ask, &mut out, &mut err)
                 }
@@ -638,6 +650,7 @@ fn main() -> ExitCode {
             detach: false,
             for_secs,
             port_fallback,
+            on_demand,
         }) => {
             drop((out, err));
             raise_nofile_limit();
@@ -650,6 +663,7 @@ fn main() -> ExitCode {
                     json,
                     for_secs,
                     port_fallback,
+                    on_demand,
                 };
                 cli::up::run(&catalog, &names, opts, &mut o, &mut e).await
             })

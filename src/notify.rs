@@ -141,6 +141,10 @@ impl Tracker {
                         ))
                     }
                     (_, TunnelState::Failed { error }) => Some(notice(Kind::Failed, error.clone())),
+                    // On demand: a client's connection could not get its session.
+                    (p, TunnelState::OnDemand { error: Some(e) }) if p.as_ref() != Some(state) => {
+                        Some(notice(Kind::Failed, e.clone()))
+                    }
                     (_, TunnelState::Expired { reason }) => {
                         Some(notice(Kind::Expired, reason.clone()))
                     }

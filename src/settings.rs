@@ -111,6 +111,8 @@ pub struct Settings {
     /// How often the database behind an open tunnel is checked, for entries that set no
     /// `health_interval` of their own (0: never).
     pub health_interval: Sourced<Seconds>,
+    /// Whether entries that say nothing of it open their session on demand.
+    pub on_demand: Sourced<bool>,
     pub sort: Sourced<SortBy>,
     pub group: Sourced<GroupBy>,
     pub notifications: Notifications,
@@ -125,6 +127,7 @@ impl Settings {
             path,
             theme: Sourced::default_value(ThemeName::Dark),
             health_interval: Sourced::default_value(Seconds::from_secs(30)),
+            on_demand: Sourced::default_value(false),
             sort: Sourced::default_value(SortBy::Name),
             group: Sourced::default_value(GroupBy::None),
             notifications: Notifications {
@@ -143,12 +146,15 @@ impl Settings {
         }
     }
 
-    /// Gives the connections that set no `health_interval` of their own the user's default
-    /// (with this file's line as its source).
+    /// Gives the connections that set no `health_interval` or `on_demand` of their own the
+    /// user's default (with this file's line as its source).
     pub fn apply(&self, connections: &mut [Connection]) {
         for c in connections {
             if c.policy.health_interval.is_none() {
                 c.policy.health_interval = Some(self.health_interval.clone());
+            }
+            if c.policy.on_demand.is_none() {
+                c.policy.on_demand = Some(self.on_demand.clone());
             }
         }
     }
@@ -214,7 +220,10 @@ impl Settings {
             s.theme = v;
         }
         if let Some(t) = table(&root, "defaults", &mut f) {
-            t.unknown_keys(&["health_interval", "sort", "group"], &mut f);
+            t.unknown_keys(&["health_interval", "on_demand", "sort", "group"], &mut f);
+            if let Some(v) = t.boolean("on_demand", &mut f) {
+                s.on_demand = v;
+            }
             match t.seconds("health_interval", &mut f) {
                 Some(v) if !v.value.0.is_zero() && v.value.0.as_secs_f64() < 1.0 => f.push(
                     Problem::error(

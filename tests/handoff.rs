@@ -506,4 +506,33 @@ fn two_auto_bound_databases_share_port_5432_and_each_reaches_its_own() {
             "{addr} reached the other server"
         );
     }
+    // A new daemon (the last one went with its tunnels) listens on the same addresses.
+    let daemons = || {
+        let out = std::process::Command::new("pgrep")
+            .args(["-f", &format!("{}.* daemon$", s.path().display())])
+            .output()
+            .expect("pgrep");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let first = daemons();
+    assert!(!first.is_empty(), "a daemon runs");
+    warren(&s, &["down", "--all"]).expect_code(0);
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !daemons().is_empty() && std::time::Instant::now() < end {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(daemons().is_empty(), "the daemon went with its last tunnel");
+    warren(&s, &["up", "--detach", "orders", "users"]).expect_code(0);
+    assert_ne!(daemons(), first, "a new daemon");
+    let status = warren(&s, &["status", "--json"]).json();
+    for (name, addr) in [
+        ("orders", "127.191.139.77:5432"),
+        ("users", "127.141.51.52:5432"),
+    ] {
+        let t = status
+            .as_array()
+            .and_then(|a| a.iter().find(|t| t["name"] == name))
+            .unwrap_or_else(|| panic!("{name} in {status}"));
+        assert_eq!(t["local"][0], addr, "{t}");
+    }
 }

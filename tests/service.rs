@@ -289,6 +289,7 @@ fn the_launch_agent_is_a_plist_launchd_reads_with_every_key() {
         std::path::Path::new("/usr/local/bin/warren"),
         &paths,
         &names,
+        false,
     );
     let label = launchd::label(&names);
     let text = launchd::plist(
@@ -332,4 +333,30 @@ fn the_launch_agent_is_a_plist_launchd_reads_with_every_key() {
     assert_eq!(v["StandardOutPath"], log);
     assert_eq!(v["StandardErrorPath"], log);
     assert_eq!(v["SoftResourceLimits"]["NumberOfFiles"], 65536);
+}
+
+#[test]
+fn an_on_demand_service_runs_warren_up_on_demand() {
+    let s = Scratch::new();
+    s.write("epoch.toml", EPOCH);
+    let r = s.warren(&[
+        "--ssh-config",
+        "/dev/null",
+        "--config",
+        "epoch.toml",
+        "service",
+        "install",
+        "--print",
+        "--on-demand",
+        "orders",
+    ]);
+    r.expect_code(0);
+    let epoch = s.path().join("epoch.toml").display().to_string();
+    assert!(
+        r.stdout().contains(&format!(
+            "--ssh-config /dev/null --config {epoch} up --on-demand orders"
+        )),
+        "{}",
+        r.describe()
+    );
 }

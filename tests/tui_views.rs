@@ -1308,3 +1308,39 @@ fn a_broken_entry_is_a_row_that_refuses_commands_but_closes_what_still_runs() {
         app.message
     );
 }
+
+#[test]
+fn an_on_demand_tunnel_shows_whether_its_session_is_open() {
+    let mut app = app(110, 30);
+    let i = app
+        .connections
+        .iter()
+        .position(|c| c.display_name == "orders")
+        .expect("orders");
+    app.connections[i].policy.on_demand = Some(warren::config::Sourced::new(
+        true,
+        warren::config::Origin::Flag("--on-demand"),
+    ));
+    state(&mut app, "orders", TunnelState::OnDemand { error: None });
+    let screen = text(&app);
+    assert!(screen.contains("◌ on demand"), "{screen}");
+    state(&mut app, "orders", TunnelState::Up);
+    let screen = text(&app);
+    assert!(screen.contains("● up (on demand)"), "{screen}");
+    state(
+        &mut app,
+        "orders",
+        TunnelState::OnDemand {
+            error: Some("connection refused".into()),
+        },
+    );
+    let screen = text(&app);
+    assert!(screen.contains("◌ on demand ✘"), "{screen}");
+    // Space closes it, as any open tunnel.
+    select(&mut app, "orders");
+    let effects = update(&mut app, ch(' '));
+    assert!(
+        matches!(effects.as_slice(), [Effect::Engine(Command::Close { names, .. })] if names == &["orders".to_string()]),
+        "{effects:?}"
+    );
+}

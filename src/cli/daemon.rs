@@ -28,6 +28,8 @@ fn line(t: &TunnelStatus) -> String {
         TunnelState::Up => super::style::OK,
         TunnelState::Failed { .. } => super::style::FAIL,
         TunnelState::Down | TunnelState::Expired { .. } => super::style::DIM,
+        TunnelState::OnDemand { error: None } => super::style::OK,
+        TunnelState::OnDemand { error: Some(_) } => super::style::WARN,
         TunnelState::Connecting | TunnelState::Reconnecting { .. } => super::style::WARN,
     };
     let mut s = format!(
@@ -57,6 +59,7 @@ pub struct Detach<'a> {
     pub json: bool,
     pub for_secs: Option<u64>,
     pub port_fallback: bool,
+    pub on_demand: bool,
 }
 
 pub async fn up(
@@ -72,6 +75,7 @@ pub async fn up(
         json,
         for_secs,
         port_fallback,
+        on_demand,
     } = ask_for;
     // @TAG is expanded here, from the same files the daemon reads.
     let names: Vec<String> = match catalog.select(names) {
@@ -89,6 +93,7 @@ pub async fn up(
     let opts = OpenOptions {
         for_secs,
         port_fallback,
+        on_demand,
         answers,
     };
     let mut reply = open_detached(ctx, paths, names, opts).await;
@@ -114,11 +119,8 @@ pub async fn up(
             let _ = writeln!(out, "{}", line(t));
         }
     }
-    if reply
-        .tunnels
-        .iter()
-        .any(|t| t.state == crate::engine::TunnelState::Up)
-    {
+    // Up, or listening for its first client: the tunnel works.
+    if reply.tunnels.iter().any(|t| t.state.serves()) {
         exit::OK
     } else {
         exit::FAILED
@@ -129,6 +131,7 @@ pub async fn up(
 struct OpenOptions {
     for_secs: Option<u64>,
     port_fallback: bool,
+    on_demand: bool,
     answers: bool,
 }
 
@@ -143,6 +146,7 @@ async fn open_detached(
     let OpenOptions {
         for_secs,
         port_fallback,
+        on_demand,
         answers,
     } = opts;
     ensure_daemon(ctx, paths).await?;
@@ -170,6 +174,7 @@ async fn open_detached(
             for_secs,
             port_fallback,
             no_exec: !ctx.run_commands(),
+            on_demand,
         },
         OPEN,
     );

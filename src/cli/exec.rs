@@ -15,7 +15,7 @@ use crate::config::forward::{Endpoint, ForwardKind};
 use crate::config::{Catalog, Connection, Context};
 use crate::daemon::client::{DaemonClient, QUICK};
 use crate::daemon::protocol::Request;
-use crate::engine::{Engine, TunnelState};
+use crate::engine::Engine;
 use crate::handoff::run::{local_of, not_installed, spawn_and_wait};
 use crate::handoff::{Format, Local, Parts};
 
@@ -49,7 +49,7 @@ async fn in_daemon(ctx: &Context, name: &str) -> Option<Local> {
     let r = client.request(Request::Status, QUICK).await.ok()?;
     r.tunnels
         .into_iter()
-        .find(|t| t.name == name && t.state == TunnelState::Up)
+        .find(|t| t.name == name && t.state.serves())
         .and_then(|t| local_of(&t.local))
 }
 
@@ -207,7 +207,7 @@ async fn run(
             };
             engine = Some(e);
             match status {
-                Some(s) if s.state == TunnelState::Up => match local_of(&s.local) {
+                Some(s) if s.state.serves() => match local_of(&s.local) {
                     Some(l) => l,
                     None => {
                         let _ = writeln!(

@@ -80,8 +80,14 @@ pub struct SystemUser {
 
 /// The unit's text for these connections: a user unit (`system` is `None`), or a system
 /// unit that runs as `system`'s user, sandboxed (systemd.exec(5)).
-pub fn unit(exe: &Path, paths: &Paths, names: &[String], system: Option<&SystemUser>) -> String {
-    let exec = argv(exe, paths, names)
+pub fn unit(
+    exe: &Path,
+    paths: &Paths,
+    names: &[String],
+    on_demand: bool,
+    system: Option<&SystemUser>,
+) -> String {
+    let exec = argv(exe, paths, names, on_demand)
         .iter()
         .map(|a| quote(a))
         .collect::<Vec<_>>()
@@ -101,8 +107,8 @@ pub fn unit(exe: &Path, paths: &Paths, names: &[String], system: Option<&SystemU
 }
 
 /// The service's command line: `warren [--ssh-config ..] [--config ..] [--known-hosts ..] up
-/// NAME...`, the files as this run was given them.
-pub fn argv(exe: &Path, paths: &Paths, names: &[String]) -> Vec<String> {
+/// [--on-demand] NAME...`, the files as this run was given them.
+pub fn argv(exe: &Path, paths: &Paths, names: &[String], on_demand: bool) -> Vec<String> {
     let mut argv = vec![exe.display().to_string()];
     for (flag, v) in [
         ("--ssh-config", &paths.ssh_config),
@@ -115,6 +121,9 @@ pub fn argv(exe: &Path, paths: &Paths, names: &[String]) -> Vec<String> {
         }
     }
     argv.push("up".into());
+    if on_demand {
+        argv.push("--on-demand".into());
+    }
     argv.extend(names.iter().cloned());
     argv
 }
@@ -267,6 +276,8 @@ pub struct Install<'a> {
     pub now: bool,
     /// Print the unit instead of writing it.
     pub print: bool,
+    /// The service opens each session when a client first connects (`up --on-demand`).
+    pub on_demand: bool,
 }
 
 pub fn install(
@@ -360,12 +371,19 @@ pub fn install(
         }
     });
     if cfg!(target_os = "macos") {
-        return super::launchd::install(ctx, &argv(&exe, paths, names), names, ask, out, err);
+        return super::launchd::install(
+            ctx,
+            &argv(&exe, paths, names, ask.on_demand),
+            names,
+            ask,
+            out,
+            err,
+        );
     }
     let dir = unit_dir(ctx, ask.system);
     let name = unit_name(names);
     let path = dir.join(&name);
-    let text = unit(&exe, paths, names, system.as_ref());
+    let text = unit(&exe, paths, names, ask.on_demand, system.as_ref());
     if ask.print {
         let _ = out.write_all(text.as_bytes());
         return exit::OK;

@@ -189,6 +189,9 @@ pub fn human(c: &Connection, out: &mut dyn Write) {
         "exit_on_forward_failure",
         &c.policy.exit_on_forward_failure,
     );
+    if let Some(o) = c.policy.on_demand.as_ref().filter(|o| o.value) {
+        row(&mut rows, "on_demand", o);
+    }
     let n = c.hops.len();
     for (i, h) in c.hops.iter().enumerate() {
         rows.push([format!("hop {}/{n}", i + 1), h.name.clone(), String::new()]);

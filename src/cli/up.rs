@@ -24,6 +24,8 @@ pub struct Options {
     pub for_secs: Option<u64>,
     /// A local port in use is replaced by the next free one.
     pub port_fallback: bool,
+    /// Each opens its session when a client connects (`--on-demand`).
+    pub on_demand: bool,
 }
 
 pub async fn run(
@@ -37,6 +39,7 @@ pub async fn run(
         json,
         for_secs,
         port_fallback,
+        on_demand,
     } = opts;
     let mut conns: Vec<Connection> = match catalog.select(names) {
         Ok(list) => list.into_iter().cloned().collect(),
@@ -47,6 +50,9 @@ pub async fn run(
     };
     for c in &mut conns {
         c.policy.port_fallback = port_fallback;
+        if on_demand {
+            c.policy.on_demand = Some(Sourced::new(true, Origin::Flag("--on-demand")));
+        }
     }
     if let Some(secs) = for_secs {
         for c in &mut conns {

@@ -363,6 +363,9 @@ pub struct Policy {
     /// How often the database behind the tunnel is checked while it is up; `None`: the
     /// user's default (30 s); zero: never.
     pub health_interval: Option<Sourced<Seconds>>,
+    /// Listen with no SSH session and open one when a client connects; closed again after
+    /// `idle_timeout` with no client. `None`: the user's default (off).
+    pub on_demand: Option<Sourced<bool>>,
 }
 
 impl Policy {
@@ -376,7 +379,13 @@ impl Policy {
             idle_timeout: None,
             port_fallback: false,
             health_interval: None,
+            on_demand: None,
         }
+    }
+
+    /// Whether the tunnel opens its session on demand.
+    pub fn on_demand(&self) -> bool {
+        self.on_demand.as_ref().is_some_and(|o| o.value)
     }
 }
 

@@ -78,6 +78,9 @@ pub struct Remembered {
     /// Opened with `--no-exec`: reopened the same way, running none of its commands.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub no_exec: bool,
+    /// Opened on demand: reopened so, listening with no session.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_demand: bool,
 }
 
 fn state_path(dir: &Path) -> PathBuf {

@@ -98,6 +98,9 @@ pub enum Request {
         /// KnownHostsCommand runs), whatever the daemon was started with.
         #[serde(default)]
         no_exec: bool,
+        /// Open them on demand (`warren up --on-demand`), whatever their entries say.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        on_demand: bool,
     },
     /// Push back tunnels' time limits (by their max_duration again, or `secs`).
     Extend {
@@ -299,6 +302,7 @@ mod tests {
                 names: vec!["subscribe".into()],
                 for_secs: None,
                 port_fallback: false,
+                on_demand: false,
                 no_exec: false,
             },
         })

@@ -115,6 +115,7 @@ impl Shared {
                     .filter_map(|l| l.rsplit_once(':').and_then(|(_, p)| p.parse().ok()))
                     .collect(),
                 no_exec: no_exec.contains(&t.name),
+                on_demand: t.on_demand,
             })
             .collect();
         if let Err(e) = remember(&self.dir, &list) {
@@ -397,7 +398,13 @@ async fn restore(shared: &Arc<Shared>) {
                 {
                     set.insert(r.name.clone());
                 }
-                let conn = pin_ports(c.clone(), &r.ports);
+                let mut conn = pin_ports(c.clone(), &r.ports);
+                if r.on_demand {
+                    conn.policy.on_demand = Some(crate::config::Sourced::new(
+                        true,
+                        crate::config::Origin::Flag("--on-demand"),
+                    ));
+                }
                 shared
                     .engine
                     .send(Command::Open {
@@ -587,6 +594,7 @@ async fn handle(req: Request, shared: &Arc<Shared>) -> Reply {
             for_secs,
             port_fallback,
             no_exec,
+            on_demand,
         } => {
             let catalog = shared.catalog(no_exec).await;
             let mut conns: Vec<Connection> = match catalog.select(&names) {
@@ -595,6 +603,12 @@ async fn handle(req: Request, shared: &Arc<Shared>) -> Reply {
             };
             for c in &mut conns {
                 c.policy.port_fallback = port_fallback;
+                if on_demand {
+                    c.policy.on_demand = Some(crate::config::Sourced::new(
+                        true,
+                        crate::config::Origin::Flag("--on-demand"),
+                    ));
+                }
             }
             if let Some(secs) = for_secs {
                 for c in &mut conns {

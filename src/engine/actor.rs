@@ -23,7 +23,7 @@ use super::health::{self, Checker};
 use super::supervisor::{Kick, RemoteSpec, Report, Supervisor};
 use super::{Command, Event, TunnelState, TunnelStatus};
 use crate::config::forward::{Endpoint, ForwardKind};
-use crate::config::model::{Connection, Hop};
+use crate::config::model::{Connection, DbKind, Hop};
 use crate::prompt::Prompter;
 use crate::ssh::client;
 use crate::tunnel::{self, Stats, Target};
@@ -38,6 +38,8 @@ struct Session {
     stop: CancellationToken,
     kicks: mpsc::UnboundedSender<Kick>,
     state: TunnelState,
+    /// On demand: what its tunnels' listeners share with its supervisor.
+    demand: Option<Arc<tunnel::Demand>>,
 }
 
 struct Tunnel {
@@ -57,6 +59,8 @@ struct Tunnel {
     deadline: Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
     max_duration: Option<Duration>,
     idle_timeout: Option<Duration>,
+    /// Its session opens for a client and closes when idle (`idle_timeout`).
+    on_demand: bool,
     /// The checks of the database behind it.
     health: health::History,
 }
@@ -71,6 +75,14 @@ struct Actor {
     /// The engine's own command channel (weak: the actor stops when every handle is gone),
     /// for the tunnels' limit timers.
     commands: mpsc::WeakSender<Command>,
+}
+
+/// How long an on-demand session stays with no client connection when the entry sets no
+/// `idle_timeout`.
+pub const DEFAULT_DEMAND_IDLE: Duration = Duration::from_secs(600);
+
+fn t_on_demand(tunnels: &HashMap<String, Tunnel>, name: &str) -> bool {
+    tunnels.get(name).is_some_and(|t| t.on_demand)
 }
 
 /// Tunnels with equal keys share a connection: every hop must agree on everything that
@@ -241,6 +253,7 @@ impl Actor {
             via: t.via.clone(),
             stats,
             idle_timeout_secs: t.idle_timeout.map(|d| d.as_secs_f64()),
+            on_demand: t.on_demand,
             log: t.stats.log_lines(),
             health: t
                 .health
@@ -345,6 +358,7 @@ impl Actor {
                         via: t.via.clone(),
                         stats: t.stats.snapshot(),
                         idle_timeout_secs: None,
+                        on_demand: t.on_demand,
                         log: t.stats.log_lines(),
                         health: None,
                         health_history: Vec::new(),
@@ -502,6 +516,7 @@ impl Actor {
             )),
             max_duration: conn.policy.max_duration.as_ref().map(|d| d.value.0),
             idle_timeout: conn.policy.idle_timeout.as_ref().map(|d| d.value.0),
+            on_demand: conn.policy.on_demand(),
             health: health::History::default(),
         };
         if let Some(why) = conn.refusal() {
@@ -517,24 +532,48 @@ impl Actor {
             self.fail(&name, error).await;
             return;
         }
-        // A tunnel with remote forwards keeps its own session: its requests follow it.
-        let key = if remote.is_empty() {
-            chain_key(&conn.hops)
-        } else {
+        if t_on_demand(&self.tunnels, &name) && !remote.is_empty() {
+            // The bastion listens for a remote forward only while a session holds it.
+            let message =
+                "on_demand does not apply to remote forwards: the session stays open".to_string();
+            if let Some(t) = self.tunnels.get_mut(&name) {
+                t.on_demand = false;
+                t.stats.log(format!("warning: {message}"));
+            }
+            self.emit(Event::Warning {
+                name: name.clone(),
+                message,
+            });
+        }
+        let on_demand = t_on_demand(&self.tunnels, &name);
+        let idle = self
+            .tunnels
+            .get(&name)
+            .and_then(|t| t.idle_timeout)
+            .unwrap_or(DEFAULT_DEMAND_IDLE);
+        // A tunnel with remote forwards keeps its own session: its requests follow it. An
+        // on-demand session is shared only by on-demand tunnels that agree on its idle time.
+        let key = if !remote.is_empty() {
             format!("{}#{name}", chain_key(&conn.hops))
+        } else if on_demand {
+            format!("{}#on-demand {}", chain_key(&conn.hops), idle.as_secs_f64())
+        } else {
+            chain_key(&conn.hops)
         };
-        let current = match self.sessions.get_mut(&key) {
+        let (current, demand) = match self.sessions.get_mut(&key) {
             Some(s) => {
                 s.members.push(name.clone());
                 let state = s.state.clone();
                 let current = s.current.clone();
+                let demand = s.demand.clone();
                 if let Some(t) = self.tunnels.get_mut(&name) {
                     t.session = Some(key.clone());
                 }
                 self.set_state(&name, state);
-                current
+                (current, demand)
             }
             None => {
+                let demand = on_demand.then(|| tunnel::Demand::new(idle));
                 let (tx, rx) = watch::channel(None);
                 let (ktx, krx) = mpsc::unbounded_channel();
                 let id = self.next_session;
@@ -552,6 +591,7 @@ impl Actor {
                     reverse: (!remote.is_empty())
                         .then(|| Arc::new(tunnel::Reverse::new(Arc::clone(&stats), stop.clone()))),
                     remote,
+                    demand: demand.clone(),
                 };
                 tokio::spawn(sup.run(sstop.clone()));
                 self.sessions.insert(
@@ -563,14 +603,23 @@ impl Actor {
                         stop: sstop,
                         kicks: ktx,
                         state: TunnelState::Connecting,
+                        demand: demand.clone(),
                     },
                 );
                 if let Some(t) = self.tunnels.get_mut(&name) {
                     t.session = Some(key.clone());
                 }
-                rx
+                (rx, demand)
             }
         };
+        let on_demand = demand.map(|demand| tunnel::OnDemand {
+            demand,
+            refusal: match conn.database.as_ref().map(|d| d.kind()) {
+                Some(DbKind::Postgres) => tunnel::Refusal::Postgres,
+                Some(DbKind::Mysql) => tunnel::Refusal::Mysql,
+                _ => tunnel::Refusal::Close,
+            },
+        });
         let timeout = conn
             .hops
             .last()
@@ -581,7 +630,9 @@ impl Actor {
         };
         for (l, target) in listeners {
             let (s, st, sd) = (current.clone(), Arc::clone(&stats), stop.clone());
-            t.tasks.spawn(tunnel::serve(l, s, target, st, timeout, sd));
+            let od = on_demand.clone();
+            t.tasks
+                .spawn(tunnel::serve(l, s, target, st, timeout, sd, od));
         }
         if let Some(interval) = health::interval(&conn) {
             t.tasks.spawn(health::run(Checker {
@@ -602,7 +653,8 @@ impl Actor {
             stop: stop.clone(),
             deadline: Arc::clone(&t.deadline),
             max_duration: t.max_duration,
-            idle_timeout: t.idle_timeout,
+            // On demand, idleness closes the session, not the tunnel.
+            idle_timeout: t.idle_timeout.filter(|_| !t.on_demand),
             commands: self.commands.clone(),
         }));
     }

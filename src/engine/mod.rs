@@ -84,9 +84,12 @@ pub struct TunnelStatus {
     pub via: String,
     #[serde(flatten)]
     pub stats: TunnelStats,
-    /// It closes after this long with no client connection.
+    /// It closes after this long with no client connection (on demand: its session does).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idle_timeout_secs: Option<f64>,
+    /// Its session opens when a client connects and closes when idle.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_demand: bool,
     /// The tunnel's recent log lines, oldest first.
     #[serde(default)]
     pub log: Vec<String>,
@@ -116,6 +119,12 @@ pub enum TunnelState {
     Expired {
         reason: String,
     },
+    /// On demand: listening with no SSH session; the first client connection opens one.
+    /// `error`: why the last attempt to open it failed (the next client tries again).
+    OnDemand {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
 }
 
 impl TunnelState {
@@ -123,13 +132,25 @@ impl TunnelState {
     pub fn is_open(&self) -> bool {
         matches!(
             self,
-            TunnelState::Up | TunnelState::Connecting | TunnelState::Reconnecting { .. }
+            TunnelState::Up
+                | TunnelState::Connecting
+                | TunnelState::Reconnecting { .. }
+                | TunnelState::OnDemand { .. }
         )
     }
 
-    /// Up, or failed: an open request is answered.
+    /// A client that connects now is served: up, or listening on demand (which opens the
+    /// session for it).
+    pub fn serves(&self) -> bool {
+        matches!(self, TunnelState::Up | TunnelState::OnDemand { .. })
+    }
+
+    /// Up, listening on demand, or failed: an open request is answered.
     pub fn settled(&self) -> bool {
-        matches!(self, TunnelState::Up | TunnelState::Failed { .. })
+        matches!(
+            self,
+            TunnelState::Up | TunnelState::Failed { .. } | TunnelState::OnDemand { .. }
+        )
     }
 }
 
@@ -144,6 +165,12 @@ impl std::fmt::Display for TunnelState {
             }
             TunnelState::Failed { error } => write!(f, "failed: {error}"),
             TunnelState::Expired { reason } => write!(f, "closed: {reason}"),
+            TunnelState::OnDemand { error: None } => {
+                f.write_str("on demand (the first client connection opens the session)")
+            }
+            TunnelState::OnDemand { error: Some(e) } => {
+                write!(f, "on demand (the last attempt to open it failed: {e})")
+            }
         }
     }
 }

@@ -5,6 +5,12 @@
 //!
 //! A host key a person rejected ends it (the tunnels fail) instead of a retry that asks again.
 //!
+//! On demand (with a [`Demand`]) it connects only when a client connection needs the session,
+//! closes the session after the demand's idle time with no client, and goes back to waiting;
+//! a session lost or not opened is not retried by itself either: the next client opens it
+//! (after a pause that grows with each failure in a row, during which clients are told the
+//! failure at once).
+//!
 //! A [`Kick`] makes it act at once: `Check` pings the live session and treats no answer
 //! within [`CHECK_TIMEOUT`] as a lost connection (after a resume from sleep or a network
 //! change); `Now` drops a live session and connects again, or ends a backoff wait.
@@ -19,6 +25,7 @@ use super::TunnelState;
 use crate::config::model::{Hop, Policy};
 use crate::prompt::Prompter;
 use crate::ssh::client::{self, Chain};
+use crate::tunnel::Demand;
 
 /// How long a re-check waits for the server's answer to a ping.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -71,6 +78,18 @@ pub(super) struct Supervisor {
     /// Remote forwards to request after every connect, and where their connections go.
     pub(super) remote: Vec<RemoteSpec>,
     pub(super) reverse: Option<Arc<crate::tunnel::Reverse>>,
+    /// On demand: connect when a client needs the session, close it when idle.
+    pub(super) demand: Option<Arc<Demand>>,
+}
+
+/// Why [`Supervisor::watch`] returned.
+enum Ended {
+    /// Stopped: the tunnels closed.
+    Stopped,
+    /// The connection was lost, or judged lost.
+    Lost(String),
+    /// On demand, and no client connection for the idle time.
+    Idle,
 }
 
 /// A remote forward: the bastion listens on `bind:port` (0: it picks) for `target` here.
@@ -143,6 +162,9 @@ impl Supervisor {
     }
 
     pub(super) async fn run(mut self, stop: CancellationToken) {
+        if let Some(demand) = self.demand.clone() {
+            return self.on_demand(&demand, stop).await;
+        }
         let mut attempt: u32 = 0;
         let mut ever_up = false;
         loop {
@@ -171,11 +193,11 @@ impl Supervisor {
                     let lost = self.watch(&mut chain, &stop).await;
                     let _ = self.current.send(None);
                     match lost {
-                        None => {
+                        Ended::Stopped | Ended::Idle => {
                             disconnect(&chain).await;
                             return;
                         }
-                        Some(why) => {
+                        Ended::Lost(why) => {
                             // Said goodbye in the background: a frozen server must not delay
                             // the reconnect. The chain (and its ProxyCommands) go with it.
                             tokio::spawn(async move { disconnect(&chain).await });
@@ -236,15 +258,104 @@ impl Supervisor {
         }
     }
 
-    /// Waits until the chain drops or is judged lost (`Some(why)`), or the session is
-    /// stopped (`None`).
-    async fn watch(&mut self, chain: &mut Chain, stop: &CancellationToken) -> Option<String> {
+    /// The on-demand loop: wait for a client, connect, serve until idle or lost, again.
+    async fn on_demand(mut self, demand: &Demand, stop: CancellationToken) {
+        let mut failures: u32 = 0;
+        let mut last: Option<String> = None;
+        let mut pause = Duration::ZERO;
         loop {
-            if chain.is_closed() {
-                return Some(chain.why_lost().await);
+            self.state(
+                TunnelState::OnDemand {
+                    error: last.clone(),
+                },
+                false,
+            );
+            // After a failure, clients are told it at once for a while (see Demand::failed).
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(std::mem::take(&mut pause)) => {}
             }
             tokio::select! {
-                _ = stop.cancelled() => return None,
+                _ = stop.cancelled() => return,
+                _ = demand.wanted() => {}
+            }
+            self.state(TunnelState::Connecting, false);
+            let forwarded = self
+                .reverse
+                .clone()
+                .map(|r| r as Arc<dyn client::Forwarded>);
+            let result = tokio::select! {
+                _ = stop.cancelled() => return,
+                r = client::connect(&self.hops, &self.prompter, &self.label, forwarded.as_ref()) => r,
+            };
+            let mut chain = match result {
+                Ok(chain) => chain,
+                Err(e) => {
+                    let why = e.to_string();
+                    self.error(format!("could not open the session on demand: {why}"));
+                    if matches!(e, client::ConnectError::HostKeyRejected { .. }) {
+                        demand.failed(&why, Duration::from_secs(365 * 24 * 3600));
+                        self.state(TunnelState::Failed { error: why }, false);
+                        return;
+                    }
+                    failures += 1;
+                    pause = backoff(self.policy.reconnect_delay.value.0, failures);
+                    demand.failed(&why, pause);
+                    last = Some(why);
+                    continue;
+                }
+            };
+            for w in &chain.warnings {
+                self.report(Report::Warning {
+                    session: self.id,
+                    message: w.clone(),
+                });
+            }
+            failures = 0;
+            last = None;
+            demand.opened();
+            self.request_remote(&chain).await;
+            let _ = self.current.send(Some(Arc::clone(chain.last())));
+            self.state(TunnelState::Up, false);
+            let ended = self.watch(&mut chain, &stop).await;
+            let _ = self.current.send(None);
+            match ended {
+                Ended::Stopped => {
+                    disconnect(&chain).await;
+                    return;
+                }
+                Ended::Idle => {
+                    self.report(Report::Warning {
+                        session: self.id,
+                        message: format!(
+                            "no client connection for {}: the SSH session is closed until the next one",
+                            crate::config::model::Seconds(demand.idle)
+                        ),
+                    });
+                    disconnect(&chain).await;
+                }
+                Ended::Lost(why) => {
+                    tokio::spawn(async move { disconnect(&chain).await });
+                    self.error(format!("{why}; the next client connection opens it again"));
+                }
+            }
+        }
+    }
+
+    /// Waits until the chain drops or is judged lost, the session is stopped, or (on demand)
+    /// no client has used it for the idle time.
+    async fn watch(&mut self, chain: &mut Chain, stop: &CancellationToken) -> Ended {
+        loop {
+            if chain.is_closed() {
+                return Ended::Lost(chain.why_lost().await);
+            }
+            if let Some(d) = &self.demand
+                && d.idle_for().is_some_and(|t| t >= d.idle)
+            {
+                return Ended::Idle;
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return Ended::Stopped,
                 // What a ProxyCommand writes to stderr goes to the tunnel's log.
                 line = chain.proxy_line() => self.report(Report::Warning {
                     session: self.id,
@@ -256,13 +367,13 @@ impl Supervisor {
                         let answered =
                             tokio::time::timeout(CHECK_TIMEOUT, chain.last().send_ping()).await;
                         if !matches!(answered, Ok(Ok(()))) {
-                            return Some(format!(
+                            return Ended::Lost(format!(
                                 "the SSH connection did not answer within {}s after a re-check",
                                 CHECK_TIMEOUT.as_secs()
                             ));
                         }
                     }
-                    Some(Kick::Now) => return Some("reconnecting, as asked".into()),
+                    Some(Kick::Now) => return Ended::Lost("reconnecting, as asked".into()),
                     None => {}
                 },
             }

@@ -315,6 +315,13 @@ impl App {
         self.states.get(name).cloned().unwrap_or(TunnelState::Down)
     }
 
+    /// Whether a connection opens its session on demand.
+    pub fn on_demand(&self, name: &str) -> bool {
+        self.connections
+            .iter()
+            .any(|c| c.display_name == name && c.policy.on_demand())
+    }
+
     /// Whether a tunnel is open (or on its way): closing it means something.
     pub fn is_open(&self, name: &str) -> bool {
         self.states.get(name).is_some_and(TunnelState::is_open)
@@ -581,7 +588,7 @@ fn engine_event(app: &mut App, ev: Event) -> Vec<Effect> {
             }
             if app.pending_connect.as_deref() == Some(name.as_str()) {
                 match &state {
-                    TunnelState::Up => {
+                    s if s.serves() => {
                         app.pending_connect = None;
                         let local = live.listening.first().cloned();
                         let conn = app.connections.iter().find(|c| c.display_name == name);

@@ -162,7 +162,7 @@ fn connect(app: &mut App) -> Vec<Effect> {
         .get(&name)
         .and_then(|l| l.listening.first().cloned());
     match listening {
-        Some(local) if app.state(&name) == crate::engine::TunnelState::Up => {
+        Some(local) if app.state(&name).serves() => {
             vec![Effect::Connect {
                 conn: Box::new(c.clone()),
                 local,

@@ -59,6 +59,7 @@ pub async fn hand_over(
         for_secs: None,
         port_fallback: false,
         no_exec: !ctx.run_commands(),
+        on_demand: false,
     };
     let failed: Vec<(String, String)> = match client.request(open, wait).await {
         Err(e) => names
@@ -74,7 +75,7 @@ pub async fn hand_over(
                 .iter()
                 .filter_map(|n| {
                     let why = match r.tunnels.iter().find(|t| &t.name == n).map(|t| &t.state) {
-                        Some(TunnelState::Up) => return None,
+                        Some(s) if s.serves() => return None,
                         Some(TunnelState::Failed { error }) => error.clone(),
                         Some(other) => format!("it is {other}"),
                         None => "the daemon did not open it".into(),

@@ -110,7 +110,8 @@ fn state_rank(app: &App, name: &str) -> u8 {
         {
             4
         }
-        Some(TunnelState::Up) => 5,
+        Some(TunnelState::OnDemand { error: Some(_) }) => 4,
+        Some(TunnelState::Up | TunnelState::OnDemand { .. }) => 5,
         Some(TunnelState::Expired { .. }) => 6,
         Some(TunnelState::Down) | None => 7,
     }

@@ -30,7 +30,10 @@ pub fn badge(app: &App, name: &str, theme: Theme) -> (String, Style) {
     match app.state(name) {
         TunnelState::Down => ("○ down".into(), theme.dim()),
         TunnelState::Connecting => (format!("{spin} connecting"), theme.busy()),
+        TunnelState::Up if app.on_demand(name) => ("● up (on demand)".into(), theme.up()),
         TunnelState::Up => ("● up".into(), theme.up()),
+        TunnelState::OnDemand { error: None } => ("◌ on demand".into(), theme.up()),
+        TunnelState::OnDemand { error: Some(_) } => ("◌ on demand ✘".into(), theme.busy()),
         TunnelState::Reconnecting { in_secs, .. } => {
             let left = app
                 .live

@@ -26,8 +26,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ssh::handler::Client;
 
+pub mod demand;
 pub mod owner;
 pub mod socks;
+
+pub use demand::{Demand, Refusal};
 
 /// The most a connection may hold for a local client that does not read (bounds memory).
 pub const MAX_QUEUED: usize = 64 * 1024 * 1024;
@@ -205,8 +208,16 @@ async fn write_all_vectored<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
+/// What an on-demand tunnel's listener knows: the session's [`Demand`], and how a client that
+/// gets no session is told.
+#[derive(Clone, Debug)]
+pub struct OnDemand {
+    pub demand: Arc<Demand>,
+    pub refusal: Refusal,
+}
+
 /// Accepts connections until `shutdown`, piping each through the current session; waits for
-/// them to end before returning.
+/// them to end before returning. With `on_demand`, each connection asks for the session.
 pub async fn serve(
     listener: Listener,
     session: SessionWatch,
@@ -214,6 +225,7 @@ pub async fn serve(
     stats: Arc<Stats>,
     open_timeout: Duration,
     shutdown: CancellationToken,
+    on_demand: Option<OnDemand>,
 ) {
     let tracker = tokio_util::task::TaskTracker::new();
     loop {
@@ -223,14 +235,15 @@ pub async fn serve(
         };
         match accepted {
             Ok((sock, peer)) => {
-                let (s, t, st, sd) = (
+                let (s, t, st, sd, od) = (
                     session.clone(),
                     target.clone(),
                     Arc::clone(&stats),
                     shutdown.clone(),
+                    on_demand.clone(),
                 );
                 tracker.spawn(async move {
-                    connection(sock, peer, s, t, st, open_timeout, sd).await;
+                    connection(sock, peer, s, t, st, open_timeout, sd, od).await;
                 });
             }
             // Out of file descriptors and the like: back off instead of spinning.
@@ -253,6 +266,43 @@ async fn current_session(mut session: SessionWatch, wait: Duration) -> Option<Ar
     }
 }
 
+/// The session for an on-demand tunnel's client: asked for, and waited for until it is up,
+/// the supervisor says it could not be opened, or `wait` is over (`Err`: why not).
+async fn demanded_session(
+    session: SessionWatch,
+    demand: &Demand,
+    wait: Duration,
+) -> Result<Arc<Handle<Client>>, String> {
+    let mut failures = demand.failures();
+    let held = failures
+        .borrow_and_update()
+        .clone()
+        .filter(|f| f.until > std::time::Instant::now());
+    if let Some(f) = held {
+        return Err(f.why.to_string());
+    }
+    let up = current_session(session, wait);
+    tokio::pin!(up);
+    loop {
+        tokio::select! {
+            h = &mut up => {
+                return h.ok_or_else(|| {
+                    format!("the SSH session did not open within {}s", wait.as_secs())
+                });
+            }
+            changed = failures.changed() => {
+                let failure = failures.borrow_and_update().clone();
+                match (changed, failure) {
+                    (Ok(()), Some(f)) => return Err(f.why.to_string()),
+                    (Ok(()), None) => {}
+                    (Err(_), _) => return Err("the tunnel was closed".into()),
+                }
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn connection<S>(
     sock: S,
     peer: (String, u16),
@@ -261,20 +311,35 @@ async fn connection<S>(
     stats: Arc<Stats>,
     open_timeout: Duration,
     shutdown: CancellationToken,
+    on_demand: Option<OnDemand>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut sock = sock;
     stats.total.fetch_add(1, Ordering::Relaxed);
-    // A connection that arrives while the session is being re-established waits for it.
-    let Some(handle) = current_session(session, open_timeout.max(Duration::from_secs(1)) * 2).await
-    else {
-        stats.failed.fetch_add(1, Ordering::Relaxed);
-        stats.note_failure(
+    let wait = open_timeout.max(Duration::from_secs(1)) * 2;
+    // Held until the connection ends: an on-demand session stays while it runs.
+    let _user = on_demand.as_ref().map(|o| o.demand.enter());
+    let handle = match &on_demand {
+        // A connection that arrives while the session is being re-established waits for it.
+        None => current_session(session, wait).await.ok_or_else(|| {
             "a client connected while the SSH session was down, and it did not come back in time"
-                .into(),
-        );
-        return;
+                .to_string()
+        }),
+        Some(o) => demanded_session(session, &o.demand, wait)
+            .await
+            .map_err(|why| format!("the on-demand SSH session could not be opened: {why}")),
+    };
+    let handle = match handle {
+        Ok(h) => h,
+        Err(why) => {
+            stats.failed.fetch_add(1, Ordering::Relaxed);
+            if let Some(o) = &on_demand {
+                demand::refuse(&mut sock, o.refusal, &format!("warren: {why}")).await;
+            }
+            stats.note_failure(why);
+            return;
+        }
     };
     // A dynamic forward learns its target from the SOCKS request.
     let (socks_version, host, port) = match &target {

@@ -70,6 +70,7 @@ pub const TUNNEL_KEYS: &[&str] = &[
     "max_duration",
     "idle_timeout",
     "health_interval",
+    "on_demand",
 ];
 
 /// Keys of a `jump_host` table.
@@ -654,7 +655,8 @@ fn tags(entry: &Table, tunnel: Option<&Table>, f: &mut Findings) -> Vec<Sourced<
     out
 }
 
-/// `max_duration`, `idle_timeout` and `health_interval`, in the entry or its ssh_tunnel table.
+/// `max_duration`, `idle_timeout`, `health_interval` and `on_demand`, in the entry or its
+/// ssh_tunnel table.
 fn limits(mut p: Policy, entry: &Table, tunnel: Option<&Table>, f: &mut Findings) -> Policy {
     let get = |key: &str, f: &mut Findings| match tunnel {
         Some(tt) => either(entry, tt, key, f, |t, k, f| t.seconds(k, f)),
@@ -663,6 +665,10 @@ fn limits(mut p: Policy, entry: &Table, tunnel: Option<&Table>, f: &mut Findings
     p.max_duration = get("max_duration", f).filter(|d| !d.value.0.is_zero());
     p.idle_timeout = get("idle_timeout", f).filter(|d| !d.value.0.is_zero());
     p.health_interval = get("health_interval", f);
+    p.on_demand = match tunnel {
+        Some(tt) => either(entry, tt, "on_demand", f, |t, k, f| t.boolean(k, f)),
+        None => entry.boolean("on_demand", f),
+    };
     p
 }
 
