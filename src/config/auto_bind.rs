@@ -41,6 +41,35 @@ pub fn fallback_port(name: &str) -> u16 {
     (20_000 + (fnv1a(name) >> 32) % 40_000) as u16
 }
 
+/// Where `name` listens under `local_bind = "auto"`: its own address on `port`; where this
+/// machine does not answer on that address (macOS without the lo0 alias), 127.0.0.1 on
+/// `fixed` (a port the config set) or the name's fallback port, with a warning at `origin`
+/// that says how to get the address.
+pub fn listen(
+    name: &str,
+    port: u16,
+    fixed: Option<u16>,
+    origin: &crate::config::Origin,
+) -> (
+    crate::config::forward::Endpoint,
+    Option<crate::config::Problem>,
+) {
+    use crate::config::forward::Endpoint;
+    let addr = address(name);
+    if cfg!(target_os = "linux") || is_up(addr) {
+        return (Endpoint::tcp(addr.to_string(), port), None);
+    }
+    let p = fixed.unwrap_or_else(|| fallback_port(name));
+    let problem = crate::config::Problem::warning(
+        origin.clone(),
+        format!(
+            "local_bind = \"auto\" gives '{name}' {addr}, which is not up on loopback here (macOS gives lo0 only 127.0.0.1): it listens on 127.0.0.1:{p}, the same port every time"
+        ),
+    )
+    .with_fix(format!("sudo ifconfig lo0 alias {addr} up, then reload"));
+    (Endpoint::tcp("127.0.0.1", p), Some(problem))
+}
+
 /// Whether this machine answers on `addr` (binding it, port 0, and letting go).
 pub fn is_up(addr: Ipv4Addr) -> bool {
     std::net::TcpListener::bind((addr, 0)).is_ok()

@@ -26,13 +26,20 @@ pub const DEFAULT_CONNECT_TIMEOUT: u64 = 15;
 /// The connection for a concrete Host alias: its ProxyJump chain, then itself.
 pub fn connection(config: &SshConfig, alias: &str, origin: Origin) -> Connection {
     let host = config.resolve(alias);
-    let forwards = host.forwards.clone();
+    let mut forwards = host.forwards.clone();
     let exit_on_failure = host.exit_on_forward_failure.clone();
     let other = host.other.clone();
     let tags = host.tags.clone();
+    let mut auto_problems = Vec::new();
+    if let Some(auto) = host.local_bind_auto.as_ref().filter(|a| a.value) {
+        auto_bind(alias, &mut forwards, &auto.origin, &mut auto_problems);
+    }
+    let on_demand = host.on_demand.clone();
     let (hops, mut problems) = hops(config, host);
+    problems.extend(auto_problems);
     let mut policy = Policy::defaults();
     policy.exit_on_forward_failure = exit_on_failure;
+    policy.on_demand = on_demand;
     // Problems of jump hosts are the connection's problems too.
     problems.dedup();
     Connection {
@@ -48,6 +55,28 @@ pub fn connection(config: &SshConfig, alias: &str, origin: Origin) -> Connection
         problems,
         other,
         untrusted: None,
+    }
+}
+
+/// `# warren: local_bind = auto`: each local and dynamic forward on a TCP port listens on the
+/// host's own loopback address instead, on the port it names (see [`super::auto_bind`]).
+fn auto_bind(
+    alias: &str,
+    forwards: &mut [Sourced<super::forward::Forward>],
+    origin: &Origin,
+    problems: &mut Vec<Problem>,
+) {
+    use super::forward::{Endpoint, ForwardKind};
+    for f in forwards.iter_mut() {
+        if f.value.kind == ForwardKind::Remote {
+            continue;
+        }
+        let Endpoint::Tcp { port, .. } = f.value.listen else {
+            continue;
+        };
+        let (listen, problem) = super::auto_bind::listen(alias, port, Some(port), origin);
+        f.value.listen = listen;
+        problems.extend(problem);
     }
 }
 

@@ -708,25 +708,12 @@ fn auto_listen(
     bind: &Sourced<String>,
     f: &mut Findings,
 ) -> Sourced<Endpoint> {
-    use crate::config::auto_bind;
-    let addr = auto_bind::address(name);
-    if cfg!(target_os = "linux") || auto_bind::is_up(addr) {
-        return Sourced::new(
-            Endpoint::tcp(addr.to_string(), port.unwrap_or(db_port)),
-            bind.origin.clone(),
-        );
+    let (listen, problem) =
+        crate::config::auto_bind::listen(name, port.unwrap_or(db_port), port, &bind.origin);
+    if let Some(p) = problem {
+        f.push(p);
     }
-    let p = port.unwrap_or_else(|| auto_bind::fallback_port(name));
-    f.push(
-        Problem::warning(
-            bind.origin.clone(),
-            format!(
-                "local_bind = \"auto\" gives '{name}' {addr}, which is not up on loopback here (macOS gives lo0 only 127.0.0.1): it listens on 127.0.0.1:{p}, the same port every time"
-            ),
-        )
-        .with_fix(format!("sudo ifconfig lo0 alias {addr} up, then reload")),
-    );
-    Sourced::new(Endpoint::tcp("127.0.0.1", p), bind.origin.clone())
+    Sourced::new(listen, bind.origin.clone())
 }
 
 /// Two entries whose `local_bind = "auto"` endpoints are the same (their names hash alike):

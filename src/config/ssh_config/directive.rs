@@ -83,6 +83,10 @@ pub enum Directive {
     /// A `# warren: tags = prod, eu` comment: tags for ssh versions without `Tag`; every such
     /// line that applies adds its tags.
     WarrenTags(Vec<String>),
+    /// `# warren: local_bind = auto`: the first one obtained wins.
+    WarrenLocalBindAuto,
+    /// `# warren: on_demand = true`: the first one obtained wins.
+    WarrenOnDemand(bool),
     /// A keyword warren does not use: kept (for `warren show`) and otherwise ignored.
     Other {
         keyword: String,

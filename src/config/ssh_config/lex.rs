@@ -12,9 +12,21 @@ pub fn split(line: &str) -> Result<Option<(String, Vec<String>)>, String> {
     Ok(Some((keyword, args)))
 }
 
-/// A `# warren: tags = prod, eu` comment: `None` for any other line, the tags, or what is
-/// wrong with a line that starts `# warren:` but says something else.
-pub fn warren_comment(line: &str) -> Option<Result<Vec<String>, String>> {
+/// What a `# warren: KEY = VALUE` comment sets for the hosts of its block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WarrenSetting {
+    /// `tags = prod, eu`
+    Tags(Vec<String>),
+    /// `local_bind = auto`: the host's forwards listen on its own loopback address.
+    LocalBindAuto,
+    /// `on_demand = true|false`
+    OnDemand(bool),
+}
+
+/// A `# warren: tags = prod, eu` (or `local_bind = auto`, `on_demand = true`) comment: `None`
+/// for any other line, the setting, or what is wrong with a line that starts `# warren:` but
+/// says something else.
+pub fn warren_comment(line: &str) -> Option<Result<WarrenSetting, String>> {
     let rest = line.trim().strip_prefix('#')?.trim_start();
     let rest = rest
         .strip_prefix("warren:")
@@ -23,10 +35,27 @@ pub fn warren_comment(line: &str) -> Option<Result<Vec<String>, String>> {
     let Some((key, value)) = rest.split_once('=') else {
         return Some(Err(format!("`# warren: {rest}` has no `=`")));
     };
-    if !key.trim().eq_ignore_ascii_case("tags") {
+    let (key, word) = (key.trim(), value.trim().trim_matches('"'));
+    if key.eq_ignore_ascii_case("local_bind") {
+        return Some(match word {
+            "auto" => Ok(WarrenSetting::LocalBindAuto),
+            _ => Err(format!(
+                "`# warren: local_bind = {word}`: only `auto` is a warren setting (write other addresses in LocalForward)"
+            )),
+        });
+    }
+    if key.eq_ignore_ascii_case("on_demand") {
+        return Some(match word.to_ascii_lowercase().as_str() {
+            "true" | "yes" => Ok(WarrenSetting::OnDemand(true)),
+            "false" | "no" => Ok(WarrenSetting::OnDemand(false)),
+            _ => Err(format!(
+                "`# warren: on_demand = {word}` is not true or false"
+            )),
+        });
+    }
+    if !key.eq_ignore_ascii_case("tags") {
         return Some(Err(format!(
-            "`# warren: {}` is not a warren setting (only `tags` is)",
-            key.trim()
+            "`# warren: {key}` is not a warren setting (tags, local_bind and on_demand are)"
         )));
     }
     let tags: Vec<String> = value
@@ -38,7 +67,7 @@ pub fn warren_comment(line: &str) -> Option<Result<Vec<String>, String>> {
     if tags.is_empty() {
         return Some(Err("`# warren: tags =` names no tag".to_string()));
     }
-    Some(Ok(tags))
+    Some(Ok(WarrenSetting::Tags(tags)))
 }
 
 /// The keyword (lowercased) and the rest of the line as written: what OpenSSH keeps for a

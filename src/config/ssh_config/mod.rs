@@ -216,6 +216,10 @@ pub struct HostConfig {
     pub other: Vec<(String, Sourced<String>)>,
     /// `Tag` (first) and the tags of `# warren: tags = ...` comments, without repeats.
     pub tags: Vec<Sourced<String>>,
+    /// `# warren: local_bind = auto`: the forwards listen on the host's own loopback address.
+    pub local_bind_auto: Option<Sourced<bool>>,
+    /// `# warren: on_demand = true|false`.
+    pub on_demand: Option<Sourced<bool>>,
     /// Problems found while resolving this host (Match exec, token errors).
     pub problems: Vec<Problem>,
     ctx: Arc<Context>,

@@ -165,11 +165,13 @@ impl<'a> Loader<'a> {
             let line = i + 1;
             let origin = Origin::file(&path, line);
             match lex::warren_comment(raw) {
-                Some(Ok(tags)) => {
-                    let stmt = Stmt::Set {
-                        line,
-                        directive: Directive::WarrenTags(tags),
+                Some(Ok(setting)) => {
+                    let directive = match setting {
+                        lex::WarrenSetting::Tags(tags) => Directive::WarrenTags(tags),
+                        lex::WarrenSetting::LocalBindAuto => Directive::WarrenLocalBindAuto,
+                        lex::WarrenSetting::OnDemand(on) => Directive::WarrenOnDemand(on),
                     };
+                    let stmt = Stmt::Set { line, directive };
                     if raw.starts_with([' ', '\t']) {
                         if let Some(b) = blocks.last_mut() {
                             b.body.append(&mut pending);

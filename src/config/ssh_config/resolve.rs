@@ -66,6 +66,8 @@ pub(super) struct Acc {
     other: Vec<(String, Sourced<String>)>,
     tag: Option<Sourced<String>>,
     warren_tags: Vec<Sourced<String>>,
+    warren_local_bind_auto: Option<Sourced<bool>>,
+    warren_on_demand: Option<Sourced<bool>>,
 }
 
 fn first<T>(slot: &mut Option<Sourced<T>>, value: T, origin: &Origin) {
@@ -164,6 +166,8 @@ impl Acc {
                 }
             }
             Directive::Tag(v) => first(&mut self.tag, v.clone(), origin),
+            Directive::WarrenLocalBindAuto => first(&mut self.warren_local_bind_auto, true, origin),
+            Directive::WarrenOnDemand(on) => first(&mut self.warren_on_demand, *on, origin),
             Directive::WarrenTags(v) => {
                 for t in v {
                     if !self
@@ -660,6 +664,8 @@ fn finish(
                 all
             },
         ),
+        local_bind_auto: acc.warren_local_bind_auto,
+        on_demand: acc.warren_on_demand,
         problems: Vec::new(),
         ctx: std::sync::Arc::clone(&config.ctx),
     };
@@ -869,7 +875,7 @@ mod tests {
         let text: Vec<String> = c.problems.iter().map(|p| p.to_string()).collect();
         assert_eq!(text.len(), 2, "{text:?}");
         assert!(
-            text[0].contains(":2") && text[0].contains("only `tags`"),
+            text[0].contains(":2") && text[0].contains("tags, local_bind and on_demand are"),
             "{text:?}"
         );
         assert!(
@@ -877,5 +883,58 @@ mod tests {
             "{text:?}"
         );
         assert!(tags(&c, "a").is_empty());
+    }
+
+    #[test]
+    fn warren_comments_give_a_host_its_own_address_and_on_demand() {
+        let c = config(
+            "Host orders
+  # warren: local_bind = auto
+  # warren: on_demand = true
+               LocalForward 5432 db:5432
+  DynamicForward 1080
+  RemoteForward 9000 localhost:9000
+             Host plain
+  LocalForward 5433 db:5432
+             Host bad
+  # warren: local_bind = 0.0.0.0
+  # warren: on_demand = maybe
+",
+        );
+        let conn =
+            crate::config::from_ssh::connection(&c, "orders", crate::config::Origin::Flag("test"));
+        let addr = crate::config::auto_bind::address("orders").to_string();
+        let listens: Vec<String> = conn
+            .forwards
+            .iter()
+            .map(|f| f.value.listen.to_string())
+            .collect();
+        assert_eq!(
+            listens,
+            [
+                format!("{addr}:5432"),
+                format!("{addr}:1080"),
+                "9000".to_string()
+            ],
+            "local and dynamic forwards move; a remote one listens on the bastion"
+        );
+        assert!(conn.policy.on_demand());
+        assert_eq!(
+            conn.policy.on_demand.as_ref().map(|o| o.origin.to_string()),
+            Some("/nonexistent-home/.ssh/config:3".to_string())
+        );
+        let plain =
+            crate::config::from_ssh::connection(&c, "plain", crate::config::Origin::Flag("test"));
+        assert_eq!(plain.forwards[0].value.listen.to_string(), "5433");
+        assert!(plain.policy.on_demand.is_none());
+        let text: Vec<String> = c.problems.iter().map(|p| p.to_string()).collect();
+        assert!(
+            text.iter()
+                .any(|t| t.contains(":10") && t.contains("only `auto`"))
+                && text
+                    .iter()
+                    .any(|t| t.contains(":11") && t.contains("not true or false")),
+            "{text:?}"
+        );
     }
 }
