@@ -51,6 +51,8 @@ struct Tunnel {
     local: Vec<String>,
     target: String,
     via: String,
+    /// The connection's tags (for the daemon's metrics).
+    tags: Vec<String>,
     /// Open requests waiting for it to be up or failed.
     waiters: Vec<oneshot::Sender<TunnelStatus>>,
     /// When its max_duration closes it (pushed back by Extend).
@@ -239,6 +241,7 @@ impl Actor {
             local: t.local.clone(),
             target: t.target.clone(),
             via: t.via.clone(),
+            tags: t.tags.clone(),
             stats,
             idle_timeout_secs: t.idle_timeout.map(|d| d.as_secs_f64()),
             log: t.stats.log_lines(),
@@ -268,6 +271,11 @@ impl Actor {
         }
         if let Ok(mut u) = t.stats.up_since.lock() {
             *u = (state == TunnelState::Up).then(std::time::Instant::now);
+        }
+        if state == TunnelState::Up
+            && let Ok(mut o) = t.stats.open_secs.lock()
+        {
+            o.get_or_insert_with(|| t.stats.opened.0.elapsed().as_secs_f64());
         }
         t.state = state.clone();
         let settled = state.settled();
@@ -343,6 +351,7 @@ impl Actor {
                         local: Vec::new(),
                         target: t.target.clone(),
                         via: t.via.clone(),
+                        tags: t.tags.clone(),
                         stats: t.stats.snapshot(),
                         idle_timeout_secs: None,
                         log: t.stats.log_lines(),
@@ -493,6 +502,7 @@ impl Actor {
             local: Vec::new(),
             target: conn.target().unwrap_or_default(),
             via: via.clone(),
+            tags: conn.tags.iter().map(|t| t.value.clone()).collect(),
             waiters: reply.into_iter().collect(),
             deadline: Arc::new(std::sync::Mutex::new(
                 conn.policy
