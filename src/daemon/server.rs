@@ -267,6 +267,9 @@ pub async fn serve(paths: Paths, ctx: Arc<Context>) -> std::io::Result<()> {
         state_lock: Default::default(),
     });
     tracing::info!(socket = %sock.display(), "daemon started");
+    if let Some(listen) = shared.settings.metrics_listen.clone() {
+        start_metrics(&shared, listen).await;
+    }
     restore(&shared).await;
     // A tunnel that fails may leave nothing open.
     let watcher = Arc::clone(&shared);
@@ -341,6 +344,37 @@ pub async fn serve(paths: Paths, ctx: Arc<Context>) -> std::io::Result<()> {
     let _ = std::fs::remove_file(&sock);
     let _ = std::fs::remove_file(dir.join("daemon.pid"));
     Ok(())
+}
+
+/// Serves the engine's metrics on the settings' address until the daemon stops; an address
+/// that cannot be bound is logged (the tunnels do not depend on it).
+async fn start_metrics(shared: &Arc<Shared>, listen: crate::config::Sourced<std::net::SocketAddr>) {
+    let listener = match tokio::net::TcpListener::bind(listen.value).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(
+                "no metrics: cannot listen on {} ({}): {e}",
+                listen.value,
+                listen.origin
+            );
+            return;
+        }
+    };
+    let at = listener.local_addr().unwrap_or(listen.value);
+    if let Some(warning) = super::metrics::exposure(&at) {
+        tracing::warn!("{warning} ({}, [metrics] listen)", listen.origin);
+    }
+    tracing::info!("metrics at http://{at}/metrics");
+    let engine = shared.engine.clone();
+    tokio::spawn(super::metrics::serve(
+        listener,
+        super::metrics::Limits::DEFAULT,
+        move || {
+            let engine = engine.clone();
+            async move { super::metrics::render(&engine.status().await) }
+        },
+        shared.stop.clone(),
+    ));
 }
 
 /// Runs the settings' notify command for the news among the engine's events (the kinds in
