@@ -1,7 +1,8 @@
 //! The daemon's Prometheus metrics (`[metrics] listen` in the settings), scraped with curl
 //! and read with the Prometheus client library's own text parser (Python's
-//! `prometheus_client`): byte counters grow during a transfer, a bastion restart is one
-//! reconnect, and the listener goes with the daemon.
+//! `prometheus_client`): byte counters grow during a transfer, a refused channel is a failed
+//! connection, a bastion restart shows as reconnecting and then one reconnect, and the listener
+//! goes with the daemon.
 
 mod support;
 
@@ -160,14 +161,20 @@ fn the_daemon_serves_metrics_that_follow_a_transfer_and_a_bastion_restart() {
     let mut sshd = Sshd::start("");
     let (s, key) = with_key(&sshd);
     let slow = slow_server(TOTAL, 32 * 1024, Duration::from_millis(25));
+    // `gone` forwards to a port nothing listens on: the bastion refuses its channels.
+    let policy = "health_interval = 0\nreconnect_delay = 0.2\nkeepalive_interval = 1\nkeepalive_count_max = 2\nconnect_timeout = 3";
     s.write(
         "epoch.toml",
-        &entry(
-            "pg",
-            slow,
-            &sshd,
-            Some(&key),
-            "tags = [\"prod\", \"eu\"]\nhealth_interval = 0\nreconnect_delay = 0.2\nkeepalive_interval = 1\nkeepalive_count_max = 2\nconnect_timeout = 3",
+        &format!(
+            "{}{}",
+            entry(
+                "pg",
+                slow,
+                &sshd,
+                Some(&key),
+                &format!("tags = [\"prod\", \"eu\"]\n{policy}"),
+            ),
+            entry("gone", free_port(), &sshd, Some(&key), policy)
         ),
     );
     let addr = format!("127.0.0.1:{}", free_port());
@@ -176,13 +183,19 @@ fn the_daemon_serves_metrics_that_follow_a_transfer_and_a_bastion_restart() {
         &format!("[metrics]\nlisten = \"{addr}\"\n"),
     );
     let h = Home::new(s);
-    h.warren(&["up", "--detach", "pg"])
+    h.warren(&["up", "--detach", "pg", "gone"])
         .expect_code(0)
         .expect_stdout("up");
-    let local = h.status()[0]["local"][0]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let status = h.status();
+    let local_of = |name: &str| {
+        status
+            .as_array()
+            .and_then(|a| a.iter().find(|t| t["name"] == name))
+            .and_then(|t| t["local"][0].as_str())
+            .unwrap_or_else(|| panic!("{name} in {status}"))
+            .to_string()
+    };
+    let (local, gone) = (local_of("pg"), local_of("gone"));
 
     let first = scrape(&addr);
     assert_eq!(first.get("warren_tunnel_up", "pg"), 1.0, "{}", first.text);
@@ -197,7 +210,7 @@ fn the_daemon_serves_metrics_that_follow_a_transfer_and_a_bastion_restart() {
     let counter = first
         .samples
         .iter()
-        .find(|s| s["name"] == "warren_tunnel_received_bytes_total")
+        .find(|s| s["name"] == "warren_tunnel_received_bytes_total" && s["labels"]["name"] == "pg")
         .expect("the byte counter");
     assert_eq!(counter["type"], "counter");
     assert_eq!(counter["labels"]["tags"], "prod,eu");
@@ -233,6 +246,24 @@ fn the_daemon_serves_metrics_that_follow_a_transfer_and_a_bastion_restart() {
     read_exactly(&mut c, TOTAL - 2 * MIB);
     drop(c);
 
+    // A connection the bastion cannot carry is a failed one, of that tunnel only.
+    assert_eq!(b.get("warren_tunnel_failed_connections_total", "gone"), 0.0);
+    let mut g = std::net::TcpStream::connect(&gone).expect("connect to gone");
+    g.set_read_timeout(Some(Duration::from_secs(30))).ok();
+    let _ = g.read_to_end(&mut Vec::new());
+    let failed = scrape(&addr);
+    assert_eq!(
+        failed.get("warren_tunnel_failed_connections_total", "gone"),
+        1.0,
+        "{}",
+        failed.text
+    );
+    assert_eq!(
+        failed.get("warren_tunnel_failed_connections_total", "pg"),
+        0.0
+    );
+    assert_eq!(failed.get("warren_tunnel_connections_total", "gone"), 1.0);
+
     // Paths and methods other than GET /metrics are refused.
     assert_eq!(curl(&[], &format!("http://{addr}/")).0, "404");
     assert_eq!(
@@ -242,6 +273,27 @@ fn the_daemon_serves_metrics_that_follow_a_transfer_and_a_bastion_restart() {
 
     // A bastion restart is one reconnect.
     let before = scrape(&addr).get("warren_tunnel_reconnects_total", "pg");
+    sshd.kill();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = scrape(&addr);
+        if now.value("warren_tunnel_state", "pg", &[("state", "reconnecting")]) == Some(1.0) {
+            assert_eq!(now.get("warren_tunnel_up", "pg"), 0.0, "{}", now.text);
+            assert!(
+                now.value("warren_tunnel_uptime_seconds", "pg", &[])
+                    .is_none(),
+                "no uptime while down:\n{}",
+                now.text
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the tunnel never showed as reconnecting:\n{}",
+            now.text
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     sshd.restart();
     let deadline = Instant::now() + Duration::from_secs(60);
     let after = loop {
