@@ -2,7 +2,7 @@
 //! and read with the Prometheus client library's own text parser (Python's
 //! `prometheus_client`): byte counters grow during a transfer, a refused channel is a failed
 //! connection, a bastion restart shows as reconnecting and then one reconnect, and the listener
-//! goes with the daemon.
+//! goes with the daemon; the last health check of a real PostgreSQL and its latency show.
 
 mod support;
 
@@ -368,4 +368,67 @@ fn a_bad_metrics_address_is_a_settings_problem_and_the_tunnels_still_open() {
         "{log}"
     );
     assert!(!log.contains("metrics at"), "{log}");
+}
+
+/// Scrapes `addr` until `done` holds (or 30 s pass) and returns that scrape.
+fn scrape_until(addr: &str, what: &str, done: impl Fn(&Scrape) -> bool) -> Scrape {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = scrape(addr);
+        if done(&now) {
+            return now;
+        }
+        assert!(Instant::now() < deadline, "never {what}:\n{}", now.text);
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+#[test]
+fn the_health_of_the_database_behind_a_tunnel_and_its_latency_follow_a_real_postgresql() {
+    let Some(pg) = support::postgres::Postgres::start() else {
+        return;
+    };
+    if !have_servers() || !support::require("curl") || !have_parser() {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let (s, key) = with_key(&sshd);
+    s.write(
+        "epoch.toml",
+        &entry("db", pg.port, &sshd, Some(&key), "health_interval = 1").replace(
+            "[storage.postgres.db]\n",
+            "[storage.postgres.db]\nusername = \"postgres\"\ndatabase = \"postgres\"\nsslmode = \"disable\"\n",
+        ),
+    );
+    let addr = format!("127.0.0.1:{}", free_port());
+    s.write(
+        ".config/warren/config.toml",
+        &format!("[metrics]\nlisten = \"{addr}\"\n"),
+    );
+    let h = Home::new(s);
+    h.warren(&["up", "--detach", "db"])
+        .expect_code(0)
+        .expect_stdout("up");
+    let ok = scrape_until(&addr, "a passing check", |m| {
+        m.value("warren_tunnel_health_ok", "db", &[]) == Some(1.0)
+    });
+    let latency = ok.get("warren_tunnel_health_latency_seconds", "db");
+    assert!(latency.is_finite() && latency >= 0.0, "{}", ok.text);
+
+    pg.stop();
+    let failing = scrape_until(&addr, "a failing check", |m| {
+        m.value("warren_tunnel_health_ok", "db", &[]) == Some(0.0)
+    });
+    assert!(
+        failing
+            .value("warren_tunnel_health_latency_seconds", "db", &[])
+            .is_none(),
+        "no latency for a failed check:\n{}",
+        failing.text
+    );
+    assert_eq!(
+        failing.get("warren_tunnel_up", "db"),
+        1.0,
+        "the session stays up"
+    );
 }
