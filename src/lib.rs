@@ -7,7 +7,7 @@
 //!
 //! - clients: [`tui`] (the terminal UI), [`cli`] (the headless commands), [`demo`]; they reach
 //!   tunnels through [`backend`]: an [`engine`] in process, or the [`daemon`] over its socket.
-//! - [`daemon`]: the per-user daemon (server, client, wire protocol).
+//! - [`daemon`]: the per-user daemon (server, client, wire protocol, Prometheus metrics).
 //! - [`engine`]: sessions and tunnels, their lifecycle, reconnects, questions; events out.
 //! - [`tunnel`] (listeners and the copy), [`diagnose`] (the step-by-step walk).
 //! - [`ssh`]: russh: one hop or a chain, host keys, algorithms, authentication.

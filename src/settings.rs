@@ -20,6 +20,10 @@
 //! command = "notify-send warren \"$WARREN_MESSAGE\""
 //!                                # run by the daemon for each of these, for its tunnels
 //!
+//! [metrics]                      # absent: the daemon serves no metrics
+//! listen = "127.0.0.1:9750"      # Prometheus text at http://127.0.0.1:9750/metrics
+//!                                # (an address that is not loopback is served, with a warning)
+//!
 //! [keys]                         # command = key or [keys]; see `?` in the TUI
 //! diagnose = "x"
 //! toggle = ["Enter", "o"]
@@ -28,6 +32,7 @@
 //! This module reads the file only; it imports nothing of the TUI (the TUI checks the key
 //! bindings against its key table, with the lines kept here).
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -116,6 +121,8 @@ pub struct Settings {
     pub sort: Sourced<SortBy>,
     pub group: Sourced<GroupBy>,
     pub notifications: Notifications,
+    /// `[metrics] listen`: where the daemon serves Prometheus metrics (none when absent).
+    pub metrics_listen: Option<Sourced<SocketAddr>>,
     /// `[keys]`: a command's name and its keys, as written (the TUI checks them).
     pub keys: Vec<(Sourced<String>, Vec<Sourced<String>>)>,
     pub problems: Vec<Problem>,
@@ -141,6 +148,7 @@ impl Settings {
                 desktop: Sourced::default_value(false),
                 command: None,
             },
+            metrics_listen: None,
             keys: Vec::new(),
             problems: Vec::new(),
         }
@@ -215,7 +223,10 @@ impl Settings {
             origin: src.origin(None),
         };
         let mut f = Findings::default();
-        root.unknown_keys(&["theme", "defaults", "notifications", "keys"], &mut f);
+        root.unknown_keys(
+            &["theme", "defaults", "notifications", "metrics", "keys"],
+            &mut f,
+        );
         if let Some(v) = choice(&root, "theme", &THEMES, &mut f) {
             s.theme = v;
         }
@@ -269,6 +280,27 @@ impl Settings {
                 }
                 s.notifications.on = Sourced::new(on, v.origin);
             }
+        }
+        if let Some(t) = table(&root, "metrics", &mut f) {
+            t.unknown_keys(&["listen"], &mut f);
+            s.metrics_listen = t.string("listen", &mut f).and_then(|v| {
+                match v.value.trim().parse::<SocketAddr>() {
+                    Ok(addr) => Some(Sourced::new(addr, v.origin)),
+                    Err(_) => {
+                        f.push(
+                            Problem::error(
+                                v.origin,
+                                format!(
+                                    "metrics.listen: '{}' is not an IP address and port",
+                                    crate::text::escape(&v.value)
+                                ),
+                            )
+                            .with_fix("write listen = \"127.0.0.1:9750\" (an IP address, not a host name, and a port; remove [metrics] for no metrics)"),
+                        );
+                        None
+                    }
+                }
+            });
         }
         if let Some(t) = table(&root, "keys", &mut f) {
             s.keys = keys(&t, &mut f);
@@ -447,6 +479,41 @@ mod tests {
             s.problems[0]
         );
         assert_eq!(s.sort.value, SortBy::Name);
+    }
+
+    #[test]
+    fn metrics_are_off_unless_an_address_is_written_and_a_bad_one_names_its_line() {
+        assert!(parse("").metrics_listen.is_none(), "absent: no listener");
+        let s = parse("theme = \"dark\"\n\n[metrics]\nlisten = \"127.0.0.1:9750\"\n");
+        assert!(s.problems.is_empty(), "{:?}", s.problems);
+        let l = s.metrics_listen.expect("the address");
+        assert_eq!(l.value, "127.0.0.1:9750".parse().expect("addr"));
+        assert_eq!(l.origin.short(), "config.toml:4");
+        let v6 = parse("[metrics]\nlisten = \"[::1]:9750\"\n");
+        assert!(
+            v6.metrics_listen
+                .is_some_and(|l| l.value.ip().is_loopback())
+        );
+        for bad in ["localhost:9750", "127.0.0.1", "127.0.0.1:99999", ""] {
+            let s = parse(&format!("[metrics]\nlisten = \"{bad}\"\n"));
+            assert!(s.metrics_listen.is_none(), "{bad}");
+            let all: Vec<String> = s.problems.iter().map(|p| p.to_string()).collect();
+            let all = all.join("\n");
+            assert!(
+                all.contains("/h/.config/warren/config.toml:2: metrics.listen:")
+                    && all.contains("listen = \"127.0.0.1:9750\""),
+                "{bad}: {all}"
+            );
+        }
+        let s = parse("[metrics]\nlisten = 9750\n");
+        assert!(s.metrics_listen.is_none());
+        assert!(
+            s.problems[0]
+                .to_string()
+                .contains("config.toml:2: metrics.listen"),
+            "{:?}",
+            s.problems
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! - [`protocol`]: the versioned wire types.
 //! - [`server`]: hosts the engine and serves clients.
 //! - [`client`]: connects, sends requests, streams events; starts the daemon when needed.
+//! - [`metrics`]: Prometheus metrics on the address the settings give (`[metrics] listen`).
 //!
 //! The socket lives in `$XDG_RUNTIME_DIR/warren` (else the state dir), a 0700 directory that
 //! must belong to the user; the socket is 0600. An exclusive lock on `daemon.lock` keeps a
@@ -15,6 +16,7 @@
 //! It imports the engine and the config model, never the CLI or the TUI.
 
 pub mod client;
+pub mod metrics;
 pub mod protocol;
 pub mod server;
 

@@ -268,6 +268,9 @@ pub async fn serve(paths: Paths, ctx: Arc<Context>) -> std::io::Result<()> {
         state_lock: Default::default(),
     });
     tracing::info!(socket = %sock.display(), "daemon started");
+    if let Some(listen) = shared.settings.metrics_listen.clone() {
+        start_metrics(&shared, listen);
+    }
     restore(&shared).await;
     // A tunnel that fails may leave nothing open.
     let watcher = Arc::clone(&shared);
@@ -342,6 +345,50 @@ pub async fn serve(paths: Paths, ctx: Arc<Context>) -> std::io::Result<()> {
     let _ = std::fs::remove_file(&sock);
     let _ = std::fs::remove_file(dir.join("daemon.pid"));
     Ok(())
+}
+
+/// Serves the engine's metrics on the settings' address until the daemon stops; an address
+/// that cannot be bound is logged (the tunnels do not depend on it). A port in use is tried
+/// again for a few seconds: the daemon this one replaces may still be letting go of it.
+fn start_metrics(shared: &Arc<Shared>, listen: crate::config::Sourced<std::net::SocketAddr>) {
+    use super::metrics;
+    let engine = shared.engine.clone();
+    let stop = shared.stop.clone();
+    tokio::spawn(async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let listener = loop {
+            match tokio::net::TcpListener::bind(listen.value).await {
+                Ok(l) => break l,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AddrInUse
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::select! {
+                        _ = stop.cancelled() => return,
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(
+                        "no metrics: cannot listen on {} ({}): {e}",
+                        listen.value,
+                        listen.origin
+                    );
+                    return;
+                }
+            }
+        };
+        let at = listener.local_addr().unwrap_or(listen.value);
+        if let Some(warning) = metrics::exposure(&at) {
+            tracing::warn!("{warning} ({}, [metrics] listen)", listen.origin);
+        }
+        tracing::info!("metrics at http://{at}/metrics");
+        let body = move || {
+            let engine = engine.clone();
+            async move { metrics::render(&engine.status().await) }
+        };
+        metrics::serve(listener, metrics::Limits::DEFAULT, body, stop).await;
+    });
 }
 
 /// Runs the settings' notify command for the news among the engine's events (the kinds in

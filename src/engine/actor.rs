@@ -53,6 +53,8 @@ struct Tunnel {
     local: Vec<String>,
     target: String,
     via: String,
+    /// The connection's tags (for the daemon's metrics).
+    tags: Vec<String>,
     /// Open requests waiting for it to be up or failed.
     waiters: Vec<oneshot::Sender<TunnelStatus>>,
     /// When its max_duration closes it (pushed back by Extend).
@@ -61,6 +63,8 @@ struct Tunnel {
     idle_timeout: Option<Duration>,
     /// Its session opens for a client and closes when idle (`idle_timeout`).
     on_demand: bool,
+    /// When it last started connecting (on demand: what `open_secs` is timed from).
+    connecting_since: Option<std::time::Instant>,
     /// The checks of the database behind it.
     health: health::History,
 }
@@ -251,6 +255,7 @@ impl Actor {
             local: t.local.clone(),
             target: t.target.clone(),
             via: t.via.clone(),
+            tags: t.tags.clone(),
             stats,
             idle_timeout_secs: t.idle_timeout.map(|d| d.as_secs_f64()),
             on_demand: t.on_demand,
@@ -281,6 +286,20 @@ impl Actor {
         }
         if let Ok(mut u) = t.stats.up_since.lock() {
             *u = (state == TunnelState::Up).then(std::time::Instant::now);
+        }
+        if state == TunnelState::Connecting {
+            t.connecting_since = Some(std::time::Instant::now());
+        }
+        if state == TunnelState::Up
+            && let Ok(mut o) = t.stats.open_secs.lock()
+        {
+            // On demand, each opening of the session is timed (from its first client).
+            match t.connecting_since.take().filter(|_| t.on_demand) {
+                Some(since) => *o = Some(since.elapsed().as_secs_f64()),
+                None => {
+                    o.get_or_insert_with(|| t.stats.opened.0.elapsed().as_secs_f64());
+                }
+            }
         }
         t.state = state.clone();
         let settled = state.settled();
@@ -356,6 +375,7 @@ impl Actor {
                         local: Vec::new(),
                         target: t.target.clone(),
                         via: t.via.clone(),
+                        tags: t.tags.clone(),
                         stats: t.stats.snapshot(),
                         idle_timeout_secs: None,
                         on_demand: t.on_demand,
@@ -507,6 +527,7 @@ impl Actor {
             local: Vec::new(),
             target: conn.target().unwrap_or_default(),
             via: via.clone(),
+            tags: conn.tags.iter().map(|t| t.value.clone()).collect(),
             waiters: reply.into_iter().collect(),
             deadline: Arc::new(std::sync::Mutex::new(
                 conn.policy
@@ -517,6 +538,7 @@ impl Actor {
             max_duration: conn.policy.max_duration.as_ref().map(|d| d.value.0),
             idle_timeout: conn.policy.idle_timeout.as_ref().map(|d| d.value.0),
             on_demand: conn.policy.on_demand(),
+            connecting_since: None,
             health: health::History::default(),
         };
         if let Some(why) = conn.refusal() {

@@ -82,6 +82,9 @@ pub struct TunnelStatus {
     pub local: Vec<String>,
     pub target: String,
     pub via: String,
+    /// The connection's tags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
     #[serde(flatten)]
     pub stats: TunnelStats,
     /// It closes after this long with no client connection (on demand: its session does).

@@ -49,9 +49,23 @@ pub struct Stats {
     pub reconnects: AtomicU64,
     /// When the session last came up; `None` while down.
     pub up_since: std::sync::Mutex<Option<std::time::Instant>>,
+    /// When the tunnel was opened (these counters made).
+    pub opened: Opened,
+    /// From [`Stats::opened`] to the first time it was up; `None` until then.
+    pub open_secs: std::sync::Mutex<Option<f64>>,
     pub last_error: std::sync::Mutex<Option<String>>,
     /// The tunnel's recent log lines, oldest first, at most [`LOG_LINES`].
     pub log: std::sync::Mutex<std::collections::VecDeque<String>>,
+}
+
+/// An instant that defaults to now: when a tunnel's [`Stats`] were made.
+#[derive(Debug, Clone, Copy)]
+pub struct Opened(pub std::time::Instant);
+
+impl Default for Opened {
+    fn default() -> Self {
+        Opened(std::time::Instant::now())
+    }
 }
 
 /// Lines kept in a tunnel's log ring.
@@ -67,9 +81,16 @@ pub struct TunnelStats {
     /// Client connections open now.
     pub active: u64,
     pub total: u64,
+    /// Client connections that could not be carried (the channel was refused, the session
+    /// was down).
+    #[serde(default)]
+    pub failed: u64,
     /// Times the session under the tunnel was re-established.
     pub reconnects: u64,
     pub uptime_secs: Option<f64>,
+    /// Seconds from the open to the first time it was up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_secs: Option<f64>,
     pub last_error: Option<String>,
     /// Time left before its time limit (max_duration) closes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -84,8 +105,10 @@ impl Stats {
             bytes_out: self.bytes_out.load(Ordering::Relaxed),
             active: self.active.load(Ordering::Relaxed),
             total: self.total.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
             reconnects: self.reconnects.load(Ordering::Relaxed),
             uptime_secs: self.uptime().map(|d| d.as_secs_f64()),
+            open_secs: self.open_secs.lock().ok().and_then(|s| *s),
             last_error: self.last_error.lock().ok().and_then(|e| e.clone()),
             expires_in_secs: None,
         }

@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod certs;
+pub mod daemon;
 pub mod db;
 pub mod fake;
 pub mod mariadb;
