@@ -82,6 +82,10 @@ pub async fn run(
     };
     let mut events = engine.subscribe();
     for c in &conns {
+        let by = crate::audit::By::Cli {
+            command: crate::audit::CliCommand::Up,
+        };
+        crate::audit::record(&c.display_name, crate::audit::Kind::OpenRequested { by });
         engine
             .send(Command::Open {
                 conn: Box::new(c.clone()),

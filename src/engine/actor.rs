@@ -269,6 +269,9 @@ impl Actor {
         if let Ok(mut u) = t.stats.up_since.lock() {
             *u = (state == TunnelState::Up).then(std::time::Instant::now);
         }
+        if let Some(k) = state.audit() {
+            crate::audit::record(name, k);
+        }
         t.state = state.clone();
         let settled = state.settled();
         self.emit(Event::State {
@@ -482,7 +485,7 @@ impl Actor {
             .map(|h| h.name.clone())
             .collect::<Vec<_>>()
             .join(" -> ");
-        let stats = Arc::new(Stats::default());
+        let stats = Arc::new(Stats::named(&name));
         let stop = CancellationToken::new();
         let mut t = Tunnel {
             session: None,

@@ -127,6 +127,24 @@ impl TunnelState {
         )
     }
 
+    /// The audit log's record of reaching this state, for the states it records (up, and
+    /// each way of ending).
+    pub fn audit(&self) -> Option<crate::audit::Kind> {
+        use crate::audit::{Closed, Kind};
+        let why = match self {
+            TunnelState::Up => return Some(Kind::Up),
+            TunnelState::Connecting | TunnelState::Reconnecting { .. } => return None,
+            TunnelState::Down => Closed::Asked,
+            TunnelState::Failed { error } => Closed::Failed {
+                error: error.clone(),
+            },
+            TunnelState::Expired { reason } => Closed::Limit {
+                reason: reason.clone(),
+            },
+        };
+        Some(Kind::Closed { why })
+    }
+
     /// Up, or failed: an open request is answered.
     pub fn settled(&self) -> bool {
         matches!(self, TunnelState::Up | TunnelState::Failed { .. })
