@@ -213,7 +213,7 @@ impl std::fmt::Display for By {
 
 impl Kind {
     /// Hop `hop` logged in with `method` (as the authentication report names it: the
-    /// method, and for a key its path or agent comment and fingerprint; never what was
+    /// method, or for a key its file's path or the agent key's comment; never what was
     /// typed).
     pub fn authenticated(hop: usize, h: &Hop, method: Option<&str>) -> Kind {
         Kind::Authenticated {
@@ -514,6 +514,48 @@ mod tests {
             .expect_err("refused");
         assert!(err.to_string().contains("chmod 600"), "{err}");
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "");
+    }
+
+    /// Two logs on one file stand for two processes: their own mutexes do not exclude each
+    /// other, only the flock does, rotation included.
+    #[test]
+    fn two_writers_rotating_at_once_lose_and_tear_no_line() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join(FILE);
+        // Room in the files kept for every record, with several rotations on the way.
+        let line = serde_json::to_vec(&entry(10_000)).expect("json").len() as u64 + 1;
+        let per_file = line * 120;
+        let threads: Vec<_> = (0..2)
+            .map(|t| {
+                let log = Log::at(path.clone(), per_file);
+                std::thread::spawn(move || {
+                    for n in 0..200 {
+                        log.write(&entry(t * 10_000 + n)).expect("write");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread");
+        }
+        let mut got = Vec::new();
+        for p in logging::files_at(&path, KEEP) {
+            // Nobody wrote past the cap: a check of the size and the write are one step.
+            assert!(std::fs::metadata(&p).expect("meta").len() <= per_file);
+            for l in std::fs::read_to_string(&p).expect("read").lines() {
+                match serde_json::from_str::<Entry>(l)
+                    .expect("a whole record")
+                    .kind
+                {
+                    Kind::ClientClosed { bytes_in, .. } => got.push(bytes_in),
+                    k => panic!("{k:?}"),
+                }
+            }
+        }
+        assert!(logging::numbered(&path, 2).exists(), "it rotated");
+        got.sort_unstable();
+        let want: Vec<u64> = (0..200).chain(10_000..10_200).collect();
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -159,14 +159,14 @@ pub fn audit(
             .max()
             .unwrap_or(0);
         for (_, e) in &records {
-            let _ = writeln!(
-                out,
+            let line = format!(
                 "{:<24}  {:<15}  {:<width$}  {}",
                 escape(&e.time),
                 e.kind.event(),
                 escape(&e.name),
-                escape(&e.kind.detail()).trim_end()
+                escape(&e.kind.detail())
             );
+            let _ = writeln!(out, "{}", line.trim_end());
         }
     }
     let _ = out.flush();
@@ -176,6 +176,52 @@ pub fn audit(
 #[cfg(test)]
 mod tests {
     use super::about;
+
+    #[test]
+    fn the_audit_log_aligned_escaped_and_a_bad_line_named() {
+        use crate::audit::{Entry, Kind, Log};
+        let home = tempfile::tempdir().expect("home");
+        let ctx = crate::config::Context::new(home.path().to_path_buf(), "me", Default::default());
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        assert_eq!(super::audit(&ctx, None, false, &mut out, &mut err), 0);
+        assert!(String::from_utf8_lossy(&err).contains("no audit log yet"));
+        let log = Log::for_context(&ctx);
+        log.write(&Entry::new("orders", Kind::Up)).expect("write");
+        log.write(&Entry::new(
+            "users\x1b[31m",
+            Kind::ClientFailed {
+                reason: "bell\x07".into(),
+            },
+        ))
+        .expect("write");
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        assert_eq!(super::audit(&ctx, None, false, &mut out, &mut err), 0);
+        let text = String::from_utf8_lossy(&out);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].ends_with("up               orders"), "{text}");
+        assert!(lines[1].contains("users\\x1b[31m  bell\\x07"), "{text}");
+        assert!(!text.contains('\x1b'), "{text}");
+
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(log.path())
+            .expect("open");
+        std::io::Write::write_all(&mut f, b"{\"torn\n").expect("write");
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        assert_eq!(
+            super::audit(&ctx, Some("orders"), true, &mut out, &mut err),
+            2
+        );
+        let text = String::from_utf8_lossy(&out);
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(
+            text.starts_with('{') && text.contains("\"event\":\"up\""),
+            "{text}"
+        );
+        let err = String::from_utf8_lossy(&err);
+        assert!(err.contains("audit.jsonl:3: not an audit record"), "{err}");
+    }
 
     #[test]
     fn lines_about_a_tunnel() {
