@@ -516,6 +516,29 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).expect("read"), "");
     }
 
+    #[test]
+    fn a_known_key_is_no_decision_and_a_refusal_says_which() {
+        use HostKeyDecision as D;
+        // (recorded, once, rejected, changed, refused)
+        assert_eq!(D::of(false, false, false, false, false), None);
+        assert_eq!(D::of(true, false, false, false, false), Some(D::Recorded));
+        assert_eq!(
+            D::of(false, true, false, false, false),
+            Some(D::AcceptedOnce)
+        );
+        assert_eq!(D::of(false, false, true, false, true), Some(D::Rejected));
+        assert_eq!(
+            D::of(false, false, false, true, true),
+            Some(D::ChangedRefused)
+        );
+        assert_eq!(D::of(false, false, false, false, true), Some(D::Refused));
+        // A new IP address recorded for a key that was then refused: the refusal counts.
+        assert_eq!(
+            D::of(true, false, false, true, true),
+            Some(D::ChangedRefused)
+        );
+    }
+
     /// Two logs on one file stand for two processes: their own mutexes do not exclude each
     /// other, only the flock does, rotation included.
     #[test]

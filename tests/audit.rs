@@ -1,8 +1,8 @@
 //! The audit log, against a real sshd: a tunnel opened and closed in the TUI (tmux) is there
 //! with the TUI as the one who asked, its client connection with the bytes it carried; a
 //! `warren up --detach` through the daemon is there with the client's uid and pid, and so
-//! is the host key that accept-new recorded on the first connection, and the close that
-//! `warren down` asked for; `warren logs --audit` reads it (aligned, or `--json`). And no
+//! is the host key that accept-new recorded on the first connection, the close that
+//! `warren down` asked for, and a changed key refused with the failure it caused; `warren logs --audit` reads it (aligned, or `--json`). And no
 //! password or passphrase of a connection ever reaches it (a property test).
 
 mod support;
@@ -157,7 +157,7 @@ fn up_through_the_daemon_records_the_clients_uid_the_accept_new_host_key_and_the
     if !have_servers() {
         return;
     }
-    let sshd = Sshd::start("");
+    let mut sshd = Sshd::start("");
     let (s, key) = with_key(&sshd);
     s.write("known_hosts", "");
     let echo = echo_server();
@@ -218,6 +218,28 @@ fn up_through_the_daemon_records_the_clients_uid_the_accept_new_host_key_and_the
     // `down` is another client than `up`.
     assert_ne!(close["by"]["pid"], asked["by"]["pid"]);
     assert_eq!(find(&recs, "closed", "pg").expect("closed")["why"], "asked");
+
+    // The bastion's key changes: the next open is refused, and that is recorded too.
+    sshd.restart_with_a_new_host_key();
+    let r = warren(&["up", "--detach", "pg"]);
+    assert_ne!(r.code(), 0, "{}", r.describe());
+    let recs = records(&s, &env);
+    let hk = recs
+        .iter()
+        .rfind(|r| r["event"] == "host_key")
+        .expect("a second host_key record");
+    assert_eq!(hk["decision"], "changed_refused", "{hk}");
+    assert_eq!(hk["fingerprint"], sshd.fingerprint(), "{hk}");
+    let end = recs.last().expect("records");
+    assert_eq!(end["event"], "closed", "{end}");
+    assert_eq!(end["why"], "failed", "{end}");
+    assert!(
+        end["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("REMOTE HOST IDENTIFICATION HAS CHANGED"),
+        "{end}"
+    );
 }
 
 mod secrets {

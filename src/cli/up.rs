@@ -170,6 +170,13 @@ pub async fn run(
     if let Some(a) = asker {
         a.stop().await;
     }
+    // Ctrl-C or SIGTERM: this command asks for what is still open to close.
+    for name in all.difference(&ended) {
+        let by = crate::audit::By::Cli {
+            command: crate::audit::CliCommand::Up,
+        };
+        crate::audit::record(name, crate::audit::Kind::CloseRequested { by });
+    }
     engine.shutdown().await;
     exit::OK
 }

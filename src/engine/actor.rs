@@ -269,7 +269,10 @@ impl Actor {
         if let Ok(mut u) = t.stats.up_since.lock() {
             *u = (state == TunnelState::Up).then(std::time::Instant::now);
         }
-        if let Some(k) = state.audit() {
+        // A tunnel that had already ended (failed, expired) and is now removed is no news.
+        if t.state.is_open()
+            && let Some(k) = state.audit()
+        {
             crate::audit::record(name, k);
         }
         t.state = state.clone();
