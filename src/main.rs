@@ -516,6 +516,8 @@ fn main() -> ExitCode {
             repair,
         }) => {
             drop((out, err));
+            // The host keys it records are decisions for the audit log.
+            warren::audit::install(&Context::from_process());
             with_runtime(|(mut o, mut e)| async move {
                 if repair {
                     let code = cli::trust::repair(&catalog, name.as_deref(), &mut o, &mut e);

@@ -2,7 +2,8 @@
 //! with the TUI as the one who asked, its client connection with the bytes it carried; a
 //! `warren up --detach` through the daemon is there with the client's uid and pid, and so
 //! is the host key that accept-new recorded on the first connection, the close that
-//! `warren down` asked for, and a changed key refused with the failure it caused; `warren logs --audit` reads it (aligned, or `--json`). And no
+//! `warren down` asked for, and a changed key refused with the failure it caused; a
+//! foreground `warren up` is there as the CLI, and its time limit as the reason it closed; `warren logs --audit` reads it (aligned, or `--json`). And no
 //! password or passphrase of a connection ever reaches it (a property test).
 
 mod support;
@@ -240,6 +241,38 @@ fn up_through_the_daemon_records_the_clients_uid_the_accept_new_host_key_and_the
             .contains("REMOTE HOST IDENTIFICATION HAS CHANGED"),
         "{end}"
     );
+}
+
+#[test]
+fn a_foreground_up_is_recorded_as_the_cli_and_its_time_limit_as_the_close() {
+    if !have_servers() {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let (s, key) = with_key(&sshd);
+    s.write(
+        "epoch.toml",
+        &entry("pg", echo_server(), &sshd, Some(&key), ""),
+    );
+    // It ends by itself at its limit.
+    s.warren_kh(&["up", "pg", "--for", "1s", "--json"])
+        .expect_code(0);
+    let recs = records(&s, &[]);
+    let asked = find(&recs, "open_requested", "pg").expect("open_requested");
+    assert_eq!(asked["by"]["client"], "cli", "{asked}");
+    assert_eq!(asked["by"]["command"], "up", "{asked}");
+    assert!(find(&recs, "up", "pg").is_some(), "{recs:#?}");
+    let end = find(&recs, "closed", "pg").expect("closed");
+    assert_eq!(end["why"], "limit", "{end}");
+    assert!(
+        end["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("time limit (1s)"),
+        "{end}"
+    );
+    // Nothing asked it to close.
+    assert!(find(&recs, "close_requested", "pg").is_none(), "{recs:#?}");
 }
 
 mod secrets {
