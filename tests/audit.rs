@@ -13,7 +13,7 @@ use std::os::unix::fs::PermissionsExt;
 use support::net::{echo_server, echo_through};
 use support::sshd::{Sshd, free_port};
 use support::tmux::Tmux;
-use support::tunnel::{entry, have_servers, local_user, with_key};
+use support::tunnel::{entry, have_servers, local_user, unknown_host, with_key};
 
 /// The records of `warren logs --audit --json` run with these variables.
 fn records(s: &support::Scratch, env: &[(&str, &str)]) -> Vec<serde_json::Value> {
@@ -244,6 +244,56 @@ fn up_through_the_daemon_records_the_clients_uid_the_accept_new_host_key_and_the
 }
 
 #[test]
+fn host_keys_accepted_once_and_rejected_in_the_tui_are_recorded_as_such() {
+    if !have_servers() || !support::require("tmux") {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let s = unknown_host(&sshd, free_port());
+    let state = s.path().join("state").display().to_string();
+    let env = [("XDG_STATE_HOME", state.as_str())];
+    let tui = || {
+        let t = Tmux::warren(s.path(), "", "--ssh-config ssh_config");
+        t.wait_for("connections");
+        t.keys(&["Enter"]);
+        t
+    };
+    let t = tui();
+    t.answer_host_key("o");
+    t.wait_until("db up", |s| {
+        s.lines().any(|l| l.contains("● up") && l.contains(" db "))
+    });
+    t.quit_closing_tunnels();
+    drop(t);
+    let t = tui();
+    t.answer_host_key("n");
+    t.wait_until("db failed", |s| s.contains("host key rejected"));
+    t.keys(&["q"]);
+    t.wait_for("EXITED 0");
+
+    let recs = records(&s, &env);
+    let decisions: Vec<&serde_json::Value> = recs
+        .iter()
+        .filter(|r| r["event"] == "host_key")
+        .map(|r| &r["decision"])
+        .collect();
+    assert_eq!(decisions, ["accepted_once", "rejected"], "{recs:#?}");
+    let hk = find(&recs, "host_key", "db").expect("host_key");
+    assert_eq!(hk["fingerprint"], sshd.fingerprint(), "{hk}");
+    assert_eq!(hk["key_type"], "ED25519", "{hk}");
+    // Nothing was written to known_hosts.
+    assert_eq!(
+        std::fs::read_to_string(s.path().join("known_hosts")).unwrap_or_default(),
+        ""
+    );
+    let failed = recs.last().expect("records");
+    assert_eq!(
+        (&failed["event"], &failed["why"]),
+        (&"closed".into(), &"failed".into())
+    );
+}
+
+#[test]
 fn a_foreground_up_is_recorded_as_the_cli_and_its_time_limit_as_the_close() {
     if !have_servers() {
         return;
@@ -336,7 +386,7 @@ mod secrets {
             Kind::Closed { why: Closed::Asked },
             Kind::HostKey {
                 host: hop.host.value.clone(),
-                key_type: "ssh-ed25519".into(),
+                key_type: "ED25519".into(),
                 fingerprint: "SHA256:x".into(),
                 decision: HostKeyDecision::Recorded,
             },
