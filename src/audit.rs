@@ -18,7 +18,17 @@
 //!
 //! The engine, the tunnel layer, the ssh layer and the daemon record through the process's
 //! one [`Log`] ([`install`]ed by the commands that run tunnels) with [`record`]; a process
-//! that installed none (tests, `warren list`) records nothing.
+//! that installed none (tests, `warren list`) records nothing. Who asked is recorded where
+//! the request arrives: the daemon for its clients (with the pid and uid its socket saw),
+//! the TUI and the headless commands for their own engines; the engine records what
+//! happened (up, closed and why), the ssh layer logins and host-key decisions, the tunnel
+//! layer each client connection. An on-demand open is one call where the first client
+//! connection starts the session:
+//! `audit::record(name, Kind::OnDemandOpen { peer })`, and its idle close
+//! `audit::record(name, Kind::SessionClosed { reason })`.
+//!
+//! A record is written before [`record`] returns (a process that exits right after loses
+//! nothing); the lock is held for one short write, so the wait is short too.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -140,6 +150,9 @@ pub enum Kind {
     CloseRequested { by: By },
     /// A client connection opened a tunnel's session (on-demand tunnels).
     OnDemandOpen { peer: String },
+    /// The session under a tunnel closed while its listeners stay (an on-demand tunnel
+    /// after its idle_timeout): it opens again on the next client connection.
+    SessionClosed { reason: String },
     /// One hop logged in.
     Authenticated {
         hop: usize,
@@ -230,6 +243,7 @@ impl Kind {
             Kind::OpenRequested { .. } => "open_requested",
             Kind::CloseRequested { .. } => "close_requested",
             Kind::OnDemandOpen { .. } => "on_demand_open",
+            Kind::SessionClosed { .. } => "session_closed",
             Kind::Authenticated { .. } => "authenticated",
             Kind::Up => "up",
             Kind::Closed { .. } => "closed",
@@ -245,6 +259,7 @@ impl Kind {
         match self {
             Kind::OpenRequested { by } | Kind::CloseRequested { by } => format!("by {by}"),
             Kind::OnDemandOpen { peer } => format!("by a client connection from {peer}"),
+            Kind::SessionClosed { reason } => reason.clone(),
             Kind::Authenticated {
                 hop,
                 host,

@@ -380,6 +380,17 @@ mod secrets {
             Kind::OnDemandOpen {
                 peer: "127.0.0.1:50000".into(),
             },
+            Kind::SessionClosed {
+                reason: "no client connection for 10m (idle_timeout)".into(),
+            },
+            Kind::ClientFailed {
+                reason: format!("the bastion could not open a channel to {target}"),
+            },
+            Kind::Closed {
+                why: Closed::Limit {
+                    reason: "its time limit (1h) was reached".into(),
+                },
+            },
             Kind::authenticated(0, hop, Some("publickey")),
             Kind::authenticated(0, hop, None),
             Kind::Up,
