@@ -15,8 +15,10 @@
 //!   source; imports nothing else of warren.
 //! - shared helpers: [`prompt`] (questions), [`setup`], [`settings`] (warren's own
 //!   config.toml), [`handoff`] (connection strings and client environments), [`notify`]
-//!   (which events are news, and the notify command), [`logging`], [`text`], [`fsutil`].
+//!   (which events are news, and the notify command), [`logging`], [`audit`] (what warren did
+//!   and who asked), [`text`], [`fsutil`].
 
+pub mod audit;
 pub mod backend;
 pub mod cli;
 pub mod config;

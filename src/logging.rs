@@ -128,9 +128,13 @@ pub fn init(ctx: &Context, name: &str, verbose: bool) {
 
 /// The log files of a name, oldest first (`daemon.log.3`, ..., `daemon.log`).
 pub fn files(ctx: &Context, name: &str) -> Vec<PathBuf> {
-    let base = dir(ctx).join(name);
-    let mut out: Vec<PathBuf> = (1..=KEEP).rev().map(|i| numbered(&base, i)).collect();
-    out.push(base);
+    files_at(&dir(ctx).join(name), KEEP)
+}
+
+/// The files of a log at `base` with `keep` rotated ones, oldest first, those that exist.
+pub fn files_at(base: &Path, keep: usize) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = (1..=keep).rev().map(|i| numbered(base, i)).collect();
+    out.push(base.to_path_buf());
     out.into_iter().filter(|p| p.exists()).collect()
 }
 

@@ -167,8 +167,14 @@ enum Command {
         #[arg(add = ArgValueCandidates::new(connection_names))]
         name: Option<String>,
         /// Keep printing new lines as they are written.
-        #[arg(short, long)]
+        #[arg(short, long, conflicts_with = "audit")]
         follow: bool,
+        /// The audit log instead: what warren did and who asked (see the README).
+        #[arg(long)]
+        audit: bool,
+        /// With --audit: the records as they are, one JSON object a line.
+        #[arg(long, requires = "audit")]
+        json: bool,
     },
     /// Re-establish the SSH sessions of tunnels the daemon runs, now (all when no NAME).
     Reconnect {
@@ -483,6 +489,7 @@ fn main() -> ExitCode {
         }) => {
             drop((out, err));
             let ctx = Context::from_process();
+            warren::audit::install(&ctx);
             with_runtime(|(_, mut e)| async move {
                 cli::exec::exec(&catalog, &ctx, &name, &command, with_password, &mut e).await
             })
@@ -493,6 +500,7 @@ fn main() -> ExitCode {
         }) => {
             drop((out, err));
             let ctx = Context::from_process();
+            warren::audit::install(&ctx);
             with_runtime(|(_, mut e)| async move {
                 cli::exec::connect(&catalog, &ctx, &name, with_password, &mut e).await
             })
@@ -518,6 +526,8 @@ fn main() -> ExitCode {
             repair,
         }) => {
             drop((out, err));
+            // The host keys it records are decisions for the audit log.
+            warren::audit::install(&Context::from_process());
             with_runtime(|(mut o, mut e)| async move {
                 if repair {
                     let code = cli::trust::repair(&catalog, name.as_deref(), &mut o, &mut e);
@@ -540,7 +550,16 @@ fn main() -> ExitCode {
                 cli::daemon::status(&ctx, &paths, json, &mut o).await
             })
         }
-        Some(Command::Logs { name, follow }) => {
+        Some(Command::Logs {
+            name,
+            audit: true,
+            json,
+            ..
+        }) => {
+            let ctx = Context::from_process();
+            cli::logs::audit(&ctx, name.as_deref(), json, &mut out, &mut err)
+        }
+        Some(Command::Logs { name, follow, .. }) => {
             drop((out, err));
             let ctx = Context::from_process();
             with_runtime(|(mut o, mut e)| async move {
@@ -658,6 +677,7 @@ fn main() -> ExitCode {
                 // Run by launchd: its log is where `warren logs` reads.
                 warren::logging::init(&Context::from_process(), cli::launchd::LOG, cli.verbose > 0);
             }
+            warren::audit::install(&Context::from_process());
             with_runtime(|(mut o, mut e)| async move {
                 let opts = cli::up::Options {
                     json,

@@ -130,6 +130,21 @@ fn the_first_client_opens_the_session_and_idleness_closes_it_until_the_next() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!sshd.session_pids().is_empty(), "opened again");
+    // The audit log has each opening by a client, and the idle close between them.
+    let audit = std::fs::read_to_string(s.path().join(".local/state/warren/audit.jsonl"))
+        .expect("the audit log");
+    let events: Vec<String> = audit
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["name"] == "pg")
+        .filter_map(|v| v["event"].as_str().map(str::to_string))
+        .filter(|e| e == "on_demand_open" || e == "session_closed")
+        .collect();
+    assert_eq!(
+        events,
+        ["on_demand_open", "session_closed", "on_demand_open"],
+        "{audit}"
+    );
 }
 
 #[test]

@@ -10,7 +10,7 @@ mod support;
 
 use support::net::{echo_server, echo_through};
 use support::sshd::{Sshd, free_port};
-use support::tmux::{Tmux, unwrapped};
+use support::tmux::{HOST_KEY_QUESTION, Tmux, unwrapped};
 use support::tunnel::{have_servers, local_user, unknown_host, with_key};
 
 #[test]
@@ -506,17 +506,6 @@ fn a_long_error_is_read_whole_in_the_details_and_in_the_log_view_which_scrolls()
     t.wait_for("EXITED 0");
 }
 
-/// The host key question's answer line.
-const HOST_KEY_QUESTION: &str = "y yes, trust and save    o once, for this session    n no";
-
-/// Waits for the host key question and answers it with `key`, after the guard that drops
-/// keys typed for what was on screen before it.
-fn answer_host_key(t: &Tmux, key: &str) {
-    t.wait_for(HOST_KEY_QUESTION);
-    std::thread::sleep(warren::tui::app::PROMPT_GUARD + std::time::Duration::from_millis(200));
-    t.keys(&[key]);
-}
-
 fn db_up(screen: &str) -> bool {
     screen
         .lines()
@@ -540,7 +529,7 @@ fn a_saved_host_key_survives_a_bastion_restart_without_a_question() {
     let local = free_port();
     let s = unknown_host(&sshd, local);
     let t = open_unknown_db(&s);
-    answer_host_key(&t, "y");
+    t.answer_host_key("y");
     t.wait_until("db up", db_up);
     let kh = || std::fs::read_to_string(s.path().join("known_hosts")).expect("known_hosts");
     assert_eq!(kh().trim(), sshd.known_hosts_line());
@@ -573,7 +562,7 @@ fn once_holds_across_reconnects_and_no_on_a_reconnect_stops_the_tunnel() {
     let local = free_port();
     let s = unknown_host(&sshd, local);
     let t = open_unknown_db(&s);
-    answer_host_key(&t, "o");
+    t.answer_host_key("o");
     t.wait_until("db up", db_up);
 
     // R reconnects: the key accepted once for this session is not asked about again.
@@ -591,7 +580,7 @@ fn once_holds_across_reconnects_and_no_on_a_reconnect_stops_the_tunnel() {
     // The bastion comes back with another key: the reconnect asks; no fails the tunnel
     // and nothing asks again.
     sshd.restart_with_a_new_host_key();
-    answer_host_key(&t, "n");
+    t.answer_host_key("n");
     let screen = t.wait_until("db failed, host key rejected", |sc| {
         sc.lines()
             .any(|l| l.contains("✘ failed") && l.contains(" db "))
@@ -614,7 +603,7 @@ fn once_holds_across_reconnects_and_no_on_a_reconnect_stops_the_tunnel() {
     );
     // Opened again, it is asked about again.
     t.keys(&["Enter"]);
-    answer_host_key(&t, "y");
+    t.answer_host_key("y");
     t.wait_until("db up with the new key", db_up);
     t.quit_closing_tunnels();
 }
@@ -634,7 +623,7 @@ fn tunnels_the_daemon_cannot_open_stay_in_the_tui_with_the_reason() {
     let _daemon = scopeguard(&s, &env);
     let t = open_unknown_db(&s);
     // Accepted once, here: the daemon, which reads the same known_hosts, does not know it.
-    answer_host_key(&t, "o");
+    t.answer_host_key("o");
     t.wait_until("db up", db_up);
 
     t.keys(&["q"]);

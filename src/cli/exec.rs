@@ -192,6 +192,10 @@ async fn run(
             }
             let mut events = e.subscribe();
             let opener = e.clone();
+            let by = crate::audit::By::Cli {
+                command: crate::audit::CliCommand::Exec,
+            };
+            crate::audit::record(&conn.display_name, crate::audit::Kind::OpenRequested { by });
             let opened = opener.open(conn.clone());
             tokio::pin!(opened);
             // Questions (host key, passphrase, second factor) on this terminal meanwhile.

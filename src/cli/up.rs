@@ -88,6 +88,10 @@ pub async fn run(
     };
     let mut events = engine.subscribe();
     for c in &conns {
+        let by = crate::audit::By::Cli {
+            command: crate::audit::CliCommand::Up,
+        };
+        crate::audit::record(&c.display_name, crate::audit::Kind::OpenRequested { by });
         engine
             .send(Command::Open {
                 conn: Box::new(c.clone()),
@@ -171,6 +175,13 @@ pub async fn run(
     }
     if let Some(a) = asker {
         a.stop().await;
+    }
+    // Ctrl-C or SIGTERM: this command asks for what is still open to close.
+    for name in all.difference(&ended) {
+        let by = crate::audit::By::Cli {
+            command: crate::audit::CliCommand::Up,
+        };
+        crate::audit::record(name, crate::audit::Kind::CloseRequested { by });
     }
     engine.shutdown().await;
     exit::OK

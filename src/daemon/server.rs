@@ -21,6 +21,7 @@ use super::protocol::{
     Frame, Line, MAX_LINE, Reply, Request, VERSION, encode, parse_request, read_line,
 };
 use super::{Remembered, remember, remembered, runtime_dir, socket_path};
+use crate::audit::{self, By};
 use crate::config::forward::{Endpoint, ForwardKind};
 use crate::config::{Catalog, Connection, Context, Paths};
 use crate::engine::{Command, Engine, Event, TunnelStatus};
@@ -208,6 +209,7 @@ pub async fn serve(paths: Paths, ctx: Arc<Context>) -> std::io::Result<()> {
             }
         }
     };
+    audit::install(&ctx);
     let sock = socket_path(&dir);
     // We hold the lock: any socket file is a dead daemon's.
     let _ = std::fs::remove_file(&sock);
@@ -297,7 +299,8 @@ pub async fn serve(paths: Paths, ctx: Arc<Context>) -> std::io::Result<()> {
             Ok((conn, _)) => {
                 // Only this user: the directory's 0700 keeps others out, and root (or a
                 // process that was handed the socket) is refused here too.
-                let uid = conn.peer_cred().map(|c| c.uid());
+                let cred = conn.peer_cred();
+                let uid = cred.as_ref().map(|c| c.uid());
                 if uid.as_ref().ok() != Some(&shared.ctx.uid) {
                     match uid {
                         Ok(u) => tracing::warn!(
@@ -330,8 +333,13 @@ pub async fn serve(paths: Paths, ctx: Arc<Context>) -> std::io::Result<()> {
                 }
                 shared.clients.fetch_add(1, Ordering::Relaxed);
                 let s = Arc::clone(&shared);
+                // Who it is, for the audit log of what it asks.
+                let by = By::DaemonClient {
+                    pid: cred.as_ref().ok().and_then(|c| c.pid()),
+                    uid: uid.unwrap_or(shared.ctx.uid),
+                };
                 tracker.spawn(async move {
-                    let _ = client(conn, &s).await;
+                    let _ = client(conn, &s, by).await;
                     s.clients.fetch_sub(1, Ordering::Relaxed);
                     s.maybe_stop().await;
                 });
@@ -452,6 +460,12 @@ async fn restore(shared: &Arc<Shared>) {
                         crate::config::Origin::Flag("--on-demand"),
                     ));
                 }
+                audit::record(
+                    &r.name,
+                    audit::Kind::OpenRequested {
+                        by: By::DaemonRestore,
+                    },
+                );
                 shared
                     .engine
                     .send(Command::Open {
@@ -473,7 +487,7 @@ pub const MAX_IN_FLIGHT: usize = 32;
 /// The most clients connected at once; one more is told so and closed.
 pub const MAX_CLIENTS: usize = 128;
 
-async fn client(conn: UnixStream, shared: &Arc<Shared>) -> std::io::Result<()> {
+async fn client(conn: UnixStream, shared: &Arc<Shared>, by: By) -> std::io::Result<()> {
     let (r, mut w) = conn.into_split();
     let (out, mut outq) = mpsc::channel::<Frame>(256);
     // One writer: replies and events never interleave within a line.
@@ -538,7 +552,7 @@ async fn client(conn: UnixStream, shared: &Arc<Shared>) -> std::io::Result<()> {
         // Quick ones are answered here, in order (an answer must never wait behind opens
         // that wait for it); the rest run on tasks of their own, at most MAX_IN_FLIGHT.
         if matches!(env.req, Request::Status | Request::Answer { .. }) {
-            let r = handle(env.req, shared).await;
+            let r = handle(env.req, shared, &by).await;
             let _ = out.send(reply(env.id, r)).await;
             continue;
         }
@@ -553,9 +567,9 @@ async fn client(conn: UnixStream, shared: &Arc<Shared>) -> std::io::Result<()> {
                 .await;
             continue;
         };
-        let (s, o) = (Arc::clone(shared), out.clone());
+        let (s, o, by) = (Arc::clone(shared), out.clone(), by.clone());
         tokio::spawn(async move {
-            let r = handle(env.req, &s).await;
+            let r = handle(env.req, &s, &by).await;
             let _ = o.send(reply(env.id, r)).await;
             drop(permit);
         });
@@ -633,7 +647,14 @@ fn stream_events(
     });
 }
 
-async fn handle(req: Request, shared: &Arc<Shared>) -> Reply {
+/// The audit log's record that `by` asked for tunnels to open or close.
+fn asked(names: &[String], kind: impl Fn(By) -> audit::Kind, by: &By) {
+    for n in names {
+        audit::record(n, kind(by.clone()));
+    }
+}
+
+async fn handle(req: Request, shared: &Arc<Shared>, by: &By) -> Reply {
     let engine = &shared.engine;
     match req {
         Request::Open {
@@ -648,6 +669,8 @@ async fn handle(req: Request, shared: &Arc<Shared>) -> Reply {
                 Ok(list) => list.into_iter().cloned().collect(),
                 Err(e) => return Reply::error(e.to_string()),
             };
+            let asking: Vec<String> = conns.iter().map(|c| c.display_name.clone()).collect();
+            asked(&asking, |by| audit::Kind::OpenRequested { by }, by);
             for c in &mut conns {
                 c.policy.port_fallback = port_fallback;
                 if on_demand {
@@ -682,6 +705,7 @@ async fn handle(req: Request, shared: &Arc<Shared>) -> Reply {
         }
         Request::Close { names } => {
             if !names.is_empty() {
+                asked(&names, |by| audit::Kind::CloseRequested { by }, by);
                 engine.close(names).await;
             }
             let r = Reply::tunnels(engine.status().await);
@@ -689,6 +713,14 @@ async fn handle(req: Request, shared: &Arc<Shared>) -> Reply {
             r
         }
         Request::CloseAll => {
+            let open: Vec<String> = engine
+                .status()
+                .await
+                .into_iter()
+                .filter(|t| t.state.is_open())
+                .map(|t| t.name)
+                .collect();
+            asked(&open, |by| audit::Kind::CloseRequested { by }, by);
             engine.close(Vec::new()).await;
             let r = Reply::tunnels(engine.status().await);
             shared.maybe_stop().await;

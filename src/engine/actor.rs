@@ -301,6 +301,28 @@ impl Actor {
                 }
             }
         }
+        // On demand: the session closed, or could not be opened; the listeners stay.
+        let closed = match (&t.state, &state) {
+            (TunnelState::Up, TunnelState::OnDemand { error: None }) => Some(
+                "the session closed (idle, or lost); the next client connection opens it again"
+                    .to_string(),
+            ),
+            (TunnelState::Connecting, TunnelState::OnDemand { error: Some(e) }) => {
+                Some(format!("the session could not be opened: {e}"))
+            }
+            _ => None,
+        };
+        if t.on_demand
+            && let Some(reason) = closed
+        {
+            crate::audit::record(name, crate::audit::Kind::SessionClosed { reason });
+        }
+        // A tunnel that had already ended (failed, expired) and is now removed is no news.
+        if t.state.is_open()
+            && let Some(k) = state.audit()
+        {
+            crate::audit::record(name, k);
+        }
         t.state = state.clone();
         let settled = state.settled();
         self.emit(Event::State {
@@ -516,7 +538,7 @@ impl Actor {
             .map(|h| h.name.clone())
             .collect::<Vec<_>>()
             .join(" -> ");
-        let stats = Arc::new(Stats::default());
+        let stats = Arc::new(Stats::named(&name));
         let stop = CancellationToken::new();
         let mut t = Tunnel {
             session: None,

@@ -148,6 +148,27 @@ impl TunnelState {
         matches!(self, TunnelState::Up | TunnelState::OnDemand { .. })
     }
 
+    /// The audit log's record of reaching this state, for the states it records (up, and
+    /// each way of ending).
+    pub fn audit(&self) -> Option<crate::audit::Kind> {
+        use crate::audit::{Closed, Kind};
+        let why = match self {
+            TunnelState::Up => return Some(Kind::Up),
+            // On demand, the session's comings and goings are recorded by the actor.
+            TunnelState::Connecting
+            | TunnelState::Reconnecting { .. }
+            | TunnelState::OnDemand { .. } => return None,
+            TunnelState::Down => Closed::Asked,
+            TunnelState::Failed { error } => Closed::Failed {
+                error: error.clone(),
+            },
+            TunnelState::Expired { reason } => Closed::Limit {
+                reason: reason.clone(),
+            },
+        };
+        Some(Kind::Closed { why })
+    }
+
     /// Up, listening on demand, or failed: an open request is answered.
     pub fn settled(&self) -> bool {
         matches!(

@@ -465,6 +465,10 @@ async fn connect_hops(
                 not_recorded,
             });
         }
+        crate::audit::record(
+            connection,
+            crate::audit::Kind::authenticated(i, hop, report.used.as_deref()),
+        );
         handles.push(Arc::new(handle));
         endings.push(ended);
     }

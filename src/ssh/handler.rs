@@ -337,6 +337,7 @@ impl client::Handler for Client {
             recorded: None,
             not_recorded: None,
         };
+        let mut once = false;
         if !d.also_record.is_empty() && !self.dry_run {
             self.record(&d.also_record, &mut outcome);
         }
@@ -372,6 +373,7 @@ impl client::Handler for Client {
                 match self.ask(prompt).await {
                     // Remembered in memory only: even a dry run may (it writes nothing).
                     Some(Answer::HostKey(HostKeyAnswer::AcceptOnce)) => {
+                        once = true;
                         self.prompter.accept_for_session(&d.name, &fp)
                     }
                     Some(Answer::HostKey(HostKeyAnswer::AcceptAndSave)) => {
@@ -412,6 +414,24 @@ impl client::Handler for Client {
         let ok = outcome.refused.is_none();
         if ok {
             self.accepted = Some(public);
+        }
+        let decision = crate::audit::HostKeyDecision::of(
+            outcome.recorded.is_some(),
+            once,
+            outcome.rejected,
+            matches!(outcome.found, Some(Found::Changed(_))),
+            !ok,
+        );
+        if let Some(decision) = decision.filter(|_| !self.dry_run) {
+            crate::audit::record(
+                &self.connection,
+                crate::audit::Kind::HostKey {
+                    host: d.name.clone(),
+                    key_type: kind.to_string(),
+                    fingerprint: fp.clone(),
+                    decision,
+                },
+            );
         }
         if let Ok(mut s) = self.seen.lock() {
             *s = outcome;

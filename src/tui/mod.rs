@@ -141,6 +141,9 @@ pub async fn run(
     demo: bool,
 ) -> std::io::Result<()> {
     crate::logging::init(&ctx, "warren.log", verbose);
+    if !demo {
+        crate::audit::install(&ctx);
+    }
     let mut world = if demo {
         Some(crate::demo::start().await?)
     } else {
@@ -424,12 +427,23 @@ async fn dispatch(backend: &Backend, local: &Engine, c: Command) {
     match c {
         Command::Open { conn, .. } => {
             tracing::info!(tunnel = %conn.display_name, "open asked");
+            // Through a daemon, the daemon records who asked.
+            if matches!(b, Backend::Local(_)) {
+                let by = crate::audit::By::Tui;
+                crate::audit::record(&conn.display_name, crate::audit::Kind::OpenRequested { by });
+            }
             tokio::spawn(async move {
                 let _ = b.open(&conn).await;
             });
         }
         Command::Close { names, .. } => {
             tracing::info!("close asked: {}", names.join(", "));
+            if matches!(b, Backend::Local(_)) {
+                for n in &names {
+                    let by = crate::audit::By::Tui;
+                    crate::audit::record(n, crate::audit::Kind::CloseRequested { by });
+                }
+            }
             tokio::spawn(async move {
                 let _ = b.close(names).await;
             });

@@ -56,6 +56,8 @@ pub struct Stats {
     pub last_error: std::sync::Mutex<Option<String>>,
     /// The tunnel's recent log lines, oldest first, at most [`LOG_LINES`].
     pub log: std::sync::Mutex<std::collections::VecDeque<String>>,
+    /// The tunnel's name, for the audit log's records of its client connections.
+    pub name: String,
 }
 
 /// An instant that defaults to now: when a tunnel's [`Stats`] were made.
@@ -98,6 +100,14 @@ pub struct TunnelStats {
 }
 
 impl Stats {
+    /// The counters of the tunnel `name`, all zero.
+    pub fn named(name: &str) -> Stats {
+        Stats {
+            name: name.to_string(),
+            ..Stats::default()
+        }
+    }
+
     /// The counters now.
     pub fn snapshot(&self) -> TunnelStats {
         TunnelStats {
@@ -137,6 +147,12 @@ impl Stats {
             eprintln!("connection failed: {why}");
         }
         self.log(format!("connection failed: {why}"));
+        crate::audit::record(
+            &self.name,
+            crate::audit::Kind::ClientFailed {
+                reason: why.clone(),
+            },
+        );
         if let Ok(mut e) = self.last_error.lock() {
             *e = Some(why);
         }
@@ -342,7 +358,16 @@ async fn connection<S>(
     stats.total.fetch_add(1, Ordering::Relaxed);
     let wait = open_timeout.max(Duration::from_secs(1)) * 2;
     // Held until the connection ends: an on-demand session stays while it runs.
-    let _user = on_demand.as_ref().map(|o| o.demand.enter());
+    let opens = session.borrow().is_none();
+    let _user = on_demand.as_ref().map(|o| {
+        let user = o.demand.enter();
+        if opens && o.demand.users() == 1 {
+            // No session and nobody else waiting: this client opens it.
+            let peer = crate::config::forward::Endpoint::tcp(peer.0.clone(), peer.1).to_string();
+            crate::audit::record(&stats.name, crate::audit::Kind::OnDemandOpen { peer });
+        }
+        user
+    });
     let handle = match &on_demand {
         // A connection that arrives while the session is being re-established waits for it.
         None => current_session(session, wait).await.ok_or_else(|| {
@@ -384,6 +409,7 @@ async fn connection<S>(
         }
     };
     let target_text = crate::config::forward::Endpoint::tcp(host.clone(), port).to_string();
+    let client = crate::config::forward::Endpoint::tcp(peer.0.clone(), peer.1).to_string();
     let opened = tokio::time::timeout(
         open_timeout,
         handle.channel_open_direct_tcpip(host, u32::from(port), peer.0, u32::from(peer.1)),
@@ -426,21 +452,57 @@ async fn connection<S>(
     {
         return;
     }
-    pipe(channel, sock, stats, shutdown).await;
+    audited_pipe(channel, sock, client, target_text, stats, shutdown).await;
 }
 
-/// Copies between an open channel and a local stream until both sides are done, always
-/// draining the channel (see the module docs); a client that does not read is closed past
-/// [`MAX_QUEUED`].
-pub async fn pipe<S>(
+/// [`pipe`], with the client connection's open and its close (and what it carried) in the
+/// audit log.
+pub async fn audited_pipe<S>(
     channel: russh::Channel<russh::client::Msg>,
     sock: S,
+    peer: String,
+    target: String,
     stats: Arc<Stats>,
     shutdown: CancellationToken,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    use crate::audit::{Kind, record};
+    let name = stats.name.clone();
+    record(
+        &name,
+        Kind::ClientOpened {
+            peer: peer.clone(),
+            target: target.clone(),
+        },
+    );
+    let (bytes_in, bytes_out) = pipe(channel, sock, stats, shutdown).await;
+    record(
+        &name,
+        Kind::ClientClosed {
+            peer,
+            target,
+            bytes_in,
+            bytes_out,
+        },
+    );
+}
+
+/// Copies between an open channel and a local stream until both sides are done, always
+/// draining the channel (see the module docs); a client that does not read is closed past
+/// [`MAX_QUEUED`]. Returns the bytes it carried: to the client, and from it.
+pub async fn pipe<S>(
+    channel: russh::Channel<russh::client::Msg>,
+    sock: S,
+    stats: Arc<Stats>,
+    shutdown: CancellationToken,
+) -> (u64, u64)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     stats.active.fetch_add(1, Ordering::Relaxed);
+    // This connection's own counts (the tunnel's are shared by all its connections).
+    let moved = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
     let (mut from_remote, to_remote) = channel.split();
     let to_remote = Arc::new(to_remote);
     let (mut sock_r, mut sock_w) = tokio::io::split(sock);
@@ -497,11 +559,12 @@ pub async fn pipe<S>(
 
     // Writer: the queue into the local socket.
     let writer = {
-        let (queued, dead, stats, done) = (
+        let (queued, dead, stats, done, moved) = (
             Arc::clone(&queued),
             Arc::clone(&dead),
             Arc::clone(&stats),
             conn_done.clone(),
+            Arc::clone(&moved),
         );
         async move {
             loop {
@@ -533,6 +596,7 @@ pub async fn pipe<S>(
                 }
                 queued.fetch_sub(len, Ordering::Relaxed);
                 stats.bytes_in.fetch_add(len as u64, Ordering::Relaxed);
+                moved.0.fetch_add(len as u64, Ordering::Relaxed);
             }
             let _ = sock_w.shutdown().await;
         }
@@ -540,11 +604,12 @@ pub async fn pipe<S>(
 
     // Reader: the local socket into the channel (waits for the SSH window: back-pressure).
     let reader = {
-        let (stats, to_remote, done, gone) = (
+        let (stats, to_remote, done, gone, moved) = (
             Arc::clone(&stats),
             Arc::clone(&to_remote),
             conn_done.clone(),
             remote_gone.clone(),
+            Arc::clone(&moved),
         );
         async move {
             let mut buf = vec![0u8; 64 * 1024];
@@ -569,6 +634,7 @@ pub async fn pipe<S>(
                     break;
                 }
                 stats.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+                moved.1.fetch_add(n as u64, Ordering::Relaxed);
             }
         }
     };
@@ -581,6 +647,10 @@ pub async fn pipe<S>(
     // The pump ends when the channel is closed; it never blocks the session meanwhile.
     let _ = tokio::time::timeout(Duration::from_secs(5), pump).await;
     stats.active.fetch_sub(1, Ordering::Relaxed);
+    (
+        moved.0.load(Ordering::Relaxed),
+        moved.1.load(Ordering::Relaxed),
+    )
 }
 
 /// Binds a forward's local end: loopback when no address is given (as ssh with
@@ -779,7 +849,11 @@ impl crate::ssh::handler::Forwarded for Reverse {
             match connected {
                 Ok(Ok(sock)) => {
                     let _ = sock.set_nodelay(true);
-                    pipe(channel, sock, stats, shutdown).await;
+                    let (peer, to) = (
+                        format!("the bastion's port {port}"),
+                        crate::config::forward::Endpoint::tcp(target.0, target.1).to_string(),
+                    );
+                    audited_pipe(channel, sock, peer, to, stats, shutdown).await;
                 }
                 other => {
                     let why = match other {

@@ -6,6 +6,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// The host key question's answer line.
+pub const HOST_KEY_QUESTION: &str = "y yes, trust and save    o once, for this session    n no";
+
 pub struct Tmux {
     pub name: String,
 }
@@ -60,6 +63,14 @@ impl Tmux {
             "cd {d} && HOME={d} XDG_STATE_HOME={d}/state XDG_RUNTIME_DIR={d}/run XDG_CONFIG_HOME={d}/.config {env} {} {args}",
             env!("CARGO_BIN_EXE_warren")
         ))
+    }
+
+    /// Waits for the host key question and answers it with `key`, after the guard that drops
+    /// keys typed for what was on screen before it.
+    pub fn answer_host_key(&self, key: &str) {
+        self.wait_for(HOST_KEY_QUESTION);
+        std::thread::sleep(warren::tui::app::PROMPT_GUARD + Duration::from_millis(200));
+        self.keys(&[key]);
     }
 
     /// Quits the TUI with tunnels open (`q`, then `y` to the question that they will close)
