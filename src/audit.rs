@@ -28,7 +28,15 @@
 //! `audit::record(name, Kind::SessionClosed { reason })`.
 //!
 //! A record is written before [`record`] returns (a process that exits right after loses
-//! nothing); the lock is held for one short write, so the wait is short too.
+//! nothing); the lock is held for one short write, so the wait is short too. The exception is
+//! the one kind that comes at the rate clients connect ([`Kind::frequent`]: each client
+//! connection's open, close and failure): those go to a writer thread that appends what has
+//! queued up in one locked write, so a burst of short connections costs one append per batch
+//! instead of two per connection on the tunnel's own threads. Its queue is bounded
+//! ([`QUEUE`]); when it is full the record is written at once instead (never dropped), and
+//! [`flush`] (called as warren exits) waits for the queue to be written. Within a batch the
+//! records keep their order; against the records written at once they may be a few
+//! milliseconds late in the file, and each carries its own time.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -50,6 +58,10 @@ pub const MAX_BYTES: u64 = 10 * 1024 * 1024;
 /// Rotated files kept (`audit.jsonl.1` ... `audit.jsonl.KEEP`), as for the logs, so
 /// [`logging::files`] lists them.
 pub const KEEP: usize = logging::KEEP;
+/// Records of the frequent kind waiting for the writer thread, at most.
+pub const QUEUE: usize = 4096;
+/// The most records the writer thread appends in one write.
+const BATCH: usize = 256;
 
 /// One record: when, about which connection, what, and the warren process that wrote it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -237,6 +249,14 @@ impl Kind {
         }
     }
 
+    /// Whether records of this kind come at the rate clients connect (written in batches).
+    pub fn frequent(&self) -> bool {
+        matches!(
+            self,
+            Kind::ClientOpened { .. } | Kind::ClientClosed { .. } | Kind::ClientFailed { .. }
+        )
+    }
+
     /// The event's name, as in the JSON.
     pub fn event(&self) -> &'static str {
         match self {
@@ -322,6 +342,9 @@ pub enum WriteError {
 pub struct Log {
     path: PathBuf,
     max_bytes: u64,
+    /// The writer thread's queue, once started, and how many records it has not written.
+    later: OnceLock<std::sync::mpsc::SyncSender<Entry>>,
+    pending: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// Threads of this process take turns (the flock is for other processes).
     turn: Mutex<()>,
     /// The last failure warned about: the same one is not warned again.
@@ -339,6 +362,8 @@ impl Log {
         Log {
             path,
             max_bytes,
+            later: OnceLock::new(),
+            pending: Default::default(),
             turn: Mutex::new(()),
             warned: Mutex::new(None),
         }
@@ -349,8 +374,65 @@ impl Log {
     }
 
     /// Appends a record; a failure is a warning in warren's log (once per distinct cause).
-    pub fn record(&self, e: Entry) {
-        match self.write(&e) {
+    /// A record of a [frequent](Kind::frequent) kind is handed to the writer thread.
+    pub fn record(&'static self, e: Entry) {
+        if e.kind.frequent() {
+            match self.queue().try_send(e) {
+                Ok(()) => {
+                    self.pending
+                        .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                    return;
+                }
+                Err(std::sync::mpsc::TrySendError::Full(e))
+                | Err(std::sync::mpsc::TrySendError::Disconnected(e)) => {
+                    return self.record_now(&[e]);
+                }
+            }
+        }
+        self.record_now(&[e]);
+    }
+
+    /// The writer thread's queue (started on first use).
+    fn queue(&'static self) -> &'static std::sync::mpsc::SyncSender<Entry> {
+        self.later.get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Entry>(QUEUE);
+            let spawned = std::thread::Builder::new()
+                .name("warren-audit".into())
+                .spawn(move || {
+                    while let Ok(first) = rx.recv() {
+                        let mut batch = vec![first];
+                        while batch.len() < BATCH {
+                            match rx.try_recv() {
+                                Ok(e) => batch.push(e),
+                                Err(_) => break,
+                            }
+                        }
+                        let n = batch.len();
+                        self.record_now(&batch);
+                        self.pending
+                            .fetch_sub(n, std::sync::atomic::Ordering::AcqRel);
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::warn!("audit log: no writer thread ({e}); records are written at once");
+            }
+            tx
+        })
+    }
+
+    /// Waits (at most `limit`) until the writer thread has written what was queued.
+    pub fn flush(&self, limit: std::time::Duration) {
+        let end = std::time::Instant::now() + limit;
+        while self.pending.load(std::sync::atomic::Ordering::Acquire) > 0
+            && std::time::Instant::now() < end
+        {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+
+    /// Appends records now, in one write.
+    fn record_now(&self, entries: &[Entry]) {
+        match self.write_all(entries) {
             Ok(()) => {
                 if let Ok(mut w) = self.warned.lock() {
                     *w = None;
@@ -370,12 +452,20 @@ impl Log {
 
     /// Appends a record: one write of one line, under the lock, rotating first when full.
     pub fn write(&self, e: &Entry) -> Result<(), WriteError> {
+        self.write_all(std::slice::from_ref(e))
+    }
+
+    /// Appends records: one write of their lines, under the lock, rotating first when full.
+    pub fn write_all(&self, entries: &[Entry]) -> Result<(), WriteError> {
         let io = |source| WriteError::Io {
             path: self.path.clone(),
             source,
         };
-        let mut line = serde_json::to_vec(e).map_err(|e| io(std::io::Error::other(e)))?;
-        line.push(b'\n');
+        let mut line = Vec::new();
+        for e in entries {
+            serde_json::to_writer(&mut line, e).map_err(|e| io(std::io::Error::other(e)))?;
+            line.push(b'\n');
+        }
         let _turn = self.turn.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
@@ -455,6 +545,13 @@ pub fn record(name: &str, kind: Kind) {
     }
 }
 
+/// Waits (a second at most) for the records still queued to be written: as warren exits.
+pub fn flush() {
+    if let Some(l) = LOG.get() {
+        l.flush(std::time::Duration::from_secs(1));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -470,6 +567,40 @@ mod tests {
                 bytes_out: 1,
             },
         )
+    }
+
+    #[test]
+    fn client_records_queued_from_many_threads_are_all_written_whole_once_flushed() {
+        let dir = tempfile::tempdir().expect("dir");
+        let log: &'static Log = Box::leak(Box::new(Log::at(dir.path().join(FILE), MAX_BYTES)));
+        let writers: Vec<_> = (0..8)
+            .map(|t| {
+                std::thread::spawn(move || {
+                    for n in 0..1000 {
+                        log.record(entry(t * 1000 + n));
+                    }
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().expect("writer");
+        }
+        log.flush(std::time::Duration::from_secs(10));
+        let text = std::fs::read_to_string(log.path()).expect("log");
+        let mut seen: Vec<u64> = text
+            .lines()
+            .map(|l| {
+                match serde_json::from_str::<Entry>(l)
+                    .expect("a whole record")
+                    .kind
+                {
+                    Kind::ClientClosed { bytes_in, .. } => bytes_in,
+                    other => panic!("{other:?}"),
+                }
+            })
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..8000).collect::<Vec<u64>>(), "each record once");
     }
 
     #[test]

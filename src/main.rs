@@ -695,5 +695,7 @@ fn main() -> ExitCode {
             })
         }
     };
+    // Client connections' records still queued reach the audit log before warren goes.
+    warren::audit::flush();
     ExitCode::from(code as u8)
 }
