@@ -75,6 +75,13 @@ pub fn authorize(public_line: &str) {
     let tmp = format!("{ak}.{}.tmp", std::process::id());
     std::fs::write(&tmp, text).expect("authorized_keys");
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    // Owned by the account before it is renamed into place: under StrictModes an sshd that
+    // reads it in between (another test logging in) would refuse a root-owned file.
+    let id = |flag: &str| -> Option<u32> {
+        let out = Command::new("id").args([flag, USER]).output().ok()?;
+        String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+    };
+    std::os::unix::fs::chown(&tmp, id("-u"), id("-g")).expect("chown authorized_keys");
     std::fs::rename(&tmp, &ak).expect("authorized_keys");
     std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o700)).expect("chmod");
     std::fs::set_permissions(&ak, std::fs::Permissions::from_mode(0o600)).expect("chmod");
