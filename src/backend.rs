@@ -19,7 +19,7 @@ pub enum Backend {
 
 impl Backend {
     /// The tunnels' events (for a daemon: once subscribed).
-    pub fn events(&self) -> broadcast::Receiver<Event> {
+    pub fn events(&self) -> broadcast::Receiver<std::sync::Arc<Event>> {
         match self {
             Backend::Local(e) => e.subscribe(),
             Backend::Remote(d) => d.events(),

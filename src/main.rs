@@ -685,7 +685,11 @@ fn main() -> ExitCode {
                     port_fallback,
                     on_demand,
                 };
-                cli::up::run(&catalog, &names, opts, &mut o, &mut e).await
+                // Read here, not through the shared cell: up lets go of it once it has its
+                // connections.
+                drop(catalog);
+                let catalog = Catalog::load(&paths, Arc::new(Context::from_process()));
+                cli::up::run(catalog, &names, opts, &mut o, &mut e).await
             })
         }
         Some(Command::Doctor { name, json, report }) => {

@@ -35,7 +35,7 @@ fn catalog(s: &Scratch) -> Catalog {
 
 /// The next event for which `f` gives a value, within 30 s.
 async fn next<T>(
-    rx: &mut tokio::sync::broadcast::Receiver<Event>,
+    rx: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<Event>>,
     what: &str,
     f: impl Fn(&Event) -> Option<T>,
 ) -> T {
@@ -312,11 +312,12 @@ async fn engine_walk(
         .await;
     let mut steps = Vec::new();
     let ok = loop {
-        match tokio::time::timeout(Duration::from_secs(30), rx.recv())
-            .await
-            .expect("events in time")
-            .expect("event")
-        {
+        match std::sync::Arc::unwrap_or_clone(
+            tokio::time::timeout(Duration::from_secs(30), rx.recv())
+                .await
+                .expect("events in time")
+                .expect("event"),
+        ) {
             Event::Step { name, step } if name == "pg" => steps.push(step),
             Event::Diagnosed { name, ok } if name == "pg" => break ok,
             _ => {}

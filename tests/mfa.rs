@@ -69,7 +69,7 @@ fn catalog(s: &Scratch) -> Catalog {
 }
 
 async fn next_event<T>(
-    rx: &mut tokio::sync::broadcast::Receiver<Event>,
+    rx: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<Event>>,
     what: &str,
     f: impl Fn(&Event) -> Option<T>,
 ) -> T {

@@ -433,10 +433,12 @@ async fn a_question_is_withdrawn_when_its_tunnel_closes_and_a_late_yes_records_n
         .await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let mut next = async || {
-        tokio::time::timeout_at(deadline, rx.recv())
-            .await
-            .expect("in time")
-            .expect("event")
+        std::sync::Arc::unwrap_or_clone(
+            tokio::time::timeout_at(deadline, rx.recv())
+                .await
+                .expect("in time")
+                .expect("event"),
+        )
     };
     let id = loop {
         if let Event::Prompt { id, .. } = next().await {

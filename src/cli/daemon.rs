@@ -184,7 +184,7 @@ async fn open_detached(
             r = &mut opened => break r,
             ev = events.recv() => {
                 let (Some(a), Ok(ev)) = (&asker, ev) else { continue };
-                match ev {
+                match Arc::unwrap_or_clone(ev) {
                     Event::Prompt { id, name, prompt, timeout_secs } if names.contains(&name) => {
                         a.notice(Notice::Ask {
                             id,

@@ -204,7 +204,7 @@ async fn run(
                     s = &mut opened => break s,
                     ev = events.recv() => {
                         if let (Some(a), Ok(ev)) = (&asker, ev) {
-                            forward_question(a, ev);
+                            forward_question(a, std::sync::Arc::unwrap_or_clone(ev));
                         }
                     }
                 }

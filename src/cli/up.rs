@@ -28,8 +28,11 @@ pub struct Options {
     pub on_demand: bool,
 }
 
+/// Takes the catalog: once the chosen connections are copied out it is let go, so a long
+/// `warren up` holds none of the entries it does not run (and the engine keeps of those it
+/// runs only what their sessions need).
 pub async fn run(
-    catalog: &Catalog,
+    catalog: Catalog,
     names: &[String],
     opts: Options,
     out: &mut (dyn Write + Send),
@@ -48,6 +51,7 @@ pub async fn run(
             return exit::BAD_CONFIG;
         }
     };
+    drop(catalog);
     for c in &mut conns {
         c.policy.port_fallback = port_fallback;
         if on_demand {
@@ -87,19 +91,20 @@ pub async fn run(
         None
     };
     let mut events = engine.subscribe();
-    for c in &conns {
+    let all: HashSet<String> = conns.iter().map(|c| c.display_name.clone()).collect();
+    // Each connection goes to the engine: this command keeps no copy.
+    for c in conns {
         let by = crate::audit::By::Cli {
             command: crate::audit::CliCommand::Up,
         };
         crate::audit::record(&c.display_name, crate::audit::Kind::OpenRequested { by });
         engine
             .send(Command::Open {
-                conn: Box::new(c.clone()),
+                conn: Box::new(c),
                 reply: None,
             })
             .await;
     }
-    let all: HashSet<String> = conns.iter().map(|c| c.display_name.clone()).collect();
     let mut failed: HashSet<String> = HashSet::new();
     let mut ended: HashSet<String> = HashSet::new();
     let mut health_ok = std::collections::HashMap::new();
@@ -110,7 +115,7 @@ pub async fn run(
             ev = events.recv() => ev,
         };
         let ev = match ev {
-            Ok(ev) => ev,
+            Ok(ev) => std::sync::Arc::unwrap_or_clone(ev),
             Err(RecvError::Lagged(_)) => continue,
             Err(RecvError::Closed) => break,
         };

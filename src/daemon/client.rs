@@ -40,7 +40,7 @@ pub struct DaemonClient {
     lines: mpsc::Sender<Zeroizing<Vec<u8>>>,
     waiting: Waiting,
     next: Arc<AtomicU64>,
-    events: broadcast::Sender<Event>,
+    events: broadcast::Sender<Arc<Event>>,
 }
 
 impl DaemonClient {
@@ -97,7 +97,7 @@ impl DaemonClient {
                         }
                     }
                     Ok(Frame::Event { event, .. }) => {
-                        let _ = ev.send(event);
+                        let _ = ev.send(Arc::new(event));
                     }
                     Err(_) => {}
                 }
@@ -161,7 +161,7 @@ impl DaemonClient {
     pub async fn subscribe(
         &self,
         answers: bool,
-    ) -> std::io::Result<(Vec<TunnelStatus>, broadcast::Receiver<Event>)> {
+    ) -> std::io::Result<(Vec<TunnelStatus>, broadcast::Receiver<Arc<Event>>)> {
         let rx = self.events.subscribe();
         let r = self
             .request(Request::Subscribe { answers }, Duration::from_secs(10))
@@ -180,7 +180,7 @@ impl DaemonClient {
         .await
     }
 
-    pub fn events(&self) -> broadcast::Receiver<Event> {
+    pub fn events(&self) -> broadcast::Receiver<Arc<Event>> {
         self.events.subscribe()
     }
 }

@@ -279,7 +279,7 @@ pub async fn serve(paths: Paths, ctx: Arc<Context>) -> std::io::Result<()> {
     let mut events = shared.engine.subscribe();
     tokio::spawn(async move {
         loop {
-            match events.recv().await {
+            match events.recv().await.as_deref() {
                 Ok(Event::State { state, .. }) if !state.is_open() => watcher.maybe_stop().await,
                 Ok(Event::Listening { .. }) => {
                     watcher.save_state().await;
@@ -621,7 +621,7 @@ fn stream_events(
             };
             match ev {
                 Ok(ev) => {
-                    let skip = match &ev {
+                    let skip = match &*ev {
                         Event::Step { .. } | Event::Diagnosed { .. } => true,
                         Event::Prompt { .. } | Event::PromptWithdrawn { .. } => !answers,
                         _ => false,
@@ -632,7 +632,7 @@ fn stream_events(
                     if out
                         .send(Frame::Event {
                             v: VERSION,
-                            event: ev,
+                            event: Arc::unwrap_or_clone(ev),
                         })
                         .await
                         .is_err()

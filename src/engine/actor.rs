@@ -44,7 +44,7 @@ struct Session {
 
 struct Tunnel {
     /// The session key while it has one (none once failed).
-    session: Option<String>,
+    session: Option<Arc<str>>,
     /// Stops its listeners and its stats reports.
     stop: CancellationToken,
     tasks: TaskTracker,
@@ -70,9 +70,11 @@ struct Tunnel {
 }
 
 struct Actor {
-    events: broadcast::Sender<Event>,
+    events: broadcast::Sender<Arc<Event>>,
     prompter: Arc<Prompter>,
-    sessions: HashMap<String, Session>,
+    /// By trust key: a long string (every hop's trust settings), held once and shared by
+    /// its tunnels.
+    sessions: HashMap<Arc<str>, Session>,
     tunnels: HashMap<String, Tunnel>,
     reports: mpsc::UnboundedSender<Report>,
     next_session: u64,
@@ -99,7 +101,7 @@ fn chain_key(hops: &[Hop]) -> String {
 }
 
 pub(super) async fn run(
-    events: broadcast::Sender<Event>,
+    events: broadcast::Sender<Arc<Event>>,
     prompter: Arc<Prompter>,
     mut commands: mpsc::Receiver<Command>,
     own: mpsc::WeakSender<Command>,
@@ -137,7 +139,7 @@ pub(super) async fn run(
 
 impl Actor {
     fn emit(&self, e: Event) {
-        let _ = self.events.send(e);
+        let _ = self.events.send(Arc::new(e));
     }
 
     async fn command(&mut self, c: Command) {
@@ -208,7 +210,7 @@ impl Actor {
 
     /// The sessions of these tunnels (all when empty) act at once.
     fn kick(&self, names: &[String], kick: Kick) {
-        let keys: Vec<&String> = if names.is_empty() {
+        let keys: Vec<&Arc<str>> = if names.is_empty() {
             self.sessions.keys().collect()
         } else {
             names
@@ -232,16 +234,16 @@ impl Actor {
         tokio::spawn(async move {
             let name = conn.display_name.clone();
             let mut send = |s: &crate::diagnose::Step| {
-                let _ = events.send(Event::Step {
+                let _ = events.send(Arc::new(Event::Step {
                     name: name.clone(),
                     step: s.clone(),
-                });
+                }));
             };
             let report = crate::diagnose::run(&conn, open, &prompter, &mut send).await;
-            let _ = events.send(Event::Diagnosed {
+            let _ = events.send(Arc::new(Event::Diagnosed {
                 name: conn.display_name.clone(),
                 ok: report.ok,
-            });
+            }));
         });
     }
 
@@ -604,6 +606,10 @@ impl Actor {
         } else {
             chain_key(&conn.hops)
         };
+        let key: Arc<str> = match self.sessions.get_key_value(key.as_str()) {
+            Some((k, _)) => Arc::clone(k),
+            None => Arc::from(key),
+        };
         let (current, demand) = match self.sessions.get_mut(&key) {
             Some(s) => {
                 s.members.push(name.clone());
@@ -884,7 +890,7 @@ impl Actor {
 struct Watch {
     name: String,
     stats: Arc<Stats>,
-    events: broadcast::Sender<Event>,
+    events: broadcast::Sender<Arc<Event>>,
     stop: CancellationToken,
     deadline: Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
     max_duration: Option<Duration>,
@@ -944,10 +950,10 @@ async fn report_stats(w: Watch) {
                 }
             }
         }
-        let _ = w.events.send(Event::Stats {
+        let _ = w.events.send(Arc::new(Event::Stats {
             name: w.name.clone(),
             stats: snap,
-        });
+        }));
         if let Some(reason) = expired
             && let Some(c) = w.commands.upgrade()
         {

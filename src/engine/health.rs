@@ -71,7 +71,7 @@ pub(super) struct Checker {
     pub conn: Arc<Connection>,
     pub interval: Duration,
     pub current: Current,
-    pub events: broadcast::Sender<Event>,
+    pub events: broadcast::Sender<std::sync::Arc<Event>>,
     pub stats: Arc<Stats>,
     pub history: History,
     pub stop: CancellationToken,
@@ -163,10 +163,10 @@ fn record(c: &Checker, health: Health) {
             tracing::warn!(tunnel = %c.name, "{line}");
         }
     }
-    let _ = c.events.send(Event::Health {
+    let _ = c.events.send(std::sync::Arc::new(Event::Health {
         name: c.name.clone(),
         health,
-    });
+    }));
 }
 
 #[cfg(test)]

@@ -17,6 +17,10 @@
 //!
 //! Events go out on a broadcast channel of [`EVENT_BUFFER`] entries: a client that falls that
 //! far behind loses the oldest ones (it sees `Lagged`), and the engine never waits for it.
+//! Each entry is an `Arc<Event>`: the ring is allocated whole when the engine starts, and at
+//! 8 bytes an entry instead of an event's 144 it costs 0.1 MB instead of 0.7 MB (what a
+//! `warren up` with 100 idle tunnels holds); subscribers share one event instead of each
+//! getting a deep copy.
 
 mod actor;
 pub mod health;
@@ -290,7 +294,7 @@ pub enum Answering {
 #[derive(Clone)]
 pub struct Engine {
     commands: mpsc::Sender<Command>,
-    events: broadcast::Sender<Event>,
+    events: broadcast::Sender<Arc<Event>>,
     prompter: Arc<Prompter>,
 }
 
@@ -314,7 +318,7 @@ impl Engine {
         let (etx, _) = broadcast::channel(EVENT_BUFFER);
         let pe = etx.clone();
         let prompter = Arc::new(Prompter::with_answerer(can_answer, move |notice| {
-            let _ = pe.send(match notice {
+            let _ = pe.send(Arc::new(match notice {
                 Notice::Ask {
                     id,
                     connection,
@@ -330,7 +334,7 @@ impl Engine {
                     id,
                     name: connection,
                 },
-            });
+            }));
         }));
         tokio::spawn(actor::run(
             etx.clone(),
@@ -346,7 +350,7 @@ impl Engine {
         }
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.events.subscribe()
     }
 

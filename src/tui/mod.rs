@@ -505,7 +505,7 @@ fn status_events(t: crate::engine::TunnelStatus) -> Vec<Event> {
 
 /// Passes a broadcast of events into the TUI's queue (those `keep` keeps) until either ends.
 fn forward(
-    mut from: tokio::sync::broadcast::Receiver<Event>,
+    mut from: tokio::sync::broadcast::Receiver<std::sync::Arc<Event>>,
     to: tokio::sync::mpsc::Sender<Event>,
     keep: fn(&Event) -> bool,
 ) {
@@ -513,7 +513,7 @@ fn forward(
         loop {
             match from.recv().await {
                 Ok(ev) if keep(&ev) => {
-                    if to.send(ev).await.is_err() {
+                    if to.send(std::sync::Arc::unwrap_or_clone(ev)).await.is_err() {
                         return;
                     }
                 }
