@@ -58,7 +58,8 @@ pub const MAX_BYTES: u64 = 10 * 1024 * 1024;
 /// Rotated files kept (`audit.jsonl.1` ... `audit.jsonl.KEEP`), as for the logs, so
 /// [`logging::files`] lists them.
 pub const KEEP: usize = logging::KEEP;
-/// Records of the frequent kind waiting for the writer thread, at most.
+/// Records of the frequent kind waiting for the writer thread, at most. The queue is
+/// allocated whole when it starts, so it holds boxes (8 bytes each), not records.
 pub const QUEUE: usize = 4096;
 /// The most records the writer thread appends in one write.
 const BATCH: usize = 256;
@@ -343,7 +344,7 @@ pub struct Log {
     path: PathBuf,
     max_bytes: u64,
     /// The writer thread's queue, once started, and how many records it has not written.
-    later: OnceLock<std::sync::mpsc::SyncSender<Entry>>,
+    later: OnceLock<std::sync::mpsc::SyncSender<Box<Entry>>>,
     pending: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// Threads of this process take turns (the flock is for other processes).
     turn: Mutex<()>,
@@ -377,7 +378,7 @@ impl Log {
     /// A record of a [frequent](Kind::frequent) kind is handed to the writer thread.
     pub fn record(&'static self, e: Entry) {
         if e.kind.frequent() {
-            match self.queue().try_send(e) {
+            match self.queue().try_send(Box::new(e)) {
                 Ok(()) => {
                     self.pending
                         .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
@@ -385,7 +386,7 @@ impl Log {
                 }
                 Err(std::sync::mpsc::TrySendError::Full(e))
                 | Err(std::sync::mpsc::TrySendError::Disconnected(e)) => {
-                    return self.record_now(&[e]);
+                    return self.record_now(&[*e]);
                 }
             }
         }
@@ -393,17 +394,17 @@ impl Log {
     }
 
     /// The writer thread's queue (started on first use).
-    fn queue(&'static self) -> &'static std::sync::mpsc::SyncSender<Entry> {
+    fn queue(&'static self) -> &'static std::sync::mpsc::SyncSender<Box<Entry>> {
         self.later.get_or_init(|| {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Entry>(QUEUE);
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Box<Entry>>(QUEUE);
             let spawned = std::thread::Builder::new()
                 .name("warren-audit".into())
                 .spawn(move || {
                     while let Ok(first) = rx.recv() {
-                        let mut batch = vec![first];
+                        let mut batch = vec![*first];
                         while batch.len() < BATCH {
                             match rx.try_recv() {
-                                Ok(e) => batch.push(e),
+                                Ok(e) => batch.push(*e),
                                 Err(_) => break,
                             }
                         }
