@@ -32,7 +32,10 @@
 //! the one kind that comes at the rate clients connect ([`Kind::frequent`]: each client
 //! connection's open, close and failure): those go to a writer thread that appends what has
 //! queued up in one locked write, so a burst of short connections costs one append per batch
-//! instead of two per connection on the tunnel's own threads. Its queue is bounded
+//! instead of two per connection on the tunnel's own threads. The thread gathers for
+//! [`COALESCE`] after the first record of a batch and keeps its files open between batches (a
+//! batch costs a lock, a stat, a write and an unlock; a file another warren rotated meanwhile
+//! is opened again). Its queue is bounded
 //! ([`QUEUE`]); when it is full the record is written at once instead (never dropped), and
 //! [`flush`] (called as warren exits) waits for the queue to be written. Within a batch the
 //! records keep their order; against the records written at once they may be a few
@@ -63,6 +66,8 @@ pub const KEEP: usize = logging::KEEP;
 pub const QUEUE: usize = 4096;
 /// The most records the writer thread appends in one write.
 const BATCH: usize = 256;
+/// How long the writer thread gathers records after the first of a batch.
+const COALESCE: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// One record: when, about which connection, what, and the warren process that wrote it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -400,16 +405,28 @@ impl Log {
             let spawned = std::thread::Builder::new()
                 .name("warren-audit".into())
                 .spawn(move || {
+                    // The files stay open between batches.
+                    let mut held = None;
                     while let Ok(first) = rx.recv() {
                         let mut batch = vec![*first];
-                        while batch.len() < BATCH {
-                            match rx.try_recv() {
-                                Ok(e) => batch.push(*e),
-                                Err(_) => break,
+                        let drain = |batch: &mut Vec<Entry>| {
+                            while batch.len() < BATCH {
+                                match rx.try_recv() {
+                                    Ok(e) => batch.push(*e),
+                                    Err(_) => break,
+                                }
                             }
+                        };
+                        drain(&mut batch);
+                        if batch.len() < BATCH {
+                            // What comes in the next moment goes in the same append (and its
+                            // senders wake nobody meanwhile).
+                            std::thread::sleep(COALESCE);
+                            drain(&mut batch);
                         }
                         let n = batch.len();
-                        self.record_now(&batch);
+                        let written = self.write_with(&mut held, &batch);
+                        self.report(written);
                         self.pending
                             .fetch_sub(n, std::sync::atomic::Ordering::AcqRel);
                     }
@@ -433,7 +450,12 @@ impl Log {
 
     /// Appends records now, in one write.
     fn record_now(&self, entries: &[Entry]) {
-        match self.write_all(entries) {
+        self.report(self.write_all(entries));
+    }
+
+    /// A write's outcome: a failure is warned about once per distinct cause.
+    fn report(&self, written: Result<(), WriteError>) {
+        match written {
             Ok(()) => {
                 if let Ok(mut w) = self.warned.lock() {
                     *w = None;
@@ -458,6 +480,20 @@ impl Log {
 
     /// Appends records: one write of their lines, under the lock, rotating first when full.
     pub fn write_all(&self, entries: &[Entry]) -> Result<(), WriteError> {
+        self.write_with(&mut None, entries)
+    }
+
+    /// [`Log::write_all`] with the files in `held` (opened when empty, and kept there for the
+    /// next call; dropped after a failure, so the next call opens them again).
+    fn write_with(&self, held: &mut Option<Held>, entries: &[Entry]) -> Result<(), WriteError> {
+        let written = self.append(held, entries);
+        if written.is_err() {
+            *held = None;
+        }
+        written
+    }
+
+    fn append(&self, held: &mut Option<Held>, entries: &[Entry]) -> Result<(), WriteError> {
         let io = |source| WriteError::Io {
             path: self.path.clone(),
             source,
@@ -468,18 +504,32 @@ impl Log {
             line.push(b'\n');
         }
         let _turn = self.turn.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let lock = open_private(&self.path.with_extension("lock")).map_err(io)?;
-        // SAFETY: flock on a descriptor we own; released when `lock` is closed.
-        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        let h = match held {
+            Some(h) => h,
+            None => {
+                if let Some(dir) = self.path.parent() {
+                    std::fs::create_dir_all(dir).map_err(io)?;
+                }
+                let lock = open_private(&self.path.with_extension("lock")).map_err(io)?;
+                let file = self.open_checked()?;
+                held.insert(Held { lock, file })
+            }
+        };
+        // SAFETY: flock on a descriptor we own; `_unlock` releases it however this returns.
+        if unsafe { libc::flock(h.lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
             return Err(io(std::io::Error::last_os_error()));
         }
-        let mut file = self.open_checked()?;
-        let len = file.metadata().map_err(io)?.len();
-        if len > 0 && len + line.len() as u64 > self.max_bytes {
-            drop(file);
+        let _unlock = Unlock(h.lock.as_raw_fd());
+        // Another warren may have rotated the file since it was opened: write where the path
+        // points now.
+        let now = std::fs::symlink_metadata(&self.path).ok();
+        let open = h.file.metadata().map_err(io)?;
+        if now.is_none_or(|n| n.ino() != open.ino() || n.dev() != open.dev()) {
+            h.file = self.open_checked()?;
+        }
+        let meta = h.file.metadata().map_err(io)?;
+        check_safe(&self.path, &meta)?;
+        if meta.len() > 0 && meta.len() + line.len() as u64 > self.max_bytes {
             for i in (1..KEEP).rev() {
                 let _ = std::fs::rename(
                     logging::numbered(&self.path, i),
@@ -487,10 +537,9 @@ impl Log {
                 );
             }
             std::fs::rename(&self.path, logging::numbered(&self.path, 1)).map_err(io)?;
-            file = self.open_checked()?;
+            h.file = self.open_checked()?;
         }
-        file.write_all(&line).map_err(io)?;
-        drop(lock);
+        h.file.write_all(&line).map_err(io)?;
         Ok(())
     }
 
@@ -504,16 +553,38 @@ impl Log {
             path: self.path.clone(),
             source,
         })?;
-        let me = own_uid();
-        if meta.uid() != me || meta.mode() & 0o077 != 0 {
-            return Err(WriteError::Unsafe {
-                path: self.path.clone(),
-                mode: meta.mode() & 0o7777,
-                owner: meta.uid(),
-                me,
-            });
-        }
+        check_safe(&self.path, &meta)?;
         Ok(file)
+    }
+}
+
+/// Whether the file is still the user's own with no access for others.
+fn check_safe(path: &Path, meta: &std::fs::Metadata) -> Result<(), WriteError> {
+    let me = own_uid();
+    if meta.uid() != me || meta.mode() & 0o077 != 0 {
+        return Err(WriteError::Unsafe {
+            path: path.to_path_buf(),
+            mode: meta.mode() & 0o7777,
+            owner: meta.uid(),
+            me,
+        });
+    }
+    Ok(())
+}
+
+/// The audit log's files a writer keeps open: the lock file and the log.
+struct Held {
+    lock: File,
+    file: File,
+}
+
+/// Releases a flock when dropped.
+struct Unlock(std::os::fd::RawFd);
+
+impl Drop for Unlock {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor is the held lock file's, open for as long as this guard.
+        unsafe { libc::flock(self.0, libc::LOCK_UN) };
     }
 }
 
@@ -568,6 +639,45 @@ mod tests {
                 bytes_out: 1,
             },
         )
+    }
+
+    #[test]
+    fn a_writer_that_keeps_its_files_open_follows_a_rotation_by_another() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join(FILE);
+        let (a, b) = (Log::at(path.clone(), 2_000), Log::at(path.clone(), 2_000));
+        let mut held = None;
+        for n in 0..200 {
+            if n % 3 == 0 {
+                b.write(&entry(n)).expect("b writes");
+            } else {
+                a.write_with(&mut held, std::slice::from_ref(&entry(n)))
+                    .expect("a writes");
+            }
+        }
+        let mut seen = Vec::new();
+        for p in
+            std::iter::once(path.clone()).chain((1..=KEEP).map(|i| logging::numbered(&path, i)))
+        {
+            for l in std::fs::read_to_string(&p).unwrap_or_default().lines() {
+                match serde_json::from_str::<Entry>(l).expect("whole").kind {
+                    Kind::ClientClosed { bytes_in, .. } => seen.push(bytes_in),
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+        seen.sort_unstable();
+        // The oldest went with the last rotated file; what is kept is every record from some
+        // point to the last, each once: a record written to a file already rotated away by
+        // the other writer would leave a gap.
+        let first = seen.first().copied().unwrap_or(200);
+        assert!(first < 180, "{seen:?}");
+        assert_eq!(seen, (first..200).collect::<Vec<u64>>());
+        let current = std::fs::read_to_string(&path).expect("current");
+        assert!(
+            current.contains("\"bytes_in\":199"),
+            "the last record is in the current file"
+        );
     }
 
     #[test]
