@@ -161,6 +161,22 @@ impl Supervisor {
         }
     }
 
+    /// Says it is connecting and connects the chain; `None` when stopped meanwhile.
+    async fn connect(
+        &self,
+        stop: &CancellationToken,
+    ) -> Option<Result<Chain, client::ConnectError>> {
+        self.state(TunnelState::Connecting, false);
+        let forwarded = self
+            .reverse
+            .clone()
+            .map(|r| r as Arc<dyn client::Forwarded>);
+        tokio::select! {
+            _ = stop.cancelled() => None,
+            r = client::connect(&self.hops, &self.prompter, &self.label, forwarded.as_ref()) => Some(r),
+        }
+    }
+
     pub(super) async fn run(mut self, stop: CancellationToken) {
         if let Some(demand) = self.demand.clone() {
             return self.on_demand(&demand, stop).await;
@@ -168,14 +184,8 @@ impl Supervisor {
         let mut attempt: u32 = 0;
         let mut ever_up = false;
         loop {
-            self.state(TunnelState::Connecting, false);
-            let forwarded = self
-                .reverse
-                .clone()
-                .map(|r| r as Arc<dyn client::Forwarded>);
-            let result = tokio::select! {
-                _ = stop.cancelled() => return,
-                r = client::connect(&self.hops, &self.prompter, &self.label, forwarded.as_ref()) => r,
+            let Some(result) = self.connect(&stop).await else {
+                return;
             };
             match result {
                 Ok(mut chain) => {
@@ -279,14 +289,8 @@ impl Supervisor {
                 _ = stop.cancelled() => return,
                 _ = demand.wanted() => {}
             }
-            self.state(TunnelState::Connecting, false);
-            let forwarded = self
-                .reverse
-                .clone()
-                .map(|r| r as Arc<dyn client::Forwarded>);
-            let result = tokio::select! {
-                _ = stop.cancelled() => return,
-                r = client::connect(&self.hops, &self.prompter, &self.label, forwarded.as_ref()) => r,
+            let Some(result) = self.connect(&stop).await else {
+                return;
             };
             let mut chain = match result {
                 Ok(chain) => chain,
