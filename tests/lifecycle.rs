@@ -6,63 +6,17 @@
 
 mod support;
 
+use support::daemon::Home;
+
 use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use support::Scratch;
 use support::net::{Up, echo_server, echo_through};
 use support::sshd::{Sshd, free_port};
 use support::tmux::Tmux;
 use support::tunnel::{entry, have_servers, local_user, with_key};
-
-/// A scratch home with its own runtime dir (so its daemon is its own).
-struct Home {
-    s: Scratch,
-    run: String,
-}
-
-impl Home {
-    fn new(s: Scratch) -> Home {
-        let run = s.path().join("run").display().to_string();
-        std::fs::create_dir_all(&run).expect("run dir");
-        Home { s, run }
-    }
-
-    fn warren(&self, args: &[&str]) -> support::Run {
-        let mut all = vec!["--ssh-config", "/dev/null", "--known-hosts", "known_hosts"];
-        all.extend_from_slice(args);
-        self.s.warren_env(
-            &all,
-            &[
-                ("XDG_RUNTIME_DIR", &self.run),
-                (
-                    "XDG_STATE_HOME",
-                    &format!("{}/state", self.s.path().display()),
-                ),
-            ],
-        )
-    }
-
-    fn status(&self) -> serde_json::Value {
-        let r = self.warren(&["status", "--json"]);
-        r.expect_code(0);
-        r.json()
-    }
-
-    fn daemon_pid(&self) -> Option<u32> {
-        std::fs::read_to_string(Path::new(&self.run).join("warren/daemon.pid"))
-            .ok()
-            .and_then(|t| t.trim().parse().ok())
-    }
-}
-
-impl Drop for Home {
-    fn drop(&mut self) {
-        let _ = self.warren(&["down", "--all"]);
-    }
-}
 
 /// sha256 of 1 MiB sent through `addr` and echoed back equals that of what was sent.
 fn one_mib_exact(addr: &str, seed: u8) -> bool {
