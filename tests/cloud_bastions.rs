@@ -4,10 +4,10 @@
 //! `session-manager-plugin` or IAP tunnel carries the bytes), for the failures they print the
 //! real tools' error texts and exit as the tools do. The tunnel carries data through an
 //! `ssm:` bastion and an `iap:` jump host; `show` prints the command with its `host` line; a
-//! bad value is an error with its line; an untrusted file may not run it; `setup --bastion
-//! ssm:...` writes it; and doctor's `proxy` step names the cause and the fix of a missing
-//! plugin or CLI, expired credentials (after running the credentials check itself), SSM's
-//! TargetNotConnected and IAP's 4003 and 4033.
+//! bad value is an error with its line; `--no-exec` and an untrusted file do not run it;
+//! `setup --bastion ssm:...` writes it; and doctor's `proxy` step names the cause and the fix
+//! of a missing plugin or CLI, expired credentials (after running the credentials check
+//! itself), SSM's TargetNotConnected and IAP's 4003 and 4033.
 
 mod support;
 
@@ -484,6 +484,20 @@ fn a_bad_value_is_an_error_with_its_line_and_fix() {
 fn an_untrusted_file_may_not_run_it() {
     let s = failing(SSM);
     cli(&s, "aws", "*) exit 0 ;;");
+    // --no-exec holds it as it holds any ProxyCommand.
+    let r = warren(&s, &["--no-exec", "doctor", "orders", "--json"]);
+    r.expect_code(1);
+    let v = r.json();
+    assert_eq!(v["steps"][0]["status"], "fail", "{}", r.describe());
+    let detail = text(&v["steps"][0], "detail");
+    assert!(
+        detail.contains("ProxyCommand at ") && detail.contains("epoch.toml:6 is not run"),
+        "{detail}"
+    );
+    assert!(
+        calls(&s, "aws").is_empty(),
+        "aws did not run under --no-exec"
+    );
     // The test user's trust forgotten: the directory's own epoch.toml is a project's.
     let store = s.path().join(".config/warren/trusted-configs");
     std::fs::remove_file(&store).expect("forget the trust");
