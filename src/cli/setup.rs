@@ -23,7 +23,8 @@ pub struct Answers {
     /// The database's host:port as the bastion sees it.
     #[arg(long)]
     pub target: Option<String>,
-    /// host, user@host:port or ssh://user@host:port.
+    /// host, user@host:port or ssh://user@host:port; or a cloud bastion:
+    /// [user@]ssm:i-0abc123[@profile/region], [user@]iap:instance[@project/zone].
     #[arg(long)]
     pub bastion: Option<String>,
     /// A jump host in front of the bastion.
@@ -110,7 +111,7 @@ pub async fn run(
     let Some(bastion) = need(
         a.bastion,
         "--bastion",
-        "2. bastion (host, user@host:port or ssh://user@host:port)",
+        "2. bastion (host, user@host:port, ssh://user@host:port or ssm:i-0abc123)",
         out,
         err,
     ) else {
@@ -285,6 +286,9 @@ pub async fn run(
                 StepId::Config => "step 3 (the key)",
                 StepId::Dns | StepId::Tcp | StepId::Banner | StepId::Kex => {
                     "step 2 (the bastion's address)"
+                }
+                StepId::Proxy if conn.hops.iter().any(|h| h.preset.is_some()) => {
+                    "step 2 (the cloud bastion: the hint above says what its CLI needs)"
                 }
                 StepId::Proxy => {
                     "step 2 (the bastion: its ProxyCommand in ~/.ssh/config is what failed)"

@@ -1,6 +1,7 @@
 //! `warren show NAME [--json]`: every effective setting of a connection with its source.
 //! Secrets are shown as `***`. For a host of ssh_config, also every option as `ssh -G` prints
-//! it, interpreted and with its source (`ssh_config::dump`).
+//! it, interpreted and with its source (`ssh_config::dump`). A cloud bastion's hop
+//! (`host = "ssm:..."`) shows the ProxyCommand it stands for, its source the `host` line.
 
 use std::io::Write;
 
@@ -230,7 +231,15 @@ pub fn human(c: &Connection, out: &mut dyn Write) {
         ]);
         row(&mut rows, "  host_key_policy", &h.host_key_policy);
         opt(&mut rows, "  known_hosts_command", &h.known_hosts_command);
-        opt(&mut rows, "  proxy_command", &h.proxy_command);
+        match (&h.proxy_command, &h.preset) {
+            // A cloud bastion: the command it stands for, from its `host` line.
+            (Some(pc), Some(preset)) => rows.push([
+                "  proxy_command".into(),
+                pc.value.clone(),
+                format!("{} (host = \"{}\")", preset.origin, preset.value),
+            ]),
+            _ => opt(&mut rows, "  proxy_command", &h.proxy_command),
+        }
         for m in &h.match_exec {
             let applies = if m.applied {
                 "applies"

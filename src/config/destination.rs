@@ -109,7 +109,8 @@ impl fmt::Display for Destination {
         if let Some(u) = &self.user {
             write!(f, "{u}@")?;
         }
-        if self.host.contains(':') {
+        // An IPv6 address in brackets; a cloud bastion (`ssm:i-0abc`) as it is written.
+        if self.host.contains(':') && !crate::config::cloud::is_preset(&self.host) {
             write!(f, "[{}]", self.host)?;
         } else {
             f.write_str(&self.host)?;

@@ -204,6 +204,7 @@ fn hop(h: &HostConfig, problems: &mut Vec<Problem>) -> Hop {
         hash_known_hosts: h.hash_known_hosts.clone(),
         known_hosts_command: h.hosts_command(),
         proxy_command: h.proxy_command.clone(),
+        preset: None,
         proxy_use_fdpass: h.proxy_use_fdpass.clone(),
         match_exec: h.match_exec.clone(),
         run_commands: run_commands(h.context()),

@@ -5,11 +5,13 @@
 //! - [`ssh_config`]: ssh_config evaluated as OpenSSH does -> connections.
 //! - [`epoch`]: epoch.toml (Horizon Epoch format) -> connections.
 //! - [`load`]: finds the files, loads both sources, qualifies names that clash.
+//! - [`cloud`]: `ssm:` and `iap:` hosts, the cloud bastions' ProxyCommands.
 //! - [`command`]: the commands a config tells ssh to run (ProxyCommand, Match exec,
 //!   KnownHostsCommand), as warren keeps them.
 
 pub mod algorithms;
 pub mod auto_bind;
+pub mod cloud;
 pub mod command;
 pub mod context;
 pub mod destination;

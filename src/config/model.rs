@@ -130,6 +130,10 @@ pub struct Hop {
     /// A command whose stdin and stdout are this hop's connection (ProxyCommand), as
     /// written; see [`Hop::proxy_command_line`].
     pub proxy_command: Option<Sourced<String>>,
+    /// The cloud bastion the host was written as (`ssm:i-0abc123`, `iap:vm@project/zone`,
+    /// see [`crate::config::cloud`]): `proxy_command` is its command, from the same line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub preset: Option<Sourced<String>>,
     /// `ProxyUseFdpass yes`: the ProxyCommand passes back a connected socket (see
     /// `ssh::proxy`).
     pub proxy_use_fdpass: Sourced<bool>,

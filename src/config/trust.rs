@@ -1,7 +1,8 @@
 //! Project files are untrusted until the user trusts them, as direnv (`direnv allow`) and mise
 //! (`mise trust`) do it. An epoch.toml that came with a directory (`./epoch.toml`), or one
 //! that another user owns or others may write to, is listed, but until `warren trust-config
-//! PATH` records its path and the SHA-256 of its bytes, none of its entries may run a command,
+//! PATH` records its path and the SHA-256 of its bytes, none of its entries may run a command
+//! (a cloud bastion, `host = "ssm:..."` or `"iap:..."`, is one: it runs aws or gcloud),
 //! read a file outside the file's own directory, or change how a host key is checked or
 //! recorded: such an entry is refused when it is opened or diagnosed, naming each setting and
 //! its line. A file whose bytes changed needs trusting again.
@@ -192,10 +193,17 @@ pub fn refusals(conn: &Connection, u: &Untrusted) -> Option<Held> {
         if let Some(p) = &h.proxy_command
             && in_file(&p.origin, file)
         {
-            no(
-                &p.origin,
-                format!("{}: proxy_command runs a command", h.name),
-            );
+            // A cloud bastion is a command too: it runs aws or gcloud.
+            let what = match &h.preset {
+                Some(c) => format!(
+                    "{}: host = \"{}\" runs a command (`{}`)",
+                    h.name,
+                    c.value,
+                    p.value.split(' ').take(3).collect::<Vec<_>>().join(" ")
+                ),
+                None => format!("{}: proxy_command runs a command", h.name),
+            };
+            no(&p.origin, what);
         }
         if let Some(k) = &h.known_hosts_command
             && in_file(&k.origin, file)

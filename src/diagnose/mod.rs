@@ -10,6 +10,7 @@
 pub(crate) mod banner;
 pub(crate) mod chanbind;
 pub mod checks;
+mod cloud;
 mod hop;
 pub(crate) mod mongo;
 pub(crate) mod mssql;

@@ -2,14 +2,15 @@
 //! the command is started as a connection would start it, the server's banner is read through
 //! it, and if that fails because the command ended, the step says how it ended, what it said
 //! on stderr, and what usually causes that (not installed, a missing plugin, expired
-//! credentials). Then the hop's usual steps run over the command's pipes.
+//! credentials; for the AWS and Google Cloud CLIs, what their errors mean, see [`cloud`]).
+//! Then the hop's usual steps run over the command's pipes.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use russh::client::Handle;
 
-use super::{StepId, Walk, hop};
+use super::{StepId, Walk, cloud, hop};
 use crate::config::model::{Connection, Hop};
 use crate::prompt::Prompter;
 use crate::ssh::client::Client;
@@ -59,17 +60,20 @@ pub(super) async fn steps(
             // Did the command end? Then that is the failure, not the server.
             if let Some(status) = p.exited(Duration::from_secs(1)).await {
                 let tail = p.stderr_tail();
-                w.fail(
-                    StepId::Proxy,
-                    i,
-                    t,
-                    format!(
-                        "{ran}; it {}{}",
-                        proxy::describe(status),
-                        proxy::said(&tail, 10)
-                    ),
-                    proxy_hint(status, &tail, &p.command, &origin),
+                let mut detail = format!(
+                    "{ran}; it {}{}",
+                    proxy::describe(status),
+                    proxy::said(&tail, 10)
                 );
+                let hint = match cloud::Cli::of(&p.command) {
+                    Some(cli) => {
+                        let (more, hint) = cloud::explain(&cli, &p.command, status, &tail).await;
+                        detail.push_str(&more);
+                        hint
+                    }
+                    None => proxy_hint(status, &tail, &p.command, &origin),
+                };
+                w.fail(StepId::Proxy, i, t, detail, hint);
                 w.skip_rest(hops, i, StepId::Proxy);
                 return None;
             }

@@ -81,10 +81,46 @@ pub fn check_target(engine: &str, target: &str) -> Result<Destination, String> {
     Ok(d)
 }
 
-/// A bastion or jump host: host, user@host:port or ssh://user@host:port.
+/// A bastion or jump host: host, user@host:port or ssh://user@host:port, or a cloud bastion
+/// (`[user@]ssm:i-0abc123[@profile/region]`, `[user@]iap:instance[@project/zone]`), whose
+/// host is then kept as written: epoch.toml's `host` takes it so.
 pub fn check_hop(hop: &str) -> Result<Destination, String> {
-    Destination::parse(hop)
-        .map_err(|e| format!("{e}; write host, user@host:port or ssh://user@host:port"))
+    if let Some(d) = cloud_hop(hop.trim()) {
+        return d;
+    }
+    Destination::parse(hop).map_err(|e| {
+        format!("{e}; write host, user@host:port, ssh://user@host:port or ssm:i-0abc123")
+    })
+}
+
+/// `[user@]ssm:...` or `[user@]iap:...`; `None` for any other hop.
+fn cloud_hop(hop: &str) -> Option<Result<Destination, String>> {
+    use crate::config::cloud::{CloudBastion, is_preset};
+    let (user, rest) = if is_preset(hop) {
+        (None, hop)
+    } else {
+        let i = hop
+            .match_indices('@')
+            .map(|(i, _)| i)
+            .find(|&i| is_preset(&hop[i + 1..]))?;
+        (Some(&hop[..i]), &hop[i + 1..])
+    };
+    if user == Some("") {
+        return Some(Err(format!("'{hop}': empty user name before '@'")));
+    }
+    Some(match CloudBastion::parse(rest)? {
+        Ok(_) => Ok(Destination {
+            user: user.map(str::to_string),
+            host: rest.to_string(),
+            port: None,
+        }),
+        Err(e) => Err(format!(
+            "'{}': {}; {}",
+            crate::text::escape(rest),
+            e.message,
+            e.fix.replace("write host = ", "write ")
+        )),
+    })
 }
 
 /// What [`apply`] will do, one line each, after checking what it can without writing: a key
@@ -220,5 +256,37 @@ mod tests {
         assert!(e.contains("is not host[:port]"), "{e}");
         let d = check_target("postgres", "db.internal").expect("the default port");
         assert_eq!(d.port, Some(5432));
+    }
+
+    #[test]
+    fn a_cloud_bastion_is_kept_as_written() {
+        let d = check_hop("ssm:i-0abc123@prod/eu-west-1").expect("ssm");
+        assert_eq!(
+            (d.user, d.host.as_str()),
+            (None, "ssm:i-0abc123@prod/eu-west-1")
+        );
+        let d = check_hop("ec2-user@ssm:i-0abc123").expect("with a user");
+        assert_eq!(d.user.as_deref(), Some("ec2-user"));
+        assert_eq!(d.host, "ssm:i-0abc123");
+        assert_eq!(d.to_string(), "ec2-user@ssm:i-0abc123");
+        let d = check_hop("iap:vm@proj/europe-west1-b").expect("iap");
+        assert_eq!(d.host, "iap:vm@proj/europe-west1-b");
+        let e = check_hop("ssm:").expect_err("no instance");
+        assert!(
+            e.contains("names no instance") && e.contains("ssm:i-0abc123"),
+            "{e}"
+        );
+        let e = check_hop("ssm:i-0abc;id").expect_err("a metacharacter");
+        assert!(e.contains("holds ';'"), "{e}");
+        let e = super::super::plan(
+            "orders",
+            "postgres",
+            "db.internal",
+            "ssm:i-0abc123",
+            Some("jump.example.com"),
+            KeyChoice::Agent,
+        )
+        .expect_err("a jump in front of a cloud bastion");
+        assert_eq!(e.question, Question::Jump);
     }
 }

@@ -321,7 +321,8 @@ fn edited_text(
 }
 
 /// Checks the answers (the same for the CLI and the TUI's form): `target` is host[:port] (the
-/// engine's port by default), `bastion` and `jump` host, user@host:port or ssh://user@host:port.
+/// engine's port by default), `bastion` and `jump` host, user@host:port or ssh://user@host:port
+/// (or a cloud bastion, `ssm:...` / `iap:...`, which has no jump host).
 pub fn plan(
     name: &str,
     engine: &str,
@@ -344,6 +345,15 @@ pub fn plan(
         ),
         None => None,
     };
+    if jump.is_some() && crate::config::cloud::is_preset(&bastion.host) {
+        return Err(PlanError {
+            question: Question::Jump,
+            message: format!(
+                "jump: the cloud bastion {} is reached from here, through its cloud CLI, not through a jump host; leave the jump empty (or make the instance the jump and the host behind it the bastion)",
+                bastion.host
+            ),
+        });
+    }
     // Key paths go into epoch.toml: make them absolute, or they would depend on the directory
     // warren runs in.
     let abs = |p: &PathBuf| std::path::absolute(p).unwrap_or_else(|_| p.clone());

@@ -1,12 +1,15 @@
 //! The hops of an `ssh_tunnel` table: its `jump_host` tables (nested, outermost dialled first)
 //! or an ssh_config alias, then the bastion itself, with the EPOCH_SSH_* defaults and the
-//! policy keys a jump host takes from the table around it.
+//! policy keys a jump host takes from the table around it. A `host` written as a cloud
+//! bastion (`ssm:...`, `iap:...`) is the instance, reached through its ProxyCommand
+//! ([`crate::config::cloud`]).
 
 use std::path::PathBuf;
 
 use super::fields::{Findings, Table};
 use super::{DEFAULT_KEEPALIVE, DEFAULT_KEEPALIVE_COUNT, JUMP_KEYS};
 use crate::config::algorithms::{self, AlgorithmKind};
+use crate::config::cloud::CloudBastion;
 use crate::config::destination::Destination;
 use crate::config::from_ssh;
 use crate::config::model::{Algorithms, AuthPrefs, Hop, HostKeyPolicy, Seconds};
@@ -180,8 +183,8 @@ pub(super) fn hops(
     let host_key_alias = t
         .string("host_key_alias", f)
         .map(|a| a.map(|v| v.to_ascii_lowercase()));
-    let proxy_command = proxy_command(t, f);
-    let Some(host) = host else {
+    let mut proxy_command = proxy_command(t, f);
+    let Some(mut host) = host else {
         let fix = if bastion {
             "add host = \"bastion.example.com\" (or set EPOCH_SSH_HOST)"
         } else {
@@ -189,6 +192,16 @@ pub(super) fn hops(
         };
         f.push(Problem::error(t.origin.clone(), format!("[{}] has no host", t.name)).with_fix(fix));
         return None;
+    };
+    let preset = match cloud_bastion(t, &host, f) {
+        Cloud::No => None,
+        Cloud::Bad => return None,
+        Cloud::Yes(c) => {
+            let written = host.clone();
+            proxy_command = Some(Sourced::new(c.command(), host.origin.clone()));
+            host = Sourced::new(c.instance().to_string(), host.origin);
+            Some(written)
+        }
     };
     if let Some(why) = bad_hostname(&host.value) {
         f.push(
@@ -242,6 +255,7 @@ pub(super) fn hops(
         hash_known_hosts: Sourced::default_value(false),
         known_hosts_command: None,
         proxy_command,
+        preset,
         proxy_use_fdpass: Sourced::default_value(false),
         match_exec: Vec::new(),
         run_commands: from_ssh::run_commands(ctx),
@@ -398,6 +412,62 @@ fn proxy_command(t: &Table, f: &mut Findings) -> Option<Sourced<String>> {
         return None;
     }
     Some(Sourced::new(cmd.to_string(), origin))
+}
+
+/// What [`cloud_bastion`] found in `host`.
+enum Cloud {
+    No,
+    /// Written as a cloud bastion, but wrong: the error is pushed.
+    Bad,
+    Yes(CloudBastion),
+}
+
+/// `host = "ssm:..."` or `"iap:..."`: the cloud bastion, which is then the hop's ProxyCommand
+/// (so neither proxy_command nor jump_host may be in the same table: the command reaches the
+/// instance from here).
+fn cloud_bastion(t: &Table, host: &Sourced<String>, f: &mut Findings) -> Cloud {
+    let c = match CloudBastion::parse(&host.value) {
+        None => return Cloud::No,
+        Some(Ok(c)) => c,
+        Some(Err(e)) => {
+            f.push(
+                Problem::error(
+                    host.origin.clone(),
+                    format!(
+                        "[{}] host '{}': {}",
+                        t.name,
+                        crate::text::escape(&host.value),
+                        e.message
+                    ),
+                )
+                .with_fix(e.fix),
+            );
+            return Cloud::Bad;
+        }
+    };
+    for (key, what) in [
+        ("proxy_command", "the command"),
+        ("jump_host", "the jump host"),
+    ] {
+        if let Some((_, origin)) = t.item(key) {
+            f.push(
+                Problem::error(
+                    origin,
+                    format!(
+                        "[{}]: both host = \"{}\" (at {}) and {key} say how to reach the host",
+                        t.name, host.value, host.origin
+                    ),
+                )
+                .with_fix(format!(
+                    "keep one: host = \"{}\" runs `{}` to reach the instance from here; drop {what}, or write the instance as a jump_host of its own",
+                    host.value,
+                    c.program()
+                )),
+            );
+            return Cloud::Bad;
+        }
+    }
+    Cloud::Yes(c)
 }
 
 fn strictness(t: &Table, f: &mut Findings) -> Option<Sourced<HostKeyPolicy>> {
