@@ -65,6 +65,8 @@ struct Tunnel {
     on_demand: bool,
     /// When it last started connecting (on demand: what `open_secs` is timed from).
     connecting_since: Option<std::time::Instant>,
+    /// Since when no client connection has been open (for idle_timeout).
+    idle_since: Option<tokio::time::Instant>,
     /// The checks of the database behind it.
     health: health::History,
 }
@@ -78,9 +80,6 @@ struct Actor {
     tunnels: HashMap<String, Tunnel>,
     reports: mpsc::UnboundedSender<Report>,
     next_session: u64,
-    /// The engine's own command channel (weak: the actor stops when every handle is gone),
-    /// for the tunnels' limit timers.
-    commands: mpsc::WeakSender<Command>,
 }
 
 /// How long an on-demand session stays with no client connection when the entry sets no
@@ -104,7 +103,6 @@ pub(super) async fn run(
     events: broadcast::Sender<Arc<Event>>,
     prompter: Arc<Prompter>,
     mut commands: mpsc::Receiver<Command>,
-    own: mpsc::WeakSender<Command>,
 ) {
     let (rtx, mut rrx) = mpsc::unbounded_channel();
     let mut a = Actor {
@@ -114,10 +112,13 @@ pub(super) async fn run(
         tunnels: HashMap::new(),
         reports: rtx,
         next_session: 1,
-        commands: own,
     };
+    // One clock for every tunnel's counters and limits (not a task and a timer each).
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + TICK, TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = tick.tick() => a.tick().await,
             c = commands.recv() => match c {
                 Some(Command::Shutdown(done)) => {
                     let all: Vec<String> = a.tunnels.keys().cloned().collect();
@@ -137,7 +138,56 @@ pub(super) async fn run(
     }
 }
 
+/// How often each open tunnel's counters go out and its limits are checked.
+const TICK: Duration = Duration::from_secs(1);
+
 impl Actor {
+    /// Once a second: every open tunnel's counters to the clients, and the tunnels whose
+    /// time limit or idle_timeout was reached closed (listed as expired).
+    async fn tick(&mut self) {
+        let now = tokio::time::Instant::now();
+        let mut expired = Vec::new();
+        for (name, t) in self.tunnels.iter_mut() {
+            if t.stop.is_cancelled() {
+                continue;
+            }
+            let mut snap = t.stats.snapshot();
+            snap.expires_in_secs = left(&t.deadline);
+            if let Some(d) = t.deadline.lock().ok().and_then(|d| *d)
+                && now >= d
+            {
+                expired.push((
+                    name.clone(),
+                    format!(
+                        "its time limit ({}) was reached",
+                        t.max_duration.map(span).unwrap_or_default()
+                    ),
+                ));
+            }
+            // On demand, idleness closes the session (its supervisor does), not the tunnel.
+            if let Some(limit) = t.idle_timeout.filter(|_| !t.on_demand) {
+                if snap.active > 0 {
+                    t.idle_since = None;
+                } else {
+                    let since = *t.idle_since.get_or_insert(now);
+                    if now.duration_since(since) >= limit {
+                        expired.push((
+                            name.clone(),
+                            format!("no client connection for {} (idle_timeout)", span(limit)),
+                        ));
+                    }
+                }
+            }
+            let _ = self.events.send(Arc::new(Event::Stats {
+                name: name.clone(),
+                stats: snap,
+            }));
+        }
+        for (name, reason) in expired {
+            self.command(Command::Expire { name, reason }).await;
+        }
+    }
+
     fn emit(&self, e: Event) {
         let _ = self.events.send(Arc::new(e));
     }
@@ -563,6 +613,7 @@ impl Actor {
             idle_timeout: conn.policy.idle_timeout.as_ref().map(|d| d.value.0),
             on_demand: conn.policy.on_demand(),
             connecting_since: None,
+            idle_since: None,
             health: health::History::default(),
         };
         if let Some(why) = conn.refusal() {
@@ -696,17 +747,6 @@ impl Actor {
                 stop: stop.clone(),
             }));
         }
-        t.tasks.spawn(report_stats(Watch {
-            name: name.clone(),
-            stats: Arc::clone(&stats),
-            events: self.events.clone(),
-            stop: stop.clone(),
-            deadline: Arc::clone(&t.deadline),
-            max_duration: t.max_duration,
-            // On demand, idleness closes the session, not the tunnel.
-            idle_timeout: t.idle_timeout.filter(|_| !t.on_demand),
-            commands: self.commands.clone(),
-        }));
     }
 
     /// Who holds a local port: a tunnel of this engine, another warren, or a program.
@@ -886,18 +926,6 @@ impl Actor {
     }
 }
 
-/// What a tunnel's once-a-second task watches: its counters (sent as events) and its limits.
-struct Watch {
-    name: String,
-    stats: Arc<Stats>,
-    events: broadcast::Sender<Arc<Event>>,
-    stop: CancellationToken,
-    deadline: Arc<std::sync::Mutex<Option<tokio::time::Instant>>>,
-    max_duration: Option<Duration>,
-    idle_timeout: Option<Duration>,
-    commands: mpsc::WeakSender<Command>,
-}
-
 /// Seconds left before a deadline.
 fn left(deadline: &std::sync::Mutex<Option<tokio::time::Instant>>) -> Option<f64> {
     deadline.lock().ok().and_then(|d| *d).map(|d| {
@@ -915,55 +943,5 @@ fn span(d: Duration) -> String {
         (h, 0, 0) => format!("{h}h"),
         (h, m, _) if h > 0 => format!("{h}h{m}m"),
         (_, m, s) => format!("{m}m{s}s"),
-    }
-}
-
-async fn report_stats(w: Watch) {
-    let mut idle_since: Option<tokio::time::Instant> = None;
-    loop {
-        tokio::select! {
-            _ = w.stop.cancelled() => return,
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-        }
-        let mut snap = w.stats.snapshot();
-        snap.expires_in_secs = left(&w.deadline);
-        let now = tokio::time::Instant::now();
-        let mut expired = None;
-        if let Some(d) = w.deadline.lock().ok().and_then(|d| *d)
-            && now >= d
-        {
-            expired = Some(format!(
-                "its time limit ({}) was reached",
-                w.max_duration.map(span).unwrap_or_default()
-            ));
-        }
-        if let Some(limit) = w.idle_timeout {
-            if snap.active > 0 {
-                idle_since = None;
-            } else {
-                let since = *idle_since.get_or_insert(now);
-                if now.duration_since(since) >= limit {
-                    expired = Some(format!(
-                        "no client connection for {} (idle_timeout)",
-                        span(limit)
-                    ));
-                }
-            }
-        }
-        let _ = w.events.send(Arc::new(Event::Stats {
-            name: w.name.clone(),
-            stats: snap,
-        }));
-        if let Some(reason) = expired
-            && let Some(c) = w.commands.upgrade()
-        {
-            let _ = c
-                .send(Command::Expire {
-                    name: w.name.clone(),
-                    reason,
-                })
-                .await;
-            return;
-        }
     }
 }

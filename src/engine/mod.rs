@@ -336,12 +336,7 @@ impl Engine {
                 },
             }));
         }));
-        tokio::spawn(actor::run(
-            etx.clone(),
-            Arc::clone(&prompter),
-            crx,
-            ctx.downgrade(),
-        ));
+        tokio::spawn(actor::run(etx.clone(), Arc::clone(&prompter), crx));
         tokio::spawn(monitor::run(ctx.clone()));
         Engine {
             commands: ctx,
