@@ -205,6 +205,7 @@ fn hop(h: &HostConfig, problems: &mut Vec<Problem>) -> Hop {
         known_hosts_command: h.hosts_command(),
         proxy_command: h.proxy_command.clone(),
         proxy_use_fdpass: h.proxy_use_fdpass.clone(),
+        certificate_command: h.certificate_command.clone(),
         match_exec: h.match_exec.clone(),
         run_commands: run_commands(h.context()),
         host_key_policy: policy,

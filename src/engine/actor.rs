@@ -67,6 +67,8 @@ struct Tunnel {
     connecting_since: Option<std::time::Instant>,
     /// The checks of the database behind it.
     health: health::History,
+    /// The certificate files its hops' certificate_commands keep fresh.
+    certificates: Vec<std::path::PathBuf>,
 }
 
 struct Actor {
@@ -251,6 +253,7 @@ impl Actor {
         let t = &self.tunnels[name];
         let mut stats = t.stats.snapshot();
         stats.expires_in_secs = left(&t.deadline).filter(|_| t.state.is_open());
+        stats.certificate_expires_in_secs = soonest(&t.certificates);
         TunnelStatus {
             name: name.to_string(),
             state: t.state.clone(),
@@ -564,6 +567,11 @@ impl Actor {
             on_demand: conn.policy.on_demand(),
             connecting_since: None,
             health: health::History::default(),
+            certificates: conn
+                .hops
+                .iter()
+                .filter_map(crate::ssh::certificate::cert_path)
+                .collect(),
         };
         if let Some(why) = conn.refusal() {
             // An untrusted file's entry: nothing of it runs, nothing is bound.
@@ -706,6 +714,7 @@ impl Actor {
             // On demand, idleness closes the session, not the tunnel.
             idle_timeout: t.idle_timeout.filter(|_| !t.on_demand),
             commands: self.commands.clone(),
+            certificates: t.certificates.clone(),
         }));
     }
 
@@ -896,6 +905,16 @@ struct Watch {
     max_duration: Option<Duration>,
     idle_timeout: Option<Duration>,
     commands: mpsc::WeakSender<Command>,
+    certificates: Vec<std::path::PathBuf>,
+}
+
+/// Seconds before the soonest to expire of a tunnel's certificates (read from their files: a
+/// few hundred bytes each, only for hops with a certificate_command).
+fn soonest(certificates: &[std::path::PathBuf]) -> Option<i64> {
+    certificates
+        .iter()
+        .filter_map(|p| crate::ssh::certificate::expires_in(p))
+        .min()
 }
 
 /// Seconds left before a deadline.
@@ -927,6 +946,7 @@ async fn report_stats(w: Watch) {
         }
         let mut snap = w.stats.snapshot();
         snap.expires_in_secs = left(&w.deadline);
+        snap.certificate_expires_in_secs = soonest(&w.certificates);
         let now = tokio::time::Instant::now();
         let mut expired = None;
         if let Some(d) = w.deadline.lock().ok().and_then(|d| *d)
