@@ -358,7 +358,9 @@ pub fn install(
                     writes.push(kh.clone());
                 }
                 if runs_commands.is_none()
-                    && (h.proxy_command.is_some() || h.known_hosts_command.is_some())
+                    && (h.proxy_command.is_some()
+                        || h.known_hosts_command.is_some()
+                        || h.certificate_command.is_some())
                 {
                     runs_commands = Some(format!("{} runs a command", c.display_name));
                 }

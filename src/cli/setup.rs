@@ -293,6 +293,9 @@ pub async fn run(
                 StepId::Proxy => {
                     "step 2 (the bastion: its ProxyCommand in ~/.ssh/config is what failed)"
                 }
+                StepId::Certificate => {
+                    "step 3: the key's certificate_command (run it by hand to see why it fails)"
+                }
                 StepId::HostKey => {
                     "step 2: check the bastion's host key fingerprint with its owner, then add it to known_hosts"
                 }

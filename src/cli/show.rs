@@ -36,6 +36,16 @@ struct ShowJson<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     ssh_options: Option<Vec<crate::config::ssh_config::dump::Line>>,
     problems: &'a [Problem],
+    /// The certificates of hops with a certificate_command, with their expiry.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    certificates: Vec<CertificateJson>,
+}
+
+#[derive(Serialize)]
+struct CertificateJson {
+    hop: usize,
+    #[serde(flatten)]
+    current: crate::ssh::certificate::Current,
 }
 
 #[derive(Serialize)]
@@ -77,6 +87,15 @@ pub fn run(
         .then(|| catalog.ssh.resolve(&conn.name).ssh_g());
     if json {
         let doc = ShowJson {
+            certificates: conn
+                .hops
+                .iter()
+                .enumerate()
+                .filter_map(|(hop, h)| {
+                    crate::ssh::certificate::current(h)
+                        .map(|current| CertificateJson { hop, current })
+                })
+                .collect(),
             name: &conn.display_name,
             source: SourceJson::of(conn),
             kind: conn.kind(),
@@ -239,6 +258,14 @@ pub fn human(c: &Connection, out: &mut dyn Write) {
                 format!("{} (host = \"{}\")", preset.origin, preset.value),
             ]),
             _ => opt(&mut rows, "  proxy_command", &h.proxy_command),
+        }
+        opt(&mut rows, "  certificate_command", &h.certificate_command);
+        if let Some(c) = crate::ssh::certificate::current(h) {
+            rows.push([
+                "  certificate".into(),
+                c.to_string(),
+                "certificate_command".into(),
+            ]);
         }
         for m in &h.match_exec {
             let applies = if m.applied {

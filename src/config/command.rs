@@ -261,6 +261,16 @@ impl Hop {
                 ));
             }
         }
+        if let Some(cc) = &self.certificate_command
+            && no_exec
+        {
+            return Some(format!(
+                "certificate_command at {} is not run: {} forbids running commands from the config; {}",
+                cc.origin,
+                no_exec_source(&self.run_commands),
+                no_exec_fix(&self.run_commands, "to get a fresh certificate")
+            ));
+        }
         // ssh stops at a Match exec that cannot be expanded, run, or that dies.
         if let Some(m) = self.match_exec.iter().find(|m| {
             matches!(

@@ -206,6 +206,7 @@ fn hop(h: &HostConfig, problems: &mut Vec<Problem>) -> Hop {
         proxy_command: h.proxy_command.clone(),
         preset: None,
         proxy_use_fdpass: h.proxy_use_fdpass.clone(),
+        certificate_command: h.certificate_command.clone(),
         match_exec: h.match_exec.clone(),
         run_commands: run_commands(h.context()),
         host_key_policy: policy,

@@ -137,6 +137,10 @@ pub struct Hop {
     /// `ProxyUseFdpass yes`: the ProxyCommand passes back a connected socket (see
     /// `ssh::proxy`).
     pub proxy_use_fdpass: Sourced<bool>,
+    /// A command that prints or writes a fresh user certificate for this hop's key, run
+    /// before connecting when the certificate is missing or about to expire (see
+    /// `ssh::certificate`); as written.
+    pub certificate_command: Option<Sourced<String>>,
     /// The `Match exec` criteria evaluated to resolve this hop, and what came of them.
     pub match_exec: Vec<MatchExec>,
     /// Whether commands from the config may run (false under `--no-exec`).
@@ -205,7 +209,7 @@ impl Hop {
         };
         let _ = write!(
             k,
-            "|ids={}|only={}|agent={}:{}|certs={}|batch={}",
+            "|ids={}|only={}|agent={}:{}|certs={}|certcmd={}|batch={}",
             files(&self.identity_files),
             self.identities_only.value,
             self.use_agent.value,
@@ -214,6 +218,10 @@ impl Hop {
                 .map(|a| a.value.as_str())
                 .unwrap_or(""),
             files(&self.certificate_files),
+            self.certificate_command
+                .as_ref()
+                .map(|c| c.value.as_str())
+                .unwrap_or(""),
             self.batch_mode.value,
         );
         for (kind, list) in self.algorithms.lists() {

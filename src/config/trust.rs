@@ -205,6 +205,14 @@ pub fn refusals(conn: &Connection, u: &Untrusted) -> Option<Held> {
             };
             no(&p.origin, what);
         }
+        if let Some(c) = &h.certificate_command
+            && in_file(&c.origin, file)
+        {
+            no(
+                &c.origin,
+                format!("{}: certificate_command runs a command", h.name),
+            );
+        }
         if let Some(k) = &h.known_hosts_command
             && in_file(&k.origin, file)
         {

@@ -1,6 +1,7 @@
-//! The steps of one hop: config, dns, tcp (or the previous hop's channel, or `proxy`: the
-//! hop's ProxyCommand, started and watched while the banner is read through it), banner,
-//! kex, host_key, auth.
+//! The steps of one hop: config, certificate (a hop with a certificate_command: the command
+//! run when the certificate must be renewed, its validity and principals), dns, tcp (or the
+//! previous hop's channel, or `proxy`: the hop's ProxyCommand, started and watched while the
+//! banner is read through it), banner, kex, host_key, auth.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,6 +17,36 @@ use crate::ssh::client::{Client, ssh_config};
 use crate::ssh::host_key::Found;
 use crate::ssh::proxy::Proxy;
 use crate::ssh::replay::Replay;
+
+/// The `certificate` step of a hop with a certificate_command: the hop with the certificate
+/// it gave offered first; `Err` when the step failed.
+async fn certificate_step(w: &mut Walk<'_>, hop: &Hop, i: usize) -> Result<Option<Hop>, ()> {
+    if hop.certificate_command.is_none() {
+        return Ok(None);
+    }
+    let t = Instant::now();
+    match crate::ssh::certificate::ensure(hop).await {
+        Ok(Some(got)) => {
+            let mut detail = got.describe();
+            if let Some(ran) = got.ran.as_ref().filter(|r| !r.stderr.is_empty()) {
+                detail.push_str(&crate::ssh::proxy::said(&ran.stderr, 3));
+            }
+            w.pass(StepId::Certificate, i, t, detail);
+            Ok(Some(got.apply(hop)))
+        }
+        Ok(None) => Ok(None),
+        Err(failure) => {
+            w.fail(
+                StepId::Certificate,
+                i,
+                t,
+                failure.to_string(),
+                failure.hint(),
+            );
+            Err(())
+        }
+    }
+}
 
 pub(super) async fn walk(
     w: &mut Walk<'_>,
@@ -60,6 +91,16 @@ pub(super) async fn walk(
         w.skip_rest(hops, i, StepId::Config);
         return None;
     }
+
+    // certificate: a fresh one from the hop's certificate_command, checked before dialling.
+    let certified = match certificate_step(w, hop, i).await {
+        Ok(c) => c,
+        Err(()) => {
+            w.skip_rest(hops, i, StepId::Certificate);
+            return None;
+        }
+    };
+    let hop = certified.as_ref().unwrap_or(hop);
 
     if hop.proxy_command.is_some() {
         return super::proxy::steps(w, conn, hop, i, prompter).await;

@@ -55,6 +55,8 @@ pub enum StepId {
     Tcp,
     /// The hop's ProxyCommand, in place of dns and tcp.
     Proxy,
+    /// The hop's certificate_command and the certificate it gave, after config.
+    Certificate,
     Banner,
     Kex,
     HostKey,
@@ -70,6 +72,7 @@ impl StepId {
             StepId::Dns => "dns",
             StepId::Tcp => "tcp",
             StepId::Proxy => "proxy",
+            StepId::Certificate => "certificate",
             StepId::Banner => "banner",
             StepId::Kex => "kex",
             StepId::HostKey => "host_key",
@@ -133,6 +136,8 @@ pub(crate) struct Walk<'a> {
     failed: bool,
     /// Which hops run a ProxyCommand (their steps differ).
     proxied: Vec<bool>,
+    /// Which hops have a certificate_command (a `certificate` step after `config`).
+    certified: Vec<bool>,
 }
 
 impl Walk<'_> {
@@ -184,28 +189,33 @@ impl Walk<'_> {
     }
 
     /// The steps of hop `hop`.
-    fn steps_of(&self, hop: usize) -> &'static [StepId] {
-        if self.proxied.get(hop).copied().unwrap_or(false) {
-            &PROXY_HOP_STEPS
+    fn steps_of(&self, hop: usize) -> Vec<StepId> {
+        let mut steps = if self.proxied.get(hop).copied().unwrap_or(false) {
+            PROXY_HOP_STEPS.to_vec()
         } else {
-            &HOP_STEPS
+            HOP_STEPS.to_vec()
+        };
+        if self.certified.get(hop).copied().unwrap_or(false) {
+            steps.insert(1, StepId::Certificate);
         }
+        steps
     }
 
     /// Skips the rest of hop `hop` after `done`, every later hop, and the forward and probe.
     pub(crate) fn skip_rest(&mut self, hops: usize, hop: usize, done: StepId) {
         let why = format!("skipped: an earlier step failed (hop {hop})");
-        let mut after = self
+        let after: Vec<StepId> = self
             .steps_of(hop)
-            .iter()
-            .skip_while(|s| **s != done)
-            .skip(1);
-        for id in after.by_ref() {
-            self.skip(*id, hop, &why);
+            .into_iter()
+            .skip_while(|s| *s != done)
+            .skip(1)
+            .collect();
+        for id in after {
+            self.skip(id, hop, &why);
         }
         for h in hop + 1..hops {
             for id in self.steps_of(h) {
-                self.skip(*id, h, &why);
+                self.skip(id, h, &why);
             }
         }
         let last = hops.saturating_sub(1);
@@ -232,6 +242,11 @@ pub async fn run(
             .hops
             .iter()
             .map(|h| h.proxy_command.is_some())
+            .collect(),
+        certified: conn
+            .hops
+            .iter()
+            .map(|h| h.certificate_command.is_some())
             .collect(),
     };
     let prompter = Arc::clone(prompter);

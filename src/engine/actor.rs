@@ -69,6 +69,8 @@ struct Tunnel {
     idle_since: Option<tokio::time::Instant>,
     /// The checks of the database behind it.
     health: health::History,
+    /// The certificate files its hops' certificate_commands keep fresh.
+    certificates: Vec<std::path::PathBuf>,
 }
 
 struct Actor {
@@ -153,6 +155,7 @@ impl Actor {
             }
             let mut snap = t.stats.snapshot();
             snap.expires_in_secs = left(&t.deadline);
+            snap.certificate_expires_in_secs = soonest(&t.certificates);
             if let Some(d) = t.deadline.lock().ok().and_then(|d| *d)
                 && now >= d
             {
@@ -301,6 +304,7 @@ impl Actor {
         let t = &self.tunnels[name];
         let mut stats = t.stats.snapshot();
         stats.expires_in_secs = left(&t.deadline).filter(|_| t.state.is_open());
+        stats.certificate_expires_in_secs = soonest(&t.certificates);
         TunnelStatus {
             name: name.to_string(),
             state: t.state.clone(),
@@ -615,6 +619,11 @@ impl Actor {
             connecting_since: None,
             idle_since: None,
             health: health::History::default(),
+            certificates: conn
+                .hops
+                .iter()
+                .filter_map(crate::ssh::certificate::cert_path)
+                .collect(),
         };
         if let Some(why) = conn.refusal() {
             // An untrusted file's entry: nothing of it runs, nothing is bound.
@@ -924,6 +933,15 @@ impl Actor {
         };
         (listeners, remote, failure)
     }
+}
+
+/// Seconds before the soonest to expire of a tunnel's certificates (read from their files: a
+/// few hundred bytes each, only for hops with a certificate_command).
+fn soonest(certificates: &[std::path::PathBuf]) -> Option<i64> {
+    certificates
+        .iter()
+        .filter_map(|p| crate::ssh::certificate::expires_in(p))
+        .min()
 }
 
 /// Seconds left before a deadline.

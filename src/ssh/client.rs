@@ -1,8 +1,9 @@
 //! Connecting one hop or a whole chain with russh: TCP (or a direct-tcpip channel of the
 //! previous hop, or the pipes of the hop's ProxyCommand, or the socket it passes back with
-//! ProxyUseFdpass), key exchange, host key check, authentication. Every step is bounded by
-//! the hop's connect_timeout: russh itself waits forever on a silent peer. A hop warren must
-//! not connect ([`Hop::refusal`]: `--no-exec`, `ProxyCommand -`) is refused before anything
+//! ProxyUseFdpass), key exchange, host key check, authentication (with a fresh certificate
+//! first when the hop has a certificate_command, see [`super::certificate`]). Every step is
+//! bounded by the hop's connect_timeout: russh itself waits forever on a silent peer. A hop
+//! warren must not connect ([`Hop::refusal`]: `--no-exec`, `ProxyCommand -`) is refused before anything
 //! runs or is dialled.
 
 use std::sync::Arc;
@@ -84,6 +85,14 @@ pub enum ConnectError {
         addr: String,
         command: String,
         ending: String,
+    },
+    /// The hop's certificate_command gave no certificate that can work (see
+    /// [`super::certificate`]); nothing was dialled.
+    #[error("hop {hop} ({addr}): {failure}")]
+    Certificate {
+        hop: usize,
+        addr: String,
+        failure: Box<super::certificate::Failure>,
     },
     /// warren will not connect this hop (see [`Hop::refusal`]).
     #[error("hop {hop} ({addr}): {message}")]
@@ -287,6 +296,28 @@ async fn connect_hops(
                 message,
             });
         }
+        // A fresh certificate first, when the hop has a certificate_command: offered first.
+        let certified = match super::certificate::ensure(hop).await {
+            Ok(got) => got,
+            Err(failure) => {
+                return Err(ConnectError::Certificate {
+                    hop: i,
+                    addr,
+                    failure,
+                });
+            }
+        };
+        let certified = certified.map(|got| {
+            if let Some(ran) = &got.ran {
+                warnings.extend(
+                    ran.stderr
+                        .iter()
+                        .map(|l| format!("certificate_command (hop {i}): {l}")),
+                );
+            }
+            got.apply(hop)
+        });
+        let hop = certified.as_ref().unwrap_or(hop);
         let ordered = order_lines(hop)
             .await
             .map_err(|message| ConnectError::HostKey {

@@ -128,6 +128,23 @@ pub fn facts(app: &App, c: &Connection, theme: Theme, w: usize) -> Vec<Line<'sta
         ));
     }
     lines.push(fit_line(parts, w));
+    if let Some(secs) = live.and_then(|l| l.stats.certificate_expires_in_secs) {
+        let (text, style) = if secs > 0 {
+            (
+                format!("expires in {}", time_left(secs as f64)),
+                if secs > 60 { dim } else { theme.busy() },
+            )
+        } else {
+            (
+                "expired: the next connect gets a fresh one".to_string(),
+                theme.busy(),
+            )
+        };
+        lines.push(fit_line(
+            vec![("cert       ".to_string(), dim), (text, style)],
+            w,
+        ));
+    }
     let failed = match &state {
         TunnelState::Failed { error } => Some(error.as_str()),
         _ => None,

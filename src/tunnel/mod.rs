@@ -97,6 +97,10 @@ pub struct TunnelStats {
     /// Time left before its time limit (max_duration) closes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_in_secs: Option<f64>,
+    /// Seconds before the SSH certificate a certificate_command gave expires (negative: it
+    /// has; renewed at the next connect).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_expires_in_secs: Option<i64>,
 }
 
 impl Stats {
@@ -121,6 +125,7 @@ impl Stats {
             open_secs: self.open_secs.lock().ok().and_then(|s| *s),
             last_error: self.last_error.lock().ok().and_then(|e| e.clone()),
             expires_in_secs: None,
+            certificate_expires_in_secs: None,
         }
     }
 

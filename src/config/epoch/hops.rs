@@ -184,6 +184,7 @@ pub(super) fn hops(
         .string("host_key_alias", f)
         .map(|a| a.map(|v| v.to_ascii_lowercase()));
     let mut proxy_command = proxy_command(t, f);
+    let certificate_command = certificate_command(t, f);
     let Some(mut host) = host else {
         let fix = if bastion {
             "add host = \"bastion.example.com\" (or set EPOCH_SSH_HOST)"
@@ -257,6 +258,7 @@ pub(super) fn hops(
         proxy_command,
         preset,
         proxy_use_fdpass: Sourced::default_value(false),
+        certificate_command,
         match_exec: Vec::new(),
         run_commands: from_ssh::run_commands(ctx),
         host_key_policy: policy.clone(),
@@ -381,6 +383,27 @@ pub(super) fn ssh_alias_hops(
         f.push(p);
     }
     Some(hops)
+}
+
+/// `certificate_command = "..."`: run as ProxyCommand runs when the certificate must be
+/// renewed (`ssh::certificate`), kept as written.
+fn certificate_command(t: &Table, f: &mut Findings) -> Option<Sourced<String>> {
+    let (item, origin) = t.item("certificate_command")?;
+    match item.as_str() {
+        Some(s) if !s.trim().is_empty() => Some(Sourced::new(s.to_string(), origin)),
+        _ => {
+            f.push(
+                Problem::error(
+                    origin,
+                    format!("{}.certificate_command is not a command", t.name),
+                )
+                .with_fix(
+                    "write certificate_command = \"vault write -field=signed_key ssh-client-signer/sign/ROLE public_key=@%f\"",
+                ),
+            );
+            None
+        }
+    }
 }
 
 /// `proxy_command = "..."`: as ssh_config's ProxyCommand, kept as written (the shell expands

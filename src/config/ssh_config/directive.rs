@@ -87,6 +87,8 @@ pub enum Directive {
     WarrenLocalBindAuto,
     /// `# warren: on_demand = true`: the first one obtained wins.
     WarrenOnDemand(bool),
+    /// `# warren: certificate_command = ...`: the first one obtained wins.
+    WarrenCertificateCommand(String),
     /// A keyword warren does not use: kept (for `warren show`) and otherwise ignored.
     Other {
         keyword: String,

@@ -21,6 +21,8 @@ pub enum WarrenSetting {
     LocalBindAuto,
     /// `on_demand = true|false`
     OnDemand(bool),
+    /// `certificate_command = COMMAND`: as written (surrounding double quotes removed).
+    CertificateCommand(String),
 }
 
 /// A `# warren: tags = prod, eu` (or `local_bind = auto`, `on_demand = true`) comment: `None`
@@ -53,9 +55,21 @@ pub fn warren_comment(line: &str) -> Option<Result<WarrenSetting, String>> {
             )),
         });
     }
+    if key.eq_ignore_ascii_case("certificate_command") {
+        let v = value.trim();
+        let v = v
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(v);
+        return Some(if v.trim().is_empty() {
+            Err("`# warren: certificate_command =` names no command".to_string())
+        } else {
+            Ok(WarrenSetting::CertificateCommand(v.to_string()))
+        });
+    }
     if !key.eq_ignore_ascii_case("tags") {
         return Some(Err(format!(
-            "`# warren: {key}` is not a warren setting (tags, local_bind and on_demand are)"
+            "`# warren: {key}` is not a warren setting (tags, local_bind, on_demand and certificate_command are)"
         )));
     }
     let tags: Vec<String> = value

@@ -220,6 +220,8 @@ pub struct HostConfig {
     pub local_bind_auto: Option<Sourced<bool>>,
     /// `# warren: on_demand = true|false`.
     pub on_demand: Option<Sourced<bool>>,
+    /// `# warren: certificate_command = ...`.
+    pub certificate_command: Option<Sourced<String>>,
     /// Problems found while resolving this host (Match exec, token errors).
     pub problems: Vec<Problem>,
     ctx: Arc<Context>,

@@ -170,6 +170,9 @@ impl<'a> Loader<'a> {
                         lex::WarrenSetting::Tags(tags) => Directive::WarrenTags(tags),
                         lex::WarrenSetting::LocalBindAuto => Directive::WarrenLocalBindAuto,
                         lex::WarrenSetting::OnDemand(on) => Directive::WarrenOnDemand(on),
+                        lex::WarrenSetting::CertificateCommand(c) => {
+                            Directive::WarrenCertificateCommand(c)
+                        }
                     };
                     let stmt = Stmt::Set { line, directive };
                     if raw.starts_with([' ', '\t']) {

@@ -68,6 +68,7 @@ pub(super) struct Acc {
     warren_tags: Vec<Sourced<String>>,
     warren_local_bind_auto: Option<Sourced<bool>>,
     warren_on_demand: Option<Sourced<bool>>,
+    warren_certificate_command: Option<Sourced<String>>,
 }
 
 fn first<T>(slot: &mut Option<Sourced<T>>, value: T, origin: &Origin) {
@@ -168,6 +169,9 @@ impl Acc {
             Directive::Tag(v) => first(&mut self.tag, v.clone(), origin),
             Directive::WarrenLocalBindAuto => first(&mut self.warren_local_bind_auto, true, origin),
             Directive::WarrenOnDemand(on) => first(&mut self.warren_on_demand, *on, origin),
+            Directive::WarrenCertificateCommand(c) => {
+                first(&mut self.warren_certificate_command, c.clone(), origin)
+            }
             Directive::WarrenTags(v) => {
                 for t in v {
                     if !self
@@ -666,6 +670,7 @@ fn finish(
         ),
         local_bind_auto: acc.warren_local_bind_auto,
         on_demand: acc.warren_on_demand,
+        certificate_command: acc.warren_certificate_command,
         problems: Vec::new(),
         ctx: std::sync::Arc::clone(&config.ctx),
     };
@@ -875,7 +880,8 @@ mod tests {
         let text: Vec<String> = c.problems.iter().map(|p| p.to_string()).collect();
         assert_eq!(text.len(), 2, "{text:?}");
         assert!(
-            text[0].contains(":2") && text[0].contains("tags, local_bind and on_demand are"),
+            text[0].contains(":2")
+                && text[0].contains("tags, local_bind, on_demand and certificate_command are"),
             "{text:?}"
         );
         assert!(
@@ -934,6 +940,39 @@ mod tests {
                 && text
                     .iter()
                     .any(|t| t.contains(":11") && t.contains("not true or false")),
+            "{text:?}"
+        );
+    }
+
+    #[test]
+    fn a_warren_comment_gives_a_host_its_certificate_command() {
+        let c = config(
+            "Host bastion
+  # warren: certificate_command = \"vault write -field=signed_key ssh/sign/ops public_key=@%f\"
+  # warren: certificate_command = second
+  HostName bastion.example.com
+Host other
+  # warren: certificate_command =
+",
+        );
+        let conn =
+            crate::config::from_ssh::connection(&c, "bastion", crate::config::Origin::Flag("test"));
+        let cmd = conn.hops[0]
+            .certificate_command
+            .as_ref()
+            .expect("certificate_command");
+        assert_eq!(
+            cmd.value, "vault write -field=signed_key ssh/sign/ops public_key=@%f",
+            "quotes removed, the `=` of the command kept; the first one wins"
+        );
+        assert_eq!(cmd.origin.to_string(), "/nonexistent-home/.ssh/config:2");
+        let other =
+            crate::config::from_ssh::connection(&c, "other", crate::config::Origin::Flag("test"));
+        assert!(other.hops[0].certificate_command.is_none());
+        let text: Vec<String> = c.problems.iter().map(|p| p.to_string()).collect();
+        assert!(
+            text.iter()
+                .any(|t| t.contains(":6") && t.contains("names no command")),
             "{text:?}"
         );
     }
