@@ -277,13 +277,7 @@ async fn run_bounded(
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    // SAFETY: setsid is async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
+    crate::ssh::proxy::in_own_session(&mut cmd);
     let mut child = cmd.spawn().map_err(|e| format!("cannot run it: {e}"))?;
     let pid = child.id();
     let mut err = child.stderr.take();

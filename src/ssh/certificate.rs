@@ -562,10 +562,7 @@ struct Output {
 /// Runs `line` with `$SHELL -c` in its own process group, `input` on its stdin, for at most
 /// `bound`.
 async fn run(line: &str, input: &[u8], bound: Duration) -> Result<Output, Reason> {
-    let shell = std::env::var("SHELL")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "/bin/sh".into());
+    let shell = super::proxy::user_shell();
     let mut command = tokio::process::Command::new(&shell);
     command
         .arg("-c")
@@ -574,13 +571,7 @@ async fn run(line: &str, input: &[u8], bound: Duration) -> Result<Output, Reason
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    // SAFETY: setsid is async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        command.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
+    super::proxy::in_own_session(&mut command);
     let mut child = command
         .spawn()
         .map_err(|e| Reason::Start(format!("{shell}: {e}")))?;

@@ -123,13 +123,7 @@ pub async fn run(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    // SAFETY: setsid is async-signal-safe; nothing else runs between fork and exec.
-    unsafe {
-        command.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
-    }
+    super::proxy::in_own_session(&mut command);
     let mut child = command
         .spawn()
         .map_err(|e| format!("{tag} {shown}: cannot run it: {e}; KnownHostsCommand failed"))?;

@@ -387,10 +387,7 @@ impl Proxy {
             Some(Err(e)) => return Err(StartError::Refused(format!("ProxyCommand: {e}"))),
             None => return Err(StartError::Refused("no ProxyCommand is set".into())),
         };
-        let shell = std::env::var("SHELL")
-            .ok()
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "/bin/sh".into());
+        let shell = user_shell();
         let spawn_err = |source| StartError::Spawn {
             shell: shell.clone(),
             source,
@@ -639,6 +636,26 @@ async fn read_stderr(
     }
     if !line.is_empty() {
         emit(&line);
+    }
+}
+
+/// The shell a user's command runs in, as OpenSSH picks it: `$SHELL`, else `/bin/sh`.
+pub fn user_shell() -> String {
+    std::env::var("SHELL")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "/bin/sh".into())
+}
+
+/// Starts `command` in a session of its own (as OpenSSH does for ProxyCommand), so the
+/// terminal's signals reach warren, not it, and its whole group can be ended with it.
+pub fn in_own_session(command: &mut tokio::process::Command) {
+    // SAFETY: setsid is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
     }
 }
 
