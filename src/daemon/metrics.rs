@@ -58,6 +58,9 @@ impl Limits {
 const DRAIN_BYTES: usize = 64 * 1024;
 const DRAIN_TIME: Duration = Duration::from_secs(1);
 
+/// The 503s being written at once, for each scrape slot.
+const REFUSALS_PER_SCRAPE: usize = 4;
+
 /// Serves scrapes on `listener` until `stop`; `body` makes the text of each.
 pub async fn serve<F, Fut>(listener: TcpListener, limits: Limits, body: F, stop: CancellationToken)
 where
@@ -66,6 +69,11 @@ where
 {
     let body = Arc::new(body);
     let slots = Arc::new(tokio::sync::Semaphore::new(limits.scrapes));
+    // Refusals are answered by tasks of their own, so the accept loop never waits on a
+    // peer; these are capped too, and a refusal beyond them is closed without a word.
+    let refusals = Arc::new(tokio::sync::Semaphore::new(
+        REFUSALS_PER_SCRAPE * limits.scrapes,
+    ));
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => return,
@@ -80,8 +88,19 @@ where
             }
         };
         let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            // Never waited for: a peer that cannot take this at once gets nothing.
-            let _ = conn.try_write(&response(503, "Service Unavailable", &[], b"busy\n"));
+            // Told at once, in a task of its own: the peer may already have sent its request,
+            // and closing with that unread would reset the connection before the 503 is read.
+            if let Ok(refusal) = Arc::clone(&refusals).try_acquire_owned() {
+                let stop = stop.clone();
+                tokio::spawn(async move {
+                    let busy = response(503, "Service Unavailable", &[], b"busy\n");
+                    tokio::select! {
+                        _ = stop.cancelled() => {}
+                        _ = finish(conn, &busy, limits) => {}
+                    }
+                    drop(refusal);
+                });
+            }
             continue;
         };
         let (body, stop) = (Arc::clone(&body), stop.clone());
@@ -215,16 +234,21 @@ where
             }
         },
     };
+    finish(conn, &text, limits).await;
+}
+
+/// Writes `answer` within the write limit, closes the sending side, then reads (a little,
+/// briefly) and drops what the peer still sends: closing a socket with unread data resets
+/// it, and the peer may lose the answer.
+async fn finish<S: AsyncRead + AsyncWrite + Unpin>(mut conn: S, answer: &[u8], limits: Limits) {
     let wrote = tokio::time::timeout(limits.write, async {
-        conn.write_all(&text).await?;
+        conn.write_all(answer).await?;
         conn.shutdown().await
     })
     .await;
     if !matches!(wrote, Ok(Ok(()))) {
         return;
     }
-    // What the peer still sends is read (a little, briefly) and dropped: closing a socket
-    // with unread data resets it, and the peer may lose the answer.
     let _ = tokio::time::timeout(DRAIN_TIME, async {
         let mut sink = [0u8; 4096];
         let mut left = DRAIN_BYTES;
@@ -693,14 +717,34 @@ mod tests {
             held.push(c);
         }
         // The accept loop takes connections in order: the two above hold both slots. This
-        // one sends nothing (so it holds no slot if it got one) and is told at once.
-        let mut c = TcpStream::connect(addr).await.expect("connect");
-        let busy = read_all(&mut c).await;
-        assert!(busy.starts_with("HTTP/1.1 503 "), "{busy}");
+        // one is told at once, and its whole request, sent before the answer and never read
+        // by the responder, does not reset the connection under the 503.
+        for _ in 0..8 {
+            let busy = ask(addr, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await;
+            assert!(busy.starts_with("HTTP/1.1 503 "), "{busy}");
+        }
         for mut c in held {
             assert!(read_all(&mut c).await.starts_with("HTTP/1.1 408 "));
         }
-        let ok = ask(addr, b"GET /metrics HTTP/1.1\r\n\r\n").await;
+        // A slot comes back when its task ends (after the peer's end is read): a scrape just
+        // after may still be told 503, never anything else, and soon gets its answer.
+        let mut answers = Vec::new();
+        for _ in 0..100 {
+            let r = ask(addr, b"GET /metrics HTTP/1.1\r\n\r\n").await;
+            let done = r.starts_with("HTTP/1.1 200 ");
+            answers.push(r);
+            if done {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            answers
+                .iter()
+                .all(|r| r.starts_with("HTTP/1.1 503 ") || r.starts_with("HTTP/1.1 200 ")),
+            "{answers:?}"
+        );
+        let ok = answers.pop().unwrap_or_default();
         assert!(
             ok.starts_with("HTTP/1.1 200 "),
             "the slots are free again: {ok}"
