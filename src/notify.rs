@@ -38,10 +38,13 @@ pub enum Kind {
     HealthFailing,
     /// Its database answers again.
     HealthOk,
+    /// Getting its lost session back needs a person's answer (a second factor): it asks
+    /// now, or it waits for someone to reconnect it.
+    NeedsYou,
 }
 
 /// Every kind with the name it has in the settings file and in `WARREN_EVENT`.
-pub const KINDS: [(&str, Kind); 7] = [
+pub const KINDS: [(&str, Kind); 8] = [
     ("up", Kind::Up),
     ("dropped", Kind::Dropped),
     ("reconnected", Kind::Reconnected),
@@ -49,6 +52,7 @@ pub const KINDS: [(&str, Kind); 7] = [
     ("expired", Kind::Expired),
     ("health-failing", Kind::HealthFailing),
     ("health-ok", Kind::HealthOk),
+    ("needs-you", Kind::NeedsYou),
 ];
 
 impl Kind {
@@ -85,6 +89,7 @@ impl Notice {
             Kind::Expired => "closed",
             Kind::HealthFailing => "database failing",
             Kind::HealthOk => "database ok",
+            Kind::NeedsYou => "needs you",
         };
         if self.detail.is_empty() {
             format!("{} {what}", self.tunnel)
@@ -103,6 +108,8 @@ struct Seen {
     /// It dropped and has not been up since (the next up is a recovery, whatever states
     /// the reconnection went through).
     dropped: bool,
+    /// A person was told it needs them, and it has not been up since.
+    told_needs_you: bool,
 }
 
 /// Turns events into notices: only changes are news.
@@ -127,6 +134,9 @@ impl Tracker {
                     tunnel: name.clone(),
                     detail,
                 };
+                if *state == TunnelState::Up {
+                    seen.told_needs_you = false;
+                }
                 match (prev, state) {
                     (Some(TunnelState::Up), TunnelState::Up) => None,
                     (_, TunnelState::Up) if std::mem::take(&mut seen.dropped) => {
@@ -144,6 +154,19 @@ impl Tracker {
                     // On demand: a client's connection could not get its session.
                     (p, TunnelState::OnDemand { error: Some(e) }) if p.as_ref() != Some(state) => {
                         Some(notice(Kind::Failed, e.clone()))
+                    }
+                    // Once per wait for a person: asked, then (unanswered) waiting, is one.
+                    (_, TunnelState::NeedsYou { what, asking })
+                        if !std::mem::replace(&mut seen.told_needs_you, true) =>
+                    {
+                        Some(notice(
+                            Kind::NeedsYou,
+                            if *asking {
+                                format!("answer {what} to reconnect")
+                            } else {
+                                format!("reconnecting needs {what}")
+                            },
+                        ))
                     }
                     (_, TunnelState::Expired { reason }) => {
                         Some(notice(Kind::Expired, reason.clone()))
@@ -375,6 +398,74 @@ mod tests {
                 Some(Expired),
             ]
         );
+    }
+
+    #[test]
+    fn a_person_is_told_once_per_wait_that_the_tunnel_needs_them() {
+        let mut t = Tracker::new();
+        let needs = |asking| {
+            state(
+                "db",
+                TunnelState::NeedsYou {
+                    what: "the bastion's keyboard-interactive question \"Code:\"".into(),
+                    asking,
+                },
+            )
+        };
+        let lost = || {
+            state(
+                "db",
+                TunnelState::Reconnecting {
+                    in_secs: 1.0,
+                    attempt: 1,
+                },
+            )
+        };
+        let said: Vec<Option<String>> = [
+            state("db", TunnelState::Up),
+            lost(),
+            state("db", TunnelState::Connecting),
+            needs(true),
+            // Not answered: it waits. The person was told already.
+            state("db", TunnelState::Connecting),
+            needs(false),
+            // Reconnected by hand, asked again, answered.
+            state("db", TunnelState::Connecting),
+            needs(true),
+            state("db", TunnelState::Connecting),
+            state("db", TunnelState::Up),
+            // The next drop that needs them is news again.
+            lost(),
+            state("db", TunnelState::Connecting),
+            needs(true),
+        ]
+        .iter()
+        .map(|e| t.event(e).map(|n| n.message()))
+        .collect();
+        let ask = Some(
+            "db needs you: answer the bastion's keyboard-interactive question \"Code:\" to reconnect"
+                .to_string(),
+        );
+        let dropped = Some("db dropped".to_string());
+        assert_eq!(
+            said,
+            [
+                Some("db is up".to_string()),
+                dropped.clone(),
+                None,
+                ask.clone(),
+                None,
+                None,
+                None,
+                None,
+                None,
+                Some("db is up again".to_string()),
+                dropped,
+                None,
+                ask
+            ]
+        );
+        assert_eq!(Kind::parse("needs-you"), Some(Kind::NeedsYou));
     }
 
     #[test]

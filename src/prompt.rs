@@ -62,6 +62,42 @@ pub enum Prompt {
 }
 
 impl Prompt {
+    /// What the question is about, in a few words for a tunnel's state ("needs you: ...").
+    /// A server's own text (keyboard-interactive prompts) is escaped and cut short.
+    pub fn summary(&self) -> String {
+        match self {
+            Prompt::HostKey { host, .. } => {
+                format!("the host key of {}", crate::text::escape(host))
+            }
+            Prompt::Confirm { .. } => "a host key question".into(),
+            Prompt::Passphrase { key_file } => {
+                format!("the passphrase of {}", crate::text::escape(key_file))
+            }
+            Prompt::KeyboardInteractive { prompts, name, .. } => {
+                let asked = prompts
+                    .first()
+                    .map(|(p, _)| p.trim())
+                    .filter(|p| !p.is_empty())
+                    .or(Some(name.trim()).filter(|n| !n.is_empty()));
+                match asked {
+                    Some(p) => {
+                        let p: String = p.chars().take(60).collect();
+                        format!(
+                            "the bastion's keyboard-interactive question \"{}\"",
+                            crate::text::escape(&p)
+                        )
+                    }
+                    None => "the bastion's keyboard-interactive question".into(),
+                }
+            }
+            Prompt::Password { user, host } => format!(
+                "the password of {}@{}",
+                crate::text::escape(user),
+                crate::text::escape(host)
+            ),
+        }
+    }
+
     /// How long this question waits.
     pub fn timeout(&self) -> Duration {
         match self {
@@ -106,6 +142,8 @@ pub enum Notice {
 
 struct Pending {
     connection: String,
+    /// [`Prompt::summary`] of the question.
+    what: String,
     reply: oneshot::Sender<Answer>,
     cancel: CancellationToken,
 }
@@ -121,6 +159,8 @@ pub struct Prompter {
     advice: &'static str,
     /// Host keys accepted "once" in this session: `(known_hosts name, key fingerprint)`.
     once: Mutex<HashSet<(String, String)>>,
+    /// Bumped whenever a question is asked or ends ([`Prompter::changes`]).
+    changed: tokio::sync::watch::Sender<u64>,
 }
 
 /// Where a question that needed a person can be answered, by default.
@@ -144,6 +184,7 @@ impl Prompter {
             send: Box::new(send),
             advice: ELSEWHERE,
             once: Mutex::new(HashSet::new()),
+            changed: tokio::sync::watch::Sender::new(0),
         }
     }
 
@@ -201,6 +242,7 @@ impl Prompter {
                 id,
                 Pending {
                     connection: connection.to_string(),
+                    what: prompt.summary(),
                     reply: tx,
                     cancel: cancel.clone(),
                 },
@@ -218,6 +260,7 @@ impl Prompter {
             prompt,
             timeout,
         });
+        self.bump();
         let answer = tokio::select! {
             a = rx => a.ok(),
             _ = tokio::time::sleep(timeout) => None,
@@ -259,6 +302,25 @@ impl Prompter {
                 });
             }
         }
+        self.bump();
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Changes whenever a question is asked or ends: a watcher then reads [`Prompter::asking`].
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
+    /// What a question of this connection that waits for a person is about, if one does.
+    pub fn asking(&self, connection: &str) -> Option<String> {
+        self.pending.lock().ok().and_then(|p| {
+            p.values()
+                .find(|q| q.connection == connection)
+                .map(|q| q.what.clone())
+        })
     }
 
     /// Whether a question of this connection waits for a person (time spent waiting does not
@@ -288,6 +350,7 @@ impl Drop for Withdraw<'_> {
             id: self.id,
             connection: std::mem::take(&mut self.connection),
         });
+        self.prompter.bump();
     }
 }
 

@@ -13,7 +13,7 @@
 //! group = "none"                 # none | source | tag
 //!
 //! [notifications]
-//! on = ["failed", "dropped", "expired", "health-failing"]
+//! on = ["failed", "dropped", "expired", "health-failing", "needs-you"]
 //!                                # also: up, reconnected, health-ok (see crate::notify)
 //! bell = true                    # ring the terminal's bell
 //! desktop = false                # a desktop notification through the terminal (OSC 777/9)
@@ -143,6 +143,7 @@ impl Settings {
                     Kind::Dropped,
                     Kind::Expired,
                     Kind::HealthFailing,
+                    Kind::NeedsYou,
                 ]),
                 bell: Sourced::default_value(true),
                 desktop: Sourced::default_value(false),

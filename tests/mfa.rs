@@ -71,7 +71,7 @@ fn catalog(s: &Scratch) -> Catalog {
 async fn next_event<T>(
     rx: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<Event>>,
     what: &str,
-    f: impl Fn(&Event) -> Option<T>,
+    mut f: impl FnMut(&Event) -> Option<T>,
 ) -> T {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -160,6 +160,146 @@ async fn a_key_then_a_password() {
         _ => None,
     })
     .await;
+}
+
+/// A bastion restarted under an open tunnel whose second factor nobody answers: the tunnel
+/// says it needs you, asks once, and with no answer waits without trying again (the bastion
+/// sees one attempt); reconnecting it asks again, and the answer brings it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_session_that_needs_a_second_factor_asks_once_and_waits() {
+    if !ready() {
+        return;
+    }
+    let mut sshd = mfa::sshd_logging("publickey,keyboard-interactive");
+    let local = free_port();
+    let s = setup(&sshd, local);
+    let cat = catalog(&s);
+    let engine = Engine::start_with(true);
+    let mut rx = engine.subscribe();
+    let code = |p: &Prompt| match p {
+        Prompt::KeyboardInteractive { .. } => {
+            Some(Answer::Responses(vec![Secret::new(mfa::PASSWORD.into())]))
+        }
+        _ => None,
+    };
+    engine
+        .send(Command::Open {
+            conn: Box::new(cat.find("mfa").expect("mfa").clone()),
+            reply: None,
+        })
+        .await;
+    let (id, a) = next_event(&mut rx, "the first question", |e| match e {
+        Event::Prompt { id, prompt, .. } => code(prompt).map(|a| (*id, a)),
+        _ => None,
+    })
+    .await;
+    engine.send(Command::Answer { id, answer: a }).await;
+    let up = |e: &Event| match e {
+        Event::State { name, state } if name == "mfa" => match state {
+            TunnelState::Up => Some(()),
+            TunnelState::Failed { error } => panic!("failed: {error}"),
+            _ => None,
+        },
+        _ => None,
+    };
+    next_event(&mut rx, "up", up).await;
+    let before = mfa::attempts(&sshd);
+    assert_eq!(before, 1, "{}", sshd.log_text());
+
+    // The bastion restarts: the reconnect asks, and the tunnel says so while it does.
+    sshd.restart();
+    let mut asked = None;
+    let mut says = false;
+    next_event(&mut rx, "the reconnect's question", |e| {
+        match e {
+            Event::Prompt { id, prompt, .. } if code(prompt).is_some() => asked = Some(*id),
+            Event::State {
+                state: TunnelState::NeedsYou { what, asking: true },
+                ..
+            } => {
+                assert!(what.contains("keyboard-interactive"), "{what}");
+                says = true;
+            }
+            _ => {}
+        }
+        (asked.is_some() && says).then_some(())
+    })
+    .await;
+    engine
+        .send(Command::Answer {
+            id: asked.expect("asked"),
+            answer: Answer::Cancel,
+        })
+        .await;
+    let what = next_event(&mut rx, "waiting for a person", |e| match e {
+        Event::State {
+            state:
+                TunnelState::NeedsYou {
+                    what,
+                    asking: false,
+                },
+            ..
+        } => Some(what.clone()),
+        Event::State {
+            state: TunnelState::Failed { error },
+            ..
+        } => panic!("failed: {error}"),
+        _ => None,
+    })
+    .await;
+    assert!(what.contains("not answered"), "{what}");
+    // It waits: no question, no attempt, for many times the reconnect delay (1 s).
+    let quiet = tokio::time::timeout(Duration::from_secs(8), async {
+        loop {
+            match rx.recv().await.map(|e| (*e).clone()) {
+                Ok(Event::Prompt { prompt, .. }) => return Some(prompt),
+                Ok(Event::State { state, .. }) if !state.waits_for_person() => {
+                    panic!("left the wait by itself: {state}")
+                }
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return None,
+            }
+        }
+    })
+    .await;
+    assert!(quiet.is_err(), "asked again by itself: {quiet:?}");
+    assert_eq!(
+        mfa::attempts(&sshd),
+        before + 1,
+        "one attempt after the restart:\n{}",
+        sshd.log_text()
+    );
+    let status = engine.status().await;
+    let shown = status
+        .iter()
+        .find(|t| t.name == "mfa")
+        .map(|t| t.state.to_string())
+        .unwrap_or_default();
+    assert!(
+        shown.starts_with("needs you:") && shown.contains("warren reconnect"),
+        "{shown}"
+    );
+
+    // Reconnecting it asks again; the answer brings it back, and data flows.
+    engine
+        .send(Command::Reconnect {
+            names: vec!["mfa".into()],
+        })
+        .await;
+    let (id, a) = next_event(&mut rx, "the question asked again", |e| match e {
+        Event::Prompt { id, prompt, .. } => code(prompt).map(|a| (*id, a)),
+        _ => None,
+    })
+    .await;
+    engine.send(Command::Answer { id, answer: a }).await;
+    next_event(&mut rx, "up again", up).await;
+    assert_eq!(mfa::attempts(&sshd), before + 2);
+    let addr = format!("127.0.0.1:{local}");
+    let echo = tokio::task::spawn_blocking(move || echo_through(&addr, b"answered again"))
+        .await
+        .expect("echo");
+    assert_eq!(echo, b"answered again");
+    engine.shutdown().await;
 }
 
 #[test]
@@ -275,6 +415,90 @@ fn the_tui_dialog_takes_the_second_factor_and_the_tunnel_carries_data() {
     assert_eq!(
         echo_through(&format!("127.0.0.1:{local}"), b"through the dialog"),
         b"through the dialog"
+    );
+    t.quit_closing_tunnels();
+}
+
+/// The acceptance's TUI case: the bastion restarts under the open tunnel, the TUI shows one
+/// question, and the answer reconnects; after the next restart nobody answers (Esc), the
+/// row says it needs you, nothing is asked or attempted again by itself (the bastion's log
+/// shows one attempt), and `R` on the row asks again.
+#[test]
+fn the_tui_asks_once_after_a_bastion_restart_and_waits_when_nobody_answers() {
+    if !ready() || !support::require("tmux") {
+        return;
+    }
+    let mut sshd = mfa::sshd_logging("publickey,keyboard-interactive");
+    let local = free_port();
+    let s = setup(&sshd, local);
+    let t = Tmux::warren(
+        s.path(),
+        "",
+        "--ssh-config ssh_config --known-hosts known_hosts",
+    );
+    let row = |word: &'static str| {
+        move |screen: &str| {
+            screen
+                .lines()
+                .any(|l| l.contains("mfa") && l.contains(word))
+        }
+    };
+    let answer = |t: &Tmux| {
+        t.wait_for("the server asks");
+        // The dialog ignores keys for a moment after it appears (they were meant for the list).
+        std::thread::sleep(Duration::from_millis(700));
+        t.type_text(mfa::PASSWORD);
+        t.wait_for("****");
+        t.keys(&["Enter"]);
+    };
+    t.wait_for("connections");
+    t.keys(&["Enter"]);
+    answer(&t);
+    t.wait_until("mfa up", row(" up "));
+    assert_eq!(mfa::attempts(&sshd), 1);
+
+    // Restarted: one question, answered, and it is up again.
+    sshd.restart();
+    t.wait_until("the question, and the row saying so", |s| {
+        s.contains("the server asks") && row("needs you")(s)
+    });
+    answer(&t);
+    t.wait_until("mfa up again", row(" up "));
+    assert_eq!(mfa::attempts(&sshd), 2, "{}", sshd.log_text());
+    assert_eq!(
+        echo_through(&format!("127.0.0.1:{local}"), b"after the restart"),
+        b"after the restart"
+    );
+
+    // Restarted again, and nobody answers.
+    sshd.restart();
+    t.wait_for("the server asks");
+    std::thread::sleep(Duration::from_millis(700));
+    t.keys(&["Escape"]);
+    t.wait_until("the row waiting for a person", |s| {
+        row("! needs you")(s) && !s.contains("the server asks")
+    });
+    // Eight times the reconnect delay: nothing is asked, nothing is tried.
+    std::thread::sleep(Duration::from_secs(8));
+    let screen = t.screen();
+    assert!(
+        row("! needs you")(&screen) && !screen.contains("the server asks"),
+        "{screen}"
+    );
+    assert_eq!(
+        mfa::attempts(&sshd),
+        3,
+        "one attempt after the second restart:\n{}",
+        sshd.log_text()
+    );
+
+    // R on the row asks again; the answer brings it back.
+    t.keys(&["R"]);
+    answer(&t);
+    t.wait_until("mfa up at last", row(" up "));
+    assert_eq!(
+        echo_through(&format!("127.0.0.1:{local}"), b"asked again"),
+        b"asked again"
     );
     t.quit_closing_tunnels();
 }

@@ -31,6 +31,7 @@ fn line(t: &TunnelStatus) -> String {
         TunnelState::OnDemand { error: None } => super::style::OK,
         TunnelState::OnDemand { error: Some(_) } => super::style::WARN,
         TunnelState::Connecting | TunnelState::Reconnecting { .. } => super::style::WARN,
+        TunnelState::NeedsYou { .. } => super::style::WARN,
     };
     let mut s = format!(
         "{}  {} -> {} via {}  {}",

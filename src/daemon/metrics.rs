@@ -301,7 +301,7 @@ struct TagLabels {
 }
 
 /// The states `warren_tunnel_state` has a series for.
-pub const STATES: [&str; 7] = [
+pub const STATES: [&str; 8] = [
     "down",
     "connecting",
     "up",
@@ -309,6 +309,7 @@ pub const STATES: [&str; 7] = [
     "failed",
     "expired",
     "on_demand",
+    "needs_you",
 ];
 
 fn state_word(s: &TunnelState) -> &'static str {
@@ -320,6 +321,7 @@ fn state_word(s: &TunnelState) -> &'static str {
         TunnelState::Failed { .. } => "failed",
         TunnelState::Expired { .. } => "expired",
         TunnelState::OnDemand { .. } => "on_demand",
+        TunnelState::NeedsYou { .. } => "needs_you",
     }
 }
 

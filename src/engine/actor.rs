@@ -572,6 +572,12 @@ impl Actor {
     async fn open(&mut self, conn: Connection, reply: Option<oneshot::Sender<TunnelStatus>>) {
         let name = conn.display_name.clone();
         if let Some(t) = self.tunnels.get_mut(&name) {
+            if t.state.waits_for_person() {
+                // Waiting for the answer nobody gave: asking to open it is asking again.
+                t.waiters.extend(reply);
+                self.kick(std::slice::from_ref(&name), Kick::Now);
+                return;
+            }
             if t.state.is_open() {
                 // Already open, or on its way: answered when it settles.
                 if let Some(r) = reply {

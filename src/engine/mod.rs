@@ -132,6 +132,16 @@ pub enum TunnelState {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<String>,
     },
+    /// The session was lost and only a person's answer gets it back (a second factor, a
+    /// password). `asking`: the question is asked now, where the person can answer it (the
+    /// TUI's dialog, `warren up` on a terminal). Otherwise it went unanswered or its answer
+    /// was refused, and the tunnel waits, its listener kept, without asking again by itself
+    /// (a loop of attempts would only lock the account): reconnecting it (the TUI's `R` on
+    /// it, `warren reconnect NAME`, `warren up NAME`) asks once more.
+    NeedsYou {
+        what: String,
+        asking: bool,
+    },
 }
 
 impl TunnelState {
@@ -143,7 +153,13 @@ impl TunnelState {
                 | TunnelState::Connecting
                 | TunnelState::Reconnecting { .. }
                 | TunnelState::OnDemand { .. }
+                | TunnelState::NeedsYou { .. }
         )
+    }
+
+    /// Waiting for a person who was asked and did not answer: reconnecting asks again.
+    pub fn waits_for_person(&self) -> bool {
+        matches!(self, TunnelState::NeedsYou { asking: false, .. })
     }
 
     /// A client that connects now is served: up, or listening on demand (which opens the
@@ -161,7 +177,8 @@ impl TunnelState {
             // On demand, the session's comings and goings are recorded by the actor.
             TunnelState::Connecting
             | TunnelState::Reconnecting { .. }
-            | TunnelState::OnDemand { .. } => return None,
+            | TunnelState::OnDemand { .. }
+            | TunnelState::NeedsYou { .. } => return None,
             TunnelState::Down => Closed::Asked,
             TunnelState::Failed { error } => Closed::Failed {
                 error: error.clone(),
@@ -173,11 +190,14 @@ impl TunnelState {
         Some(Kind::Closed { why })
     }
 
-    /// Up, listening on demand, or failed: an open request is answered.
+    /// Up, listening on demand, failed, or waiting for a person: an open request is answered.
     pub fn settled(&self) -> bool {
         matches!(
             self,
-            TunnelState::Up | TunnelState::Failed { .. } | TunnelState::OnDemand { .. }
+            TunnelState::Up
+                | TunnelState::Failed { .. }
+                | TunnelState::OnDemand { .. }
+                | TunnelState::NeedsYou { asking: false, .. }
         )
     }
 }
@@ -199,6 +219,16 @@ impl std::fmt::Display for TunnelState {
             TunnelState::OnDemand { error: Some(e) } => {
                 write!(f, "on demand (the last attempt to open it failed: {e})")
             }
+            TunnelState::NeedsYou { what, asking: true } => {
+                write!(f, "needs you: answer {what} to reconnect")
+            }
+            TunnelState::NeedsYou {
+                what,
+                asking: false,
+            } => write!(
+                f,
+                "needs you: reconnecting needs {what}; it waits: R in the TUI or warren reconnect asks again"
+            ),
         }
     }
 }

@@ -161,19 +161,64 @@ impl Supervisor {
         }
     }
 
-    /// Says it is connecting and connects the chain; `None` when stopped meanwhile.
+    /// Says it is connecting and connects the chain; `None` when stopped meanwhile. On a
+    /// reconnect, while a question waits for a person the tunnel says it needs you.
     async fn connect(
         &self,
         stop: &CancellationToken,
+        reconnect: bool,
     ) -> Option<Result<Chain, client::ConnectError>> {
         self.state(TunnelState::Connecting, false);
         let forwarded = self
             .reverse
             .clone()
             .map(|r| r as Arc<dyn client::Forwarded>);
-        tokio::select! {
-            _ = stop.cancelled() => None,
-            r = client::connect(&self.hops, &self.prompter, &self.label, forwarded.as_ref()) => Some(r),
+        let mut questions = self.prompter.changes();
+        let mut shown = None;
+        let connecting =
+            client::connect(&self.hops, &self.prompter, &self.label, forwarded.as_ref());
+        tokio::pin!(connecting);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return None,
+                r = &mut connecting => return Some(r),
+                Ok(()) = questions.changed(), if reconnect => {
+                    let asking = self.prompter.asking(&self.label);
+                    if asking != shown {
+                        self.state(
+                            match &asking {
+                                Some(what) => TunnelState::NeedsYou { what: what.clone(), asking: true },
+                                None => TunnelState::Connecting,
+                            },
+                            false,
+                        );
+                        shown = asking;
+                    }
+                }
+            }
+        }
+    }
+
+    /// After a reconnect that only a person can get further: waits, asking nothing, until
+    /// someone asks for a reconnect (or the tunnel is closed). False when stopped.
+    async fn wait_for_person(&mut self, what: &str, stop: &CancellationToken) -> bool {
+        self.state(
+            TunnelState::NeedsYou {
+                what: what.to_string(),
+                asking: false,
+            },
+            false,
+        );
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return false,
+                kick = self.kicks.recv() => match kick {
+                    Some(Kick::Now) => return true,
+                    // A re-check (after a resume or a network change) is not a person.
+                    Some(Kick::Check) => {}
+                    None => return false,
+                },
+            }
         }
     }
 
@@ -184,7 +229,7 @@ impl Supervisor {
         let mut attempt: u32 = 0;
         let mut ever_up = false;
         loop {
-            let Some(result) = self.connect(&stop).await else {
+            let Some(result) = self.connect(&stop, ever_up).await else {
                 return;
             };
             match result {
@@ -217,6 +262,16 @@ impl Supervisor {
                 }
                 Err(e) => {
                     self.error(e.to_string());
+                    // Only a person gets it back (a second factor): no attempt is made until
+                    // one asks, so nothing loops on a question or locks the account.
+                    if ever_up && let Some(what) = e.needs_person() {
+                        let what = what.to_string();
+                        if !self.wait_for_person(&what, &stop).await {
+                            return;
+                        }
+                        attempt = 0;
+                        continue;
+                    }
                     // A first attempt that fails is reported, like ssh; only a tunnel that was
                     // up is re-established by itself. A host key a person rejected stays
                     // rejected: retrying would only ask again.
@@ -289,7 +344,7 @@ impl Supervisor {
                 _ = stop.cancelled() => return,
                 _ = demand.wanted() => {}
             }
-            let Some(result) = self.connect(&stop).await else {
+            let Some(result) = self.connect(&stop, false).await else {
                 return;
             };
             let mut chain = match result {

@@ -59,6 +59,11 @@ pub struct AuthReport {
     pub used: Option<String>,
     /// Why it failed, when it did.
     pub failure: Option<String>,
+    /// It failed where only a person's answer can get further: the server still wanted
+    /// keyboard-interactive or a password, and the question went unanswered, its answers
+    /// were refused, or nobody was there to ask. Says which, in a few words. Whoever
+    /// reconnects by itself waits for the person rather than asking (and failing) again.
+    pub needs_person: Option<String>,
 }
 
 /// The outcome of one request.
@@ -442,6 +447,21 @@ pub async fn authenticate(
             needs_person.join(" or "),
             s.prompter.advice()
         ));
+    }
+    if !needs_person.is_empty() {
+        // An unanswered question ends its method for the session (the count goes to MAX).
+        let unanswered = s.kbd_attempts == u32::MAX || s.password_attempts == u32::MAX;
+        let refused = s.kbd_attempts > 0 || s.password_attempts > 0;
+        let why = if !s.person() {
+            "nobody here to answer it"
+        } else if unanswered {
+            "the question was not answered"
+        } else if refused {
+            "the answer was refused"
+        } else {
+            "no answer was given"
+        };
+        report.needs_person = Some(format!("{} ({why})", needs_person.join(" or ")));
     }
     report.failure = Some(msg);
     report

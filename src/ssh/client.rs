@@ -59,6 +59,8 @@ pub enum ConnectError {
         detail: String,
         /// Host keys of the hops before (or this one) accepted but not written.
         not_recorded: Vec<String>,
+        /// Only a person's answer gets further ([`auth::AuthReport::needs_person`]).
+        needs_person: Option<String>,
     },
     #[error("hop {hop} ({addr}): opening the channel to the next hop failed: {message}")]
     Channel {
@@ -101,6 +103,17 @@ pub enum ConnectError {
         addr: String,
         message: String,
     },
+}
+
+impl ConnectError {
+    /// What only a person can give to get further, when that is why it failed (a second
+    /// factor not answered, or its answer refused).
+    pub fn needs_person(&self) -> Option<&str> {
+        match self {
+            ConnectError::Auth { needs_person, .. } => needs_person.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 /// Tunables of every SSH connection warren makes, with the algorithms `offer` allows.
@@ -494,6 +507,7 @@ async fn connect_hops(
                 user: hop.user.value.clone(),
                 detail,
                 not_recorded,
+                needs_person: report.needs_person,
             });
         }
         crate::audit::record(

@@ -361,6 +361,15 @@ pub fn normal_key(app: &mut App, k: KeyEvent) -> Vec<Effect> {
             app.scroll_to_selection();
         }
         Key::Reconnect => {
+            // A tunnel waiting for the answer nobody gave is asked again, and only it: the
+            // other tunnels' live sessions are left alone.
+            if let Some(c) = app.selected_connection()
+                && app.state(&c.display_name).waits_for_person()
+            {
+                let name = c.display_name.clone();
+                app.message = Some(format!("{name}: asking again"));
+                return vec![Effect::Engine(Command::Reconnect { names: vec![name] })];
+            }
             app.message = Some("reconnecting every open tunnel".into());
             return vec![Effect::Engine(Command::Reconnect { names: Vec::new() })];
         }

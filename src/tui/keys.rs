@@ -174,7 +174,7 @@ pub const KEYS: &[KeyDef] = &[
         Command::Reconnect,
         "reconnect",
         &["R"],
-        "reconnect every open tunnel now",
+        "reconnect every open tunnel now; on one that needs you, ask it again",
         "",
     ),
     def(

@@ -98,7 +98,7 @@ fn state_rank(app: &App, name: &str) -> u8 {
         return 0;
     }
     match app.states.get(name) {
-        Some(TunnelState::Failed { .. }) => 1,
+        Some(TunnelState::Failed { .. } | TunnelState::NeedsYou { .. }) => 1,
         Some(TunnelState::Reconnecting { .. }) => 2,
         Some(TunnelState::Connecting) => 3,
         Some(TunnelState::Up)

@@ -42,6 +42,8 @@ pub fn badge(app: &App, name: &str, theme: Theme) -> (String, Style) {
                 .unwrap_or(in_secs);
             (format!("↻ retry {}", time_left(left)), theme.busy())
         }
+        TunnelState::NeedsYou { asking: true, .. } => ("? needs you".into(), theme.busy()),
+        TunnelState::NeedsYou { asking: false, .. } => ("! needs you".into(), theme.failed()),
         TunnelState::Failed { .. } => ("✘ failed".into(), theme.failed()),
         TunnelState::Expired { .. } => ("⊘ expired".into(), theme.dim()),
     }

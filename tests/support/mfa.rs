@@ -92,7 +92,22 @@ pub fn authorize(public_line: &str) {
 
 /// An sshd that requires `methods` (e.g. `publickey,keyboard-interactive`) through PAM.
 pub fn sshd(methods: &str) -> Sshd {
+    sshd_with(methods, "")
+}
+
+/// The same, logging every authentication step (`LogLevel VERBOSE`: one `Partial
+/// publickey` line for each connection that got past its key).
+pub fn sshd_logging(methods: &str) -> Sshd {
+    sshd_with(methods, "LogLevel VERBOSE\n")
+}
+
+/// How many connections got past their key, from the log of [`sshd_logging`]'s sshd.
+pub fn attempts(sshd: &Sshd) -> usize {
+    sshd.log_text().matches("Partial publickey for").count()
+}
+
+fn sshd_with(methods: &str, extra: &str) -> Sshd {
     Sshd::start(&format!(
-        "UsePAM yes\nKbdInteractiveAuthentication yes\nPasswordAuthentication yes\nAuthenticationMethods {methods}\nAuthorizedKeysFile .ssh/authorized_keys\nStrictModes yes"
+        "{extra}UsePAM yes\nKbdInteractiveAuthentication yes\nPasswordAuthentication yes\nAuthenticationMethods {methods}\nAuthorizedKeysFile .ssh/authorized_keys\nStrictModes yes"
     ))
 }

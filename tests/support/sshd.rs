@@ -193,12 +193,47 @@ impl Sshd {
         }
     }
 
+    /// Every process under the listener: each session's monitor and the processes it
+    /// forked (the one running as the user holds the connection, and outlives its monitor
+    /// if only that is killed).
+    fn descendants(&self) -> Vec<u32> {
+        let mut found = Vec::new();
+        let mut next: Vec<u32> = self.pid().into_iter().collect();
+        // Bounded: sshd's tree is a few levels deep.
+        for _ in 0..8 {
+            let mut children = Vec::new();
+            for parent in &next {
+                let out = Command::new("ps")
+                    .args(["-o", "pid=", "--ppid", &parent.to_string()])
+                    .output();
+                if let Ok(o) = out {
+                    children.extend(
+                        String::from_utf8_lossy(&o.stdout)
+                            .split_whitespace()
+                            .filter_map(|p| p.parse::<u32>().ok()),
+                    );
+                }
+            }
+            if children.is_empty() {
+                break;
+            }
+            found.extend(&children);
+            next = children;
+        }
+        found
+    }
+
     /// Stops the listener and its sessions: the bastion is gone.
     pub fn kill(&mut self) {
-        // Sessions are children of the listener: stop them first, or they outlive it.
-        for p in self.session_pids() {
+        // Sessions are under the listener: stop them first, or they outlive it. The tree is
+        // read whole before anything is killed, so a process reparented meanwhile is not
+        // missed.
+        let pids: Vec<String> = self.descendants().iter().map(u32::to_string).collect();
+        if !pids.is_empty() {
             let _ = Command::new("kill")
-                .args(["-KILL", &p.to_string()])
+                .arg("-KILL")
+                .args(&pids)
+                .stderr(Stdio::null())
                 .status();
         }
         if let Some(mut c) = self.child.take() {
