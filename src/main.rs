@@ -72,6 +72,10 @@ enum Command {
         /// A copyable report: the walk and the effective settings, secrets redacted.
         #[arg(long)]
         report: bool,
+        /// Also the checks that otherwise run only after a failure: a cloud bastion's CLI
+        /// credentials (`aws sts get-caller-identity`, `gcloud auth print-access-token`).
+        #[arg(long)]
+        deep: bool,
     },
     /// Open connections' tunnels in the foreground, like `ssh -N`; Ctrl-C closes them.
     Up {
@@ -692,10 +696,15 @@ fn main() -> ExitCode {
                 cli::up::run(catalog, &names, opts, &mut o, &mut e).await
             })
         }
-        Some(Command::Doctor { name, json, report }) => {
+        Some(Command::Doctor {
+            name,
+            json,
+            report,
+            deep,
+        }) => {
             drop((out, err));
             with_runtime(|(mut o, mut e)| async move {
-                cli::doctor::run(&catalog, &name, json, report, &mut o, &mut e).await
+                cli::doctor::run(&catalog, &name, json, report, deep, &mut o, &mut e).await
             })
         }
     };

@@ -227,6 +227,93 @@ fn an_ssm_bastion_and_an_iap_jump_host_carry_data() {
     );
 }
 
+/// `doctor --deep`: with a session that opens, the CLI is asked whose credentials these are
+/// (and a check that fails is a warning: the next session may not open); without it, a
+/// walk that passes runs no extra command.
+#[test]
+fn doctor_deep_asks_the_cli_whose_credentials_a_working_session_uses() {
+    if !have_servers() {
+        return;
+    }
+    let sshd = Sshd::start("");
+    let (s, key) = with_key(&sshd);
+    let relay = nc_script(s.path());
+    s.write("known_hosts", &known_as(&sshd, "i-0abc123"));
+    let to_sshd = format!("exec {} 127.0.0.1 {}", relay.display(), sshd.port);
+    let arn = "arn:aws:sts::123456789012:assumed-role/DBA/alice";
+    cli(
+        &s,
+        "aws",
+        &format!(
+            "\"ssm start-session\") {to_sshd} ;;\n\"sts get-caller-identity\") echo '{{\"UserId\": \"AROA:alice\", \"Account\": \"123456789012\", \"Arn\": \"{arn}\"}}'; exit 0 ;;"
+        ),
+    );
+    let user = local_user();
+    s.write(
+        "epoch.toml",
+        &entry(
+            "orders",
+            echo_server(),
+            &format!(
+                "host = \"{SSM}\"\nuser = \"{user}\"\nkey_file = \"{key}\"\nstrict_host_key_checking = true\n"
+            ),
+        ),
+    );
+    let deep = |s: &Scratch| {
+        let r = warren(s, &["doctor", "orders", "--deep", "--json"]);
+        let step = r.json()["steps"]
+            .as_array()
+            .and_then(|a| a.iter().find(|st| st["id"] == "proxy"))
+            .cloned()
+            .unwrap_or_else(|| panic!("no proxy step:\n{}", r.describe()));
+        (r, step)
+    };
+    let (_, plain) = doctor_proxy(&s, "orders");
+    assert_eq!(plain["status"], "pass", "{plain}");
+    assert!(
+        !calls(&s, "aws").iter().any(|c| c.starts_with("sts ")),
+        "no credentials check without --deep: {:?}",
+        calls(&s, "aws")
+    );
+    let (r, proxy) = deep(&s);
+    assert_eq!(proxy["status"], "pass", "{}", r.describe());
+    assert!(
+        text(&proxy, "detail").contains(&format!(
+            "`aws sts get-caller-identity --profile prod --region eu-west-1` succeeded: the credentials are {arn}"
+        )),
+        "{proxy}"
+    );
+    assert_eq!(
+        calls(&s, "aws").last().map(String::as_str),
+        Some("sts get-caller-identity --profile prod --region eu-west-1")
+    );
+
+    // The session still opens, but the CLI's own check fails: a warning, with the fix.
+    cli(
+        &s,
+        "aws",
+        &format!(
+            "\"ssm start-session\") {to_sshd} ;;\n\"sts get-caller-identity\") {} ;;",
+            fails(
+                "An error occurred (ExpiredToken) when calling the GetCallerIdentity operation: The security token included in the request is expired",
+                254
+            )
+        ),
+    );
+    let (r, proxy) = deep(&s);
+    assert_eq!(proxy["status"], "warn", "{}", r.describe());
+    let (detail, hint) = (text(&proxy, "detail"), text(&proxy, "hint"));
+    assert!(
+        detail.contains("the server answers through it")
+            && detail.contains("exited with status 254; it said: An error occurred (ExpiredToken)"),
+        "{detail}"
+    );
+    assert!(
+        hint.contains("the next one may not") && hint.contains("aws sso login --profile prod"),
+        "{hint}"
+    );
+}
+
 /// A home with the `orders` entry through `host` (and no sshd behind it).
 fn failing(host: &str) -> Scratch {
     let s = Scratch::new();

@@ -56,6 +56,7 @@ pub async fn run(
     name: &str,
     json: bool,
     report: bool,
+    deep: bool,
     out: &mut (dyn Write + Send),
     err: &mut (dyn Write + Send),
 ) -> i32 {
@@ -113,7 +114,7 @@ pub async fn run(
         }
     });
     let result = {
-        let walk = diagnose::run(&conn, false, &prompter, &mut print);
+        let walk = diagnose::run_deep(&conn, false, deep, &prompter, &mut print);
         tokio::pin!(walk);
         loop {
             tokio::select! {

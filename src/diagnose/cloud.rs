@@ -211,37 +211,21 @@ pub async fn explain(
         }
     }
     // Anything else: are the credentials still good? Ask the tool.
-    let words = cli.check_words();
-    let shown = words.join(" ");
-    match run_bounded(&words, CHECK_TIMEOUT).await {
-        Ok((st, _)) if st.success() => (
+    let (shown, checked) = check(cli).await;
+    match checked {
+        Checked::Works(_) => (
             format!("; `{shown}` succeeded: the credentials work"),
             format!(
                 "the credentials work, so the command failed for another reason: run it by hand to see why (`{command}`); it should print a line starting with SSH-2.0 and keep running"
             ),
         ),
-        Ok((st, lines)) => {
-            let their = lines.join("\n").to_ascii_lowercase();
-            let expired = [
-                "expired",
-                "unable to locate credentials",
-                "no credentials",
-                "reauthentication",
-                "refresh",
-                "invalid_grant",
-                "gcloud auth login",
-                "sso login",
-                "invalidclienttokenid",
-                "credentials",
-            ]
-            .iter()
-            .any(|w| their.contains(w) || text.contains(w));
+        Checked::Fails(st, lines) => {
             let detail = format!(
                 "; `{shown}` {}{}",
                 proxy::describe(st),
                 proxy::said(&lines, 3)
             );
-            let hint = if expired {
+            let hint = if expired(&lines, &text) {
                 format!(
                     "the credentials are expired or missing (`{shown}` fails too): {}, then run warren doctor again",
                     cli.login()
@@ -253,7 +237,7 @@ pub async fn explain(
             };
             (detail, hint)
         }
-        Err(why) => (
+        Checked::NotRun(why) => (
             format!("; `{shown}`: {why}"),
             format!(
                 "the credentials could not be checked ({why}): a credential_process or SSO that waits for a person, or no network to the cloud's API; run `{shown}` by hand"
@@ -262,34 +246,134 @@ pub async fn explain(
     }
 }
 
-/// Runs `words` (no shell) with stdin closed and stdout dropped (gcloud prints a token
-/// there), at most `within`; its exit status and its last stderr lines, escaped.
+/// `doctor --deep` on a session that opened: whose credentials the CLI uses, or (the detail,
+/// the hint) when its own check fails.
+pub async fn credentials(cli: &Cli) -> Result<String, (String, String)> {
+    let (shown, checked) = check(cli).await;
+    match checked {
+        Checked::Works(Some(arn)) => Ok(format!("`{shown}` succeeded: the credentials are {arn}")),
+        Checked::Works(None) => Ok(match cli {
+            Cli::Gcloud { .. } => {
+                format!("`{shown}` succeeded: the credentials work (the token was not read)")
+            }
+            Cli::Aws { .. } => format!("`{shown}` succeeded: the credentials work"),
+        }),
+        Checked::Fails(st, lines) => {
+            let detail = format!(
+                "`{shown}` {}{}",
+                proxy::describe(st),
+                proxy::said(&lines, 3)
+            );
+            let hint = if expired(&lines, "") {
+                format!("the credentials are expired or missing: {}", cli.login())
+            } else {
+                format!(
+                    "`{shown}` fails: the CLI cannot reach its API or is not set up; run it by hand and fix what it says"
+                )
+            };
+            Err((detail, hint))
+        }
+        Checked::NotRun(why) => Err((
+            format!("`{shown}`: {why}"),
+            format!("the credentials could not be checked ({why}); run `{shown}` by hand"),
+        )),
+    }
+}
+
+/// What the CLI's own credentials check said.
+enum Checked {
+    /// It succeeded; for AWS, the caller's ARN (escaped).
+    Works(Option<String>),
+    /// It failed: its exit status and its last stderr lines.
+    Fails(ExitStatus, Vec<String>),
+    /// It could not be run, or did not finish in time.
+    NotRun(String),
+}
+
+/// Runs the CLI's credentials check, bounded by [`CHECK_TIMEOUT`]: the command as shown, and
+/// what it said. Only AWS's stdout is read (its identity); gcloud's is a token, never read.
+async fn check(cli: &Cli) -> (String, Checked) {
+    let words = cli.check_words();
+    let shown = words.join(" ");
+    let keep = matches!(cli, Cli::Aws { .. });
+    let checked = match run_bounded(&words, CHECK_TIMEOUT, keep).await {
+        Ok((st, _, out)) if st.success() => Checked::Works(arn(&out)),
+        Ok((st, lines, _)) => Checked::Fails(st, lines),
+        Err(why) => Checked::NotRun(why),
+    };
+    (shown, checked)
+}
+
+/// The `Arn` of `aws sts get-caller-identity`'s JSON, escaped and cut short.
+fn arn(out: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(out).ok()?;
+    let arn: String = v.get("Arn")?.as_str()?.chars().take(200).collect();
+    Some(crate::text::escape(&arn).into_owned())
+}
+
+/// Whether the words of the check (or of the command) say the credentials ran out.
+fn expired(lines: &[String], command_said: &str) -> bool {
+    let their = lines.join("\n").to_ascii_lowercase();
+    [
+        "expired",
+        "unable to locate credentials",
+        "no credentials",
+        "reauthentication",
+        "refresh",
+        "invalid_grant",
+        "gcloud auth login",
+        "sso login",
+        "invalidclienttokenid",
+        "credentials",
+    ]
+    .iter()
+    .any(|w| their.contains(w) || command_said.contains(w))
+}
+
+/// Runs `words` (no shell) with stdin closed, at most `within`: its exit status, its last
+/// stderr lines (escaped) and, with `keep_stdout`, the first 16 KiB of its stdout (else
+/// dropped unread: gcloud prints a token there).
 async fn run_bounded(
     words: &[String],
     within: Duration,
-) -> Result<(ExitStatus, Vec<String>), String> {
+    keep_stdout: bool,
+) -> Result<(ExitStatus, Vec<String>, Vec<u8>), String> {
     let Some(program) = words.first() else {
         return Err("no command".into());
     };
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(&words[1..])
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(if keep_stdout {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     crate::ssh::proxy::in_own_session(&mut cmd);
     let mut child = cmd.spawn().map_err(|e| format!("cannot run it: {e}"))?;
     let pid = child.id();
     let mut err = child.stderr.take();
+    let mut out = child.stdout.take();
     let work = async {
-        let mut buf = Vec::new();
-        if let Some(e) = err.as_mut() {
-            let _ = e.take(16 * 1024).read_to_end(&mut buf).await;
-        }
-        (child.wait().await, buf)
+        let (mut buf, mut kept) = (Vec::new(), Vec::new());
+        // Both at once: a full pipe on one side must not stall the other.
+        let errs = async {
+            if let Some(e) = err.as_mut() {
+                let _ = e.take(16 * 1024).read_to_end(&mut buf).await;
+            }
+        };
+        let outs = async {
+            if let Some(o) = out.as_mut() {
+                let _ = o.take(16 * 1024).read_to_end(&mut kept).await;
+            }
+        };
+        tokio::join!(errs, outs);
+        (child.wait().await, buf, kept)
     };
     match tokio::time::timeout(within, work).await {
-        Ok((Ok(status), buf)) => {
+        Ok((Ok(status), buf, kept)) => {
             let text = String::from_utf8_lossy(&buf);
             let lines = text
                 .lines()
@@ -297,9 +381,9 @@ async fn run_bounded(
                 .filter(|l| !l.is_empty())
                 .map(|l| crate::text::escape(l).into_owned())
                 .collect();
-            Ok((status, lines))
+            Ok((status, lines, kept))
         }
-        Ok((Err(e), _)) => Err(format!("waitpid: {e}")),
+        Ok((Err(e), _, _)) => Err(format!("waitpid: {e}")),
         Err(_) => {
             if let Some(pid) = pid {
                 // SAFETY: the negative pid is the group the command leads (setsid above).

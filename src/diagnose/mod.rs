@@ -138,6 +138,9 @@ pub(crate) struct Walk<'a> {
     proxied: Vec<bool>,
     /// Which hops have a certificate_command (a `certificate` step after `config`).
     certified: Vec<bool>,
+    /// `doctor --deep`: also the checks that otherwise run only after a failure (a cloud
+    /// CLI's credentials).
+    pub(crate) deep: bool,
 }
 
 impl Walk<'_> {
@@ -234,7 +237,20 @@ pub async fn run(
     prompter: &Arc<Prompter>,
     on_step: &mut (dyn FnMut(&Step) + Send),
 ) -> Report {
+    run_deep(conn, open, false, prompter, on_step).await
+}
+
+/// [`run`], and with `deep` the checks that otherwise run only after a failure too (`warren
+/// doctor --deep`): a cloud CLI's credentials, asked of the CLI even when the session opens.
+pub async fn run_deep(
+    conn: &Connection,
+    open: bool,
+    deep: bool,
+    prompter: &Arc<Prompter>,
+    on_step: &mut (dyn FnMut(&Step) + Send),
+) -> Report {
     let mut w = Walk {
+        deep,
         steps: Vec::new(),
         on_step,
         failed: false,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use russh::client::Handle;
 
-use super::{StepId, Walk, cloud, hop};
+use super::{Status, StepId, Walk, cloud, hop};
 use crate::config::model::{Connection, Hop};
 use crate::prompt::Prompter;
 use crate::ssh::client::Client;
@@ -94,15 +94,27 @@ pub(super) async fn steps(
             return None;
         }
     };
-    w.pass(
-        StepId::Proxy,
-        i,
-        t,
-        format!(
-            "{ran}; the server answers through it{}",
-            proxy::said(&p.stderr_tail(), 5)
-        ),
+    let answers = format!(
+        "{ran}; the server answers through it{}",
+        proxy::said(&p.stderr_tail(), 5)
     );
+    match cloud::Cli::of(&p.command).filter(|_| w.deep) {
+        // --deep: the session opens now; do the credentials hold (and whose are they)?
+        Some(cli) => match cloud::credentials(&cli).await {
+            Ok(whose) => w.pass(StepId::Proxy, i, t, format!("{answers}; {whose}")),
+            Err((detail, hint)) => w.push(
+                StepId::Proxy,
+                i,
+                Status::Warn,
+                t,
+                format!("{answers}; but {detail}"),
+                Some(format!(
+                    "the session opened, so the next one may not: {hint}"
+                )),
+            ),
+        },
+        None => w.pass(StepId::Proxy, i, t, answers),
+    }
     w.pass(StepId::Banner, i, t, banner.0);
     let handle = hop::ssh_steps(w, conn, hop, i, stream, None, Some(banner.1), prompter).await?;
     Some((handle, Some(p)))
