@@ -174,6 +174,47 @@ fn a_certificate_for_another_principal_is_refused_before_connecting() {
     assert_eq!(connections(), before, "doctor did not dial either");
 }
 
+/// A bastion that does not trust the CA (sshd takes the first TrustedUserCAKeys, here
+/// none): the certificate step passes (valid, the right principal), the server refuses the
+/// certificate, and the auth step's hint names the CA it does not know, by fingerprint.
+#[test]
+fn a_bastion_that_does_not_know_the_ca_is_named_with_the_cas_fingerprint() {
+    if !have_servers() {
+        return;
+    }
+    let (sshd, s, key) = bastion(&local_user(), "+5m", "TrustedUserCAKeys none");
+    trusted_entry(&s, &sshd, &key, echo_server());
+    let r = s.warren_kh(&["doctor", "pg", "--json"]);
+    r.expect_code(1);
+    let v = r.json();
+    let steps = v["steps"].as_array().cloned().unwrap_or_default();
+    let cert = steps
+        .iter()
+        .find(|st| st["id"] == "certificate")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(cert["status"], "pass", "{v:#}");
+    let step = failed(&v);
+    assert_eq!(step["id"], "auth", "{v:#}");
+    let ca = std::process::Command::new("ssh-keygen")
+        .args(["-l", "-E", "sha256", "-f"])
+        .arg(s.path().join("ca.pub"))
+        .output()
+        .expect("ssh-keygen -l");
+    let ca = String::from_utf8_lossy(&ca.stdout)
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    assert!(ca.starts_with("SHA256:"), "{ca}");
+    let hint = step["hint"].as_str().unwrap_or_default();
+    assert!(
+        hint.contains(&format!("it does not trust the CA that signed it ({ca})"))
+            && hint.contains("TrustedUserCAKeys"),
+        "{hint}"
+    );
+}
+
 fn failed(v: &Value) -> Value {
     v["steps"]
         .as_array()

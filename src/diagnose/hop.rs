@@ -32,6 +32,14 @@ async fn certificate_step(w: &mut Walk<'_>, hop: &Hop, i: usize) -> Result<Optio
                 detail.push_str(&crate::ssh::proxy::said(&ran.stderr, 3));
             }
             w.pass(StepId::Certificate, i, t, detail);
+            if let Some(slot) = w.certified_by.get_mut(i) {
+                *slot = Some(
+                    got.cert
+                        .signature_key()
+                        .fingerprint(russh::keys::HashAlg::Sha256)
+                        .to_string(),
+                );
+            }
             Ok(Some(got.apply(hop)))
         }
         Ok(None) => Ok(None),
@@ -605,7 +613,12 @@ where
                 i,
                 t,
                 detail,
-                auth_hint(hop, &report.offered, &report.tried),
+                auth_hint(
+                    hop,
+                    &report.offered,
+                    &report.tried,
+                    w.certified_by.get(i).cloned().flatten().as_deref(),
+                ),
             );
             w.skip_rest(hops, i, StepId::Auth);
             None
@@ -613,7 +626,9 @@ where
     }
 }
 
-fn auth_hint(hop: &Hop, offered: &str, tried: &[String]) -> String {
+/// `ca`: the fingerprint of the CA of a certificate the `certificate` step checked (valid
+/// now, for this user): when the server refuses it, the CA is what it does not know.
+fn auth_hint(hop: &Hop, offered: &str, tried: &[String], ca: Option<&str>) -> String {
     let user = &hop.user.value;
     let joined = tried.join(" ");
     let mut hints = Vec::new();
@@ -626,8 +641,12 @@ fn auth_hint(hop: &Hop, offered: &str, tried: &[String]) -> String {
     if joined.contains("holds no keys") || joined.contains("no SSH_AUTH_SOCK") {
         hints.push("the agent has no key: ssh-add your key".into());
     }
-    if joined.contains("certificate") {
-        hints.push("a certificate was refused: check it is not expired and names this user (ssh-keygen -L -f CERT)".into());
+    match ca {
+        Some(ca) if joined.contains("certificate") => hints.push(format!(
+            "the bastion refused the certificate from certificate_command, though it is valid now and names user '{user}': it does not trust the CA that signed it ({ca}): add that CA's public key to the file TrustedUserCAKeys names in the bastion's sshd_config (or, when it uses AuthorizedPrincipalsFile/AuthorizedPrincipalsCommand, list one of the certificate's principals there for '{user}')"
+        )),
+        _ if joined.contains("certificate") => hints.push("a certificate was refused: check it is not expired and names this user (ssh-keygen -L -f CERT)".into()),
+        _ => {}
     }
     if joined.contains("refused") || hints.is_empty() {
         hints.push(format!(

@@ -141,6 +141,9 @@ pub(crate) struct Walk<'a> {
     /// `doctor --deep`: also the checks that otherwise run only after a failure (a cloud
     /// CLI's credentials).
     pub(crate) deep: bool,
+    /// For each hop whose `certificate` step passed: the fingerprint of the CA that signed
+    /// the certificate (its validity and principals were checked), for the auth step's hint.
+    pub(crate) certified_by: Vec<Option<String>>,
 }
 
 impl Walk<'_> {
@@ -251,6 +254,7 @@ pub async fn run_deep(
 ) -> Report {
     let mut w = Walk {
         deep,
+        certified_by: vec![None; conn.hops.len()],
         steps: Vec::new(),
         on_step,
         failed: false,
