@@ -412,3 +412,33 @@ fn the_key_is_read_in_ssh_tunnel_and_jump_host_tables_and_a_bad_value_is_an_erro
         .expect_stderr("certificate_command is not a command")
         .expect_stderr("vault write");
 }
+
+/// The TUI's details pane counts the certificate down while the tunnel is open.
+#[test]
+fn the_tui_counts_the_certificate_down() {
+    if !have_servers() || !support::require("tmux") {
+        return;
+    }
+    let (sshd, s, key) = bastion(&local_user(), "+10m", "");
+    trusted_entry(&s, &sshd, &key, echo_server());
+    let t = support::tmux::Tmux::warren(s.path(), "", &ARGS.join(" "));
+    t.wait_for("connections");
+    t.keys(&["Enter"]);
+    // "cert       expires in 9m59s": the seconds left, read off the screen.
+    let left = |screen: &str| -> Option<u64> {
+        let line = screen.lines().find(|l| l.contains("cert ") && l.contains("expires in"))?;
+        let after = line.split("expires in ").nth(1)?;
+        let word = after.split_whitespace().next()?;
+        let (m, rest) = word.split_once('m')?;
+        let secs = rest.trim_end_matches(|c: char| !c.is_ascii_digit()).trim_end_matches('s');
+        Some(m.parse::<u64>().ok()? * 60 + secs.parse::<u64>().ok()?)
+    };
+    let first = t.wait_until("the certificate's countdown", |s| left(s).is_some());
+    let first = left(&first).expect("seconds left");
+    assert!((540..=600).contains(&first), "{first}");
+    let later = t.wait_until("the countdown to move", |s| {
+        left(s).is_some_and(|l| l + 2 <= first)
+    });
+    assert!(left(&later).is_some_and(|l| l < first), "{later}");
+    t.quit_closing_tunnels();
+}
