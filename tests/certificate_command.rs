@@ -131,6 +131,56 @@ fn the_tunnel_opens_and_a_restart_after_expiry_reconnects_with_a_fresh_certifica
     assert_eq!(up.interrupt(), 0);
 }
 
+/// After a drop, a certificate_command that does not finish (it waits for a login in a
+/// browser) makes the tunnel wait for a person: it is not run again and again.
+#[test]
+fn a_reconnect_whose_certificate_command_waits_for_a_login_waits_for_you() {
+    if !have_servers() {
+        return;
+    }
+    let (mut sshd, s, key) = bastion(&local_user(), "+5s", "");
+    trusted_entry(&s, &sshd, &key, echo_server());
+    // From its second run on, the command waits (as one waiting for an SSO login would).
+    let sign = std::fs::read_to_string(s.path().join("sign")).expect("sign");
+    let d = s.path().display();
+    s.write(
+        "sign",
+        &sign.replacen(
+            "set -e\n",
+            &format!("set -e\nif [ -s {d}/runs ]; then echo run >> {d}/runs; exec sleep 120; fi\n"),
+            1,
+        ),
+    );
+    let mut up = Up::start(s.path(), &up_args("pg"));
+    let local = up.listening("pg");
+    assert_eq!(echo_through(&local, b"signed"), b"signed");
+    assert_eq!(runs(&s), 1);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while show(&s)["certificates"][0]["expires_in_secs"]
+        .as_i64()
+        .is_some_and(|l| l > 0)
+    {
+        assert!(Instant::now() < deadline, "the certificate never expired");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    sshd.restart();
+    up.seen.clear();
+    // The command's own bound is 30 s (connect_timeout, at least 30 s).
+    let v = up.wait_for_within("needs you", Duration::from_secs(60), |v| {
+        v["event"] == "state" && v["state"] == "needs_you"
+    });
+    assert_eq!(v["asking"], false, "{v}");
+    let what = v["what"].as_str().unwrap_or_default();
+    assert!(
+        what.contains("certificate_command did not finish within 30s") && what.contains("log in"),
+        "{v}"
+    );
+    assert_eq!(runs(&s), 2, "run once for the reconnect");
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(runs(&s), 2, "and not again by itself");
+    assert_eq!(up.interrupt(), 0);
+}
+
 #[test]
 fn a_certificate_for_another_principal_is_refused_before_connecting() {
     if !have_servers() {
@@ -426,11 +476,15 @@ fn the_tui_counts_the_certificate_down() {
     t.keys(&["Enter"]);
     // "cert       expires in 9m59s": the seconds left, read off the screen.
     let left = |screen: &str| -> Option<u64> {
-        let line = screen.lines().find(|l| l.contains("cert ") && l.contains("expires in"))?;
+        let line = screen
+            .lines()
+            .find(|l| l.contains("cert ") && l.contains("expires in"))?;
         let after = line.split("expires in ").nth(1)?;
         let word = after.split_whitespace().next()?;
         let (m, rest) = word.split_once('m')?;
-        let secs = rest.trim_end_matches(|c: char| !c.is_ascii_digit()).trim_end_matches('s');
+        let secs = rest
+            .trim_end_matches(|c: char| !c.is_ascii_digit())
+            .trim_end_matches('s');
         Some(m.parse::<u64>().ok()? * 60 + secs.parse::<u64>().ok()?)
     };
     let first = t.wait_until("the certificate's countdown", |s| left(s).is_some());

@@ -265,7 +265,6 @@ impl Supervisor {
                     // Only a person gets it back (a second factor): no attempt is made until
                     // one asks, so nothing loops on a question or locks the account.
                     if ever_up && let Some(what) = e.needs_person() {
-                        let what = what.to_string();
                         if !self.wait_for_person(&what, &stop).await {
                             return;
                         }

@@ -106,11 +106,18 @@ pub enum ConnectError {
 }
 
 impl ConnectError {
-    /// What only a person can give to get further, when that is why it failed (a second
-    /// factor not answered, or its answer refused).
-    pub fn needs_person(&self) -> Option<&str> {
+    /// What only a person can give to get further, when that is why it failed: a second
+    /// factor not answered (or its answer refused), or a certificate_command that did not
+    /// finish (it waits for a login in a browser or on a terminal it does not have).
+    pub fn needs_person(&self) -> Option<String> {
         match self {
-            ConnectError::Auth { needs_person, .. } => needs_person.as_deref(),
+            ConnectError::Auth { needs_person, .. } => needs_person.clone(),
+            ConnectError::Certificate { failure, .. } => match failure.reason {
+                super::certificate::Reason::TimedOut(secs) => Some(format!(
+                    "a fresh certificate (certificate_command did not finish within {secs}s: it waits for a login; log in to the CA first, e.g. vault login or step ssh login)"
+                )),
+                _ => None,
+            },
             _ => None,
         }
     }

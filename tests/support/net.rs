@@ -90,10 +90,20 @@ impl Up {
         what: &str,
         pred: impl Fn(&serde_json::Value) -> bool,
     ) -> serde_json::Value {
+        self.wait_for_within(what, Duration::from_secs(30), pred)
+    }
+
+    /// [`Up::wait_for`] with its own deadline (for an event behind a timeout of its own).
+    pub fn wait_for_within(
+        &mut self,
+        what: &str,
+        within: Duration,
+        pred: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
         if let Some(v) = self.seen.iter().find(|v| pred(v)) {
             return v.clone();
         }
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
@@ -108,7 +118,8 @@ impl Up {
                 Err(_) => {
                     let stderr = self.stderr_now();
                     panic!(
-                        "no {what} event within 30 s; saw: {:#?}\nstderr: {stderr}",
+                        "no {what} event within {} s; saw: {:#?}\nstderr: {stderr}",
+                        within.as_secs(),
                         self.seen
                     )
                 }
